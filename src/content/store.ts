@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+import type { Descriptor } from '../oci/descriptor.js';
+
+/** Bytes as they flow between stores: a Node.js stream or any async iterable of byte chunks. */
+export type ByteSource = Readable | AsyncIterable<Uint8Array>;
+
+/** What a store learned about a blob it stored from a stream of unknown digest. */
+export interface StoredBlob {
+  digest: string;
+  size: number;
+}
+
+/**
+ * One storage interface implemented by the OCI layout, the archive writer and
+ * the registry client, so that build, push and copy are written once for any
+ * pair of places. Manifests and indexes are told apart from blobs by their
+ * media type (registries keep them on different endpoints; layouts do not).
+ */
+export interface ContentStore {
+  /** Whether the content a descriptor names is present. */
+  exists(desc: Descriptor): Promise<boolean>;
+  /**
+   * The content a descriptor names, as a stream. Implementations verify the
+   * digest and size while streaming and fail the stream on a mismatch.
+   */
+  fetch(desc: Descriptor): Promise<Readable>;
+  /** Stores content whose descriptor is known; verifies digest and size. */
+  push(desc: Descriptor, content: ByteSource): Promise<void>;
+  /**
+   * Stores a blob whose digest is only known once the stream has ended
+   * (a payload compressed while it is read). Returns its digest and size.
+   */
+  pushStream(content: ByteSource, options: { mediaType: string }): Promise<StoredBlob>;
+  /** The descriptor of the manifest a tag (or digest) names. */
+  resolve(reference: string): Promise<Descriptor>;
+  /** Points a tag at a manifest that is already stored. */
+  tag(desc: Descriptor, tag: string): Promise<void>;
+}
+
+/** A ContentStore that can be finished (a layout whose index is written last, an archive that is tarred). */
+export interface CommittableStore extends ContentStore {
+  /** Makes everything pushed and tagged visible; nothing is visible before. */
+  commit(): Promise<void>;
+  /** Drops whatever was not committed. */
+  abort(): Promise<void>;
+}

@@ -1,0 +1,37 @@
+/** Media types from the OCI image spec 1.1, Docker's schema 2, and the OS image format. */
+export const MediaType = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  ociConfig: 'application/vnd.oci.image.config.v1+json',
+  ociLayer: 'application/vnd.oci.image.layer.v1.tar',
+  ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  ociEmpty: 'application/vnd.oci.empty.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  octetStream: 'application/octet-stream',
+  zstd: 'application/zstd',
+} as const;
+
+/** Manifest media types oci-os accepts when reading. */
+export const manifestMediaTypes: readonly string[] = [MediaType.ociManifest, MediaType.dockerManifest];
+/** Index media types oci-os accepts when reading. */
+export const indexMediaTypes: readonly string[] = [MediaType.ociIndex, MediaType.dockerManifestList];
+
+export function isManifestMediaType(mt: string | undefined): boolean {
+  return mt !== undefined && manifestMediaTypes.includes(mt);
+}
+export function isIndexMediaType(mt: string | undefined): boolean {
+  return mt !== undefined && indexMediaTypes.includes(mt);
+}
+
+/** Annotation keys used by oci-os. */
+export const Annotation = {
+  refName: 'org.opencontainers.image.ref.name',
+  title: 'org.opencontainers.image.title',
+  created: 'org.opencontainers.image.created',
+  revision: 'org.opencontainers.image.revision',
+  source: 'org.opencontainers.image.source',
+} as const;
