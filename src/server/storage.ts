@@ -1,0 +1,250 @@
+/**
+ * On-disk storage of the embedded registry. Layout under `root`:
+ *
+ * ```
+ * blobs/sha256/<hex>                          content, shared by every repository
+ * repositories/<name>/_blobs/sha256/<hex>     blob links (empty files)
+ * repositories/<name>/_manifests/sha256/<hex> manifest metadata (JSON); bytes live in blobs/
+ * repositories/<name>/_tags/<tag>             the digest a tag points to
+ * repositories/<name>/_referrers/sha256/<subject hex>/<hex>   referrers index (empty files)
+ * uploads/<id>/                               upload sessions (data + info.json)
+ * tmp/                                        temporary files, renamed into place
+ * ```
+ *
+ * Underscore-prefixed directories cannot collide with name components,
+ * which the grammar makes start with `[a-z0-9]`. Every file is written to
+ * `tmp/` first and renamed, so readers never see a partial file.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/** What the registry remembers about a stored manifest (the bytes are a blob). */
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  /** `artifactType`, or the config media type of an image manifest (referrers API). */
+  artifactType?: string;
+  /** Digest of the `subject` descriptor, when there is one. */
+  subject?: string;
+  annotations?: Record<string, string>;
+}
+
+function hexOf(digest: string): string {
+  return digest.slice(digest.indexOf(':') + 1);
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Filesystem-backed blob, manifest, tag and referrer storage. */
+export class RegistryStorage {
+  constructor(readonly root: string) {}
+
+  /** Creates the top-level directories. */
+  async init(): Promise<void> {
+    for (const d of ['blobs/sha256', 'repositories', 'uploads', 'tmp']) {
+      await mkdir(join(this.root, d), { recursive: true });
+    }
+  }
+
+  /** Path of a blob's content. */
+  blobPath(digest: string): string {
+    return join(this.root, 'blobs', 'sha256', hexOf(digest));
+  }
+
+  /** A fresh path under tmp/ on the same filesystem as blobs/. */
+  tmpPath(): string {
+    return join(this.root, 'tmp', randomUUID());
+  }
+
+  /** Directory holding upload sessions. */
+  get uploadsDir(): string {
+    return join(this.root, 'uploads');
+  }
+
+  private repoDir(name: string): string {
+    return join(this.root, 'repositories', ...name.split('/'));
+  }
+
+  private blobLink(name: string, digest: string): string {
+    return join(this.repoDir(name), '_blobs', 'sha256', hexOf(digest));
+  }
+
+  private manifestFile(name: string, digest: string): string {
+    return join(this.repoDir(name), '_manifests', 'sha256', hexOf(digest));
+  }
+
+  private tagFile(name: string, tag: string): string {
+    return join(this.repoDir(name), '_tags', tag);
+  }
+
+  private referrersDir(name: string, subject: string): string {
+    return join(this.repoDir(name), '_referrers', 'sha256', hexOf(subject));
+  }
+
+  /** Writes a file atomically (temp file + rename), creating parents. */
+  async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+    const tmp = this.tmpPath();
+    await writeFile(tmp, data);
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Size of a stored blob, or undefined when the registry does not have it. */
+  async blobSize(digest: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Size of a blob linked into repository `name`, or undefined. */
+  async repoBlobSize(name: string, digest: string): Promise<number | undefined> {
+    try {
+      await stat(this.blobLink(name, digest));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return this.blobSize(digest);
+  }
+
+  /** Whether the repository has any content. */
+  async repoExists(name: string): Promise<boolean> {
+    for (const d of ['_blobs', '_manifests', '_tags']) {
+      try {
+        await stat(join(this.repoDir(name), d));
+        return true;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return false;
+  }
+
+  /** Links a stored blob into a repository. */
+  async linkBlob(name: string, digest: string): Promise<void> {
+    const link = this.blobLink(name, digest);
+    await mkdir(dirname(link), { recursive: true });
+    await writeFile(link, '');
+  }
+
+  /** Removes a repository's link to a blob; false when there was none. */
+  async unlinkBlob(name: string, digest: string): Promise<boolean> {
+    try {
+      await unlink(this.blobLink(name, digest));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Moves a verified temporary file to its content address. When the blob is
+   * already stored, the temporary file is dropped (same digest, same bytes).
+   */
+  async commitBlobFile(tmpFile: string, digest: string): Promise<void> {
+    await rename(tmpFile, this.blobPath(digest));
+  }
+
+  /** A read stream over a blob, optionally a byte range (inclusive end). */
+  openBlob(digest: string, range?: { start: number; end: number }): ReadStream {
+    return createReadStream(this.blobPath(digest), range);
+  }
+
+  /** Stores a manifest's bytes and record, links it as a blob, indexes its subject and points tags at it. */
+  async putManifest(name: string, bytes: Uint8Array, record: ManifestRecord, tags: string[]): Promise<void> {
+    if ((await this.blobSize(record.digest)) === undefined) await this.writeAtomic(this.blobPath(record.digest), bytes);
+    await this.linkBlob(name, record.digest);
+    await this.writeAtomic(this.manifestFile(name, record.digest), JSON.stringify(record));
+    if (record.subject) {
+      const dir = this.referrersDir(name, record.subject);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, hexOf(record.digest)), '');
+    }
+    for (const tag of tags) await this.writeAtomic(this.tagFile(name, tag), record.digest);
+  }
+
+  /** The record of a manifest stored in `name`, or undefined. */
+  async getManifest(name: string, digest: string): Promise<ManifestRecord | undefined> {
+    try {
+      return JSON.parse(await readFile(this.manifestFile(name, digest), 'utf8')) as ManifestRecord;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** The digest a tag points to, or undefined. */
+  async resolveTag(name: string, tag: string): Promise<string | undefined> {
+    try {
+      return (await readFile(this.tagFile(name, tag), 'utf8')).trim();
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Removes a tag; false when it did not exist. */
+  async deleteTag(name: string, tag: string): Promise<boolean> {
+    try {
+      await unlink(this.tagFile(name, tag));
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Removes a manifest, every tag pointing at it and its referrers entry; false when unknown. */
+  async deleteManifest(name: string, digest: string): Promise<boolean> {
+    const record = await this.getManifest(name, digest);
+    if (!record) return false;
+    for (const tag of (await this.listTags(name)) ?? []) {
+      if ((await this.resolveTag(name, tag)) === digest) await this.deleteTag(name, tag);
+    }
+    if (record.subject) await rm(join(this.referrersDir(name, record.subject), hexOf(digest)), { force: true });
+    await rm(this.manifestFile(name, digest), { force: true });
+    return true;
+  }
+
+  /** Tags of a repository in lexical order, or undefined when the repository is unknown. */
+  async listTags(name: string): Promise<string[] | undefined> {
+    try {
+      return (await readdir(join(this.repoDir(name), '_tags'))).sort();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      return (await this.repoExists(name)) ? [] : undefined;
+    }
+  }
+
+  /** Records of the manifests in `name` whose subject is `digest`, ordered by digest. */
+  async listReferrers(name: string, digest: string): Promise<ManifestRecord[]> {
+    let entries: string[];
+    try {
+      entries = (await readdir(this.referrersDir(name, digest))).sort();
+    } catch (err) {
+      if (isNotFound(err)) return [];
+      throw err;
+    }
+    const out: ManifestRecord[] = [];
+    for (const hex of entries) {
+      const record = await this.getManifest(name, `sha256:${hex}`);
+      if (record) out.push(record);
+    }
+    return out;
+  }
+}
