@@ -28,8 +28,8 @@ export interface RegistryHandle {
   password?: string;
   /** The token server the registry trusts (token mode). */
   tokenServer?: TokenServerHandle;
-  /** Last characters the registry process wrote (its log), for failure messages. */
-  logTail(): string;
+  /** Last `chars` characters (default 4000, at most 32 KiB) the registry process wrote (its log). */
+  logTail(chars?: number): string;
   /** Kills the process for sure and removes the temp directories. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -181,7 +181,7 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
         let stopped = false;
         return {
           host, url, rootDir, caFile, certDir, username, password, tokenServer,
-          logTail: () => out.tail(4000),
+          logTail: (chars = 4000) => out.tail(chars),
           async stop() {
             if (stopped) return;
             stopped = true;
