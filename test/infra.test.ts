@@ -127,6 +127,12 @@ test('tls registry: trusted through the test CA only', async (t) => {
   await res.body.dump();
   assert.equal(res.statusCode, 200);
   await assert.rejects(request(`${r.url}/v2/`), /certificate|self.signed/i);
+  const proxy = await startFaultProxy(r.url, { upstreamCaFile: r.caFile });
+  t.after(() => proxy.stop());
+  const post = await request(`${proxy.url}/v2/infra/test/blobs/uploads/`, { method: 'POST' });
+  await post.body.dump();
+  assert.equal(post.statusCode, 202);
+  assert.ok(String(post.headers.location).startsWith(`${proxy.url}/`), 'https Location rewritten to the proxy');
 });
 
 test('token registry: Bearer flow, scopes recorded, OAuth2 POST and refresh, expiry', async (t) => {
@@ -261,6 +267,11 @@ test('fault proxy against the plain registry', async (t) => {
     assert.equal(status.statusCode, 404, text);
     assert.match(text, /BLOB_UPLOAD_INVALID/);
     assert.ok(/client disconnected during blob PATCH.*copied=1048576/.test(r.logTail(32 * 1024)), 'registry did not log the cut PATCH');
+    // A body shorter than afterBytes still ends in a reset, never in an answer.
+    proxy.addRule({ method: 'PATCH', path: /\/blobs\/uploads\//, action: { type: 'reset', afterBytes: 10 * MiB } });
+    await assert.rejects(patch(await startUpload(proxy.url), Buffer.alloc(1000, 1)));
+    assert.equal(proxy.log.at(-1)!.requestBodyBytes, 1000);
+    assert.equal(proxy.log.at(-1)!.status, 0);
   });
 
   await t.test('resetResponse cuts a download after N bytes', async () => {

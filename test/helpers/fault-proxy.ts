@@ -24,7 +24,9 @@ export type FaultAction =
   /**
    * Forward, but after `afterBytes` bytes of the request body (default 0)
    * abort the upstream request and destroy the client socket (TCP RST when
-   * possible) without answering. The upstream sees a partial upload.
+   * possible) without answering. The upstream sees a partial upload. A body
+   * shorter than `afterBytes` is forwarded whole, the upstream's answer is
+   * dropped and both sides are cut (the "lost answer" case).
    */
   | { type: 'reset'; afterBytes?: number }
   /**
@@ -331,10 +333,11 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
         res.end('fault proxy: upstream failed');
       } else res.destroy();
     });
-    req.on('aborted', () => up.destroy());
+    req.on('close', () => { if (!req.complete) up.destroy(); });
     res.on('close', () => { if (!res.writableFinished) up.destroy(); });
 
     up.on('response', (ures) => {
+      if (resetting) { ures.destroy(); return; }
       const out: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(ures.headers)) if (!HOP.has(k) && v !== undefined) out[k] = v;
       if (typeof out.location === 'string') out.location = rewriteLocation(out.location, self);
@@ -389,7 +392,11 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
       entry.requestBodyBytes += c.length;
       if (!up.write(c)) { req.pause(); up.once('drain', () => req.resume()); }
     });
-    req.on('end', () => { if (!resetting) up.end(); });
+    req.on('end', () => {
+      if (resetting) return;
+      if (limit !== Infinity) doReset(); // body shorter than afterBytes: cut at its end
+      else up.end();
+    });
   };
 
   const listen = async (listener: 'main' | 'other', address: string): Promise<string> => {

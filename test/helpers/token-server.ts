@@ -181,7 +181,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     if (u.pathname !== '/token') return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such endpoint' }] });
     const issuedAt = new Date().toISOString();
     if (req.method === 'GET') {
-      const rec: TokenRequestRecord = { method: 'GET', scope: u.searchParams.getAll('scope'), basicAuthOk: false, status: 0 };
+      const rec: TokenRequestRecord = { method: 'GET', scope: u.searchParams.getAll('scope').flatMap((x) => x.split(' ')).filter(Boolean), basicAuthOk: false, status: 0 };
       handle.requests.push(rec);
       const auth = req.headers.authorization;
       let account: string | undefined;
