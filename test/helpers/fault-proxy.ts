@@ -386,11 +386,13 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
       if (entry.requestBodyBytes + c.length >= limit) {
         const part = c.subarray(0, limit - entry.requestBodyBytes);
         entry.requestBodyBytes = limit;
+        resetting = true;
+        req.pause();
         up.write(part, () => doReset());
         return;
       }
       entry.requestBodyBytes += c.length;
-      if (!up.write(c)) { req.pause(); up.once('drain', () => req.resume()); }
+      if (!up.write(c)) { req.pause(); up.once('drain', () => { if (!resetting) req.resume(); }); }
     });
     req.on('end', () => {
       if (resetting) return;
