@@ -29,6 +29,7 @@ export interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
+  bytes: Buffer;
   json: any;
   header(name: string): string | undefined;
 }
@@ -42,7 +43,8 @@ export async function call(
 ): Promise<Answer> {
   const url = new URL(path, reg.url);
   const r = await request(url, { method: method as 'GET', body: opts.body, headers: opts.headers });
-  const text = await r.body.text();
+  const bytes = Buffer.from(await r.body.arrayBuffer());
+  const text = bytes.toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -53,6 +55,7 @@ export async function call(
     status: r.statusCode,
     headers: r.headers,
     text,
+    bytes,
     json,
     header: (name) => {
       const v = r.headers[name.toLowerCase()];
