@@ -74,16 +74,25 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
   };
   return (req, res) => {
     const started = Date.now();
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://registry.invalid');
+    } catch {
+      url = new URL('http://registry.invalid/invalid-url');
+    }
     if (options.log) {
       const log = options.log;
       res.on('close', () => {
-        log({
-          method: req.method ?? '',
-          path: url.pathname,
-          status: res.headersSent ? res.statusCode : 0,
-          durationMs: Date.now() - started,
-        });
+        try {
+          log({
+            method: req.method ?? '',
+            path: url.pathname,
+            status: res.headersSent ? res.statusCode : 0,
+            durationMs: Date.now() - started,
+          });
+        } catch {
+          // A failing logger must not take the registry down.
+        }
       });
     }
     void handle(ctx, auth, options.hooks, { req, res, url });

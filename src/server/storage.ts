@@ -153,8 +153,9 @@ export class RegistryStorage {
   }
 
   /**
-   * Moves a verified temporary file to its content address. When the blob is
-   * already stored, the temporary file is dropped (same digest, same bytes).
+   * Moves a verified file to its content address with one atomic rename.
+   * When the blob is already stored it is replaced by identical bytes, so
+   * concurrent readers see either copy, never a partial file.
    */
   async commitBlobFile(tmpFile: string, digest: string): Promise<void> {
     await rename(tmpFile, this.blobPath(digest));
