@@ -1,0 +1,115 @@
+/**
+ * Image references: `[HOST[:PORT]/]REPO[:TAG][@DIGEST]`, normalized the way
+ * Docker does (distribution-spec "Pulling manifests" names and tags; Docker's
+ * reference grammar for the host part and the `docker.io` defaults).
+ */
+import { OciError } from '../errors.js';
+import { isDigest } from '../oci/digest.js';
+
+/** Registry name used when a reference has no host (Docker Hub). */
+export const dockerHubRegistry = 'docker.io';
+/** The API host behind {@link dockerHubRegistry}. */
+export const dockerHubApiHost = 'registry-1.docker.io';
+
+/** Repository name grammar (distribution-spec, "Pulling manifests"). */
+export const repositoryRe = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
+/** Tag grammar (distribution-spec, "Pulling manifests"). */
+export const tagRe = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+const sha256Re = /^sha256:[a-f0-9]{64}$/;
+const hostRe =
+  /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
+
+/** Longest `host[:port]/name` accepted (the limit most clients apply). */
+export const maxReferenceNameLength = 255;
+
+/** A parsed, normalized image reference. */
+export interface Reference {
+  /** Registry as users write it: `docker.io`, `ghcr.io`, `localhost:5000`. */
+  registry: string;
+  /** Host (and port) the API is served from: `registry-1.docker.io` for Docker Hub, else {@link registry}. */
+  apiHost: string;
+  /** Repository path, `library/`-prefixed for one-component Docker Hub names. */
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+function invalid(input: string, why: string): OciError {
+  return new OciError('INVALID_REFERENCE', `invalid reference "${input}": ${why}`, {
+    hint: 'expected [HOST[:PORT]/]REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/org/image:1.0',
+  });
+}
+
+/** True when the first path component of a reference names a registry host. */
+function looksLikeHost(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost' || component.startsWith('[');
+}
+
+/**
+ * Parses and normalizes a reference. Throws OciError `INVALID_REFERENCE` with
+ * a message that says which part is wrong.
+ */
+export function parseReference(input: string): Reference {
+  const s = input.trim();
+  if (s === '') throw invalid(input, 'it is empty');
+  let rest = s;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!isDigest(digest)) throw invalid(input, `"${digest}" is not a digest (algorithm:hex)`);
+    if (digest.startsWith('sha256:') && !sha256Re.test(digest)) {
+      throw invalid(input, 'a sha256 digest has 64 lowercase hex characters');
+    }
+  }
+  let tag: string | undefined;
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!tagRe.test(tag)) {
+      throw invalid(input, `tag "${tag}" must be 1-128 characters of letters, digits, "_", "." and "-", not starting with "." or "-"`);
+    }
+  }
+  let registry = dockerHubRegistry;
+  let repository = rest;
+  const slash = rest.indexOf('/');
+  if (slash >= 0 && looksLikeHost(rest.slice(0, slash))) {
+    registry = rest.slice(0, slash);
+    repository = rest.slice(slash + 1);
+    if (!hostRe.test(registry)) throw invalid(input, `"${registry}" is not a valid registry host`);
+    const port = /:(\d+)$/.exec(registry);
+    if (port && Number(port[1]) > 65535) throw invalid(input, `port ${port[1]} is out of range`);
+  }
+  if (registry === 'index.docker.io' || registry === dockerHubApiHost) registry = dockerHubRegistry;
+  if (repository === '') throw invalid(input, 'the repository name is missing');
+  if (registry === dockerHubRegistry && !repository.includes('/')) repository = `library/${repository}`;
+  if (!repositoryRe.test(repository)) {
+    const why = /[A-Z]/.test(repository)
+      ? `repository "${repository}" must be lowercase`
+      : `repository "${repository}" must be lowercase letters and digits separated by "/", ".", "_", "__" or "-"`;
+    throw invalid(input, why);
+  }
+  if (registry.length + 1 + repository.length > maxReferenceNameLength) {
+    throw invalid(input, `"${registry}/${repository}" is longer than ${maxReferenceNameLength} characters`);
+  }
+  const apiHost = registry === dockerHubRegistry ? dockerHubApiHost : registry;
+  return { registry, apiHost, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
+/** The manifest reference to request: the digest when there is one, else the tag, else `latest`. */
+export function manifestReference(ref: Reference): string {
+  return ref.digest ?? ref.tag ?? 'latest';
+}
+
+/** Formats a reference back to its normalized string form. */
+export function formatReference(ref: Reference): string {
+  return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
+}
+
+/** True for hosts on the loopback interface (`localhost`, 127.0.0.0/8, `[::1]`), with or without a port. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '[::1]' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}

@@ -1,0 +1,294 @@
+/**
+ * One repository of a registry as a ContentStore (distribution-spec
+ * "Pulling", "Pushing", "Content discovery" for tags): blobs and manifests
+ * are told apart by media type, blobs go through {@link ChunkedUpload},
+ * manifests are PUT with their exact bytes and the registry's digest is
+ * checked against ours. Every blob push is recorded for reporting.
+ */
+import { Readable, pipeline } from 'node:stream';
+import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
+import { OciError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { DigestStream, sha256Digest, type Digest } from '../oci/digest.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
+import { readCapped } from './errors.js';
+import type { RegistryHttp } from './http.js';
+import { formatReference, type Reference } from './reference.js';
+import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
+
+/** Largest manifest read or pushed (the spec asks registries to take at least 4 MiB). */
+export const maxManifestBytes = 16 * 1024 * 1024;
+
+/** `Accept` for manifest requests: OCI and Docker manifests and indexes. */
+export const manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ');
+
+/** What happened to one blob, for reporting. */
+export interface BlobPushResult {
+  digest: string;
+  size: number;
+  mediaType?: string;
+  /** `uploaded` (bytes went over the wire), `exists` (HEAD found it), `mounted` (cross-repository mount). */
+  status: 'uploaded' | 'exists' | 'mounted';
+  /** Bytes sent for this blob, re-sent ones included; 0 unless uploaded. */
+  uploadedBytes: number;
+  /** Details of the upload when there was one. */
+  upload?: UploadResult;
+}
+
+/** Per-push options. */
+export interface BlobPushOptions extends Pick<ChunkedUploadOptions, 'chunkSize' | 'reopen' | 'signal' | 'onProgress'> {
+  /** Repositories on the same registry to try to mount the blob from first. */
+  mountFrom?: string | string[];
+  /** Skip the HEAD request (the caller knows the blob is missing). */
+  skipExistsCheck?: boolean;
+}
+
+/** Defaults a repository applies to every upload. */
+export interface RepositoryDefaults {
+  chunkSize?: number;
+  maxChunkSize?: number;
+}
+
+/** Consumes nothing more of a source and releases it. */
+async function discard(content: ByteSource): Promise<void> {
+  if (content instanceof Readable) {
+    content.destroy();
+    return;
+  }
+  const it = (content as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  await it.return?.().catch(() => undefined);
+}
+
+/** Reads a small source into memory, failing past `cap` bytes. */
+async function readAll(content: ByteSource, cap: number, what: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const c of content as AsyncIterable<Uint8Array>) {
+    n += c.length;
+    if (n > cap) {
+      await discard(content);
+      throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is larger than ${cap} bytes`);
+    }
+    parts.push(Buffer.from(c));
+  }
+  return Buffer.concat(parts, n);
+}
+
+function isManifestDescriptor(desc: { mediaType?: string }): boolean {
+  return isManifestMediaType(desc.mediaType) || isIndexMediaType(desc.mediaType);
+}
+
+/** A repository on a registry, implementing {@link ContentStore}. */
+export class RegistryRepository implements ContentStore {
+  /** Repository path, e.g. `library/alpine`. */
+  readonly name: string;
+  /** Every blob pushed through this object, in completion order. */
+  readonly results: BlobPushResult[] = [];
+  private readonly manifests = new Map<string, { bytes: Buffer; mediaType: string }>();
+  private readonly pull: Scope[];
+  private readonly push_: Scope[];
+
+  constructor(
+    readonly http: RegistryHttp,
+    readonly reference: Reference,
+    private readonly defaults: RepositoryDefaults = {},
+  ) {
+    this.name = reference.repository;
+    this.pull = [pullScope(this.name)];
+    this.push_ = [pushScope(this.name)];
+  }
+
+  private what(desc: { digest: string }): string {
+    return `${this.reference.registry}/${this.name}@${desc.digest}`;
+  }
+
+  /** HEAD the blob or manifest a descriptor names. */
+  async exists(desc: Descriptor): Promise<boolean> {
+    const kind = isManifestDescriptor(desc) ? 'manifests' : 'blobs';
+    const res = await this.http.send({
+      method: 'HEAD', url: `/v2/${this.name}/${kind}/${desc.digest}`, scopes: this.pull,
+      headers: kind === 'manifests' ? { accept: manifestAccept } : undefined,
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 200) return true;
+    if (res.status === 404) return false;
+    throw await this.http.error(res, 'HEAD');
+  }
+
+  /** GETs content, verifying digest and size as it streams (redirects to other hosts get no credentials). */
+  async fetch(desc: Descriptor, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const manifest = isManifestDescriptor(desc);
+    const res = await this.http.send({
+      method: 'GET', url: `/v2/${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`, scopes: this.pull, signal: options.signal,
+      headers: manifest ? { accept: [desc.mediaType, manifestAccept].join(', ') } : undefined,
+    });
+    if (res.status !== 200) {
+      const err = await this.http.error(res, 'GET');
+      if (res.status === 404) throw new OciError('NOT_FOUND', `${this.what(desc)} not found`, { cause: err });
+      throw err;
+    }
+    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: this.what(desc) });
+    pipeline(res.body, verify, () => undefined);
+    return verify;
+  }
+
+  /** The exact bytes of a manifest, verified. */
+  async fetchManifestBytes(desc: { digest: string; mediaType?: string; size?: number }): Promise<Buffer> {
+    const cached = this.manifests.get(desc.digest);
+    if (cached) return cached.bytes;
+    const stream = await this.fetch({ mediaType: desc.mediaType ?? MediaType.ociManifest, digest: desc.digest, size: desc.size ?? -1 } as Descriptor);
+    return readAll(stream, maxManifestBytes, this.what(desc));
+  }
+
+  /** ContentStore push: manifests by their digest, blobs by upload (skipped when present). */
+  async push(desc: Descriptor, content: ByteSource): Promise<void> {
+    await this.pushContent(desc, content);
+  }
+
+  /**
+   * Pushes content whose descriptor is known. Manifests go to
+   * `/manifests/<digest>`; blobs are HEADed first, then mounted or uploaded.
+   */
+  async pushContent(desc: Descriptor, content: ByteSource, options: BlobPushOptions = {}): Promise<BlobPushResult> {
+    if (isManifestDescriptor(desc)) {
+      const bytes = await readAll(content, maxManifestBytes, this.what(desc));
+      const digest = sha256Digest(bytes);
+      if (bytes.length !== desc.size) throw new OciError('SIZE_MISMATCH', `${this.what(desc)}: got ${bytes.length} bytes, expected ${desc.size}`);
+      if (digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${this.what(desc)}: content has digest ${digest}`);
+      await this.putManifest(bytes, desc.mediaType, desc.digest);
+      return { digest, size: bytes.length, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: bytes.length };
+    }
+    if (!options.skipExistsCheck && (await this.exists(desc))) {
+      await discard(content);
+      return this.record({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, status: 'exists', uploadedBytes: 0 });
+    }
+    let session: ChunkedUploadOptions['session'];
+    for (const from of [options.mountFrom ?? []].flat()) {
+      const m = await this.tryMount(desc.digest, from, options.signal);
+      if (m === true) {
+        await discard(content);
+        return this.record({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, status: 'mounted', uploadedBytes: 0 });
+      }
+      if (m && !session) session = m;
+    }
+    const upload = new ChunkedUpload(this.http, this.name, content, {
+      ...this.uploadDefaults(options), session,
+      expected: { digest: desc.digest, size: desc.size }, what: this.what(desc),
+    });
+    const r = await upload.run();
+    return this.record({ digest: r.digest, size: r.size, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: r.uploadedBytes, upload: r });
+  }
+
+  /** ContentStore pushStream: uploads a blob whose digest is known only at the end. */
+  async pushStream(content: ByteSource, options: { mediaType: string } & BlobPushOptions): Promise<StoredBlob> {
+    const r = await this.uploadStream(content, options);
+    return { digest: r.digest, size: r.size };
+  }
+
+  /** Like {@link pushStream}, returning the full per-blob result. */
+  async uploadStream(content: ByteSource, options: { mediaType?: string } & BlobPushOptions = {}): Promise<BlobPushResult> {
+    const upload = new ChunkedUpload(this.http, this.name, content, { ...this.uploadDefaults(options), what: `blob for ${this.reference.registry}/${this.name}` });
+    const r = await upload.run();
+    return this.record({ digest: r.digest, size: r.size, mediaType: options.mediaType, status: 'uploaded', uploadedBytes: r.uploadedBytes, upload: r });
+  }
+
+  private uploadDefaults(o: BlobPushOptions): ChunkedUploadOptions {
+    return {
+      chunkSize: o.chunkSize ?? this.defaults.chunkSize, maxChunkSize: this.defaults.maxChunkSize,
+      reopen: o.reopen, signal: o.signal, onProgress: o.onProgress,
+    };
+  }
+
+  private record(r: BlobPushResult): BlobPushResult {
+    this.results.push(r);
+    return r;
+  }
+
+  /**
+   * Cross-repository mount: true when mounted (201). A 202 session is
+   * returned for the caller to upload into; {@link mount} cancels it instead.
+   */
+  private async tryMount(digest: string, from: string, signal?: AbortSignal): Promise<true | { location: URL; minChunkLength?: number } | false> {
+    const scopes = mergeScopes(this.push_, [pullScope(from)]);
+    const q = new URLSearchParams({ mount: digest, from });
+    const res = await this.http.send({ method: 'POST', url: `/v2/${this.name}/blobs/uploads/?${q}`, scopes, signal });
+    if (res.status === 201) {
+      await res.body.dump().catch(() => undefined);
+      return true;
+    }
+    if (res.status === 202) {
+      const location = this.http.resolveLocation(res);
+      const min = Number(res.header('oci-chunk-min-length'));
+      await res.body.dump().catch(() => undefined);
+      return location ? { location, minChunkLength: min > 0 ? min : undefined } : false;
+    }
+    await res.body.dump().catch(() => undefined);
+    return false; // mounting is an optimisation: any refusal means "upload it"
+  }
+
+  /** Mounts a blob from another repository of the same registry; false when the registry did not. */
+  async mount(desc: { digest: string; size?: number; mediaType?: string }, from: string): Promise<boolean> {
+    const m = await this.tryMount(desc.digest, from);
+    if (m === true) {
+      this.record({ digest: desc.digest, size: desc.size ?? 0, mediaType: desc.mediaType, status: 'mounted', uploadedBytes: 0 });
+      return true;
+    }
+    if (m) {
+      const res = await this.http.send({ method: 'DELETE', url: m.location, scopes: this.push_, retry: false }).catch(() => undefined);
+      await res?.body.dump().catch(() => undefined);
+    }
+    return false;
+  }
+
+  /**
+   * PUTs a manifest's exact bytes under a tag or digest and checks that the
+   * registry's `Docker-Content-Digest` equals our sha256.
+   */
+  async putManifest(bytes: Buffer, mediaType: string, reference: string): Promise<Descriptor> {
+    const digest = sha256Digest(bytes);
+    const res = await this.http.send({
+      method: 'PUT', url: `/v2/${this.name}/manifests/${reference}`, body: bytes, scopes: this.push_,
+      headers: { 'content-type': mediaType },
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.http.error(res, 'PUT');
+    const echoed = res.header('docker-content-digest');
+    await res.body.dump().catch(() => undefined);
+    if (echoed && echoed !== digest) {
+      throw new OciError('DIGEST_MISMATCH', `${this.reference.registry}/${this.name}:${reference}: registry stored the manifest as ${echoed}, expected ${digest}`);
+    }
+    this.manifests.set(digest, { bytes, mediaType });
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  /** The descriptor of the manifest a tag or digest names. */
+  async resolve(reference: string): Promise<Descriptor> {
+    const url = `/v2/${this.name}/manifests/${reference}`;
+    const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
+    await head.body.dump().catch(() => undefined);
+    if (head.status === 404) {
+      throw new OciError('NOT_FOUND', `${formatReference({ ...this.reference, tag: undefined, digest: undefined })}:${reference} not found`);
+    }
+    const digest = head.header('docker-content-digest');
+    const mediaType = head.header('content-type')?.split(';')[0]?.trim();
+    const size = Number(head.header('content-length'));
+    if (head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0) return { mediaType, digest, size };
+    const res = await this.http.send({ method: 'GET', url, scopes: this.pull, headers: { accept: manifestAccept } });
+    if (res.status !== 200) throw await this.http.error(res, 'GET');
+    const bytes = await readAll(res.body, maxManifestBytes, `manifest ${reference}`);
+    const actual = sha256Digest(bytes);
+    if (reference.includes(':') && reference !== actual) {
+      throw new OciError('DIGEST_MISMATCH', `manifest ${reference}: content has digest ${actual}`);
+    }
+    const type = res.header('content-type')?.split(';')[0]?.trim() || (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType;
+    if (!type) throw new OciError('INVALID_FORMAT', `manifest ${reference} has no media type`);
+    this.manifests.set(actual, { bytes, mediaType: type });
+    return { mediaType: type, digest: actual as Digest, size: bytes.length };
+  }
+
+  /** Points a tag at a manifest: PUTs its bytes (kept from this session, or fetched by digest) under the tag. */
+  async tag(desc: Descriptor, tag: string): Promise<void> {
+    const bytes = await this.fetchManifestBytes(desc);
+    await this.putManifest(bytes, desc.mediaType, tag);
+  }
+}

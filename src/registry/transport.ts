@@ -1,0 +1,174 @@
+/**
+ * HTTP(S) transport to one registry: an undici Agent with the registry's TLS
+ * settings, redirects followed here (not by undici) so that `Authorization`
+ * only ever goes to the origin it is meant for (distribution-spec, "Pulling
+ * blobs": a registry may redirect to another host), and socket/TLS failures
+ * mapped to OciErrors that name the host.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import { OciError } from '../errors.js';
+import { mapTransportError } from './errors.js';
+import { isLoopbackHost } from './reference.js';
+
+/** Connection options of a registry; every field has a default. */
+export interface TransportOptions {
+  /** Skip TLS certificate verification (`--insecure`). */
+  insecure?: boolean;
+  /** PEM file of extra CA certificates to trust (`--ca-file`), added to the system ones. */
+  caFile?: string;
+  /** Speak plain HTTP. Default: true for loopback hosts (localhost, 127.0.0.0/8, [::1]), else false. */
+  plainHttp?: boolean;
+  /** `User-Agent` header. */
+  userAgent?: string;
+  /** Connect timeout in ms. Default 30000. */
+  connectTimeoutMs?: number;
+  /** Time to wait for response headers, in ms. Default 300000 (large final PUTs may take long to commit). */
+  headersTimeoutMs?: number;
+  /** Longest pause between response body bytes, in ms. Default 300000. */
+  bodyTimeoutMs?: number;
+  /** Most redirects followed for one request. Default 10. */
+  maxRedirects?: number;
+}
+
+/** Request bodies the transport sends: bytes in memory (replayable) or a stream (sent once). */
+export type RequestBody = Buffer | Readable;
+
+/** One request. */
+export interface TransportRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** `Authorization` value, sent only to {@link authorizedOrigin}. */
+  authorization?: string;
+  /** The only origin (`scheme://host:port`) that may receive {@link authorization}. Default: the registry's. */
+  authorizedOrigin?: string;
+  signal?: AbortSignal;
+  /** Follow 3xx answers (default true). Stream bodies are never re-sent: their 3xx comes back as is. */
+  followRedirects?: boolean;
+}
+
+/** One response; `body` must be consumed or dumped by the caller. */
+export interface TransportResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered (after redirects). */
+  url: URL;
+  /** First value of a header, by lowercase name. */
+  header(name: string): string | undefined;
+}
+
+const systemBundles = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+
+/**
+ * The CA list used when a `caFile` is given: Node's bundled roots, the
+ * system bundle, `NODE_EXTRA_CA_CERTS` and the file (a `ca` option replaces
+ * Node's defaults, so they are added back explicitly).
+ */
+function caList(caFile: string): string[] {
+  const list = [...rootCertificates];
+  const sys = systemBundles.find((p) => existsSync(p));
+  if (sys) list.push(readFileSync(sys, 'utf8'));
+  if (process.env.NODE_EXTRA_CA_CERTS && existsSync(process.env.NODE_EXTRA_CA_CERTS)) {
+    list.push(readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8'));
+  }
+  try {
+    list.push(readFileSync(caFile, 'utf8'));
+  } catch (err) {
+    throw new OciError('INPUT_UNREADABLE', `cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return list;
+}
+
+/** First value of a header. */
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The transport of one registry host. */
+export class Transport {
+  /** `host[:port]` of the registry API. */
+  readonly host: string;
+  /** `http(s)://host[:port]`. */
+  readonly origin: string;
+  readonly plainHttp: boolean;
+  private readonly agent: Agent;
+  private readonly userAgent: string;
+  private readonly maxRedirects: number;
+
+  constructor(host: string, options: TransportOptions = {}) {
+    this.host = host;
+    this.plainHttp = options.plainHttp ?? isLoopbackHost(host);
+    this.origin = `${this.plainHttp ? 'http' : 'https'}://${host}`;
+    this.userAgent = options.userAgent ?? 'oci-os';
+    this.maxRedirects = options.maxRedirects ?? 10;
+    this.agent = new Agent({
+      connect: {
+        timeout: options.connectTimeoutMs ?? 30_000,
+        rejectUnauthorized: !options.insecure,
+        ...(options.caFile ? { ca: caList(options.caFile) } : {}),
+      },
+      headersTimeout: options.headersTimeoutMs ?? 300_000,
+      bodyTimeout: options.bodyTimeoutMs ?? 300_000,
+      keepAliveTimeout: 30_000,
+    });
+  }
+
+  /** Resolves a path (or absolute URL) against the registry origin. */
+  url(pathOrUrl: string): URL {
+    return new URL(pathOrUrl, this.origin);
+  }
+
+  /** Sends a request, following redirects; never sends `Authorization` to another origin. */
+  async request(req: TransportRequest): Promise<TransportResponse> {
+    let url = req.url;
+    let method = req.method.toUpperCase();
+    let body = req.body;
+    const authorizedOrigin = req.authorizedOrigin ?? this.origin;
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
+      if (req.authorization && url.origin === authorizedOrigin) headers.authorization = req.authorization;
+      if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
+      else if (body === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) headers['content-length'] = '0';
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.agent.request({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body: body ?? null,
+          signal: req.signal,
+        });
+      } catch (err) {
+        throw mapTransportError(err, url.host, url.protocol === 'http:');
+      }
+      const status = res.statusCode;
+      const location = headerValue(res.headers, 'location');
+      const isRedirect = status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+      if (!isRedirect || !location || req.followRedirects === false || !(body === undefined || Buffer.isBuffer(body))) {
+        return { status, headers: res.headers, body: res.body, url, header: (n) => headerValue(res.headers, n) };
+      }
+      await res.body.dump().catch(() => undefined);
+      if (hop >= this.maxRedirects) {
+        throw new OciError('REGISTRY', `${req.method} to ${this.host}: more than ${this.maxRedirects} redirects`);
+      }
+      url = new URL(location, url);
+      if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+        body = undefined;
+      }
+    }
+  }
+
+  /** Closes every connection. */
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}

@@ -1,0 +1,497 @@
+/**
+ * Resumable, adaptive chunked blob upload (distribution-spec, "Pushing a
+ * blob in chunks", "Pushing a blob monolithically", "Resuming an upload").
+ *
+ * The source is read once: every byte is hashed as it is pulled and kept
+ * only until the registry acknowledges the chunk it belongs to, so memory is
+ * bounded by the chunk size and a broken connection costs at most one
+ * chunk, re-sent from the offset the registry reports (`GET <location>` →
+ * `Range`). The chunk size adapts to what the registry accepts: halved on
+ * 413 or a "too large" 416 (GHCR), grown on a "too small" 400 (ECR), never
+ * below `OCI-Chunk-Min-Length`.
+ *
+ * When a registry refuses PATCH (Google Artifact Registry) the upload falls
+ * back to one streamed `PUT ?digest=`, which needs the digest before the
+ * first byte is sent. Trade-off: with a known digest (a descriptor) the
+ * stream is sent as is; with an unknown digest the source must be readable
+ * twice — `reopen()` — and is hashed in a first pass, uploaded in a second;
+ * without either the upload fails with a clear message rather than
+ * buffering the blob. `reopen()` is also what lets an upload start over when
+ * the registry dropped the session (404 BLOB_UPLOAD_UNKNOWN, ACR's
+ * BLOB_UPLOAD_INVALID, distribution after a partial PATCH).
+ */
+import { Readable } from 'node:stream';
+import { OciError, describeError } from '../errors.js';
+import type { ByteSource } from '../content/store.js';
+import type { Digest } from '../oci/digest.js';
+import { pushScope, type Scope } from './auth/token-cache.js';
+import { ChunkSource } from './chunk-source.js';
+import { RegistryError, TransportError } from './errors.js';
+import type { RegistryHttp } from './http.js';
+import type { TransportResponse } from './transport.js';
+
+const MiB = 1024 * 1024;
+/** Default chunk size. */
+export const defaultChunkSize = 8 * MiB;
+/** Smallest chunk the uploader shrinks to. */
+export const minAdaptiveChunkSize = 64 * 1024;
+/** ECR refuses non-final parts under 5 MiB. */
+const tooSmallFloor = 5 * MiB;
+
+/** Default chunk size for a registry host: 4 MiB for ghcr.io (its PATCH limit), else 8 MiB. */
+export function defaultChunkSizeFor(host: string): number {
+  return host === 'ghcr.io' ? 4 * MiB : defaultChunkSize;
+}
+
+/** An upload session the registry opened (202 to a POST or to a mount attempt). */
+export interface UploadSession {
+  location: URL;
+  /** `OCI-Chunk-Min-Length`, when sent. */
+  minChunkLength?: number;
+}
+
+/** Options of {@link ChunkedUpload}. */
+export interface ChunkedUploadOptions {
+  /** Digest (and size) when known up front: verified before the upload is committed. */
+  expected?: { digest: string; size?: number };
+  /** Initial chunk size. Default {@link defaultChunkSizeFor} the host. */
+  chunkSize?: number;
+  /** Largest chunk the uploader grows to. Default 64 MiB. */
+  maxChunkSize?: number;
+  /** Restarts the source from byte 0 (for a lost session or a monolithic fallback with unknown digest). */
+  reopen?: () => ByteSource | Promise<ByteSource>;
+  signal?: AbortSignal;
+  /** Called with the number of bytes the registry has acknowledged. */
+  onProgress?: (acknowledged: number) => void;
+  /** Use this session instead of opening one (a mount answered 202). */
+  session?: UploadSession;
+  /** Name used in messages. Default `blob`. */
+  what?: string;
+}
+
+/** What an upload did. */
+export interface UploadResult {
+  digest: Digest;
+  size: number;
+  /** Bytes sent in request bodies, re-sent ones included. */
+  uploadedBytes: number;
+  /** Bytes sent more than once. */
+  resentBytes: number;
+  /** Chunks acknowledged. */
+  chunks: number;
+  /** Recoveries after a failure (status checks followed by a resend). */
+  resumes: number;
+  /** Times the upload started over from byte 0 via `reopen()`. */
+  restarts: number;
+  /** `chunked`, or `monolithic` after a PATCH refusal. */
+  mode: 'chunked' | 'monolithic';
+  /** Chunk size in use at the end. */
+  chunkSize: number;
+}
+
+/** The registry no longer knows the session (or lost acknowledged bytes). */
+class SessionLost extends Error {
+  constructor(readonly reason: string, readonly original?: unknown) {
+    super(reason);
+  }
+}
+
+/** Parses `Range: 0-<end>` into the number of bytes the registry holds; `0-0` means 0 unless `ack` ≥ 1. */
+export function parseUploadRange(header: string | undefined, ack: number): number | undefined {
+  if (!header) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)/i.exec(header.trim());
+  if (!m) return undefined;
+  const end = Number(m[2]);
+  if (end === 0 && Number(m[1]) === 0 && ack === 0) return 0;
+  return end + 1;
+}
+
+/** Appends `digest=` to a Location, keeping its query. */
+export function withDigest(location: URL, digest: string): URL {
+  const u = new URL(location);
+  u.searchParams.append('digest', digest);
+  return u;
+}
+
+/** One blob upload; call {@link run} once. */
+export class ChunkedUpload {
+  private src: ChunkSource;
+  private location?: URL;
+  private minChunk = 0;
+  private chunkSize: number;
+  private readonly maxChunk: number;
+  private readonly scopes: Scope[];
+  private readonly what: string;
+  private failures = 0;
+  private sent = 0;
+  private chunks = 0;
+  private resumes = 0;
+  private restarts = 0;
+  private patched = 0;
+  private mode: 'chunked' | 'monolithic' = 'chunked';
+  private completed?: { digest: Digest; size: number };
+
+  constructor(
+    private readonly http: RegistryHttp,
+    private readonly repository: string,
+    source: ByteSource,
+    private readonly options: ChunkedUploadOptions = {},
+  ) {
+    this.src = new ChunkSource(source, options.expected?.size, options.what ?? 'blob');
+    this.chunkSize = Math.max(1, options.chunkSize ?? defaultChunkSizeFor(http.host));
+    this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
+    this.scopes = [pushScope(repository)];
+    this.what = options.what ?? 'blob';
+    if (options.session) this.useSession(options.session);
+  }
+
+  /** Bytes sent so far, re-sent ones included. */
+  get uploadedBytes(): number {
+    return this.sent;
+  }
+
+  /** Bytes the registry has acknowledged. */
+  get acknowledged(): number {
+    return this.src.offset;
+  }
+
+  /** Uploads the whole source and commits the blob. */
+  async run(): Promise<UploadResult> {
+    try {
+      if (!this.location) await this.open();
+      for (;;) {
+        this.checkAborted();
+        try {
+          await this.src.fill(this.chunkSize + 1);
+          if (this.src.ended && this.src.pending <= this.chunkSize) {
+            if (await this.finish()) break;
+          } else {
+            await this.patch();
+            if (this.completed) break;
+          }
+        } catch (err) {
+          if (!(err instanceof SessionLost)) throw err;
+          if (this.src.ended && (await this.blobExists(this.src.digest()))) break;
+          await this.restart(err);
+        }
+      }
+      return this.result();
+    } catch (err) {
+      await this.cancel();
+      throw this.options.signal?.aborted ? new OciError('ABORTED', `upload of ${this.what} was cancelled`, { cause: err }) : err;
+    } finally {
+      await this.src.close();
+    }
+  }
+
+  private result(): UploadResult {
+    const { digest, size } = this.completed ?? { digest: this.src.digest(), size: this.src.size };
+    return {
+      digest, size, uploadedBytes: this.sent, resentBytes: Math.max(0, this.sent - size),
+      chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.chunkSize,
+    };
+  }
+
+  private checkAborted(): void {
+    if (this.options.signal?.aborted) throw new OciError('ABORTED', `upload of ${this.what} was cancelled`);
+  }
+
+  private useSession(s: UploadSession): void {
+    this.location = s.location;
+    this.minChunk = s.minChunkLength ?? 0;
+    if (this.chunkSize < this.minChunk) this.chunkSize = this.minChunk;
+  }
+
+  /** `POST /v2/<name>/blobs/uploads/` → 202 + Location. */
+  private async open(): Promise<void> {
+    const res = await this.http.send({ method: 'POST', url: `/v2/${this.repository}/blobs/uploads/`, scopes: this.scopes, signal: this.options.signal });
+    if (res.status !== 202) throw await this.http.error(res, 'POST');
+    const location = this.http.resolveLocation(res);
+    const min = Number(res.header('oci-chunk-min-length'));
+    await res.body.dump().catch(() => undefined);
+    if (!location) throw new OciError('REGISTRY', `${this.http.host} opened an upload without a Location`);
+    this.useSession({ location, minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined });
+  }
+
+  private newLocation(res: TransportResponse): void {
+    const loc = this.http.resolveLocation(res);
+    if (loc) this.location = loc;
+  }
+
+  private progress(n: number): void {
+    this.src.ack(n);
+    this.failures = 0;
+    this.options.onProgress?.(this.src.offset);
+  }
+
+  /** Sends the next chunk with PATCH and handles every answer. */
+  private async patch(): Promise<void> {
+    const start = this.src.offset;
+    const chunk = this.src.peek(this.chunkSize);
+    let res: TransportResponse;
+    try {
+      this.sent += chunk.length;
+      res = await this.http.send({
+        method: 'PATCH', url: this.location!, body: chunk, scopes: this.scopes, retry: false, signal: this.options.signal,
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + chunk.length - 1}` },
+      });
+    } catch (err) {
+      if (err instanceof TransportError && err.transient) return this.recover(err);
+      throw err;
+    }
+    const status = res.status;
+    if (status === 202 || status === 201 || status === 204) {
+      this.newLocation(res);
+      const held = parseUploadRange(res.header('range'), start);
+      await res.body.dump().catch(() => undefined);
+      const end = start + chunk.length;
+      this.patched++;
+      this.chunks++;
+      if (held === undefined || held === end) return this.progress(chunk.length);
+      if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
+      // Range lags (ECR): ask for the status before trusting either side.
+      const now = await this.status();
+      if (now === undefined || now >= end) return this.progress(chunk.length);
+      this.chunks--;
+      return this.resync(now);
+    }
+    const err = await this.http.error(res, 'PATCH');
+    const text = err.allText;
+    if (status === 413 || (status === 416 && /exceed|too large|maximum|limit/.test(text))) return this.shrink(err);
+    if (status === 416) {
+      const held = parseUploadRange(res.header('range'), start) ?? (await this.status());
+      if (held === undefined || held === start) return this.shrink(err);
+      return this.resync(held);
+    }
+    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err);
+    if (this.patched === 0 && (status === 405 || status === 404 || status === 400 || status === 501)) {
+      return this.fallback(status === 404);
+    }
+    if (this.http.retry.isRetryableStatus(status)) return this.recover(err);
+    if (status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
+    throw err;
+  }
+
+  private shrink(err: RegistryError): void {
+    const next = Math.max(Math.floor(this.chunkSize / 2), this.minChunk, minAdaptiveChunkSize);
+    if (next >= this.chunkSize) {
+      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.chunkSize} bytes and does not accept smaller ones`, { cause: err });
+    }
+    this.chunkSize = next;
+  }
+
+  private grow(err: RegistryError): void {
+    const next = Math.min(this.maxChunk, Math.max(this.chunkSize * 2, tooSmallFloor));
+    if (next <= this.chunkSize) {
+      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.chunkSize} bytes as too small`, { cause: err });
+    }
+    this.chunkSize = next;
+  }
+
+  /** `GET <location>` → bytes the registry holds (undefined when it sends no Range). */
+  private async status(): Promise<number | undefined> {
+    const res = await this.http.send({ method: 'GET', url: this.location!, scopes: this.scopes, signal: this.options.signal });
+    if (res.status === 204 || res.status === 200) {
+      this.newLocation(res);
+      await res.body.dump().catch(() => undefined);
+      return parseUploadRange(res.header('range'), this.src.offset);
+    }
+    const err = await this.http.error(res, 'GET');
+    if (res.status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
+    throw err;
+  }
+
+  /** Continues from the offset the registry holds; fails over to a restart when it lost acknowledged bytes. */
+  private resync(held: number): void {
+    if (held < this.src.offset) {
+      throw new SessionLost(`${this.http.host} holds ${held} bytes of ${this.what}, fewer than the ${this.src.offset} it acknowledged`);
+    }
+    if (held > this.src.offset + this.src.pending) {
+      throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what}, more than were sent`);
+    }
+    if (held > this.src.offset) this.progress(held - this.src.offset);
+  }
+
+  /** After a failure: wait (backoff / Retry-After), ask the registry where it is, continue from there. */
+  private async recover(cause: unknown): Promise<void> {
+    this.failures++;
+    if (this.failures > this.http.retry.retries) {
+      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row: ${describeError(cause)}`, { cause });
+    }
+    const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
+    await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal);
+    this.resumes++;
+    const held = await this.status();
+    this.resync(held ?? this.src.offset);
+  }
+
+  /** Final `PUT <location>?digest=` carrying the last chunk. Returns true once the blob is committed. */
+  private async finish(): Promise<boolean> {
+    const digest = this.src.digest();
+    this.verify(digest);
+    const start = this.src.offset;
+    const body = this.src.peek(this.src.pending);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (body.length > 0) headers['content-range'] = `${start}-${start + body.length - 1}`;
+    let res: TransportResponse;
+    try {
+      this.sent += body.length;
+      res = await this.http.send({
+        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal,
+      });
+    } catch (err) {
+      if (err instanceof TransportError && err.transient) {
+        if (await this.blobExists(digest)) return true;
+        await this.recover(err);
+        return false;
+      }
+      throw err;
+    }
+    if (res.status === 201 || res.status === 204 || res.status === 200) {
+      const echoed = res.header('docker-content-digest');
+      await res.body.dump().catch(() => undefined);
+      if (echoed && echoed !== digest) {
+        throw new OciError('DIGEST_MISMATCH', `${this.http.host} stored ${this.what} as ${echoed}, expected ${digest}`);
+      }
+      if (body.length > 0) this.chunks++;
+      this.progress(body.length);
+      return true;
+    }
+    const err = await this.http.error(res, 'PUT');
+    if (res.status === 416) {
+      this.resync(parseUploadRange(res.header('range'), start) ?? (await this.status()) ?? start);
+      return false;
+    }
+    if (this.http.retry.isRetryableStatus(res.status)) {
+      if (await this.blobExists(digest)) return true;
+      await this.recover(err);
+      return false;
+    }
+    if (res.status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'DIGEST_INVALID')) {
+      throw new SessionLost(err.message, err);
+    }
+    throw err;
+  }
+
+  private verify(digest: Digest): void {
+    const exp = this.options.expected;
+    if (!exp) return;
+    if (exp.size !== undefined && this.src.size !== exp.size) {
+      throw new OciError('SIZE_MISMATCH', `${this.what}: got ${this.src.size} bytes, expected ${exp.size}`);
+    }
+    if (digest !== exp.digest) throw new OciError('DIGEST_MISMATCH', `${this.what}: content has digest ${digest}, expected ${exp.digest}`);
+  }
+
+  private async blobExists(digest: string): Promise<boolean> {
+    try {
+      const res = await this.http.send({ method: 'HEAD', url: `/v2/${this.repository}/blobs/${digest}`, scopes: this.scopes, signal: this.options.signal });
+      await res.body.dump().catch(() => undefined);
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Starts over from byte 0 with a fresh session, when the caller can reopen the source. */
+  private async restart(lost: SessionLost): Promise<void> {
+    const reopen = this.options.reopen;
+    if (!reopen) {
+      throw new OciError('REGISTRY', `${this.http.host} dropped the upload session of ${this.what} after ${this.src.offset} bytes (${lost.reason}); the source stream was already consumed and cannot be sent again`, {
+        cause: lost.original, hint: 'retry the push; pushing from a file or layout lets oci-os start over by itself',
+      });
+    }
+    this.restarts++;
+    if (this.restarts > this.http.retry.retries) {
+      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} restarted ${this.restarts - 1} times: ${lost.reason}`, { cause: lost.original });
+    }
+    await this.cancel();
+    await this.src.close();
+    this.src = new ChunkSource(await reopen(), this.options.expected?.size, this.what);
+    this.patched = 0;
+    this.failures = 0;
+    this.location = undefined;
+    await this.open();
+  }
+
+  /**
+   * PATCH refused on the first chunk: one streamed `PUT ?digest=` of the
+   * whole blob (see the module comment for the digest trade-off).
+   */
+  private async fallback(newSession: boolean): Promise<void> {
+    this.mode = 'monolithic';
+    if (newSession) {
+      this.location = undefined;
+      await this.open();
+    }
+    let digest = this.options.expected?.digest;
+    let size = this.options.expected?.size;
+    let source = this.src;
+    if (!digest) {
+      if (!this.options.reopen) {
+        throw new OciError('UNSUPPORTED', `${this.http.host} refuses chunked uploads and the digest of ${this.what} is not known before it has been read`, {
+          hint: 'write the artifact to a file or OCI layout first and push that, so it can be hashed before the upload',
+        });
+      }
+      for await (const _ of this.src.drain()) void _; // first pass: hash only
+      digest = this.src.digest();
+      size = this.src.size;
+      source = new ChunkSource(await this.options.reopen(), size, this.what);
+    }
+    for (let attempt = 0; ; attempt++) {
+      const body = Readable.from(this.counting(source.drain()));
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      if (size !== undefined) headers['content-length'] = String(size);
+      let failure: unknown;
+      let res: TransportResponse | undefined;
+      try {
+        res = await this.http.send({ method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal });
+      } catch (err) {
+        if (!(err instanceof TransportError && err.transient)) throw err;
+        failure = err;
+      }
+      if (res) {
+        if (res.status === 201 || res.status === 204 || res.status === 200) {
+          await res.body.dump().catch(() => undefined);
+          this.chunks++;
+          this.location = undefined;
+          this.completed = { digest: digest as Digest, size: source.size };
+          this.options.onProgress?.(source.size);
+          return;
+        }
+        const err = await this.http.error(res, 'PUT');
+        if (err.hasCode('DIGEST_INVALID') && source.ended && source.digest() !== digest) {
+          throw new OciError('DIGEST_MISMATCH', `${this.what}: content has digest ${source.digest()}, expected ${digest}`, { cause: err });
+        }
+        if (!this.http.retry.isRetryableStatus(res.status) && res.status !== 401) throw err;
+        failure = err;
+      }
+      if (!this.options.reopen || attempt >= this.http.retry.retries) throw failure;
+      await this.http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, this.options.signal);
+      await source.close();
+      source = new ChunkSource(await this.options.reopen(), size, this.what);
+      this.restarts++;
+      this.location = undefined;
+      await this.open();
+    }
+  }
+
+  private async *counting(it: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const b of it) {
+      this.sent += b.length;
+      yield b;
+    }
+  }
+
+  /** `DELETE <location>`, best effort (the session may already be gone). */
+  private async cancel(): Promise<void> {
+    const loc = this.location;
+    if (!loc) return;
+    this.location = undefined;
+    try {
+      const res = await this.http.send({ method: 'DELETE', url: loc, scopes: this.scopes, retry: false, signal: AbortSignal.timeout(10_000) });
+      await res.body.dump().catch(() => undefined);
+    } catch {
+      // best effort
+    }
+  }
+}
