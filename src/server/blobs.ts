@@ -145,7 +145,7 @@ export async function patchUpload(ctx: RegistryContext, ex: Exchange, name: stri
   const session = await ctx.uploads.get(name, id);
   const range = parseContentRange(ex.req);
   const length = announcedLength(ex.req, range);
-  await ctx.uploads.locked(session, async () => {
+  await ctx.uploads.exclusive(session, ex.req, async () => {
     const min = ctx.limits.chunkMinLength;
     if (min && session.shortChunkSeen) {
       throw httpError(400, 'SIZE_INVALID', `only the last chunk may be shorter than ${min} bytes`, { minLength: min },
@@ -159,10 +159,10 @@ export async function patchUpload(ctx: RegistryContext, ex: Exchange, name: stri
   reply(ex.res, 202, progressHeaders(session));
 }
 
-/** `GET /v2/<name>/blobs/uploads/<id>`: 204 with the received range. */
+/** `GET /v2/<name>/blobs/uploads/<id>`: 204 with the received range (a request still streaming into the session is cut off first). */
 export async function uploadStatus(ctx: RegistryContext, ex: Exchange, name: string, id: string): Promise<void> {
   const session = await ctx.uploads.get(name, id);
-  await ctx.uploads.locked(session, async () => undefined);
+  await ctx.uploads.exclusive(session, ex.req, async () => undefined);
   reply(ex.res, 204, progressHeaders(session));
 }
 
@@ -174,7 +174,7 @@ export async function putUpload(ctx: RegistryContext, ex: Exchange, name: string
   const digest = checkDigest(digestParam);
   const range = parseContentRange(ex.req);
   const length = announcedLength(ex.req, range);
-  await ctx.uploads.locked(session, async () => {
+  await ctx.uploads.exclusive(session, ex.req, async () => {
     await ctx.uploads.append(session, ex.req, { start: range?.start, length });
     await ctx.uploads.finish(session, digest);
   });
@@ -184,6 +184,6 @@ export async function putUpload(ctx: RegistryContext, ex: Exchange, name: string
 /** `DELETE /v2/<name>/blobs/uploads/<id>`: cancels the session. */
 export async function cancelUpload(ctx: RegistryContext, ex: Exchange, name: string, id: string): Promise<void> {
   const session = await ctx.uploads.get(name, id);
-  await ctx.uploads.locked(session, () => ctx.uploads.cancel(session));
+  await ctx.uploads.exclusive(session, ex.req, () => ctx.uploads.cancel(session));
   reply(ex.res, 204, {});
 }

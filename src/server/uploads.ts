@@ -8,6 +8,7 @@
  * memory and rebuilt from disk (re-hashing `data`) after a restart.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ export interface UploadSession {
   tail: Promise<unknown>;
   /** Set once the session was completed or cancelled. */
   closed?: boolean;
+  /** The request currently working on the session. */
+  active?: IncomingMessage;
 }
 
 /** Limits on chunked uploads. Zero or undefined means "no limit". */
@@ -122,7 +125,26 @@ export class UploadSessions {
   }
 
   /**
-   * Appends a request body to the session (call inside `locked`). Out-of-order
+   * Runs `fn` for `req` with the session to itself. A request still
+   * streaming into the session is cut off first: a client only sends a new
+   * request for a session after it gave up on the previous one (a stalled
+   * connection, a proxy that kept the upstream open), and the bytes that did
+   * arrive are kept, so the new request sees the real offset at once.
+   */
+  exclusive<T>(session: UploadSession, req: IncomingMessage, fn: () => Promise<T>): Promise<T> {
+    session.active?.destroy();
+    return this.locked(session, async () => {
+      session.active = req;
+      try {
+        return await fn();
+      } finally {
+        if (session.active === req) session.active = undefined;
+      }
+    });
+  }
+
+  /**
+   * Appends a request body to the session (call inside `exclusive`). Out-of-order
    * starts answer 416 with the current `Range`; a body whose length differs
    * from the announced length is rolled back (400 SIZE_INVALID). When the
    * client goes away mid-body, the bytes that did arrive are kept.

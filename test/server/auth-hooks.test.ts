@@ -125,6 +125,33 @@ describe('registry server: auth, hooks, logging, resume', () => {
     }
   });
 
+  it('cuts off a stalled PATCH when the client asks for the upload status, reporting the bytes that arrived', async () => {
+    const reg = await tempRegistry();
+    try {
+      const start = await call(reg, 'POST', '/v2/stalled/blobs/uploads/');
+      const loc = start.header('location')!;
+      const stalled = connect(reg.port, '127.0.0.1');
+      const closedByServer = new Promise<void>((resolve) => stalled.on('close', () => resolve()));
+      stalled.on('error', () => undefined);
+      stalled.write(`PATCH ${loc} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n`);
+      await new Promise<void>((resolve) => stalled.write(Buffer.alloc(30_000, 1), () => resolve()));
+      await new Promise((r) => setTimeout(r, 100));
+      const status = await call(reg, 'GET', loc);
+      assert.equal(status.status, 204);
+      const m = /^0-(\d+)$/.exec(status.header('range') ?? '');
+      assert.ok(m, `Range ${status.header('range')}`);
+      const have = Number(m[1]) + 1;
+      assert.ok(have > 0 && have <= 30_000, `have ${have}`);
+      await closedByServer;
+      const rest = Buffer.alloc(100_000 - have, 1);
+      const patch = await call(reg, 'PATCH', loc, { body: rest, headers: { 'content-range': `${have}-99999` } });
+      assert.equal(patch.status, 202, patch.text);
+      assert.equal((await call(reg, 'PUT', `${loc}?digest=${sha(Buffer.alloc(100_000, 1))}`)).status, 201);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('resumes an upload session after a restart on the same root', async () => {
     const root = await mkdtemp(join(tmpdir(), 'oci-os-registry-'));
     try {
