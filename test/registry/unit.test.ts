@@ -1,0 +1,194 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isOciError } from '../../src/errors.js';
+import {
+  parseReference, formatReference, isLoopbackHost, parseWwwAuthenticate, parseRetryAfter, RetryPolicy,
+  redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
+  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor,
+} from '../../src/registry/index.js';
+
+test('references are normalized like Docker', () => {
+  assert.deepEqual(parseReference('alpine'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/alpine' });
+  assert.deepEqual(parseReference('alpine:3.20'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/alpine', tag: '3.20' });
+  assert.deepEqual(parseReference('org/img'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'org/img' });
+  assert.equal(parseReference('index.docker.io/x/y').registry, 'docker.io');
+  assert.deepEqual(parseReference('localhost/a'), { registry: 'localhost', apiHost: 'localhost', repository: 'a' });
+  assert.deepEqual(parseReference('localhost:5000/a/b:t'), { registry: 'localhost:5000', apiHost: 'localhost:5000', repository: 'a/b', tag: 't' });
+  assert.deepEqual(parseReference('127.0.0.1:5000/os/img'), { registry: '127.0.0.1:5000', apiHost: '127.0.0.1:5000', repository: 'os/img' });
+  assert.deepEqual(parseReference('[::1]:5000/os'), { registry: '[::1]:5000', apiHost: '[::1]:5000', repository: 'os' });
+  const d = `sha256:${'a'.repeat(64)}`;
+  assert.deepEqual(parseReference(`ghcr.io/o/r:v1@${d}`), { registry: 'ghcr.io', apiHost: 'ghcr.io', repository: 'o/r', tag: 'v1', digest: d });
+  assert.deepEqual(parseReference(`ghcr.io/o/r@${d}`), { registry: 'ghcr.io', apiHost: 'ghcr.io', repository: 'o/r', digest: d });
+  assert.equal(parseReference('ghcr.io/a.b-c__d/e---f').repository, 'a.b-c__d/e---f');
+  assert.equal(formatReference(parseReference('alpine:1')), 'docker.io/library/alpine:1');
+});
+
+test('invalid references name what is wrong', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['', /empty/],
+    ['Upper/case', /lowercase/],
+    ['ghcr.io/o/r:-bad', /tag "-bad"/],
+    [`ghcr.io/o/r:${'t'.repeat(129)}`, /tag/],
+    ['ghcr.io/o/r@sha256:abc', /64 lowercase hex/],
+    ['ghcr.io/o/r@nodigest', /not a digest/],
+    ['ghcr.io/', /repository name is missing/],
+    ['ghcr.io/a//b', /repository/],
+    ['ghcr.io/a_-b', /repository/],
+    ['host:99999/a', /port 99999/],
+    [`ghcr.io/${'a'.repeat(250)}`, /longer than 255/],
+  ];
+  for (const [input, re] of cases) {
+    assert.throws(() => parseReference(input), (e: unknown) => isOciError(e, 'INVALID_REFERENCE') && re.test((e as Error).message), input);
+  }
+});
+
+test('loopback hosts', () => {
+  for (const h of ['localhost', 'localhost:5000', '127.0.0.1', '127.1.2.3:80', '[::1]', '[::1]:5000']) assert.ok(isLoopbackHost(h), h);
+  for (const h of ['ghcr.io', '10.0.0.1:5000', 'localhost.example.com', '128.0.0.1']) assert.ok(!isLoopbackHost(h), h);
+  assert.equal(defaultChunkSizeFor('ghcr.io'), 4 * 1024 * 1024);
+  assert.equal(defaultChunkSizeFor('quay.io'), 8 * 1024 * 1024);
+});
+
+test('WWW-Authenticate: Bearer, Basic, several challenges, escapes', () => {
+  assert.deepEqual(parseWwwAuthenticate('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'), [
+    { scheme: 'bearer', params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' } },
+  ]);
+  assert.deepEqual(parseWwwAuthenticate('Basic realm="Registry Realm"'), [{ scheme: 'basic', params: { realm: 'Registry Realm' } }]);
+  assert.deepEqual(parseWwwAuthenticate('Basic realm=simple, Bearer realm="r", error="invalid_token"'), [
+    { scheme: 'basic', params: { realm: 'simple' } },
+    { scheme: 'bearer', params: { realm: 'r', error: 'invalid_token' } },
+  ]);
+  assert.deepEqual(parseWwwAuthenticate('BEARER Realm="a\\"b" , scope="x y"'), [{ scheme: 'bearer', params: { realm: 'a"b', scope: 'x y' } }]);
+  assert.deepEqual(parseWwwAuthenticate(['Negotiate abc==', 'Basic realm="x"']), [
+    { scheme: 'negotiate', params: { token68: 'abc==' } },
+    { scheme: 'basic', params: { realm: 'x' } },
+  ]);
+  assert.deepEqual(parseWwwAuthenticate(undefined), []);
+});
+
+test('Retry-After: seconds, HTTP date, garbage; backoff is capped with jitter', () => {
+  const now = Date.parse('Wed, 25 Nov 2026 10:00:00 GMT');
+  assert.equal(parseRetryAfter('60', now), 60_000);
+  assert.equal(parseRetryAfter('Wed, 25 Nov 2026 10:00:30 GMT', now), 30_000);
+  assert.equal(parseRetryAfter('Wed, 25 Nov 2026 09:00:00 GMT', now), 0);
+  assert.equal(parseRetryAfter('soon', now), undefined);
+  assert.equal(parseRetryAfter(undefined, now), undefined);
+  const p = new RetryPolicy({ baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 5000, random: () => 1 });
+  assert.deepEqual([0, 1, 2, 3, 4, 10].map((a) => p.delayFor(a)), [100, 200, 400, 800, 1000, 1000]);
+  assert.equal(new RetryPolicy({ baseDelayMs: 100, random: () => 0 }).delayFor(0), 50);
+  assert.equal(p.delayFor(0, 3000), 3000);
+  assert.equal(p.delayFor(0, 3_600_000), 5000);
+  assert.ok(p.isRetryableStatus(503) && p.isRetryableStatus(429) && p.isRetryableStatus(408) && !p.isRetryableStatus(404) && !p.isRetryableStatus(501));
+});
+
+test('redaction of URLs and text', () => {
+  assert.equal(redactUrl('https://u:p@s3.example/b/k?X-Amz-Signature=abc&digest=sha256:1'), 'https://s3.example/b/k?X-Amz-Signature=REDACTED&digest=sha256%3A1');
+  assert.equal(redactUrl('http://r/v2/x/blobs/uploads/u?_state=SECRET'), 'http://r/v2/x/blobs/uploads/u?_state=REDACTED');
+  assert.equal(redactUrl('/relative?token=abc'), '/relative?REDACTED');
+  const t = redactText('Authorization: Bearer abc.def.ghi and {"token":"xyz","password":"pw"} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig');
+  assert.ok(!/abc\.def|xyz|"pw"|eyJhbGci/.test(t), t);
+});
+
+test('error bodies: spec JSON, plain text, HTML; RegistryError codes and redaction', () => {
+  const b = parseErrorBody('{"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"bad","detail":{"a":1}}]}');
+  assert.deepEqual(b.errors, [{ code: 'BLOB_UPLOAD_INVALID', message: 'bad', detail: { a: 1 } }]);
+  assert.equal(parseErrorBody('Too Many Requests (HAP429).\n').text, 'Too Many Requests (HAP429).');
+  assert.equal(parseErrorBody('<html><body><h1>502 Bad Gateway</h1></body></html>').text, '502 Bad Gateway');
+  const e = new RegistryError({ status: 404, method: 'GET', url: 'https://r/v2/x/blobs/uploads/1?_state=tok', body: b });
+  assert.equal(e.code, 'NOT_FOUND');
+  assert.match(e.message, /GET https:\/\/r\/v2\/x\/blobs\/uploads\/1\?_state=REDACTED: registry answered 404 BLOB_UPLOAD_INVALID: bad/);
+  assert.ok(!e.message.includes('tok'));
+  assert.ok(e.hasCode('BLOB_UPLOAD_INVALID'));
+  assert.equal(new RegistryError({ status: 401, method: 'GET', url: 'https://r/' }).code, 'AUTH_FAILED');
+  assert.equal(new RegistryError({ status: 500, method: 'GET', url: 'https://r/' }).code, 'REGISTRY');
+});
+
+test('warnings, upload ranges, digest on Locations', () => {
+  assert.deepEqual(parseWarnings(['299 - "deprecated: use v2"', '199 - "misc"']), ['deprecated: use v2']);
+  assert.deepEqual(parseWarnings('299 registry "a \\"quoted\\" b", 299 - "c"'), ['a "quoted" b', 'c']);
+  assert.equal(parseUploadRange('0-1023', 0), 1024);
+  assert.equal(parseUploadRange('bytes=0-1023', 0), 1024);
+  assert.equal(parseUploadRange('0-0', 0), 0);
+  assert.equal(parseUploadRange('0-0', 1), 1);
+  assert.equal(parseUploadRange(undefined, 5), undefined);
+  assert.equal(parseUploadRange('junk', 5), undefined);
+  assert.equal(withDigest(new URL('http://r/u?_state=a'), 'sha256:x').toString(), 'http://r/u?_state=a&digest=sha256%3Ax');
+  assert.equal(withDigest(new URL('http://r/u'), 'sha256:x').toString(), 'http://r/u?digest=sha256%3Ax');
+});
+
+test('token cache: superset scopes, expiry margin, invalidation, one fetch for concurrent callers', async () => {
+  let now = 1_000_000;
+  const c = new TokenCache(() => now);
+  c.set('h', ['repository:a:pull,push'], { token: 't1', expiresIn: 60 });
+  assert.equal(c.get('h', ['repository:a:pull']), 't1');
+  assert.equal(c.get('h', ['repository:a:push', 'repository:a:pull']), 't1');
+  assert.equal(c.get('h', ['repository:b:pull']), undefined);
+  assert.equal(c.get('other', ['repository:a:pull']), undefined);
+  now += 55_000; // within the 6 s margin of a 60 s token
+  assert.equal(c.get('h', ['repository:a:pull']), undefined);
+  c.set('h', ['repository:a:pull'], { token: 't2', expiresIn: 300 });
+  c.invalidate('h', 't2');
+  assert.equal(c.get('h', ['repository:a:pull']), undefined);
+  let fetches = 0;
+  const fetch = async (): Promise<{ token: string; expiresIn: number }> => {
+    fetches++;
+    await new Promise((r) => setTimeout(r, 10));
+    return { token: 't3', expiresIn: 300 };
+  };
+  const got = await Promise.all([1, 2, 3, 4].map(() => c.getOrFetch('h', ['repository:a:pull,push'], fetch)));
+  assert.deepEqual(got, ['t3', 't3', 't3', 't3']);
+  assert.equal(fetches, 1);
+  assert.deepEqual(mergeScopes(['repository:b:push'], ['repository:b:pull', 'repository:a:pull']), ['repository:a:pull', 'repository:b:pull,push']);
+});
+
+test('credentials: explicit, environment, auth files, credential helpers', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'oci-os-creds-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const bin = join(dir, 'bin');
+  await writeFile(join(dir, 'placeholder'), '');
+  await import('node:fs/promises').then((fs) => fs.mkdir(bin));
+  // A helper that answers for two servers, one with an identity token, and says "not found" otherwise.
+  const helper = join(bin, 'docker-credential-test');
+  await writeFile(helper, `#!/bin/sh
+read server
+case "$server" in
+  helped.example) echo '{"ServerURL":"helped.example","Username":"hu","Secret":"hs"}' ;;
+  tok.example) echo '{"ServerURL":"tok.example","Username":"<token>","Secret":"refresh"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`);
+  await chmod(helper, 0o755);
+  const configDir = join(dir, 'docker');
+  await import('node:fs/promises').then((fs) => fs.mkdir(configDir));
+  await writeFile(join(configDir, 'config.json'), JSON.stringify({
+    auths: {
+      'https://index.docker.io/v1/': { auth: Buffer.from('hub:hubpw').toString('base64') },
+      'plain.example:5000': { username: 'pu', password: 'pp' },
+      'https://idt.example': { identitytoken: 'idtok' },
+      'store.example': {},
+    },
+    credHelpers: { 'helped.example': 'test', 'tok.example': 'test' },
+    credsStore: 'test',
+  }));
+  const env = { PATH: `${bin}:${process.env.PATH}`, DOCKER_CONFIG: configDir, HOME: dir };
+  assert.deepEqual(await resolveCredentials('docker.io', { env }), { username: 'hub', password: 'hubpw' });
+  assert.deepEqual(await resolveCredentials('plain.example:5000', { env }), { username: 'pu', password: 'pp' });
+  assert.deepEqual(await resolveCredentials('idt.example', { env }), { identityToken: 'idtok' });
+  assert.deepEqual(await resolveCredentials('helped.example', { env }), { username: 'hu', password: 'hs' });
+  assert.deepEqual(await resolveCredentials('tok.example', { env }), { identityToken: 'refresh' });
+  assert.equal(await resolveCredentials('store.example', { env }), undefined); // credsStore says "not found"
+  assert.equal(await resolveCredentials('unknown.example', { env }), undefined);
+  assert.deepEqual(await resolveCredentials('docker.io', { env, credentials: { username: 'x', password: 'y' } }), { username: 'x', password: 'y' });
+  assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' } }), { username: 'e', password: 'f' });
+  assert.equal(await resolveCredentials('docker.io', { env, explicitOnly: true }), undefined);
+  // REGISTRY_AUTH_FILE wins over the Docker config.
+  const authFile = join(dir, 'auth.json');
+  await writeFile(authFile, JSON.stringify({ auths: { 'docker.io': { auth: Buffer.from('podman:pw').toString('base64') } } }));
+  assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, REGISTRY_AUTH_FILE: authFile } }), { username: 'podman', password: 'pw' });
+  // A helper that is not installed is a clear AUTH_FAILED, and the message holds no secret.
+  await writeFile(join(configDir, 'config.json'), JSON.stringify({ credHelpers: { 'x.example': 'missing' } }));
+  await assert.rejects(resolveCredentials('x.example', { env }), (e: unknown) => isOciError(e, 'AUTH_FAILED') && /docker-credential-missing.*not found on PATH/.test((e as Error).message));
+});
