@@ -182,6 +182,25 @@ test('token registry: Bearer flow, scopes recorded, OAuth2 POST and refresh, exp
   assert.equal(late.statusCode, 401);
 });
 
+test('token registry with exact expiry: a 2 s token really stops working', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'openssl')) return;
+  const r = await registry(t, { auth: 'token', tokenExpiresIn: 2, exactTokenExpiry: true });
+  const ts = r.tokenServer!;
+  const res = await request(`${ts.realm}?service=${ts.service}&scope=repository:infra/exp:pull`, {
+    headers: { authorization: basic(r.username!, r.password!) },
+  });
+  const body = (await res.body.json()) as { token: string; expires_in: number };
+  assert.equal(body.expires_in, 2);
+  const use = async (): Promise<number> => {
+    const x = await request(`${r.url}/v2/infra/exp/tags/list`, { headers: { authorization: `Bearer ${body.token}` } });
+    await x.body.dump();
+    return x.statusCode;
+  };
+  assert.equal(await use(), 404); // accepted: the repository just does not exist
+  await new Promise((resolve) => setTimeout(resolve, 3100));
+  assert.equal(await use(), 401);
+});
+
 /** POST an upload session through `base`; returns the Location. */
 async function startUpload(base: string, headers: Record<string, string> = {}): Promise<string> {
   const res = await request(`${base}/v2/infra/fault/blobs/uploads/`, { method: 'POST', headers });
@@ -261,12 +280,15 @@ test('fault proxy against the plain registry', async (t) => {
     const entry = proxy.log.find((e) => e.method === 'PATCH')!;
     assert.equal(entry.status, 0);
     assert.equal(entry.requestBodyBytes, MiB);
+    // The registry notices the cut on its own schedule: wait for its log line.
+    const cut = /client disconnected during blob PATCH.*copied=1048576/;
+    for (let i = 0; i < 100 && !cut.test(r.logTail(32 * 1024)); i++) await new Promise((res) => setTimeout(res, 50));
+    assert.ok(cut.test(r.logTail(32 * 1024)), 'registry did not log the cut PATCH');
     // distribution keeps the partial bytes, so the old session state no longer matches.
     const status = await request(loc);
     const text = await status.body.text();
     assert.equal(status.statusCode, 404, text);
     assert.match(text, /BLOB_UPLOAD_INVALID/);
-    assert.ok(/client disconnected during blob PATCH.*copied=1048576/.test(r.logTail(32 * 1024)), 'registry did not log the cut PATCH');
     // A body shorter than afterBytes still ends in a reset, never in an answer.
     proxy.addRule({ method: 'PATCH', path: /\/blobs\/uploads\//, action: { type: 'reset', afterBytes: 10 * MiB } });
     await assert.rejects(patch(await startUpload(proxy.url), Buffer.alloc(1000, 1)));
