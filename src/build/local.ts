@@ -1,0 +1,41 @@
+/**
+ * Building an OS image into a local location (`oci:DIR[:TAG]`,
+ * `oci-archive:FILE[:TAG]`): the whole image or nothing becomes visible.
+ */
+import { openLocalForWriting } from '../layout/open.js';
+import { formatLocalLocation, parseLocalLocation } from '../layout/location.js';
+import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './osimage.js';
+
+export interface LocalBuildResult extends BuiltOsImage {
+  /** The location written, with its tag. */
+  output: string;
+  tag: string;
+}
+
+/**
+ * Builds into `dest`; the tag (default `latest`) is written last, and on any
+ * failure (or `signal` abort) blobs written so far are removed again.
+ */
+export async function buildOsImageToLocal(
+  dest: string,
+  options: OsImageBuildOptions,
+  signal?: AbortSignal,
+): Promise<LocalBuildResult> {
+  const loc = parseLocalLocation(dest);
+  const tag = loc.tag ?? 'latest';
+  const store = await openLocalForWriting(loc);
+  const onAbort = () => void store.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const built = await buildOsImage(store, options);
+    signal?.throwIfAborted();
+    await store.tag(built.descriptor, tag);
+    await store.commit();
+    return { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
+  } catch (err) {
+    await store.abort();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Builds an OS image artifact (shared/spec/osimage-format.md) into any
+ * ContentStore, streaming: each payload is read once, chunk-hashed and
+ * compressed on the way to the store; then the config and the manifest are
+ * stored. Tagging (and committing a layout) is left to the caller, so a tag
+ * is only ever written after everything it points to.
+ */
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { OciError, fsError } from '../errors.js';
+import type { ContentStore } from '../content/store.js';
+import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
+import { sha256Digest } from '../oci/digest.js';
+import { canonicalJson } from '../oci/json.js';
+import { Annotation, MediaType } from '../oci/mediatypes.js';
+import {
+  OS_IMAGE_ARTIFACT_TYPE,
+  OS_IMAGE_CONFIG_MEDIA_TYPE,
+  OS_IMAGE_FORMAT_VERSION,
+  normalizeProductInfo,
+  serializeConfig,
+  validatePayloadName,
+  type PayloadInfo,
+  type ProductInfo,
+} from '../osimage/format.js';
+import { readFileFrames } from './frames.js';
+import { encodePayload, resolveEncoding, type PayloadEncoding } from './payload.js';
+
+/** A payload to put into the image: its name and the file it is read from. */
+export interface PayloadInput {
+  name: string;
+  path: string;
+}
+
+/** Options of buildOsImage. Zero values mean the defaults. */
+export interface OsImageBuildOptions {
+  payloads: PayloadInput[];
+  productInfo?: Partial<ProductInfo>;
+  encoding?: PayloadEncoding;
+  /** Add `org.opencontainers.image.title` to payload layers (default true). */
+  layerTitles?: boolean;
+  /** Payloads processed at once (default 1; each payload already uses every core). */
+  jobs?: number;
+  /** Called once a payload's blob is stored. */
+  onPayloadDone?: (p: BuiltPayload) => void;
+  /** Called with the number of uncompressed bytes read so far for a payload. */
+  onProgress?: (name: string, bytesRead: number, totalBytes: number) => void;
+}
+
+/** One payload as it ended up in the image. */
+export interface BuiltPayload {
+  name: string;
+  size: number;
+  digest: string;
+  blobSize: number;
+  mediaType: string;
+  chunkCount: number;
+}
+
+/** What buildOsImage stored. */
+export interface BuiltOsImage {
+  manifest: Buffer;
+  /** Descriptor of the manifest, ready to be tagged (its artifactType set as the format's builder sets it in index.json). */
+  descriptor: Descriptor;
+  config: Buffer;
+  configDescriptor: Descriptor;
+  payloads: BuiltPayload[];
+}
+
+/** Checks payload names and files before any work starts; returns each file's size. */
+export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<number[]> {
+  if (payloads.length === 0) {
+    throw new OciError('USAGE', 'no payloads given: add at least one --payload NAME=PATH');
+  }
+  const seen = new Set<string>();
+  const sizes: number[] = [];
+  for (const p of payloads) {
+    validatePayloadName(p.name);
+    if (seen.has(p.name)) throw new OciError('INVALID_PAYLOAD_NAME', `payload name "${p.name}" is given twice; payload names must be unique`);
+    seen.add(p.name);
+    let st;
+    try {
+      st = await stat(p.path);
+    } catch (err) {
+      throw fsError(err, p.path, 'read');
+    }
+    if (st.isDirectory()) {
+      throw new OciError('INPUT_UNREADABLE', `payload "${p.name}": ${p.path} is a directory; a payload is a file (an image of a filesystem, a kernel)`);
+    }
+    sizes.push(st.size);
+  }
+  return sizes;
+}
+
+/** Streams the payloads into `store`, then stores the config and the manifest. */
+export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions): Promise<BuiltOsImage> {
+  const encoding = resolveEncoding(options.encoding);
+  const productInfo = normalizeProductInfo(options.productInfo ?? {});
+  const sizes = await checkPayloadInputs(options.payloads);
+  const titles = options.layerTitles ?? true;
+  const limit = pLimit(options.jobs ?? 1);
+
+  const built = await Promise.all(
+    options.payloads.map((input, i) =>
+      limit(async () => {
+        let read = 0;
+        const total = sizes[i]!;
+        async function* frames(): AsyncGenerator<Buffer> {
+          for await (const f of readFileFrames(input.path, encoding.frameSize)) {
+            read += f.length;
+            options.onProgress?.(input.name, read, total);
+            yield f;
+          }
+        }
+        const { blob, result } = encodePayload(frames(), encoding);
+        const stored = await store.pushStream(blob, { mediaType: encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream });
+        const enc = result();
+        const payload: BuiltPayload = {
+          name: input.name,
+          size: enc.size,
+          digest: stored.digest,
+          blobSize: stored.size,
+          mediaType: enc.mediaType,
+          chunkCount: enc.chunkHashes.length,
+        };
+        options.onPayloadDone?.(payload);
+        return { payload, info: { name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes } as PayloadInfo };
+      }),
+    ),
+  );
+
+  const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
+  const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
+  await store.push(configDescriptor, Readable.from([config]));
+
+  const layers: Descriptor[] = built.map(({ payload }) => {
+    const d: Descriptor = { mediaType: payload.mediaType, digest: payload.digest, size: payload.blobSize };
+    if (titles) d.annotations = { [Annotation.title]: payload.mediaType === MediaType.zstd ? `${payload.name}.zst` : payload.name };
+    return d;
+  });
+  const manifestObj: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: OS_IMAGE_ARTIFACT_TYPE,
+    config: configDescriptor,
+    layers,
+  };
+  const manifest = canonicalJson(manifestObj);
+  const descriptor: Descriptor = {
+    mediaType: MediaType.ociManifest,
+    digest: sha256Digest(manifest),
+    size: manifest.length,
+    artifactType: OS_IMAGE_CONFIG_MEDIA_TYPE,
+  };
+  await store.push({ mediaType: MediaType.ociManifest, digest: descriptor.digest, size: descriptor.size }, Readable.from([manifest]));
+  return { manifest, descriptor, config, configDescriptor, payloads: built.map((b) => b.payload) };
+}

@@ -1,0 +1,194 @@
+/**
+ * `oci-archive:` — an OCI image layout packed as a tar file. Writing goes
+ * through a layout in a temporary directory beside the file (blob sizes must
+ * be known before their tar headers); commit() streams a deterministic tar
+ * (sorted names, mtime 0, uid/gid 0, fixed modes) to a temporary file and
+ * renames it over the target. Reading extracts to a temporary directory.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { OciError, fsError, isOciError } from '../errors.js';
+import type { ByteSource, CommittableStore, StoredBlob } from '../content/store.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { OciLayout } from './layout.js';
+
+const EPOCH = new Date(0);
+
+/** Lists every file and directory below `dir`, sorted, as tar entry names. */
+async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string; path: string; dir: boolean }>> {
+  const out: Array<{ name: string; path: string; dir: boolean }> = [];
+  const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.name.startsWith('.oci-os-tmp')) continue;
+    const name = prefix + e.name;
+    const path = join(dir, e.name);
+    if (e.isDirectory()) {
+      out.push({ name: name + '/', path, dir: true });
+      out.push(...(await listTree(path, name + '/')));
+    } else if (e.isFile()) {
+      out.push({ name, path, dir: false });
+    }
+  }
+  return out;
+}
+
+/** Streams a deterministic tar of `dir` into `file` (atomically: temp file + rename). */
+export async function packLayout(dir: string, file: string): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.oci-os-tmp-${process.pid}-${Date.now()}`);
+  const pack = tar.pack();
+  const out = createWriteStream(tmp, { flags: 'wx' });
+  const written = pipeline(pack, out);
+  try {
+    for (const e of await listTree(dir)) {
+      if (e.dir) {
+        pack.entry({ name: e.name, type: 'directory', mode: 0o755, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '' });
+        continue;
+      }
+      const size = (await stat(e.path)).size;
+      const entry = pack.entry({ name: e.name, type: 'file', size, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0, uname: '', gname: '' });
+      await pipeline(createReadStream(e.path, { highWaterMark: 1 << 20 }), entry);
+    }
+    pack.finalize();
+    await written;
+    const fh = await open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    pack.destroy();
+    await written.catch(() => {});
+    await unlink(tmp).catch(() => {});
+    if (isOciError(err)) throw err;
+    throw fsError(err, file, 'write');
+  }
+}
+
+/** Extracts an oci-archive into `dir`, refusing entries that would land outside it. */
+export async function unpackArchive(file: string, dir: string): Promise<void> {
+  const extract = tar.extract();
+  let input: Readable;
+  try {
+    await stat(file);
+    input = createReadStream(file, { highWaterMark: 1 << 20 });
+  } catch (err) {
+    throw fsError(err, file, 'read');
+  }
+  const root = dir.endsWith(sep) ? dir : dir + sep;
+  const done = pipeline(input, extract);
+  try {
+    for await (const entry of extract) {
+      const name = entry.header.name.replace(/^\.\//, '');
+      const target = join(dir, name);
+      if (name.startsWith('/') || (target + sep !== root && !target.startsWith(root))) {
+        throw new OciError('INVALID_FORMAT', `${file}: archive entry "${entry.header.name}" points outside the layout`);
+      }
+      if (entry.header.type === 'directory') {
+        await mkdir(target, { recursive: true });
+        entry.resume();
+      } else if (entry.header.type === 'file' || entry.header.type === 'contiguous-file') {
+        await mkdir(dirname(target), { recursive: true });
+        await pipeline(entry, createWriteStream(target));
+      } else {
+        entry.resume();
+      }
+    }
+    await done;
+  } catch (err) {
+    input.destroy();
+    await done.catch(() => {});
+    if (isOciError(err)) throw err;
+    if ((err as NodeJS.ErrnoException).code?.startsWith?.('E')) throw fsError(err, file, 'read');
+    throw new OciError('INVALID_FORMAT', `${file} is not a readable tar archive: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * A ContentStore that writes an oci-archive. An existing archive's images are
+ * kept. Nothing appears at `file` until commit().
+ */
+export class OciArchiveWriter implements CommittableStore {
+  private constructor(
+    readonly file: string,
+    private readonly tmpDir: string,
+    private readonly layout: OciLayout,
+  ) {}
+
+  static async open(file: string): Promise<OciArchiveWriter> {
+    let existing = false;
+    try {
+      const st = await stat(file);
+      if (st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${file} is a directory; an oci-archive: location names a tar file (use oci:${file} for a layout directory)`);
+      existing = true;
+    } catch (err) {
+      if (isOciError(err)) throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, file, 'read');
+    }
+    let tmpDir: string;
+    try {
+      tmpDir = await mkdtemp(join(dirname(file), `.${basename(file)}.oci-os-`));
+    } catch (err) {
+      throw fsError(err, dirname(file), 'write');
+    }
+    try {
+      if (existing) await unpackArchive(file, tmpDir);
+      const layout = await OciLayout.open(tmpDir, { create: true });
+      return new OciArchiveWriter(file, tmpDir, layout);
+    } catch (err) {
+      await rm(tmpDir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  exists(desc: Descriptor): Promise<boolean> {
+    return this.layout.exists(desc);
+  }
+  fetch(desc: Descriptor): Promise<Readable> {
+    return this.layout.fetch(desc);
+  }
+  push(desc: Descriptor, content: ByteSource): Promise<void> {
+    return this.layout.push(desc, content);
+  }
+  pushStream(content: ByteSource): Promise<StoredBlob> {
+    return this.layout.pushStream(content);
+  }
+  resolve(reference?: string): Promise<Descriptor> {
+    return this.layout.resolve(reference);
+  }
+  tag(desc: Descriptor, tag: string): Promise<void> {
+    return this.layout.tag(desc, tag);
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.layout.commit();
+      await packLayout(this.tmpDir, this.file);
+    } finally {
+      await rm(this.tmpDir, { recursive: true, force: true });
+    }
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.tmpDir, { recursive: true, force: true });
+  }
+}
+
+/** Opens an existing oci-archive for reading: extracts it and returns the layout and a cleanup. */
+export async function openArchiveForReading(file: string): Promise<{ layout: OciLayout; close: () => Promise<void> }> {
+  const tmpDir = await mkdtemp(join(tmpdir(), 'oci-os-archive-'));
+  try {
+    await unpackArchive(file, tmpDir);
+    const layout = await OciLayout.open(tmpDir);
+    return { layout, close: () => rm(tmpDir, { recursive: true, force: true }) };
+  } catch (err) {
+    await rm(tmpDir, { recursive: true, force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,20 @@
+import { readFile } from 'node:fs/promises';
+import { OciError, fsError } from '../errors.js';
+import { parseProductInfo, type ProductInfo } from './format.js';
+
+/** Reads a `--product-info` JSON file: an object with product_info fields; unknown keys are rejected. */
+export async function readProductInfoFile(path: string): Promise<Partial<ProductInfo>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new OciError('INVALID_PRODUCT_INFO', `${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseProductInfo(json, path);
+}
