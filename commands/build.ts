@@ -1,0 +1,45 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
+import { buildOsImageToLocal } from '../src/build/local.js';
+
+export default class Build extends BaseCommand {
+  static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
+  static override description = `Each payload is read once, in bounded pieces: SHA-256 per hash chunk of the uncompressed bytes, then (by default) zstd in independent frames closed by a seek table, so readers can fetch and verify single chunks. The same inputs and flags give the same bytes and manifest digest on every run and machine.
+
+DEST is oci:DIR[:TAG] (an OCI image layout directory) or oci-archive:FILE[:TAG] (the same layout as a tar file). TAG defaults to "latest"; other images in an existing layout are kept and an existing TAG is moved. Nothing becomes visible until every blob is in place.
+
+Prints the manifest digest; --json prints the digest, media types, size, output and every payload.`;
+  static override examples = [
+    '<%= config.bin %> build --payload system=rootfs.img --payload kernel.efi=kernel.efi --output oci:out/image:v1.2.0',
+    '<%= config.bin %> build -p system=rootfs.img --product-id myos --product-version 1.2.0 --variant x86_64 --output oci-archive:myos.tar',
+    '<%= config.bin %> build -p system=rootfs.img --compression none --no-layer-titles --output oci:out/image --json',
+  ];
+  static override flags = {
+    ...osImageFlags,
+    output: Flags.string({ char: 'o', required: true, description: 'Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST' }),
+  };
+
+  async run(): Promise<unknown> {
+    const { flags } = await this.parse(Build);
+    const options = await osImageOptionsFromFlags(flags);
+    const abort = new AbortController();
+    const onSigint = () => abort.abort();
+    process.once('SIGINT', onSigint);
+    try {
+      const r = await buildOsImageToLocal(flags.output, options, abort.signal);
+      const summary = {
+        digest: r.descriptor.digest,
+        mediaType: r.descriptor.mediaType,
+        artifactType: JSON.parse(r.manifest.toString('utf8')).artifactType as string,
+        size: r.descriptor.size,
+        output: r.output,
+        payloads: r.payloads.map((p) => ({ name: p.name, size: p.size, digest: p.digest, blobSize: p.blobSize, mediaType: p.mediaType, chunkCount: p.chunkCount })),
+      };
+      if (!this.jsonEnabled()) this.log(summary.digest);
+      return summary;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+    }
+  }
+}
