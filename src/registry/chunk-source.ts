@@ -21,7 +21,12 @@ export class ChunkSource {
   offset = 0;
 
   constructor(source: ByteSource, private readonly maxSize?: number, private readonly what = 'blob') {
-    this.iterator = (source as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+    const s = source as Partial<AsyncIterable<Uint8Array> & Iterable<Uint8Array>>;
+    if (typeof s[Symbol.asyncIterator] === 'function') this.iterator = s[Symbol.asyncIterator]!();
+    else if (typeof s[Symbol.iterator] === 'function') {
+      const sync = s[Symbol.iterator]!();
+      this.iterator = { next: async () => sync.next() };
+    } else throw new OciError('INVALID_ARGUMENT', `${what}: the source is not a stream or iterable of bytes`);
   }
 
   /** Bytes pulled but not yet acknowledged. */

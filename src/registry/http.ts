@@ -140,7 +140,10 @@ export class RegistryHttp {
   async error(res: TransportResponse, method: string, opts: { hint?: string; message?: string } = {}): Promise<RegistryError> {
     const body = method === 'HEAD' ? { errors: [] } : parseErrorBody(await readCapped(res.body));
     if (method === 'HEAD') await res.body.dump().catch(() => undefined);
-    const hint = opts.hint ?? (res.status === 401 ? loginHint : res.status === 403 ? 'the account lacks access to this repository (push needs write access)' : undefined);
+    let hint = opts.hint ?? (res.status === 401 ? loginHint : res.status === 403 ? 'the account lacks access to this repository (push needs write access)' : undefined);
+    if (!hint && res.status === 400 && this.transport.plainHttp && (method === 'HEAD' || /https/i.test(body.text ?? ''))) {
+      hint = 'the registry may speak HTTPS only: plain HTTP is the default for loopback hosts, turn it off (--plain-http=false)';
+    }
     return new RegistryError({
       status: res.status, method, url: res.url, body, hint, message: opts.message,
       retryAfterMs: parseRetryAfter(res.header('retry-after')),
