@@ -56,9 +56,18 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // Last line of defence: a test that forgot stop() must not leave registries running.
-  process.on('exit', () => {
+  const killAll = (): void => {
     for (const p of live) p.kill('SIGKILL');
-  });
+  };
+  process.on('exit', killAll);
+  // A test runner ends a timed-out file with a signal, which skips 'exit'.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    if (process.listenerCount(sig) > 0) continue; // someone else owns it
+    process.once(sig, () => {
+      killAll();
+      process.kill(process.pid, sig); // the listener is gone: default action now
+    });
+  }
 }
 
 function probe(url: string, ca: Buffer | undefined): Promise<number> {
