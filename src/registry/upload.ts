@@ -20,14 +20,15 @@
  * the registry dropped the session (404 BLOB_UPLOAD_UNKNOWN, ACR's
  * BLOB_UPLOAD_INVALID, distribution after a partial PATCH).
  */
-import { Readable } from 'node:stream';
 import { OciError, describeError } from '../errors.js';
 import type { ByteSource } from '../content/store.js';
 import type { Digest } from '../oci/digest.js';
 import { pushScope, type Scope } from './auth/token-cache.js';
 import { ChunkSource } from './chunk-source.js';
 import { RegistryError, TransportError } from './errors.js';
+export { withDigest } from './monolithic.js';
 import type { RegistryHttp } from './http.js';
+import { monolithicPut, withDigest } from './monolithic.js';
 import type { TransportResponse } from './transport.js';
 
 const MiB = 1024 * 1024;
@@ -106,12 +107,6 @@ export function parseUploadRange(header: string | undefined, ack: number): numbe
   return end + 1;
 }
 
-/** Appends `digest=` to a Location, keeping its query. */
-export function withDigest(location: URL, digest: string): URL {
-  const u = new URL(location);
-  u.searchParams.append('digest', digest);
-  return u;
-}
 
 /** One blob upload; call {@link run} once. */
 export class ChunkedUpload {
@@ -297,7 +292,10 @@ export class ChunkedUpload {
       return parseUploadRange(res.header('range'), this.src.offset);
     }
     const err = await this.http.error(res, 'GET');
-    if (res.status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
+    if (err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
+    // A bare 404 is how ECR Public answers every status request: trust our own offset; if the
+    // session really is gone, the next PATCH says so.
+    if (res.status === 404 || res.status === 405) return undefined;
     throw err;
   }
 
@@ -437,49 +435,22 @@ export class ChunkedUpload {
       size = this.src.size;
       source = new ChunkSource(await this.options.reopen(), size, this.what);
     }
-    for (let attempt = 0; ; attempt++) {
-      const body = Readable.from(this.counting(source.drain()));
-      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-      if (size !== undefined) headers['content-length'] = String(size);
-      let failure: unknown;
-      let res: TransportResponse | undefined;
-      try {
-        res = await this.http.send({ method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal });
-      } catch (err) {
-        if (!(err instanceof TransportError && err.transient)) throw err;
-        failure = err;
-      }
-      if (res) {
-        if (res.status === 201 || res.status === 204 || res.status === 200) {
-          await res.body.dump().catch(() => undefined);
-          this.chunks++;
-          this.location = undefined;
-          this.completed = { digest: digest as Digest, size: source.size };
-          this.options.onProgress?.(source.size);
-          return;
-        }
-        const err = await this.http.error(res, 'PUT');
-        if (err.hasCode('DIGEST_INVALID') && source.ended && source.digest() !== digest) {
-          throw new OciError('DIGEST_MISMATCH', `${this.what}: content has digest ${source.digest()}, expected ${digest}`, { cause: err });
-        }
-        if (!this.http.retry.isRetryableStatus(res.status) && res.status !== 401) throw err;
-        failure = err;
-      }
-      if (!this.options.reopen || attempt >= this.http.retry.retries) throw failure;
-      await this.http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, this.options.signal);
-      await source.close();
-      source = new ChunkSource(await this.options.reopen(), size, this.what);
-      this.restarts++;
-      this.location = undefined;
-      await this.open();
-    }
-  }
-
-  private async *counting(it: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const b of it) {
-      this.sent += b.length;
-      yield b;
-    }
+    const r = await monolithicPut({
+      http: this.http, scopes: this.scopes, what: this.what, location: this.location!, source, digest, size,
+      reopen: this.options.reopen, signal: this.options.signal,
+      open: async () => {
+        this.location = undefined;
+        await this.open();
+        return this.location!;
+      },
+      onSent: (n) => { this.sent += n; },
+    });
+    if (source !== this.src) await source.close();
+    this.restarts += r.restarts;
+    this.chunks++;
+    this.location = undefined;
+    this.completed = { digest: r.digest, size: r.size };
+    this.options.onProgress?.(r.size);
   }
 
   /** `DELETE <location>`, best effort (the session may already be gone). */

@@ -134,6 +134,25 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
     await assert.rejects(upload(2 * MiB + 1), (e: unknown) => isOciError(e, 'UNSUPPORTED') && /refuses chunked uploads/.test((e as Error).message) && !!(e as { hint?: string }).hint);
   });
 
+  await t.test('GAR with a failing PUT: the streamed body is sent again from reopen()', async () => {
+    reset();
+    proxy.addRule(...garRules(), { method: 'PUT', path: UPLOAD, action: { type: 'respond', status: 503 } });
+    const { r } = await upload(2 * MiB + 1, { known: true, reopen: true });
+    assert.equal(r.upload!.mode, 'monolithic');
+    assert.equal(r.upload!.restarts, 1);
+  });
+
+  await t.test('a registry that answers 404 to every upload status request (ECR Public): our own offset is trusted', async () => {
+    reset();
+    proxy.addRule(
+      { method: 'GET', path: UPLOAD, times: Infinity, action: { type: 'respond', status: 404 } },
+      { method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 0 } },
+    );
+    const { r } = await upload(3 * MiB + 1);
+    assert.equal(r.upload!.resumes, 1);
+    assert.ok(bodyBytes() - (3 * MiB + 1) <= MiB);
+  });
+
   await t.test('relative Locations are resolved against the request URL', async () => {
     reset();
     proxy.locationMode = 'relative';
