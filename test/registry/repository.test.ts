@@ -71,6 +71,11 @@ test('repository store: blobs, manifests, resolve, tag, mount, and skopeo reads 
   assert.ok(await mirror.mount(config, 'store/app'));
   assert.equal(await mirror.mount({ digest: sha256Digest('absent') }, 'store/app'), false);
   assert.deepEqual(mirror.results.map((r) => r.status), ['mounted', 'mounted']);
+  // A mount the registry cannot do answers 202: the blob is uploaded into that session.
+  const fresh = { mediaType: MediaType.ociLayer, digest: await randomDigest(MiB + 1, 22), size: MiB + 1 };
+  const viaSession = await mirror.pushContent(fresh, randomBytesStream(MiB + 1, 22), { mountFrom: 'store/nothing-here' });
+  assert.equal(viaSession.status, 'uploaded');
+  assert.deepEqual(await blobFromRegistry(reg.url, mirror.name, fresh.digest), { digest: fresh.digest, size: fresh.size });
 
   // skopeo (another client) copies what we pushed, byte for byte.
   const dir = await mkdtemp(join(tmpdir(), 'oci-os-skopeo-out-'));
@@ -110,4 +115,33 @@ test('resume from a partial chunk against a registry that keeps partial bytes (e
   const resumedAt = Number(patches[2]!.contentRange!.split('-')[0]);
   assert.ok(resumedAt >= MiB && resumedAt <= MiB + 700 * 1024, `resumed at ${resumedAt}`);
   assert.deepEqual(await blobFromRegistry(reg.url, 'embedded/resume', r.digest), { digest: r.digest, size });
+});
+
+test('chunk sizes follow OCI-Chunk-Min-Length and shrink on 413 (embedded registry)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'oci-os-embedded-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  for (const limits of [{ chunkMinLength: 2 * MiB }, { chunkMaxLength: 600 * 1024 }]) {
+    const reg = await startRegistryServer({ root, host: '127.0.0.1', port: 0, ...limits });
+    const proxy = await startFaultProxy(reg.url);
+    const { client } = fastClient({ chunkSize: MiB });
+    try {
+      const size = 5 * MiB + 3;
+      const r = await client.repository(`${proxy.host}/embedded/limits`).uploadStream(randomBytesStream(size, 33));
+      assert.equal(r.digest, await randomDigest(size, 33));
+      const patches = proxy.log.filter((e) => e.method === 'PATCH' && e.status === 202);
+      if (limits.chunkMinLength) {
+        assert.equal(r.upload!.chunkSize, 2 * MiB);
+        assert.ok(patches.every((e) => e.requestBodyBytes === 2 * MiB));
+      } else {
+        assert.equal(r.upload!.chunkSize, 512 * 1024);
+        assert.ok(patches.every((e) => e.requestBodyBytes <= 600 * 1024));
+        assert.equal(proxy.log.filter((e) => e.status === 413).length, 1);
+      }
+      assert.deepEqual(await blobFromRegistry(reg.url, 'embedded/limits', r.digest), { digest: r.digest, size });
+    } finally {
+      await client.close();
+      await proxy.stop();
+      await reg.close();
+    }
+  }
 });

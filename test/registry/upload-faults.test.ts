@@ -35,7 +35,25 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
   };
   const bodyBytes = (): number => proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').reduce((n, e) => n + e.requestBodyBytes, 0);
 
-  await t.test('a 17 MiB generated stream goes up in 4 MiB chunks, the last one in the PUT', async () => {
+  await t.test('a 17 MiB generated stream goes up in 4 MiB chunks, the last one in the PUT, in bounded memory', async () => {
+    reset();
+    // Memory bound: the uploader never holds more than one chunk (+ one source piece) that the
+    // registry has not acknowledged.
+    const { client } = fastClient({ chunkSize: 4 * MiB });
+    t.after(() => client.close());
+    let pulled = 0;
+    let acked = 0;
+    let worst = 0;
+    async function* watched(): AsyncGenerator<Buffer> {
+      for await (const b of randomBytesStream(17 * MiB, 77)) {
+        pulled += b.length;
+        worst = Math.max(worst, pulled - acked);
+        yield b;
+      }
+    }
+    const w = await client.repository(`${proxy.host}/faults/memory`).uploadStream(watched(), { onProgress: (n) => { acked = n; } });
+    assert.equal(w.digest, await randomDigest(17 * MiB, 77));
+    assert.ok(worst <= 4 * MiB + 256 * 1024, `held ${worst} unacknowledged bytes`);
     reset();
     const { r } = await upload(17 * MiB, { chunkSize: 4 * MiB });
     assert.equal(r.upload!.mode, 'chunked');
