@@ -34,7 +34,8 @@ export abstract class BaseCommand extends Command {
     } else if (err.oclif?.exit !== undefined) {
       // Parse errors from the CLI framework are usage errors.
       code = err.oclif.exit === 0 ? 0 : ExitCode.usage;
-      message = err.message ?? String(err);
+      // One line: the framework's messages span several.
+      message = (err.message ?? String(err)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
       errorCode = 'USAGE';
       if (code === 0) {
         process.exitCode = 0;

@@ -40,7 +40,7 @@ export async function* readFileFrames(path: string, frameSize: number): AsyncGen
 }
 
 /** Re-cuts any byte stream into buffers of exactly `frameSize` bytes (the last may be shorter). */
-export async function* recutFrames(source: AsyncIterable<Uint8Array>, frameSize: number): AsyncGenerator<Buffer> {
+export async function* recutFrames(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, frameSize: number): AsyncGenerator<Buffer> {
   let buf = Buffer.allocUnsafeSlow(frameSize);
   let filled = 0;
   for await (const piece of source) {

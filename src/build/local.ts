@@ -24,18 +24,13 @@ export async function buildOsImageToLocal(
   const loc = parseLocalLocation(dest);
   const tag = loc.tag ?? 'latest';
   const store = await openLocalForWriting(loc);
-  const onAbort = () => void store.abort();
-  signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const built = await buildOsImage(store, options);
-    signal?.throwIfAborted();
+    const built = await buildOsImage(store, { ...options, signal: signal ?? options.signal });
     await store.tag(built.descriptor, tag);
     await store.commit();
     return { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
   } catch (err) {
     await store.abort();
     throw err;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
   }
 }

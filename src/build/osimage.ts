@@ -44,6 +44,8 @@ export interface OsImageBuildOptions {
   jobs?: number;
   /** Called once a payload's blob is stored. */
   onPayloadDone?: (p: BuiltPayload) => void;
+  /** Stops the build between two frames with an ABORTED error. */
+  signal?: AbortSignal;
   /** Called with the number of uncompressed bytes read so far for a payload. */
   onProgress?: (name: string, bytesRead: number, totalBytes: number) => void;
 }
@@ -108,6 +110,7 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
         const total = sizes[i]!;
         async function* frames(): AsyncGenerator<Buffer> {
           for await (const f of readFileFrames(input.path, encoding.frameSize)) {
+            if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
             read += f.length;
             options.onProgress?.(input.name, read, total);
             yield f;

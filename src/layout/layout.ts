@@ -20,7 +20,8 @@ import { DigestStream, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
 
-const OCI_LAYOUT = { imageLayoutVersion: '1.0.0' };
+/** The oci-layout file exactly as the format's reference builder writes it. */
+const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
 const TMP_DIR = '.oci-os-tmp';
 
 /** Options for opening a layout. */
@@ -69,7 +70,7 @@ export class OciLayout implements CommittableStore {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
-      if (existing === undefined) await this.writeAtomic('oci-layout', Buffer.from(JSON.stringify(OCI_LAYOUT) + '\n'));
+      if (existing === undefined) await this.writeAtomic('oci-layout', Buffer.from(OCI_LAYOUT_FILE));
       else await this.checkLayoutFile();
     } catch (err) {
       if (isOciError(err)) throw err;

@@ -28,7 +28,7 @@ export interface Component {
   version: string;
 }
 
-/** `product_info` of the config. All fields are always written except an empty `components`. */
+/** `product_info` of the config. All fields are always written; `components` only when given. */
 export interface ProductInfo {
   id: string;
   name: string;
@@ -87,6 +87,13 @@ export function parseProductInfo(input: unknown, source = 'product info'): Parti
   const obj = input as Record<string, unknown>;
   const out: Partial<ProductInfo> = {};
   for (const key of Object.keys(obj)) {
+    if (key === 'architecture') {
+      // The reference product info files carry it; the reference builder ignores it (it is derived from the variant).
+      if (typeof obj.architecture !== 'string' || obj.architecture !== variantArchitecture(String(obj.variant ?? ''))) {
+        throw new OciError('INVALID_PRODUCT_INFO', `${source}: "architecture" must equal the first part of "variant" (it is derived from it and not stored)`);
+      }
+      continue;
+    }
     if (!(productKeys as readonly string[]).includes(key)) {
       throw new OciError('INVALID_PRODUCT_INFO', `${source}: unknown key "${key}" (allowed: ${productKeys.join(', ')})`);
     }
@@ -136,7 +143,8 @@ export function normalizeProductInfo(p: Partial<ProductInfo>): ProductInfo {
     commit_date: p.commit_date ?? '',
     build_tree_dirty: p.build_tree_dirty ?? false,
   };
-  if (p.components && p.components.length > 0) {
+  // Like the reference builder (omitzero): omitted when absent, kept when given, even empty.
+  if (p.components) {
     out.components = p.components.map((c) => ({ id: c.id, version: c.version }));
   }
   return out;
