@@ -16,6 +16,7 @@ export class ChunkSource {
   private parts: Buffer[] = [];
   private length = 0;
   private done = false;
+  private closed = false;
   private finalDigest?: Digest;
   /** Absolute offset of the first pending byte (= bytes acknowledged). */
   offset = 0;
@@ -46,6 +47,7 @@ export class ChunkSource {
 
   /** Pulls until at least `n` bytes are pending or the source ends. */
   async fill(n: number): Promise<void> {
+    if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
     while (!this.done && this.length < n) {
       const r = await this.iterator.next();
       if (r.done) {
@@ -126,8 +128,8 @@ export class ChunkSource {
 
   /** Stops reading the source (releases a file handle or a pipeline). */
   async close(): Promise<void> {
-    if (!this.done) {
-      this.done = true;
+    if (!this.done && !this.closed) {
+      this.closed = true;
       await this.iterator.return?.().catch(() => undefined);
     }
   }

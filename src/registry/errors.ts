@@ -63,7 +63,6 @@ export function parseErrorBody(raw: Buffer | string): ErrorBody {
   } catch {
     // not JSON
   }
-  // eslint-disable-next-line no-control-regex
   const clean = text.replace(/<[^>]*>/g, ' ').replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/\s+/g, ' ').trim();
   return { errors: [], text: redactText(clean.length > 300 ? `${clean.slice(0, 300)}…` : clean) };
 }

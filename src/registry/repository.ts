@@ -128,7 +128,8 @@ export class RegistryRepository implements ContentStore {
       if (res.status === 404) throw new OciError('NOT_FOUND', `${this.what(desc)} not found`, { cause: err });
       throw err;
     }
-    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: this.what(desc) });
+    const size = Number.isInteger(desc.size) && desc.size >= 0 ? desc.size : undefined;
+    const verify = new DigestStream({ digest: desc.digest, size, what: this.what(desc) });
     pipeline(res.body, verify, () => undefined);
     return verify;
   }
