@@ -1,0 +1,53 @@
+/** Flags shared by every command that talks to a registry, and the client they configure. */
+import { Flags } from '@oclif/core';
+import { OciError } from '../src/errors.js';
+import { RegistryClient, type RegistryClientOptions } from '../src/registry/index.js';
+import { parseSize } from '../src/util/size.js';
+
+export const registryFlags = {
+  username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file.', helpGroup: 'REGISTRY' }),
+  'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input.', helpGroup: 'REGISTRY' }),
+  'ca-file': Flags.string({ description: 'PEM file of CA certificates to trust in addition to the system ones.', helpValue: 'FILE', helpGroup: 'REGISTRY' }),
+  insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
+  'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost and 127.0.0.0/8).', helpGroup: 'REGISTRY' }),
+  retries: Flags.integer({ min: 0, max: 100, default: 5, description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).', helpGroup: 'REGISTRY' }),
+  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB, 4MiB for ghcr.io].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
+};
+
+export interface RegistryFlagValues {
+  username?: string;
+  'password-stdin'?: boolean;
+  'ca-file'?: string;
+  insecure?: boolean;
+  'plain-http'?: boolean;
+  retries?: number;
+  'chunk-size'?: string;
+}
+
+async function readStdin(): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of process.stdin) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** Builds the registry client the flags describe. Credentials are never printed. */
+export async function registryClientFromFlags(flags: RegistryFlagValues, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
+  const options: RegistryClientOptions = { ...extra };
+  if (flags['password-stdin']) {
+    const password = await readStdin();
+    if (!password) throw new OciError('USAGE', '--password-stdin given but standard input was empty');
+    const username = flags.username ?? process.env.OCI_OS_USERNAME;
+    if (!username) throw new OciError('USAGE', '--password-stdin needs --username (or OCI_OS_USERNAME)');
+    options.credentials = { username, password };
+  } else if (flags.username !== undefined) {
+    const password = process.env.OCI_OS_PASSWORD;
+    if (!password) throw new OciError('USAGE', '--username needs a password: pipe it to --password-stdin or set OCI_OS_PASSWORD');
+    options.credentials = { username: flags.username, password };
+  }
+  if (flags['ca-file']) options.caFile = flags['ca-file'];
+  if (flags.insecure) options.insecure = true;
+  if (flags['plain-http'] !== undefined) options.plainHttp = flags['plain-http'];
+  if (flags.retries !== undefined) options.retry = { retries: flags.retries };
+  if (flags['chunk-size']) options.chunkSize = parseSize(flags['chunk-size'], 'chunk size');
+  return new RegistryClient(options);
+}
