@@ -125,6 +125,11 @@ export class RegistryHttp {
         reauths++;
         continue;
       }
+      if (res.status === 401 && own && !replayable) {
+        // The body cannot be sent again, but the caller may restart it: make sure it gets a fresh token.
+        await this.auth.respond(res.headers['www-authenticate'], req.scopes, authorization, req.signal).catch(() => undefined);
+        return res;
+      }
       const retryAfter = parseRetryAfter(res.header('retry-after'));
       const retryable = this.retry.isRetryableStatus(res.status) || (res.status === 403 && retryAfter !== undefined);
       if (canRetry && retryable && attempt < this.retry.retries) {

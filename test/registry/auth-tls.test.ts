@@ -77,6 +77,24 @@ test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared 
     assert.equal(await drain(await repo.fetch({ mediaType: 'application/octet-stream', digest: r.digest, size: r.size })), r.digest);
   });
 
+  await t.test('a 401 on a streamed monolithic PUT: new token, body sent again from reopen()', async () => {
+    const { client } = fastClient({ credentials: creds, chunkSize: 256 * 1024 });
+    t.after(() => client.close());
+    proxy.clearRules();
+    proxy.addRule(
+      { method: 'PATCH', path: UPLOAD, times: Infinity, action: { type: 'respond', status: 405 } },
+      { method: 'PUT', path: UPLOAD, action: { type: 'unauthorized' } },
+    );
+    t.after(() => proxy.clearRules());
+    const size = MiB + 3;
+    const digest = await randomDigest(size, 11);
+    const repo = client.repository(`${proxy.host}/auth/mono`);
+    const r = await repo.pushContent({ mediaType: 'application/octet-stream', digest, size }, randomBytesStream(size, 11), { reopen: () => randomBytesStream(size, 11) });
+    assert.equal(r.upload!.mode, 'monolithic');
+    assert.equal(r.upload!.restarts, 1);
+    assert.ok(await repo.exists({ mediaType: 'application/octet-stream', digest, size }));
+  });
+
   await t.test('concurrent uploads share one token', async () => {
     const { client } = fastClient({ credentials: creds, chunkSize: MiB });
     t.after(() => client.close());
