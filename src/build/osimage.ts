@@ -6,6 +6,7 @@
  * is only ever written after everything it points to.
  */
 import { stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, fsError } from '../errors.js';
@@ -25,7 +26,8 @@ import {
   type ProductInfo,
 } from '../osimage/format.js';
 import { readFileFrames } from './frames.js';
-import { encodePayload, resolveEncoding, type PayloadEncoding } from './payload.js';
+import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
+import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
 
 /** A payload to put into the image: its name and the file it is read from. */
 export interface PayloadInput {
@@ -42,6 +44,8 @@ export interface OsImageBuildOptions {
   layerTitles?: boolean;
   /** Payloads processed at once (default 1; each payload already uses every core). */
   jobs?: number;
+  /** Reuse blobs of unchanged payloads already in the store (see payload-cache.ts). */
+  cache?: PayloadCache;
   /** Called once a payload's blob is stored. */
   onPayloadDone?: (p: BuiltPayload) => void;
   /** Stops the build between two frames with an ABORTED error. */
@@ -58,6 +62,8 @@ export interface BuiltPayload {
   blobSize: number;
   mediaType: string;
   chunkCount: number;
+  /** True when an unchanged payload's blob was already in the store and was not encoded again. */
+  reused: boolean;
 }
 
 /** What buildOsImage stored. */
@@ -71,12 +77,12 @@ export interface BuiltOsImage {
 }
 
 /** Checks payload names and files before any work starts; returns each file's size. */
-export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<number[]> {
+export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<Stats[]> {
   if (payloads.length === 0) {
     throw new OciError('USAGE', 'no payloads given: add at least one --payload NAME=PATH');
   }
   const seen = new Set<string>();
-  const sizes: number[] = [];
+  const stats: Stats[] = [];
   for (const p of payloads) {
     validatePayloadName(p.name);
     if (seen.has(p.name)) throw new OciError('INVALID_PAYLOAD_NAME', `payload name "${p.name}" is given twice; payload names must be unique`);
@@ -90,47 +96,21 @@ export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<numb
     if (st.isDirectory()) {
       throw new OciError('INPUT_UNREADABLE', `payload "${p.name}": ${p.path} is a directory; a payload is a file (an image of a filesystem, a kernel)`);
     }
-    sizes.push(st.size);
+    stats.push(st);
   }
-  return sizes;
+  return stats;
 }
 
 /** Streams the payloads into `store`, then stores the config and the manifest. */
 export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions): Promise<BuiltOsImage> {
   const encoding = resolveEncoding(options.encoding);
   const productInfo = normalizeProductInfo(options.productInfo ?? {});
-  const sizes = await checkPayloadInputs(options.payloads);
+  const stats = await checkPayloadInputs(options.payloads);
   const titles = options.layerTitles ?? true;
   const limit = pLimit(options.jobs ?? 1);
 
   const built = await Promise.all(
-    options.payloads.map((input, i) =>
-      limit(async () => {
-        let read = 0;
-        const total = sizes[i]!;
-        async function* frames(): AsyncGenerator<Buffer> {
-          for await (const f of readFileFrames(input.path, encoding.frameSize)) {
-            if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
-            read += f.length;
-            options.onProgress?.(input.name, read, total);
-            yield f;
-          }
-        }
-        const { blob, result } = encodePayload(frames(), encoding);
-        const stored = await store.pushStream(blob, { mediaType: encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream });
-        const enc = result();
-        const payload: BuiltPayload = {
-          name: input.name,
-          size: enc.size,
-          digest: stored.digest,
-          blobSize: stored.size,
-          mediaType: enc.mediaType,
-          chunkCount: enc.chunkHashes.length,
-        };
-        options.onPayloadDone?.(payload);
-        return { payload, info: { name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes } as PayloadInfo };
-      }),
-    ),
+    options.payloads.map((input, i) => limit(() => storePayload(store, input, stats[i]!, encoding, options))),
   );
 
   const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
@@ -158,4 +138,65 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   };
   await store.push({ mediaType: MediaType.ociManifest, digest: descriptor.digest, size: descriptor.size }, Readable.from([manifest]));
   return { manifest, descriptor, config, configDescriptor, payloads: built.map((b) => b.payload) };
+}
+
+/** Reads a payload in frames, reporting progress and honouring the abort signal. */
+async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions): AsyncGenerator<Buffer> {
+  let read = 0;
+  for await (const f of readFileFrames(input.path, frameSize)) {
+    if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
+    read += f.length;
+    options.onProgress?.(input.name, read, total);
+    yield f;
+  }
+}
+
+/** Chunk hashes of a payload, reading it without compressing (to confirm a cached blob). */
+async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, total: number, options: OsImageBuildOptions): Promise<EncodedPayload> {
+  const { blob, result } = encodePayload(payloadFrames(input, encoding.frameSize, total, options), { ...encoding, compression: 'none' });
+  for await (const _ of blob) void _;
+  return result();
+}
+
+/** Stores one payload: reuses its blob when the cache and the content say it is unchanged, else encodes and streams it. */
+async function storePayload(
+  store: ContentStore,
+  input: PayloadInput,
+  st: Stats,
+  encoding: Required<PayloadEncoding>,
+  options: OsImageBuildOptions,
+): Promise<{ payload: BuiltPayload; info: PayloadInfo }> {
+  const mediaType = encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream;
+  const settings = encodingSettings(encoding);
+  const info = (enc: EncodedPayload): PayloadInfo => ({ name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes });
+  const cached = await options.cache?.lookup(st, settings);
+  if (cached && (await store.exists({ mediaType, digest: cached.blobDigest, size: cached.blobSize }))) {
+    const enc = await hashOnly(input, encoding, st.size, options);
+    if (contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes) === cached.contentKey) {
+      const payload: BuiltPayload = { name: input.name, size: enc.size, digest: cached.blobDigest, blobSize: cached.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true };
+      await options.cache!.record({ ...cached });
+      options.onPayloadDone?.(payload);
+      return { payload, info: info(enc) };
+    }
+  }
+  let current = encodePayload(payloadFrames(input, encoding.frameSize, st.size, options), encoding);
+  const stored = await store.pushStream(current.blob, {
+    mediaType,
+    signal: options.signal,
+    reopen: () => {
+      current = encodePayload(payloadFrames(input, encoding.frameSize, st.size, options), encoding);
+      return current.blob;
+    },
+  });
+  const enc = current.result();
+  if (enc.size !== st.size) {
+    throw new OciError('INPUT_UNREADABLE', `payload "${input.name}": ${input.path} changed size while it was read (${st.size} → ${enc.size} bytes)`);
+  }
+  const payload: BuiltPayload = { name: input.name, size: enc.size, digest: stored.digest, blobSize: stored.size, mediaType, chunkCount: enc.chunkHashes.length, reused: false };
+  await options.cache?.record({
+    dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
+    contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), blobDigest: stored.digest, blobSize: stored.size, mediaType,
+  });
+  options.onPayloadDone?.(payload);
+  return { payload, info: info(enc) };
 }

@@ -10,6 +10,18 @@ export interface StoredBlob {
   size: number;
 }
 
+/** Options of ContentStore.pushStream. */
+export interface PushStreamOptions {
+  mediaType: string;
+  /**
+   * Produces the same bytes again from the start. Stores that may need to
+   * start over (a registry that dropped an upload session, or that only
+   * takes whole blobs of known digest) use it; others ignore it.
+   */
+  reopen?: () => ByteSource | Promise<ByteSource>;
+  signal?: AbortSignal;
+}
+
 /**
  * One storage interface implemented by the OCI layout, the archive writer and
  * the registry client, so that build, push and copy are written once for any
@@ -30,7 +42,7 @@ export interface ContentStore {
    * Stores a blob whose digest is only known once the stream has ended
    * (a payload compressed while it is read). Returns its digest and size.
    */
-  pushStream(content: ByteSource, options: { mediaType: string }): Promise<StoredBlob>;
+  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob>;
   /** The descriptor of the manifest a tag (or digest) names. */
   resolve(reference: string): Promise<Descriptor>;
   /** Points a tag at a manifest that is already stored. */

@@ -1,0 +1,85 @@
+import { Flags, Args } from '@oclif/core';
+import { writeFile } from 'node:fs/promises';
+import { BaseCommand } from '../cli/base.js';
+import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
+import { registryFlags, registryClientFromFlags } from '../cli/registry-flags.js';
+import { OciError, fsError } from '../src/errors.js';
+import { PayloadCache } from '../src/build/payload-cache.js';
+import { pushOsImage, type PushReport } from '../src/push/osimage.js';
+import { pushFromLocal } from '../src/push/from-local.js';
+
+export default class Push extends BaseCommand {
+  static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';
+  static override description = `With --payload, each payload streams file → SHA-256 chunk hashes → zstd frames → chunked upload: the compressed bytes are never written to disk nor held whole in memory. Uploads resume after a reset connection, a timeout or a 5xx, adapt their chunk size to what the registry accepts, and fall back to a whole-blob upload where chunks are refused. The config and the manifest follow; tags are written last, so an interrupted push tags nothing.
+
+An unchanged payload (same file, same content — re-hashed to be sure — and same settings) whose blob the registry already has is neither compressed nor uploaded again.
+
+With --from, an existing oci:DIR[:TAG] or oci-archive:FILE[:TAG] (any manifest, index or artifact) is copied verbatim: digests are unchanged.
+
+REF is [HOST[:PORT]/]REPO[:TAG][@DIGEST]; no host means Docker Hub. Loopback registries speak plain HTTP unless --no-plain-http. Credentials: --username with --password-stdin, OCI_OS_USERNAME/OCI_OS_PASSWORD, or the Docker/podman auth file.
+
+Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags and every blob with its status (uploaded, exists, mounted) and uploadedBytes.`;
+  static override examples = [
+    '<%= config.bin %> push ghcr.io/acme/myos:1.2.0 -p system=rootfs.img -p kernel.efi=kernel.efi --tag latest',
+    'echo "$TOKEN" | <%= config.bin %> push registry.example.com/os/myos:1.2.0 -u ci --password-stdin -p system=rootfs.img --digest-file digest.txt',
+    '<%= config.bin %> push localhost:5000/myos:dev --from oci:out/image:dev --json',
+  ];
+  static override args = {
+    ref: Args.string({ required: true, description: 'Destination [HOST[:PORT]/]REPO[:TAG][@DIGEST].' }),
+  };
+  static override flags = {
+    ...osImageFlags,
+    ...registryFlags,
+    from: Flags.string({ description: 'Push an existing oci:DIR[:TAG] or oci-archive:FILE[:TAG] instead of building.', helpValue: 'SRC', exclusive: ['payload'] }),
+    tag: Flags.string({ char: 't', multiple: true, description: 'Another tag for the same manifest (repeatable).' }),
+    'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
+    jobs: Flags.integer({ char: 'j', min: 1, max: 32, default: 4, description: 'Blobs uploaded in parallel.' }),
+    cache: Flags.boolean({ default: true, allowNo: true, description: 'Remember pushed payloads so unchanged ones are not compressed or uploaded again (--no-cache to always encode).' }),
+  };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Push);
+    const client = await registryClientFromFlags(flags, {
+      onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
+    });
+    const abort = new AbortController();
+    const onSigint = () => abort.abort();
+    process.once('SIGINT', onSigint);
+    process.once('SIGTERM', onSigint);
+    let report: PushReport;
+    try {
+      if (flags.from) {
+        report = await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal: abort.signal });
+      } else {
+        if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
+        const options = await osImageOptionsFromFlags(flags);
+        const r = await pushOsImage(client, args.ref, {
+          ...options,
+          encoding: { ...options.encoding, concurrency: 3 },
+          jobs: flags.jobs,
+          tags: flags.tag,
+          signal: abort.signal,
+          cache: flags.cache ? new PayloadCache() : undefined,
+        });
+        const { image: _image, ...rest } = r;
+        report = rest;
+      }
+    } catch (err) {
+      if (abort.signal.aborted) throw new OciError('ABORTED', 'push interrupted; upload sessions were cancelled and nothing was tagged', { cause: err });
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigint);
+      await client.close();
+    }
+    if (flags['digest-file']) {
+      try {
+        await writeFile(flags['digest-file'], report.digest + '\n');
+      } catch (err) {
+        throw fsError(err, flags['digest-file'], 'write');
+      }
+    }
+    if (!this.jsonEnabled()) this.log(report.reference);
+    return report;
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Remembers which stored blob a payload file was encoded to, so that an
+ * unchanged payload is neither compressed nor uploaded again.
+ *
+ * Safety: the file's identity (device, inode, size, mtime, ctime) only
+ * *suggests* a cache entry. Before a blob is reused, the payload is read and
+ * its chunk hashes recomputed (reading and hashing, no compression); the
+ * blob is reused only when they equal the recorded ones and the target store
+ * already holds the blob. The config is built from the fresh hashes either way.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** One remembered encoding of a payload file. */
+export interface PayloadCacheEntry {
+  /** File identity when it was encoded. */
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  /** Encoder settings (compression, level, chunk and frame sizes, encoder version). */
+  settings: string;
+  /** SHA-256 over the chunk hash list: identifies the uncompressed content. */
+  contentKey: string;
+  blobDigest: string;
+  blobSize: number;
+  mediaType: string;
+  usedAt: number;
+}
+
+const MAX_ENTRIES = 2000;
+
+/** The directory oci-os keeps its cache in: $OCI_OS_CACHE_DIR, $XDG_CACHE_HOME/oci-os or ~/.cache/oci-os. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.OCI_OS_CACHE_DIR || join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'oci-os');
+}
+
+/** Identifies a chunk hash list (and so the uncompressed content). */
+export function contentKey(size: number, chunkHashSize: number, hashes: readonly string[]): string {
+  return createHash('sha256').update(`${size}/${chunkHashSize}/${hashes.join(',')}`).digest('hex');
+}
+
+const zstdVersion = (() => {
+  try {
+    return (createRequire(import.meta.url)('@mongodb-js/zstd/package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** Settings string that must match for an encoding to be reused. */
+export function encodingSettings(e: { compression: string; level: number; hashChunkSize: number; frameSize: number }): string {
+  return e.compression === 'none'
+    ? `none/${e.hashChunkSize}`
+    : `zstd-${zstdVersion}/${e.level}/${e.hashChunkSize}/${e.frameSize}`;
+}
+
+/** A small JSON file of entries, written atomically; losing it only costs time. */
+export class PayloadCache {
+  private entries?: PayloadCacheEntry[];
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(readonly dir: string = defaultCacheDir()) {}
+
+  private get file(): string {
+    return join(this.dir, 'payloads.json');
+  }
+
+  private async load(): Promise<PayloadCacheEntry[]> {
+    if (!this.entries) {
+      try {
+        const parsed = JSON.parse(await readFile(this.file, 'utf8')) as { entries?: PayloadCacheEntry[] };
+        this.entries = Array.isArray(parsed.entries) ? parsed.entries : [];
+      } catch {
+        this.entries = [];
+      }
+    }
+    return this.entries;
+  }
+
+  /** The entry whose file identity and settings match, if any. */
+  async lookup(st: Stats, settings: string): Promise<PayloadCacheEntry | undefined> {
+    const entries = await this.load();
+    return entries.find(
+      (e) => e.dev === st.dev && e.ino === st.ino && e.size === st.size && e.mtimeMs === st.mtimeMs && e.ctimeMs === st.ctimeMs && e.settings === settings,
+    );
+  }
+
+  /** Records (or refreshes) an entry and saves the cache; failures to save are ignored. */
+  async record(entry: Omit<PayloadCacheEntry, 'usedAt'>): Promise<void> {
+    const entries = await this.load();
+    const rest = entries.filter((e) => !(e.dev === entry.dev && e.ino === entry.ino && e.settings === entry.settings));
+    rest.push({ ...entry, usedAt: Date.now() });
+    rest.sort((a, b) => b.usedAt - a.usedAt);
+    this.entries = rest.slice(0, MAX_ENTRIES);
+    this.writing = this.writing.then(() => this.save()).catch(() => undefined);
+    await this.writing;
+  }
+
+  private async save(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, JSON.stringify({ entries: this.entries }) + '\n', { mode: 0o600 });
+    await rename(tmp, this.file);
+  }
+}

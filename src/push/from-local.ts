@@ -1,0 +1,43 @@
+/**
+ * `push --from`: an existing OCI layout or archive (any manifest, index or
+ * artifact) copied verbatim to a registry, tags last.
+ */
+import { OciError } from '../errors.js';
+import { copyGraph } from '../copy.js';
+import { openLocationForReading, parseLocation } from '../locations.js';
+import type { RegistryClient } from '../registry/index.js';
+import { formatReference, parseReference } from '../registry/reference.js';
+import { pushTags, type PushReport } from './osimage.js';
+
+export async function pushFromLocal(
+  client: RegistryClient,
+  from: string,
+  reference: string,
+  options: { tags?: string[]; jobs?: number; signal?: AbortSignal } = {},
+): Promise<PushReport> {
+  if (parseLocation(from).kind === 'registry') {
+    throw new OciError('USAGE', `--from ${from}: push takes a local oci:DIR[:TAG] or oci-archive:FILE[:TAG]; use 'oci-os copy' between registries`);
+  }
+  const ref = parseReference(reference);
+  const src = await openLocationForReading(from);
+  try {
+    if (ref.digest && ref.digest !== src.root.digest) {
+      throw new OciError('DIGEST_MISMATCH', `${reference}: ${from} holds ${src.root.digest}`);
+    }
+    const repo = client.repository(ref);
+    const tags = pushTags(ref, options.tags);
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal });
+    return {
+      reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${result.root.digest}`,
+      digest: result.root.digest,
+      mediaType: result.root.mediaType,
+      size: result.root.size,
+      tags: result.tags,
+      blobs: result.contents
+        .filter((c) => c.kind === 'blob')
+        .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),
+    };
+  } finally {
+    await src.close();
+  }
+}
