@@ -1,0 +1,177 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCli, tempDir, pseudoRandom, repoRoot, type CliResult } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { checkOsImageLayout } from '../helpers/osimage-check.js';
+
+const MiB = 1 << 20;
+
+interface Payloads {
+  dir: string;
+  list: Array<{ name: string; data: Buffer; path: string }>;
+}
+
+/** Two payloads: a 9 MiB half-random system image (several upload chunks) and a small kernel. */
+async function payloads(t: Parameters<typeof tempDir>[0]): Promise<Payloads> {
+  const dir = await tempDir(t);
+  const system = pseudoRandom(9 * MiB + 4321, 7, true);
+  const kernel = await readFile(join(repoRoot, 'fixtures', 'payloads', 'kernel.efi'));
+  await writeFile(join(dir, 'system.img'), system);
+  await writeFile(join(dir, 'kernel.efi'), kernel);
+  return { dir, list: [{ name: 'system', data: system, path: join(dir, 'system.img') }, { name: 'kernel.efi', data: kernel, path: join(dir, 'kernel.efi') }] };
+}
+
+function push(p: Payloads, ref: string, extra: string[] = [], input?: string): Promise<CliResult> {
+  return runCli(['push', ref, ...p.list.flatMap((x) => ['-p', `${x.name}=${x.path}`]), '--chunk-size', '1MiB', '--retries', '3', '--json', ...extra], {
+    env: { OCI_OS_CACHE_DIR: join(p.dir, 'cache'), DOCKER_CONFIG: join(p.dir, 'docker') },
+    input,
+  });
+}
+
+/** Pulls with skopeo (an independent client) and checks every payload and chunk hash. */
+async function pullAndCheck(reg: { host: string; certDir?: string; username?: string; password?: string }, repoTag: string, digest: string, p: Payloads): Promise<void> {
+  const out = join(p.dir, `pulled-${Math.random().toString(36).slice(2)}`);
+  const tls = reg.certDir ? ['--src-cert-dir', reg.certDir] : ['--src-tls-verify=false'];
+  const creds = reg.username ? ['--src-creds', `${reg.username}:${reg.password}`] : [];
+  await skopeo(['copy', ...tls, ...creds, `docker://${reg.host}/${repoTag}`, `oci:${out}:x`]);
+  await checkOsImageLayout(out, digest, p.list);
+}
+
+async function registry(t: Parameters<typeof tempDir>[0], opts: Parameters<typeof startDockerRegistry>[0] = {}): Promise<RegistryHandle> {
+  const reg = await startDockerRegistry(opts);
+  t.after(() => reg.stop());
+  return reg;
+}
+
+test('push to the real registry: skopeo pulls back the exact payloads; a re-push uploads no payload bytes', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo', 'zstd')) return;
+  const reg = await registry(t);
+  const p = await payloads(t);
+  const r = await push(p, `${reg.host}/os/fixture:1.0`, ['--tag', 'stable', '--digest-file', join(p.dir, 'digest.txt')]);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.match(out.reference, new RegExp(`^${reg.host}/os/fixture@sha256:[0-9a-f]{64}$`));
+  assert.deepEqual(out.tags, ['1.0', 'stable']);
+  assert.equal((await readFile(join(p.dir, 'digest.txt'), 'utf8')).trim(), out.digest);
+  const uploaded = out.blobs.filter((b: { status: string }) => b.status === 'uploaded');
+  assert.equal(uploaded.length, 3, 'two payloads and the config were uploaded');
+  await pullAndCheck(reg, 'os/fixture:stable', out.digest, p);
+  const raw = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/os/fixture:1.0`]);
+  assert.equal(JSON.parse(raw.stdout).artifactType, 'application/vnd.monogon.os.image.v1');
+
+  const again = await push(p, `${reg.host}/os/fixture:1.0`);
+  assert.equal(again.code, 0, again.stderr);
+  const second = JSON.parse(again.stdout);
+  assert.equal(second.digest, out.digest, 'same inputs, same manifest');
+  const payloadBlobs = second.blobs.filter((b: { mediaType: string }) => b.mediaType === 'application/zstd');
+  assert.equal(payloadBlobs.length, 2);
+  assert.ok(payloadBlobs.every((b: { status: string; uploadedBytes: number }) => b.status === 'exists' && b.uploadedBytes === 0), JSON.stringify(second.blobs));
+  assert.equal(second.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0), 0);
+
+  // Same file name, different content: the cache must not be fooled by the path.
+  const changed = pseudoRandom(9 * MiB + 4321, 8, true);
+  await writeFile(p.list[0]!.path, changed);
+  p.list[0]!.data = changed;
+  const third = await push(p, `${reg.host}/os/fixture:1.1`);
+  assert.equal(third.code, 0, third.stderr);
+  const thirdOut = JSON.parse(third.stdout);
+  assert.notEqual(thirdOut.digest, out.digest);
+  await pullAndCheck(reg, 'os/fixture:1.1', thirdOut.digest, p);
+});
+
+test('push --from a layout copies it verbatim', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo')) return;
+  const reg = await registry(t);
+  const p = await payloads(t);
+  const built = await runCli(['build', ...p.list.flatMap((x) => ['-p', `${x.name}=${x.path}`]), '-o', `oci:${join(p.dir, 'lay')}:v1`]);
+  assert.equal(built.code, 0, built.stderr);
+  const r = await runCli(['push', `${reg.host}/os/copied:v1`, '--from', `oci:${join(p.dir, 'lay')}:v1`, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.digest, built.stdout.trim(), 'digest unchanged');
+  await pullAndCheck(reg, 'os/copied:v1', out.digest, p);
+});
+
+test('push with Basic auth, TLS from a test CA, and token auth', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo', 'openssl', 'zstd')) return;
+  const p = await payloads(t);
+  const basic = await registry(t, { auth: 'htpasswd' });
+  const denied = await push(p, `${basic.host}/os/a:1`);
+  assert.equal(denied.code, 3, denied.stdout + denied.stderr);
+  assert.match(JSON.parse(denied.stdout).error.message, new RegExp(basic.host.replace(/\./g, '\\.')));
+  const ok = await push(p, `${basic.host}/os/a:1`, ['-u', basic.username!, '--password-stdin'], `${basic.password}\n`);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.ok(!ok.stdout.includes(basic.password!) && !ok.stderr.includes(basic.password!), 'password never printed');
+  await pullAndCheck(basic, 'os/a:1', JSON.parse(ok.stdout).digest, p);
+
+  const tls = await registry(t, { tls: true });
+  const untrusted = await push(p, `${tls.host}/os/b:1`, ['--no-plain-http']);
+  assert.equal(untrusted.code, 6, untrusted.stdout + untrusted.stderr);
+  assert.match(untrusted.stdout, /ca-file|insecure/);
+  const trusted = await push(p, `${tls.host}/os/b:1`, ['--no-plain-http', '--ca-file', tls.caFile!]);
+  assert.equal(trusted.code, 0, trusted.stderr);
+  await pullAndCheck(tls, 'os/b:1', JSON.parse(trusted.stdout).digest, p);
+
+  const token = await registry(t, { auth: 'token' });
+  const viaToken = await push(p, `${token.host}/os/c:1`, ['-u', token.username!, '--password-stdin'], token.password);
+  assert.equal(viaToken.code, 0, viaToken.stderr);
+  assert.ok(token.tokenServer!.requests.some((r) => r.scope.some((s) => s.includes('os/c') && s.includes('push'))));
+  await pullAndCheck(token, 'os/c:1', JSON.parse(viaToken.stdout).digest, p);
+});
+
+test('push survives resets, 503, 429 and an expired token, and ends in a complete image', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo', 'zstd')) return;
+  const p = await payloads(t);
+  const reg = await registry(t, { auth: 'token' });
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const PATCH = /\/blobs\/uploads\//;
+  proxy.addRule(
+    { method: 'PATCH', path: PATCH, nth: 2, action: { type: 'reset', afterBytes: 0 } },
+    { method: 'PATCH', path: PATCH, nth: 3, action: { type: 'respond', status: 503, headers: { 'retry-after': '1' }, body: 'busy' } },
+    { method: 'PATCH', path: PATCH, nth: 4, action: { type: 'unauthorized' } },
+    { method: 'HEAD', nth: 1, action: { type: 'respond', status: 429, headers: { 'retry-after': '1' } } },
+    { method: 'PATCH', path: PATCH, nth: 6, action: { type: 'reset', afterBytes: 300_000 } },
+  );
+  const r = await push(p, `${proxy.host}/os/faulty:1`, ['-u', reg.username!, '--password-stdin', '--jobs', '1'], reg.password);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(proxy.fired(), [1, 1, 1, 1, 1], 'every fault happened');
+  const out = JSON.parse(r.stdout);
+  await pullAndCheck({ ...reg }, 'os/faulty:1', out.digest, p);
+});
+
+test('push adapts to registry quirks: PATCH refused (whole-blob upload), chunks too large, chunks too small', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo', 'zstd')) return;
+  const p = await payloads(t);
+  const reg = await registry(t);
+  const cases: Array<{ repo: string; rules: Parameters<Awaited<ReturnType<typeof startFaultProxy>>['addRule']> }> = [
+    { repo: 'gar', rules: [{ method: 'PATCH', times: Infinity, action: { type: 'respond', status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'chunked uploads are not supported' }] } } }] },
+    { repo: 'ghcr', rules: [{ method: 'PATCH', times: Infinity, when: (i) => (i.contentLength ?? 0) > 512 * 1024, action: { type: 'respond', status: 416, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 0.50MiB' }] } } }] },
+  ];
+  for (const c of cases) {
+    const proxy = await startFaultProxy(reg.url);
+    t.after(() => proxy.stop());
+    proxy.addRule(...c.rules);
+    const r = await push(p, `${proxy.host}/os/${c.repo}:1`);
+    assert.equal(r.code, 0, `${c.repo}: ${r.stderr}`);
+    await pullAndCheck(reg, `os/${c.repo}:1`, JSON.parse(r.stdout).digest, p);
+  }
+});
+
+test('push errors: bad reference, unreachable registry, nothing to push', async (t) => {
+  const p = await payloads(t);
+  const bad = await runCli(['push', 'UPPER/Case:x', '-p', `system=${p.list[0]!.path}`]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /^oci-os: error: invalid reference/);
+  const refused = await runCli(['push', '127.0.0.1:1/os/x:1', '-p', `system=${p.list[0]!.path}`, '--retries', '0']);
+  assert.equal(refused.code, 6, refused.stderr);
+  assert.match(refused.stderr, /127\.0\.0\.1:1/);
+  const nothing = await runCli(['push', '127.0.0.1:1/os/x:1']);
+  assert.equal(nothing.code, 2);
+  assert.match(nothing.stderr, /--payload|--from/);
+});
