@@ -1,0 +1,24 @@
+/** The public surface of the oci-os library. */
+export * from './errors.js';
+export * from './oci/digest.js';
+export * from './oci/descriptor.js';
+export * from './oci/mediatypes.js';
+export { canonicalJson } from './oci/json.js';
+export type { ByteSource, ContentStore, CommittableStore, PushStreamOptions, StoredBlob } from './content/store.js';
+export * from './osimage/format.js';
+export { readProductInfoFile } from './osimage/product-file.js';
+export { encodePayload, resolveEncoding, type PayloadEncoding, type EncodedPayload, type Compression } from './build/payload.js';
+export { buildOsImage, checkPayloadInputs, type OsImageBuildOptions, type BuiltOsImage, type BuiltPayload, type PayloadInput } from './build/osimage.js';
+export { buildOsImageToLocal, type LocalBuildResult } from './build/local.js';
+export { PayloadCache, defaultCacheDir } from './build/payload-cache.js';
+export { encodeSeekTable, decodeSeekTable, type SeekFrame } from './build/seek-table.js';
+export { OciLayout } from './layout/layout.js';
+export { OciArchiveWriter, openArchiveForReading, packLayout, unpackArchive } from './layout/archive.js';
+export { parseLocalLocation, formatLocalLocation, type LocalLocation } from './layout/location.js';
+export { pushOsImage, type PushReport, type PushedBlob } from './push/osimage.js';
+export { pushFromLocal } from './push/from-local.js';
+export { copyGraph, childrenOf, readManifestBytes, type CopyOptions, type CopyResult, type CopiedContent } from './copy.js';
+export * from './locations.js';
+export * from './registry/index.js';
+export { startRegistryServer, createRegistryHandler, parseListenAddress, defaultListenAddress } from './server/index.js';
+export { parseSize, formatSize } from './util/size.js';
