@@ -1,0 +1,50 @@
+/** Flags and rendering shared by the commands that copy content (`copy`, `pull`). */
+import { Flags } from '@oclif/core';
+import type { Command } from '@oclif/core';
+import type { TransferResult } from '../src/transfer.js';
+import { formatBytes } from '../src/inspect.js';
+
+export const jobsFlag = {
+  jobs: Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description: 'Blobs transferred at once.' }),
+};
+
+/** The JSON form of a transfer. */
+export function transferSummary(r: TransferResult): Record<string, unknown> {
+  const count = (s: string) => r.contents.filter((c) => c.kind === 'blob' && c.status === s).length;
+  return {
+    source: r.source,
+    destination: r.destination,
+    digest: r.root.digest,
+    mediaType: r.root.mediaType,
+    size: r.root.size,
+    tags: r.tags,
+    blobs: { uploaded: count('uploaded'), exists: count('exists'), mounted: count('mounted') },
+    bytesTransferred: r.bytesTransferred,
+    contents: r.contents,
+    ...(r.verification ? { verifiedPayloads: r.verification.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks })) } : {}),
+  };
+}
+
+/** Prints the digest, then one line of counts on stderr (stdout stays machine-readable). */
+export function renderTransfer(cmd: Command, r: TransferResult): void {
+  const s = transferSummary(r) as { blobs: { uploaded: number; exists: number; mounted: number } };
+  cmd.log(r.root.digest);
+  const parts = [`${s.blobs.uploaded} copied (${formatBytes(r.bytesTransferred)})`, `${s.blobs.exists} already there`];
+  if (s.blobs.mounted) parts.push(`${s.blobs.mounted} mounted`);
+  const verified = r.verification?.payloads.length ? `; ${r.verification.payloads.length} payload(s) verified chunk by chunk` : '';
+  process.stderr.write(`${r.source} -> ${r.destination}: blobs ${parts.join(', ')}${verified}\n`);
+}
+
+/** An AbortSignal that fires on SIGINT/SIGTERM while `fn` runs. */
+export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const stop = () => abort.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    return await fn(abort.signal);
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+  }
+}

@@ -1,0 +1,36 @@
+import { Args } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
+import { transfer } from '../src/transfer.js';
+
+export default class Copy extends BaseCommand {
+  static override summary = 'Copy an image, index or artifact between registries, OCI layouts and archives.';
+  static override description = `SRC and DEST are each a registry reference ([HOST[:PORT]/]REPO[:TAG][@DIGEST]), oci:DIR[:TAG|@DIGEST] or oci-archive:FILE[:TAG|@DIGEST]. Everything is copied verbatim — manifests, indexes with every platform, configs and layers — so digests do not change.
+
+Blobs already at DEST are skipped; within one registry they are mounted; across registries they stream without a temporary copy. Every blob is hashed while it streams; OS images copied into a layout or archive are also checked chunk by chunk before anything becomes visible. The tag is written last (DEST without a tag gets "latest").
+
+Prints the manifest digest; --json prints the per-blob results.`;
+  static override examples = [
+    '<%= config.bin %> copy oci:out/image:v1 registry.example.com/os/image:v1',
+    '<%= config.bin %> copy ghcr.io/org/image:v1 ghcr.io/org/mirror:v1',
+    '<%= config.bin %> copy localhost:5000/os/image:v1 oci-archive:image.tar:v1 --json',
+  ];
+  static override args = {
+    source: Args.string({ required: true, description: 'What to copy.' }),
+    destination: Args.string({ required: true, description: 'Where to copy it.' }),
+  };
+  static override flags = { ...jobsFlag, ...registryFlags };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Copy);
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const r = await withInterrupt((signal) => transfer(args.source, args.destination, { client, jobs: flags.jobs, signal }));
+      if (!this.jsonEnabled()) renderTransfer(this, r);
+      return transferSummary(r);
+    } finally {
+      await client.close();
+    }
+  }
+}

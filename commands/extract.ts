@@ -1,0 +1,49 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { OciError } from '../src/errors.js';
+import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { withInterrupt } from '../cli/transfer.js';
+import { extractPayloadTo, extractPayloadToFile } from '../src/extract.js';
+import { openLocationForReading } from '../src/locations.js';
+
+export default class Extract extends BaseCommand {
+  static override summary = 'Write one payload of an OS image to a file or to standard output.';
+  static override description = `SRC is a registry reference ([HOST[:PORT]/]REPO[:TAG][@DIGEST]), oci:DIR[:TAG|@DIGEST] or oci-archive:FILE[:TAG|@DIGEST] naming an OS image.
+
+The payload is decompressed as it streams, and each hash chunk is written only after it matched the config's hash. A regular output file is written under a temporary name and renamed at the end, so a failed extract leaves no partial file (exit code 5 on a mismatch, naming the chunk). Devices and pipes are written in place. --output - writes to standard output.`;
+  static override examples = [
+    '<%= config.bin %> extract oci:out/image:v1 --payload system --output rootfs.img',
+    '<%= config.bin %> extract registry.example.com/os/image:v1 --payload kernel.efi --output - > kernel.efi',
+    '<%= config.bin %> extract oci-archive:image.tar --payload system --output /dev/sdX',
+  ];
+  static override args = {
+    source: Args.string({ required: true, description: 'The OS image.' }),
+  };
+  static override flags = {
+    payload: Flags.string({ char: 'p', required: true, description: 'Name of the payload to write.', helpValue: 'NAME' }),
+    output: Flags.string({ char: 'o', required: true, description: 'File to write, or - for standard output.', helpValue: 'FILE|-' }),
+    ...registryFlags,
+  };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Extract);
+    if (flags.output === '-' && this.jsonEnabled()) {
+      throw new OciError('USAGE', '--json cannot be combined with --output - (standard output carries the payload)');
+    }
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const loc = await openLocationForReading(args.source, { client });
+      try {
+        const r = await withInterrupt((signal) => flags.output === '-'
+          ? extractPayloadTo(loc.store, loc.root, flags.payload, process.stdout, { signal })
+          : extractPayloadToFile(loc.store, loc.root, flags.payload, flags.output, { signal }));
+        if (!this.jsonEnabled() && flags.output !== '-') this.log(`${r.output}: payload "${r.payload}", ${r.size} bytes, ${r.chunks} chunk(s) verified`);
+        return { source: loc.location, digest: loc.root.digest, ...r };
+      } finally {
+        await loc.close();
+      }
+    } finally {
+      await client.close();
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
+import { parseLocation } from '../src/locations.js';
+import { transfer } from '../src/transfer.js';
+
+export default class Pull extends BaseCommand {
+  static override summary = 'Pull an image, index or OS image from a registry into an OCI layout or archive.';
+  static override description = `REF is [HOST[:PORT]/]REPO[:TAG][@DIGEST] (no tag: "latest"). OCI and Docker manifests and indexes are accepted; indexes are pulled with every platform.
+
+Every blob is hashed while it downloads, and for OS images every chunk of every payload is checked against the config's hashes; only then is the layout's index.json (or the archive file) written, so nothing unverified becomes visible. A download cut mid-blob resumes with an HTTP Range request.
+
+Prints the manifest digest; --json prints the per-blob results.`;
+  static override examples = [
+    '<%= config.bin %> pull registry.example.com/os/image:v1 --output oci:images:v1',
+    '<%= config.bin %> pull localhost:5000/os/image@sha256:... --output oci-archive:image.tar',
+    '<%= config.bin %> pull ghcr.io/org/image:v1 -o oci:images --jobs 8 --json',
+  ];
+  static override args = {
+    reference: Args.string({ required: true, description: 'Registry reference to pull.' }),
+  };
+  static override flags = {
+    output: Flags.string({ char: 'o', required: true, description: 'Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG] (TAG defaults to the reference\'s tag, else "latest").', helpValue: 'DEST' }),
+    ...jobsFlag,
+    ...registryFlags,
+  };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(Pull);
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const r = await withInterrupt((signal) => transfer(args.reference, withDefaultTag(flags.output, args.reference), {
+        client, jobs: flags.jobs, signal, sourceKinds: ['registry'], destinationKinds: ['oci', 'oci-archive'],
+      }));
+      if (!this.jsonEnabled()) renderTransfer(this, r);
+      return transferSummary(r);
+    } finally {
+      await client.close();
+    }
+  }
+}
+
+/** A local destination without a tag takes the reference's tag (errors are left to transfer()). */
+function withDefaultTag(output: string, reference: string): string {
+  try {
+    const dest = parseLocation(output);
+    const src = parseLocation(reference);
+    if (dest.kind !== 'registry' && !dest.tag && !dest.digest && src.reference?.tag) return `${output}:${src.reference.tag}`;
+  } catch {
+    // reported by transfer()
+  }
+  return output;
+}

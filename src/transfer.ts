@@ -1,0 +1,80 @@
+/**
+ * Copying between two location strings (`copy`, `pull`): open both ends
+ * (locations.ts), copy the graph (copy.ts), check OS images chunk by chunk
+ * before a local destination is committed (verify.ts), set the tag last.
+ * On any failure a local destination is left as it was.
+ */
+import { OciError } from './errors.js';
+import type { RegistryClient } from './registry/client.js';
+import { copyGraph, type CopyOptions, type CopyResult } from './copy.js';
+import { openLocationForReading, openLocationForWriting, parseLocation, type LocationKind } from './locations.js';
+import { verifyGraph, type VerifyResult } from './verify.js';
+
+/** Options of {@link transfer}. Zero values mean the defaults. */
+export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'onBlobStart' | 'onBlobProgress' | 'onBlobDone'> {
+  /** Registry client shared by both ends (one with default options is made otherwise). */
+  client?: RegistryClient;
+  /** Only these source kinds are accepted (e.g. `pull` takes registries only). */
+  sourceKinds?: LocationKind[];
+  /** Only these destination kinds are accepted (e.g. `pull` writes local locations only). */
+  destinationKinds?: LocationKind[];
+  /**
+   * Check every chunk of every OS image payload before a local destination
+   * is committed (default true). Registry destinations are not read back.
+   */
+  verifyOsImages?: boolean;
+}
+
+/** What {@link transfer} did. */
+export interface TransferResult extends CopyResult {
+  source: string;
+  destination: string;
+  /** Chunk checks done before commit (local destinations). */
+  verification?: VerifyResult;
+}
+
+const kindNames: Record<LocationKind, string> = { registry: 'a registry reference', oci: 'oci:DIR[:TAG]', 'oci-archive': 'oci-archive:FILE[:TAG]' };
+
+function checkKind(input: string, kinds: LocationKind[] | undefined, role: string): void {
+  if (!kinds) return;
+  const kind = parseLocation(input).kind;
+  if (!kinds.includes(kind)) {
+    throw new OciError('USAGE', `${role} "${input}" must be ${kinds.map((k) => kindNames[k]).join(' or ')}`);
+  }
+}
+
+/** Copies what `source` names to `destination`, tag last; see the module comment. */
+export async function transfer(source: string, destination: string, options: TransferOptions = {}): Promise<TransferResult> {
+  checkKind(source, options.sourceKinds, 'source');
+  checkKind(destination, options.destinationKinds, 'destination');
+  const src = await openLocationForReading(source, { client: options.client });
+  try {
+    const dst = await openLocationForWriting(destination, { client: options.client });
+    try {
+      if (dst.digest && dst.digest !== src.root.digest) {
+        throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);
+      }
+      const result = await copyGraph(src.store, dst.store, src.root, {
+        jobs: options.jobs, signal: options.signal,
+        onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
+        // Layout tags only become visible on commit(), after the chunk checks below.
+        tags: dst.tag ? [dst.tag] : [],
+      });
+      let verification: VerifyResult | undefined;
+      if (dst.kind !== 'registry') {
+        if (options.verifyOsImages ?? true) {
+          verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
+        }
+        await dst.commit();
+      }
+      return { ...result, source: src.location, destination: dst.location, verification };
+    } catch (err) {
+      await dst.abort();
+      throw err;
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
