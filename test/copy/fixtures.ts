@@ -19,7 +19,7 @@ const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 export async function tarOf(files: Record<string, Buffer>): Promise<Buffer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
-  pack.on('data', (c: Buffer) => { parts.push(c); });
+  pack.on('data', (c: unknown) => { parts.push(c as Buffer); });
   const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const [name, data] of Object.entries(files)) {
     await new Promise<void>((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())));
