@@ -1,0 +1,77 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { withInterrupt } from '../../cli/transfer.js';
+import { OciError } from '../../src/errors.js';
+import { buildOptionsFromInputs } from '../../src/image/inputs.js';
+import { buildImageTo } from '../../src/image/publish.js';
+
+export default class ImageBuild extends BaseCommand {
+  static override summary = 'Build a container image from directories and tar files, optionally on a base image.';
+  static override description = `Each --rootfs/--layer (a directory, or a tar, tar.gz or tar.zst file) becomes one layer, in order. Layers are reproducible: entries sorted by name (tar inputs keep their order), POSIX pax format, numeric owners only, mtimes clamped to --source-date-epoch or $SOURCE_DATE_EPOCH; hard links, symlinks, empty directories, setuid/setgid/sticky bits, device nodes and xattrs are kept. Each layer streams through hashing and compression into the destination without being held in memory.
+
+With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the base's layers are reused by digest and its entrypoint, cmd, env, working directory, user, ports, volumes, labels and stop signal are inherited; flags override them (a new --entrypoint drops the inherited cmd unless --cmd is given). A layer whose DiffID the base already has is not added again.
+
+--output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest; --json prints digest, media type, size, destination, layers and config digest.`;
+  static override examples = [
+    '<%= config.bin %> image build --rootfs ./rootfs --entrypoint \'["/bin/app"]\' --output oci:out/app:v1',
+    '<%= config.bin %> image build --base docker.io/library/alpine:3.20 --layer ./app --cmd "app --serve" --expose 8080 --push registry.example.com/app:v1',
+    'SOURCE_DATE_EPOCH=1700000000 <%= config.bin %> image build --rootfs ./rootfs --owner 0:0 --layer-compression zstd --output oci-archive:app.tar',
+  ];
+  static override flags = {
+    output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exactlyOne: ['output', 'push'] }),
+    push: Flags.string({ description: 'Push to a registry: HOST/REPO[:TAG] (default tag latest).', helpValue: 'REF', exactlyOne: ['output', 'push'] }),
+    rootfs: Flags.string({ description: 'The first layer: a directory or a tar file.', helpValue: 'PATH' }),
+    layer: Flags.string({ char: 'l', multiple: true, description: 'A layer (repeatable, in order): a directory or a tar, tar.gz or tar.zst file.', helpValue: 'PATH' }),
+    base: Flags.string({ description: 'Image to build on: registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'SRC' }),
+    entrypoint: Flags.string({ description: 'Entrypoint: a JSON array (["/bin/app","-v"]) or a shell command; "" clears it.', helpGroup: 'CONFIG' }),
+    cmd: Flags.string({ description: 'Default arguments: a JSON array or a shell command; "" clears it.', helpGroup: 'CONFIG' }),
+    env: Flags.string({ char: 'e', multiple: true, description: 'Environment variable K=V (repeatable; replaces an inherited one of the same name).', helpValue: 'K=V', helpGroup: 'CONFIG' }),
+    workdir: Flags.string({ description: 'Working directory.', helpValue: 'DIR', helpGroup: 'CONFIG' }),
+    user: Flags.string({ description: 'User (name, UID, or UID:GID).', helpGroup: 'CONFIG' }),
+    expose: Flags.string({ multiple: true, description: 'Exposed port PORT[/tcp|udp|sctp] (repeatable).', helpValue: 'PORT', helpGroup: 'CONFIG' }),
+    volume: Flags.string({ multiple: true, description: 'Volume mount point (repeatable).', helpValue: 'PATH', helpGroup: 'CONFIG' }),
+    label: Flags.string({ multiple: true, description: 'Config label K=V (repeatable).', helpValue: 'K=V', helpGroup: 'CONFIG' }),
+    'stop-signal': Flags.string({ description: 'Signal that stops the container (SIGTERM).', helpGroup: 'CONFIG' }),
+    platform: Flags.string({ description: 'OS/ARCH[/VARIANT] of the image [default: the base\'s, else linux/amd64]; chooses from a multi-platform base.', helpGroup: 'CONFIG' }),
+    annotation: Flags.string({ multiple: true, description: 'Manifest annotation K=V (repeatable).', helpValue: 'K=V', helpGroup: 'CONFIG' }),
+    'layer-compression': Flags.string({ options: ['gzip', 'zstd', 'none'], default: 'gzip', description: 'Compression of new layers.', helpGroup: 'LAYERS' }),
+    'compression-level': Flags.integer({ min: 1, max: 19, description: 'gzip level 1-9 [default: 6] or zstd level 1-19 [default: 3].', helpGroup: 'LAYERS' }),
+    'source-date-epoch': Flags.string({ description: 'Clamp mtimes and set created/history times to these seconds since 1970 [default: $SOURCE_DATE_EPOCH; without either, mtimes are kept and no time is recorded].', helpValue: 'SECONDS', helpGroup: 'LAYERS' }),
+    owner: Flags.string({ description: 'Give every entry this numeric owner, e.g. 0:0 [default: keep].', helpValue: 'UID:GID', helpGroup: 'LAYERS' }),
+    exclude: Flags.string({ multiple: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable).', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
+    ...registryFlags,
+  };
+
+  async run(): Promise<unknown> {
+    const { flags } = await this.parse(ImageBuild);
+    const options = buildOptionsFromInputs({
+      rootfs: flags.rootfs, layer: flags.layer, base: flags.base, entrypoint: flags.entrypoint, cmd: flags.cmd, env: flags.env,
+      workdir: flags.workdir, user: flags.user, expose: flags.expose, volume: flags.volume, label: flags.label,
+      stopSignal: flags['stop-signal'], platform: flags.platform, annotation: flags.annotation,
+      layerCompression: flags['layer-compression'], compressionLevel: flags['compression-level'],
+      sourceDateEpoch: flags['source-date-epoch'], owner: flags.owner, exclude: flags.exclude,
+    });
+    const dest = flags.output ?? flags.push;
+    if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const r = await withInterrupt((signal) => buildImageTo(dest, { ...options, signal }, { client }));
+      for (const w of r.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);
+      for (const s of r.skipped) process.stderr.write(`oci-os: ${s}: the base image already has this layer; not added again\n`);
+      if (!this.jsonEnabled()) this.log(r.descriptor.digest);
+      return {
+        digest: r.descriptor.digest,
+        mediaType: r.descriptor.mediaType,
+        size: r.descriptor.size,
+        [flags.push ? 'reference' : 'output']: r.output,
+        config: { digest: r.configDescriptor.digest, size: r.configDescriptor.size },
+        layers: r.layers.map((l) => ({ digest: l.digest, diffID: l.diffID, size: l.size, mediaType: l.mediaType, source: l.source })),
+        ...(r.baseDigest ? { base: r.baseDigest } : {}),
+        skipped: r.skipped,
+      };
+    } finally {
+      await client.close();
+    }
+  }
+}

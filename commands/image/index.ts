@@ -1,0 +1,58 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { jobsFlag, withInterrupt } from '../../cli/transfer.js';
+import { OciError } from '../../src/errors.js';
+import { buildIndexTo } from '../../src/image/index-image.js';
+import { keyValues } from '../../src/image/inputs.js';
+
+export default class ImageIndex extends BaseCommand {
+  static override summary = 'Combine per-platform images into one multi-platform image index.';
+  static override description = `Each SRC is an image (registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]); an index as SRC contributes all its images. Every image is copied to the destination with its config and layers, and listed with the platform its config declares; two images for one platform are refused. The index is written last, then the tag.
+
+Prints the index digest; --json prints digest, media type, size, destination and the entries with their platforms.`;
+  static override examples = [
+    '<%= config.bin %> image index --output oci:out/app:v1 oci:out/app-amd64:v1 oci:out/app-arm64:v1',
+    '<%= config.bin %> image index --push registry.example.com/app:v1 registry.example.com/app:v1-amd64 registry.example.com/app:v1-arm64',
+  ];
+  static override strict = false;
+  // oclif makes commands/image/index.ts the `image` topic's own command, so the word
+  // "index" reaches it as the first argument: `oci-os image index ...`.
+  static override usage = 'image index (--output DEST | --push REF) SRC...';
+  static override args = {
+    index: Args.string({ required: true, description: 'The word "index".', options: ['index'] }),
+    sources: Args.string({ required: true, description: 'Images to combine (one or more).' }),
+  };
+  static override flags = {
+    output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exactlyOne: ['output', 'push'] }),
+    push: Flags.string({ description: 'Push to a registry: HOST/REPO[:TAG] (default tag latest).', helpValue: 'REF', exactlyOne: ['output', 'push'] }),
+    annotation: Flags.string({ multiple: true, description: 'Index annotation K=V (repeatable).', helpValue: 'K=V' }),
+    ...jobsFlag,
+    ...registryFlags,
+  };
+
+  async run(): Promise<unknown> {
+    const { argv, flags } = await this.parse(ImageIndex);
+    const [subcommand, ...sources] = argv as string[];
+    if (subcommand !== 'index') {
+      throw new OciError('USAGE', `unknown command "image ${subcommand ?? ''}": use "oci-os image build", "oci-os image index" or "oci-os image unpack"`);
+    }
+    const dest = flags.output ?? flags.push;
+    if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
+    const annotations = Object.fromEntries(keyValues(flags.annotation, '--annotation'));
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const r = await withInterrupt((signal) => buildIndexTo(dest, sources, { annotations, jobs: flags.jobs, signal }, { client }));
+      if (!this.jsonEnabled()) this.log(r.descriptor.digest);
+      return {
+        digest: r.descriptor.digest,
+        mediaType: r.descriptor.mediaType,
+        size: r.descriptor.size,
+        [flags.push ? 'reference' : 'output']: r.output,
+        manifests: r.manifests.map((m) => ({ digest: m.digest, size: m.size, platform: m.platform, source: m.source })),
+      };
+    } finally {
+      await client.close();
+    }
+  }
+}

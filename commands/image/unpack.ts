@@ -1,0 +1,39 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { withInterrupt } from '../../cli/transfer.js';
+import { parsePlatform } from '../../src/image/platform.js';
+import { unpackImage } from '../../src/image/unpack.js';
+
+export default class ImageUnpack extends BaseCommand {
+  static override summary = 'Unpack a container image\'s layers into a directory.';
+  static override description = `SRC is a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]; from an index the image for --platform is taken. Layers are applied in order with whiteouts (.wh.NAME deletes NAME, .wh..wh..opq clears what lower layers put in a directory); each layer's uncompressed digest is checked against the config's DiffID.
+
+Every entry is resolved inside DIR: absolute names, ".." components and writes through a symlink that leads outside DIR are refused with an error naming the entry. Modes (setuid, sticky), symlinks, hard links, FIFOs and mtimes are restored; owners and device nodes only when running as root. DIR is created when missing.`;
+  static override examples = [
+    '<%= config.bin %> image unpack oci:out/app:v1 ./rootfs',
+    '<%= config.bin %> image unpack registry.example.com/app:v1 ./rootfs --platform linux/arm64',
+  ];
+  static override args = {
+    source: Args.string({ required: true, description: 'The image.' }),
+    directory: Args.string({ required: true, description: 'Directory to unpack into.' }),
+  };
+  static override flags = {
+    platform: Flags.string({ description: 'OS/ARCH[/VARIANT] to take from a multi-platform image [default: the only one, else linux/amd64].' }),
+    ...registryFlags,
+  };
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(ImageUnpack);
+    const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
+    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    try {
+      const r = await withInterrupt((signal) => unpackImage(args.source, args.directory, { client, platform, signal }));
+      if (r.skippedDevices > 0) process.stderr.write(`oci-os: warning: ${r.skippedDevices} device node(s) not created: that needs root\n`);
+      if (!this.jsonEnabled()) this.log(r.digest);
+      return r;
+    } finally {
+      await client.close();
+    }
+  }
+}

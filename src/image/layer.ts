@@ -1,0 +1,96 @@
+/**
+ * One layer from a directory or a tar file, streamed in one pass:
+ * entries → tar bytes → SHA-256 (the DiffID) → compression → the store's
+ * pushStream, which hashes what it stores (the layer digest). No layer is
+ * ever held in memory.
+ */
+import { stat } from 'node:fs/promises';
+import { OciError, fsError } from '../errors.js';
+import type { ContentStore } from '../content/store.js';
+import { Sha256Counter } from '../oci/digest.js';
+import { compressLayer, layerMediaType, resolveCompression, type CompressionOptions } from './compress.js';
+import type { NormalizeOptions } from './normalize.js';
+import { readTarInput } from './tar-input.js';
+import { writeTar, type EntryWithContent } from './tar-writer.js';
+import { walkTree } from './tree.js';
+
+/** A layer as stored. */
+export interface BuiltLayer {
+  /** Digest of the stored (compressed) blob. */
+  digest: string;
+  /** Size of the stored blob. */
+  size: number;
+  /** SHA-256 of the uncompressed tar (config `rootfs.diff_ids`). */
+  diffID: string;
+  mediaType: string;
+  /** Uncompressed tar size. */
+  tarSize: number;
+  /** The directory or tar file it was made from. */
+  source: string;
+}
+
+/** Options for building layers. */
+export interface LayerBuildOptions extends CompressionOptions {
+  normalize?: NormalizeOptions;
+  /** Stops between two pieces with ABORTED. */
+  signal?: AbortSignal;
+  /** Receives warnings (e.g. xattrs that could not be kept). */
+  warnings?: string[];
+}
+
+/** Checks a layer path before any work starts; returns whether it is a directory. */
+export async function checkLayerPath(path: string): Promise<'directory' | 'tar'> {
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  }
+  if (st.isDirectory()) return 'directory';
+  if (st.isFile()) return 'tar';
+  throw new OciError('INVALID_ARGUMENT', `${path} is neither a directory nor a tar file`);
+}
+
+/** The normalized entries of a directory or tar file. */
+export async function* layerEntries(path: string, options: LayerBuildOptions = {}): AsyncGenerator<EntryWithContent> {
+  if ((await checkLayerPath(path)) === 'directory') yield* walkTree(path, options.normalize);
+  else yield* readTarInput(path, options.normalize, options.warnings);
+}
+
+async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    if (signal?.aborted) throw new OciError('ABORTED', 'build aborted');
+    counter.update(chunk);
+    yield chunk;
+  }
+}
+
+/** The tar bytes of a layer, uncompressed. */
+export function layerTar(path: string, options: LayerBuildOptions = {}): AsyncGenerator<Buffer> {
+  return writeTar(layerEntries(path, options));
+}
+
+/** Only the DiffID and tar size of a layer (one read, nothing stored). */
+export async function layerDiffId(path: string, options: LayerBuildOptions = {}): Promise<{ diffID: string; tarSize: number }> {
+  const counter = new Sha256Counter();
+  for await (const _ of hashed(layerTar(path, options), counter, options.signal)) {
+    // hashing is the work
+  }
+  return { diffID: counter.digest(), tarSize: counter.size };
+}
+
+/** Builds a layer and stores it with `store.pushStream`. */
+export async function pushLayer(store: ContentStore, path: string, options: LayerBuildOptions = {}): Promise<BuiltLayer> {
+  const { compression, level } = resolveCompression(options);
+  const mediaType = layerMediaType(compression);
+  // Every opening of the layer hashes its own tar stream; the bytes are the same each time, so
+  // the counter of the last opening (the one the store finished reading) holds the DiffID.
+  let counter = new Sha256Counter();
+  const open = () => {
+    counter = new Sha256Counter();
+    return compressLayer(hashed(layerTar(path, options), counter, options.signal), { compression, level });
+  };
+  const stored = await store.pushStream(open(), { mediaType, reopen: open, signal: options.signal });
+  if (counter.size === 0) throw new OciError('INTERNAL', `layer ${path}: the store finished without reading the layer`);
+  return { digest: stored.digest, size: stored.size, diffID: counter.digest(), mediaType, tarSize: counter.size, source: path };
+}

@@ -1,0 +1,54 @@
+/**
+ * Building an image into a destination location — `oci:DIR[:TAG]`,
+ * `oci-archive:FILE[:TAG]` or a registry `HOST/REPO[:TAG]` — and opening
+ * the base image with the same registry client. Layers stream straight to
+ * the destination; the config, then the manifest, then the tag are written
+ * last; a local destination is committed at the end and aborted on failure.
+ */
+import { OciError } from '../errors.js';
+import type { Platform } from '../oci/descriptor.js';
+import { openLocationForWriting, parseLocation, type LocationOptions } from '../locations.js';
+import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
+import { openImage } from './source.js';
+
+/** Options of {@link buildImageTo}. */
+export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base'> {
+  /** Location of the base image (registry reference, `oci:` or `oci-archive:`). */
+  base?: string;
+}
+
+/** What {@link buildImageTo} wrote. */
+export interface ImageBuildReport extends BuiltImage {
+  /** The destination with its tag (local) or the reference pushed. */
+  output: string;
+  tag?: string;
+  /** The base image's manifest digest. */
+  baseDigest?: string;
+}
+
+/** Builds an image into `dest`; the whole image or (for local destinations) nothing becomes visible. */
+export async function buildImageTo(dest: string, options: ImageBuildToOptions, locations: LocationOptions = {}): Promise<ImageBuildReport> {
+  const parsed = parseLocation(dest);
+  if (parsed.kind === 'registry' && parsed.digest && !parsed.tag) {
+    throw new OciError('INVALID_REFERENCE', `${dest}: an image has no digest before it is built; push to a tag (REPO:TAG)`);
+  }
+  const base = options.base ? await openImage(options.base, { ...locations, platform: options.platform as Platform | undefined }) : undefined;
+  try {
+    const out = await openLocationForWriting(dest, locations);
+    try {
+      const built = await buildImage(out.store, { ...options, base });
+      options.signal?.throwIfAborted();
+      if (out.tag) await out.store.tag(built.descriptor, out.tag);
+      await out.commit();
+      const output = out.kind === 'registry' ? out.location : out.location;
+      return { ...built, output, tag: out.tag, baseDigest: base?.descriptor.digest };
+    } catch (err) {
+      await out.abort();
+      throw err;
+    } finally {
+      await out.close();
+    }
+  } finally {
+    await base?.location.close();
+  }
+}

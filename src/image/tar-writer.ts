@@ -1,0 +1,107 @@
+/**
+ * Serializing normalized entries into tar bytes. Small pieces (headers,
+ * small files) are gathered into batches of about 1 MiB before they are
+ * yielded; large files are read in 1 MiB pieces. Nothing else is held.
+ */
+import { open, readFile } from 'node:fs/promises';
+import { OciError, fsError } from '../errors.js';
+import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './tar-header.js';
+
+/** An entry to write, with its content: a file to read, or bytes from a stream (files only). */
+export interface EntryWithContent {
+  entry: TarEntry;
+  source?: string;
+  content?: AsyncIterable<Uint8Array>;
+}
+
+const BATCH = 1 << 20;
+const PIECE = 1 << 20;
+
+function changed(path: string): OciError {
+  return new OciError('INPUT_UNREADABLE', `${path} changed while it was read; build from a tree that is not being written to`);
+}
+
+/** Yields the bytes of a tar archive holding `entries`, in order, ended by the end-of-archive marker. */
+export async function* writeTar(entries: AsyncIterable<EntryWithContent>): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const add = (b: Buffer) => {
+    pending.push(b);
+    pendingBytes += b.length;
+  };
+  const take = (): Buffer => {
+    const out = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    return out;
+  };
+  for await (const { entry, source, content } of entries) {
+    add(encodeTarHeader(entry));
+    if (entry.type === 'file' && entry.size > 0) {
+      if (content) {
+        let n = 0;
+        for await (const c of content) {
+          n += c.length;
+          if (n > entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: more content than its header's ${entry.size} bytes`);
+          add(Buffer.from(c.buffer, c.byteOffset, c.length));
+          if (pendingBytes >= BATCH) yield take();
+        }
+        if (n !== entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: ${n} bytes of content, its header says ${entry.size}`);
+      } else if (source && entry.size <= PIECE) {
+        let data: Buffer;
+        try {
+          data = await readFile(source);
+        } catch (err) {
+          throw fsError(err, source, 'read');
+        }
+        if (data.length !== entry.size) throw changed(source);
+        add(data);
+      } else if (source) {
+        if (pendingBytes > 0) yield take();
+        yield* readExactly(source, entry.size);
+      } else {
+        throw new OciError('INTERNAL', `tar entry ${entry.name} has no content`);
+      }
+      const pad = paddingFor(entry.size);
+      if (pad > 0) add(Buffer.alloc(pad));
+    }
+    if (pendingBytes >= BATCH) yield take();
+  }
+  add(END_OF_ARCHIVE);
+  yield take();
+}
+
+/** Reads exactly `size` bytes of a file in pieces, failing when it is shorter or longer. */
+async function* readExactly(path: string, size: number): AsyncGenerator<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  }
+  try {
+    let pos = 0;
+    while (pos < size) {
+      const want = Math.min(PIECE, size - pos);
+      const buf = Buffer.allocUnsafe(want);
+      let filled = 0;
+      while (filled < want) {
+        let n: number;
+        try {
+          ({ bytesRead: n } = await fh.read(buf, filled, want - filled, pos + filled));
+        } catch (err) {
+          throw fsError(err, path, 'read');
+        }
+        if (n === 0) throw changed(path);
+        filled += n;
+      }
+      pos += want;
+      yield buf;
+    }
+    const probe = Buffer.alloc(1);
+    const { bytesRead } = await fh.read(probe, 0, 1, size);
+    if (bytesRead !== 0) throw changed(path);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Walking a directory tree into normalized tar entries: depth first, each
+ * directory's children sorted by the bytes of their names (as
+ * `tar --sort=name` does), parents before children, no entry for the root
+ * itself. A file seen again by device and inode becomes a hard-link entry
+ * to the first path. Regular files, directories (empty ones too),
+ * symlinks, device nodes and FIFOs are kept; sockets cannot be stored in
+ * tar and are skipped. Memory: one directory listing per level and the
+ * hard-link table.
+ */
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
+import { join } from 'node:path';
+import { OciError, fsError } from '../errors.js';
+import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
+import type { TarEntry, TarEntryType } from './tar-header.js';
+import { readTreeXattrs } from './xattrs.js';
+
+/** An entry of a walked tree; `source` is the file to read content from. */
+export interface TreeEntry {
+  entry: TarEntry;
+  source?: string;
+}
+
+/** Linux `major()`/`minor()` of a device number. */
+export function deviceNumbers(rdev: bigint): { devmajor: number; devminor: number } {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  return { devmajor: Number(major), devminor: Number(minor) };
+}
+
+function typeOf(st: BigIntStats): TarEntryType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isCharacterDevice()) return 'character-device';
+  if (st.isBlockDevice()) return 'block-device';
+  if (st.isFIFO()) return 'fifo';
+  return undefined;
+}
+
+/** Checks that `root` is a readable directory; throws INPUT_UNREADABLE naming it. */
+export async function checkTreeRoot(root: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(root);
+  } catch (err) {
+    throw fsError(err, root, 'read');
+  }
+  if (!st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${root} is not a directory`);
+}
+
+/** Yields the normalized entries of the tree at `root`. */
+export async function* walkTree(root: string, options: NormalizeOptions = {}): AsyncGenerator<TreeEntry> {
+  await checkTreeRoot(root);
+  const xattrs = await readTreeXattrs(root);
+  const firstPathOf = new Map<string, string>();
+  const epoch = options.sourceDateEpoch;
+
+  async function* visit(dir: string, prefix: string): AsyncGenerator<TreeEntry> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      throw fsError(err, dir, 'read');
+    }
+    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const name of names) {
+      const rel = prefix + name;
+      if (isExcluded(rel, options.exclude)) continue;
+      const path = join(dir, name);
+      let st: BigIntStats;
+      try {
+        st = await lstat(path, { bigint: true });
+      } catch (err) {
+        throw fsError(err, path, 'read');
+      }
+      const type = typeOf(st);
+      if (!type) continue; // sockets have no tar representation
+      const entry: TarEntry = {
+        name: type === 'directory' ? `${rel}/` : rel,
+        type,
+        mode: Number(st.mode) & 0o7777,
+        uid: options.owner?.uid ?? Number(st.uid),
+        gid: options.owner?.gid ?? Number(st.gid),
+        size: 0,
+        mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
+      };
+      const attrs = xattrs.get(rel);
+      if (attrs && attrs.size > 0) entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      if (type !== 'directory' && st.nlink > 1n) {
+        const key = `${st.dev}:${st.ino}`;
+        const first = firstPathOf.get(key);
+        if (first !== undefined) {
+          yield { entry: { ...entry, type: 'link', linkname: first, xattrs: undefined } };
+          continue;
+        }
+        firstPathOf.set(key, rel);
+      }
+      if (type === 'file') {
+        yield { entry: { ...entry, size: Number(st.size) }, source: path };
+      } else if (type === 'symlink') {
+        let target: string;
+        try {
+          target = await readlink(path);
+        } catch (err) {
+          throw fsError(err, path, 'read');
+        }
+        yield { entry: { ...entry, linkname: target } };
+      } else if (type === 'character-device' || type === 'block-device') {
+        yield { entry: { ...entry, ...deviceNumbers(st.rdev) } };
+      } else if (type === 'directory') {
+        yield { entry };
+        yield* visit(path, `${rel}/`);
+      } else {
+        yield { entry };
+      }
+    }
+  }
+  yield* visit(root, '');
+}

@@ -1,0 +1,241 @@
+/**
+ * Unpacking a container image into a directory (image-spec layer.md
+ * "Applying changesets"): layers in order, each streamed and decompressed
+ * once; whiteouts `.wh.NAME` delete NAME from lower layers and an opaque
+ * whiteout `.wh..wh..opq` clears what lower layers put in its directory.
+ * Every path is resolved inside the directory (secure-path.ts); an entry
+ * that would leave it stops the unpack with INVALID_FORMAT naming it.
+ * Restores files, directories, symlinks, hard links, FIFOs and (as root)
+ * device nodes; modes including setuid, setgid and sticky; mtimes; owners
+ * when running as root. Directory modes and times are applied last,
+ * deepest first, so later entries can still be written into them.
+ */
+import { spawnSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rm, symlink, utimes } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar-stream';
+import { OciError, fsError, isOciError } from '../errors.js';
+import type { Platform } from '../oci/descriptor.js';
+import type { LocationOptions } from '../locations.js';
+import { RegistryRepository } from '../registry/repository.js';
+import { fetchBlobResumable } from '../registry-fetch-resume.js';
+import { Sha256Counter } from '../oci/digest.js';
+import { decompress } from './decompress.js';
+import { entryComponents, resolveDirectory } from './secure-path.js';
+import { openImage } from './source.js';
+
+/** Unpacking state carried across layers. */
+export interface UnpackState {
+  /** Realpath of the directory unpacked into. */
+  root: string;
+  /** Directory → [mode, mtime], applied at the end. */
+  dirs: Map<string, [number, number]>;
+  /** Whether owners are restored (running as root). */
+  chown: boolean;
+  /** Entries written. */
+  entries: number;
+  /** Device nodes skipped because the process is not root. */
+  skippedDevices: number;
+}
+
+/** Starts an unpack into `dir` (created when missing). */
+export async function startUnpack(dir: string): Promise<UnpackState> {
+  try {
+    await mkdir(dir, { recursive: true });
+    const root = await realpath(dir);
+    if (!(await lstat(root)).isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory`);
+    return { root, dirs: new Map(), chown: process.getuid?.() === 0, entries: 0, skippedDevices: 0 };
+  } catch (err) {
+    if (isOciError(err)) throw err;
+    throw fsError(err, dir, 'write');
+  }
+}
+
+async function removeExisting(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}
+
+/** Removes everything in `dir` that the current layer did not create (recursing into directories it did). */
+async function clearLower(dir: string, created: Set<string>): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const p = join(dir, name);
+    if (!created.has(p)) await removeExisting(p);
+    else if ((await lstat(p)).isDirectory()) await clearLower(p, created);
+  }
+}
+
+function runTool(cmd: string, args: string[], target: string): void {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new OciError('OUTPUT_UNWRITABLE', `cannot create ${target}: ${r.error?.message ?? r.stderr.toString().trim()}`);
+}
+
+/** Applies one layer (uncompressed tar bytes) onto the directory. `what` names the layer in errors. */
+export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buffer>, what: string): Promise<void> {
+  const extract = tar.extract();
+  const src = Readable.from(tarBytes);
+  src.on('error', (err) => extract.destroy(err));
+  src.pipe(extract);
+  const created = new Set<string>();
+  let current = '';
+  try {
+    for await (const stream of extract) {
+      const h = stream.header;
+      current = h.name;
+      const comps = entryComponents(h.name);
+      if (comps.length === 0) {
+        stream.resume();
+        continue;
+      }
+      const base = comps[comps.length - 1]!;
+      const { host: parent } = await resolveDirectory(state.root, comps.slice(0, -1), h.name);
+      if (base.startsWith('.wh.')) {
+        stream.resume();
+        if (base === '.wh..wh..opq') await clearLower(parent, created);
+        else await removeExisting(join(parent, base.slice(4)));
+        continue;
+      }
+      const target = join(parent, base);
+      const pax = (h.pax ?? {}) as Record<string, string>;
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const uid = pax.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
+      const gid = pax.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
+      const mtime = pax.mtime !== undefined ? Number(pax.mtime) : (h.mtime?.getTime() ?? 0) / 1000;
+      switch (h.type) {
+        case 'directory': {
+          const st = await lstat(target).catch(() => undefined);
+          if (st && !st.isDirectory()) await removeExisting(target);
+          if (!st?.isDirectory()) await mkdir(target, { mode: 0o755 });
+          stream.resume();
+          break;
+        }
+        case 'file':
+        case 'contiguous-file':
+          await removeExisting(target);
+          await pipeline(stream, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+          break;
+        case 'symlink':
+          stream.resume();
+          await removeExisting(target);
+          await symlink(h.linkname ?? '', target);
+          break;
+        case 'link': {
+          stream.resume();
+          const lc = entryComponents(h.linkname ?? '', `${h.name} (hard link to ${h.linkname})`);
+          if (lc.length === 0) throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a hard link to the root; refusing to unpack it`);
+          const { host } = await resolveDirectory(state.root, lc.slice(0, -1), h.name);
+          const from = join(host, lc[lc.length - 1]!);
+          const st = await lstat(from).catch(() => undefined);
+          if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a hard link to ${h.linkname}, which is ${st ? 'a directory' : 'missing'}`);
+          if (from !== target) {
+            await removeExisting(target);
+            await link(from, target);
+          }
+          created.add(target);
+          state.entries++;
+          continue; // a hard link shares its target's inode, owner, mode and times
+        }
+        case 'character-device':
+        case 'block-device':
+          stream.resume();
+          if (!state.chown) {
+            state.skippedDevices++;
+            continue;
+          }
+          await removeExisting(target);
+          runTool('mknod', [target, h.type === 'block-device' ? 'b' : 'c', String(h.devmajor ?? 0), String(h.devminor ?? 0)], target);
+          break;
+        case 'fifo':
+          stream.resume();
+          await removeExisting(target);
+          runTool('mkfifo', [target], target);
+          break;
+        default:
+          stream.resume();
+          throw new OciError('UNSUPPORTED', `${what}: entry "${h.name}" has tar type ${h.type ?? 'unknown'}, which cannot be unpacked`);
+      }
+      created.add(target);
+      state.entries++;
+      if (state.chown) await lchown(target, uid, gid);
+      if (h.type === 'directory') state.dirs.set(target, [mode, mtime]);
+      else if (h.type === 'symlink') await lutimes(target, mtime, mtime);
+      else {
+        await chmod(target, mode);
+        await utimes(target, mtime, mtime);
+      }
+    }
+  } catch (err) {
+    if (isOciError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, current ? `${state.root}${sep}${current}` : state.root, 'write');
+    throw new OciError('INVALID_FORMAT', `${what} is not a readable tar layer: ${(err as Error).message}`, { cause: err });
+  } finally {
+    src.destroy();
+  }
+}
+
+/** Applies the deferred directory modes and times, deepest first. */
+export async function finishUnpack(state: UnpackState): Promise<void> {
+  const dirs = [...state.dirs].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
+  for (const [path, [mode, mtime]] of dirs) {
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isDirectory()) continue; // replaced or deleted by a later layer
+    try {
+      await chmod(path, mode);
+      await utimes(path, mtime, mtime);
+    } catch (err) {
+      throw fsError(err, path, 'write');
+    }
+  }
+}
+
+/** What {@link unpackImage} did. */
+export interface UnpackReport {
+  digest: string;
+  platform: Platform;
+  layers: number;
+  entries: number;
+  skippedDevices: number;
+  directory: string;
+}
+
+/** Passes bytes through, hashing them, and reads the source to its end. */
+async function* counted(source: AsyncIterable<Buffer>, counter: Sha256Counter): AsyncGenerator<Buffer> {
+  for await (const c of source) {
+    counter.update(c);
+    yield c;
+  }
+}
+
+/** Unpacks the image at `src` (any location) into `dir`. */
+export async function unpackImage(src: string, dir: string, options: LocationOptions & { platform?: Platform; signal?: AbortSignal } = {}): Promise<UnpackReport> {
+  const image = await openImage(src, options);
+  try {
+    const state = await startUnpack(dir);
+    for (const [i, layer] of image.manifest.layers.entries()) {
+      options.signal?.throwIfAborted();
+      const what = `${src}: layer ${i + 1} (${layer.digest})`;
+      const stream = image.store instanceof RegistryRepository
+        ? await fetchBlobResumable(image.store, layer, { signal: options.signal })
+        : await image.store.fetch(layer);
+      const counter = new Sha256Counter();
+      await applyLayer(state, counted(decompress(stream as AsyncIterable<Buffer>, what), counter), what);
+      const diffID = image.config.rootfs.diff_ids[i];
+      const actual = counter.digest();
+      if (actual !== diffID) {
+        throw new OciError('DIGEST_MISMATCH', `${what}: the uncompressed layer has digest ${actual}, but the config's DiffID is ${diffID}`);
+      }
+    }
+    await finishUnpack(state);
+    const { os, architecture, variant } = image.config;
+    return {
+      digest: image.descriptor.digest,
+      platform: variant ? { os, architecture, variant } : { os, architecture },
+      layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, directory: state.root,
+    };
+  } finally {
+    await image.location.close();
+  }
+}
