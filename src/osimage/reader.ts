@@ -198,9 +198,8 @@ export class ChunkVerifier {
     return data;
   }
 
-  /** Takes decoded bytes; returns the chunks they completed, verified. */
-  push(data: Buffer): Buffer[] {
-    const out: Buffer[] = [];
+  /** Takes decoded bytes; yields each chunk they complete as soon as it is verified. */
+  *push(data: Buffer): Generator<Buffer> {
     let off = 0;
     while (off < data.length) {
       if (this.index >= this.payload.chunkHashes.length) {
@@ -208,7 +207,7 @@ export class ChunkVerifier {
       }
       const want = this.expectedLength();
       if (this.filled === 0 && data.length - off >= want) {
-        out.push(this.check(data.subarray(off, off + want)));
+        yield this.check(data.subarray(off, off + want));
         off += want;
         continue;
       }
@@ -217,11 +216,10 @@ export class ChunkVerifier {
       this.filled += n;
       off += n;
       if (this.filled === want) {
-        out.push(this.check(Buffer.from(this.buf.subarray(0, want))));
+        yield this.check(Buffer.from(this.buf.subarray(0, want)));
         this.filled = 0;
       }
     }
-    return out;
   }
 
   /** Fails unless every chunk arrived. */
