@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchBuild } from './build.js';
+import { benchPush } from './push.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -25,6 +26,7 @@ try {
     results['build 2 GiB'] = await benchBuild(dir, p2, 2 << 30);
     await rm(p2, { force: true });
   }
+  if (want('push')) results.push = await benchPush(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }

@@ -175,3 +175,31 @@ test('push errors: bad reference, unreachable registry, nothing to push', async 
   assert.equal(nothing.code, 2);
   assert.match(nothing.stderr, /--payload|--from/);
 });
+
+test('Ctrl-C during a push cancels the upload session and tags nothing', async (t) => {
+  if (!requireTools(t, 'docker-registry')) return;
+  const { spawn } = await import('node:child_process');
+  const { cliPath } = await import('../helpers/cli.js');
+  const p = await payloads(t);
+  const reg = await registry(t);
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  proxy.addRule({ method: 'PATCH', times: Infinity, action: { type: 'delay', ms: 400 } });
+  const child = spawn(process.execPath, [cliPath, 'push', `${proxy.host}/os/interrupted:1`, '-p', `system=${p.list[0]!.path}`, '--chunk-size', '1MiB'], {
+    env: { ...process.env, OCI_OS_CACHE_DIR: join(p.dir, 'cache') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
+  for (let i = 0; i < 200 && !proxy.log.some((e) => e.method === 'PATCH'); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(proxy.log.some((e) => e.method === 'PATCH'), 'the upload started');
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /interrupted/);
+  for (let i = 0; i < 40 && !proxy.log.some((e) => e.method === 'DELETE'); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(proxy.log.some((e) => e.method === 'DELETE' && /\/blobs\/uploads\//.test(e.path)), 'upload session cancelled');
+  const tag = await fetch(`${reg.url}/v2/os/interrupted/manifests/1`, { method: 'HEAD' });
+  assert.equal(tag.status, 404, 'nothing was tagged');
+});

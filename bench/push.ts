@@ -1,0 +1,76 @@
+/**
+ * Push benchmark against the real CNCF registry on loopback, side by side
+ * with skopeo in the same run:
+ * - build+push in one pass vs. build to a layout then `skopeo copy`;
+ * - `push --from` a layout vs. `skopeo copy` of the same layout;
+ * - re-push of an unchanged payload vs. the first push;
+ * - peak RSS pushing 256 MiB and 2 GiB payloads.
+ * skopeo runs with a fresh HOME and its blob-info cache removed, into fresh
+ * repositories, so it cannot turn uploads into mounts.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDockerRegistry } from '../test/helpers/docker-registry.js';
+import { makeMixedFile, mib, rate, timed } from './util.js';
+
+async function skopeoCopy(src: string, dest: string, home: string): Promise<number> {
+  await rm('/var/lib/containers/cache/blob-info-cache-v1.boltdb', { force: true });
+  await rm(join(home, '.local'), { recursive: true, force: true });
+  const t = await timed('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', src, dest], { env: { HOME: home } });
+  return t.seconds;
+}
+
+export async function benchPush(dir: string): Promise<Record<string, unknown>> {
+  const reg = await startDockerRegistry();
+  const home = await mkdtemp(join(dir, 'home-'));
+  const cacheDir = join(dir, 'cache');
+  const env = { OCI_OS_CACHE_DIR: cacheDir };
+  const out: Record<string, unknown> = {};
+  try {
+    const p1 = join(dir, 'push-1g.bin');
+    await makeMixedFile(p1, 1024, 3);
+    const size = 1 << 30;
+    const first = await timed('oci-os', ['push', `${reg.host}/bench/onepass:1`, '-p', `system=${p1}`], { node: true, env });
+    const again = await timed('oci-os', ['push', `${reg.host}/bench/onepass:1`, '-p', `system=${p1}`], { node: true, env });
+    const layout = join(dir, 'layout');
+    const build = await timed('oci-os', ['build', '-p', `system=${p1}`, '-o', `oci:${layout}:1`], { node: true });
+    const skopeoPush = await skopeoCopy(`oci:${layout}:1`, `docker://${reg.host}/bench/skopeo:1`, home);
+    const fromLayout = await timed('oci-os', ['push', `${reg.host}/bench/fromlayout:1`, '--from', `oci:${layout}:1`], { node: true });
+    const skopeoPush2 = await skopeoCopy(`oci:${layout}:1`, `docker://${reg.host}/bench/skopeo2:1`, home);
+    const skopeoBest = Math.min(skopeoPush, skopeoPush2);
+    out['push --payload 1 GiB (build + upload in one pass)'] = {
+      seconds: +first.seconds.toFixed(2), throughput: rate(size, first.seconds), peakRss: mib(first.peakRss!),
+      'peer: oci-os build + skopeo copy (s)': +(build.seconds + skopeoBest).toFixed(2),
+      'ratio (want <= 0.6)': +(first.seconds / (build.seconds + skopeoBest)).toFixed(2),
+    };
+    out['push --from layout 1 GiB'] = {
+      seconds: +fromLayout.seconds.toFixed(2), peakRss: mib(fromLayout.peakRss!),
+      'skopeo copy (s, best of 2)': +skopeoBest.toFixed(2),
+      'ratio (want <= 1)': +(fromLayout.seconds / skopeoBest).toFixed(2),
+    };
+    out['re-push unchanged 1 GiB'] = {
+      seconds: +again.seconds.toFixed(2), 'first push (s)': +first.seconds.toFixed(2),
+      'ratio (want < 0.1)': +(again.seconds / first.seconds).toFixed(3),
+    };
+    await rm(layout, { recursive: true, force: true });
+    await rm(p1, { force: true });
+
+    const small = join(dir, 'push-256m.bin');
+    await makeMixedFile(small, 256, 4);
+    const r256 = await timed('oci-os', ['push', `${reg.host}/bench/rss256:1`, '-p', `system=${small}`, '--no-cache'], { node: true });
+    await rm(small, { force: true });
+    const big = join(dir, 'push-2g.bin');
+    await makeMixedFile(big, 2048, 5);
+    const r2g = await timed('oci-os', ['push', `${reg.host}/bench/rss2g:1`, '-p', `system=${big}`, '--no-cache'], { node: true });
+    await rm(big, { force: true });
+    out['peak RSS while pushing'] = {
+      '256 MiB payload': mib(r256.peakRss!),
+      '2 GiB payload': mib(r2g.peakRss!),
+      '2 GiB throughput': rate(2 << 30, r2g.seconds),
+      'difference (want < 16 MiB)': mib(r2g.peakRss! - r256.peakRss!),
+    };
+  } finally {
+    await reg.stop();
+  }
+  return out;
+}
