@@ -1,0 +1,98 @@
+/** Fixture trees and tree comparison for the image tests. */
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { chmod, chown, link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pseudoRandom } from '../helpers/cli.js';
+
+export const isRoot = process.getuid?.() === 0;
+
+/**
+ * Writes the fixture tree: files, nested and empty directories, relative and
+ * absolute symlinks, a hard link pair, an executable, a setuid file, a sticky
+ * directory, a long (pax) name, a non-ASCII name, a FIFO and (as root) a
+ * file with another owner. Every mtime is set to `mtime` seconds.
+ */
+export async function makeTree(root: string, mtime: number, variant = ''): Promise<void> {
+  await mkdir(join(root, 'usr', 'bin'), { recursive: true });
+  await mkdir(join(root, 'etc', 'app'), { recursive: true });
+  await mkdir(join(root, 'var', 'empty'), { recursive: true });
+  await mkdir(join(root, 'tmp'), { recursive: true });
+  await writeFile(join(root, 'etc', 'app', 'config.toml'), `name = "fixture"\n${variant}`);
+  await writeFile(join(root, 'usr', 'bin', 'tool'), '#!/bin/sh\necho tool\n');
+  await chmod(join(root, 'usr', 'bin', 'tool'), 0o755);
+  await writeFile(join(root, 'usr', 'bin', 'suid'), 'setuid program\n');
+  await chmod(join(root, 'usr', 'bin', 'suid'), 0o4755);
+  await chmod(join(root, 'tmp'), 0o1777);
+  await writeFile(join(root, 'usr', 'bin', 'data.bin'), pseudoRandom(300_000, 7));
+  await link(join(root, 'usr', 'bin', 'tool'), join(root, 'usr', 'bin', 'tool-hardlink'));
+  await symlink('tool', join(root, 'usr', 'bin', 'tool-link'));
+  await symlink('/etc/app/config.toml', join(root, 'etc', 'config-abs'));
+  const long = join(root, 'usr', 'share', 'a-directory-name-that-is-long-enough', 'to-push-the-whole-path-past-the-ustar-limits-of-one-hundred-bytes');
+  await mkdir(long, { recursive: true });
+  await writeFile(join(long, 'file-with-a-long-name-too.txt'), 'long\n');
+  await writeFile(join(long, `name-${'n'.repeat(110)}`), 'a name only pax can hold\n');
+  await symlink(`../share/${'t'.repeat(120)}`, join(root, 'usr', 'bin', 'long-target'));
+  await writeFile(join(root, 'etc', 'grüße.txt'), 'unicode\n');
+  await writeFile(join(root, 'etc', 'readonly'), 'ro\n');
+  await chmod(join(root, 'etc', 'readonly'), 0o444);
+  spawnSync('mkfifo', [join(root, 'tmp', 'fifo')]);
+  if (isRoot) await chown(join(root, 'etc', 'app', 'config.toml'), 1234, 5678);
+  await setAllMtimes(root, mtime);
+}
+
+/** Sets every mtime (symlinks included) below and of `root`. */
+export async function setAllMtimes(root: string, seconds: number): Promise<void> {
+  const { lutimes } = await import('node:fs/promises');
+  for (const e of await readdir(root, { withFileTypes: true })) {
+    const p = join(root, e.name);
+    if (e.isDirectory()) await setAllMtimes(p, seconds);
+    await lutimes(p, seconds, seconds);
+  }
+  await utimes(root, seconds, seconds);
+}
+
+/** One path of a tree as compared. */
+export interface Snap {
+  type: string;
+  mode: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  sha256?: string;
+  target?: string;
+  /** Other paths sharing the inode (hard links), sorted. */
+  links?: string[];
+}
+
+/** Describes every path below `root` (not root itself). */
+export async function snapshot(root: string, opts: { mtimes?: boolean; owners?: boolean } = {}): Promise<Record<string, Snap>> {
+  const out: Record<string, Snap> = {};
+  const inodes = new Map<string, string[]>();
+  const walk = async (dir: string, prefix: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const p = join(dir, name);
+      const rel = prefix + name;
+      const st = await lstat(p);
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : 'other';
+      const s: Snap = { type, mode: st.mode & 0o7777 };
+      if (type === 'symlink') s.mode = 0;
+      if (opts.owners) {
+        s.uid = st.uid;
+        s.gid = st.gid;
+      }
+      if (opts.mtimes && type !== 'symlink') s.mtime = Math.floor(st.mtimeMs / 1000);
+      if (type === 'file') s.sha256 = createHash('sha256').update(await readFile(p)).digest('hex');
+      if (type === 'symlink') s.target = await readlink(p);
+      if (type === 'file' && st.nlink > 1) {
+        const key = `${st.dev}:${st.ino}`;
+        inodes.set(key, [...(inodes.get(key) ?? []), rel]);
+      }
+      out[rel] = s;
+      if (type === 'dir') await walk(p, `${rel}/`);
+    }
+  };
+  await walk(root, '');
+  for (const paths of inodes.values()) for (const p of paths) out[p]!.links = [...paths].sort();
+  return out;
+}
