@@ -42,6 +42,8 @@ export interface OsImageBuildOptions {
   encoding?: PayloadEncoding;
   /** Add `org.opencontainers.image.title` to payload layers (default true). */
   layerTitles?: boolean;
+  /** Manifest annotations (image-spec annotations.md), written as the manifest's last field; none by default. */
+  annotations?: Record<string, string>;
   /** Payloads processed at once (default 1; each payload already uses every core). */
   jobs?: number;
   /** Reuse blobs of unchanged payloads already in the store (see payload-cache.ts). */
@@ -129,6 +131,7 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
     config: configDescriptor,
     layers,
   };
+  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = { ...options.annotations };
   const manifest = canonicalJson(manifestObj);
   const descriptor: Descriptor = {
     mediaType: MediaType.ociManifest,
