@@ -18,7 +18,7 @@ import type { RegistryRepository } from './registry/repository.js';
 
 /** Options of {@link fetchBlobResumable}. Zero values mean the defaults. */
 export interface ResumableFetchOptions {
-  /** Range requests after broken connections, per blob (default 5). */
+  /** Range requests after broken connections, per blob (default: the registry's retry count, 5 unless set). */
   maxResumes?: number;
   signal?: AbortSignal;
   /** Called before each Range request. */
@@ -40,7 +40,7 @@ export function contentRangeStart(header: string | undefined): number | undefine
 export async function fetchBlobResumable(repo: RegistryRepository, desc: Descriptor, options: ResumableFetchOptions = {}): Promise<Readable> {
   const what = `${repo.reference.registry}/${repo.name}@${desc.digest}`;
   const size = Number.isInteger(desc.size) && desc.size >= 0 ? desc.size : undefined;
-  const maxResumes = options.maxResumes ?? 5;
+  const maxResumes = options.maxResumes ?? repo.http.retry.retries;
   const url = `/v2/${repo.name}/blobs/${desc.digest}`;
   const scopes = [pullScope(repo.name)];
 
