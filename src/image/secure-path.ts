@@ -5,7 +5,7 @@
  * directory as it is on disk: a directory is entered, a missing one is
  * created, and a symlink is followed only within the root — its target
  * read as the container would (an absolute target starts at the root) and
- * refused when a relative target climbs above the root. The final
+ * refused when it climbs above the root. The final
  * component is never followed: callers replace what is there.
  */
 import { lstat, mkdir, readlink } from 'node:fs/promises';
@@ -28,44 +28,46 @@ export function entryComponents(name: string, what = name): string[] {
 
 /**
  * The host path of the directory `components` names below `root`, created
- * (mode 0755) where missing. `entry` names the layer entry in errors.
+ * (mode 0755) where missing. Components are taken one at a time; a symlink
+ * puts its target's components in front of the rest (an absolute target
+ * restarts at the root), so `..` after a symlink means what the kernel
+ * would make of it — except that climbing above the root is refused.
+ * `entry` names the layer entry in errors.
  */
-export async function resolveDirectory(root: string, components: string[], entry: string, depth = 0): Promise<{ host: string; path: string[] }> {
-  let host = root;
-  let path: string[] = [];
-  for (let i = 0; i < components.length; i++) {
-    const c = components[i]!;
-    const next = join(host, c);
+export async function resolveDirectory(root: string, components: string[], entry: string): Promise<{ host: string; path: string[] }> {
+  const queue = [...components];
+  const path: string[] = [];
+  let links = 0;
+  let lastLink = '';
+  while (queue.length > 0) {
+    const c = queue.shift()!;
+    if (c === '..') {
+      // Only symlink targets bring `..` (entry names with it are refused earlier).
+      if (path.length === 0) throw refuse(entry, `would be written through symlink ${lastLink}, which points outside the directory`);
+      path.pop();
+      continue;
+    }
+    const next = join(root, ...path, c);
     let st;
     try {
       st = await lstat(next);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       await mkdir(next, { mode: 0o755 });
-      host = next;
-      path = [...path, c];
+      path.push(c);
       continue;
     }
     if (st.isDirectory()) {
-      host = next;
-      path = [...path, c];
+      path.push(c);
     } else if (st.isSymbolicLink()) {
-      if (depth >= MAX_LINKS) throw refuse(entry, 'passes through too many symlinks');
+      if (++links > MAX_LINKS) throw refuse(entry, 'passes through too many symlinks');
       const target = await readlink(next);
-      const resolved: string[] = target.startsWith('/') ? [] : [...path];
-      for (const t of target.split('/')) {
-        if (t === '' || t === '.') continue;
-        if (t === '..') {
-          if (resolved.length === 0) throw refuse(entry, `would be written through symlink ${[...path, c].join('/')} -> ${target}, which points outside the directory`);
-          resolved.pop();
-        } else resolved.push(t);
-      }
-      const r = await resolveDirectory(root, resolved, entry, depth + 1);
-      host = r.host;
-      path = r.path;
+      lastLink = `${[...path, c].join('/')} -> ${target}`;
+      if (target.startsWith('/')) path.length = 0;
+      queue.unshift(...target.split('/').filter((t) => t !== '' && t !== '.'));
     } else {
       throw refuse(entry, `has ${[...path, c].join('/')} as a parent, which is not a directory`);
     }
   }
-  return { host, path };
+  return { host: join(root, ...path), path };
 }

@@ -80,8 +80,8 @@ test('same epoch, different mtimes and paths: byte-identical images; one changed
     for (const key of Object.keys(h.pax ?? {})) assert.ok(['path', 'linkpath'].includes(key), `${h.name}: unexpected pax key ${key}`);
   }
   const longName = headers.find((h) => h.name.endsWith('n'.repeat(110)))!;
-  assert.ok(longName.pax?.path, 'a name past ustar is carried by pax');
-  assert.equal(headers.find((h) => h.name === 'etc/grüße.txt')?.pax?.path, 'etc/grüße.txt');
+  assert.ok((longName.pax as Record<string, string> | undefined)?.path, 'a name past ustar is carried by pax');
+  assert.equal((headers.find((h) => h.name === 'etc/grüße.txt')?.pax as Record<string, string> | undefined)?.path, 'etc/grüße.txt');
   assert.equal(headers.find((h) => h.name === 'usr/bin/tool-hardlink')?.type, 'link');
   assert.equal(headers.find((h) => h.name === 'usr/bin/tool-hardlink')?.linkname, 'usr/bin/tool');
   assert.equal(headers.find((h) => h.name === 'usr/bin/suid')?.mode, 0o4755);
