@@ -23,7 +23,7 @@ try {
     await rm(p1, { force: true });
     const p2 = join(dir, 'payload-2g.bin');
     await makeMixedFile(p2, 2048, 2);
-    results['build 2 GiB'] = await benchBuild(dir, p2, 2 << 30);
+    results["build 2 GiB"] = await benchBuild(dir, p2, 2 * 2 ** 30);
     await rm(p2, { force: true });
   }
   if (want('push')) results.push = await benchPush(dir);

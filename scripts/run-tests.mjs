@@ -14,6 +14,10 @@ function walk(dir) {
   return out;
 }
 
+// Commands are found through oclif.manifest.json; refresh it from what was just compiled.
+const manifest = spawnSync(process.execPath, ['scripts/oclif-manifest.mjs'], { stdio: 'inherit' });
+if (manifest.status !== 0) process.exit(manifest.status ?? 1);
+
 const filters = process.argv.slice(2);
 const files = walk('dist/test').filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 if (files.length === 0) {

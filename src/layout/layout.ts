@@ -152,7 +152,8 @@ export class OciLayout implements CommittableStore {
     try {
       await makeDirs(tmpDir);
       const out = createWriteStream(tmp, { flags: 'wx' });
-      await pipeline(content instanceof Readable ? content : Readable.from(content), hasher, out);
+      // Byte mode with a small high-water mark: an object-mode Readable.from would read 16 frames ahead.
+      await pipeline(content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 }), hasher, out);
       const fh = await open(tmp, 'r');
       try {
         await fh.sync();
