@@ -5,6 +5,8 @@ import type { PayloadInput } from '../src/build/osimage.js';
 import type { PayloadEncoding, Compression } from '../src/build/payload.js';
 import type { ProductInfo } from '../src/osimage/format.js';
 import { readProductInfoFile } from '../src/osimage/product-file.js';
+import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/provenance/git.js';
+import { parseAnnotationFlags } from './annotations.js';
 import { parseSize } from '../src/util/size.js';
 
 export const osImageFlags = {
@@ -21,13 +23,16 @@ export const osImageFlags = {
   'product-info': Flags.string({ description: 'JSON file with product_info fields (id, name, version, variant, commit_hash, commit_date, build_tree_dirty, components).', helpValue: 'FILE' }),
   'product-id': Flags.string({ description: 'product_info.id (overrides --product-info).' }),
   'product-name': Flags.string({ description: 'product_info.name (overrides --product-info).' }),
-  'product-version': Flags.string({ description: 'product_info.version (overrides --product-info).' }),
+  'product-version': Flags.string({ description: 'product_info.version (overrides --product-info); "{git-describe}" in it is replaced by `git describe --tags --always --dirty`.' }),
   variant: Flags.string({ description: 'product_info.variant, usable in a tag; its first "-" part is the architecture (x86_64-debug).' }),
   'layer-titles': Flags.boolean({
     default: true,
     allowNo: true,
     description: 'Annotate each payload layer with org.opencontainers.image.title so oras pull writes files. --no-layer-titles reproduces the reference builder\'s manifest byte for byte.',
   }),
+  git: Flags.boolean({ description: 'Fill product_info.commit_hash, commit_date and build_tree_dirty from the git repository of the current directory (untracked files that are not ignored count as dirty).' }),
+  annotation: Flags.string({ multiple: true, description: 'A manifest annotation KEY=VALUE (repeatable; wins over --annotate-git).', helpValue: 'KEY=VALUE' }),
+  'annotate-git': Flags.boolean({ description: 'Annotate the manifest with org.opencontainers.image.revision (HEAD), .source (origin URL without credentials) and .created (commit date).' }),
 };
 
 type OsImageFlagValues = {
@@ -42,6 +47,9 @@ type OsImageFlagValues = {
   'product-version'?: string;
   variant?: string;
   'layer-titles': boolean;
+  git?: boolean;
+  annotation?: string[];
+  'annotate-git'?: boolean;
 };
 
 /** Parses `NAME=PATH` payload flags. */
@@ -62,6 +70,7 @@ export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise
   encoding: PayloadEncoding;
   productInfo: Partial<ProductInfo>;
   layerTitles: boolean;
+  annotations?: Record<string, string>;
 }> {
   const payloads = parsePayloadFlags(flags.payload);
   const hashChunkSize = parseSize(flags['hash-chunk-size'], 'hash chunk size');
@@ -76,5 +85,10 @@ export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise
   if (flags['product-name'] !== undefined) productInfo.name = flags['product-name'];
   if (flags['product-version'] !== undefined) productInfo.version = flags['product-version'];
   if (flags.variant !== undefined) productInfo.variant = flags.variant;
-  return { payloads, encoding, productInfo, layerTitles: flags['layer-titles'] };
+  const explicit = parseAnnotationFlags(flags.annotation);
+  const git = flags.git || flags['annotate-git'] ? await readGitProvenance() : undefined;
+  if (git && flags.git) Object.assign(productInfo, { commit_hash: git.commitHash, commit_date: git.commitDate, build_tree_dirty: git.dirty });
+  if (productInfo.version !== undefined) productInfo.version = await expandGitDescribe(productInfo.version);
+  const annotations = { ...(git && flags['annotate-git'] ? gitAnnotations(git) : {}), ...explicit };
+  return { payloads, encoding, productInfo, layerTitles: flags['layer-titles'], ...(Object.keys(annotations).length > 0 ? { annotations } : {}) };
 }
