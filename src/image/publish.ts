@@ -9,6 +9,7 @@ import { OciError } from '../errors.js';
 import type { Platform } from '../oci/descriptor.js';
 import { openLocationForWriting, parseLocation, type LocationOptions } from '../locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
+import { checkLayerPath } from './layer.js';
 import { openImage } from './source.js';
 
 /** Options of {@link buildImageTo}. */
@@ -32,6 +33,8 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
   if (parsed.kind === 'registry' && parsed.digest && !parsed.tag) {
     throw new OciError('INVALID_REFERENCE', `${dest}: an image has no digest before it is built; push to a tag (REPO:TAG)`);
   }
+  // Inputs first, so a typo fails before anything is opened or created.
+  for (const path of options.layers ?? []) await checkLayerPath(path);
   const base = options.base ? await openImage(options.base, { ...locations, platform: options.platform as Platform | undefined }) : undefined;
   try {
     const out = await openLocationForWriting(dest, locations);
@@ -40,8 +43,7 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
       options.signal?.throwIfAborted();
       if (out.tag) await out.store.tag(built.descriptor, out.tag);
       await out.commit();
-      const output = out.kind === 'registry' ? out.location : out.location;
-      return { ...built, output, tag: out.tag, baseDigest: base?.descriptor.digest };
+      return { ...built, output: out.location, tag: out.tag, baseDigest: base?.descriptor.digest };
     } catch (err) {
       await out.abort();
       throw err;
