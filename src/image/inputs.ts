@@ -6,7 +6,7 @@
 import { OciError } from '../errors.js';
 import type { ImageBuildToOptions } from './publish.js';
 import { parseCommand, parseKeyValue, parsePort, parseStopSignal, type ConfigOverrides } from './config.js';
-import type { LayerCompression } from './compress.js';
+import { resolveCompression, type LayerCompression } from './compress.js';
 import { compileExcludes, parseOwner, parseSourceDateEpoch } from './normalize.js';
 import { parsePlatform } from './platform.js';
 
@@ -64,7 +64,7 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
   const epochText = v.sourceDateEpoch ?? (env.SOURCE_DATE_EPOCH ? env.SOURCE_DATE_EPOCH : undefined);
   const sourceDateEpoch = epochText === undefined ? undefined
     : parseSourceDateEpoch(epochText, v.sourceDateEpoch !== undefined ? '--source-date-epoch' : 'SOURCE_DATE_EPOCH');
-  const compression = (v.layerCompression ?? 'gzip') as LayerCompression;
+  const { compression, level } = resolveCompression({ compression: (v.layerCompression ?? 'gzip') as LayerCompression, level: v.compressionLevel });
   const annotations = Object.fromEntries(keyValues(v.annotation, '--annotation'));
   return {
     layers,
@@ -73,7 +73,7 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
     overrides,
     annotations,
     compression,
-    level: v.compressionLevel,
+    level,
     normalize: {
       sourceDateEpoch,
       owner: v.owner !== undefined ? parseOwner(v.owner) : undefined,
