@@ -19,6 +19,13 @@ export { pushOsImage, type PushReport, type PushedBlob } from './push/osimage.js
 export { pushFromLocal } from './push/from-local.js';
 export { copyGraph, childrenOf, readManifestBytes, type CopyOptions, type CopyResult, type CopiedContent } from './copy.js';
 export * from './locations.js';
+export { readOsImage, readPayload, verifyPayload, findPayload, isOsImageManifest, parseOsImageManifest, parseOsImageConfig, ChunkVerifier, ChunkHashMismatchError, type OsImage, type OsImagePayload, type PayloadVerification, type ReadPayloadOptions } from './osimage/reader.js';
+export { decodeZstdStream } from './osimage/zstd-stream.js';
+export { verifyGraph, type VerifyOptions, type VerifyResult } from './verify.js';
+export { transfer, type TransferOptions, type TransferResult } from './transfer.js';
+export { inspect, renderSummary, type Inspection, type InspectSummary } from './inspect.js';
+export { extractPayloadTo, extractPayloadToFile, type ExtractResult } from './extract.js';
+export { fetchBlobResumable, type ResumableFetchOptions } from './registry-fetch-resume.js';
 export * from './registry/index.js';
 export { startRegistryServer, createRegistryHandler, parseListenAddress, defaultListenAddress } from './server/index.js';
 export { parseSize, formatSize } from './util/size.js';
