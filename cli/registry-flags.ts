@@ -47,7 +47,10 @@ export async function registryClientFromFlags(flags: RegistryFlagValues, extra: 
   if (flags['ca-file']) options.caFile = flags['ca-file'];
   if (flags.insecure) options.insecure = true;
   if (flags['plain-http'] !== undefined) options.plainHttp = flags['plain-http'];
-  if (flags.retries !== undefined) options.retry = { retries: flags.retries };
+  if (flags.retries !== undefined) {
+    const given = extra.retry && !('wait' in extra.retry) ? extra.retry : {};
+    options.retry = { ...given, retries: flags.retries };
+  }
   if (flags['chunk-size']) options.chunkSize = parseSize(flags['chunk-size'], 'chunk size');
   return new RegistryClient(options);
 }

@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { buildOsImageToLocal } from '../src/build/local.js';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
@@ -17,17 +18,20 @@ Prints the manifest digest; --json prints the digest, media types, size, output 
   ];
   static override flags = {
     ...osImageFlags,
+    ...progressFlags,
     output: Flags.string({ char: 'o', required: true, description: 'Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST' }),
   };
 
   async run(): Promise<unknown> {
     const { flags } = await this.parse(Build);
     const options = await osImageOptionsFromFlags(flags);
+    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
     const abort = new AbortController();
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
     try {
-      const r = await buildOsImageToLocal(flags.output, options, abort.signal);
+      const r = await buildOsImageToLocal(flags.output, { ...options, progress: progress.sink }, abort.signal);
+      progress.close();
       const summary = {
         digest: r.descriptor.digest,
         mediaType: r.descriptor.mediaType,
@@ -39,6 +43,7 @@ Prints the manifest digest; --json prints the digest, media types, size, output 
       if (!this.jsonEnabled()) this.log(summary.digest);
       return summary;
     } finally {
+      progress.close();
       process.removeListener('SIGINT', onSigint);
     }
   }

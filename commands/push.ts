@@ -7,6 +7,7 @@ import { OciError, fsError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
 import { pushOsImage, type PushReport } from '../src/push/osimage.js';
 import { pushFromLocal } from '../src/push/from-local.js';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';
@@ -30,6 +31,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
   static override flags = {
     ...osImageFlags,
     ...registryFlags,
+    ...progressFlags,
     from: Flags.string({ description: 'Push an existing oci:DIR[:TAG] or oci-archive:FILE[:TAG] instead of building.', helpValue: 'SRC', exclusive: ['payload'] }),
     tag: Flags.string({ char: 't', multiple: true, description: 'Another tag for the same manifest (repeatable).' }),
     'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
@@ -39,8 +41,10 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Push);
+    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
     const client = await registryClientFromFlags(flags, {
       onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
+      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
     });
     const abort = new AbortController();
     const onSigint = () => abort.abort();
@@ -49,7 +53,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
     let report: PushReport;
     try {
       if (flags.from) {
-        report = await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal: abort.signal });
+        report = await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal: abort.signal, progress: progress.sink });
       } else {
         if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
         const options = await osImageOptionsFromFlags(flags);
@@ -59,6 +63,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
           jobs: flags.jobs,
           tags: flags.tag,
           signal: abort.signal,
+          progress: progress.sink,
           cache: flags.cache ? new PayloadCache() : undefined,
         });
         const { image: _image, ...rest } = r;
@@ -68,6 +73,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
       if (abort.signal.aborted) throw new OciError('ABORTED', 'push interrupted; upload sessions were cancelled and nothing was tagged', { cause: err });
       throw err;
     } finally {
+      progress.close();
       process.removeListener('SIGINT', onSigint);
       process.removeListener('SIGTERM', onSigint);
       await client.close();

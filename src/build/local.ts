@@ -28,6 +28,7 @@ export async function buildOsImageToLocal(
     const built = await buildOsImage(store, { ...options, signal: signal ?? options.signal });
     await store.tag(built.descriptor, tag);
     await store.commit();
+    options.progress?.({ type: 'tag', tag, reference: formatLocalLocation({ ...loc, tag, digest: undefined }) });
     return { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
   } catch (err) {
     await store.abort();

@@ -28,6 +28,7 @@ import {
 import { readFileFrames } from './frames.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
 import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
+import type { ProgressSink } from '../progress.js';
 
 /** A payload to put into the image: its name and the file it is read from. */
 export interface PayloadInput {
@@ -54,6 +55,8 @@ export interface OsImageBuildOptions {
   signal?: AbortSignal;
   /** Called with the number of uncompressed bytes read so far for a payload. */
   onProgress?: (name: string, bytesRead: number, totalBytes: number) => void;
+  /** Receives blob and manifest events (blob-progress counts uncompressed payload bytes read). */
+  progress?: ProgressSink;
 }
 
 /** One payload as it ended up in the image. */
@@ -117,7 +120,12 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
 
   const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
   const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
-  await store.push(configDescriptor, Readable.from([config]));
+  const configExists = await store.exists(configDescriptor);
+  if (!configExists) await store.push(configDescriptor, Readable.from([config]));
+  options.progress?.({
+    type: 'blob-done', id: 'config', name: 'config', digest: configDescriptor.digest, size: config.length, mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
+    status: configExists ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes: configExists || store.kind !== 'registry' ? 0 : config.length,
+  });
 
   const layers: Descriptor[] = built.map(({ payload }) => {
     const d: Descriptor = { mediaType: payload.mediaType, digest: payload.digest, size: payload.blobSize };
@@ -140,6 +148,7 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
     artifactType: OS_IMAGE_CONFIG_MEDIA_TYPE,
   };
   await store.push({ mediaType: MediaType.ociManifest, digest: descriptor.digest, size: descriptor.size }, Readable.from([manifest]));
+  options.progress?.({ type: 'manifest', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size });
   return { manifest, descriptor, config, configDescriptor, payloads: built.map((b) => b.payload) };
 }
 
@@ -150,6 +159,7 @@ async function* payloadFrames(input: PayloadInput, frameSize: number, total: num
     if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
     read += f.length;
     options.onProgress?.(input.name, read, total);
+    options.progress?.({ type: 'blob-progress', id: input.name, bytes: read, total });
     yield f;
   }
 }
@@ -172,13 +182,21 @@ async function storePayload(
   const mediaType = encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream;
   const settings = encodingSettings(encoding);
   const info = (enc: EncodedPayload): PayloadInfo => ({ name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes });
+  options.progress?.({ type: 'blob-start', id: input.name, name: input.name, total: st.size });
+  const done = (payload: BuiltPayload, uploadedBytes: number) => {
+    options.progress?.({
+      type: 'blob-done', id: input.name, name: input.name, digest: payload.digest, size: payload.blobSize, mediaType,
+      status: payload.reused ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes,
+    });
+    options.onPayloadDone?.(payload);
+  };
   const cached = await options.cache?.lookup(st, settings);
   if (cached && (await store.exists({ mediaType, digest: cached.blobDigest, size: cached.blobSize }))) {
     const enc = await hashOnly(input, encoding, st.size, options);
     if (contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes) === cached.contentKey) {
       const payload: BuiltPayload = { name: input.name, size: enc.size, digest: cached.blobDigest, blobSize: cached.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true };
       await options.cache!.record({ ...cached });
-      options.onPayloadDone?.(payload);
+      done(payload, 0);
       return { payload, info: info(enc) };
     }
   }
@@ -200,6 +218,6 @@ async function storePayload(
     dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
     contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), blobDigest: stored.digest, blobSize: stored.size, mediaType,
   });
-  options.onPayloadDone?.(payload);
+  done(payload, stored.uploadedBytes ?? 0);
   return { payload, info: info(enc) };
 }

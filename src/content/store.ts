@@ -8,6 +8,8 @@ export type ByteSource = Readable | AsyncIterable<Uint8Array>;
 export interface StoredBlob {
   digest: string;
   size: number;
+  /** Bytes sent over the network for it, re-sent ones included (registries only). */
+  uploadedBytes?: number;
 }
 
 /** Options of ContentStore.pushStream. */
@@ -29,6 +31,8 @@ export interface PushStreamOptions {
  * media type (registries keep them on different endpoints; layouts do not).
  */
 export interface ContentStore {
+  /** `registry` for remote stores (content goes over the network), else local. */
+  readonly kind?: 'registry' | 'local';
   /** Whether the content a descriptor names is present. */
   exists(desc: Descriptor): Promise<boolean>;
   /**

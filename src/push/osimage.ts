@@ -8,6 +8,7 @@ import { OciError } from '../errors.js';
 import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
 import { formatReference, parseReference, type Reference } from '../registry/reference.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from '../build/osimage.js';
+import type { ProgressSink } from '../progress.js';
 
 /** One blob of a push, for reports (`--json`). */
 export interface PushedBlob {
@@ -46,8 +47,11 @@ export function blobReport(results: readonly BlobPushResult[], extra: PushedBlob
 }
 
 /** Tags a manifest that is already in the repository, one tag after the other. */
-export async function tagAll(repo: RegistryRepository, manifest: Buffer, mediaType: string, tags: string[]): Promise<void> {
-  for (const tag of tags) await repo.putManifest(manifest, mediaType, tag);
+export async function tagAll(repo: RegistryRepository, manifest: Buffer, mediaType: string, tags: string[], progress?: ProgressSink): Promise<void> {
+  for (const tag of tags) {
+    await repo.putManifest(manifest, mediaType, tag);
+    progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
+  }
 }
 
 /** Builds an OS image straight into a registry repository. */
@@ -67,7 +71,7 @@ export async function pushOsImage(
   }
   const tags = pushTags(ref, options.tags);
   options.signal?.throwIfAborted();
-  await tagAll(repo, image.manifest, image.descriptor.mediaType, tags);
+  await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
   const reused = image.payloads.filter((p) => p.reused).map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
   return {
     reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${image.descriptor.digest}`,

@@ -113,7 +113,7 @@ export class RegistryHttp {
         });
       } catch (err) {
         if (canRetry && err instanceof TransportError && err.transient && attempt < this.retry.retries) {
-          await this.retry.wait(attempt++, undefined, req.signal);
+          await this.retry.wait(attempt++, undefined, req.signal, `${req.method} ${err.message}`);
           continue;
         }
         throw err;
@@ -134,7 +134,7 @@ export class RegistryHttp {
       const retryable = this.retry.isRetryableStatus(res.status) || (res.status === 403 && retryAfter !== undefined);
       if (canRetry && retryable && attempt < this.retry.retries) {
         await res.body.dump().catch(() => undefined);
-        await this.retry.wait(attempt++, retryAfter, req.signal);
+        await this.retry.wait(attempt++, retryAfter, req.signal, `${req.method} answered HTTP ${res.status}`);
         continue;
       }
       return res;

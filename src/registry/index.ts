@@ -10,7 +10,7 @@ export { ChunkSource } from './chunk-source.js';
 export { RegistryHttp, parseWarnings, type RegistryHttpOptions, type SendRequest } from './http.js';
 export { Transport, type TransportOptions, type TransportRequest, type TransportResponse, type RequestBody } from './transport.js';
 export { RegistryError, TransportError, parseErrorBody, readCapped, mapTransportError, type RegistryErrorEntry, type ErrorBody } from './errors.js';
-export { RetryPolicy, parseRetryAfter, retryableStatuses, type RetryOptions } from './retry.js';
+export { RetryPolicy, parseRetryAfter, retryableStatuses, type RetryOptions, type RetryEvent } from './retry.js';
 export { parseReference, formatReference, manifestReference, isLoopbackHost, repositoryRe, tagRe, dockerHubRegistry, dockerHubApiHost, type Reference } from './reference.js';
 export { redactUrl, redactText } from './redact.js';
 export { parseWwwAuthenticate, preferredChallenge, type Challenge } from './auth/challenge.js';

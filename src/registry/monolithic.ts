@@ -95,7 +95,7 @@ export async function monolithicPut(o: MonolithicPutOptions): Promise<Monolithic
       failure = err;
     }
     if (!o.reopen || attempt >= http.retry.retries) throw failure;
-    await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal);
+    await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal, `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`);
     await source.close();
     source = new ChunkSource(await o.reopen(), o.size, o.what);
     restarts++;

@@ -81,6 +81,7 @@ function isManifestDescriptor(desc: { mediaType?: string }): boolean {
 
 /** A repository on a registry, implementing {@link ContentStore}. */
 export class RegistryRepository implements ContentStore {
+  readonly kind = 'registry' as const;
   /** Repository path, e.g. `library/alpine`. */
   readonly name: string;
   /** Every blob pushed through this object, in completion order. */
@@ -184,7 +185,7 @@ export class RegistryRepository implements ContentStore {
   /** ContentStore pushStream: uploads a blob whose digest is known only at the end. */
   async pushStream(content: ByteSource, options: { mediaType: string } & BlobPushOptions): Promise<StoredBlob> {
     const r = await this.uploadStream(content, options);
-    return { digest: r.digest, size: r.size };
+    return { digest: r.digest, size: r.size, uploadedBytes: r.uploadedBytes };
   }
 
   /** Like {@link pushStream}, returning the full per-blob result. */

@@ -19,6 +19,17 @@ export interface RetryOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Random source in [0, 1) for the jitter. Default Math.random. */
   random?: () => number;
+  /** Told about every retry before its wait (for progress output); never given credentials. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** One retry, as reported to {@link RetryOptions.onRetry}. */
+export interface RetryEvent {
+  /** 1 for the first retry. */
+  attempt: number;
+  delayMs: number;
+  /** What failed, in a few words (`HTTP 503`, `connection reset`). */
+  reason: string;
 }
 
 /** HTTP statuses worth retrying: timeouts, rate limits and gateway/server hiccups. */
@@ -61,6 +72,7 @@ export class RetryPolicy {
   private readonly maxRetryAfter: number;
   private readonly sleepFn: (ms: number, signal?: AbortSignal) => Promise<void>;
   private readonly random: () => number;
+  private readonly onRetry?: (event: RetryEvent) => void;
 
   constructor(options: RetryOptions = {}) {
     this.retries = options.retries ?? 5;
@@ -69,6 +81,7 @@ export class RetryPolicy {
     this.maxRetryAfter = options.maxRetryAfterMs ?? 60_000;
     this.sleepFn = options.sleep ?? defaultSleep;
     this.random = options.random ?? Math.random;
+    this.onRetry = options.onRetry;
   }
 
   /** Whether a status is worth another attempt. */
@@ -87,8 +100,14 @@ export class RetryPolicy {
     return Math.round(exp / 2 + (exp / 2) * this.random());
   }
 
-  /** Waits before retry number `attempt`. */
-  wait(attempt: number, retryAfterMs?: number, signal?: AbortSignal): Promise<void> {
-    return this.sleepFn(this.delayFor(attempt, retryAfterMs), signal);
+  /** Waits before retry number `attempt`; `reason` says what failed. */
+  wait(attempt: number, retryAfterMs?: number, signal?: AbortSignal, reason = 'request failed'): Promise<void> {
+    const delayMs = this.delayFor(attempt, retryAfterMs);
+    try {
+      this.onRetry?.({ attempt: attempt + 1, delayMs, reason });
+    } catch {
+      // A reporting callback must never break an upload.
+    }
+    return this.sleepFn(delayMs, signal);
   }
 }

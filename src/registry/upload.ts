@@ -317,7 +317,7 @@ export class ChunkedUpload {
       throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row: ${describeError(cause)}`, { cause });
     }
     const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
-    await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal);
+    await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal, `upload of ${this.what}: ${describeError(cause)}`);
     this.resumes++;
     const held = await this.status();
     this.resync(held ?? this.src.offset);
