@@ -20,6 +20,7 @@
  * the registry dropped the session (404 BLOB_UPLOAD_UNKNOWN, ACR's
  * BLOB_UPLOAD_INVALID, distribution after a partial PATCH).
  */
+import { formatSize } from '../util/size.js';
 import { OciError, describeError } from '../errors.js';
 import type { ByteSource } from '../content/store.js';
 import type { Digest } from '../oci/digest.js';
@@ -314,7 +315,9 @@ export class ChunkedUpload {
   private async recover(cause: unknown): Promise<void> {
     this.failures++;
     if (this.failures > this.http.retry.retries) {
-      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row: ${describeError(cause)}`, { cause });
+      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row with ${formatSize(this.src.offset)} stored: ${describeError(cause)}`, {
+        cause, hint: 'run the push again: blobs already complete are skipped; --retries raises the number of attempts',
+      });
     }
     const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
     await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal, `upload of ${this.what}: ${describeError(cause)}`);
