@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: performance figures as ratios against peers measured in
- * the same run. Sections can be picked: `npm run bench -- build push`.
+ * the same run. Sections can be picked: `npm run bench -- build push image`.
  * BENCH_DIR chooses the scratch directory (default: a temp dir).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchBuild } from './build.js';
 import { benchPush } from './push.js';
+import { benchImage } from './image.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -27,6 +28,7 @@ try {
     await rm(p2, { force: true });
   }
   if (want('push')) results.push = await benchPush(dir);
+  if (want('image')) results.image = await benchImage(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }

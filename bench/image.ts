@@ -5,7 +5,7 @@
  * `tar --sort=name -cf - DIR | gzip -1` and `| zstd -T0` — with wall time,
  * throughput and peak RSS of each side (ours from the process itself, the
  * peers' from /usr/bin/time, the largest process of the pipeline).
- * Not wired into `npm run bench`; call `benchImage(dir)`.
+ * Section `image` of `npm run bench`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';

@@ -55,6 +55,19 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
     await rm(layout, { recursive: true, force: true });
     await rm(p1, { force: true });
 
+    // Pull the image pushed above, against skopeo pulling the same image.
+    const pulled = join(dir, 'pulled');
+    const pull = await timed('oci-os', ['pull', `${reg.host}/bench/onepass:1`, '-o', `oci:${pulled}:1`], { node: true });
+    await rm(pulled, { recursive: true, force: true });
+    await rm('/var/lib/containers/cache/blob-info-cache-v1.boltdb', { force: true });
+    const skopeoPull = await timed('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/bench/onepass:1`, `oci:${pulled}:1`], { env: { HOME: home } });
+    await rm(pulled, { recursive: true, force: true });
+    out['pull 1 GiB OS image (verifying every blob and chunk hash)'] = {
+      seconds: +pull.seconds.toFixed(2), peakRss: mib(pull.peakRss!),
+      'skopeo copy docker:// → oci: (s)': +skopeoPull.seconds.toFixed(2),
+      'ratio (want <= 1)': +(pull.seconds / skopeoPull.seconds).toFixed(2),
+    };
+
     const small = join(dir, 'push-256m.bin');
     await makeMixedFile(small, 256, 4);
     const r256 = await timed('oci-os', ['push', `${reg.host}/bench/rss256:1`, '-p', `system=${small}`, '--no-cache'], { node: true });
