@@ -45,6 +45,9 @@ function checkKind(input: string, kinds: LocationKind[] | undefined, role: strin
 
 /** Copies what `source` names to `destination`, tag last; see the module comment. */
 export async function transfer(source: string, destination: string, options: TransferOptions = {}): Promise<TransferResult> {
+  // Both strings are checked before anything is opened, so a typo in DEST costs no download.
+  parseLocation(source);
+  parseLocation(destination);
   checkKind(source, options.sourceKinds, 'source');
   checkKind(destination, options.destinationKinds, 'destination');
   const src = await openLocationForReading(source, { client: options.client });
