@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -9,7 +9,6 @@ test('extract writes verified payloads to a file and to stdout', async (t) => {
   const root = await tempDir(t);
   const img = await buildImage(root, { size: 700 * KiB + 17, frame: '256KiB' });
   const out = join(root, 'out', 'system.img');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(join(root, 'out'));
   const r = await runCli(['extract', img.location, '--payload', 'system', '--output', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -33,7 +32,6 @@ test('extract removes its partial file on failure and leaves an existing target 
   const bytes = await readFile(blobPath(img.dir, system.digest));
   bytes[6 * 64 * KiB]! ^= 0x80; // chunk 6: chunks 0-5 are written before the failure
   await writeFile(blobPath(img.dir, system.digest), bytes);
-  const { mkdir } = await import('node:fs/promises');
   const outDir = join(root, 'out');
   await mkdir(outDir);
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -141,7 +141,6 @@ describe('copyGraph', () => {
     const bad: Blob = { desc: layer.desc, bytes: Buffer.from(layer.bytes) };
     bad.bytes[100] ^= 1;
     // Store the corrupt bytes under the right name, as a damaged disk would.
-    const { writeFile, mkdir } = await import('node:fs/promises');
     await writeLayout(join(dir, 'src'), img.manifest, [img.blobs[0]!], 'v1');
     await mkdir(join(dir, 'src', 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(dir, 'src', 'blobs', 'sha256', layer.desc.digest.slice(7)), bad.bytes);
