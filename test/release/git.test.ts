@@ -74,18 +74,19 @@ test('--git fills product_info from a clean and a dirty tree; --annotate-git and
   // Push wires the same flags; an explicit --annotation wins over --annotate-git.
   const reg = await startRegistryServer({ root: join(out, 'registry'), port: 0 });
   t.after(() => reg.close());
-  const pushed = await runCli(['push', `${reg.address}/rel/git:1`, '-p', 'kernel.efi=kernel.efi', '--git', '--annotate-git', '--annotation', `org.opencontainers.image.source=https://example.com/os`, '--no-cache', '--json'], { cwd: repo });
+  const [pushed, outside, badAnnotation] = await Promise.all([runCli(['push', `${reg.address}/rel/git:1`, '-p', 'kernel.efi=kernel.efi', '--git', '--annotate-git', '--annotation', `org.opencontainers.image.source=https://example.com/os`, '--no-cache', '--json'], { cwd: repo }),
+    // Outside a repository: a usage error that says so.
+    runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none')}`, '--git'], { cwd: out, env: { GIT_CEILING_DIRECTORIES: out } }),
+    runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none2')}`, '--annotation', 'novalue'], { cwd: out }),
+  ]);
   assert.equal(pushed.code, 0, pushed.stderr);
   const res = await fetch(`${reg.url}/v2/rel/git/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
   const manifest = await res.json() as any;
   assert.equal(manifest.annotations['org.opencontainers.image.revision'], head);
   assert.equal(manifest.annotations['org.opencontainers.image.source'], 'https://example.com/os');
 
-  // Outside a repository: a usage error that says so.
-  const outside = await runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none')}`, '--git'], { cwd: out, env: { GIT_CEILING_DIRECTORIES: out } });
   assert.equal(outside.code, 2, outside.stderr);
   assert.match(outside.stderr, /not inside a git repository/);
-  const badAnnotation = await runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none')}`, '--annotation', 'novalue'], { cwd: out });
   assert.equal(badAnnotation.code, 2, badAnnotation.stderr);
 });
 

@@ -62,10 +62,14 @@ test('attach without the referrers API: concurrent attaches both land in the fal
   assert.equal(art.layers[0].annotations['org.opencontainers.image.title'], 'sbom.json');
   assert.equal(art.subject.digest, subject);
 
-  const listed = json(await runCli(['referrers', `${reg.host}/rel/subject:1`, '--json'], { env: env(dir) }));
+  const [listedR, filteredR] = await Promise.all([
+    runCli(['referrers', `${reg.host}/rel/subject:1`, '--json'], { env: env(dir) }),
+    runCli(['referrers', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.notes', '--json'], { env: env(dir) }),
+  ]);
+  const listed = json(listedR);
   assert.equal(listed.source, 'tag');
   assert.deepEqual(listed.referrers.map((m: any) => m.digest).sort(), [ra.digest, rb.digest].sort());
-  const filtered = json(await runCli(['referrers', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.notes', '--json'], { env: env(dir) }));
+  const filtered = json(filteredR);
   assert.deepEqual(filtered.referrers.map((m: any) => m.digest), [rb.digest]);
 
   // Many writers at once, in process: nobody's entry is lost, and the same artifact again is not listed twice.
@@ -92,13 +96,16 @@ test('attach with the referrers API (built-in registry): no fallback tag, referr
   assert.equal(r.referrersSource, 'api');
   assert.equal(r.fallbackTag, undefined);
   assert.equal((await getIndex(reg.url, referrersTag(subject))).status, 404, 'no fallback tag was written');
-  const listed = json(await runCli(['referrers', `${reg.address}/rel/subject:1`, '--json'], { env: env(dir) }));
+  const [listedR, noneR, bad, missing] = await Promise.all([
+    runCli(['referrers', `${reg.address}/rel/subject:1`, '--json'], { env: env(dir) }),
+    runCli(['referrers', `${reg.address}/rel/subject:1`, '--artifact-type', 'application/other', '--json'], { env: env(dir) }),
+    runCli(['attach', `${reg.address}/rel/subject:1`, '--artifact-type', 'not a type', '-f', join(dir, 'sig.bin')], { env: env(dir) }),
+    runCli(['attach', `${reg.address}/rel/subject:nope`, '--artifact-type', 'application/x', '-f', join(dir, 'sig.bin')], { env: env(dir) }),
+  ]);
+  const listed = json(listedR);
   assert.equal(listed.source, 'api');
   assert.deepEqual(listed.referrers.map((m: any) => [m.digest, m.artifactType]), [[r.digest, 'application/vnd.example.sig']]);
-  const none = json(await runCli(['referrers', `${reg.address}/rel/subject:1`, '--artifact-type', 'application/other', '--json'], { env: env(dir) }));
-  assert.deepEqual(none.referrers, []);
-  const bad = await runCli(['attach', `${reg.address}/rel/subject:1`, '--artifact-type', 'not a type', '-f', join(dir, 'sig.bin')], { env: env(dir) });
+  assert.deepEqual(json(noneR).referrers, []);
   assert.equal(bad.code, 2, bad.stderr);
-  const missing = await runCli(['attach', `${reg.address}/rel/subject:nope`, '--artifact-type', 'application/x', '-f', join(dir, 'sig.bin')], { env: env(dir) });
   assert.equal(missing.code, 4, missing.stderr);
 });
