@@ -300,6 +300,8 @@ export async function listReferrers(repo: RegistryRepository, options: ListRefer
   } else {
     throw await repo.http.error(res, 'GET');
   }
+  const seen = new Set<string>();
+  manifests = manifests.filter((m) => !seen.has(m.digest) && seen.add(m.digest));
   if (options.artifactType && !filtered) manifests = manifests.filter((m) => m.artifactType === options.artifactType);
   return { subject, source, referrers: manifests };
 }
