@@ -6,6 +6,9 @@ import { runCli, tempDir, repoRoot } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
+import { eraseCredentials, storeCredentials } from '../../src/registry/auth/store.js';
+import { readAuthFileCredentials } from '../../src/registry/auth/credentials.js';
+import { parseLoginTarget } from '../../src/registry/auth/login.js';
 
 async function registry(t: Parameters<typeof tempDir>[0]): Promise<RegistryHandle> {
   const reg = await startDockerRegistry({ auth: 'htpasswd' });
@@ -135,11 +138,8 @@ process.stdin.on('end', () => {
   assert.equal(JSON.parse(again.stdout).removed, false);
 });
 
-test('login keys: docker.io is stored as https://index.docker.io/v1/ (no network: the file functions directly)', async (t) => {
+test('login keys: docker.io is stored as https://index.docker.io/v1/ (the file functions, no registry)', async (t) => {
   const dir = await tempDir(t);
-  const { storeCredentials, eraseCredentials } = await import('../../src/registry/auth/store.js');
-  const { readAuthFileCredentials } = await import('../../src/registry/auth/credentials.js');
-  const { parseLoginTarget } = await import('../../src/registry/auth/login.js');
   const env = { HOME: dir, DOCKER_CONFIG: join(dir, 'd') };
   assert.deepEqual(parseLoginTarget('https://index.docker.io/v1/'), { registry: 'docker.io', apiHost: 'registry-1.docker.io' });
   assert.deepEqual(parseLoginTarget(undefined), { registry: 'docker.io', apiHost: 'registry-1.docker.io' });
