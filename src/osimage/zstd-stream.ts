@@ -135,11 +135,13 @@ interface SeenFrame extends SeekFrame {
 
 /**
  * Yields the decompressed bytes of a zstd blob (any number of concatenated
- * frames, skippable frames skipped), one frame at a time. A truncated or
+ * frames, skippable frames skipped), one frame at a time; `framesInFlight`
+ * frames (default 2) decompress on the thread pool while the caller hashes
+ * the previous one, so memory is bounded by that many frames. A truncated or
  * corrupt frame fails with INVALID_FORMAT naming the frame and its
  * compressed offset.
  */
-export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: { maxFrameBytes?: number } = {}): AsyncGenerator<Buffer> {
+export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: { maxFrameBytes?: number; framesInFlight?: number } = {}): AsyncGenerator<Buffer> {
   const maxFrame = options.maxFrameBytes ?? defaultMaxFrameBytes;
   const q = new ByteQueue();
   const seen: SeenFrame[] = [];
@@ -156,45 +158,63 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
       throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
     }
   };
-
-  for (;;) {
-    // Cut every complete frame out of the queue.
-    for (;;) {
-      if (!scan) {
-        if (q.length < 4) break;
-        scan = startFrame(q, offset);
-        if (!scan) break;
+  // Frames being decompressed on the thread pool while the next one is read (in order; at most `inflight`).
+  const pending: Array<{ out: Promise<Buffer>; offset: number; compressedSize: number; contentSize?: number }> = [];
+  const inflight = Math.max(1, options.framesInFlight ?? 2);
+  async function* settle(keep: number): AsyncGenerator<Buffer> {
+    while (pending.length > keep) {
+      const f = pending.shift()!;
+      const out = await f.out;
+      if (f.contentSize !== undefined && out.length !== f.contentSize) {
+        throw new OciError('INVALID_FORMAT', `zstd frame ${seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
       }
-      if (scan.kind === 'data') {
-        walkBlocks(q, scan, offset);
-        if ((scan.end ?? scan.cursor) > maxFrame || (scan.contentSize ?? 0) > maxFrameContent) {
-          // Too big to hold: everything from here goes through a streaming decoder.
-          yield* decodeStreaming(q.drain(), it, offset);
-          return;
-        }
-      } else if (scan.end! > maxFrame) {
-        throw new OciError('UNSUPPORTED', `skippable frame at compressed offset ${offset} is larger than ${maxFrame} bytes`);
-      }
-      if (scan.end === undefined || q.length < scan.end) break;
-      const bytes = q.take(scan.end);
-      if (scan.kind === 'data') {
-        const out = await decode(bytes, offset, seen.length);
-        if (scan.contentSize !== undefined && out.length !== scan.contentSize) {
-          throw new OciError('INVALID_FORMAT', `zstd frame ${seen.length} at compressed offset ${offset} decodes to ${out.length} bytes, its header says ${scan.contentSize}`);
-        }
-        seen.push({ offset, compressedSize: bytes.length, decompressedSize: out.length });
-        seekTable = undefined; // a seek table counts only as the blob's last frame
-        if (out.length > 0) yield out;
-      } else if (bytes.readUInt32LE(0) === SKIPPABLE_MAGIC && bytes.length >= 17 && bytes.readUInt32LE(bytes.length - 4) === SEEKABLE_MAGIC) {
-        seekTable = { frames: decodeSeekTable(bytes), offset, end: offset + bytes.length };
-      }
-      offset += bytes.length;
-      scan = undefined;
+      seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
+      if (out.length > 0) yield out;
     }
-    if (ended) break;
-    const next = await it.next();
-    if (next.done) ended = true;
-    else q.push(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
+  }
+
+  try {
+    for (;;) {
+      // Cut every complete frame out of the queue.
+      for (;;) {
+        if (!scan) {
+          if (q.length < 4) break;
+          scan = startFrame(q, offset);
+          if (!scan) break;
+        }
+        if (scan.kind === 'data') {
+          walkBlocks(q, scan, offset);
+          if ((scan.end ?? scan.cursor) > maxFrame || (scan.contentSize ?? 0) > maxFrameContent) {
+            // Too big to hold: everything from here goes through a streaming decoder.
+            yield* settle(0);
+            yield* decodeStreaming(q.drain(), it, offset);
+            return;
+          }
+        } else if (scan.end! > maxFrame) {
+          throw new OciError('UNSUPPORTED', `skippable frame at compressed offset ${offset} is larger than ${maxFrame} bytes`);
+        }
+        if (scan.end === undefined || q.length < scan.end) break;
+        const bytes = q.take(scan.end);
+        if (scan.kind === 'data') {
+          const out = decode(bytes, offset, seen.length + pending.length);
+          out.catch(() => undefined); // awaited in order by settle(); never an unhandled rejection
+          pending.push({ out, offset, compressedSize: bytes.length, contentSize: scan.contentSize });
+          seekTable = undefined; // a seek table counts only as the blob's last frame
+          yield* settle(inflight - 1);
+        } else if (bytes.readUInt32LE(0) === SKIPPABLE_MAGIC && bytes.length >= 17 && bytes.readUInt32LE(bytes.length - 4) === SEEKABLE_MAGIC) {
+          seekTable = { frames: decodeSeekTable(bytes), offset, end: offset + bytes.length };
+        }
+        offset += bytes.length;
+        scan = undefined;
+      }
+      if (ended) break;
+      const next = await it.next();
+      if (next.done) ended = true;
+      else q.push(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
+    }
+    yield* settle(0);
+  } finally {
+    await Promise.allSettled(pending.map((f) => f.out));
   }
   if (q.length > 0 || scan) {
     throw new OciError('INVALID_FORMAT', `zstd stream is truncated: ${q.length} bytes of an incomplete frame at compressed offset ${offset}`);

@@ -53,7 +53,7 @@ async function imageWithBlob(dir: string, data: Buffer, blobBytes: Buffer, media
 }
 
 describe('OS image reader', () => {
-  it('reads a multi-frame zstd payload back exactly, one frame at a time, reading ahead no more than a frame', async (t) => {
+  it('reads a multi-frame zstd payload back exactly, one frame at a time, reading ahead no more than the frames in flight', async (t) => {
     const dir = await tempDir(t);
     const data = pseudoRandom(1536 * KiB + 321, 5, true);
     await writeFile(join(dir, 'sys.img'), data);
@@ -65,7 +65,7 @@ describe('OS image reader', () => {
     assert.equal(image.payloads[0]!.chunkHashes.length, 25);
     assert.ok((await collect(readPayload(loc.store, image, 'system'))).equals(data));
 
-    // Bounded: each decoded piece is one frame, and the source is read at most one frame ahead.
+    // Bounded: each decoded piece is one frame, and the source is read at most `framesInFlight` frames ahead.
     const blob = await readFile(join(dir, 'img', 'blobs', 'sha256', image.payloads[0]!.layer.digest.slice(7)));
     let pulled = 0;
     const outputs: Array<{ size: number; pulledBefore: number }> = [];
@@ -75,11 +75,15 @@ describe('OS image reader', () => {
         yield p;
       }
     }
-    for await (const out of decodeZstdStream(counted())) outputs.push({ size: out.length, pulledBefore: pulled });
+    for await (const out of decodeZstdStream(counted(), { framesInFlight: 1 })) outputs.push({ size: out.length, pulledBefore: pulled });
     assert.equal(outputs.length, 7, '6 full frames and one short one');
     assert.ok(outputs.every((o) => o.size <= 256 * KiB));
-    const firstFrameCompressed = blob.length / 6; // roughly; random half compresses little
-    assert.ok(outputs[0]!.pulledBefore < firstFrameCompressed + 64 * KiB, `read ${outputs[0]!.pulledBefore} bytes before the first frame came out`);
+    const frameCompressed = blob.length / 6; // roughly; random halves compress little
+    assert.ok(outputs[0]!.pulledBefore < frameCompressed + 64 * KiB, `read ${outputs[0]!.pulledBefore} bytes before the first frame came out`);
+    pulled = 0;
+    const two: number[] = [];
+    for await (const _ of decodeZstdStream(counted())) two.push(pulled);
+    assert.ok(two[0]! > frameCompressed && two[0]! < 2 * frameCompressed + 64 * KiB, `default: two frames in flight, read ${two[0]} bytes first`);
     await loc.close();
   });
 
