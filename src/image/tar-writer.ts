@@ -3,14 +3,16 @@
  * small files) are gathered into batches of about 1 MiB before they are
  * yielded; large files are read in 1 MiB pieces. Nothing else is held.
  */
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { readSmallFile } from './tree.js';
 import { OciError, fsError } from '../errors.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './tar-header.js';
 
-/** An entry to write, with its content: a file to read, or bytes from a stream (files only). */
+/** An entry to write, with its content: a file to read (perhaps already being read, `data`), or bytes from a stream (files only). */
 export interface EntryWithContent {
   entry: TarEntry;
   source?: string;
+  data?: Promise<Buffer>;
   content?: AsyncIterable<Uint8Array>;
 }
 
@@ -35,7 +37,7 @@ export async function* writeTar(entries: AsyncIterable<EntryWithContent>): Async
     pendingBytes = 0;
     return out;
   };
-  for await (const { entry, source, content } of entries) {
+  for await (const { entry, source, data: pending, content } of entries) {
     add(encodeTarHeader(entry));
     if (entry.type === 'file' && entry.size > 0) {
       if (content) {
@@ -48,14 +50,7 @@ export async function* writeTar(entries: AsyncIterable<EntryWithContent>): Async
         }
         if (n !== entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: ${n} bytes of content, its header says ${entry.size}`);
       } else if (source && entry.size <= PIECE) {
-        let data: Buffer;
-        try {
-          data = await readFile(source);
-        } catch (err) {
-          throw fsError(err, source, 'read');
-        }
-        if (data.length !== entry.size) throw changed(source);
-        add(data);
+        add(await (pending ?? readSmallFile(source, entry.size)));
       } else if (source) {
         if (pendingBytes > 0) yield take();
         yield* readExactly(source, entry.size);

@@ -8,7 +8,7 @@
  * tar and are skipped. Memory: one directory listing per level and the
  * hard-link table.
  */
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
@@ -16,10 +16,80 @@ import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.j
 import type { TarEntry, TarEntryType } from './tar-header.js';
 import { readTreeXattrs } from './xattrs.js';
 
-/** An entry of a walked tree; `source` is the file to read content from. */
+/** An entry of a walked tree; `source` is the file to read content from, `data` its content when already being read. */
 export interface TreeEntry {
   entry: TarEntry;
   source?: string;
+  data?: Promise<Buffer>;
+}
+
+/**
+ * Reads a file of known size in one read (no fstat, no chunking); fails with
+ * INPUT_UNREADABLE when it is shorter or longer than `size` now.
+ */
+export async function readSmallFile(path: string, size: number): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  }
+  try {
+    const buf = Buffer.allocUnsafe(size + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, filled, buf.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > size) break;
+    }
+    if (filled !== size) throw new OciError('INPUT_UNREADABLE', `${path} changed while it was read; build from a tree that is not being written to`);
+    return buf.subarray(0, size);
+  } catch (err) {
+    if (err instanceof OciError) throw err;
+    throw fsError(err, path, 'read');
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Files up to this size are read ahead, whole. */
+export const PREFETCH_FILE_MAX = 1 << 20;
+
+/**
+ * Reads small files ahead of the consumer — at most `maxEntries` entries
+ * and `maxBytes` bytes in flight — so the fixed latency of each file's
+ * open/read/close overlaps instead of adding up. Order is unchanged.
+ */
+export async function* prefetchFiles(source: AsyncIterable<TreeEntry>, maxEntries = 64, maxBytes = 16 << 20): AsyncGenerator<TreeEntry> {
+  const queue: TreeEntry[] = [];
+  let bytes = 0;
+  const it = source[Symbol.asyncIterator]();
+  let done = false;
+  try {
+    for (;;) {
+      while (!done && queue.length < maxEntries && bytes < maxBytes) {
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          break;
+        }
+        const e = r.value;
+        if (e.source && e.entry.type === 'file' && e.entry.size > 0 && e.entry.size <= PREFETCH_FILE_MAX) {
+          const data = readSmallFile(e.source, e.entry.size);
+          data.catch(() => undefined); // surfaces when the consumer awaits it
+          queue.push({ ...e, data });
+          bytes += e.entry.size;
+        } else queue.push(e);
+      }
+      const next = queue.shift();
+      if (!next) return;
+      if (next.data) bytes -= next.entry.size;
+      yield next;
+    }
+  } finally {
+    await it.return?.();
+  }
 }
 
 /** Linux `major()`/`minor()` of a device number. */
@@ -55,6 +125,7 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}): A
   await checkTreeRoot(root);
   const xattrs = await readTreeXattrs(root);
   const firstPathOf = new Map<string, string>();
+  const STAT_WINDOW = 256;
   const epoch = options.sourceDateEpoch;
 
   async function* visit(dir: string, prefix: string): AsyncGenerator<TreeEntry> {
@@ -65,56 +136,59 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}): A
       throw fsError(err, dir, 'read');
     }
     names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    for (const name of names) {
-      const rel = prefix + name;
-      if (isExcluded(rel, options.exclude)) continue;
-      const path = join(dir, name);
-      let st: BigIntStats;
+    // lstat a window of entries at once: one round trip to the thread pool per window, not per entry.
+    for (let w = 0; w < names.length; w += STAT_WINDOW) {
+      const window = names.slice(w, w + STAT_WINDOW).map((name) => ({ name, rel: prefix + name, path: join(dir, name) }))
+        .filter((e) => !isExcluded(e.rel, options.exclude));
+      const stats = await Promise.all(window.map((e) => lstat(e.path, { bigint: true }).catch((err: unknown) => {
+        throw fsError(err, e.path, 'read');
+      })));
+      for (const [i, { rel, path }] of window.entries()) {
+        yield* emit(path, rel, stats[i]!);
+      }
+    }
+  }
+
+  async function* emit(path: string, rel: string, st: BigIntStats): AsyncGenerator<TreeEntry> {
+    const type = typeOf(st);
+    if (!type) return; // sockets have no tar representation
+    const entry: TarEntry = {
+      name: type === 'directory' ? `${rel}/` : rel,
+      type,
+      mode: Number(st.mode) & 0o7777,
+      uid: options.owner?.uid ?? Number(st.uid),
+      gid: options.owner?.gid ?? Number(st.gid),
+      size: 0,
+      mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
+    };
+    const attrs = xattrs.get(rel);
+    if (attrs && attrs.size > 0) entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    if (type !== 'directory' && st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = firstPathOf.get(key);
+      if (first !== undefined) {
+        yield { entry: { ...entry, type: 'link', linkname: first, xattrs: undefined } };
+        return;
+      }
+      firstPathOf.set(key, rel);
+    }
+    if (type === 'file') {
+      yield { entry: { ...entry, size: Number(st.size) }, source: path };
+    } else if (type === 'symlink') {
+      let target: string;
       try {
-        st = await lstat(path, { bigint: true });
+        target = await readlink(path);
       } catch (err) {
         throw fsError(err, path, 'read');
       }
-      const type = typeOf(st);
-      if (!type) continue; // sockets have no tar representation
-      const entry: TarEntry = {
-        name: type === 'directory' ? `${rel}/` : rel,
-        type,
-        mode: Number(st.mode) & 0o7777,
-        uid: options.owner?.uid ?? Number(st.uid),
-        gid: options.owner?.gid ?? Number(st.gid),
-        size: 0,
-        mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
-      };
-      const attrs = xattrs.get(rel);
-      if (attrs && attrs.size > 0) entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      if (type !== 'directory' && st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`;
-        const first = firstPathOf.get(key);
-        if (first !== undefined) {
-          yield { entry: { ...entry, type: 'link', linkname: first, xattrs: undefined } };
-          continue;
-        }
-        firstPathOf.set(key, rel);
-      }
-      if (type === 'file') {
-        yield { entry: { ...entry, size: Number(st.size) }, source: path };
-      } else if (type === 'symlink') {
-        let target: string;
-        try {
-          target = await readlink(path);
-        } catch (err) {
-          throw fsError(err, path, 'read');
-        }
-        yield { entry: { ...entry, linkname: target } };
-      } else if (type === 'character-device' || type === 'block-device') {
-        yield { entry: { ...entry, ...deviceNumbers(st.rdev) } };
-      } else if (type === 'directory') {
-        yield { entry };
-        yield* visit(path, `${rel}/`);
-      } else {
-        yield { entry };
-      }
+      yield { entry: { ...entry, linkname: target } };
+    } else if (type === 'character-device' || type === 'block-device') {
+      yield { entry: { ...entry, ...deviceNumbers(st.rdev) } };
+    } else if (type === 'directory') {
+      yield { entry };
+      yield* visit(path, `${rel}/`);
+    } else {
+      yield { entry };
     }
   }
   yield* visit(root, '');
