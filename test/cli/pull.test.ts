@@ -7,31 +7,39 @@ import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
-import { containerImage, writeLayout } from '../copy/fixtures.js';
+import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 
-test('pull from the real registry an image skopeo pushed (Docker schema 2) and an OS image oci-os pushed; both verify', async (t) => {
+test('pull from the real registry an image skopeo pushed (Docker manifest list + schema 2) and an OS image oci-os pushed; both verify', async (t) => {
   if (!requireTools(t, 'docker-registry', 'skopeo')) return;
   const reg = await startDockerRegistry();
   t.after(() => reg.stop());
   const root = await tempDir(t);
 
-  const image = await containerImage('arm64', { layers: 2, layerSize: 150_000 });
-  await writeLayout(join(root, 'c'), image.manifest, image.blobs, 'v1');
-  await skopeo(['copy', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${join(root, 'c')}:v1`, `docker://${reg.host}/skopeo/app:v1`]);
+  // A two-platform image converted by skopeo to a Docker manifest list of Docker schema 2 manifests.
+  const multi = await multiArchIndex(['amd64', 'arm64'], { layerSize: 150_000 });
+  await writeLayout(join(root, 'c'), multi.index, [...multi.blobs, ...multi.manifests], 'v1');
+  await skopeo(['copy', '--all', '--dest-tls-verify=false', '--format', 'v2s2', `oci:${join(root, 'c')}:v1`, `docker://${reg.host}/skopeo/app:v1`]);
   const raw = Buffer.from((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/skopeo/app:v1`])).stdout);
-  assert.equal(JSON.parse(raw.toString()).mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  const list = JSON.parse(raw.toString());
+  assert.equal(list.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  assert.deepEqual(list.manifests.map((m: { mediaType: string }) => m.mediaType), Array(2).fill('application/vnd.docker.distribution.manifest.v2+json'));
 
   const p = await runCli(['pull', `${reg.host}/skopeo/app:v1`, '--output', `oci:${join(root, 'pulled')}`, '--json']);
   assert.equal(p.code, 0, p.stderr);
   const out = JSON.parse(p.stdout);
   assert.equal(out.digest, sha256(raw));
-  assert.equal(out.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  assert.equal(out.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
   assert.equal(out.destination, `oci:${join(root, 'pulled')}:v1`, 'the tag comes from the reference');
-  assert.deepEqual(out.blobs, { uploaded: 3, exists: 0, mounted: 0 });
+  assert.deepEqual(out.blobs, { uploaded: 6, exists: 0, mounted: 0 });
   assert.ok((await readFile(join(root, 'pulled', 'blobs', 'sha256', out.digest.slice(7)))).equals(raw));
+  for (const m of list.manifests) {
+    const child = await readFile(join(root, 'pulled', 'blobs', 'sha256', m.digest.slice(7)));
+    assert.equal(JSON.parse(child.toString()).mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  }
   const v = await runCli(['verify', `oci:${join(root, 'pulled')}:v1`]);
   assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /ok — 3 manifest\(s\), 6 blob\(s\)/);
 
   // The OS image goes up through oci-os's own registry push path (copy from a layout).
   const img = await buildImage(join(root), { size: 800 * KiB });
