@@ -6,7 +6,6 @@
  * last; a local destination is committed at the end and aborted on failure.
  */
 import { OciError } from '../errors.js';
-import type { Platform } from '../oci/descriptor.js';
 import { openLocationForWriting, parseLocation, type LocationOptions } from '../locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
@@ -35,7 +34,7 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
   }
   // Inputs first, so a typo fails before anything is opened or created.
   for (const path of options.layers ?? []) await checkLayerPath(path);
-  const base = options.base ? await openImage(options.base, { ...locations, platform: options.platform as Platform | undefined }) : undefined;
+  const base = options.base ? await openImage(options.base, { ...locations, platform: options.platform }) : undefined;
   try {
     const out = await openLocationForWriting(dest, locations);
     try {
