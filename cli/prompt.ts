@@ -27,6 +27,8 @@ export async function promptLine(question: string): Promise<string> {
 /** Asks on stderr and reads one line from the terminal in raw mode, echoing nothing. Ctrl-C aborts. */
 export function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
+  // Echo goes off before the question appears, so nothing typed after it is echoed.
+  stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise<string>((resolve, reject) => {
     let value = '';
@@ -46,7 +48,6 @@ export function promptHidden(question: string): Promise<string> {
         else value += ch;
       }
     };
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, repoRoot } from '../helpers/cli.js';
+import { runCli, tempDir, repoRoot, cliPath } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
@@ -155,4 +156,51 @@ test('login keys: docker.io is stored as https://index.docker.io/v1/ (the file f
   await assert.rejects(storeCredentials('ghcr.io', { username: 'a:b', password: 'x' }, { env }), /cannot contain ":"/);
   assert.equal((await eraseCredentials('docker.io', { env })).removed, true);
   assert.equal(await readAuthFileCredentials('docker.io', { env }), undefined);
+});
+
+/** Drives `oci-os login` on a pseudo-terminal: waits for each prompt, types the answer, returns what the terminal showed. */
+const ptyDriver = `
+import os, pty, sys, time
+cli, host, user, pw = sys.argv[1:5]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[5], [sys.argv[5], cli, 'login', host])
+out = b''
+def read_until(tok, timeout=30):
+    global out
+    end = time.time() + timeout
+    while tok not in out and time.time() < end:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            return
+        if not chunk:
+            return
+        out += chunk
+read_until(b'Username: ')
+os.write(fd, (user + '\\r').encode())
+read_until(b'Password: ')
+os.write(fd, (pw + '\\r').encode())
+read_until(b'\\x00', 30)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode('utf8', 'replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+
+test('login on a terminal asks for the user name and reads the password without echo', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'python3')) return;
+  const reg = await registry(t);
+  const dir = await tempDir(t);
+  const driver = join(dir, 'drive_login.py');
+  await writeFile(driver, ptyDriver);
+  const r = spawnSync('python3', [driver, cliPath, reg.host, reg.username!, reg.password!, process.execPath], {
+    env: { ...process.env, ...isolated(dir) }, encoding: 'utf8', timeout: 60_000,
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /Password: /);
+  assert.match(r.stdout, /Login succeeded/);
+  assert.ok(r.stdout.includes(reg.username!), 'the user name is echoed');
+  assert.ok(!r.stdout.includes(reg.password!), 'the password is not echoed');
+  const cfg = JSON.parse(await readFile(join(dir, 'docker', 'config.json'), 'utf8'));
+  assert.equal(Buffer.from(cfg.auths[reg.host].auth, 'base64').toString(), `${reg.username}:${reg.password}`);
 });
