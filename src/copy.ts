@@ -158,8 +158,12 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     contents.push(r);
     options.onBlobDone?.(r);
   };
+  // After the first failure nothing new starts, and every running transfer is awaited before
+  // copyGraph rejects, so a caller's abort() cleans up after all of them.
+  let firstError: unknown;
   const aborted = (): void => {
     if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
+    if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
   };
 
   const openSource = async (desc: Descriptor): Promise<Readable> => {
@@ -212,7 +216,8 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
       if (artifactType) rootTagged = { ...rootTagged, artifactType };
     }
     const { manifests, blobs } = childrenOf(desc, bytes);
-    await Promise.all([...manifests.map((m) => visit(m)), ...blobs.map((b) => visit(b, true))]);
+    const settled = await Promise.allSettled([...manifests.map((m) => visit(m)), ...blobs.map((b) => visit(b, true))]);
+    if (settled.some((r) => r.status === 'rejected')) throw firstError;
     aborted();
     if (await dst.exists(desc)) {
       done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'exists' });
@@ -226,7 +231,10 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const visit = (desc: Descriptor, blob = false): Promise<void> => {
     let p = started.get(desc.digest);
     if (!p) {
-      p = blob ? copyBlob(desc) : copyNode(desc);
+      p = (blob ? copyBlob(desc) : copyNode(desc)).catch((err: unknown) => {
+        firstError ??= err;
+        throw err;
+      });
       started.set(desc.digest, p);
     }
     return p;
@@ -235,7 +243,11 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   if (!isManifestMediaType(root.mediaType) && !isIndexMediaType(root.mediaType)) {
     throw new OciError('UNSUPPORTED', `${root.digest} has media type ${root.mediaType}, which is neither an image manifest nor an index`);
   }
-  await visit(root);
+  try {
+    await visit(root);
+  } catch (err) {
+    throw firstError ?? err;
+  }
   const tags: string[] = [];
   for (const tag of options.tags ?? []) {
     aborted();

@@ -151,6 +151,32 @@ describe('copyGraph', () => {
   });
 });
 
+describe('copyGraph failures', () => {
+  it('stops after the first failure and waits for running transfers, so abort() leaves a layout clean', async (t) => {
+    const dir = await tempDir(t);
+    const { index, manifests, blobs } = await multiArchIndex(['amd64', 'arm64', 'ppc64le'], { layerSize: 300_000 });
+    await writeLayout(join(dir, 'src'), index, [...blobs, ...manifests], 'v1');
+    const victim = blobs[4]!;
+    const bad = Buffer.from(victim.bytes);
+    bad[10]! ^= 1;
+    await writeFile(join(dir, 'src', 'blobs', 'sha256', victim.desc.digest.slice(7)), bad);
+    const s = await openLocationForReading(`oci:${join(dir, 'src')}:v1`);
+    const d = await openLocationForWriting(`oci:${join(dir, 'dst')}:v1`);
+    let finishedAfterReject = 0;
+    let rejected = false;
+    await assert.rejects(
+      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], onBlobDone: () => { if (rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
+      (e: OciError) => e.code === 'DIGEST_MISMATCH' && e.message.includes(victim.desc.digest),
+    );
+    await d.abort();
+    await s.close();
+    // Give any straggler a chance to show up: there must be none.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(finishedAfterReject, 0);
+    assert.deepEqual(await readdir(join(dir, 'dst', 'blobs', 'sha256')), []);
+  });
+});
+
 describe('locations', () => {
   it('parses every kind and refuses a digest-only layout destination', async (t) => {
     assert.equal(parseLocation('oci:/tmp/x:v1').tag, 'v1');
