@@ -101,7 +101,9 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
 
   const baseLayers = base?.manifest.layers ?? [];
   const baseDiffIds = new Set(base?.config.rootfs.diff_ids ?? []);
-  const copying = base ? copyBlobs(base.store, store, baseLayers, { jobs: options.jobs, signal: options.signal }) : Promise.resolve([]);
+  // Non-distributable (foreign) layers stay where their `urls` point; registries do not hold them.
+  const copied = baseLayers.filter((l) => !/nondistributable|foreign/.test(l.mediaType));
+  const copying = base ? copyBlobs(base.store, store, copied, { jobs: options.jobs, signal: options.signal }) : Promise.resolve([]);
   copying.catch(() => undefined); // awaited below; a layer failure must not leave it unhandled
 
   const built: BuiltLayer[] = [];
