@@ -9,6 +9,7 @@
  * device nodes; modes including setuid, setgid and sticky; mtimes; owners
  * when running as root. Directory modes and times are applied last,
  * deepest first, so later entries can still be written into them.
+ * Extended attributes are not restored (Node.js has no xattr API).
  */
 import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
