@@ -67,7 +67,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
         [flags.push ? 'reference' : 'output']: r.output,
         config: { digest: r.configDescriptor.digest, size: r.configDescriptor.size },
         layers: r.layers.map((l) => ({ digest: l.digest, diffID: l.diffID, size: l.size, mediaType: l.mediaType, source: l.source })),
-        ...(r.baseDigest ? { base: r.baseDigest } : {}),
+        ...(r.baseDigest ? { base: { digest: r.baseDigest, blobs: r.baseBlobs } } : {}),
         skipped: r.skipped,
       };
     } finally {
