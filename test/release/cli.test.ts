@@ -3,18 +3,26 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
+import Attach from '../../commands/attach.js';
+import Login from '../../commands/login.js';
+import Logout from '../../commands/logout.js';
+import Referrers from '../../commands/referrers.js';
 
-test('login, logout, attach and referrers have --help with examples; usage errors exit 2', async () => {
-  const results = await Promise.all(['login', 'logout', 'attach', 'referrers'].map((c) => runCli([c, '--help'])));
-  for (const [i, r] of results.entries()) {
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /EXAMPLES/, `command ${i}`);
-    assert.match(r.stdout, /--json/, `command ${i}`);
+test('login, logout, attach and referrers have --help with examples and --json; usage errors exit 2', async () => {
+  for (const C of [Login, Logout, Attach, Referrers]) {
+    assert.ok((C.examples?.length ?? 0) >= 2, `${C.name} has examples`);
+    assert.equal(C.enableJsonFlag, true, `${C.name} takes --json`);
+    assert.ok(C.summary && C.description, `${C.name} is described`);
   }
-  const missing = await runCli(['attach', 'localhost:5000/x:1']);
+  const [help, missing, badHost] = await Promise.all([
+    runCli(['attach', '--help']),
+    runCli(['attach', 'localhost:5000/x:1']),
+    runCli(['login', 'ftp://example.com', '--password-stdin', '-u', 'x'], { input: 'y' }),
+  ]);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /EXAMPLES[\s\S]*oci-os attach /);
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /artifact-type/);
-  const badHost = await runCli(['login', 'ftp://example.com', '--password-stdin', '-u', 'x'], { input: 'y' });
   assert.equal(badHost.code, 2, badHost.stderr);
 });
 
