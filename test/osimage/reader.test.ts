@@ -101,6 +101,19 @@ describe('OS image reader', () => {
     assert.deepEqual(await verifyPayload(raw.store, rawImg, 'system'), { name: 'system', size: data.length, chunks: 11, blobSize: data.length, compression: 'none' });
   });
 
+  it('reads empty payloads, compressed and not', async (t) => {
+    const dir = await tempDir(t);
+    await writeFile(join(dir, 'empty'), Buffer.alloc(0));
+    for (const compression of ['zstd', 'none'] as const) {
+      await buildOsImageToLocal(`oci:${join(dir, compression)}:v1`, { payloads: [{ name: 'empty', path: join(dir, 'empty') }], encoding: { compression } });
+      const loc = await openLocationForReading(`oci:${join(dir, compression)}:v1`);
+      const image = await readOsImage(loc.store, loc.root);
+      assert.deepEqual(image.payloads[0]!.chunkHashes, []);
+      assert.equal((await collect(readPayload(loc.store, image, 'empty'))).length, 0);
+      assert.equal((await verifyPayload(loc.store, image, 'empty')).chunks, 0);
+    }
+  });
+
   it('hands a frame too large to hold to a streaming decoder', async (t) => {
     if (!requireTools(t, 'zstd')) return;
     const data = pseudoRandom(900 * KiB, 3, true);
