@@ -11,7 +11,9 @@
  * `commit()` for local locations; registry writes go straight to the
  * repository, and the tag (a manifest PUT by tag) is the caller's last step.
  */
-import { OciError } from './errors.js';
+import { readFile, stat } from 'node:fs/promises';
+import { OciError, isOciError } from './errors.js';
+import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
 import type { CommittableStore, ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
 import { openArchiveForReading, OciArchiveWriter } from './layout/archive.js';
@@ -19,7 +21,7 @@ import { OciLayout } from './layout/layout.js';
 import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLocation } from './layout/location.js';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.js';
 import { formatReference, manifestReference, parseReference, type Reference } from './registry/reference.js';
-import { RegistryRepository } from './registry/repository.js';
+import { maxManifestBytes, RegistryRepository } from './registry/repository.js';
 
 /** Which kind of place a location names. */
 export type LocationKind = 'registry' | 'oci' | 'oci-archive';
@@ -155,11 +157,40 @@ export async function openLocationForReading(input: string, options: LocationOpt
     close = once(opened.close);
   }
   try {
-    const root = await layout.resolve(loc.digest ?? loc.tag);
+    const root = loc.digest ? await resolveLayoutDigest(layout, loc.digest) : await layout.resolve(loc.tag);
     return { kind: loc.kind, location: formatLocalLocation(loc), tag: loc.tag, digest: loc.digest, path: loc.path, store: layout, root: rootDescriptor(root), close };
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/**
+ * A digest in a layout: listed in index.json, or any manifest stored there
+ * (e.g. one platform's manifest inside an index), its media type read from
+ * the manifest itself.
+ */
+async function resolveLayoutDigest(layout: OciLayout, digest: string): Promise<Descriptor> {
+  try {
+    return await layout.resolve(digest);
+  } catch (err) {
+    if (!isOciError(err, 'NOT_FOUND')) throw err;
+    let bytes: Buffer;
+    try {
+      // Only manifests qualify: never read a large blob to find out.
+      if ((await stat(layout.blobPath(digest))).size > maxManifestBytes) throw err;
+      bytes = await readFile(layout.blobPath(digest));
+    } catch {
+      throw err;
+    }
+    let mediaType: unknown;
+    try {
+      mediaType = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+    } catch {
+      throw err;
+    }
+    if (typeof mediaType !== 'string' || !(isManifestMediaType(mediaType) || isIndexMediaType(mediaType))) throw err;
+    return { mediaType, digest, size: bytes.length };
   }
 }
 

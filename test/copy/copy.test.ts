@@ -194,7 +194,7 @@ describe('locations', () => {
     await assert.rejects(openLocationForReading(`oci:${join(dir, 'missing')}`), (e: OciError) => e.code === 'INPUT_UNREADABLE');
   });
 
-  it('reads a layout by digest, with a root descriptor free of index annotations', async (t) => {
+  it('reads a layout by digest (also a manifest index.json does not list), with a root descriptor free of index annotations', async (t) => {
     const dir = await tempDir(t);
     const img = await containerImage('arm64', { layers: 1 });
     await writeLayout(join(dir, 'l'), img.manifest, img.blobs, 'v1');
@@ -205,5 +205,13 @@ describe('locations', () => {
     for await (const c of Readable.from(stream)) chunks.push(c as Buffer);
     assert.ok(Buffer.concat(chunks).equals(img.manifest.bytes));
     await byDigest.close();
+
+    // One platform of an index, by digest, though index.json lists only the index.
+    const multi = await multiArchIndex(['amd64', 'arm64'], { layerSize: 1000 });
+    await writeLayout(join(dir, 'm'), multi.index, [...multi.blobs, ...multi.manifests], 'v1');
+    const child = await openLocationForReading(`oci:${join(dir, 'm')}@${multi.manifests[1]!.desc.digest}`);
+    assert.deepEqual(child.root, { mediaType: MediaType.ociManifest, digest: multi.manifests[1]!.desc.digest, size: multi.manifests[1]!.desc.size });
+    await child.close();
+    await assert.rejects(openLocationForReading(`oci:${join(dir, 'm')}@${multi.blobs[1]!.desc.digest}`), (e: OciError) => e.code === 'NOT_FOUND', 'a layer is not a root');
   });
 });
