@@ -29,3 +29,8 @@ export { fetchBlobResumable, type ResumableFetchOptions } from './registry-fetch
 export * from './registry/index.js';
 export { startRegistryServer, createRegistryHandler, parseListenAddress, defaultListenAddress } from './server/index.js';
 export { parseSize, formatSize } from './util/size.js';
+export type { ProgressEvent, ProgressSink } from './progress.js';
+export { attach, listReferrers, referrersTag, addToFallbackIndex, type AttachOptions, type AttachResult, type AttachFile, type ListReferrersOptions, type ReferrersList } from './referrers.js';
+export { readGitProvenance, gitDescribe, expandGitDescribe, gitAnnotations, type GitProvenance, type GitOptions } from './provenance/git.js';
+export { login, logout, verifyCredentials, parseLoginTarget, type LoginTarget, type LoginOptions, type LoginResult, type LogoutResult } from './registry/auth/login.js';
+export { storeCredentials, eraseCredentials, authFileForWriting, authKeyFor, type LoginCredentials } from './registry/auth/store.js';
