@@ -37,7 +37,12 @@ export async function makeTree(root: string, mtime: number, variant = ''): Promi
   await writeFile(join(root, 'etc', 'readonly'), 'ro\n');
   await chmod(join(root, 'etc', 'readonly'), 0o444);
   spawnSync('mkfifo', [join(root, 'tmp', 'fifo')]);
-  if (isRoot) await chown(join(root, 'etc', 'app', 'config.toml'), 1234, 5678);
+  if (isRoot) {
+    await chown(join(root, 'etc', 'app', 'config.toml'), 1234, 5678);
+    await mkdir(join(root, 'dev'));
+    const r = spawnSync('mknod', ['-m', '0666', join(root, 'dev', 'null'), 'c', '1', '3']);
+    if (r.status !== 0) throw new Error(`mknod: ${r.stderr}`);
+  }
   await setAllMtimes(root, mtime);
 }
 
@@ -74,7 +79,8 @@ export async function snapshot(root: string, opts: { mtimes?: boolean; owners?: 
       const p = join(dir, name);
       const rel = prefix + name;
       const st = await lstat(p);
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo' : 'other';
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo'
+        : st.isCharacterDevice() ? `char ${st.rdev}` : st.isBlockDevice() ? `block ${st.rdev}` : 'other';
       const s: Snap = { type, mode: st.mode & 0o7777 };
       if (type === 'symlink') s.mode = 0;
       if (opts.owners) {
