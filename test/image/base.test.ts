@@ -66,7 +66,8 @@ test('building on a base image: layers reused by digest (mounted), config inheri
   assert.equal(config.history.length, 2);
 
   // A new entrypoint drops the inherited cmd; an oci-archive base works too, and its blobs land in the layout.
-  await runCli(['copy', `${reg.host}/base/img:v1`, `oci-archive:${join(dir, 'base.tar')}:v1`]);
+  const copied = await runCli(['copy', `${reg.host}/base/img:v1`, `oci-archive:${join(dir, 'base.tar')}:v1`]);
+  assert.equal(copied.code, 0, copied.stderr);
   const local = await buildJson(['--base', `oci-archive:${join(dir, 'base.tar')}:v1`, '--entrypoint', '/bin/other', '--output', `oci:${join(dir, 'local')}:v2`]);
   assert.equal(local.layers.length, 1);
   await access(join(dir, 'local', 'blobs', 'sha256', base.layers[0].digest.slice(7)));
@@ -76,6 +77,18 @@ test('building on a base image: layers reused by digest (mounted), config inheri
   const wrongPlatform = await runCli(['image', 'build', '--base', `oci-archive:${join(dir, 'base.tar')}:v1`, '--platform', 'linux/amd64', '--output', `oci:${join(dir, 'x')}`]);
   assert.equal(wrongPlatform.code, 2, wrongPlatform.stderr);
   assert.match(wrongPlatform.stderr, /is an image for linux\/arm64\/v8, not linux\/amd64/);
+
+  // A Docker schema 2 base: its layers keep their bytes and digests and get OCI media types.
+  await skopeo(['copy', '--format', 'v2s2', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/base/img:v1`, `docker://${reg.host}/docker/base:v1`]);
+  const docker = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/docker/base:v1`])).stdout);
+  assert.equal(docker.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  const fromDocker = await buildJson(['--base', `${reg.host}/docker/base:v1`, '--layer', extra, '--output', `oci:${join(dir, 'from-docker')}:v1`]);
+  const fdManifest = JSON.parse(await readFile(join(dir, 'from-docker', 'blobs', 'sha256', fromDocker.digest.slice(7)), 'utf8'));
+  assert.equal(fdManifest.layers[0].digest, base.layers[0].digest);
+  assert.equal(fdManifest.layers[0].mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+  const fdConfig = JSON.parse(await readFile(join(dir, 'from-docker', 'blobs', 'sha256', fromDocker.config.digest.slice(7)), 'utf8'));
+  assert.deepEqual(fdConfig.config.Entrypoint, ['/usr/bin/tool']);
+  assert.equal(fdConfig.config.StopSignal, 'SIGINT');
 
   // The app unpacks to the union of both trees.
   const un = await runCli(['image', 'unpack', `${reg.host}/app/img:v1`, join(dir, 'unpacked')]);
