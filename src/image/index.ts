@@ -23,5 +23,6 @@ export { entryComponents, resolveDirectory } from './secure-path.js';
 export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar-header.js';
 export { readTarInput, openTarFile, relativeEntryName } from './tar-input.js';
 export { writeTar, type EntryWithContent } from './tar-writer.js';
-export { walkTree, deviceNumbers, checkTreeRoot, type TreeEntry } from './tree.js';
+export { readExactly, readSmallFile } from './file-read.js';
+export { walkTree, prefetchFiles, deviceNumbers, checkTreeRoot, PREFETCH_FILE_MAX, type TreeEntry } from './tree.js';
 export { canReadXattrs, readTreeXattrs } from './xattrs.js';

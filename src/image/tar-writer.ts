@@ -3,9 +3,8 @@
  * small files) are gathered into batches of about 1 MiB before they are
  * yielded; large files are read in 1 MiB pieces. Nothing else is held.
  */
-import { open } from 'node:fs/promises';
-import { readSmallFile } from './tree.js';
-import { OciError, fsError } from '../errors.js';
+import { readExactly, readSmallFile } from './file-read.js';
+import { OciError } from '../errors.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './tar-header.js';
 
 /** An entry to write, with its content: a file to read (perhaps already being read, `data`), or bytes from a stream (files only). */
@@ -18,10 +17,6 @@ export interface EntryWithContent {
 
 const BATCH = 1 << 20;
 const PIECE = 1 << 20;
-
-function changed(path: string): OciError {
-  return new OciError('INPUT_UNREADABLE', `${path} changed while it was read; build from a tree that is not being written to`);
-}
 
 /** Yields the bytes of a tar archive holding `entries`, in order, ended by the end-of-archive marker. */
 export async function* writeTar(entries: AsyncIterable<EntryWithContent>): AsyncGenerator<Buffer> {
@@ -64,39 +59,4 @@ export async function* writeTar(entries: AsyncIterable<EntryWithContent>): Async
   }
   add(END_OF_ARCHIVE);
   yield take();
-}
-
-/** Reads exactly `size` bytes of a file in pieces, failing when it is shorter or longer. */
-async function* readExactly(path: string, size: number): AsyncGenerator<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fsError(err, path, 'read');
-  }
-  try {
-    let pos = 0;
-    while (pos < size) {
-      const want = Math.min(PIECE, size - pos);
-      const buf = Buffer.allocUnsafe(want);
-      let filled = 0;
-      while (filled < want) {
-        let n: number;
-        try {
-          ({ bytesRead: n } = await fh.read(buf, filled, want - filled, pos + filled));
-        } catch (err) {
-          throw fsError(err, path, 'read');
-        }
-        if (n === 0) throw changed(path);
-        filled += n;
-      }
-      pos += want;
-      yield buf;
-    }
-    const probe = Buffer.alloc(1);
-    const { bytesRead } = await fh.read(probe, 0, 1, size);
-    if (bytesRead !== 0) throw changed(path);
-  } finally {
-    await fh.close();
-  }
 }

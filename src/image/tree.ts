@@ -8,12 +8,13 @@
  * tar and are skipped. Memory: one directory listing per level and the
  * hard-link table.
  */
-import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
 import type { TarEntry, TarEntryType } from './tar-header.js';
+import { readSmallFile } from './file-read.js';
 import { readTreeXattrs } from './xattrs.js';
 
 /** An entry of a walked tree; `source` is the file to read content from, `data` its content when already being read. */
@@ -21,36 +22,6 @@ export interface TreeEntry {
   entry: TarEntry;
   source?: string;
   data?: Promise<Buffer>;
-}
-
-/**
- * Reads a file of known size in one read (no fstat, no chunking); fails with
- * INPUT_UNREADABLE when it is shorter or longer than `size` now.
- */
-export async function readSmallFile(path: string, size: number): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fsError(err, path, 'read');
-  }
-  try {
-    const buf = Buffer.allocUnsafe(size + 1);
-    let filled = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, filled, buf.length - filled, filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-      if (filled > size) break;
-    }
-    if (filled !== size) throw new OciError('INPUT_UNREADABLE', `${path} changed while it was read; build from a tree that is not being written to`);
-    return buf.subarray(0, size);
-  } catch (err) {
-    if (err instanceof OciError) throw err;
-    throw fsError(err, path, 'read');
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Files up to this size are read ahead, whole. */

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { layerTar } from '../../src/image/layer.js';
+import { readExactly, readSmallFile } from '../../src/image/file-read.js';
 import { requireTools } from '../helpers/tools.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
 import { decompress } from '../../src/image/decompress.js';
@@ -133,4 +134,18 @@ test('a tar input keeps text xattrs, drops (with a warning) ones tar-stream cann
   assert.equal((got[0]!.pax as Record<string, string>)['SCHILY.xattr.user.text'], 'hello');
   assert.equal((got[0]!.pax as Record<string, string>)['SCHILY.xattr.user.bin'], undefined);
   assert.deepEqual(warnings, [`${input}: dropped xattr user.bin of etc/x: its value is not UTF-8 text`]);
+});
+
+test('a file whose size differs from what lstat said fails the build instead of giving a wrong layer', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'f');
+  await writeFile(path, pseudoRandom(3 << 20, 5));
+  assert.equal((await readSmallFile(join(dir, 'f'), 3 << 20)).length, 3 << 20);
+  await assert.rejects(readSmallFile(path, 100), /f changed while it was read/);
+  await assert.rejects(readSmallFile(path, 4 << 20), /f changed while it was read/);
+  const drain = async (size: number) => { for await (const _ of readExactly(path, size)) { /* drain */ } };
+  await drain(3 << 20);
+  await assert.rejects(drain((2 << 20) + 5), /f changed while it was read/);
+  await assert.rejects(drain(5 << 20), /f changed while it was read/);
+  await assert.rejects(readSmallFile(join(dir, 'missing'), 1), /cannot read .*missing: no such file or directory/);
 });
