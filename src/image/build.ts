@@ -103,7 +103,10 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   const baseDiffIds = new Set(base?.config.rootfs.diff_ids ?? []);
   // Non-distributable (foreign) layers stay where their `urls` point; registries do not hold them.
   const copied = baseLayers.filter((l) => !/nondistributable|foreign/.test(l.mediaType));
-  const copying = base ? copyBlobs(base.store, store, copied, { jobs: options.jobs, signal: options.signal }) : Promise.resolve([]);
+  // Stopped early when a layer fails, so a failed build does not wait for a large base to finish copying.
+  const stopCopy = new AbortController();
+  const copySignal = options.signal ? AbortSignal.any([options.signal, stopCopy.signal]) : stopCopy.signal;
+  const copying = base ? copyBlobs(base.store, store, copied, { jobs: options.jobs, signal: copySignal }) : Promise.resolve([]);
   copying.catch(() => undefined); // awaited below; a layer failure must not leave it unhandled
 
   const built: BuiltLayer[] = [];
@@ -121,6 +124,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
       built.push(await pushLayer(store, path, layerOptions));
     }
   } catch (err) {
+    stopCopy.abort();
     await copying.catch(() => undefined);
     throw err;
   }
@@ -134,7 +138,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
     os: platform.os,
     ...(baseConfig?.['os.version'] ? { 'os.version': baseConfig['os.version'] } : {}),
     ...(baseConfig?.['os.features'] ? { 'os.features': baseConfig['os.features'] } : {}),
-    ...(platform.variant ? { variant: platform.variant } : {}),
+    ...(platform.variant ?? baseConfig?.variant ? { variant: platform.variant ?? baseConfig?.variant } : {}),
     config: mergeExecConfig(base?.config.config, options.overrides ?? {}),
     rootfs: { type: 'layers', diff_ids: [...(base?.config.rootfs.diff_ids ?? []), ...built.map((l) => l.diffID)] },
     history: buildHistory(base?.config, built.length, epoch),
@@ -168,5 +172,6 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
     digest: l.digest, size: l.size, mediaType: l.mediaType, diffID: diffIds[i]!,
     source: i < baseLayers.length ? 'base' : built[i - baseLayers.length]!.source,
   }));
-  return { manifest: manifestBytes, descriptor, config: configBytes, configDescriptor, layers, skipped, baseBlobs, warnings };
+  // The DiffID pass and the build pass read the same inputs: report each warning once.
+  return { manifest: manifestBytes, descriptor, config: configBytes, configDescriptor, layers, skipped, baseBlobs, warnings: [...new Set(warnings)] };
 }
