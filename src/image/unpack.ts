@@ -94,8 +94,11 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
       const { host: parent } = await resolveDirectory(state.root, comps.slice(0, -1), h.name);
       if (base.startsWith('.wh.')) {
         stream.resume();
+        const hidden = base.slice(4);
         if (base === '.wh..wh..opq') await clearLower(parent, created);
-        else await removeExisting(join(parent, base.slice(4)));
+        else if (hidden === '' || hidden === '.' || hidden === '..') {
+          throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
+        } else await removeExisting(join(parent, hidden));
         continue;
       }
       const target = join(parent, base);

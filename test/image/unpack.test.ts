@@ -77,6 +77,8 @@ test('unpack refuses entries that would leave the directory, naming them in one 
       layers: [[{ name: 'a', type: 'directory' }, { name: 'a/up', type: 'symlink', linkname: '..' }, { name: 'b', type: 'symlink', linkname: 'a/up/a/up/..' }, { name: 'b/evil' }]],
       message: /layer entry "b\/evil" would be written through symlink/,
     },
+    { name: 'whiteout-dotdot', layers: [[{ name: 'a/b/' , type: 'directory' }], [{ name: 'a/b/.wh...' }]], message: /layer entry "a\/b\/\.wh\.\.\." is a whiteout of "\.\.", which would delete a directory above it/ },
+    { name: 'whiteout-empty', layers: [[{ name: '.wh.' }]], message: /layer entry "\.wh\." is a whiteout of ""/ },
     { name: 'hardlink-escape', layers: [[{ name: 'hl', type: 'link', linkname: '../outside/secret' }]], message: /layer entry "hl \(hard link to \.\.\/outside\/secret\)" has a "\.\." component/ },
   ];
   for (const c of cases) {
