@@ -13,7 +13,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -55,16 +55,25 @@ export async function startUnpack(dir: string): Promise<UnpackState> {
   }
 }
 
-async function removeExisting(path: string): Promise<void> {
+/** Removes whatever is at `path` (never following a symlink), forgetting deferred directory metadata below it. */
+async function removeExisting(state: UnpackState, path: string): Promise<void> {
+  const st = await lstat(path).catch(() => undefined);
+  if (!st) return;
+  if (!st.isDirectory()) {
+    await unlink(path);
+    return;
+  }
   await rm(path, { recursive: true, force: true });
+  const prefix = path + sep;
+  for (const dir of state.dirs.keys()) if (dir === path || dir.startsWith(prefix)) state.dirs.delete(dir);
 }
 
 /** Removes everything in `dir` that the current layer did not create (recursing into directories it did). */
-async function clearLower(dir: string, created: Set<string>): Promise<void> {
+async function clearLower(state: UnpackState, dir: string, created: Set<string>): Promise<void> {
   for (const name of await readdir(dir)) {
     const p = join(dir, name);
-    if (!created.has(p)) await removeExisting(p);
-    else if ((await lstat(p)).isDirectory()) await clearLower(p, created);
+    if (!created.has(p)) await removeExisting(state, p);
+    else if ((await lstat(p)).isDirectory()) await clearLower(state, p, created);
   }
 }
 
@@ -95,10 +104,10 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
       if (base.startsWith('.wh.')) {
         stream.resume();
         const hidden = base.slice(4);
-        if (base === '.wh..wh..opq') await clearLower(parent, created);
+        if (base === '.wh..wh..opq') await clearLower(state, parent, created);
         else if (hidden === '' || hidden === '.' || hidden === '..') {
           throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
-        } else await removeExisting(join(parent, hidden));
+        } else await removeExisting(state, join(parent, hidden));
         continue;
       }
       const target = join(parent, base);
@@ -110,19 +119,19 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
       switch (h.type) {
         case 'directory': {
           const st = await lstat(target).catch(() => undefined);
-          if (st && !st.isDirectory()) await removeExisting(target);
+          if (st && !st.isDirectory()) await removeExisting(state, target);
           if (!st?.isDirectory()) await mkdir(target, { mode: 0o755 });
           stream.resume();
           break;
         }
         case 'file':
         case 'contiguous-file':
-          await removeExisting(target);
+          await removeExisting(state, target);
           await pipeline(stream, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
           break;
         case 'symlink':
           stream.resume();
-          await removeExisting(target);
+          await removeExisting(state, target);
           await symlink(h.linkname ?? '', target);
           break;
         case 'link': {
@@ -134,7 +143,7 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
           const st = await lstat(from).catch(() => undefined);
           if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a hard link to ${h.linkname}, which is ${st ? 'a directory' : 'missing'}`);
           if (from !== target) {
-            await removeExisting(target);
+            await removeExisting(state, target);
             await link(from, target);
           }
           created.add(target);
@@ -148,12 +157,12 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
             state.skippedDevices++;
             continue;
           }
-          await removeExisting(target);
+          await removeExisting(state, target);
           runTool('mknod', [target, h.type === 'block-device' ? 'b' : 'c', String(h.devmajor ?? 0), String(h.devminor ?? 0)], target);
           break;
         case 'fifo':
           stream.resume();
-          await removeExisting(target);
+          await removeExisting(state, target);
           runTool('mkfifo', [target], target);
           break;
         default:
@@ -186,6 +195,8 @@ export async function finishUnpack(state: UnpackState): Promise<void> {
   for (const [path, [mode, mtime]] of dirs) {
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isDirectory()) continue; // replaced or deleted by a later layer
+    // A later layer may have turned a parent into a symlink: never chmod through one.
+    if ((await realpath(path).catch(() => undefined)) !== path) continue;
     try {
       await chmod(path, mode);
       await utimes(path, mtime, mtime);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, mkdir, readdir, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
@@ -127,4 +127,20 @@ test('whiteouts and opaque directories hide lower layers, as umoci applies them'
   assert.equal(u.status, 0, u.stderr);
   // (umoci leaves a cleared directory with the time of the unpack, so mtimes are not compared.)
   assert.deepEqual(await snapshot(join(dir, 'bundle', 'rootfs')), await snapshot(join(dir, 'out')));
+});
+
+test('directory modes and times applied at the end never go through a symlink a later layer put in place', async (t) => {
+  const dir = await tempDir(t);
+  const outside = join(dir, 'outside');
+  await mkdir(join(outside, 'b'), { recursive: true, mode: 0o755 });
+  // Layer 1's a/b has mtime 1600000000; applied through the symlink it would land on outside/b.
+  const layer1 = await craftTar([{ name: 'a/', type: 'directory' }, { name: 'a/b/', type: 'directory' }]);
+  const layer2 = await craftTar([{ name: 'a', type: 'symlink', linkname: outside }]);
+  const image = await craftImage(join(dir, 'img'), [layer1, layer2]);
+  const before = (await stat(join(outside, 'b'))).mtimeMs;
+  const r = await runCli(['image', 'unpack', image, join(dir, 'out')]);
+  assert.equal(r.code, 0, r.stderr);
+  const after = await stat(join(outside, 'b'));
+  assert.equal(after.mtimeMs, before, 'the outside directory kept its mtime');
+  assert.equal((await snapshot(join(dir, 'out')))['a']!.target, outside);
 });
