@@ -26,7 +26,7 @@ Prints the index digest; --json prints digest, media type, size, destination and
   static override flags = {
     output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exactlyOne: ['output', 'push'] }),
     push: Flags.string({ description: 'Push to a registry: HOST/REPO[:TAG] (default tag latest).', helpValue: 'REF', exactlyOne: ['output', 'push'] }),
-    annotation: Flags.string({ multiple: true, description: 'Index annotation K=V (repeatable).', helpValue: 'K=V' }),
+    annotation: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Index annotation K=V (repeatable).', helpValue: 'K=V' }),
     ...jobsFlag,
     ...registryFlags,
   };
