@@ -7,7 +7,7 @@ import { buildIndexTo } from '../../src/image/index-image.js';
 import { keyValues } from '../../src/image/inputs.js';
 
 export default class ImageIndex extends BaseCommand {
-  static override summary = 'Combine per-platform images into one multi-platform image index.';
+  static override summary = 'Container images: "image index" combines per-platform images into one multi-platform index (see also image build, image unpack).';
   static override description = `Each SRC is an image (registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]); an index as SRC contributes all its images. Every image is copied to the destination with its config and layers, and listed with the platform its config declares; two images for one platform are refused. The index is written last, then the tag.
 
 Prints the index digest; --json prints digest, media type, size, destination and the entries with their platforms.`;
