@@ -53,7 +53,7 @@ export async function checkLayerPath(path: string): Promise<'directory' | 'tar'>
 
 /** The normalized entries of a directory or tar file. */
 export async function* layerEntries(path: string, options: LayerBuildOptions = {}): AsyncGenerator<EntryWithContent> {
-  if ((await checkLayerPath(path)) === 'directory') yield* prefetchFiles(walkTree(path, options.normalize));
+  if ((await checkLayerPath(path)) === 'directory') yield* prefetchFiles(walkTree(path, options.normalize, options.warnings));
   else yield* readTarInput(path, options.normalize, options.warnings);
 }
 

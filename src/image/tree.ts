@@ -91,8 +91,8 @@ export async function checkTreeRoot(root: string): Promise<void> {
   if (!st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${root} is not a directory`);
 }
 
-/** Yields the normalized entries of the tree at `root`. */
-export async function* walkTree(root: string, options: NormalizeOptions = {}): AsyncGenerator<TreeEntry> {
+/** Yields the normalized entries of the tree at `root`; `warnings` receives a line per skipped socket. */
+export async function* walkTree(root: string, options: NormalizeOptions = {}, warnings: string[] = []): AsyncGenerator<TreeEntry> {
   await checkTreeRoot(root);
   const xattrs = await readTreeXattrs(root);
   const firstPathOf = new Map<string, string>();
@@ -122,7 +122,10 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}): A
 
   async function* emit(path: string, rel: string, st: BigIntStats): AsyncGenerator<TreeEntry> {
     const type = typeOf(st);
-    if (!type) return; // sockets have no tar representation
+    if (!type) {
+      warnings.push(`${path}: skipped, tar cannot hold a socket`);
+      return;
+    }
     const entry: TarEntry = {
       name: type === 'directory' ? `${rel}/` : rel,
       type,
