@@ -59,7 +59,6 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
         const options = await osImageOptionsFromFlags(flags);
         const r = await pushOsImage(client, args.ref, {
           ...options,
-          encoding: { ...options.encoding, concurrency: 3 },
           jobs: flags.jobs,
           tags: flags.tag,
           signal: abort.signal,
