@@ -8,7 +8,7 @@ import { buildImageTo } from '../../src/image/publish.js';
 
 export default class ImageBuild extends BaseCommand {
   static override summary = 'Build a container image from directories and tar files, optionally on a base image.';
-  static override description = `Each --rootfs/--layer (a directory, or a tar, tar.gz or tar.zst file) becomes one layer, in order. Layers are reproducible: entries sorted by name (tar inputs keep their order), POSIX pax format, numeric owners only, mtimes clamped to --source-date-epoch or $SOURCE_DATE_EPOCH; hard links, symlinks, empty directories, setuid/setgid/sticky bits, device nodes and xattrs are kept. Each layer streams through hashing and compression into the destination without being held in memory.
+  static override description = `Each --rootfs/--layer (a directory, or a tar, tar.gz or tar.zst file) becomes one layer, in order. Layers are reproducible: entries sorted by name (tar inputs keep their order), POSIX pax format, numeric owners only, mtimes clamped to --source-date-epoch or $SOURCE_DATE_EPOCH; hard links, symlinks, empty directories, setuid/setgid/sticky bits, device nodes and xattrs are kept. Each layer streams through hashing and compression into the destination without being held in memory. DiffIDs depend only on the inputs; compressed digests also on the compressor build (same Node.js and oci-os versions give the same bytes).
 
 With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the base's layers are reused by digest and its entrypoint, cmd, env, working directory, user, ports, volumes, labels and stop signal are inherited; flags override them (a new --entrypoint drops the inherited cmd unless --cmd is given). A layer whose DiffID the base already has is not added again.
 

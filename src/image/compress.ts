@@ -5,6 +5,12 @@
  * zstd as a concatenation of independent frames of 8 MiB of tar each,
  * compressed in parallel on the thread pool (every zstd decoder reads
  * concatenated frames as one stream); or none.
+ *
+ * The tar (and so the DiffID) depends only on the inputs; the compressed
+ * bytes also depend on the compressor build — Node.js's bundled zlib
+ * (`process.versions.zlib`; it has changed between Node.js releases) and
+ * the zstd binding — so byte-identical layer digests across machines need
+ * the same Node.js and dependency versions, as with any compressing builder.
  */
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
