@@ -94,6 +94,7 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
     return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
   } catch (err) {
     await out.abort();
+    if (options.signal?.aborted) throw new OciError('ABORTED', 'index aborted', { cause: err });
     throw err;
   } finally {
     await out.close();

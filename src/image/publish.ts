@@ -45,6 +45,8 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
       return { ...built, output: out.location, tag: out.tag, baseDigest: base?.descriptor.digest };
     } catch (err) {
       await out.abort();
+      // Whichever step noticed the signal, the user sees one message.
+      if (options.signal?.aborted) throw new OciError('ABORTED', 'build aborted', { cause: err });
       throw err;
     } finally {
       await out.close();

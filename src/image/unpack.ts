@@ -250,6 +250,9 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
       platform: variant ? { os, architecture, variant } : { os, architecture },
       layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, directory: state.root,
     };
+  } catch (err) {
+    if (options.signal?.aborted) throw new OciError('ABORTED', `unpack aborted; ${dir} holds part of the image`, { cause: err });
+    throw err;
   } finally {
     await image.location.close();
   }

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { access, mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { cliPath, runCli, tempDir } from '../helpers/cli.js';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs, type ImageBuildInputs } from '../../src/image/inputs.js';
 
@@ -71,4 +72,24 @@ test('the CLI: one line on stderr, usage (2) or runtime (1, 5) exit codes, nothi
   }
   assert.equal(await exists(join(dir, 'out', 'index.json')), false, 'no image became visible');
   assert.deepEqual(await readdir(join(dir, 'out', 'blobs', 'sha256')), [], 'the failed build left no blobs');
+});
+
+test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the layout', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'tree'));
+  const fh = await open(join(dir, 'tree', 'disk.img'), 'w');
+  await fh.truncate(8 << 30); // sparse; far more than can be compressed before the signal
+  await fh.close();
+  const child = spawn(process.execPath, [cliPath, 'image', 'build', '--rootfs', join(dir, 'tree'), '-o', `oci:${join(dir, 'out')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  // Signal once the layer is being written (its temporary blob exists).
+  for (let i = 0; i < 200 && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /^oci-os: error: build aborted\n$/);
+  assert.equal(await exists(join(dir, 'out', 'index.json')), false);
+  assert.deepEqual(await readdir(join(dir, 'out', 'blobs', 'sha256')), []);
+  assert.equal(await exists(join(dir, 'out', '.oci-os-tmp')), false, 'no temporary blob left');
 });
