@@ -9,48 +9,7 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { OciError } from '../errors.js';
 import { decodeZstdStream } from '../osimage/zstd-stream.js';
-
-/** Reads exact byte counts from a stream of chunks. */
-class ByteReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private readonly it: AsyncIterator<Uint8Array>;
-  private ended = false;
-  constructor(source: AsyncIterable<Uint8Array>) {
-    this.it = source[Symbol.asyncIterator]();
-  }
-  /** Buffers at least `n` bytes; false when the stream ends first. */
-  async fill(n: number): Promise<boolean> {
-    while (this.buffered < n && !this.ended) {
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else if (r.value.length > 0) {
-        const b = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
-        this.chunks.push(b);
-        this.buffered += b.length;
-      }
-    }
-    return this.buffered >= n;
-  }
-  peek(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.chunks = [all];
-    return all.subarray(0, n);
-  }
-  async *rest(): AsyncGenerator<Buffer> {
-    for (const c of this.chunks) yield c;
-    this.chunks = [];
-    this.buffered = 0;
-    for (;;) {
-      const r = await this.it.next();
-      if (r.done) return;
-      yield Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
-    }
-  }
-  async close(): Promise<void> {
-    await this.it.return?.();
-  }
-}
+import { ByteReader } from './byte-reader.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 
