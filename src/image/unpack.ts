@@ -9,7 +9,8 @@
  * device nodes; modes including setuid, setgid and sticky; mtimes; owners
  * when running as root. Directory modes and times are applied last,
  * deepest first, so later entries can still be written into them.
- * Extended attributes are not restored (Node.js has no xattr API).
+ * Extended attributes (pax `SCHILY.xattr.*`, byte for byte) are restored
+ * with setfattr when it is installed (Node.js has no xattr API).
  */
 import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -17,7 +18,6 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rm, syml
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { Platform } from '../oci/descriptor.js';
 import type { LocationOptions } from '../locations.js';
@@ -26,6 +26,8 @@ import { fetchBlobResumable } from '../registry-fetch-resume.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { decompress } from './decompress.js';
 import { entryComponents, resolveDirectory } from './secure-path.js';
+import { readTar } from './tar-reader.js';
+import { canWriteXattrs } from './xattrs.js';
 import { openImage } from './source.js';
 
 /** Unpacking state carried across layers. */
@@ -40,6 +42,8 @@ export interface UnpackState {
   entries: number;
   /** Device nodes skipped because the process is not root. */
   skippedDevices: number;
+  /** Extended attributes not restored because setfattr is missing. */
+  skippedXattrs: number;
 }
 
 /** Starts an unpack into `dir` (created when missing). */
@@ -48,7 +52,7 @@ export async function startUnpack(dir: string): Promise<UnpackState> {
     await mkdir(dir, { recursive: true });
     const root = await realpath(dir);
     if (!(await lstat(root)).isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory`);
-    return { root, dirs: new Map(), chown: process.getuid?.() === 0, entries: 0, skippedDevices: 0 };
+    return { root, dirs: new Map(), chown: process.getuid?.() === 0, entries: 0, skippedDevices: 0, skippedXattrs: 0 };
   } catch (err) {
     if (isOciError(err)) throw err;
     throw fsError(err, dir, 'write');
@@ -84,99 +88,84 @@ function runTool(cmd: string, args: string[], target: string): void {
 
 /** Applies one layer (uncompressed tar bytes) onto the directory. `what` names the layer in errors. */
 export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buffer>, what: string): Promise<void> {
-  const extract = tar.extract();
-  const src = Readable.from(tarBytes);
-  src.on('error', (err) => extract.destroy(err));
-  src.pipe(extract);
   const created = new Set<string>();
   let current = '';
   try {
-    for await (const stream of extract) {
-      const h = stream.header;
-      current = h.name;
-      const comps = entryComponents(h.name);
-      if (comps.length === 0) {
-        stream.resume();
-        continue;
-      }
+    for await (const e of readTar(tarBytes, what)) {
+      current = e.name;
+      const comps = entryComponents(e.name);
+      if (comps.length === 0) continue;
       const base = comps[comps.length - 1]!;
-      const { host: parent } = await resolveDirectory(state.root, comps.slice(0, -1), h.name);
+      const { host: parent } = await resolveDirectory(state.root, comps.slice(0, -1), e.name);
       if (base.startsWith('.wh.')) {
-        stream.resume();
         const hidden = base.slice(4);
         if (base === '.wh..wh..opq') await clearLower(state, parent, created);
         else if (hidden === '' || hidden === '.' || hidden === '..') {
-          throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
+          throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
         } else await removeExisting(state, join(parent, hidden));
         continue;
       }
       const target = join(parent, base);
-      const pax = (h.pax ?? {}) as Record<string, string>;
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      const uid = pax.uid !== undefined ? Number(pax.uid) : (h.uid ?? 0);
-      const gid = pax.gid !== undefined ? Number(pax.gid) : (h.gid ?? 0);
-      const mtime = pax.mtime !== undefined ? Number(pax.mtime) : (h.mtime?.getTime() ?? 0) / 1000;
-      switch (h.type) {
+      const mode = e.mode & 0o7777;
+      switch (e.type) {
         case 'directory': {
           const st = await lstat(target).catch(() => undefined);
           if (st && !st.isDirectory()) await removeExisting(state, target);
           if (!st?.isDirectory()) await mkdir(target, { mode: 0o755 });
-          stream.resume();
           break;
         }
         case 'file':
-        case 'contiguous-file':
           await removeExisting(state, target);
-          await pipeline(stream, createWriteStream(target, { flags: 'wx', mode: 0o600 }));
+          await pipeline(Readable.from(e.body), createWriteStream(target, { flags: 'wx', mode: 0o600 }));
           break;
         case 'symlink':
-          stream.resume();
           await removeExisting(state, target);
-          await symlink(h.linkname ?? '', target);
+          await symlink(e.linkname, target);
           break;
         case 'link': {
-          stream.resume();
-          const lc = entryComponents(h.linkname ?? '', `${h.name} (hard link to ${h.linkname})`);
-          if (lc.length === 0) throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a hard link to the root; refusing to unpack it`);
-          const { host } = await resolveDirectory(state.root, lc.slice(0, -1), h.name);
+          const lc = entryComponents(e.linkname, `${e.name} (hard link to ${e.linkname})`);
+          if (lc.length === 0) throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to the root; refusing to unpack it`);
+          const { host } = await resolveDirectory(state.root, lc.slice(0, -1), e.name);
           const from = join(host, lc[lc.length - 1]!);
           const st = await lstat(from).catch(() => undefined);
-          if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${h.name}" is a hard link to ${h.linkname}, which is ${st ? 'a directory' : 'missing'}`);
+          if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to ${e.linkname}, which is ${st ? 'a directory' : 'missing'}`);
           if (from !== target) {
             await removeExisting(state, target);
             await link(from, target);
           }
           created.add(target);
           state.entries++;
-          continue; // a hard link shares its target's inode, owner, mode and times
+          continue; // a hard link shares its target's inode, owner, mode, times and xattrs
         }
         case 'character-device':
         case 'block-device':
-          stream.resume();
           if (!state.chown) {
             state.skippedDevices++;
             continue;
           }
           await removeExisting(state, target);
-          runTool('mknod', [target, h.type === 'block-device' ? 'b' : 'c', String(h.devmajor ?? 0), String(h.devminor ?? 0)], target);
+          runTool('mknod', [target, e.type === 'block-device' ? 'b' : 'c', String(e.devmajor), String(e.devminor)], target);
           break;
         case 'fifo':
-          stream.resume();
           await removeExisting(state, target);
           runTool('mkfifo', [target], target);
           break;
         default:
-          stream.resume();
-          throw new OciError('UNSUPPORTED', `${what}: entry "${h.name}" has tar type ${h.type ?? 'unknown'}, which cannot be unpacked`);
+          throw new OciError('UNSUPPORTED', `${what}: entry "${e.name}" has tar type '${e.typeflag}', which cannot be unpacked`);
       }
       created.add(target);
       state.entries++;
-      if (state.chown) await lchown(target, uid, gid);
-      if (h.type === 'directory') state.dirs.set(target, [mode, mtime]);
-      else if (h.type === 'symlink') await lutimes(target, mtime, mtime);
+      // Owner first (changing it clears file capabilities), then xattrs, then mode and times.
+      if (state.chown) await lchown(target, e.uid, e.gid);
+      if (e.xattrs.size > 0) {
+        if (canWriteXattrs()) for (const [k, v] of e.xattrs) runTool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, '--', target], target);
+        else state.skippedXattrs += e.xattrs.size;
+      }
+      if (e.type === 'directory') state.dirs.set(target, [mode, e.mtime]);
+      else if (e.type === 'symlink') await lutimes(target, e.mtime, e.mtime);
       else {
         await chmod(target, mode);
-        await utimes(target, mtime, mtime);
+        await utimes(target, e.mtime, e.mtime);
       }
     }
   } catch (err) {
@@ -184,8 +173,6 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, current ? `${state.root}${sep}${current}` : state.root, 'write');
     throw new OciError('INVALID_FORMAT', `${what} is not a readable tar layer: ${(err as Error).message}`, { cause: err });
-  } finally {
-    src.destroy();
   }
 }
 
@@ -213,6 +200,7 @@ export interface UnpackReport {
   layers: number;
   entries: number;
   skippedDevices: number;
+  skippedXattrs: number;
   directory: string;
 }
 
@@ -248,7 +236,7 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
     return {
       digest: image.descriptor.digest,
       platform: variant ? { os, architecture, variant } : { os, architecture },
-      layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, directory: state.root,
+      layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, skippedXattrs: state.skippedXattrs, directory: state.root,
     };
   } catch (err) {
     if (options.signal?.aborted) throw new OciError('ABORTED', `unpack aborted; ${dir} holds part of the image`, { cause: err });

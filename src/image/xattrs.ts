@@ -1,19 +1,31 @@
 /**
- * Reading extended attributes of a directory tree. Node.js has no xattr
- * API, so they are read with one `getfattr -R` run per tree when that
- * program (Debian package `attr`) is installed; without it layers carry no
- * xattrs from directories (xattrs in tar inputs are always kept).
+ * Extended attributes through the `attr` tools, as Node.js has no xattr
+ * API: a tree's are read with one `getfattr -R` run when getfattr is
+ * installed (without it layers carry no xattrs from directories; xattrs in
+ * tar inputs are always kept), and unpack restores them with setfattr.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
 import { OciError } from '../errors.js';
 
-let available: boolean | undefined;
+const available = new Map<string, boolean>();
+function onPath(tool: string): boolean {
+  let a = available.get(tool);
+  if (a === undefined) {
+    a = spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+    available.set(tool, a);
+  }
+  return a;
+}
 
 /** Whether getfattr is on PATH. */
 export function canReadXattrs(): boolean {
-  available ??= spawnSync('sh', ['-c', 'command -v getfattr'], { stdio: 'ignore' }).status === 0;
-  return available;
+  return onPath('getfattr');
+}
+
+/** Whether setfattr is on PATH. */
+export function canWriteXattrs(): boolean {
+  return onPath('setfattr');
 }
 
 /** Undoes getfattr's octal escapes (`\012`, `\\`) in file names. */
