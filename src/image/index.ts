@@ -22,7 +22,9 @@ export { defaultPlatform, formatPlatform, knownArch, knownOs, parsePlatform, pla
 export { entryComponents, resolveDirectory } from './secure-path.js';
 export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar-header.js';
 export { readTarInput, openTarFile, relativeEntryName } from './tar-input.js';
+export { readTar, parsePaxRecords, type TarReadEntry } from './tar-reader.js';
+export { ByteReader } from './byte-reader.js';
 export { writeTar, type EntryWithContent } from './tar-writer.js';
 export { readExactly, readSmallFile } from './file-read.js';
 export { walkTree, prefetchFiles, deviceNumbers, checkTreeRoot, PREFETCH_FILE_MAX, type TreeEntry } from './tree.js';
-export { canReadXattrs, readTreeXattrs } from './xattrs.js';
+export { canReadXattrs, canWriteXattrs, readTreeXattrs } from './xattrs.js';
