@@ -34,3 +34,4 @@ export { attach, listReferrers, referrersTag, addToFallbackIndex, type AttachOpt
 export { readGitProvenance, gitDescribe, expandGitDescribe, gitAnnotations, type GitProvenance, type GitOptions } from './provenance/git.js';
 export { login, logout, verifyCredentials, parseLoginTarget, type LoginTarget, type LoginOptions, type LoginResult, type LogoutResult } from './registry/auth/login.js';
 export { storeCredentials, eraseCredentials, authFileForWriting, authKeyFor, type LoginCredentials } from './registry/auth/store.js';
+export * as image from './image/index.js';
