@@ -111,20 +111,34 @@ function fromAuthEntry(e: AuthEntry): Credentials | undefined {
   return Object.keys(c).length > 0 ? c : undefined;
 }
 
+/** What a `docker-credential-*` program answered. Its output may hold secrets: never put it in a message. */
+export interface CredentialHelperAnswer {
+  code: number | null;
+  /** Standard output, trimmed. */
+  stdout: string;
+  /** Standard error (first 4 KiB), to recognise "credentials not found". */
+  stderr: string;
+}
+
 /**
- * Runs `docker-credential-NAME get` with the server URL on stdin. Resolves
- * undefined when the helper has nothing for that server; throws AUTH_FAILED
- * when it is missing or fails otherwise (the message never holds its output).
+ * Runs `docker-credential-NAME ACTION` (the docker-credential-helpers
+ * protocol: `get`, `store`, `erase`) with `input` on stdin. Rejects with
+ * AUTH_FAILED when the program cannot be run; exit codes are the caller's.
  */
-export function runCredentialHelper(name: string, serverUrl: string, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Credentials | undefined> {
+export function spawnCredentialHelper(
+  name: string,
+  action: 'get' | 'store' | 'erase',
+  input: string,
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CredentialHelperAnswer> {
   const program = `docker-credential-${name}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(program, ['get'], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, [action], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
-    let errText = '';
+    let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => { errText += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => { if (stderr.length < 4096) stderr += c.toString(); });
     child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(new OciError('AUTH_FAILED', `credential helper ${program} could not be run: ${err.code === 'ENOENT' ? 'not found on PATH' : err.message}`, {
@@ -133,30 +147,38 @@ export function runCredentialHelper(name: string, serverUrl: string, options: { 
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8').trim();
-      if (code !== 0) {
-        if (/credentials not found/i.test(stdout + errText)) {
-          resolve(undefined);
-          return;
-        }
-        reject(new OciError('AUTH_FAILED', `credential helper ${program} failed with exit status ${code} for ${serverUrl}`));
-        return;
-      }
-      try {
-        const j = JSON.parse(stdout) as { Username?: string; Secret?: string };
-        if (!j.Secret) {
-          resolve(undefined);
-          return;
-        }
-        if (j.Username === '<token>') resolve({ identityToken: j.Secret });
-        else resolve({ username: j.Username ?? '', password: j.Secret });
-      } catch {
-        reject(new OciError('AUTH_FAILED', `credential helper ${program} printed something that is not JSON`));
-      }
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8').trim(), stderr });
     });
     child.stdin.on('error', () => undefined);
-    child.stdin.end(serverUrl);
+    child.stdin.end(input);
   });
+}
+
+/** True when a helper's answer says it holds nothing for that server. */
+export function helperHasNothing(a: CredentialHelperAnswer): boolean {
+  return /credentials not found/i.test(a.stdout + a.stderr);
+}
+
+/**
+ * Runs `docker-credential-NAME get` with the server URL on stdin. Resolves
+ * undefined when the helper has nothing for that server; throws AUTH_FAILED
+ * when it is missing or fails otherwise (the message never holds its output).
+ */
+export async function runCredentialHelper(name: string, serverUrl: string, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Credentials | undefined> {
+  const program = `docker-credential-${name}`;
+  const a = await spawnCredentialHelper(name, 'get', serverUrl, options);
+  if (a.code !== 0) {
+    if (helperHasNothing(a)) return undefined;
+    throw new OciError('AUTH_FAILED', `credential helper ${program} failed with exit status ${a.code} for ${serverUrl}`);
+  }
+  let j: { Username?: string; Secret?: string };
+  try {
+    j = JSON.parse(a.stdout) as { Username?: string; Secret?: string };
+  } catch {
+    throw new OciError('AUTH_FAILED', `credential helper ${program} printed something that is not JSON`);
+  }
+  if (!j.Secret) return undefined;
+  return j.Username === '<token>' ? { identityToken: j.Secret } : { username: j.Username ?? '', password: j.Secret };
 }
 
 /** Looks a registry up in the auth files (see module comment). */

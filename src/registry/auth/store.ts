@@ -10,12 +10,11 @@
  * server URL on stdin). Files are replaced atomically (temp file, fsync,
  * rename) with mode 0600; entries and fields oci-os does not know are kept.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../../errors.js';
-import { authFilePaths, configKeysFor } from './credentials.js';
+import { authFilePaths, configKeysFor, helperHasNothing, spawnCredentialHelper } from './credentials.js';
 
 /** A user name and password (or token) to store. Never printed. */
 export interface LoginCredentials {
@@ -144,29 +143,11 @@ function aliasKeys(auths: Record<string, unknown>, registry: string): string[] {
  * whether it succeeded; "credentials not found" (erase) resolves false.
  * Messages never include what the helper printed, which may hold secrets.
  */
-export function runCredentialHelperAction(name: string, action: 'store' | 'erase', input: string, options: AuthStoreOptions = {}): Promise<boolean> {
-  const program = `docker-credential-${name}`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(program, [action], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let text = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.helperTimeoutMs ?? 30_000);
-    child.stdout.on('data', (c: Buffer) => { if (text.length < 4096) text += c.toString(); });
-    child.stderr.on('data', (c: Buffer) => { if (text.length < 4096) text += c.toString(); });
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new OciError('AUTH_FAILED', `credential helper ${program} could not be run: ${err.code === 'ENOENT' ? 'not found on PATH' : err.message}`, {
-        hint: 'install it, or remove it from the credHelpers/credsStore of your auth file',
-      }));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(true);
-      else if (action === 'erase' && /credentials not found/i.test(text)) resolve(false);
-      else reject(new OciError('AUTH_FAILED', `credential helper ${program} failed to ${action} credentials (exit status ${code})`));
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
+export async function runCredentialHelperAction(name: string, action: 'store' | 'erase', input: string, options: AuthStoreOptions = {}): Promise<boolean> {
+  const a = await spawnCredentialHelper(name, action, input, { env: options.env, timeoutMs: options.helperTimeoutMs });
+  if (a.code === 0) return true;
+  if (action === 'erase' && helperHasNothing(a)) return false;
+  throw new OciError('AUTH_FAILED', `credential helper docker-credential-${name} failed to ${action} credentials (exit status ${a.code})`);
 }
 
 /**
