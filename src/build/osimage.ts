@@ -26,6 +26,7 @@ import {
   type ProductInfo,
 } from '../osimage/format.js';
 import { readFileFrames } from './frames.js';
+import { hashFileChunks } from './parallel-hash.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
 import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
 import type { ProgressSink } from '../progress.js';
@@ -164,11 +165,13 @@ async function* payloadFrames(input: PayloadInput, frameSize: number, total: num
   }
 }
 
-/** Chunk hashes of a payload, reading it without compressing (to confirm a cached blob). */
+/** Chunk hashes of a payload, read on every core without compressing (to confirm a cached blob). */
 async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, total: number, options: OsImageBuildOptions): Promise<EncodedPayload> {
-  const { blob, result } = encodePayload(payloadFrames(input, encoding.frameSize, total, options), { ...encoding, compression: 'none' });
-  for await (const _ of blob) void _;
-  return result();
+  const chunkHashes = await hashFileChunks(input.path, total, encoding.hashChunkSize);
+  options.signal?.throwIfAborted();
+  options.onProgress?.(input.name, total, total);
+  options.progress?.({ type: 'blob-progress', id: input.name, bytes: total, total });
+  return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
 }
 
 /** Stores one payload: reuses its blob when the cache and the content say it is unchanged, else encodes and streams it. */

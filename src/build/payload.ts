@@ -25,7 +25,7 @@ export interface PayloadEncoding {
   hashChunkSize?: number;
   /** Uncompressed bytes per zstd frame, a multiple of the hash chunk size (default 4 MiB). */
   frameSize?: number;
-  /** Frames compressed at once (default 4). */
+  /** Frames compressed at once (default 3: both cores compress while one frame is read and hashed). */
   concurrency?: number;
 }
 
@@ -59,7 +59,7 @@ export function resolveEncoding(e: PayloadEncoding = {}): Required<PayloadEncodi
   if (!Number.isSafeInteger(frameSize) || frameSize <= 0 || frameSize % hashChunkSize !== 0 || frameSize > MAX_FRAME_SIZE) {
     throw new OciError('INVALID_ARGUMENT', `invalid frame size ${frameSize}: it must be a multiple of the hash chunk size (${hashChunkSize}) and at most 1GiB`);
   }
-  const concurrency = e.concurrency ?? 4;
+  const concurrency = e.concurrency ?? 3;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new OciError('INVALID_ARGUMENT', `invalid concurrency ${concurrency}: use 1 or more`);
   }

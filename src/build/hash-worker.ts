@@ -1,0 +1,39 @@
+/**
+ * Worker side of hashFileChunks: hashes the chunks of one byte range of a
+ * file and posts the base64 chunk hashes back.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { open } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+
+interface Job {
+  path: string;
+  start: number;
+  end: number;
+  chunkSize: number;
+}
+
+const { path, start, end, chunkSize } = workerData as Job;
+const piece = Math.max(chunkSize, Math.floor((4 << 20) / chunkSize) * chunkSize);
+const buf = Buffer.allocUnsafeSlow(piece);
+const hashes: string[] = [];
+const fh = await open(path, 'r');
+try {
+  for (let pos = start; pos < end; ) {
+    const want = Math.min(piece, end - pos);
+    let filled = 0;
+    while (filled < want) {
+      const { bytesRead } = await fh.read(buf, filled, want - filled, pos + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    for (let off = 0; off < filled; off += chunkSize) {
+      hashes.push(createHash('sha256').update(buf.subarray(off, Math.min(off + chunkSize, filled))).digest('base64').replace(/=+$/, ''));
+    }
+    pos += filled;
+    if (filled < want) break;
+  }
+} finally {
+  await fh.close();
+}
+parentPort!.postMessage(hashes);
