@@ -9,6 +9,12 @@ import type { RegistryClient } from './registry/client.js';
 import { copyGraph, type CopyOptions, type CopyResult } from './copy.js';
 import { openLocationForReading, openLocationForWriting, parseLocation, type LocationKind } from './locations.js';
 import { verifyGraph, type VerifyResult } from './verify.js';
+import { ChunkCheckingStore } from './checking-store.js';
+import { isOsImageManifest, readOsImage } from './osimage/reader.js';
+import { readManifestBytes } from './copy.js';
+import { MediaType } from './oci/mediatypes.js';
+import type { ContentStore } from './content/store.js';
+import type { Descriptor } from './oci/descriptor.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */
 export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'onBlobStart' | 'onBlobProgress' | 'onBlobDone'> {
@@ -57,7 +63,9 @@ export async function transfer(source: string, destination: string, options: Tra
       if (dst.digest && dst.digest !== src.root.digest) {
         throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);
       }
-      const result = await copyGraph(src.store, dst.store, src.root, {
+      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? true);
+      const checking = verify ? await checkingStoreFor(src.store, src.root, dst.store) : undefined;
+      const result = await copyGraph(src.store, checking ?? dst.store, src.root, {
         jobs: options.jobs, signal: options.signal,
         onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
         // Layout tags only become visible on commit(), after the chunk checks below.
@@ -65,7 +73,12 @@ export async function transfer(source: string, destination: string, options: Tra
       });
       let verification: VerifyResult | undefined;
       if (dst.kind !== 'registry') {
-        if (options.verifyOsImages ?? true) {
+        if (checking?.complete) {
+          verification = {
+            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: checking.results().reduce((n, v) => n + v.blobSize, 0),
+            payloads: checking.results().map((v) => ({ ...v, manifest: src.root.digest })),
+          };
+        } else if (verify) {
           verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
         }
         await dst.commit();
@@ -80,4 +93,16 @@ export async function transfer(source: string, destination: string, options: Tra
   } finally {
     await src.close();
   }
+}
+
+/**
+ * For an OS image root, a destination wrapper that checks every payload's
+ * chunks as it is written (no second read); undefined for anything else,
+ * which is then checked after the copy.
+ */
+async function checkingStoreFor(src: ContentStore, root: Descriptor, dst: ContentStore): Promise<ChunkCheckingStore | undefined> {
+  if (root.mediaType !== MediaType.ociManifest) return undefined;
+  if (!isOsImageManifest(await readManifestBytes(src, root))) return undefined;
+  const image = await readOsImage(src, root);
+  return new ChunkCheckingStore(dst, new Map(image.payloads.map((p) => [p.layer.digest, p])));
 }

@@ -246,11 +246,24 @@ export interface ReadPayloadOptions {
  */
 export async function* readPayload(store: ContentStore, image: OsImage, name: string, options: ReadPayloadOptions = {}): AsyncGenerator<Buffer> {
   const payload = findPayload(image, name);
-  const verifier = new ChunkVerifier(payload);
   const blob = await store.fetch(payload.layer);
+  try {
+    yield* readPayloadFrom(blob, payload, options);
+  } finally {
+    blob.destroy();
+  }
+}
+
+/**
+ * Like {@link readPayload}, from the blob's bytes as they arrive (a download
+ * on its way to disk, say), so the chunk check needs no second read.
+ */
+export async function* readPayloadFrom(blob: AsyncIterable<Buffer>, payload: OsImagePayload, options: ReadPayloadOptions = {}): AsyncGenerator<Buffer> {
+  const name = payload.name;
+  const verifier = new ChunkVerifier(payload);
   const where = (): string => `chunk ${Math.floor(verifier.verified / payload.hashChunkSize)} at byte offset ${verifier.verified}`;
   try {
-    const decoded: AsyncIterable<Buffer> = payload.compression === 'zstd' ? decodeZstdStream(blob as AsyncIterable<Buffer>) : (blob as AsyncIterable<Buffer>);
+    const decoded: AsyncIterable<Buffer> = payload.compression === 'zstd' ? decodeZstdStream(blob) : blob;
     for await (const data of decoded) {
       if (options.signal?.aborted) throw new OciError('ABORTED', `reading payload "${name}" was interrupted`);
       for (const chunk of verifier.push(data)) {
@@ -265,8 +278,6 @@ export async function* readPayload(store: ContentStore, image: OsImage, name: st
       throw new OciError(err.code, `payload "${name}" (blob ${payload.layer.digest}), ${where()}: ${err.message}`, { cause: err, hint: err.hint });
     }
     throw new OciError('INPUT_UNREADABLE', `payload "${name}" (blob ${payload.layer.digest}), ${where()}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    blob.destroy();
   }
 }
 
