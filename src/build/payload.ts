@@ -12,6 +12,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import { encodeChunkHash, validateHashChunkSize } from '../osimage/format.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
 import { zstdCompress } from './zstd.js';
+import { GcPacer } from '../util/gc.js';
 
 export type Compression = 'zstd' | 'none';
 
@@ -102,6 +103,7 @@ export function encodePayload(
     const seek: SeekFrame[] = [];
     const inflight: Array<Promise<Buffer>> = [];
     const sizes: number[] = [];
+    const pacer = new GcPacer();
     let sawAny = false;
     const it = frames[Symbol.asyncIterator]();
     try {
@@ -120,7 +122,9 @@ export function encodePayload(
         }
         if (inflight.length === 0) break;
         const out = await inflight.shift()!;
-        seek.push({ compressedSize: out.length, decompressedSize: sizes.shift()! });
+        const consumed = sizes.shift()!;
+        seek.push({ compressedSize: out.length, decompressedSize: consumed });
+        pacer.add(consumed);
         yield out;
       }
       if (!sawAny) {

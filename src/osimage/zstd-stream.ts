@@ -15,6 +15,7 @@ import * as zlib from 'node:zlib';
 import { OciError, isOciError } from '../errors.js';
 import { decodeSeekTable, SEEKABLE_MAGIC, SKIPPABLE_MAGIC, type SeekFrame } from '../build/seek-table.js';
 import { zstdDecompress } from '../build/zstd.js';
+import { GcPacer } from '../util/gc.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 /** Default largest compressed frame held in memory (64 MiB). */
@@ -151,9 +152,12 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
   const it = source[Symbol.asyncIterator]();
   let ended = false;
 
+  const pacer = new GcPacer();
   const decode = async (frame: Buffer, at: number, index: number): Promise<Buffer> => {
     try {
-      return await zstdDecompress(frame);
+      const out = await zstdDecompress(frame);
+      pacer.add(out.length);
+      return out;
     } catch (err) {
       throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
     }

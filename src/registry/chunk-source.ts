@@ -6,6 +6,7 @@
  * be sent again. Memory is bounded by the chunk size plus one source chunk.
  */
 import { OciError } from '../errors.js';
+import { GcPacer } from '../util/gc.js';
 import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
 
@@ -18,6 +19,7 @@ export class ChunkSource {
   private done = false;
   private closed = false;
   private finalDigest?: Digest;
+  private readonly pacer = new GcPacer();
   /** Absolute offset of the first pending byte (= bytes acknowledged). */
   offset = 0;
 
@@ -78,6 +80,7 @@ export class ChunkSource {
   /** Marks `n` pending bytes acknowledged. */
   ack(n: number): void {
     if (n < 0 || n > this.length) throw new OciError('INTERNAL', `cannot acknowledge ${n} of ${this.length} pending bytes`);
+    this.pacer.add(n);
     this.offset += n;
     this.length -= n;
     while (n > 0) {
