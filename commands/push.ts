@@ -53,6 +53,10 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
     let report: PushReport;
     try {
       if (flags.from) {
+        const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
+        if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
+          throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
+        }
         report = await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal: abort.signal, progress: progress.sink });
       } else {
         if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');

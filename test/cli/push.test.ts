@@ -174,6 +174,9 @@ test('push errors: bad reference, unreachable registry, nothing to push', async 
   const nothing = await runCli(['push', '127.0.0.1:1/os/x:1']);
   assert.equal(nothing.code, 2);
   assert.match(nothing.stderr, /--payload|--from/);
+  const mixed = await runCli(['push', '127.0.0.1:1/os/x:1', '--from', `oci:${p.dir}/none:1`, '--git', '--compression', 'none']);
+  assert.equal(mixed.code, 2, mixed.stderr);
+  assert.match(mixed.stderr, /--compression, --git only apply when building with --payload/);
 });
 
 test('Ctrl-C during a push cancels the upload session and tags nothing', async (t) => {

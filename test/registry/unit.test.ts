@@ -183,6 +183,7 @@ esac
   assert.equal(await resolveCredentials('unknown.example', { env }), undefined);
   assert.deepEqual(await resolveCredentials('docker.io', { env, credentials: { username: 'x', password: 'y' } }), { username: 'x', password: 'y' });
   assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' } }), { username: 'e', password: 'f' });
+  assert.notDeepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' } }), { username: '', password: '' }, 'empty variables are not credentials');
   assert.equal(await resolveCredentials('docker.io', { env, explicitOnly: true }), undefined);
   // REGISTRY_AUTH_FILE wins over the Docker config.
   const authFile = join(dir, 'auth.json');

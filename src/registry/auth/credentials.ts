@@ -211,7 +211,8 @@ export async function resolveCredentials(registry: string, options: CredentialOp
   }
   if (options.explicitOnly) return undefined;
   const env = options.env ?? process.env;
-  if (env.OCI_OS_USERNAME !== undefined && env.OCI_OS_PASSWORD !== undefined) {
+  // Set but empty (a CI secret that did not resolve) means "not given", not an empty account.
+  if (env.OCI_OS_USERNAME && env.OCI_OS_PASSWORD) {
     return { username: env.OCI_OS_USERNAME, password: env.OCI_OS_PASSWORD };
   }
   return readAuthFileCredentials(registry, options);
