@@ -1,4 +1,6 @@
 import { Args } from '@oclif/core';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
+import { copyProgress } from '../src/progress.js';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
@@ -20,16 +22,22 @@ Prints the manifest digest; --json prints the per-blob results.`;
     source: Args.string({ required: true, description: 'What to copy.' }),
     destination: Args.string({ required: true, description: 'Where to copy it.' }),
   };
-  static override flags = { ...jobsFlag, ...registryFlags };
+  static override flags = { ...jobsFlag, ...registryFlags, ...progressFlags };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Copy);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
+    const client = await registryClientFromFlags(flags, {
+      onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
+      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
+    });
     try {
-      const r = await withInterrupt((signal) => transfer(args.source, args.destination, { client, jobs: flags.jobs, signal }));
+      const r = await withInterrupt((signal) => transfer(args.source, args.destination, { client, jobs: flags.jobs, signal, ...copyProgress(progress.sink) }));
+      progress.close();
       if (!this.jsonEnabled()) renderTransfer(this, r);
       return transferSummary(r);
     } finally {
+      progress.close();
       await client.close();
     }
   }

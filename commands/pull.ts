@@ -1,4 +1,6 @@
 import { Args, Flags } from '@oclif/core';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
+import { copyProgress } from '../src/progress.js';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
@@ -24,18 +26,25 @@ Prints the manifest digest; --json prints the per-blob results.`;
     output: Flags.string({ char: 'o', required: true, description: 'Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG] (TAG defaults to the reference\'s tag, else "latest").', helpValue: 'DEST' }),
     ...jobsFlag,
     ...registryFlags,
+    ...progressFlags,
   };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Pull);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
+    const client = await registryClientFromFlags(flags, {
+      onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
+      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
+    });
     try {
       const r = await withInterrupt((signal) => transfer(args.reference, withDefaultTag(flags.output, args.reference), {
-        client, jobs: flags.jobs, signal, sourceKinds: ['registry'], destinationKinds: ['oci', 'oci-archive'],
+        client, jobs: flags.jobs, signal, ...copyProgress(progress.sink), sourceKinds: ['registry'], destinationKinds: ['oci', 'oci-archive'],
       }));
+      progress.close();
       if (!this.jsonEnabled()) renderTransfer(this, r);
       return transferSummary(r);
     } finally {
+      progress.close();
       await client.close();
     }
   }

@@ -8,7 +8,7 @@ import { openLocationForReading, parseLocation } from '../locations.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { pushTags, type PushReport } from './osimage.js';
-import type { ProgressSink } from '../progress.js';
+import { copyProgress, type ProgressSink } from '../progress.js';
 
 export async function pushFromLocal(
   client: RegistryClient,
@@ -28,14 +28,7 @@ export async function pushFromLocal(
     const repo = client.repository(ref);
     const tags = pushTags(ref, options.tags);
     const progress = options.progress;
-    const result = await copyGraph(src.store, repo, src.root, {
-      jobs: options.jobs, tags, signal: options.signal,
-      onBlobStart: (d) => progress?.({ type: 'blob-start', id: d.digest, name: d.annotations?.['org.opencontainers.image.title'] ?? d.digest.slice(7, 19), total: d.size }),
-      onBlobProgress: (d, bytes) => progress?.({ type: 'blob-progress', id: d.digest, bytes, total: d.size }),
-      onBlobDone: (c) => progress?.(c.kind === 'manifest'
-        ? { type: 'manifest', digest: c.digest, mediaType: c.mediaType, size: c.size }
-        : { type: 'blob-done', id: c.digest, name: c.digest.slice(7, 19), digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 }),
-    });
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, ...copyProgress(progress) });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
       reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${result.root.digest}`,
