@@ -99,9 +99,9 @@ export class ProgressRenderer {
         this.flights.delete(e.id);
         this.doneBytes += e.uploadedBytes;
         this.doneCount++;
-        const how = e.status === 'uploaded' ? `uploaded ${formatSize(e.uploadedBytes)}` : e.status;
+        const how = e.status === 'uploaded' ? (e.uploadedBytes > 0 ? `uploaded ${formatSize(e.uploadedBytes)}` : 'copied') : e.status;
         const took = f ? ` in ${((Date.now() - f.started) / 1000).toFixed(1)}s` : '';
-        this.line(`${e.name} ${e.digest.slice(0, 19)} ${formatSize(e.size)} ${how}${took}`);
+        this.line(`${f?.name ?? e.name} ${e.digest.slice(0, 19)} ${formatSize(e.size)} ${how}${took}`);
         break;
       }
       case 'retry':
