@@ -1,7 +1,10 @@
 /** Flags and rendering shared by the commands that copy content (`copy`, `pull`). */
 import { Flags } from '@oclif/core';
 import type { Command } from '@oclif/core';
-import type { TransferResult } from '../src/transfer.js';
+import { transfer, type TransferOptions, type TransferResult } from '../src/transfer.js';
+import { copyProgress } from '../src/progress.js';
+import { ProgressRenderer } from './progress.js';
+import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatBytes } from '../src/inspect.js';
 
 export const jobsFlag = {
@@ -46,5 +49,33 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
   } finally {
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
+  }
+}
+
+/**
+ * Runs a transfer the way `pull` and `copy` do: progress on stderr, a
+ * registry client from the flags (retries reported as progress), Ctrl-C
+ * handled, the digest printed, the summary returned for --json.
+ */
+export async function runTransfer(
+  cmd: Command & { jsonEnabled(): boolean },
+  flags: RegistryFlagValues & { progress?: string; quiet?: boolean; jobs?: number },
+  source: string,
+  destination: string,
+  options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds'> = {},
+): Promise<Record<string, unknown>> {
+  const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
+  const client = await registryClientFromFlags(flags, {
+    onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
+    retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
+  });
+  try {
+    const r = await withInterrupt((signal) => transfer(source, destination, { client, jobs: flags.jobs, signal, ...copyProgress(progress.sink), ...options }));
+    progress.close();
+    if (!cmd.jsonEnabled()) renderTransfer(cmd, r);
+    return transferSummary(r);
+  } finally {
+    progress.close();
+    await client.close();
   }
 }

@@ -1,10 +1,8 @@
 import { Args } from '@oclif/core';
-import { ProgressRenderer, progressFlags } from '../cli/progress.js';
-import { copyProgress } from '../src/progress.js';
+import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
-import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
-import { transfer } from '../src/transfer.js';
+import { registryFlags } from '../cli/registry-flags.js';
+import { jobsFlag, runTransfer } from '../cli/transfer.js';
 
 export default class Copy extends BaseCommand {
   static override summary = 'Copy an image, index or artifact between registries, OCI layouts and archives.';
@@ -26,19 +24,6 @@ Prints the manifest digest; --json prints the per-blob results.`;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Copy);
-    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
-    const client = await registryClientFromFlags(flags, {
-      onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
-      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
-    });
-    try {
-      const r = await withInterrupt((signal) => transfer(args.source, args.destination, { client, jobs: flags.jobs, signal, ...copyProgress(progress.sink) }));
-      progress.close();
-      if (!this.jsonEnabled()) renderTransfer(this, r);
-      return transferSummary(r);
-    } finally {
-      progress.close();
-      await client.close();
-    }
+    return runTransfer(this, flags, args.source, args.destination);
   }
 }

@@ -1,11 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { ProgressRenderer, progressFlags } from '../cli/progress.js';
-import { copyProgress } from '../src/progress.js';
+import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
-import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { jobsFlag, renderTransfer, transferSummary, withInterrupt } from '../cli/transfer.js';
+import { registryFlags } from '../cli/registry-flags.js';
+import { jobsFlag, runTransfer } from '../cli/transfer.js';
 import { parseLocation } from '../src/locations.js';
-import { transfer } from '../src/transfer.js';
 
 export default class Pull extends BaseCommand {
   static override summary = 'Pull an image, index or OS image from a registry into an OCI layout or archive.';
@@ -31,22 +29,7 @@ Prints the manifest digest; --json prints the per-blob results.`;
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Pull);
-    const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
-    const client = await registryClientFromFlags(flags, {
-      onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
-      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
-    });
-    try {
-      const r = await withInterrupt((signal) => transfer(args.reference, withDefaultTag(flags.output, args.reference), {
-        client, jobs: flags.jobs, signal, ...copyProgress(progress.sink), sourceKinds: ['registry'], destinationKinds: ['oci', 'oci-archive'],
-      }));
-      progress.close();
-      if (!this.jsonEnabled()) renderTransfer(this, r);
-      return transferSummary(r);
-    } finally {
-      progress.close();
-      await client.close();
-    }
+    return runTransfer(this, flags, args.reference, withDefaultTag(flags.output, args.reference), { sourceKinds: ['registry'], destinationKinds: ['oci', 'oci-archive'] });
   }
 }
 
