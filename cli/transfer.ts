@@ -5,7 +5,7 @@ import { transfer, type TransferOptions, type TransferResult } from '../src/tran
 import { copyProgress } from '../src/progress.js';
 import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
-import { formatBytes } from '../src/inspect.js';
+import { formatSize } from '../src/util/size.js';
 
 export const jobsFlag = {
   jobs: Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description: 'Blobs transferred at once.' }),
@@ -32,7 +32,7 @@ export function transferSummary(r: TransferResult): Record<string, unknown> {
 export function renderTransfer(cmd: Command, r: TransferResult): void {
   const s = transferSummary(r) as { blobs: { uploaded: number; exists: number; mounted: number } };
   cmd.log(r.root.digest);
-  const parts = [`${s.blobs.uploaded} copied (${formatBytes(r.bytesTransferred)})`, `${s.blobs.exists} already there`];
+  const parts = [`${s.blobs.uploaded} copied (${formatSize(r.bytesTransferred)})`, `${s.blobs.exists} already there`];
   if (s.blobs.mounted) parts.push(`${s.blobs.mounted} mounted`);
   const verified = r.verification?.payloads.length ? `; ${r.verification.payloads.length} payload(s) verified chunk by chunk` : '';
   process.stderr.write(`${r.source} -> ${r.destination}: blobs ${parts.join(', ')}${verified}\n`);

@@ -2,7 +2,7 @@ import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { jobsFlag, withInterrupt } from '../cli/transfer.js';
-import { formatBytes } from '../src/inspect.js';
+import { formatSize } from '../src/util/size.js';
 import { openLocationForReading } from '../src/locations.js';
 import { verifyGraph } from '../src/verify.js';
 
@@ -37,7 +37,7 @@ Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the pa
         };
         if (!this.jsonEnabled()) {
           const chunks = r.payloads.reduce((n, p) => n + p.chunks, 0);
-          this.log(`${loc.location} ${r.root.digest}: ok — ${r.manifests} manifest(s), ${r.blobs} blob(s), ${formatBytes(r.bytes)}${r.payloads.length ? `, ${r.payloads.length} payload(s) with ${chunks} chunk(s) verified` : ''}`);
+          this.log(`${loc.location} ${r.root.digest}: ok — ${r.manifests} manifest(s), ${r.blobs} blob(s), ${formatSize(r.bytes)}${r.payloads.length ? `, ${r.payloads.length} payload(s) with ${chunks} chunk(s) verified` : ''}`);
         }
         return summary;
       } finally {

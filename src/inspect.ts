@@ -6,6 +6,7 @@
  * configs are not read.
  */
 import type { ContentStore } from './content/store.js';
+import { formatSize } from './util/size.js';
 import { OciError } from './errors.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from './oci/descriptor.js';
 import { Annotation, isIndexMediaType, MediaType } from './oci/mediatypes.js';
@@ -123,19 +124,6 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
   return { manifestBytes, manifest, config, summary };
 }
 
-/** Human-readable byte size (binary units). */
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
-    i++;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
-}
-
 /** Renders a summary as aligned text lines. */
 export function renderSummary(s: InspectSummary): string {
   const lines: string[] = [];
@@ -160,9 +148,9 @@ export function renderSummary(s: InspectSummary): string {
   kv('Created', s.created);
   if (s.config) kv('Config', `${s.config.digest} (${s.config.mediaType}, ${s.config.size} B)`);
   if (s.payloads) {
-    lines.push('', table(['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'], s.payloads.map((p) => [p.name, formatBytes(p.size), formatBytes(p.storedSize), p.compression, String(p.chunkCount)])));
+    lines.push('', table(['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'], s.payloads.map((p) => [p.name, formatSize(p.size), formatSize(p.storedSize), p.compression, String(p.chunkCount)])));
   } else if (s.layers) {
-    lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatBytes(l.size), l.mediaType])));
+    lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType])));
   }
   if (s.manifests) {
     lines.push('', table(['MANIFEST', 'PLATFORM', 'SIZE', 'MEDIA TYPE'], s.manifests.map((m) => [m.digest, plat(m.platform) ?? m.artifactType ?? '-', String(m.size), m.mediaType])));
