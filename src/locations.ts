@@ -12,11 +12,12 @@
  * repository, and the tag (a manifest PUT by tag) is the caller's last step.
  */
 import { readFile, stat } from 'node:fs/promises';
+import { openLocalForWriting } from './layout/open.js';
 import { OciError, isOciError } from './errors.js';
 import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
-import type { CommittableStore, ContentStore } from './content/store.js';
+import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { openArchiveForReading, OciArchiveWriter } from './layout/archive.js';
+import { openArchiveForReading } from './layout/archive.js';
 import { OciLayout } from './layout/layout.js';
 import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLocation } from './layout/location.js';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.js';
@@ -219,7 +220,7 @@ export async function openLocationForWriting(input: string, options: LocationOpt
     throw new OciError('INVALID_REFERENCE', `${input}: a layout destination is named by tag (${loc.kind}:${loc.path}:TAG), not by digest`);
   }
   const tag = loc.tag ?? 'latest';
-  const store: CommittableStore = loc.kind === 'oci' ? await OciLayout.open(loc.path, { create: true }) : await OciArchiveWriter.open(loc.path);
+  const store = await openLocalForWriting(loc);
   let finished = false;
   return {
     kind: loc.kind, location: formatLocalLocation({ ...loc, tag }), tag, path: loc.path, store,
