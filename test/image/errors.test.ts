@@ -83,10 +83,13 @@ test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the l
   const child = spawn(process.execPath, [cliPath, 'image', 'build', '--rootfs', join(dir, 'tree'), '-o', `oci:${join(dir, 'out')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
+  let exited = false;
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c) => ((exited = true), resolve(c))));
   // Signal once the layer is being written (its temporary blob exists).
-  for (let i = 0; i < 200 && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 600 && !exited && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(exited, false, `the build ended before it was interrupted: ${stderr}`);
   child.kill('SIGINT');
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const code = await closed;
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^oci-os: error: build aborted\n$/);
   assert.equal(await exists(join(dir, 'out', 'index.json')), false);
