@@ -25,7 +25,7 @@ import {
   type PayloadInfo,
   type ProductInfo,
 } from '../osimage/format.js';
-import { readFileFrames } from './frames.js';
+import { FramePool, readFileFrames } from './frames.js';
 import { hashFileChunks } from './parallel-hash.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
 import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
@@ -154,9 +154,9 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
 }
 
 /** Reads a payload in frames, reporting progress and honouring the abort signal. */
-async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions): AsyncGenerator<Buffer> {
+async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions, pool?: FramePool): AsyncGenerator<Buffer> {
   let read = 0;
-  for await (const f of readFileFrames(input.path, frameSize)) {
+  for await (const f of readFileFrames(input.path, frameSize, pool)) {
     if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
     read += f.length;
     options.onProgress?.(input.name, read, total);
@@ -203,12 +203,17 @@ async function storePayload(
       return { payload, info: info(enc) };
     }
   }
-  let current = encodePayload(payloadFrames(input, encoding.frameSize, st.size, options), encoding);
+  // Raw frames are the blob itself and stay with the store; compressed ones are reused.
+  const encode = () => {
+    const pool = encoding.compression === 'zstd' ? new FramePool(encoding.frameSize) : undefined;
+    return encodePayload(payloadFrames(input, encoding.frameSize, st.size, options, pool), encoding, pool);
+  };
+  let current = encode();
   const stored = await store.pushStream(current.blob, {
     mediaType,
     signal: options.signal,
     reopen: () => {
-      current = encodePayload(payloadFrames(input, encoding.frameSize, st.size, options), encoding);
+      current = encode();
       return current.blob;
     },
   });

@@ -12,6 +12,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import { encodeChunkHash, validateHashChunkSize } from '../osimage/format.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
 import { zstdCompress } from './zstd.js';
+import type { FramePool } from './frames.js';
 import { GcPacer } from '../util/gc.js';
 
 export type Compression = 'zstd' | 'none';
@@ -78,11 +79,13 @@ function hashChunks(frame: Buffer, chunkSize: number, out: string[]): void {
 /**
  * Encodes a payload given as frames of `encoding.frameSize` bytes (see
  * frames.ts). Iterate `blob` once to get the blob bytes; `result` resolves
- * after that with the chunk hashes.
+ * after that with the chunk hashes. With zstd, each frame is given back to
+ * `pool` once it is compressed and hashed.
  */
 export function encodePayload(
   frames: AsyncIterable<Buffer>,
   encoding: PayloadEncoding = {},
+  pool?: FramePool,
 ): { blob: AsyncGenerator<Buffer>; result: () => EncodedPayload } {
   const enc = resolveEncoding(encoding);
   const chunkHashes: string[] = [];
@@ -103,6 +106,7 @@ export function encodePayload(
     const seek: SeekFrame[] = [];
     const inflight: Array<Promise<Buffer>> = [];
     const sizes: number[] = [];
+    const inputs: Buffer[] = [];
     const pacer = new GcPacer();
     let sawAny = false;
     const it = frames[Symbol.asyncIterator]();
@@ -119,10 +123,12 @@ export function encodePayload(
           size += frame.length;
           inflight.push(pending);
           sizes.push(frame.length);
+          inputs.push(frame);
         }
         if (inflight.length === 0) break;
         const out = await inflight.shift()!;
         const consumed = sizes.shift()!;
+        pool?.give(inputs.shift()!);
         seek.push({ compressedSize: out.length, decompressedSize: consumed });
         pacer.add(consumed);
         yield out;
