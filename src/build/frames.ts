@@ -5,34 +5,13 @@
  */
 import { open } from 'node:fs/promises';
 import { fsError } from '../errors.js';
-
-/**
- * Frame buffers handed back by a consumer once it is done with them, so that
- * a long read allocates a handful of buffers instead of one per frame: fresh
- * frames that die after a few frames in flight are promoted to V8's old
- * generation and then only a full collection returns their memory.
- */
-export class FramePool {
-  private readonly free: Buffer[] = [];
-  constructor(readonly frameSize: number, private readonly keep = 8) {}
-
-  /** A buffer of `frameSize` bytes, reused when one was given back. */
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.frameSize);
-  }
-
-  /** Gives a frame (or a shorter view at its start) back; the caller must not touch it afterwards. */
-  give(frame: Buffer): void {
-    if (frame.byteOffset !== 0 || frame.buffer.byteLength !== this.frameSize || this.free.length >= this.keep) return;
-    this.free.push(frame.length === this.frameSize ? frame : Buffer.from(frame.buffer, 0, this.frameSize));
-  }
-}
+import type { BufferPool } from '../util/buffer-pool.js';
 
 /**
  * Yields buffers of exactly `frameSize` bytes (the last may be shorter) from a
  * file, taken from `pool` when one is given (the consumer gives them back).
  */
-export async function* readFileFrames(path: string, frameSize: number, pool?: FramePool): AsyncGenerator<Buffer> {
+export async function* readFileFrames(path: string, frameSize: number, pool?: BufferPool): AsyncGenerator<Buffer> {
   let fh;
   try {
     fh = await open(path, 'r');

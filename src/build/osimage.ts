@@ -25,7 +25,8 @@ import {
   type PayloadInfo,
   type ProductInfo,
 } from '../osimage/format.js';
-import { FramePool, readFileFrames } from './frames.js';
+import { readFileFrames } from './frames.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { hashFileChunks } from './parallel-hash.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
 import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
@@ -154,7 +155,7 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
 }
 
 /** Reads a payload in frames, reporting progress and honouring the abort signal. */
-async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions, pool?: FramePool): AsyncGenerator<Buffer> {
+async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions, pool?: BufferPool): AsyncGenerator<Buffer> {
   let read = 0;
   for await (const f of readFileFrames(input.path, frameSize, pool)) {
     if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
@@ -205,7 +206,7 @@ async function storePayload(
   }
   // Raw frames are the blob itself and stay with the store; compressed ones are reused.
   const encode = () => {
-    const pool = encoding.compression === 'zstd' ? new FramePool(encoding.frameSize) : undefined;
+    const pool = encoding.compression === 'zstd' ? new BufferPool(encoding.frameSize) : undefined;
     return encodePayload(payloadFrames(input, encoding.frameSize, st.size, options, pool), encoding, pool);
   };
   let current = encode();

@@ -12,7 +12,7 @@ import { MediaType } from '../oci/mediatypes.js';
 import { encodeChunkHash, validateHashChunkSize } from '../osimage/format.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
 import { zstdCompress } from './zstd.js';
-import type { FramePool } from './frames.js';
+import type { BufferPool } from '../util/buffer-pool.js';
 import { GcPacer } from '../util/gc.js';
 
 export type Compression = 'zstd' | 'none';
@@ -85,7 +85,7 @@ function hashChunks(frame: Buffer, chunkSize: number, out: string[]): void {
 export function encodePayload(
   frames: AsyncIterable<Buffer>,
   encoding: PayloadEncoding = {},
-  pool?: FramePool,
+  pool?: BufferPool,
 ): { blob: AsyncGenerator<Buffer>; result: () => EncodedPayload } {
   const enc = resolveEncoding(encoding);
   const chunkHashes: string[] = [];

@@ -3,10 +3,18 @@
  * (distribution-spec, "Pushing a blob in chunks"): pulled from the source on
  * demand, hashed exactly once as they are pulled, and kept until the
  * registry confirms them, so that after a failure at most one chunk has to
- * be sent again. Memory is bounded by the chunk size plus one source chunk.
+ * be sent again. An uploader may read the next chunk ahead while the current
+ * one is on the wire ({@link ChunkSource.readAhead}); memory is then bounded
+ * by two chunks plus one source piece. Pulled bytes are copied into slabs
+ * reused once acknowledged, so that the source's own buffers (compressed
+ * frames, file reads) die young and the pending bytes never pile up as old
+ * garbage.
  */
 import { OciError } from '../errors.js';
 import { GcPacer } from '../util/gc.js';
+import { BufferPool } from '../util/buffer-pool.js';
+
+const SLAB = 1 << 20;
 import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
 
@@ -20,6 +28,11 @@ export class ChunkSource {
   private closed = false;
   private finalDigest?: Digest;
   private readonly pacer = new GcPacer();
+  /** The pull under way (a read-ahead), which every other read waits for. */
+  private filling?: Promise<void>;
+  private readonly slabs = new BufferPool(SLAB, 64);
+  private slab?: Buffer;
+  private slabUsed = 0;
   /** Absolute offset of the first pending byte (= bytes acknowledged). */
   offset = 0;
 
@@ -49,6 +62,24 @@ export class ChunkSource {
 
   /** Pulls until at least `n` bytes are pending or the source ends. */
   async fill(n: number): Promise<void> {
+    while (this.filling) await this.filling;
+    if (this.done || this.length >= n) return;
+    const p = this.pull(n).finally(() => {
+      if (this.filling === p) this.filling = undefined;
+    });
+    this.filling = p;
+    return p;
+  }
+
+  /**
+   * Starts pulling until `n` bytes are pending, without waiting: the next
+   * read waits for it, and a failure surfaces there.
+   */
+  readAhead(n: number): void {
+    this.fill(n).catch(() => undefined);
+  }
+
+  private async pull(n: number): Promise<void> {
     if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
     while (!this.done && this.length < n) {
       const r = await this.iterator.next();
@@ -62,23 +93,48 @@ export class ChunkSource {
       if (this.maxSize !== undefined && this.hasher.size > this.maxSize) {
         throw new OciError('SIZE_MISMATCH', `${this.what}: more than the expected ${this.maxSize} bytes`);
       }
-      this.parts.push(b);
-      this.length += b.length;
+      this.keep(b);
     }
   }
 
-  /** The first `n` pending bytes (fewer when fewer are pending), as one buffer. */
-  peek(n: number): Buffer {
-    const want = Math.min(n, this.length);
-    if (want === 0) return Buffer.alloc(0);
-    if (this.parts[0]!.length >= want) return this.parts[0]!.subarray(0, want);
-    const joined = Buffer.concat(this.parts, this.length);
-    this.parts = [joined];
-    return joined.subarray(0, want);
+  /** Copies pulled bytes into slabs; consecutive bytes of one slab stay one part. */
+  private keep(b: Buffer): void {
+    for (let off = 0; off < b.length; ) {
+      if (!this.slab || this.slabUsed === SLAB) {
+        this.slab = this.slabs.take();
+        this.slabUsed = 0;
+      }
+      const n = b.copy(this.slab, this.slabUsed, off);
+      const last = this.parts[this.parts.length - 1];
+      if (last && last.buffer === this.slab.buffer && last.byteOffset + last.length === this.slabUsed) {
+        this.parts[this.parts.length - 1] = this.slab.subarray(last.byteOffset, this.slabUsed + n);
+      } else {
+        this.parts.push(this.slab.subarray(this.slabUsed, this.slabUsed + n));
+      }
+      this.slabUsed += n;
+      this.length += n;
+      off += n;
+    }
   }
 
-  /** Marks `n` pending bytes acknowledged. */
-  ack(n: number): void {
+  /** The first `n` pending bytes (fewer when fewer are pending), as the pieces that hold them, not joined. */
+  peek(n: number): Buffer[] {
+    let want = Math.min(n, this.length);
+    const out: Buffer[] = [];
+    for (let i = 0; want > 0; i++) {
+      const b = this.parts[i]!;
+      out.push(b.length <= want ? b : b.subarray(0, want));
+      want -= Math.min(b.length, want);
+    }
+    return out;
+  }
+
+  /**
+   * Marks `n` pending bytes acknowledged. `reuse`: the request that carried
+   * them has been answered, so no socket write can still read them and their
+   * slabs can be filled again; after a failed request they are dropped instead.
+   */
+  ack(n: number, reuse = true): void {
     if (n < 0 || n > this.length) throw new OciError('INTERNAL', `cannot acknowledge ${n} of ${this.length} pending bytes`);
     this.pacer.add(n);
     this.offset += n;
@@ -88,6 +144,8 @@ export class ChunkSource {
       if (first.length <= n) {
         this.parts.shift();
         n -= first.length;
+        // A part that ends its slab is the slab's last: give the slab back for reuse.
+        if (reuse && first.byteOffset + first.length === SLAB) this.slabs.give(first);
       } else {
         this.parts[0] = first.subarray(n);
         n = 0;
@@ -112,25 +170,22 @@ export class ChunkSource {
    * pass, for a one-shot streamed request body.
    */
   async *drain(): AsyncGenerator<Buffer> {
-    while (this.parts.length > 0) {
-      const b = this.parts.shift()!;
-      this.length -= b.length;
-      this.offset += b.length;
-      yield b;
-    }
-    while (!this.done) {
+    for (;;) {
       await this.fill(1);
-      const b = this.peek(this.length);
-      if (b.length > 0) {
-        const copy = b;
-        this.ack(b.length);
-        yield copy;
-      }
+      if (this.length === 0) return;
+      const parts = this.parts;
+      const n = this.length;
+      this.parts = [];
+      this.length = 0;
+      this.offset += n;
+      this.pacer.add(n);
+      yield* parts;
     }
   }
 
   /** Stops reading the source (releases a file handle or a pipeline). */
   async close(): Promise<void> {
+    await this.filling?.catch(() => undefined);
     if (!this.done && !this.closed) {
       this.closed = true;
       await this.iterator.return?.().catch(() => undefined);

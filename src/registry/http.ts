@@ -11,7 +11,7 @@ import type { Credentials } from './auth/credentials.js';
 import type { TokenCache, Scope } from './auth/token-cache.js';
 import { RegistryError, TransportError, parseErrorBody, readCapped } from './errors.js';
 import { RetryPolicy, parseRetryAfter } from './retry.js';
-import { Transport, type RequestBody, type TransportOptions, type TransportResponse } from './transport.js';
+import { Transport, replayableLength, type RequestBody, type TransportOptions, type TransportResponse } from './transport.js';
 
 /** Options of {@link RegistryHttp}. */
 export interface RegistryHttpOptions extends TransportOptions {
@@ -98,7 +98,7 @@ export class RegistryHttp {
   /** Sends a request with auth, retries and warnings; the caller handles the status. */
   async send(req: SendRequest): Promise<TransportResponse> {
     const url = this.url(req.url);
-    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    const replayable = replayableLength(req.body) !== undefined;
     const canRetry = req.retry ?? replayable;
     const own = this.isRegistryOrigin(url);
     let authorization = own ? await this.auth.prepare(req.scopes, req.signal) : undefined;

@@ -34,8 +34,20 @@ export interface TransportOptions {
   maxRedirects?: number;
 }
 
-/** Request bodies the transport sends: bytes in memory (replayable) or a stream (sent once). */
-export type RequestBody = Buffer | Readable;
+/**
+ * Request bodies the transport sends: bytes in memory, whole or in parts sent
+ * one after the other without being joined (both replayable), or a stream
+ * (sent once).
+ */
+export type RequestBody = Buffer | readonly Buffer[] | Readable;
+
+/** Whether a body can be sent again (bytes in memory), and its length then. */
+export function replayableLength(body: RequestBody | undefined): number | undefined {
+  if (body === undefined) return 0;
+  if (Buffer.isBuffer(body)) return body.length;
+  if (Array.isArray(body)) return (body as readonly Buffer[]).reduce((n, b) => n + b.length, 0);
+  return undefined;
+}
 
 /** One request. */
 export interface TransportRequest {
@@ -134,7 +146,8 @@ export class Transport {
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...req.headers };
       if (req.authorization && url.origin === authorizedOrigin) headers.authorization = req.authorization;
-      if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
+      const length = replayableLength(body);
+      if (body !== undefined && length !== undefined) headers['content-length'] = String(length);
       else if (body === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) headers['content-length'] = '0';
       let res: Dispatcher.ResponseData;
       try {
@@ -143,7 +156,7 @@ export class Transport {
           path: `${url.pathname}${url.search}`,
           method: method as Dispatcher.HttpMethod,
           headers,
-          body: body ?? null,
+          body: (body ?? null) as Dispatcher.RequestOptions['body'],
           signal: req.signal,
         });
       } catch (err) {
@@ -152,7 +165,7 @@ export class Transport {
       const status = res.statusCode;
       const location = headerValue(res.headers, 'location');
       const isRedirect = status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
-      if (!isRedirect || !location || req.followRedirects === false || !(body === undefined || Buffer.isBuffer(body))) {
+      if (!isRedirect || !location || req.followRedirects === false || replayableLength(body) === undefined) {
         return { status, headers: res.headers, body: res.body, url, header: (n) => headerValue(res.headers, n) };
       }
       await res.body.dump().catch(() => undefined);

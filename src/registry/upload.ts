@@ -3,9 +3,9 @@
  * blob in chunks", "Pushing a blob monolithically", "Resuming an upload").
  *
  * The source is read once: every byte is hashed as it is pulled and kept
- * only until the registry acknowledges the chunk it belongs to, so memory is
- * bounded by the chunk size and a broken connection costs at most one
- * chunk, re-sent from the offset the registry reports (`GET <location>` →
+ * only until the registry acknowledges the chunk it belongs to; the next
+ * chunk is read while one is on the wire, so memory is bounded by two chunks
+ * and a broken connection costs at most one chunk, re-sent from the offset the registry reports (`GET <location>` →
  * `Range`). The chunk size adapts to what the registry accepts: halved on
  * 413 or a "too large" 416 (GHCR), grown on a "too small" 400 (ECR), never
  * below `OCI-Chunk-Min-Length`.
@@ -162,6 +162,8 @@ export class ChunkedUpload {
           if (this.src.ended && this.src.pending <= this.chunkSize) {
             if (await this.finish()) break;
           } else {
+            // The next chunk is read (and compressed, for a payload) while this one is on the wire.
+            this.src.readAhead(2 * this.chunkSize + 1);
             await this.patch();
             if (this.completed) break;
           }
@@ -214,8 +216,9 @@ export class ChunkedUpload {
     if (loc) this.location = loc;
   }
 
-  private progress(n: number): void {
-    this.src.ack(n);
+  /** `reuse`: see ChunkSource.ack (false when the request that carried the bytes failed). */
+  private progress(n: number, reuse = true): void {
+    this.src.ack(n, reuse);
     this.failures = 0;
     this.options.onProgress?.(this.src.offset);
   }
@@ -224,12 +227,13 @@ export class ChunkedUpload {
   private async patch(): Promise<void> {
     const start = this.src.offset;
     const chunk = this.src.peek(this.chunkSize);
+    const length = chunk.reduce((n, b) => n + b.length, 0);
     let res: TransportResponse;
     try {
-      this.sent += chunk.length;
+      this.sent += length;
       res = await this.http.send({
         method: 'PATCH', url: this.location!, body: chunk, scopes: this.scopes, retry: false, signal: this.options.signal,
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + chunk.length - 1}` },
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}` },
       });
     } catch (err) {
       if (err instanceof TransportError && err.transient) return this.recover(err);
@@ -240,14 +244,14 @@ export class ChunkedUpload {
       this.newLocation(res);
       const held = parseUploadRange(res.header('range'), start);
       await res.body.dump().catch(() => undefined);
-      const end = start + chunk.length;
+      const end = start + length;
       this.patched++;
       this.chunks++;
-      if (held === undefined || held === end) return this.progress(chunk.length);
+      if (held === undefined || held === end) return this.progress(length);
       if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
       const now = await this.status();
-      if (now === undefined || now >= end) return this.progress(chunk.length);
+      if (now === undefined || now >= end) return this.progress(length);
       this.chunks--;
       return this.resync(now);
     }
@@ -308,7 +312,7 @@ export class ChunkedUpload {
     if (held > this.src.offset + this.src.pending) {
       throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what}, more than were sent`);
     }
-    if (held > this.src.offset) this.progress(held - this.src.offset);
+    if (held > this.src.offset) this.progress(held - this.src.offset, false);
   }
 
   /** After a failure: wait (backoff / Retry-After), ask the registry where it is, continue from there. */
@@ -332,11 +336,12 @@ export class ChunkedUpload {
     this.verify(digest);
     const start = this.src.offset;
     const body = this.src.peek(this.src.pending);
+    const length = this.src.pending;
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-    if (body.length > 0) headers['content-range'] = `${start}-${start + body.length - 1}`;
+    if (length > 0) headers['content-range'] = `${start}-${start + length - 1}`;
     let res: TransportResponse;
     try {
-      this.sent += body.length;
+      this.sent += length;
       res = await this.http.send({
         method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal,
       });
@@ -354,8 +359,8 @@ export class ChunkedUpload {
       if (echoed && echoed !== digest) {
         throw new OciError('DIGEST_MISMATCH', `${this.http.host} stored ${this.what} as ${echoed}, expected ${digest}`);
       }
-      if (body.length > 0) this.chunks++;
-      this.progress(body.length);
+      if (length > 0) this.chunks++;
+      this.progress(length);
       return true;
     }
     const err = await this.http.error(res, 'PUT');
