@@ -176,6 +176,19 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     return stream.pipe(counter);
   };
 
+  /**
+   * Reading a local blob from any offset, so an upload streams its chunks
+   * straight from the file and reads again from where a registry stands
+   * after a failure (the upload hashes and checks what it sends).
+   */
+  const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
+    const stream = await src.readBlobFrom!(desc, offset);
+    const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
+    stream.on('error', (err) => counter.destroy(err));
+    counter.on('close', () => stream.destroy());
+    return stream.pipe(counter);
+  });
+
   /** A source opened only when the destination reads it (a mount never opens it). */
   const lazySource = (desc: Descriptor): AsyncIterable<Uint8Array> => ({
     async *[Symbol.asyncIterator]() {
@@ -197,9 +210,11 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
       }
       options.onBlobStart?.(desc);
       if (dst instanceof RegistryRepository) {
+        const fromOffset = readAt(desc);
         const r = await dst.pushContent(desc, lazySource(desc), {
-          skipExistsCheck: true, mountFrom, signal: options.signal, reopen: () => lazySource(desc),
+          skipExistsCheck: true, mountFrom, signal: options.signal, reopen: () => lazySource(desc), readAt: fromOffset,
         });
+        if (fromOffset && r.status === 'uploaded') bytesTransferred += desc.size;
         done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: r.status, uploadedBytes: r.uploadedBytes });
         return;
       }

@@ -120,7 +120,7 @@ export async function attach(repo: RegistryRepository, options: AttachOptions): 
   await repo.pushContent(emptyJsonDescriptor, Readable.from([emptyJson]));
   for (const [i, layer] of layers.entries()) {
     const path = options.files[i]!.path;
-    await repo.pushContent(layer, createReadStream(path), { reopen: () => createReadStream(path), signal: options.signal });
+    await repo.pushContent(layer, createReadStream(path), { reopen: () => createReadStream(path), readAt: (start) => createReadStream(path, { start }), signal: options.signal });
   }
   const manifestObj: ImageManifest = {
     schemaVersion: 2,

@@ -40,6 +40,12 @@ export interface ContentStore {
    * digest and size while streaming and fail the stream on a mismatch.
    */
   fetch(desc: Descriptor): Promise<Readable>;
+  /**
+   * The stored bytes of a blob from `offset` to its end, not verified: for a
+   * reader that hashes them itself, such as an upload that reads a blob again
+   * from wherever the registry stands after a failure. Local stores have it.
+   */
+  readBlobFrom?(desc: Descriptor, offset: number): Promise<Readable>;
   /** Stores content whose descriptor is known; verifies digest and size. */
   push(desc: Descriptor, content: ByteSource): Promise<void>;
   /**

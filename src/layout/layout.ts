@@ -130,6 +130,18 @@ export class OciLayout implements CommittableStore {
     return src.pipe(verify);
   }
 
+  async readBlobFrom(desc: Descriptor, offset: number): Promise<Readable> {
+    const path = this.blobPath(desc.digest);
+    const src = createReadStream(path, { start: offset, highWaterMark: 1 << 20 });
+    await new Promise<void>((resolve, reject) => {
+      src.once('open', () => resolve());
+      src.once('error', (err) => reject(err));
+    }).catch((err: unknown) => {
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`) : fsError(err, path, 'read');
+    });
+    return src;
+  }
+
   async push(desc: Descriptor, content: ByteSource): Promise<void> {
     if (await this.exists(desc)) {
       // Content-addressed: present means identical. Drain the source so producers finish.

@@ -17,6 +17,7 @@ import { BufferPool } from '../util/buffer-pool.js';
 const SLAB = 1 << 20;
 import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
+import type { ChunkBody } from './replay-source.js';
 
 /** Unacknowledged bytes of an upload, starting at {@link offset}. */
 export class ChunkSource {
@@ -118,15 +119,16 @@ export class ChunkSource {
   }
 
   /** The first `n` pending bytes (fewer when fewer are pending), as the pieces that hold them, not joined. */
-  peek(n: number): Buffer[] {
-    let want = Math.min(n, this.length);
+  peek(n: number): ChunkBody {
+    const length = Math.min(n, this.length);
+    let want = length;
     const out: Buffer[] = [];
     for (let i = 0; want > 0; i++) {
       const b = this.parts[i]!;
       out.push(b.length <= want ? b : b.subarray(0, want));
       want -= Math.min(b.length, want);
     }
-    return out;
+    return { body: out, length };
   }
 
   /**

@@ -37,7 +37,7 @@ export interface BlobPushResult {
 }
 
 /** Per-push options. */
-export interface BlobPushOptions extends Pick<ChunkedUploadOptions, 'chunkSize' | 'reopen' | 'signal' | 'onProgress'> {
+export interface BlobPushOptions extends Pick<ChunkedUploadOptions, 'chunkSize' | 'reopen' | 'readAt' | 'signal' | 'onProgress'> {
   /** Repositories on the same registry to try to mount the blob from first. */
   mountFrom?: string | string[];
   /** Skip the HEAD request (the caller knows the blob is missing). */
@@ -198,7 +198,7 @@ export class RegistryRepository implements ContentStore {
   private uploadDefaults(o: BlobPushOptions): ChunkedUploadOptions {
     return {
       chunkSize: o.chunkSize ?? this.defaults.chunkSize, maxChunkSize: this.defaults.maxChunkSize,
-      reopen: o.reopen, signal: o.signal, onProgress: o.onProgress,
+      reopen: o.reopen, readAt: o.readAt, signal: o.signal, onProgress: o.onProgress,
     };
   }
 

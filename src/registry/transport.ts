@@ -37,9 +37,9 @@ export interface TransportOptions {
 /**
  * Request bodies the transport sends: bytes in memory, whole or in parts sent
  * one after the other without being joined (both replayable), or a stream
- * (sent once).
+ * or async iterable (sent once).
  */
-export type RequestBody = Buffer | readonly Buffer[] | Readable;
+export type RequestBody = Buffer | readonly Buffer[] | Readable | AsyncIterable<Buffer>;
 
 /** Whether a body can be sent again (bytes in memory), and its length then. */
 export function replayableLength(body: RequestBody | undefined): number | undefined {

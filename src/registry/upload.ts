@@ -10,6 +10,11 @@
  * 413 or a "too large" 416 (GHCR), grown on a "too small" 400 (ECR), never
  * below `OCI-Chunk-Min-Length`.
  *
+ * A source that can be read again from any offset, of known size
+ * (`readAt`: files, layout blobs), is not held at all: each chunk streams
+ * from it into the request (replay-source.ts), chunks default to 64 MiB,
+ * and a failure reads again from the offset the registry holds.
+ *
  * When a registry refuses PATCH (Google Artifact Registry) the upload falls
  * back to one streamed `PUT ?digest=`, which needs the digest before the
  * first byte is sent. Trade-off: with a known digest (a descriptor) the
@@ -26,6 +31,8 @@ import type { ByteSource } from '../content/store.js';
 import type { Digest } from '../oci/digest.js';
 import { pushScope, type Scope } from './auth/token-cache.js';
 import { ChunkSource } from './chunk-source.js';
+import { ReplaySource, type ReadAt } from './replay-source.js';
+import { Readable } from 'node:stream';
 import { RegistryError, TransportError } from './errors.js';
 export { withDigest } from './monolithic.js';
 import type { RegistryHttp } from './http.js';
@@ -45,6 +52,15 @@ export function defaultChunkSizeFor(host: string): number {
   return host === 'ghcr.io' ? 4 * MiB : defaultChunkSize;
 }
 
+/**
+ * Default chunk size when chunks stream from a source that can be read
+ * again (nothing held in memory): 4 MiB for ghcr.io, else 64 MiB, which a
+ * registry ingests about as fast as one streamed request.
+ */
+export function defaultStreamedChunkSizeFor(host: string): number {
+  return host === 'ghcr.io' ? 4 * MiB : 64 * MiB;
+}
+
 /** An upload session the registry opened (202 to a POST or to a mount attempt). */
 export interface UploadSession {
   location: URL;
@@ -62,6 +78,12 @@ export interface ChunkedUploadOptions {
   maxChunkSize?: number;
   /** Restarts the source from byte 0 (for a lost session or a monolithic fallback with unknown digest). */
   reopen?: () => ByteSource | Promise<ByteSource>;
+  /**
+   * Reads the blob again from any offset (unverified: the upload hashes what
+   * it sends). With `expected` digest and size, chunks stream from it and
+   * nothing is held; the source given to the constructor is then not read.
+   */
+  readAt?: ReadAt;
   signal?: AbortSignal;
   /** Called with the number of bytes the registry has acknowledged. */
   onProgress?: (acknowledged: number) => void;
@@ -111,7 +133,7 @@ export function parseUploadRange(header: string | undefined, ack: number): numbe
 
 /** One blob upload; call {@link run} once. */
 export class ChunkedUpload {
-  private src: ChunkSource;
+  private src: ChunkSource | ReplaySource;
   private location?: URL;
   private minChunk = 0;
   private chunkSize: number;
@@ -133,8 +155,15 @@ export class ChunkedUpload {
     source: ByteSource,
     private readonly options: ChunkedUploadOptions = {},
   ) {
-    this.src = new ChunkSource(source, options.expected?.size, options.what ?? 'blob');
-    this.chunkSize = Math.max(1, options.chunkSize ?? defaultChunkSizeFor(http.host));
+    const exp = options.expected;
+    if (options.readAt && exp?.size !== undefined) {
+      this.src = new ReplaySource(options.readAt, exp.size, options.what ?? 'blob');
+      if (source instanceof Readable) source.destroy();
+    } else {
+      this.src = new ChunkSource(source, exp?.size, options.what ?? 'blob');
+    }
+    const replay = this.src instanceof ReplaySource;
+    this.chunkSize = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
@@ -163,13 +192,14 @@ export class ChunkedUpload {
             if (await this.finish()) break;
           } else {
             // The next chunk is read (and compressed, for a payload) while this one is on the wire.
-            this.src.readAhead(2 * this.chunkSize + 1);
+            if (this.src instanceof ChunkSource) this.src.readAhead(2 * this.chunkSize + 1);
             await this.patch();
             if (this.completed) break;
           }
         } catch (err) {
           if (!(err instanceof SessionLost)) throw err;
-          if (this.src.ended && (await this.blobExists(this.src.digest()))) break;
+          const digest = this.knownDigest();
+          if (digest && (await this.blobExists(digest))) break;
           await this.restart(err);
         }
       }
@@ -180,6 +210,12 @@ export class ChunkedUpload {
     } finally {
       await this.src.close();
     }
+  }
+
+  /** The blob's digest when it is known already: the expected one, or ours once the source has ended. */
+  private knownDigest(): Digest | undefined {
+    if (this.src instanceof ReplaySource) return this.options.expected!.digest as Digest;
+    return this.src.ended ? this.src.digest() : undefined;
   }
 
   private result(): UploadResult {
@@ -226,16 +262,16 @@ export class ChunkedUpload {
   /** Sends the next chunk with PATCH and handles every answer. */
   private async patch(): Promise<void> {
     const start = this.src.offset;
-    const chunk = this.src.peek(this.chunkSize);
-    const length = chunk.reduce((n, b) => n + b.length, 0);
+    const { body, length } = this.src.peek(this.chunkSize);
     let res: TransportResponse;
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PATCH', url: this.location!, body: chunk, scopes: this.scopes, retry: false, signal: this.options.signal,
-        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}` },
+        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.options.signal,
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
       });
     } catch (err) {
+      this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) return this.recover(err);
       throw err;
     }
@@ -264,6 +300,8 @@ export class ChunkedUpload {
       return this.resync(held);
     }
     if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err);
+    // A streamed body cannot be answered with a fresh token by the transport: it was renewed, send again.
+    if (status === 401 && this.src instanceof ReplaySource) return this.recover(err);
     if (this.patched === 0 && (status === 405 || status === 404 || status === 400 || status === 501)) {
       return this.fallback(status === 404);
     }
@@ -330,14 +368,24 @@ export class ChunkedUpload {
     this.resync(held ?? this.src.offset);
   }
 
-  /** Final `PUT <location>?digest=` carrying the last chunk. Returns true once the blob is committed. */
+  /** A request body broken by its source (a file that shrank), not by the network: that error, as is. */
+  private throwSourceFailure(err: unknown): void {
+    const failure = this.src instanceof ReplaySource ? this.src.failure : undefined;
+    if (failure) throw new OciError(failure.code, failure.message, { cause: err });
+  }
+
+  /**
+   * Final `PUT <location>?digest=` carrying the last chunk. Returns true once
+   * the blob is committed. A streamed last chunk is hashed as it is sent, so
+   * its URL carries the expected digest and ours is compared after.
+   */
   private async finish(): Promise<boolean> {
-    const digest = this.src.digest();
-    this.verify(digest);
+    const replay = this.src instanceof ReplaySource;
+    const digest = replay ? (this.options.expected!.digest as Digest) : this.src.digest();
+    if (!replay) this.verify(digest);
     const start = this.src.offset;
-    const body = this.src.peek(this.src.pending);
-    const length = this.src.pending;
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    const { body, length } = this.src.peek(this.src.pending);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(length) };
     if (length > 0) headers['content-range'] = `${start}-${start + length - 1}`;
     let res: TransportResponse;
     try {
@@ -346,6 +394,7 @@ export class ChunkedUpload {
         method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal,
       });
     } catch (err) {
+      this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) {
         if (await this.blobExists(digest)) return true;
         await this.recover(err);
@@ -353,6 +402,7 @@ export class ChunkedUpload {
       }
       throw err;
     }
+    if (replay && this.src instanceof ReplaySource && this.src.complete) this.verify(this.src.digest());
     if (res.status === 201 || res.status === 204 || res.status === 200) {
       const echoed = res.header('docker-content-digest');
       await res.body.dump().catch(() => undefined);
@@ -364,6 +414,10 @@ export class ChunkedUpload {
       return true;
     }
     const err = await this.http.error(res, 'PUT');
+    if (res.status === 401 && replay) {
+      await this.recover(err);
+      return false;
+    }
     if (res.status === 416) {
       this.resync(parseUploadRange(res.header('range'), start) ?? (await this.status()) ?? start);
       return false;
@@ -382,7 +436,7 @@ export class ChunkedUpload {
   private verify(digest: Digest): void {
     const exp = this.options.expected;
     if (!exp) return;
-    if (exp.size !== undefined && this.src.size !== exp.size) {
+    if (exp.size !== undefined && this.src instanceof ChunkSource && this.src.size !== exp.size) {
       throw new OciError('SIZE_MISMATCH', `${this.what}: got ${this.src.size} bytes, expected ${exp.size}`);
     }
     if (digest !== exp.digest) throw new OciError('DIGEST_MISMATCH', `${this.what}: content has digest ${digest}, expected ${exp.digest}`);
@@ -401,7 +455,7 @@ export class ChunkedUpload {
   /** Starts over from byte 0 with a fresh session, when the caller can reopen the source. */
   private async restart(lost: SessionLost): Promise<void> {
     const reopen = this.options.reopen;
-    if (!reopen) {
+    if (!reopen && !(this.src instanceof ReplaySource)) {
       throw new OciError('REGISTRY', `${this.http.host} dropped the upload session of ${this.what} after ${this.src.offset} bytes (${lost.reason}); the source stream was already consumed and cannot be sent again`, {
         cause: lost.original, hint: 'retry the push; pushing from a file or layout lets oci-os start over by itself',
       });
@@ -411,8 +465,11 @@ export class ChunkedUpload {
       throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} restarted ${this.restarts - 1} times: ${lost.reason}`, { cause: lost.original });
     }
     await this.cancel();
-    await this.src.close();
-    this.src = new ChunkSource(await reopen(), this.options.expected?.size, this.what);
+    if (this.src instanceof ReplaySource) this.src.rewind();
+    else {
+      await this.src.close();
+      this.src = new ChunkSource(await reopen!(), this.options.expected?.size, this.what);
+    }
     this.patched = 0;
     this.failures = 0;
     this.location = undefined;
@@ -431,21 +488,23 @@ export class ChunkedUpload {
     }
     let digest = this.options.expected?.digest;
     let size = this.options.expected?.size;
-    let source = this.src;
+    const readAt = this.options.readAt;
+    const reopen = this.src instanceof ReplaySource ? () => readAt!(0) : this.options.reopen;
+    let source = this.src instanceof ReplaySource ? new ChunkSource(await readAt!(0), size, this.what) : this.src;
     if (!digest) {
       if (!this.options.reopen) {
         throw new OciError('UNSUPPORTED', `${this.http.host} refuses chunked uploads and the digest of ${this.what} is not known before it has been read`, {
           hint: 'write the artifact to a file or OCI layout first and push that, so it can be hashed before the upload',
         });
       }
-      for await (const _ of this.src.drain()) void _; // first pass: hash only
-      digest = this.src.digest();
-      size = this.src.size;
+      for await (const _ of source.drain()) void _; // first pass: hash only
+      digest = source.digest();
+      size = source.size;
       source = new ChunkSource(await this.options.reopen(), size, this.what);
     }
     const r = await monolithicPut({
       http: this.http, scopes: this.scopes, what: this.what, location: this.location!, source, digest, size,
-      reopen: this.options.reopen, signal: this.options.signal,
+      reopen, signal: this.options.signal,
       open: async () => {
         this.location = undefined;
         await this.open();

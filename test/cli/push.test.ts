@@ -145,6 +145,32 @@ test('push survives resets, 503, 429 and an expired token, and ends in a complet
   await pullAndCheck({ ...reg }, 'os/faulty:1', out.digest, p);
 });
 
+test('push --from streams chunks from the layout and survives resets, 503 and an expired token mid-blob', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo', 'zstd')) return;
+  const p = await payloads(t);
+  const reg = await registry(t, { auth: 'token' });
+  const built = await runCli(['build', ...p.list.flatMap((x) => ['-p', `${x.name}=${x.path}`]), '--compression', 'none', '-o', `oci:${join(p.dir, 'lay')}:v1`]);
+  assert.equal(built.code, 0, built.stderr);
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const PATCH = /\/blobs\/uploads\//;
+  proxy.addRule(
+    { method: 'PATCH', path: PATCH, nth: 2, action: { type: 'reset', afterBytes: 0 } },
+    { method: 'PATCH', path: PATCH, nth: 4, action: { type: 'respond', status: 503, headers: { 'retry-after': '1' }, body: 'busy' } },
+    { method: 'PATCH', path: PATCH, nth: 6, action: { type: 'unauthorized' } },
+  );
+  const r = await runCli(['push', `${proxy.host}/os/from-faulty:1`, '--from', `oci:${join(p.dir, 'lay')}:v1`, '-u', reg.username!, '--password-stdin', '--chunk-size', '1MiB', '--jobs', '1', '--json'], {
+    env: { DOCKER_CONFIG: join(p.dir, 'docker') }, input: reg.password,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(proxy.fired(), [1, 1, 1], 'every fault happened');
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.digest, built.stdout.trim());
+  const system = out.blobs.find((b: { size: number }) => b.size === p.list[0]!.data.length);
+  assert.ok(system.uploadedBytes - system.size <= 3 * MiB, `each of the three failures sent at most its own chunk again (${system.uploadedBytes - system.size} bytes)`);
+  await pullAndCheck({ ...reg }, 'os/from-faulty:1', out.digest, p);
+});
+
 test('push adapts to registry quirks: PATCH refused (whole-blob upload), chunks too large, chunks too small', async (t) => {
   if (!requireTools(t, 'docker-registry', 'skopeo', 'zstd')) return;
   const p = await payloads(t);
