@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
-import type { ByteSource, ContentStore, PushStreamOptions, StoredBlob } from './content/store.js';
+import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
 import { readPayloadFrom, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
 
@@ -54,9 +54,9 @@ export class ChunkCheckingStore implements ContentStore {
     return this.inner.tag(desc, tag);
   }
 
-  async push(desc: Descriptor, content: ByteSource): Promise<void> {
+  async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
     const payload = this.payloads.get(desc.digest);
-    if (!payload || (await this.inner.exists(desc))) return this.inner.push(desc, content);
+    if (!payload || (await this.inner.exists(desc))) return this.inner.push(desc, content, options);
     const feed = new PassThrough({ highWaterMark: 1 << 20 });
     const check = (async () => {
       for await (const _ of readPayloadFrom(feed, payload)) void _;
@@ -79,7 +79,7 @@ export class ChunkCheckingStore implements ContentStore {
       }
     }
     try {
-      await this.inner.push(desc, tee());
+      await this.inner.push(desc, tee(), options);
     } catch (err) {
       feed.destroy();
       const checkErr = await check.then(() => undefined, (e: unknown) => e);

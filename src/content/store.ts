@@ -24,6 +24,16 @@ export interface PushStreamOptions {
   signal?: AbortSignal;
 }
 
+/** Options of ContentStore.push. */
+export interface PushOptions {
+  /**
+   * The content checks itself: iterating it fails, before its end, unless
+   * its bytes have the descriptor's digest and size (a store's fetch()
+   * stream does). A store may then skip hashing it a second time.
+   */
+  verifiedSource?: boolean;
+}
+
 /**
  * One storage interface implemented by the OCI layout, the archive writer and
  * the registry client, so that build, push and copy are written once for any
@@ -46,8 +56,8 @@ export interface ContentStore {
    * from wherever the registry stands after a failure. Local stores have it.
    */
   readBlobFrom?(desc: Descriptor, offset: number): Promise<Readable>;
-  /** Stores content whose descriptor is known; verifies digest and size. */
-  push(desc: Descriptor, content: ByteSource): Promise<void>;
+  /** Stores content whose descriptor is known; verifies digest and size (or trusts a {@link PushOptions.verifiedSource}). */
+  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void>;
   /**
    * Stores a blob whose digest is only known once the stream has ended
    * (a payload compressed while it is read). Returns its digest and size.

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError } from '../errors.js';
-import type { ByteSource, CommittableStore, StoredBlob } from '../content/store.js';
+import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciLayout } from './layout.js';
 
@@ -153,8 +153,8 @@ export class OciArchiveWriter implements CommittableStore {
   fetch(desc: Descriptor): Promise<Readable> {
     return this.layout.fetch(desc);
   }
-  push(desc: Descriptor, content: ByteSource): Promise<void> {
-    return this.layout.push(desc, content);
+  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
+    return this.layout.push(desc, content, options);
   }
   pushStream(content: ByteSource): Promise<StoredBlob> {
     return this.layout.pushStream(content);

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
-import type { ByteSource, CommittableStore, StoredBlob } from '../content/store.js';
+import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
@@ -142,13 +142,13 @@ export class OciLayout implements CommittableStore {
     return src;
   }
 
-  async push(desc: Descriptor, content: ByteSource): Promise<void> {
+  async push(desc: Descriptor, content: ByteSource, options: PushOptions = {}): Promise<void> {
     if (await this.exists(desc)) {
       // Content-addressed: present means identical. Drain the source so producers finish.
       if (content instanceof Readable) content.resume();
       return;
     }
-    const stored = await this.writeBlob(content, { digest: desc.digest, size: desc.size });
+    const stored = await this.writeBlob(content, { digest: desc.digest, size: desc.size }, options.verifiedSource === true);
     if (stored.digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `blob digest ${stored.digest}, expected ${desc.digest}`);
   }
 
@@ -156,23 +156,32 @@ export class OciLayout implements CommittableStore {
     return this.writeBlob(content);
   }
 
-  /** Writes a blob to a temporary file while hashing it, verifies it, then renames it into place. */
-  private async writeBlob(content: ByteSource, expected?: { digest: string; size: number }): Promise<StoredBlob> {
+  /**
+   * Writes a blob to a temporary file while hashing it, verifies it, then
+   * renames it into place. A `trusted` source (one that fails unless its
+   * bytes match `expected`, PushOptions.verifiedSource) is not hashed again;
+   * its size is still checked.
+   */
+  private async writeBlob(content: ByteSource, expected?: { digest: string; size: number }, trusted = false): Promise<StoredBlob> {
     const tmpDir = join(this.dir, TMP_DIR);
     const tmp = join(tmpDir, `blob-${randomBytes(8).toString('hex')}`);
-    const hasher = new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
+    const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
     try {
       await makeDirs(tmpDir);
       const out = createWriteStream(tmp, { flags: 'wx' });
       // Byte mode with a small high-water mark: an object-mode Readable.from would read 16 frames ahead.
-      await pipeline(content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 }), hasher, out);
+      const source = content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 });
+      await (hasher ? pipeline(source, hasher, out) : pipeline(source, out));
       const fh = await open(tmp, 'r');
+      let written: number;
       try {
         await fh.sync();
+        written = (await fh.stat()).size;
       } finally {
         await fh.close();
       }
-      const { digest, size } = hasher.digestResult;
+      const { digest, size } = hasher ? hasher.digestResult : { digest: expected!.digest, size: written };
+      if (!hasher && size !== expected!.size) throw new OciError('SIZE_MISMATCH', `blob ${expected!.digest}: got ${size} bytes, expected ${expected!.size}`);
       const dest = this.blobPath(digest);
       const existed = await this.exists({ mediaType: MediaType.octetStream, digest, size });
       await rename(tmp, dest);
