@@ -12,7 +12,7 @@ import { compressLayer, layerMediaType, resolveCompression, type CompressionOpti
 import type { NormalizeOptions } from './normalize.js';
 import { readTarInput } from './tar-input.js';
 import { writeTar, type EntryWithContent } from './tar-writer.js';
-import { prefetchFiles, walkTree } from './tree.js';
+import { walkTree } from './tree.js';
 
 /** A layer as stored. */
 export interface BuiltLayer {
@@ -53,7 +53,7 @@ export async function checkLayerPath(path: string): Promise<'directory' | 'tar'>
 
 /** The normalized entries of a directory or tar file. */
 export async function* layerEntries(path: string, options: LayerBuildOptions = {}): AsyncGenerator<EntryWithContent> {
-  if ((await checkLayerPath(path)) === 'directory') yield* prefetchFiles(walkTree(path, options.normalize, options.warnings));
+  if ((await checkLayerPath(path)) === 'directory') yield* walkTree(path, options.normalize, options.warnings);
   else yield* readTarInput(path, options.normalize, options.warnings);
 }
 
