@@ -8,9 +8,11 @@ import { stat } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import { Sha256Counter } from '../oci/digest.js';
-import { compressLayer, layerMediaType, resolveCompression, type CompressionOptions } from './compress.js';
+import { FramePool } from '../build/frames.js';
+import { ZSTD_FRAME, compressLayer, layerMediaType, resolveCompression, zstdFrames, type CompressionOptions } from './compress.js';
 import type { NormalizeOptions } from './normalize.js';
 import { readTarInput } from './tar-input.js';
+import { tarFrames } from './tar-frames.js';
 import { writeTar, type EntryWithContent } from './tar-writer.js';
 import { walkTree } from './tree.js';
 
@@ -88,6 +90,11 @@ export async function pushLayer(store: ContentStore, path: string, options: Laye
   let counter = new Sha256Counter();
   const open = () => {
     counter = new Sha256Counter();
+    if (compression === 'zstd') {
+      // The tar is written straight into zstd-frame-sized buffers that are reused once compressed.
+      const pool = new FramePool(ZSTD_FRAME);
+      return zstdFrames(hashed(tarFrames(layerEntries(path, options), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give);
+    }
     return compressLayer(hashed(layerTar(path, options), counter, options.signal), { compression, level });
   };
   const stored = await store.pushStream(open(), { mediaType, reopen: open, signal: options.signal });
