@@ -12,6 +12,7 @@
  * the zstd binding — so byte-identical layer digests across machines need
  * the same Node.js and dependency versions, as with any compressing builder.
  */
+import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { OciError } from '../errors.js';
@@ -29,7 +30,13 @@ export interface CompressionOptions {
 
 /** Bytes of tar per zstd frame of a layer. */
 export const ZSTD_FRAME = 8 << 20;
-const ZSTD_INFLIGHT = 3;
+/**
+ * Frames compressed at once: one per core beyond the one the main thread
+ * needs to write, hash and store the tar, at least 2 and at most 3 (each
+ * costs a frame and its output in memory). More compressions than cores
+ * starve the main thread, which feeds them.
+ */
+const ZSTD_INFLIGHT = Math.min(3, Math.max(2, availableParallelism() - 1));
 
 /** The layer media type of a compression. */
 export function layerMediaType(c: LayerCompression): string {

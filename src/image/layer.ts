@@ -8,6 +8,7 @@ import { stat } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import { Sha256Counter } from '../oci/digest.js';
+import { GcPacer } from '../util/gc.js';
 import { FramePool } from '../build/frames.js';
 import { ZSTD_FRAME, compressLayer, layerMediaType, resolveCompression, zstdFrames, type CompressionOptions } from './compress.js';
 import type { NormalizeOptions } from './normalize.js';
@@ -67,6 +68,14 @@ async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, si
   }
 }
 
+/** Passes chunks through, counting them for the collector pacing (see util/gc.ts). */
+async function* paced(source: AsyncIterable<Buffer>, pacer: GcPacer): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    pacer.add(chunk.length);
+    yield chunk;
+  }
+}
+
 /** The tar bytes of a layer, uncompressed. */
 export function layerTar(path: string, options: LayerBuildOptions = {}): AsyncGenerator<Buffer> {
   return writeTar(layerEntries(path, options));
@@ -92,8 +101,10 @@ export async function pushLayer(store: ContentStore, path: string, options: Laye
     counter = new Sha256Counter();
     if (compression === 'zstd') {
       // The tar is written straight into zstd-frame-sized buffers that are reused once compressed.
+      // The compressed frames come back as native buffers that V8 barely weighs; pacing on them keeps
+      // dead ones from piling up (about 20 MiB of peak RSS on a 1 GiB layer).
       const pool = new FramePool(ZSTD_FRAME);
-      return zstdFrames(hashed(tarFrames(layerEntries(path, options), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give);
+      return paced(zstdFrames(hashed(tarFrames(layerEntries(path, options), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give), new GcPacer());
     }
     return compressLayer(hashed(layerTar(path, options), counter, options.signal), { compression, level });
   };
