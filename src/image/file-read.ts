@@ -4,7 +4,7 @@
  * size by the time it is read fails the build (a tree being written to
  * cannot give a reproducible layer).
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
 import { readFileFrames } from '../build/frames.js';
@@ -57,10 +57,14 @@ export async function* readExactly(path: string, size: number): AsyncGenerator<B
   if (pos !== size) throw changed(path);
 }
 
-/** Opens a file for synchronous positioned reads; fails with INPUT_UNREADABLE naming it. */
+/**
+ * Opens a file for synchronous positioned reads; fails with INPUT_UNREADABLE
+ * naming it. Non-blocking, so a file swapped for a FIFO since it was listed
+ * fails instead of stalling the main thread (regular files ignore the flag).
+ */
 export function openSyncForRead(path: string): number {
   try {
-    return openSync(path, 'r');
+    return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw fsError(err, path, 'read');
   }
