@@ -12,6 +12,7 @@
  * the zstd binding — so byte-identical layer digests across machines need
  * the same Node.js and dependency versions, as with any compressing builder.
  */
+import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { OciError } from '../errors.js';
@@ -27,8 +28,15 @@ export interface CompressionOptions {
   level?: number;
 }
 
-const ZSTD_FRAME = 8 << 20;
-const ZSTD_INFLIGHT = 3;
+/** Bytes of tar per zstd frame of a layer. */
+export const ZSTD_FRAME = 8 << 20;
+/**
+ * Frames compressed at once: one per core beyond the one the main thread
+ * needs to write, hash and store the tar, at least 2 and at most 3 (each
+ * costs a frame and its output in memory). More compressions than cores
+ * starve the main thread, which feeds them.
+ */
+const ZSTD_INFLIGHT = Math.min(3, Math.max(2, availableParallelism() - 1));
 
 /** The layer media type of a compression. */
 export function layerMediaType(c: LayerCompression): string {
@@ -67,16 +75,26 @@ async function* gzip(input: AsyncIterable<Buffer>, level: number): AsyncGenerato
   }
 }
 
-/** zstd frames compressed in parallel, yielded in order. */
-async function* zstd(input: AsyncIterable<Buffer>, level: number): AsyncGenerator<Buffer> {
+/**
+ * zstd frames of `frames` (one each), compressed in parallel on the thread
+ * pool and yielded in order. `done` receives each input frame once its
+ * compression has ended (so it may be reused), including on failure or
+ * early return.
+ */
+export async function* zstdFrames(frames: AsyncIterable<Buffer>, level: number, done?: (frame: Buffer) => void): AsyncGenerator<Buffer> {
   const inflight: Array<Promise<Buffer>> = [];
-  const it = recutFrames(input, ZSTD_FRAME)[Symbol.asyncIterator]();
+  const it = frames[Symbol.asyncIterator]();
+  const compress = (frame: Buffer): Promise<Buffer> => {
+    const out = zstdCompress(frame, level);
+    if (!done) return out;
+    return out.finally(() => done(frame));
+  };
   try {
     for (;;) {
       while (inflight.length < ZSTD_INFLIGHT) {
         const next = await it.next();
         if (next.done) break;
-        inflight.push(zstdCompress(next.value, level));
+        inflight.push(compress(next.value));
       }
       if (inflight.length === 0) break;
       yield await inflight.shift()!;
@@ -85,6 +103,11 @@ async function* zstd(input: AsyncIterable<Buffer>, level: number): AsyncGenerato
     await Promise.allSettled(inflight);
     await it.return?.(undefined);
   }
+}
+
+/** zstd frames of 8 MiB of the input, compressed in parallel, yielded in order. */
+function zstd(input: AsyncIterable<Buffer>, level: number): AsyncGenerator<Buffer> {
+  return zstdFrames(recutFrames(input, ZSTD_FRAME), level);
 }
 
 /** Compresses a tar stream as a layer. */

@@ -8,11 +8,14 @@ import { stat } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import { Sha256Counter } from '../oci/digest.js';
-import { compressLayer, layerMediaType, resolveCompression, type CompressionOptions } from './compress.js';
+import { GcPacer } from '../util/gc.js';
+import { FramePool } from '../build/frames.js';
+import { ZSTD_FRAME, compressLayer, layerMediaType, resolveCompression, zstdFrames, type CompressionOptions } from './compress.js';
 import type { NormalizeOptions } from './normalize.js';
 import { readTarInput } from './tar-input.js';
+import { tarFrames } from './tar-frames.js';
 import { writeTar, type EntryWithContent } from './tar-writer.js';
-import { prefetchFiles, walkTree } from './tree.js';
+import { walkTree } from './tree.js';
 
 /** A layer as stored. */
 export interface BuiltLayer {
@@ -53,7 +56,7 @@ export async function checkLayerPath(path: string): Promise<'directory' | 'tar'>
 
 /** The normalized entries of a directory or tar file. */
 export async function* layerEntries(path: string, options: LayerBuildOptions = {}): AsyncGenerator<EntryWithContent> {
-  if ((await checkLayerPath(path)) === 'directory') yield* prefetchFiles(walkTree(path, options.normalize, options.warnings));
+  if ((await checkLayerPath(path)) === 'directory') yield* walkTree(path, options.normalize, options.warnings);
   else yield* readTarInput(path, options.normalize, options.warnings);
 }
 
@@ -61,6 +64,14 @@ async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, si
   for await (const chunk of source) {
     if (signal?.aborted) throw new OciError('ABORTED', 'build aborted');
     counter.update(chunk);
+    yield chunk;
+  }
+}
+
+/** Passes chunks through, counting them for the collector pacing (see util/gc.ts). */
+async function* paced(source: AsyncIterable<Buffer>, pacer: GcPacer): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    pacer.add(chunk.length);
     yield chunk;
   }
 }
@@ -88,6 +99,13 @@ export async function pushLayer(store: ContentStore, path: string, options: Laye
   let counter = new Sha256Counter();
   const open = () => {
     counter = new Sha256Counter();
+    if (compression === 'zstd') {
+      // The tar is written straight into zstd-frame-sized buffers that are reused once compressed.
+      // The compressed frames come back as native buffers that V8 barely weighs; pacing on them keeps
+      // dead ones from piling up (about 20 MiB of peak RSS on a 1 GiB layer).
+      const pool = new FramePool(ZSTD_FRAME);
+      return paced(zstdFrames(hashed(tarFrames(layerEntries(path, options), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give), new GcPacer());
+    }
     return compressLayer(hashed(layerTar(path, options), counter, options.signal), { compression, level });
   };
   const stored = await store.pushStream(open(), { mediaType, reopen: open, signal: options.signal });

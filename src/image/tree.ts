@@ -8,7 +8,8 @@
  * tar and are skipped. Memory: one directory listing per level and the
  * hard-link table.
  */
-import { lstat, readdir, readlink, stat } from 'node:fs/promises';
+import { lstatSync } from 'node:fs';
+import { readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
@@ -96,7 +97,6 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
   await checkTreeRoot(root);
   const xattrs = await readTreeXattrs(root);
   const firstPathOf = new Map<string, string>();
-  const STAT_WINDOW = 256;
   const epoch = options.sourceDateEpoch;
 
   async function* visit(dir: string, prefix: string): AsyncGenerator<TreeEntry> {
@@ -106,17 +106,21 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
     } catch (err) {
       throw fsError(err, dir, 'read');
     }
-    names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    // lstat a window of entries at once: one round trip to the thread pool per window, not per entry.
-    for (let w = 0; w < names.length; w += STAT_WINDOW) {
-      const window = names.slice(w, w + STAT_WINDOW).map((name) => ({ name, rel: prefix + name, path: join(dir, name) }))
-        .filter((e) => !isExcluded(e.rel, options.exclude));
-      const stats = await Promise.all(window.map((e) => lstat(e.path, { bigint: true }).catch((err: unknown) => {
-        throw fsError(err, e.path, 'read');
-      })));
-      for (const [i, { rel, path }] of window.entries()) {
-        yield* emit(path, rel, stats[i]!);
+    // Sort by the bytes of the names, encoding each name once rather than at every comparison.
+    names = names.map((name) => ({ name, key: Buffer.from(name) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.name);
+    // lstat synchronously, as the content is read (tar-frames.ts): on the main thread a call costs
+    // microseconds, far less than a round trip through the thread pool per entry.
+    for (const name of names) {
+      const rel = prefix + name;
+      if (isExcluded(rel, options.exclude)) continue;
+      const path = join(dir, name);
+      let st: BigIntStats;
+      try {
+        st = lstatSync(path, { bigint: true });
+      } catch (err) {
+        throw fsError(err, path, 'read');
       }
+      yield* emit(path, rel, st);
     }
   }
 
