@@ -63,23 +63,3 @@ export async function* recutFrames(source: AsyncIterable<Uint8Array> | Iterable<
   }
   if (filled > 0) yield buf.subarray(0, filled);
 }
-
-/**
- * Frame buffers to reuse: a frame given back once its consumer is done with
- * it (hashed, compressed) is taken again instead of allocating a new one,
- * so a stream of frames needs only as many buffers as are in flight at once
- * and the collector sees no dead frames.
- */
-export class FramePool {
-  private readonly free: Buffer[] = [];
-
-  constructor(readonly frameSize: number) {}
-
-  /** A frame of `frameSize` bytes with unspecified content. */
-  take = (): Buffer => this.free.pop() ?? Buffer.allocUnsafeSlow(this.frameSize);
-
-  /** Gives back a frame from `take` (or any view of one); its bytes may be overwritten from now on. */
-  give = (frame: Buffer): void => {
-    if (frame.byteOffset === 0 && frame.buffer.byteLength === this.frameSize) this.free.push(Buffer.from(frame.buffer, 0, this.frameSize));
-  };
-}

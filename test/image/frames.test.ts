@@ -7,7 +7,7 @@ import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { layerEntries } from '../../src/image/layer.js';
 import { readTar } from '../../src/image/tar-reader.js';
 import { tarFrames } from '../../src/image/tar-frames.js';
-import { FramePool } from '../../src/build/frames.js';
+import { BufferPool } from '../../src/util/buffer-pool.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
 
 const SIZES = [0, 1, 511, 512, 513, 4096, (1 << 20) - 1, (1 << 20) + 1, (3 << 20) + 77];
@@ -42,7 +42,7 @@ test('tar frames: the same bytes at every frame size, each frame full but the la
   for await (const e of layerEntries(dir, { normalize: { sourceDateEpoch: 0 } })) entries.push({ entry: e.entry, body: files.get(e.entry.name) });
   const expected = expectedTar(entries);
   for (const frameSize of [100, 512, 513, 4096, 1 << 20, 8 << 20]) {
-    const pool = new FramePool(frameSize);
+    const pool = new BufferPool(frameSize);
     const hash = createHash('sha256');
     let total = 0;
     let frames = 0;
