@@ -11,7 +11,7 @@ import { OciError } from '../errors.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { encodeChunkHash, validateHashChunkSize } from '../osimage/format.js';
 import { encodeSeekTable, type SeekFrame } from './seek-table.js';
-import { zstdCompress } from './zstd.js';
+import { defaultZstdFramesInFlight, zstdCompress } from './zstd.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { GcPacer } from '../util/gc.js';
 
@@ -27,7 +27,7 @@ export interface PayloadEncoding {
   hashChunkSize?: number;
   /** Uncompressed bytes per zstd frame, a multiple of the hash chunk size (default 4 MiB). */
   frameSize?: number;
-  /** Frames compressed at once (default 3: both cores compress while one frame is read and hashed). */
+  /** Frames compressed at once (default: see defaultZstdFramesInFlight). */
   concurrency?: number;
 }
 
@@ -61,7 +61,7 @@ export function resolveEncoding(e: PayloadEncoding = {}): Required<PayloadEncodi
   if (!Number.isSafeInteger(frameSize) || frameSize <= 0 || frameSize % hashChunkSize !== 0 || frameSize > MAX_FRAME_SIZE) {
     throw new OciError('INVALID_ARGUMENT', `invalid frame size ${frameSize}: it must be a multiple of the hash chunk size (${hashChunkSize}) and at most 1GiB`);
   }
-  const concurrency = e.concurrency ?? 3;
+  const concurrency = e.concurrency ?? defaultZstdFramesInFlight;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new OciError('INVALID_ARGUMENT', `invalid concurrency ${concurrency}: use 1 or more`);
   }

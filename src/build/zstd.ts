@@ -6,6 +6,7 @@
  * parallel while the main thread reads and hashes.
  */
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 
 interface ZstdBinding {
   compress(data: Buffer, level?: number | null): Promise<Buffer>;
@@ -24,3 +25,12 @@ export function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
 export function zstdDecompress(data: Buffer): Promise<Buffer> {
   return binding.decompress(data);
 }
+
+/**
+ * Frames to compress at once: as many as there are cores beside the main
+ * thread, at least 2 and at most 3. The main thread reads and hashes what
+ * the compressors take; on two cores a third frame in flight only starves it
+ * (measured: a 1 GiB one-pass push 4.7 s instead of 5.3 s, 10 MiB less peak
+ * RSS; a zstd image layer 4.4 s instead of 6.1 s).
+ */
+export const defaultZstdFramesInFlight = Math.min(3, Math.max(2, availableParallelism() - 1));

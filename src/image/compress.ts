@@ -12,13 +12,12 @@
  * the zstd binding — so byte-identical layer digests across machines need
  * the same Node.js and dependency versions, as with any compressing builder.
  */
-import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { OciError } from '../errors.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { recutFrames } from '../build/frames.js';
-import { zstdCompress } from '../build/zstd.js';
+import { defaultZstdFramesInFlight, zstdCompress } from '../build/zstd.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
@@ -36,7 +35,7 @@ export const ZSTD_FRAME = 8 << 20;
  * costs a frame and its output in memory). More compressions than cores
  * starve the main thread, which feeds them.
  */
-const ZSTD_INFLIGHT = Math.min(3, Math.max(2, availableParallelism() - 1));
+const ZSTD_INFLIGHT = defaultZstdFramesInFlight;
 
 /** The layer media type of a compression. */
 export function layerMediaType(c: LayerCompression): string {

@@ -6,8 +6,9 @@
  * multi-GiB payload). Once the process is past 120 MiB resident, a young-
  * generation collection every 16 MiB of data frees them: the buffers die
  * young, and a scavenge costs a fraction of a millisecond where a full
- * collection of the CLI's heap costs several. A full collection every 64 checks
- * (every 1 GiB) catches the few that lived long enough to be promoted.
+ * collection of the CLI's heap costs several (and stalls the thread that
+ * feeds the compressors). Past 136 MiB a full collection catches what lived
+ * long enough to be promoted.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -31,16 +32,16 @@ const gc = loadGc();
 /**
  * Collects garbage when the process has grown past `budgetBytes` of
  * resident memory, checked every `everyBytes` of data reported: a young-
- * generation collection each time, a full one every `fullEvery` checks; a
- * no-op where no collector is available.
+ * generation collection while it stays under `fullBudgetBytes`, a full one
+ * past that (buffers promoted before they died); a no-op where no collector
+ * is available.
  */
 export class GcPacer {
   private since = 0;
-  private checks = 0;
   constructor(
     private readonly everyBytes = 16 << 20,
     private readonly budgetBytes = 120 << 20,
-    private readonly fullEvery = 64,
+    private readonly fullBudgetBytes = 136 << 20,
   ) {}
 
   /** Counts `bytes` of data passed through; collects once past the threshold and over budget. */
@@ -48,7 +49,8 @@ export class GcPacer {
     this.since += bytes;
     if (this.since < this.everyBytes || !gc) return;
     this.since = 0;
-    if (process.memoryUsage.rss() <= this.budgetBytes) return;
-    gc(++this.checks % this.fullEvery === 0 ? undefined : { type: 'minor' });
+    const rss = process.memoryUsage.rss();
+    if (rss > this.fullBudgetBytes) gc();
+    else if (rss > this.budgetBytes) gc({ type: 'minor' });
   }
 }
