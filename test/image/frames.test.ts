@@ -8,7 +8,8 @@ import { layerEntries } from '../../src/image/layer.js';
 import { readTar } from '../../src/image/tar-reader.js';
 import { tarFrames } from '../../src/image/tar-frames.js';
 import { BufferPool } from '../../src/util/buffer-pool.js';
-import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar-header.js';
+import { tarOf } from './helpers.js';
 
 const SIZES = [0, 1, 511, 512, 513, 4096, (1 << 20) - 1, (1 << 20) + 1, (3 << 20) + 77];
 
@@ -24,23 +25,12 @@ async function makeTree(root: string): Promise<Map<string, Buffer>> {
   return files;
 }
 
-/** The tar of `entries` built by hand from header and padding encoders. */
-function expectedTar(entries: Array<{ entry: TarEntry; body?: Buffer }>): Buffer {
-  const parts: Buffer[] = [];
-  for (const { entry, body } of entries) {
-    parts.push(encodeTarHeader(entry));
-    if (body) parts.push(body, Buffer.alloc(paddingFor(body.length)));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
-}
-
 test('tar frames: the same bytes at every frame size, each frame full but the last, reused pool buffers never leak old bytes', async (t) => {
   const dir = await tempDir(t);
   const files = await makeTree(dir);
   const entries: Array<{ entry: TarEntry; body?: Buffer }> = [];
   for await (const e of layerEntries(dir, { normalize: { sourceDateEpoch: 0 } })) entries.push({ entry: e.entry, body: files.get(e.entry.name) });
-  const expected = expectedTar(entries);
+  const expected = tarOf(entries);
   for (const frameSize of [100, 512, 513, 4096, 1 << 20, 8 << 20]) {
     const pool = new BufferPool(frameSize);
     const hash = createHash('sha256');

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chmod, chown, link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom } from '../helpers/cli.js';
+import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -101,4 +102,15 @@ export async function snapshot(root: string, opts: { mtimes?: boolean; owners?: 
   await walk(root, '');
   for (const paths of inodes.values()) for (const p of paths) out[p]!.links = [...paths].sort();
   return out;
+}
+
+/** A tar archive of `entries`, built by hand from the header and padding encoders. */
+export function tarOf(entries: Array<{ entry: TarEntry; body?: Buffer }>): Buffer {
+  const parts: Buffer[] = [];
+  for (const { entry, body } of entries) {
+    parts.push(encodeTarHeader(entry));
+    if (body) parts.push(body, Buffer.alloc(paddingFor(body.length)));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
 }

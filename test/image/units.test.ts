@@ -10,20 +10,11 @@ import { layerTar } from '../../src/image/layer.js';
 import { readTar } from '../../src/image/tar-reader.js';
 import { readExactly, readSmallFile } from '../../src/image/file-read.js';
 import { requireTools } from '../helpers/tools.js';
-import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar-header.js';
+import { tarOf } from './helpers.js';
 import { decompress } from '../../src/image/decompress.js';
 import { mergeExecConfig, parseCommand, serializeConfig } from '../../src/image/config.js';
 import { zstdCompress } from '../../src/build/zstd.js';
-
-function archive(entries: Array<{ entry: TarEntry; body?: Buffer }>): Buffer {
-  const parts: Buffer[] = [];
-  for (const { entry, body } of entries) {
-    parts.push(encodeTarHeader(entry));
-    if (body) parts.push(body, Buffer.alloc(paddingFor(body.length)));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
-}
 
 const file = (name: string, body: Buffer, extra: Partial<TarEntry> = {}): { entry: TarEntry; body: Buffer } => ({
   entry: { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1_500_000_000, ...extra }, body,
@@ -39,7 +30,7 @@ test('pax headers: every name length around the ustar limits, big ids and times,
   entries.push(file('big-ids', Buffer.from('b'), { uid: 3_000_000, gid: 4_000_000, mtime: 2 ** 34 }));
   entries.push({ entry: { name: 'ln', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: `${'../'.repeat(40)}target` } });
   entries.push(file('attrs', Buffer.from('a'), { xattrs: new Map([['user.bin', Buffer.from([0, 0xff, 0x0a, 0x3d])], ['user.text', Buffer.from('hello')]]) }));
-  const bytes = archive(entries);
+  const bytes = tarOf(entries);
   const list = spawnSync('tar', ['--numeric-owner', '--full-time', '-tvf', '-'], { input: bytes, encoding: 'utf8' });
   assert.equal(list.status, 0, list.stderr);
   const lines = list.stdout.trim().split('\n');
@@ -96,7 +87,7 @@ test('config: a new entrypoint drops the inherited cmd; "" clears; env replaced 
 });
 
 test('tar-stream (an independent reader) agrees on names, types, modes and link targets', async () => {
-  const bytes = archive([
+  const bytes = tarOf([
     { entry: { name: 'dir/', type: 'directory', mode: 0o1777, uid: 0, gid: 0, size: 0, mtime: 1 } },
     file('dir/grüße', Buffer.from('x'), { mode: 0o4755 }),
     { entry: { name: 'dir/hl', type: 'link', mode: 0o4755, uid: 0, gid: 0, size: 0, mtime: 1, linkname: 'dir/grüße' } },
@@ -117,7 +108,7 @@ test('tar-stream (an independent reader) agrees on names, types, modes and link 
 test('a tar input keeps xattrs byte for byte and is re-normalized (GNU tar reads the result)', async (t) => {
   const dir = await tempDir(t);
   const input = join(dir, 'in.tar');
-  await writeFile(input, archive([
+  await writeFile(input, tarOf([
     file('./etc/x', Buffer.from('x'), { uid: 7, gid: 8, mtime: 1_900_000_000, xattrs: new Map([['security.capability', Buffer.from([1, 0, 0, 2, 0xff, 0xfe, 0x0a])], ['user.text', Buffer.from('hello')]]) }),
     { entry: { name: '/abs/dir/', type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1 } },
   ]));
@@ -143,7 +134,7 @@ test('the tar reader: GNU long names, checksums, truncation, unread content skip
   const names: string[] = [];
   for await (const e of readTar(Readable.from([gnu.stdout]), 'gnu.tar')) names.push(e.name);
   assert.deepEqual(names, ['dir/', long]);
-  const bytes = archive([file('a', Buffer.from('abc'))]);
+  const bytes = tarOf([file('a', Buffer.from('abc'))]);
   const corrupt = Buffer.from(bytes);
   corrupt[10] ^= 1;
   await assert.rejects(async () => { for await (const _ of readTar(Readable.from([corrupt]), 'bad.tar')) { /* read */ } }, /bad\.tar is not a tar archive \(its first header's checksum does not match\)/);
@@ -151,7 +142,7 @@ test('the tar reader: GNU long names, checksums, truncation, unread content skip
     for await (const e of readTar(Readable.from([bytes.subarray(0, 514)]), 'cut.tar')) for await (const _ of e.body) { /* read */ }
   }, /cut\.tar: the archive ends in the middle of an entry/);
   // Unread content is skipped: only headers are looked at.
-  const two = archive([file('a', pseudoRandom(5000, 1)), file('b', Buffer.from('b'))]);
+  const two = tarOf([file('a', pseudoRandom(5000, 1)), file('b', Buffer.from('b'))]);
   const seen: string[] = [];
   for await (const e of readTar(Readable.from([two.subarray(0, 700), two.subarray(700)]), 'two.tar')) seen.push(e.name);
   assert.deepEqual(seen, ['a', 'b']);
