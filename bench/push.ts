@@ -2,7 +2,8 @@
  * Push benchmark against the real CNCF registry on loopback, side by side
  * with skopeo in the same run:
  * - build+push in one pass vs. build to a layout then `skopeo copy`;
- * - `push --from` a layout vs. `skopeo copy` of the same layout;
+ * - `push --from` a layout vs. `skopeo copy` of the same layout (each best of
+ *   two, run in turn);
  * - re-push of an unchanged payload vs. the first push;
  * - peak RSS pushing 256 MiB and 2 GiB payloads.
  * skopeo runs with a fresh HOME and its blob-info cache removed, into fresh
@@ -35,9 +36,12 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
     const layout = join(dir, 'layout');
     const build = await timed('oci-os', ['build', '-p', `system=${p1}`, '-o', `oci:${layout}:1`], { node: true });
     const skopeoPush = await skopeoCopy(`oci:${layout}:1`, `docker://${reg.host}/bench/skopeo:1`, home);
-    const fromLayout = await timed('oci-os', ['push', `${reg.host}/bench/fromlayout:1`, '--from', `oci:${layout}:1`], { node: true });
+    const fromLayout1 = await timed('oci-os', ['push', `${reg.host}/bench/fromlayout:1`, '--from', `oci:${layout}:1`], { node: true });
     const skopeoPush2 = await skopeoCopy(`oci:${layout}:1`, `docker://${reg.host}/bench/skopeo2:1`, home);
+    const fromLayout2 = await timed('oci-os', ['push', `${reg.host}/bench/fromlayout2:1`, '--from', `oci:${layout}:1`], { node: true });
     const skopeoBest = Math.min(skopeoPush, skopeoPush2);
+    // Both sides best of two, taken in turn, so that neither gets the quieter moment of the machine.
+    const fromLayout = fromLayout1.seconds <= fromLayout2.seconds ? fromLayout1 : fromLayout2;
     out['push --payload 1 GiB (build + upload in one pass)'] = {
       seconds: +first.seconds.toFixed(2), throughput: rate(size, first.seconds), peakRss: mib(first.peakRss!),
       'peer: oci-os build + skopeo copy (s)': +(build.seconds + skopeoBest).toFixed(2),
@@ -57,14 +61,23 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
 
     // Pull the image pushed above, against skopeo pulling the same image.
     const pulled = join(dir, 'pulled');
-    const pull = await timed('oci-os', ['pull', `${reg.host}/bench/onepass:1`, '-o', `oci:${pulled}:1`], { node: true });
-    await rm(pulled, { recursive: true, force: true });
-    await rm('/var/lib/containers/cache/blob-info-cache-v1.boltdb', { force: true });
-    const skopeoPull = await timed('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/bench/onepass:1`, `oci:${pulled}:1`], { env: { HOME: home } });
-    await rm(pulled, { recursive: true, force: true });
+    const pulls: number[] = [];
+    const skopeoPulls: number[] = [];
+    let pullRss = 0;
+    for (let i = 0; i < 2; i++) {
+      const p = await timed('oci-os', ['pull', `${reg.host}/bench/onepass:1`, '-o', `oci:${pulled}:1`], { node: true });
+      pulls.push(p.seconds);
+      pullRss = Math.max(pullRss, p.peakRss!);
+      await rm(pulled, { recursive: true, force: true });
+      await rm('/var/lib/containers/cache/blob-info-cache-v1.boltdb', { force: true });
+      skopeoPulls.push((await timed('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/bench/onepass:1`, `oci:${pulled}:1`], { env: { HOME: home } })).seconds);
+      await rm(pulled, { recursive: true, force: true });
+    }
+    const pull = { seconds: Math.min(...pulls), peakRss: pullRss };
+    const skopeoPull = { seconds: Math.min(...skopeoPulls) };
     out['pull 1 GiB OS image (verifying every blob and chunk hash)'] = {
-      seconds: +pull.seconds.toFixed(2), peakRss: mib(pull.peakRss!),
-      'skopeo copy docker:// → oci: (s)': +skopeoPull.seconds.toFixed(2),
+      'seconds (best of 2)': +pull.seconds.toFixed(2), peakRss: mib(pull.peakRss),
+      'skopeo copy docker:// → oci: (s, best of 2)': +skopeoPull.seconds.toFixed(2),
       'ratio (want <= 1)': +(pull.seconds / skopeoPull.seconds).toFixed(2),
     };
 
