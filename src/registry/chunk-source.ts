@@ -13,11 +13,12 @@
 import { OciError } from '../errors.js';
 import { GcPacer } from '../util/gc.js';
 import { BufferPool } from '../util/buffer-pool.js';
-
-const SLAB = 1 << 20;
 import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
 import type { ChunkBody } from './replay-source.js';
+
+/** Bytes per slab that pending bytes are kept in. */
+const SLAB = 1 << 20;
 
 /** Unacknowledged bytes of an upload, starting at {@link offset}. */
 export class ChunkSource {

@@ -5,10 +5,10 @@
  * The source is read once: every byte is hashed as it is pulled and kept
  * only until the registry acknowledges the chunk it belongs to; the next
  * chunk is read while one is on the wire, so memory is bounded by two chunks
- * and a broken connection costs at most one chunk, re-sent from the offset the registry reports (`GET <location>` →
- * `Range`). The chunk size adapts to what the registry accepts: halved on
- * 413 or a "too large" 416 (GHCR), grown on a "too small" 400 (ECR), never
- * below `OCI-Chunk-Min-Length`.
+ * and a broken connection costs at most one chunk, re-sent from the offset
+ * the registry reports (`GET <location>` → `Range`). The chunk size adapts
+ * to what the registry accepts: halved on 413 or a "too large" 416 (GHCR),
+ * grown on a "too small" 400 (ECR), never below `OCI-Chunk-Min-Length`.
  *
  * A source that can be read again from any offset, of known size
  * (`readAt`: files, layout blobs), is not held at all: each chunk streams
@@ -402,7 +402,14 @@ export class ChunkedUpload {
       }
       throw err;
     }
-    if (replay && this.src instanceof ReplaySource && this.src.complete) this.verify(this.src.digest());
+    if (this.src instanceof ReplaySource && this.src.complete) {
+      try {
+        this.verify(this.src.digest());
+      } catch (err) {
+        await res.body.dump().catch(() => undefined);
+        throw err;
+      }
+    }
     if (res.status === 201 || res.status === 204 || res.status === 200) {
       const echoed = res.header('docker-content-digest');
       await res.body.dump().catch(() => undefined);
