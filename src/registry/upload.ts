@@ -219,7 +219,7 @@ export class ChunkedUpload {
   }
 
   private result(): UploadResult {
-    const { digest, size } = this.completed ?? { digest: this.src.digest(), size: this.src.size };
+    const { digest, size } = this.completed ?? { digest: this.knownDigest() ?? this.src.digest(), size: this.src.size };
     return {
       digest, size, uploadedBytes: this.sent, resentBytes: Math.max(0, this.sent - size),
       chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.chunkSize,

@@ -25,8 +25,9 @@ test('chunks streamed from a file that can be read again, through a fault-inject
 
   let seed = 500;
   /** Writes `size` pseudo-random bytes to a file and uploads it with readAt; checks what the registry serves. */
-  const upload = async (size: number, opts: { chunkSize?: number; lie?: 'digest' | 'size' } = {}) => {
-    const file = join(dir, `blob-${++seed}`);
+  const upload = async (size: number, opts: { chunkSize?: number; lie?: 'digest' | 'size'; again?: boolean } = {}) => {
+    if (!opts.again) ++seed;
+    const file = join(dir, `blob-${seed}`);
     const parts: Buffer[] = [];
     for await (const b of randomBytesStream(size, seed)) parts.push(b);
     const bytes = Buffer.concat(parts);
@@ -38,6 +39,7 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     const repo = client.repository(`${proxy.host}/replay/blob`);
     let opened = 0;
     const r = await repo.pushContent({ mediaType: 'application/octet-stream', digest, size: declared }, createReadStream(file), {
+      skipExistsCheck: opts.again,
       readAt: (start) => {
         opened++;
         return createReadStream(file, { start });
@@ -76,6 +78,16 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 300 * 1024 } });
     const { r } = await upload(3 * MiB, { chunkSize: MiB });
     assert.equal(r.upload!.restarts, 1);
+  });
+
+  await t.test('a session lost half-way through a blob that meanwhile exists: done, without reading the rest', async () => {
+    reset();
+    await upload(3 * MiB, { chunkSize: MiB });
+    reset();
+    proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 300 * 1024 } });
+    const { r } = await upload(3 * MiB, { chunkSize: MiB, again: true });
+    assert.equal(r.upload!.restarts, 0);
+    assert.ok(proxy.log.some((e) => e.method === 'HEAD'), 'the registry was asked whether it has the blob');
   });
 
   await t.test('503, then a 502 on the final PUT: recovered', async () => {
