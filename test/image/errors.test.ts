@@ -78,16 +78,16 @@ test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the l
   const dir = await tempDir(t);
   await mkdir(join(dir, 'tree'));
   const fh = await open(join(dir, 'tree', 'disk.img'), 'w');
-  await fh.truncate(8 << 30); // sparse; far more than can be compressed before the signal
+  await fh.truncate(8 * 2 ** 30); // sparse; far more than can be compressed before the signal (8 << 30 would be 0 in 32-bit shifts)
   await fh.close();
   const child = spawn(process.execPath, [cliPath, 'image', 'build', '--rootfs', join(dir, 'tree'), '-o', `oci:${join(dir, 'out')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  let exited = false;
-  const closed = new Promise<number | null>((resolve) => child.on('close', (c) => ((exited = true), resolve(c))));
+  let exited: string | undefined;
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c, sig) => ((exited = `code ${c}, signal ${sig}`), resolve(c))));
   // Signal once the layer is being written (its temporary blob exists).
   for (let i = 0; i < 600 && !exited && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
-  assert.equal(exited, false, `the build ended before it was interrupted: ${stderr}`);
+  assert.equal(exited, undefined, `the build ended before it was interrupted: ${stderr}`);
   child.kill('SIGINT');
   const code = await closed;
   assert.equal(code, 1, stderr);
