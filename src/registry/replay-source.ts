@@ -8,7 +8,8 @@
  * answers only after writing it away) at no cost in memory. Every byte is
  * hashed once, the first time it is read, in the stream that sends it.
  */
-import { OciError } from '../errors.js';
+import { Readable } from 'node:stream';
+import { OciError, fsError, isOciError } from '../errors.js';
 import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
 import type { RequestBody } from './transport.js';
@@ -61,32 +62,57 @@ export class ReplaySource {
     return { body: this.stream(this.offset, length), length };
   }
 
-  private async *stream(start: number, length: number): AsyncGenerator<Buffer> {
-    let r = this.reader;
-    if (!r || r.pos !== start) {
-      await this.closeReader();
-      r = this.reader = { it: iterate(await this.readAt(start)), pos: start };
-    }
-    for (let left = length; left > 0; ) {
+  /**
+   * A stream of bytes [start, start + length). Its end is pushed together
+   * with its last piece: the HTTP client then finishes the request as soon
+   * as that piece is written, and a registry that answers as soon as it has
+   * read it does not find the request still open (which costs the
+   * connection: a new one, with a new TLS handshake, for every chunk).
+   */
+  private stream(start: number, length: number): Readable {
+    let left = length;
+    const body: Readable = new Readable({
+      read: () => {
+        if (left === 0) {
+          body.push(null);
+          return;
+        }
+        this.piece(start + length - left, left).then((b) => {
+          left -= b.length;
+          body.push(b);
+          if (left === 0) body.push(null);
+        }, (err: unknown) => body.destroy(err as Error));
+      },
+    });
+    return body;
+  }
+
+  /** The next piece of at most `max` bytes at `pos`, hashed if it goes past what was hashed before. */
+  private async piece(pos: number, max: number): Promise<Buffer> {
+    try {
+      let r = this.reader;
+      if (!r || r.pos !== pos) {
+        await this.closeReader();
+        r = this.reader = { it: iterate(await this.readAt(pos)), pos };
+      }
       let b = r.rest;
       r.rest = undefined;
       if (!b) {
         const next = await r.it.next();
-        if (next.done) {
-          this.failure = new OciError('SIZE_MISMATCH', `${this.what}: the source ended after ${r.pos} bytes, expected ${this.size}`);
-          throw this.failure;
-        }
+        if (next.done) throw new OciError('SIZE_MISMATCH', `${this.what}: the source ended after ${r.pos} bytes, expected ${this.size}`);
         b = asBuffer(next.value);
       }
-      if (b.length > left) {
-        r.rest = b.subarray(left);
-        b = b.subarray(0, left);
+      if (b.length > max) {
+        r.rest = b.subarray(max);
+        b = b.subarray(0, max);
       }
       const frontier = this.hasher.size;
       if (r.pos + b.length > frontier) this.hasher.update(r.pos >= frontier ? b : b.subarray(frontier - r.pos));
       r.pos += b.length;
-      left -= b.length;
-      yield b;
+      return b;
+    } catch (err) {
+      this.failure = isOciError(err) ? err : fsError(err, this.what, 'read');
+      throw this.failure;
     }
   }
 

@@ -1,5 +1,6 @@
 /**
- * HTTP(S) transport to one registry: an undici Agent with the registry's TLS
+ * HTTP(S) transport to one registry: undici connection pools, one per origin,
+ * with the registry's TLS
  * settings, redirects followed here (not by undici) so that `Authorization`
  * only ever goes to the origin it is meant for (distribution-spec, "Pulling
  * blobs": a registry may redirect to another host), and socket/TLS failures
@@ -9,7 +10,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { OciError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
@@ -110,7 +111,17 @@ export class Transport {
   /** `http(s)://host[:port]`. */
   readonly origin: string;
   readonly plainHttp: boolean;
-  private readonly agent: Agent;
+  /**
+   * One pool per origin (the registry, and hosts its redirects and upload
+   * Locations point to), kept for the transport's life. Not an undici Agent:
+   * its pool of an origin is closed when that pool's connection count drops
+   * to zero, and a connection of the closed pool that ends later is counted
+   * against its successor, so after one closed connection (every HEAD ends
+   * its connection) each request got a new connection, and a new TLS
+   * handshake.
+   */
+  private readonly pools = new Map<string, Pool>();
+  private readonly poolOptions: Pool.Options;
   private readonly userAgent: string;
   private readonly maxRedirects: number;
 
@@ -120,7 +131,7 @@ export class Transport {
     this.origin = `${this.plainHttp ? 'http' : 'https'}://${host}`;
     this.userAgent = options.userAgent ?? 'oci-os';
     this.maxRedirects = options.maxRedirects ?? 10;
-    this.agent = new Agent({
+    this.poolOptions = {
       connect: {
         timeout: options.connectTimeoutMs ?? 30_000,
         rejectUnauthorized: !options.insecure,
@@ -129,12 +140,21 @@ export class Transport {
       headersTimeout: options.headersTimeoutMs ?? 300_000,
       bodyTimeout: options.bodyTimeoutMs ?? 300_000,
       keepAliveTimeout: 30_000,
-    });
+    };
   }
 
   /** Resolves a path (or absolute URL) against the registry origin. */
   url(pathOrUrl: string): URL {
     return new URL(pathOrUrl, this.origin);
+  }
+
+  private pool(origin: string): Pool {
+    let p = this.pools.get(origin);
+    if (!p) {
+      p = new Pool(origin, this.poolOptions);
+      this.pools.set(origin, p);
+    }
+    return p;
   }
 
   /** Sends a request, following redirects; never sends `Authorization` to another origin. */
@@ -151,8 +171,7 @@ export class Transport {
       else if (body === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) headers['content-length'] = '0';
       let res: Dispatcher.ResponseData;
       try {
-        res = await this.agent.request({
-          origin: url.origin,
+        res = await this.pool(url.origin).request({
           path: `${url.pathname}${url.search}`,
           method: method as Dispatcher.HttpMethod,
           headers,
@@ -182,6 +201,8 @@ export class Transport {
 
   /** Closes every connection. */
   async close(): Promise<void> {
-    await this.agent.close();
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
   }
 }
