@@ -126,6 +126,8 @@ export interface FaultProxy {
   otherHost?: string;
   /** Requests to the main listener, in arrival order. */
   log: FaultLogEntry[];
+  /** TCP connections the main listener accepted (reset by clearLog). */
+  connections: number;
   /** Requests to the second listener, in arrival order. */
   otherLog: FaultLogEntry[];
   /** Current Location rewriting; may be changed at any time. */
@@ -407,6 +409,7 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
       handle(listener, selfUrl)(req, res).catch(() => res.destroy());
     });
     servers.push(server);
+    if (listener === 'main') server.on('connection', () => { proxy.connections++; });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, address, () => resolve());
@@ -416,12 +419,12 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
   };
 
   const proxy: FaultProxy = {
-    url: '', host: '', log: [], otherLog: [],
+    url: '', host: '', log: [], otherLog: [], connections: 0,
     locationMode: opts.locationMode ?? 'proxy',
     onRequest: opts.onRequest,
     addRule: (...rs) => { for (const rule of rs) rules.push({ rule, seen: 0, fired: 0 }); },
     clearRules: () => { rules.length = 0; },
-    clearLog: () => { proxy.log.length = 0; proxy.otherLog.length = 0; },
+    clearLog: () => { proxy.log.length = 0; proxy.otherLog.length = 0; proxy.connections = 0; },
     fired: () => rules.map((r) => r.fired),
     async stop() {
       await Promise.all(servers.map((s) => new Promise<void>((r) => { s.closeAllConnections(); s.close(() => r()); })));
