@@ -25,6 +25,5 @@ export { readTarInput, openTarFile, relativeEntryName } from './tar-input.js';
 export { readTar, parsePaxRecords, type TarReadEntry } from './tar-reader.js';
 export { ByteReader } from './byte-reader.js';
 export { writeTar, type EntryWithContent } from './tar-writer.js';
-export { readExactly, readSmallFile } from './file-read.js';
-export { walkTree, prefetchFiles, deviceNumbers, checkTreeRoot, PREFETCH_FILE_MAX, type TreeEntry } from './tree.js';
+export { walkTree, deviceNumbers, checkTreeRoot, type TreeEntry } from './tree.js';
 export { canReadXattrs, canWriteXattrs, readTreeXattrs } from './xattrs.js';

@@ -86,7 +86,7 @@ export async function* tarFrames(
 ): AsyncGenerator<Buffer> {
   if (!Number.isSafeInteger(frameSize) || frameSize < 1) throw new OciError('INTERNAL', `invalid tar frame size ${frameSize}`);
   const out = new FrameCursor(frameSize, take);
-  for await (const { entry, source, data, content } of entries) {
+  for await (const { entry, source, content } of entries) {
     out.put(encodeTarHeader(entry));
     if (entry.type === 'file' && entry.size > 0) {
       if (content) {
@@ -98,10 +98,6 @@ export async function* tarFrames(
           while (out.ready.length > 0) yield out.ready.shift()!;
         }
         if (n !== entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: ${n} bytes of content, its header says ${entry.size}`);
-      } else if (data) {
-        const bytes = await data;
-        if (bytes.length !== entry.size) throw changed(source ?? entry.name);
-        out.put(bytes);
       } else if (source) {
         const fd = openSyncForRead(source);
         try {

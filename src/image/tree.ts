@@ -15,53 +15,12 @@ import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
 import type { TarEntry, TarEntryType } from './tar-header.js';
-import { readSmallFile } from './file-read.js';
 import { readTreeXattrs } from './xattrs.js';
 
-/** An entry of a walked tree; `source` is the file to read content from, `data` its content when already being read. */
+/** An entry of a walked tree; `source` is the file to read content from. */
 export interface TreeEntry {
   entry: TarEntry;
   source?: string;
-  data?: Promise<Buffer>;
-}
-
-/** Files up to this size are read ahead, whole. */
-export const PREFETCH_FILE_MAX = 1 << 20;
-
-/**
- * Reads small files ahead of the consumer — at most `maxEntries` entries
- * and `maxBytes` bytes in flight — so the fixed latency of each file's
- * open/read/close overlaps instead of adding up. Order is unchanged.
- */
-export async function* prefetchFiles(source: AsyncIterable<TreeEntry>, maxEntries = 64, maxBytes = 16 << 20): AsyncGenerator<TreeEntry> {
-  const queue: TreeEntry[] = [];
-  let bytes = 0;
-  const it = source[Symbol.asyncIterator]();
-  let done = false;
-  try {
-    for (;;) {
-      while (!done && queue.length < maxEntries && bytes < maxBytes) {
-        const r = await it.next();
-        if (r.done) {
-          done = true;
-          break;
-        }
-        const e = r.value;
-        if (e.source && e.entry.type === 'file' && e.entry.size > 0 && e.entry.size <= PREFETCH_FILE_MAX) {
-          const data = readSmallFile(e.source, e.entry.size);
-          data.catch(() => undefined); // surfaces when the consumer awaits it
-          queue.push({ ...e, data });
-          bytes += e.entry.size;
-        } else queue.push(e);
-      }
-      const next = queue.shift();
-      if (!next) return;
-      if (next.data) bytes -= next.entry.size;
-      yield next;
-    }
-  } finally {
-    await it.return?.();
-  }
 }
 
 /** Linux `major()`/`minor()` of a device number. */

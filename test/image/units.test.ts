@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { layerTar } from '../../src/image/layer.js';
 import { readTar } from '../../src/image/tar-reader.js';
-import { readExactly, readSmallFile } from '../../src/image/file-read.js';
 import { requireTools } from '../helpers/tools.js';
 import type { TarEntry } from '../../src/image/tar-header.js';
 import { tarOf } from './helpers.js';
@@ -148,16 +147,3 @@ test('the tar reader: GNU long names, checksums, truncation, unread content skip
   assert.deepEqual(seen, ['a', 'b']);
 });
 
-test('a file whose size differs from what lstat said fails the build instead of giving a wrong layer', async (t) => {
-  const dir = await tempDir(t);
-  const path = join(dir, 'f');
-  await writeFile(path, pseudoRandom(3 << 20, 5));
-  assert.equal((await readSmallFile(join(dir, 'f'), 3 << 20)).length, 3 << 20);
-  await assert.rejects(readSmallFile(path, 100), /f changed while it was read/);
-  await assert.rejects(readSmallFile(path, 4 << 20), /f changed while it was read/);
-  const drain = async (size: number) => { for await (const _ of readExactly(path, size)) { /* drain */ } };
-  await drain(3 << 20);
-  await assert.rejects(drain((2 << 20) + 5), /f changed while it was read/);
-  await assert.rejects(drain(5 << 20), /f changed while it was read/);
-  await assert.rejects(readSmallFile(join(dir, 'missing'), 1), /cannot read .*missing: no such file or directory/);
-});
