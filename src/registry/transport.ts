@@ -10,7 +10,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import { Pool } from './undici-pool.js';
 import { OciError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
@@ -121,7 +122,7 @@ export class Transport {
    * handshake.
    */
   private readonly pools = new Map<string, Pool>();
-  private readonly poolOptions: Pool.Options;
+  private readonly poolOptions: UndiciPool.Options;
   private readonly userAgent: string;
   private readonly maxRedirects: number;
 
