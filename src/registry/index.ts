@@ -5,7 +5,7 @@
  */
 export { RegistryClient, type RegistryClientOptions } from './client.js';
 export { RegistryRepository, manifestAccept, maxManifestBytes, type BlobPushOptions, type BlobPushResult, type RepositoryDefaults } from './repository.js';
-export { ChunkedUpload, defaultChunkSize, defaultChunkSizeFor, parseUploadRange, withDigest, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload.js';
+export { ChunkedUpload, defaultChunkSize, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, parseUploadRange, withDigest, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload.js';
 export { ChunkSource } from './chunk-source.js';
 export { RegistryHttp, parseWarnings, type RegistryHttpOptions, type SendRequest } from './http.js';
 export { Transport, type TransportOptions, type TransportRequest, type TransportResponse, type RequestBody } from './transport.js';

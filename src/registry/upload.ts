@@ -61,6 +61,26 @@ export function defaultStreamedChunkSizeFor(host: string): number {
   return host === 'ghcr.io' ? 4 * MiB : 64 * MiB;
 }
 
+/** Largest streamed chunk the uploader grows to on a fast link. */
+export const maxStreamedChunkSize = 1024 * MiB;
+/** Streamed chunks grow until one request takes about this long. */
+const streamedChunkSeconds = 8;
+
+/**
+ * The next streamed chunk size after a chunk of `length` bytes took
+ * `seconds`: large enough for about {@link streamedChunkSeconds} of sending
+ * at the rate just seen, never smaller than `current`, at most `ceiling`.
+ * Each request ends with the registry writing the chunk away (an fsync for
+ * distribution), time in which nothing is sent: on a fast link fewer, larger
+ * requests finish sooner, while a slow link keeps requests short enough for
+ * proxies with request timeouts.
+ */
+export function grownStreamedChunkSize(current: number, length: number, seconds: number, ceiling: number): number {
+  if (length < current || seconds <= 0) return current;
+  const wanted = Math.floor((length / seconds) * streamedChunkSeconds / MiB) * MiB;
+  return Math.max(current, Math.min(ceiling, wanted));
+}
+
 /** An upload session the registry opened (202 to a POST or to a mount attempt). */
 export interface UploadSession {
   location: URL;
@@ -148,6 +168,8 @@ export class ChunkedUpload {
   private patched = 0;
   private mode: 'chunked' | 'monolithic' = 'chunked';
   private completed?: { digest: Digest; size: number };
+  /** Largest size streamed chunks may grow to by timing; lowered for good by a "too large" answer. 0: no growth. */
+  private streamedCeiling: number;
 
   constructor(
     private readonly http: RegistryHttp,
@@ -165,6 +187,8 @@ export class ChunkedUpload {
     const replay = this.src instanceof ReplaySource;
     this.chunkSize = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
+    // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
+    this.streamedCeiling = replay && options.chunkSize === undefined && http.host !== 'ghcr.io' ? maxStreamedChunkSize : 0;
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
     if (options.session) this.useSession(options.session);
@@ -263,6 +287,7 @@ export class ChunkedUpload {
   private async patch(): Promise<void> {
     const start = this.src.offset;
     const { body, length } = this.src.peek(this.chunkSize);
+    const began = performance.now();
     let res: TransportResponse;
     try {
       this.sent += length;
@@ -283,6 +308,9 @@ export class ChunkedUpload {
       const end = start + length;
       this.patched++;
       this.chunks++;
+      if (this.streamedCeiling > this.chunkSize) {
+        this.chunkSize = grownStreamedChunkSize(this.chunkSize, length, (performance.now() - began) / 1000, this.streamedCeiling);
+      }
       if (held === undefined || held === end) return this.progress(length);
       if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
@@ -311,6 +339,7 @@ export class ChunkedUpload {
   }
 
   private shrink(err: RegistryError): void {
+    this.streamedCeiling = 0;
     const next = Math.max(Math.floor(this.chunkSize / 2), this.minChunk, minAdaptiveChunkSize);
     if (next >= this.chunkSize) {
       throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.chunkSize} bytes and does not accept smaller ones`, { cause: err });

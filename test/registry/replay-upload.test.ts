@@ -67,6 +67,15 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     assert.ok(proxy.connections <= 3, `${proxy.connections} connections for ${proxy.log.length} requests`);
   });
 
+  await t.test('on a fast link the default streamed chunk grows: 64 MiB first, then the rest in one request', async () => {
+    reset();
+    const { r } = await upload(130 * MiB + 5);
+    assert.ok(r.upload!.chunkSize > 66 * MiB, `chunk size ${r.upload!.chunkSize}`);
+    const bodies = proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').map((e) => e.requestBodyBytes);
+    assert.deepEqual(bodies, [64 * MiB, 66 * MiB + 5]);
+    assert.equal(r.upload!.resentBytes, 0);
+  });
+
   await t.test('a reset before the registry got a chunk: the file is read again from the offset the registry holds', async () => {
     reset();
     proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 0 } });

@@ -7,7 +7,7 @@ import { isOciError } from '../../src/errors.js';
 import {
   parseReference, formatReference, isLoopbackHost, parseWwwAuthenticate, parseRetryAfter, RetryPolicy,
   redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
-  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor,
+  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize,
 } from '../../src/registry/index.js';
 
 test('references are normalized like Docker', () => {
@@ -117,6 +117,19 @@ test('warnings, upload ranges, digest on Locations', () => {
   assert.equal(parseUploadRange('junk', 5), undefined);
   assert.equal(withDigest(new URL('http://r/u?_state=a'), 'sha256:x').toString(), 'http://r/u?_state=a&digest=sha256%3Ax');
   assert.equal(withDigest(new URL('http://r/u'), 'sha256:x').toString(), 'http://r/u?digest=sha256%3Ax');
+});
+
+test('streamed chunks grow to about 8 s of sending at the rate seen, within bounds', () => {
+  const MiB = 1 << 20;
+  // 64 MiB in 2 s = 32 MiB/s: 256 MiB is about 8 s.
+  assert.equal(grownStreamedChunkSize(64 * MiB, 64 * MiB, 2, maxStreamedChunkSize), 256 * MiB);
+  // A fast link: capped at the ceiling.
+  assert.equal(grownStreamedChunkSize(64 * MiB, 64 * MiB, 0.25, maxStreamedChunkSize), maxStreamedChunkSize);
+  assert.equal(grownStreamedChunkSize(64 * MiB, 64 * MiB, 0.25, 100 * MiB), 100 * MiB);
+  // A slow link never shrinks the chunk; a short last chunk or no timing tells nothing.
+  assert.equal(grownStreamedChunkSize(64 * MiB, 64 * MiB, 60, maxStreamedChunkSize), 64 * MiB);
+  assert.equal(grownStreamedChunkSize(64 * MiB, 3 * MiB, 0.01, maxStreamedChunkSize), 64 * MiB);
+  assert.equal(grownStreamedChunkSize(64 * MiB, 64 * MiB, 0, maxStreamedChunkSize), 64 * MiB);
 });
 
 test('token cache: superset scopes, expiry margin, invalidation, one fetch for concurrent callers', async () => {
