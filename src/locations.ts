@@ -17,7 +17,6 @@ import { OciError, isOciError } from './errors.js';
 import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { openArchiveForReading } from './layout/archive.js';
 import { OciLayout } from './layout/layout.js';
 import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLocation } from './layout/location.js';
 import { RegistryClient, type RegistryClientOptions } from './registry/client.js';
@@ -153,6 +152,7 @@ export async function openLocationForReading(input: string, options: LocationOpt
     layout = await OciLayout.open(loc.path);
     close = once(async () => undefined);
   } else {
+    const { openArchiveForReading } = await import('./layout/archive.js');
     const opened = await openArchiveForReading(loc.path);
     layout = opened.layout;
     close = once(opened.close);

@@ -14,16 +14,18 @@ interface ZstdBinding {
 }
 
 const require = createRequire(import.meta.url);
-const binding = require('@mongodb-js/zstd/bindings.js') as ZstdBinding;
+let loaded: ZstdBinding | undefined;
+/** The native binding, loaded on first use: commands that move stored blobs never need it. */
+const binding = (): ZstdBinding => (loaded ??= require('@mongodb-js/zstd/bindings.js') as ZstdBinding);
 
 /** Compresses `data` into one zstd frame at `level` (1-19). */
 export function zstdCompress(data: Buffer, level: number): Promise<Buffer> {
-  return binding.compress(data, level);
+  return binding().compress(data, level);
 }
 
 /** Decompresses one or more concatenated zstd frames held in memory (bounded by the caller). */
 export function zstdDecompress(data: Buffer): Promise<Buffer> {
-  return binding.decompress(data);
+  return binding().decompress(data);
 }
 
 /**
