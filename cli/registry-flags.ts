@@ -11,7 +11,7 @@ export const registryFlags = {
   insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
   'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost and 127.0.0.0/8).', helpGroup: 'REGISTRY' }),
   retries: Flags.integer({ min: 0, max: 100, default: 5, description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).', helpGroup: 'REGISTRY' }),
-  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB, 64MiB for blobs read from a file or layout, 4MiB for ghcr.io].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
+  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
 };
 
 export interface RegistryFlagValues {
