@@ -62,6 +62,17 @@ async function* counting(it: AsyncIterable<Buffer>, onSent: (n: number) => void)
 
 /** Streams the whole blob in one `PUT ?digest=`, retrying through `reopen()` when there is one. */
 export async function monolithicPut(o: MonolithicPutOptions): Promise<MonolithicPutResult> {
+  let source = o.source;
+  try {
+    return await putWithRetries(o, (s) => (source = s));
+  } finally {
+    // A source this function reopened is its own to close, whatever happened.
+    if (source !== o.source) await source.close();
+  }
+}
+
+/** The PUT and its retries; `replace` learns each source reopened for a retry. */
+async function putWithRetries(o: MonolithicPutOptions, replace: (s: ChunkSource) => void): Promise<MonolithicPutResult> {
   const { http } = o;
   let source = o.source;
   let location = o.location;
@@ -98,6 +109,7 @@ export async function monolithicPut(o: MonolithicPutOptions): Promise<Monolithic
     await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal, `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`);
     await source.close();
     source = new ChunkSource(await o.reopen(), o.size, o.what);
+    replace(source);
     restarts++;
     location = await o.open();
   }

@@ -61,6 +61,9 @@ export function defaultStreamedChunkSizeFor(host: string): number {
   return host === 'ghcr.io' ? 4 * MiB : 64 * MiB;
 }
 
+/** Error text of a "too large" answer (GHCR's 416, proxies' 413). */
+const tooLargeText = /exceed|too large|maximum|limit/i;
+
 /** Largest streamed chunk the uploader grows to on a fast link. */
 export const maxStreamedChunkSize = 1024 * MiB;
 /** Streamed chunks grow until one request takes about this long. */
@@ -168,8 +171,12 @@ export class ChunkedUpload {
   private patched = 0;
   private mode: 'chunked' | 'monolithic' = 'chunked';
   private completed?: { digest: Digest; size: number };
-  /** Largest size streamed chunks may grow to by timing; lowered for good by a "too large" answer. 0: no growth. */
+  /** Largest size streamed chunks may grow to by timing; 0 (no growth) after a "too large" answer or a failed grown chunk. */
   private streamedCeiling: number;
+  /** Largest chunk the registry took; smallest it refused as too large; largest it refused as too small. */
+  private accepted = 0;
+  private tooLarge = Infinity;
+  private tooSmall = 0;
 
   constructor(
     private readonly http: RegistryHttp,
@@ -297,7 +304,11 @@ export class ChunkedUpload {
       });
     } catch (err) {
       this.throwSourceFailure(err);
-      if (err instanceof TransportError && err.transient) return this.recover(err);
+      if (err instanceof TransportError && err.transient) {
+        // A grown chunk that broke (a proxy may cut large bodies short): back to the size that worked.
+        this.settleGrowth();
+        return this.recover(err);
+      }
       throw err;
     }
     const status = res.status;
@@ -308,26 +319,34 @@ export class ChunkedUpload {
       const end = start + length;
       this.patched++;
       this.chunks++;
-      if (this.streamedCeiling > this.chunkSize) {
-        this.chunkSize = grownStreamedChunkSize(this.chunkSize, length, (performance.now() - began) / 1000, this.streamedCeiling);
+      if (held === undefined || held === end) {
+        this.accepted = Math.max(this.accepted, length);
+        if (this.streamedCeiling > this.chunkSize) {
+          this.chunkSize = grownStreamedChunkSize(this.chunkSize, length, (performance.now() - began) / 1000, Math.min(this.streamedCeiling, this.tooLarge - 1));
+        }
+        return this.progress(length);
       }
-      if (held === undefined || held === end) return this.progress(length);
       if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
       const now = await this.status();
-      if (now === undefined || now >= end) return this.progress(length);
+      if (now === undefined || now >= end) {
+        this.accepted = Math.max(this.accepted, length);
+        return this.progress(length);
+      }
       this.chunks--;
+      // Answered as taken, yet nothing of it is held: a failure like any other (counted, backed off).
+      if (now === start) return this.recover(new OciError('REGISTRY', `${this.http.host} accepted bytes ${start}-${end - 1} of ${this.what} but holds none of them`));
       return this.resync(now);
     }
     const err = await this.http.error(res, 'PATCH');
     const text = err.allText;
-    if (status === 413 || (status === 416 && /exceed|too large|maximum|limit/.test(text))) return this.shrink(err);
+    if (status === 413 || (status === 416 && tooLargeText.test(text))) return this.shrink(err, length);
     if (status === 416) {
       const held = parseUploadRange(res.header('range'), start) ?? (await this.status());
-      if (held === undefined || held === start) return this.shrink(err);
+      if (held === undefined || held === start) return this.shrink(err, length);
       return this.resync(held);
     }
-    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err);
+    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err, length);
     // A streamed body cannot be answered with a fresh token by the transport: it was renewed, send again.
     if (status === 401 && this.src instanceof ReplaySource) return this.recover(err);
     if (this.patched === 0 && (status === 405 || status === 404 || status === 400 || status === 501)) {
@@ -338,21 +357,45 @@ export class ChunkedUpload {
     throw err;
   }
 
-  private shrink(err: RegistryError): void {
+  /** Stops streamed chunks growing, back to the largest size the registry took. */
+  private settleGrowth(): void {
+    if (this.streamedCeiling === 0) return;
     this.streamedCeiling = 0;
-    const next = Math.max(Math.floor(this.chunkSize / 2), this.minChunk, minAdaptiveChunkSize);
-    if (next >= this.chunkSize) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.chunkSize} bytes and does not accept smaller ones`, { cause: err });
+    if (this.accepted > 0 && this.chunkSize > this.accepted) this.chunkSize = this.accepted;
+  }
+
+  /**
+   * A chunk of `refused` bytes was "too large": the next is the largest size
+   * taken before (a chunk grown past what a proxy allows), else half. Sizes
+   * stay between the largest refused as too small and the smallest refused as
+   * too large; when no size is left between them the upload fails.
+   */
+  private shrink(err: RegistryError, refused: number): void {
+    this.streamedCeiling = 0;
+    this.tooLarge = Math.min(this.tooLarge, refused);
+    let next = this.accepted > 0 && this.accepted < refused ? this.accepted : Math.floor(refused / 2);
+    next = Math.max(next, this.minChunk, minAdaptiveChunkSize);
+    if (next <= this.tooSmall) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
+    if (next >= refused || !this.fits(next)) {
+      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooLarge} bytes as too large${this.tooSmall ? ` and of ${this.tooSmall} bytes as too small` : ' and does not accept smaller ones'}`, { cause: err });
     }
     this.chunkSize = next;
   }
 
-  private grow(err: RegistryError): void {
-    const next = Math.min(this.maxChunk, Math.max(this.chunkSize * 2, tooSmallFloor));
-    if (next <= this.chunkSize) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.chunkSize} bytes as too small`, { cause: err });
+  /** A chunk of `refused` bytes was "too small" (ECR): double it, at least 5 MiB, below any size refused as too large. */
+  private grow(err: RegistryError, refused: number): void {
+    this.tooSmall = Math.max(this.tooSmall, refused);
+    let next = Math.min(this.maxChunk, Math.max(refused * 2, tooSmallFloor));
+    if (next >= this.tooLarge) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
+    if (next <= refused || !this.fits(next)) {
+      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooSmall} bytes as too small${Number.isFinite(this.tooLarge) ? ` and of ${this.tooLarge} bytes as too large` : ''}`, { cause: err });
     }
     this.chunkSize = next;
+  }
+
+  /** Whether a chunk size lies strictly between the sizes refused so far, with room to matter (64 KiB). */
+  private fits(size: number): boolean {
+    return size > this.tooSmall && size < this.tooLarge && this.tooLarge - this.tooSmall > minAdaptiveChunkSize;
   }
 
   /** `GET <location>` → bytes the registry holds (undefined when it sends no Range). */
@@ -454,8 +497,16 @@ export class ChunkedUpload {
       await this.recover(err);
       return false;
     }
+    if (length > 0 && (res.status === 413 || (res.status === 416 && tooLargeText.test(err.allText)))) {
+      // The last piece is too large for one request (a chunk grown on a fast link, a proxy's body
+      // limit): send it in smaller chunks, then commit.
+      this.shrink(err, length);
+      return false;
+    }
     if (res.status === 416) {
-      this.resync(parseUploadRange(res.header('range'), start) ?? (await this.status()) ?? start);
+      const held = parseUploadRange(res.header('range'), start) ?? (await this.status()) ?? start;
+      if (held !== start) this.resync(held);
+      else await this.recover(err); // no progress: counted and backed off, never a loop
       return false;
     }
     if (this.http.retry.isRetryableStatus(res.status)) {
@@ -538,17 +589,21 @@ export class ChunkedUpload {
       size = source.size;
       source = new ChunkSource(await this.options.reopen(), size, this.what);
     }
-    const r = await monolithicPut({
-      http: this.http, scopes: this.scopes, what: this.what, location: this.location!, source, digest, size,
-      reopen, signal: this.options.signal,
-      open: async () => {
-        this.location = undefined;
-        await this.open();
-        return this.location!;
-      },
-      onSent: (n) => { this.sent += n; },
-    });
-    if (source !== this.src) await source.close();
+    let r;
+    try {
+      r = await monolithicPut({
+        http: this.http, scopes: this.scopes, what: this.what, location: this.location!, source, digest, size,
+        reopen, signal: this.options.signal,
+        open: async () => {
+          this.location = undefined;
+          await this.open();
+          return this.location!;
+        },
+        onSent: (n) => { this.sent += n; },
+      });
+    } finally {
+      if (source !== this.src) await source.close();
+    }
     this.restarts += r.restarts;
     this.chunks++;
     this.location = undefined;

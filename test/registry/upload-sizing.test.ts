@@ -1,0 +1,128 @@
+/**
+ * Chunk sizing that a registry or a proxy in front of it pushes back on, and
+ * registries that answer without making progress: every case ends, either in
+ * a complete blob or in one clear error after a bounded number of requests,
+ * and leaves no file open.
+ */
+import assert from 'node:assert/strict';
+import { createReadStream, readdirSync, readlinkSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isOciError } from '../../src/errors.js';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { garRules, startFaultProxy } from '../helpers/fault-proxy.js';
+import { tempDir } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
+import { blobFromRegistry, fastClient, MiB, randomBytesStream } from './helpers.js';
+
+const UPLOAD = /\/blobs\/uploads\//;
+
+/** Descriptors of this process open on `file`. */
+function openOn(file: string): number {
+  return readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file;
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+test('chunk sizes pushed back on, and answers without progress: every upload ends', async (t) => {
+  if (!requireTools(t, 'docker-registry')) return;
+  const reg = await startDockerRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const dir = await tempDir(t);
+  const requests = (method?: string) => proxy.log.filter((e) => (method ? e.method === method : e.method === 'PATCH' || e.method === 'PUT') && /\/blobs\/uploads\//.test(e.path));
+
+  let seed = 900;
+  const file = async (size: number) => {
+    const parts: Buffer[] = [];
+    for await (const b of randomBytesStream(size, ++seed)) parts.push(b);
+    const bytes = Buffer.concat(parts);
+    const path = join(dir, `blob-${seed}`);
+    await writeFile(path, bytes);
+    return { path, size, digest: sha256Digest(bytes) };
+  };
+  /** Uploads a file, streamed from it (`readAt`) unless `stream`, where chunks are held in memory. */
+  const upload = async (f: { path: string; size: number; digest: string }, opts: { chunkSize?: number; stream?: boolean; reopen?: boolean } = {}) => {
+    proxy.clearLog();
+    const { client } = fastClient({ chunkSize: opts.chunkSize });
+    t.after(() => client.close());
+    const repo = client.repository(`${proxy.host}/sizing/blob`);
+    const r = await repo.pushContent({ mediaType: 'application/octet-stream', digest: f.digest, size: f.size }, createReadStream(f.path), {
+      skipExistsCheck: true,
+      readAt: opts.stream ? undefined : (start) => createReadStream(f.path, { start }),
+      reopen: opts.reopen ? () => createReadStream(f.path) : undefined,
+    });
+    assert.deepEqual(await blobFromRegistry(reg.url, repo.name, f.digest), { digest: f.digest, size: f.size });
+    return r;
+  };
+
+  await t.test('a chunk grown on a fast link, refused by a proxy body limit on the final PUT: the rest goes in chunks of the size that worked', async () => {
+    proxy.clearRules();
+    proxy.addRule({
+      path: UPLOAD, times: Infinity, when: (r) => (r.method === 'PATCH' || r.method === 'PUT') && (r.contentLength ?? 0) > 65 * MiB,
+      action: { type: 'respond', status: 413, body: '<html><body>413 Request Entity Too Large</body></html>' },
+    });
+    const f = await file(130 * MiB + 5);
+    const r = await upload(f);
+    assert.deepEqual(requests().map((e) => `${e.method} ${e.status} ${e.requestBodyBytes}`), [
+      `PATCH 202 ${64 * MiB}`, `PUT 413 ${66 * MiB + 5}`, `PATCH 202 ${64 * MiB}`, `PUT 201 ${2 * MiB + 5}`,
+    ]);
+    assert.equal(r.upload!.chunkSize, 64 * MiB);
+  });
+
+  await t.test('"too large" on the final PUT of a held chunk: sent again in smaller chunks', async () => {
+    proxy.clearRules();
+    proxy.addRule({
+      method: 'PUT', path: UPLOAD, times: Infinity, when: (r) => (r.contentLength ?? 0) > MiB,
+      action: { type: 'respond', status: 416, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 1.00MiB' }] } },
+    });
+    const f = await file(MiB + MiB / 2);
+    const r = await upload(f, { chunkSize: 2 * MiB, stream: true });
+    assert.equal(requests('PUT').filter((e) => e.status === 416).length, 1);
+    assert.equal(r.upload!.chunkSize, (MiB + MiB / 2) / 2, 'half of what was refused');
+  });
+
+  await t.test('a 416 on the final PUT with nothing gained: retried with backoff until the retries run out, not forever', async () => {
+    proxy.clearRules();
+    proxy.addRule({ method: 'PUT', path: UPLOAD, times: 50, action: { type: 'respond', status: 416 } });
+    const f = await file(MiB / 2);
+    await assert.rejects(upload(f, { chunkSize: MiB }), (e: unknown) => isOciError(e, 'RETRIES_EXHAUSTED'));
+    assert.ok(requests('PUT').length <= 7, `${requests('PUT').length} PUTs`);
+  });
+
+  await t.test('PATCH answered 202 while the registry holds none of it: counted as a failure, not sent again forever', async () => {
+    proxy.clearRules();
+    proxy.addRule({ method: 'PATCH', path: UPLOAD, times: 50, action: { type: 'respond', status: 202, headers: { range: '0-0' } } });
+    const f = await file(3 * MiB);
+    await assert.rejects(upload(f, { chunkSize: MiB }), (e: unknown) => isOciError(e, 'RETRIES_EXHAUSTED') && /holds none of them/.test((e as Error).message));
+    assert.ok(requests('PATCH').length <= 7, `${requests('PATCH').length} PATCHes`);
+  });
+
+  await t.test('"too large" above 4 MiB and "too small" below 5 MiB (ECR behind a proxy): one clear error, no flip-flop', async () => {
+    proxy.clearRules();
+    proxy.addRule(
+      { method: 'PATCH', path: UPLOAD, times: 50, when: (r) => (r.contentLength ?? 0) > 4 * MiB, action: { type: 'respond', status: 413, body: 'too large' } },
+      { method: 'PATCH', path: UPLOAD, times: 50, when: (r) => (r.contentLength ?? 0) < 5 * MiB, action: { type: 'respond', status: 400, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'LayerPartTooSmallException' }] } } },
+    );
+    const f = await file(20 * MiB);
+    await assert.rejects(upload(f, { chunkSize: 8 * MiB, stream: true }), (e: unknown) => isOciError(e, 'REGISTRY') && /as too large and of \d+ bytes as too small/.test((e as Error).message));
+    assert.ok(requests('PATCH').length <= 12, `${requests('PATCH').length} PATCHes`);
+  });
+
+  await t.test('a whole-blob fallback that keeps failing closes every file it opened', async () => {
+    proxy.clearRules();
+    proxy.addRule(...garRules(), { method: 'PUT', path: UPLOAD, times: Infinity, action: { type: 'reset', afterBytes: 100 * 1024 } });
+    const f = await file(4 * MiB);
+    for (const opts of [{ chunkSize: MiB }, { chunkSize: MiB, stream: true, reopen: true }]) {
+      await assert.rejects(upload(f, opts));
+      assert.equal(openOn(f.path), 0, `files left open (${opts.stream ? 'reopened' : 'read again'} source)`);
+    }
+  });
+});
