@@ -1,12 +1,13 @@
 /** Flags shared by every command that talks to a registry, and the client they configure. */
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
-import { RegistryClient, type RegistryClientOptions } from '../src/registry/index.js';
+import { isLocalLocation } from '../src/layout/location.js';
+import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
 import { parseSize } from '../src/util/size.js';
 
 export const registryFlags = {
-  username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file.', helpGroup: 'REGISTRY' }),
-  'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input.', helpGroup: 'REGISTRY' }),
+  username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes to (else the one it reads from); any other registry gets what the auth file holds for it.', helpGroup: 'REGISTRY' }),
+  'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input (sent only to the registry --username is for).', helpGroup: 'REGISTRY' }),
   'ca-file': Flags.string({ description: 'PEM file of CA certificates to trust in addition to the system ones.', helpValue: 'FILE', helpGroup: 'REGISTRY' }),
   insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
   'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost and 127.0.0.0/8).', helpGroup: 'REGISTRY' }),
@@ -30,9 +31,54 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
 }
 
-/** Builds the registry client the flags describe. Credentials are never printed. */
-export async function registryClientFromFlags(flags: RegistryFlagValues, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
+/** The locations a command writes to and reads from, which decide where explicit credentials go. */
+export interface CredentialsTarget {
+  /** What the command writes to (a registry reference, or oci:/oci-archive:), if anything. */
+  writes?: string;
+  /** What it reads from (undefined entries are skipped). */
+  reads?: ReadonlyArray<string | undefined>;
+}
+
+/** The registry a location names; null for a local one; false when it does not parse (the command reports that). */
+function locationRegistry(location: string): string | null | false {
+  if (isLocalLocation(location)) return null;
+  try {
+    return parseReference(location).registry;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The one registry that explicit credentials (--username, OCI_OS_USERNAME and
+ * OCI_OS_PASSWORD) are for: the registry the command writes to, else the
+ * registry it reads from. `false` (none) when nothing names a registry, when
+ * the destination does not parse (nothing may go to a source meanwhile), or
+ * when the sources name several registries and the destination none; the
+ * latter is a usage error when credentials were given on the command line.
+ */
+export function credentialsRegistry(target: CredentialsTarget, explicit = false): string | false {
+  if (target.writes !== undefined) {
+    const w = locationRegistry(target.writes);
+    if (w !== null) return w;
+  }
+  const reads = [...new Set((target.reads ?? []).map((r) => (r === undefined ? null : locationRegistry(r))).filter((r): r is string => typeof r === 'string'))];
+  if (reads.length > 1 && explicit) {
+    throw new OciError('USAGE', `--username is for one registry, but the command reads from ${reads.join(', ')}`, {
+      hint: 'log in to each with `oci-os login` instead',
+    });
+  }
+  return reads.length === 1 ? reads[0]! : false;
+}
+
+/**
+ * Builds the registry client the flags describe. Credentials are never
+ * printed, and go only to the registry {@link credentialsRegistry} picks
+ * from `target`.
+ */
+export async function registryClientFromFlags(flags: RegistryFlagValues, target: CredentialsTarget, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
   const options: RegistryClientOptions = { ...extra };
+  options.credentialsHost = credentialsRegistry(target, flags['password-stdin'] || flags.username !== undefined);
   if (flags['password-stdin']) {
     const password = await readStdin();
     if (!password) throw new OciError('USAGE', '--password-stdin given but standard input was empty');

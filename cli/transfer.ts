@@ -65,7 +65,7 @@ export async function runTransfer(
   options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds'> = {},
 ): Promise<Record<string, unknown>> {
   const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
-  const client = await registryClientFromFlags(flags, {
+  const client = await registryClientFromFlags(flags, { writes: destination, reads: [source] }, {
     onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
     retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
   });

@@ -29,7 +29,7 @@ Prints HOST/REPO@DIGEST of the artifact; --json adds the subject, and whether th
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Attach);
     const annotations = parseAnnotationFlags(flags.annotation);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { writes: args.ref }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
     try {
       const r = await attach(client.repository(args.ref), {
         artifactType: flags['artifact-type'],

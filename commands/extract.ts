@@ -30,7 +30,7 @@ The payload is decompressed as it streams, and each hash chunk is written only a
     if (flags.output === '-' && this.jsonEnabled()) {
       throw new OciError('USAGE', '--json cannot be combined with --output - (standard output carries the payload)');
     }
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const loc = await openLocationForReading(args.source, { client });
       try {

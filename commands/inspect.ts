@@ -26,7 +26,7 @@ OS images: product info and a table of payloads (size, stored size, compression,
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Inspect);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const loc = await openLocationForReading(args.source, { client });
       try {

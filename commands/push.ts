@@ -42,7 +42,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Push);
     const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
-    const client = await registryClientFromFlags(flags, {
+    const client = await registryClientFromFlags(flags, { writes: args.ref }, {
       onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
       retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
     });

@@ -22,7 +22,7 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Referrers);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.ref] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
     try {
       const r = await listReferrers(client.repository(args.ref), { artifactType: flags['artifact-type'] });
       if (!this.jsonEnabled()) {

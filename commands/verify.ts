@@ -25,7 +25,7 @@ Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the pa
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Verify);
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const loc = await openLocationForReading(args.source, { client });
       try {

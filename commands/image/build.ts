@@ -54,7 +54,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
     });
     const dest = flags.output ?? flags.push;
     if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { writes: dest, reads: [flags.base] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const r = await withInterrupt((signal) => buildImageTo(dest, { ...options, signal }, { client }));
       for (const w of r.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);

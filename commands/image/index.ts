@@ -40,7 +40,7 @@ Prints the index digest; --json prints digest, media type, size, destination and
     const dest = flags.output ?? flags.push;
     if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
     const annotations = Object.fromEntries(keyValues(flags.annotation, '--annotation'));
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { writes: dest, reads: sources }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const r = await withInterrupt((signal) => buildIndexTo(dest, sources, { annotations, jobs: flags.jobs, signal }, { client }));
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);

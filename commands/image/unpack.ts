@@ -26,7 +26,7 @@ Every entry is resolved inside DIR: absolute names, ".." components and writes t
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(ImageUnpack);
     const platform = flags.platform !== undefined ? parsePlatform(flags.platform) : undefined;
-    const client = await registryClientFromFlags(flags, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const r = await withInterrupt((signal) => unpackImage(args.source, args.directory, { client, platform, signal }));
       if (r.skippedDevices > 0) process.stderr.write(`oci-os: warning: ${r.skippedDevices} device node(s) not created: that needs root\n`);

@@ -14,8 +14,18 @@ import type { TransportOptions } from './transport.js';
 
 /** Options of {@link RegistryClient}; every field has a default. */
 export interface RegistryClientOptions extends TransportOptions, RepositoryDefaults {
-  /** Explicit credentials (win over the environment and auth files). */
+  /** Explicit credentials (win over the environment and auth files), for {@link credentialsHost} only. */
   credentials?: Credentials;
+  /**
+   * The one registry (as references name it: `docker.io`, `ghcr.io`,
+   * `localhost:5000`) that {@link credentials} and
+   * `OCI_OS_USERNAME`/`OCI_OS_PASSWORD` are for: a client that talks to
+   * several registries (a copy) must not hand one registry's password to
+   * another, so every other registry gets only what the auth files hold for
+   * it. `false`: no registry gets them. Default: the first registry the
+   * client is asked for; set it whenever the client may talk to more than one.
+   */
+  credentialsHost?: string | false;
   /** Environment for `OCI_OS_USERNAME`/`OCI_OS_PASSWORD` and auth-file lookup. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** Use only {@link credentials}; ignore environment variables and auth files. */
@@ -33,18 +43,23 @@ export class RegistryClient {
   private readonly hosts = new Map<string, RegistryHttp>();
   private readonly retry: RetryPolicy;
   readonly tokenCache: TokenCache;
+  /** The registry explicit credentials are bound to; set on first use when not given. */
+  private credentialsHost: string | false | undefined;
 
   constructor(private readonly options: RegistryClientOptions = {}) {
     this.retry = options.retry instanceof RetryPolicy ? options.retry : new RetryPolicy(options.retry);
     this.tokenCache = options.tokenCache ?? new TokenCache();
+    this.credentialsHost = options.credentialsHost;
   }
 
   /** The HTTP client of the registry a reference names. */
   http(ref: Reference): RegistryHttp {
     let h = this.hosts.get(ref.apiHost);
     if (!h) {
+      this.credentialsHost ??= ref.registry;
       const credOpts: CredentialOptions = {
-        credentials: this.options.credentials, env: this.options.env, explicitOnly: this.options.explicitCredentialsOnly,
+        credentials: this.options.credentials, credentialsHost: this.credentialsHost,
+        env: this.options.env, explicitOnly: this.options.explicitCredentialsOnly,
       };
       h = new RegistryHttp({
         ...this.options,

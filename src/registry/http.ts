@@ -91,7 +91,7 @@ export class RegistryHttp {
   resolveLocation(res: TransportResponse, location = res.header('location')): URL | undefined {
     if (!location) return undefined;
     const u = new URL(location, res.url);
-    if (u.protocol === 'http:' && !this.transport.plainHttp && u.host === this.host) u.protocol = 'https:';
+    if (u.protocol === 'http:' && !this.transport.plainHttp && u.host === new URL(this.transport.origin).host) u.protocol = 'https:';
     return u;
   }
 

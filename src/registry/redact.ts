@@ -11,11 +11,12 @@ const safeParams = new Set(['digest', 'mount', 'from', 'n', 'last', 'tag', 'serv
 
 /** A URL with user-info removed and every query value but the known-safe ones replaced by `REDACTED`. */
 export function redactUrl(url: string | URL): string {
+  // User-info goes first, as text: `user:pw@host/v2/x` does not parse as a URL, or parses as one with the scheme `user:`.
+  const s = String(url).replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^/?#]*@/i, '$1');
   let u: URL;
   try {
-    u = new URL(String(url));
+    u = new URL(s);
   } catch {
-    const s = String(url);
     const q = s.indexOf('?');
     return q < 0 ? s : `${s.slice(0, q)}?REDACTED`;
   }
@@ -28,6 +29,37 @@ export function redactUrl(url: string | URL): string {
   }
   u.hash = '';
   return u.toString();
+}
+
+/** A digest (image-spec descriptor grammar); it never holds "@". */
+const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+const hostPortRe = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/** True when `s` starts with what references take for a registry host (a dot, a port, `localhost` or `[v6]`). */
+function startsWithHost(s: string): boolean {
+  const host = s.replace(/[/?#][\s\S]*$/, '');
+  return hostPortRe.test(host) && (/[.:[]/.test(host) || host.toLowerCase() === 'localhost');
+}
+
+/**
+ * What a user typed (a reference, a login target) with the password of its
+ * user-info replaced: `https://ci:S3CRET@host` becomes `https://ci:***@host`,
+ * `ci:S3CRET@host/repo` becomes `ci:***@host/repo`. With a scheme a lone user
+ * name (often a token) is hidden too; without one only `user:password@`
+ * followed by a host counts, so `name:tag@sha256:...` stays as it is.
+ */
+export function redactUserinfo(text: string): string {
+  const scheme = /^\s*[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
+  const rest = text.slice(scheme.length);
+  // Only the last "@" can start a digest; user-info then ends at the one before.
+  let at = rest.lastIndexOf('@');
+  if (at >= 0 && digestRe.test(rest.slice(at + 1))) at = at > 0 ? rest.lastIndexOf('@', at - 1) : -1;
+  if (at < 0) return text;
+  const userinfo = rest.slice(0, at);
+  const after = rest.slice(at + 1);
+  const colon = userinfo.indexOf(':');
+  if (!scheme && (colon < 0 || !startsWithHost(after) || (userinfo.includes('/') && !after.includes('/')))) return text;
+  return `${scheme}${colon < 0 ? '' : `${userinfo.slice(0, colon)}:`}***@${after}`;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { OciError } from '../errors.js';
 import { isDigest } from '../oci/digest.js';
+import { redactUserinfo } from './redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
 export const dockerHubRegistry = 'docker.io';
@@ -35,7 +36,8 @@ export interface Reference {
 }
 
 function invalid(input: string, why: string): OciError {
-  return new OciError('INVALID_REFERENCE', `invalid reference "${input}": ${why}`, {
+  // `user:password@host/repo` is no reference, and the password is not echoed.
+  return new OciError('INVALID_REFERENCE', `invalid reference "${redactUserinfo(input)}": ${why}`, {
     hint: 'expected [HOST[:PORT]/]REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/org/image:1.0',
   });
 }
@@ -52,6 +54,8 @@ function looksLikeHost(component: string): boolean {
 export function parseReference(input: string): Reference {
   const s = input.trim();
   if (s === '') throw invalid(input, 'it is empty');
+  // Checked first: other messages quote parts of the input, which could be parts of the password.
+  if (redactUserinfo(s) !== s) throw invalid(input, 'a user name and password do not belong in a reference; give them to the login options (--username, --password-stdin)');
   let rest = s;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -108,8 +112,9 @@ export function formatReference(ref: Reference): string {
   return `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}${ref.digest ? `@${ref.digest}` : ''}`;
 }
 
-/** True for hosts on the loopback interface (`localhost`, 127.0.0.0/8, `[::1]`), with or without a port. */
+/** True for hosts on the loopback interface (`localhost`, 127.0.0.0/8, `[::1]`), with or without a port, in any case. */
 export function isLoopbackHost(host: string): boolean {
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+  const h = host.toLowerCase();
+  const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.replace(/:\d+$/, '');
   return name === 'localhost' || name === '[::1]' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
 }

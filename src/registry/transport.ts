@@ -99,6 +99,15 @@ function caList(caFile: string): string[] {
   return list;
 }
 
+/** `scheme://host[:port]` as `URL.origin` spells it: `Registry.Example.com:443` gives `https://registry.example.com`. */
+export function normalizedOrigin(scheme: 'http' | 'https', host: string): string {
+  try {
+    return new URL(`${scheme}://${host}`).origin;
+  } catch {
+    throw new OciError('INVALID_REFERENCE', `"${host}" is not a valid registry host[:port]`);
+  }
+}
+
 /** First value of a header. */
 export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -109,7 +118,10 @@ export function headerValue(headers: IncomingHttpHeaders, name: string): string 
 export class Transport {
   /** `host[:port]` of the registry API. */
   readonly host: string;
-  /** `http(s)://host[:port]`. */
+  /**
+   * `http(s)://host[:port]`, spelled as `URL.origin` spells it (host in
+   * lower case, default port dropped), since that is what it is compared with.
+   */
   readonly origin: string;
   readonly plainHttp: boolean;
   /**
@@ -129,7 +141,7 @@ export class Transport {
   constructor(host: string, options: TransportOptions = {}) {
     this.host = host;
     this.plainHttp = options.plainHttp ?? isLoopbackHost(host);
-    this.origin = `${this.plainHttp ? 'http' : 'https'}://${host}`;
+    this.origin = normalizedOrigin(this.plainHttp ? 'http' : 'https', host);
     this.userAgent = options.userAgent ?? 'oci-os';
     this.maxRedirects = options.maxRedirects ?? 10;
     this.poolOptions = {
@@ -158,7 +170,12 @@ export class Transport {
     return p;
   }
 
-  /** Sends a request, following redirects; never sends `Authorization` to another origin. */
+  /**
+   * Sends a request, following redirects; never sends `Authorization` to
+   * another origin, nor a body: a body (a token request's refresh token, a
+   * manifest) is for the origin it was addressed to, so a redirect that would
+   * carry one elsewhere is an error.
+   */
   async request(req: TransportRequest): Promise<TransportResponse> {
     let url = req.url;
     let method = req.method.toUpperCase();
@@ -192,11 +209,16 @@ export class Transport {
       if (hop >= this.maxRedirects) {
         throw new OciError('REGISTRY', `${req.method} to ${this.host}: more than ${this.maxRedirects} redirects`);
       }
-      url = new URL(location, url);
+      const next = new URL(location, url);
       if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
         method = method === 'HEAD' ? 'HEAD' : 'GET';
         body = undefined;
       }
+      if (body !== undefined && replayableLength(body)! > 0 && next.origin !== url.origin) {
+        // Origins hold no user-info or query, so they can be named as they are.
+        throw new OciError('REGISTRY', `${req.method} to ${url.origin} was redirected (${status}) to another origin, ${next.origin}; a request body is only sent where it was addressed`);
+      }
+      url = next;
     }
   }
 

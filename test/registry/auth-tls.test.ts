@@ -6,6 +6,7 @@ import pLimit from 'p-limit';
 import { request } from 'undici';
 import { isOciError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import { parseReference } from '../../src/registry/index.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { basicChallengeRules, startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
@@ -231,4 +232,115 @@ test('network failures name the host; warnings are surfaced once', async (t) => 
   const repo = w.client.repository(`${proxy.host}/warn/me`);
   for (let i = 0; i < 3; i++) await repo.exists({ mediaType: 'x', digest: `sha256:${'1'.repeat(64)}`, size: 1 });
   assert.deepEqual(warnings, ['this registry is deprecated']);
+});
+
+/** An HTTP server on 127.0.0.1 that logs each request (with its body) and answers through `handle`. */
+async function recordingServer(t: { after(fn: () => unknown): void }, name: string, log: string[], handle: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<string> {
+  const srv = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      const auth = req.headers.authorization;
+      const shown = auth?.startsWith('Basic ') ? `Basic ${Buffer.from(auth.slice(6), 'base64').toString()}` : (auth ?? '-');
+      log.push(`${name} ${req.method} ${req.url} auth=${shown} body=${body}`);
+      handle(req, res, body);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.after(() => srv.close());
+  return `127.0.0.1:${(srv.address() as AddressInfo).port}`;
+}
+
+test('explicit credentials and OCI_OS_* go only to the registry they are bound to, not to every registry a client talks to', async (t) => {
+  const log: string[] = [];
+  // The source: anonymous Bearer tokens from its own token server. The destination: Basic auth.
+  const realm = await recordingServer(t, 'src-realm', log, (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"anon","expires_in":300}'));
+  const bearer = `Bearer realm="http://${realm}/token",service="src"`;
+  const src = await recordingServer(t, 'src', log, (req, res) => {
+    if (!req.headers.authorization) res.writeHead(401, { 'www-authenticate': bearer }).end();
+    else res.writeHead(200, { 'content-length': '5' }).end();
+  });
+  const dst = await recordingServer(t, 'dst', log, (req, res) => {
+    if (!req.headers.authorization) res.writeHead(401, { 'www-authenticate': 'Basic realm="dst"' }).end();
+    else res.writeHead(200, { 'content-length': '5' }).end();
+  });
+  const blob = { mediaType: 'application/octet-stream', digest: `sha256:${'2'.repeat(64)}`, size: 5 };
+  const touchBoth = async (client: ReturnType<typeof fastClient>['client'], first: 'src' | 'dst') => {
+    const order = first === 'src' ? [src, dst] : [dst, src];
+    for (const host of order) assert.ok(await client.repository(`${host}/a/b`).exists(blob), host);
+  };
+
+  // Bound to the destination: the source's token server never sees them, whichever registry is used first.
+  const flags = fastClient({ credentials: { username: 'ci', password: 'DEST-ONLY' }, credentialsHost: dst });
+  t.after(() => flags.client.close());
+  await touchBoth(flags.client, 'src');
+  const env = fastClient({ explicitCredentialsOnly: false, env: { OCI_OS_USERNAME: 'ci', OCI_OS_PASSWORD: 'ENV-DEST-ONLY', HOME: '/nonexistent' }, credentialsHost: dst });
+  t.after(() => env.client.close());
+  await touchBoth(env.client, 'src');
+  // Not bound explicitly: they belong to the first registry the client is asked for.
+  const first = fastClient({ credentials: { username: 'ci', password: 'FIRST-ONLY' } });
+  t.after(() => first.client.close());
+  await touchBoth(first.client, 'dst');
+
+  const leaked = log.filter((l) => /ONLY/.test(l) && !l.startsWith('dst '));
+  assert.deepEqual(leaked, []);
+  for (const pw of ['DEST-ONLY', 'ENV-DEST-ONLY', 'FIRST-ONLY']) assert.ok(log.some((l) => l.startsWith('dst ') && l.includes(`auth=Basic ci:${pw} `)), pw);
+  assert.ok(log.filter((l) => l.startsWith('src-realm')).every((l) => l.includes('auth=- ')), log.join('\n'));
+
+  // Bound to no registry (a command with no registry target): nobody gets them.
+  const none = fastClient({ credentials: { username: 'ci', password: 'NOBODY' }, credentialsHost: false });
+  t.after(() => none.client.close());
+  await assert.rejects(none.client.repository(`${dst}/a/b`).exists(blob), (e: unknown) => isOciError(e, 'AUTH_FAILED'));
+  assert.ok(!log.some((l) => l.includes('NOBODY')));
+});
+
+test('a request body never follows a redirect to another origin (token requests carry refresh tokens)', async (t) => {
+  const log: string[] = [];
+  const sink = await recordingServer(t, 'sink', log, (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"stolen"}'));
+  const realm = await recordingServer(t, 'realm', log, (req, res) => {
+    if (req.method === 'POST') res.writeHead(307, { location: `http://${sink}/token` }).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"T","expires_in":300}');
+  });
+  const reg = await recordingServer(t, 'reg', log, (req, res) => {
+    if (req.url === '/v2/' && !req.headers.authorization) res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${realm}/token",service="s"` }).end();
+    else if (req.url === '/v2/' || req.url === '/here') res.writeHead(201).end();
+    else if (req.url === '/same') res.writeHead(307, { location: '/here' }).end();
+    else if (req.url === '/away') res.writeHead(308, { location: `http://${sink}/put` }).end();
+    else res.writeHead(404).end();
+  });
+
+  // The identity token is POSTed to the realm; the realm's 307 to another origin is refused, not followed.
+  const { client } = fastClient({ credentials: { identityToken: 'SECRET-REFRESH-TOKEN' } });
+  t.after(() => client.close());
+  const http = client.http(parseReference(`${reg}/x`));
+  await assert.rejects(http.send({ method: 'GET', url: '/v2/', scopes: ['repository:x:pull'] }), (e: unknown) => {
+    assert.ok(isOciError(e, 'REGISTRY'), String(e));
+    assert.match((e as Error).message, /^POST to http:\/\/127\.0\.0\.1:\d+ was redirected \(307\) to another origin/);
+    assert.ok(!(e as Error).message.includes('SECRET'));
+    return true;
+  });
+  // Same for any request with a body; on the same origin the body follows as before.
+  const plain = fastClient();
+  t.after(() => plain.client.close());
+  const put = plain.client.http(parseReference(`${reg}/x`));
+  await assert.rejects(put.send({ method: 'PUT', url: '/away', body: Buffer.from('manifest-bytes'), scopes: [] }),
+    (e: unknown) => isOciError(e, 'REGISTRY') && /redirected \(308\) to another origin/.test((e as Error).message));
+  const same = await put.send({ method: 'PUT', url: '/same', body: Buffer.from('manifest-bytes'), scopes: [] });
+  await same.body.dump();
+  assert.equal(same.status, 201);
+  assert.ok(log.includes('reg PUT /here auth=- body=manifest-bytes'), log.join('\n'));
+  assert.deepEqual(log.filter((l) => l.startsWith('sink')), []);
+});
+
+test('registry host names are compared without case: LOCALHOST speaks plain HTTP and gets its credentials', async (t) => {
+  const log: string[] = [];
+  const host = await recordingServer(t, 'reg', log, (req, res) => {
+    if (!req.headers.authorization) res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end();
+    else res.writeHead(200, { 'content-length': '1' }).end();
+  });
+  const { client } = fastClient({ credentials: { username: 'u', password: 'p' } });
+  t.after(() => client.close());
+  const upper = host.replace('127.0.0.1', 'LocalHost');
+  assert.ok(await client.repository(`${upper}/case/test`).exists({ mediaType: 'x', digest: `sha256:${'3'.repeat(64)}`, size: 1 }));
+  assert.ok(log.some((l) => l.includes('auth=Basic u:p')), log.join('\n'));
 });

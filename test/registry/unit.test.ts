@@ -9,6 +9,9 @@ import {
   redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
   withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize,
 } from '../../src/registry/index.js';
+import { parseLoginTarget } from '../../src/registry/auth/login.js';
+import { redactUserinfo } from '../../src/registry/redact.js';
+import { Transport } from '../../src/registry/transport.js';
 
 test('references are normalized like Docker', () => {
   assert.deepEqual(parseReference('alpine'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/alpine' });
@@ -48,8 +51,29 @@ test('invalid references name what is wrong', () => {
 test('loopback hosts', () => {
   for (const h of ['localhost', 'localhost:5000', '127.0.0.1', '127.1.2.3:80', '[::1]', '[::1]:5000']) assert.ok(isLoopbackHost(h), h);
   for (const h of ['ghcr.io', '10.0.0.1:5000', 'localhost.example.com', '128.0.0.1']) assert.ok(!isLoopbackHost(h), h);
+  // Host names are case-insensitive: LOCALHOST is loopback too (plain HTTP by default).
+  for (const h of ['LOCALHOST:5000', 'LocalHost', '[::1]:5000']) assert.ok(isLoopbackHost(h), h);
   assert.equal(defaultChunkSizeFor('ghcr.io'), 4 * 1024 * 1024);
   assert.equal(defaultChunkSizeFor('quay.io'), 8 * 1024 * 1024);
+});
+
+test('a password typed into a reference or a login target is not echoed', () => {
+  for (const input of ['ci:S3CRET@registry.example.com/x', 'ci:S3CRET@registry.example.com:5000/x:1', 'ci:S3/CRET@registry.example.com/x', 'ci:p@S3CRET@localhost:5000/x']) {
+    assert.throws(() => parseReference(input), (e: unknown) => {
+      const m = (e as Error).message;
+      return isOciError(e, 'INVALID_REFERENCE') && /"ci:\*\*\*@/.test(m) && /password/.test(m) && !/S3/.test(m);
+    }, input);
+  }
+  // name:tag@digest is a reference, not user-info: its errors still quote it whole.
+  assert.throws(() => parseReference('alpine:3.20@sha256:abc'), (e: unknown) => (e as Error).message.includes('"alpine:3.20@sha256:abc"'));
+  assert.equal(parseReference(`alpine:3.20@sha256:${'a'.repeat(64)}`).tag, '3.20');
+  for (const input of ['https://ci:S3CRET@registry.example.com', 'ci:S3CRET@registry.example.com', 'http://ci:S3/CRET@localhost:5000', 'https://S3CRET@ghcr.io/v1/']) {
+    assert.throws(() => parseLoginTarget(input), (e: unknown) => {
+      const m = (e as Error).message;
+      return isOciError(e, 'USAGE') && /\*\*\*@/.test(m) && /--password-stdin/.test(m) && !/S3/.test(m);
+    }, input);
+  }
+  assert.equal(parseLoginTarget('https://Registry.Example.com/v1/').registry, 'registry.example.com');
 });
 
 test('WWW-Authenticate: Bearer, Basic, several challenges, escapes', () => {
@@ -84,10 +108,26 @@ test('Retry-After: seconds, HTTP date, garbage; backoff is capped with jitter', 
   assert.ok(p.isRetryableStatus(503) && p.isRetryableStatus(429) && p.isRetryableStatus(408) && !p.isRetryableStatus(404) && !p.isRetryableStatus(501));
 });
 
+test('transport origins are spelled as URL.origin spells them, so Authorization is sent to the registry', () => {
+  assert.equal(new Transport('Registry.Example.com').origin, 'https://registry.example.com');
+  assert.equal(new Transport('registry.example.com:443').origin, 'https://registry.example.com');
+  assert.equal(new Transport('REG.example.com:5000').origin, 'https://reg.example.com:5000');
+  assert.equal(new Transport('LOCALHOST:5000').origin, 'http://localhost:5000');
+  assert.equal(new Transport('Reg.Example.com:80', { plainHttp: true }).origin, 'http://reg.example.com');
+  assert.equal(new Transport('[::1]:5000').origin, 'http://[::1]:5000');
+});
+
 test('redaction of URLs and text', () => {
   assert.equal(redactUrl('https://u:p@s3.example/b/k?X-Amz-Signature=abc&digest=sha256:1'), 'https://s3.example/b/k?X-Amz-Signature=REDACTED&digest=sha256%3A1');
   assert.equal(redactUrl('http://r/v2/x/blobs/uploads/u?_state=SECRET'), 'http://r/v2/x/blobs/uploads/u?_state=REDACTED');
   assert.equal(redactUrl('/relative?token=abc'), '/relative?REDACTED');
+  // User-info goes also from what does not parse as an http(s) URL.
+  assert.equal(redactUrl('user:pw@host/v2/x?token=abc'), 'host/v2/x?REDACTED');
+  assert.equal(redactUrl('https://user:pw@host:99999/x'), 'https://host:99999/x');
+  assert.equal(redactUserinfo('https://ci:S3CRET@reg.example.com/v1/'), 'https://ci:***@reg.example.com/v1/');
+  assert.equal(redactUserinfo('https://TOKEN@ghcr.io'), 'https://***@ghcr.io');
+  assert.equal(redactUserinfo('ci:S3CRET@localhost:5000/x:1'), 'ci:***@localhost:5000/x:1');
+  for (const ref of ['alpine:3.20@sha256:abc', 'ghcr.io/o/r@nodigest', 'ghcr.io:5000/o/r:t@bad.d', 'ubuntu@latest']) assert.equal(redactUserinfo(ref), ref);
   const t = redactText('Authorization: Bearer abc.def.ghi and {"token":"xyz","password":"pw"} eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig');
   assert.ok(!/abc\.def|xyz|"pw"|eyJhbGci/.test(t), t);
 });
@@ -198,6 +238,16 @@ esac
   assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' } }), { username: 'e', password: 'f' });
   assert.notDeepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' } }), { username: '', password: '' }, 'empty variables are not credentials');
   assert.equal(await resolveCredentials('docker.io', { env, explicitOnly: true }), undefined);
+  // Explicit credentials and OCI_OS_* belong to one registry; any other gets only the auth files.
+  const bound = { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' }, credentials: { username: 'x', password: 'y' }, credentialsHost: 'ghcr.io' };
+  assert.deepEqual(await resolveCredentials('GHCR.io', bound), { username: 'x', password: 'y' });
+  assert.deepEqual(await resolveCredentials('ghcr.io', { ...bound, credentials: undefined }), { username: 'e', password: 'f' });
+  assert.deepEqual(await resolveCredentials('docker.io', bound), { username: 'hub', password: 'hubpw' });
+  assert.deepEqual(await resolveCredentials('docker.io', { ...bound, credentials: undefined }), { username: 'hub', password: 'hubpw' });
+  assert.equal(await resolveCredentials('unknown.example', bound), undefined);
+  assert.equal(await resolveCredentials('unknown.example', { ...bound, explicitOnly: true }), undefined);
+  assert.deepEqual(await resolveCredentials('docker.io', { ...bound, credentialsHost: 'index.docker.io' }), { username: 'x', password: 'y' });
+  assert.equal(await resolveCredentials('ghcr.io', { ...bound, credentialsHost: false, explicitOnly: true }), undefined);
   // REGISTRY_AUTH_FILE wins over the Docker config.
   const authFile = join(dir, 'auth.json');
   await writeFile(authFile, JSON.stringify({ auths: { 'docker.io': { auth: Buffer.from('podman:pw').toString('base64') } } }));

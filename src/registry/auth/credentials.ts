@@ -1,6 +1,7 @@
 /**
  * Where credentials for a registry come from, in order: explicit options,
- * `OCI_OS_USERNAME`/`OCI_OS_PASSWORD`, then the container auth files
+ * `OCI_OS_USERNAME`/`OCI_OS_PASSWORD` (both only for the one registry they
+ * are bound to, see {@link CredentialOptions.credentialsHost}), then the container auth files
  * (`REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json` or
  * `~/.docker/config.json`): `credHelpers`, `auths` (`auth` base64 or
  * `username`/`password`, `identitytoken`, `registrytoken`), `credsStore`.
@@ -25,8 +26,16 @@ export interface Credentials {
 
 /** Options of {@link resolveCredentials}. */
 export interface CredentialOptions {
-  /** Explicit credentials; win over everything else. */
+  /** Explicit credentials; win over everything else, for {@link credentialsHost} only. */
   credentials?: Credentials;
+  /**
+   * The one registry (as references name it: `ghcr.io`, `localhost:5000`)
+   * that {@link credentials} and `OCI_OS_USERNAME`/`OCI_OS_PASSWORD` belong
+   * to. Any other registry gets only what the auth files hold for it, so a
+   * password given for one registry never reaches another. `false`: they
+   * belong to none. Default: the registry asked about.
+   */
+  credentialsHost?: string | false;
   /** Environment to read variables from. Default `process.env`. */
   env?: NodeJS.ProcessEnv;
   /** Don't look at environment variables or auth files. */
@@ -41,6 +50,18 @@ export function configKeysFor(registry: string): string[] {
     return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io', 'https://registry-1.docker.io'];
   }
   return [registry, `https://${registry}`, `http://${registry}`];
+}
+
+/** A registry name as compared: lower case, Docker Hub under one name. */
+function registryIdentity(registry: string): string {
+  const r = registry.toLowerCase();
+  return r === 'index.docker.io' || r === 'registry-1.docker.io' ? 'docker.io' : r;
+}
+
+/** True when `registry` is the one explicit credentials are bound to (see {@link CredentialOptions.credentialsHost}). */
+function isCredentialsHost(registry: string, credentialsHost: string | false | undefined): boolean {
+  if (credentialsHost === undefined) return true;
+  return credentialsHost !== false && registryIdentity(credentialsHost) === registryIdentity(registry);
 }
 
 /** Reduces a config key (`https://host/v1/`, `host`, `http://host:5000`) to its host[:port]. */
@@ -206,13 +227,14 @@ export async function readAuthFileCredentials(registry: string, options: Credent
  * `localhost:5000`), or undefined for anonymous access.
  */
 export async function resolveCredentials(registry: string, options: CredentialOptions = {}): Promise<Credentials | undefined> {
-  if (options.credentials && Object.values(options.credentials).some((v) => v !== undefined && v !== '')) {
+  const bound = isCredentialsHost(registry, options.credentialsHost);
+  if (bound && options.credentials && Object.values(options.credentials).some((v) => v !== undefined && v !== '')) {
     return options.credentials;
   }
   if (options.explicitOnly) return undefined;
   const env = options.env ?? process.env;
   // Set but empty (a CI secret that did not resolve) means "not given", not an empty account.
-  if (env.OCI_OS_USERNAME && env.OCI_OS_PASSWORD) {
+  if (bound && env.OCI_OS_USERNAME && env.OCI_OS_PASSWORD) {
     return { username: env.OCI_OS_USERNAME, password: env.OCI_OS_PASSWORD };
   }
   return readAuthFileCredentials(registry, options);

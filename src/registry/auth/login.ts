@@ -30,12 +30,19 @@ export interface LoginTarget {
 export function parseLoginTarget(input: string | undefined): LoginTarget {
   const raw = (input ?? 'docker.io').trim();
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(raw);
+  const at = raw.lastIndexOf('@');
+  if (at >= 0) {
+    // A registry never holds "@": all before the last one is user-info, which may hold a password (even one with "/").
+    const userinfo = raw.slice(m ? m[1]!.length + 3 : 0, at);
+    const user = userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : '';
+    throw new OciError('USAGE', `"${m ? `${m[1]}://` : ''}${user}***@${raw.slice(at + 1)}" holds credentials: give the registry as HOST[:PORT], the user with --username and the password on --password-stdin`);
+  }
   const scheme = m?.[1]?.toLowerCase();
   if (scheme && scheme !== 'http' && scheme !== 'https') {
     throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   }
   const host = (m ? m[2]! : raw).replace(/\/.*$/, '').toLowerCase();
-  if (host === '' || host.includes('@')) throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
+  if (host === '') throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   // The reference parser knows host grammar and the Docker Hub aliases; a dummy repository makes it look at the host.
   const withDot = host.includes('.') || host.includes(':') || host === 'localhost' || host.startsWith('[');
   if (!withDot) throw new OciError('USAGE', `"${raw}" does not look like a registry host: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
