@@ -9,17 +9,28 @@ import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { readPayloadFrom, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
+import { checkPayloadsFrom, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
 
 export class ChunkCheckingStore implements ContentStore {
-  /** Payloads whose every chunk was checked on the way in, by blob digest. */
-  readonly verified = new Map<string, PayloadVerification>();
+  /** Blobs whose every payload was checked on the way in: digest → those payloads' results. */
+  readonly verified = new Map<string, PayloadVerification[]>();
+  /**
+   * The payloads to check, by blob digest. Identical partitions share one
+   * blob, which is written once but must match every payload's chunk hashes.
+   */
+  private readonly byBlob = new Map<string, OsImagePayload[]>();
 
   constructor(
     private readonly inner: ContentStore,
-    /** The payloads to check, by blob digest. */
-    private readonly payloads: ReadonlyMap<string, OsImagePayload>,
-  ) {}
+    /** The payloads to check, in image order. */
+    private readonly payloads: readonly OsImagePayload[],
+  ) {
+    for (const p of payloads) {
+      const list = this.byBlob.get(p.layer.digest);
+      if (list) list.push(p);
+      else this.byBlob.set(p.layer.digest, [p]);
+    }
+  }
 
   get kind(): ContentStore['kind'] {
     return this.inner.kind;
@@ -27,15 +38,12 @@ export class ChunkCheckingStore implements ContentStore {
 
   /** True when every payload given was checked on the way in. */
   get complete(): boolean {
-    return [...this.payloads.keys()].every((d) => this.verified.has(d));
+    return this.payloads.every((p) => this.verified.has(p.layer.digest));
   }
 
   /** The checked payloads in image order (only those checked). */
   results(): PayloadVerification[] {
-    return [...this.payloads.keys()].flatMap((d) => {
-      const v = this.verified.get(d);
-      return v ? [v] : [];
-    });
+    return this.payloads.flatMap((p) => this.verified.get(p.layer.digest)?.filter((v) => v.name === p.name) ?? []);
   }
 
   exists(desc: Descriptor): Promise<boolean> {
@@ -55,13 +63,14 @@ export class ChunkCheckingStore implements ContentStore {
   }
 
   async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
-    const payload = this.payloads.get(desc.digest);
-    if (!payload || (await this.inner.exists(desc))) return this.inner.push(desc, content, options);
-    const feed = new PassThrough({ highWaterMark: 1 << 20 });
-    const check = (async () => {
-      for await (const _ of readPayloadFrom(feed, payload)) void _;
-    })();
-    // Rejects when the check fails, so a writer waiting for 'drain' is released.
+    const payloads = this.byBlob.get(desc.digest);
+    if (!payloads || (await this.inner.exists(desc))) return this.inner.push(desc, content, options);
+    // One decoding per compression: layers of one digest could still name different media types.
+    const groups = (['zstd', 'none'] as const).map((c) => payloads.filter((p) => p.compression === c)).filter((g) => g.length > 0);
+    const feeds = groups.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
+    const checks = groups.map((group, i) => checkPayloadsFrom(feeds[i]!, group));
+    const check = Promise.all(checks);
+    // Rejects when a check fails, so a writer waiting for 'drain' is released.
     const failed = check.then(() => new Promise<never>(() => undefined));
     failed.catch(() => undefined);
     let fed = false;
@@ -69,23 +78,25 @@ export class ChunkCheckingStore implements ContentStore {
       try {
         for await (const c of content as AsyncIterable<Uint8Array>) {
           const buf = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
-          if (!feed.write(buf)) await Promise.race([once(feed, 'drain'), failed]);
+          const full = feeds.filter((f) => !f.write(buf));
+          if (full.length > 0) await Promise.race([Promise.all(full.map((f) => once(f, 'drain'))), failed]);
           yield buf;
         }
-        feed.end();
+        for (const f of feeds) f.end();
         fed = true;
       } finally {
-        if (!fed) feed.destroy();
+        if (!fed) for (const f of feeds) f.destroy();
       }
     }
     try {
       await this.inner.push(desc, tee(), options);
     } catch (err) {
-      feed.destroy();
-      const checkErr = await check.then(() => undefined, (e: unknown) => e);
-      throw checkErr && !(checkErr instanceof Error && /premature close/i.test(checkErr.message)) ? checkErr : err;
+      for (const f of feeds) f.destroy();
+      // A failed check is the cause; a check cut short by the failed write is not.
+      const checkErr = (await Promise.allSettled(checks)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
+        .find((e) => !(e instanceof Error && /premature close/i.test(e.message)));
+      throw checkErr ?? err;
     }
-    await check;
-    this.verified.set(desc.digest, { name: payload.name, size: payload.size, chunks: payload.chunkHashes.length, blobSize: payload.layer.size, compression: payload.compression });
+    this.verified.set(desc.digest, (await check).flat());
   }
 }

@@ -75,7 +75,8 @@ export async function transfer(source: string, destination: string, options: Tra
       if (dst.kind !== 'registry') {
         if (checking?.complete) {
           verification = {
-            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: checking.results().reduce((n, v) => n + v.blobSize, 0),
+            // A blob shared by identical payloads was read once.
+            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: [...checking.verified.values()].reduce((n, v) => n + v[0]!.blobSize, 0),
             payloads: checking.results().map((v) => ({ ...v, manifest: src.root.digest })),
           };
         } else if (verify) {
@@ -104,5 +105,5 @@ async function checkingStoreFor(src: ContentStore, root: Descriptor, dst: Conten
   if (root.mediaType !== MediaType.ociManifest) return undefined;
   if (!isOsImageManifest(await readManifestBytes(src, root))) return undefined;
   const image = await readOsImage(src, root);
-  return new ChunkCheckingStore(dst, new Map(image.payloads.map((p) => [p.layer.digest, p])));
+  return new ChunkCheckingStore(dst, image.payloads);
 }

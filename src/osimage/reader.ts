@@ -258,27 +258,63 @@ export async function* readPayload(store: ContentStore, image: OsImage, name: st
  * Like {@link readPayload}, from the blob's bytes as they arrive (a download
  * on its way to disk, say), so the chunk check needs no second read.
  */
-export async function* readPayloadFrom(blob: AsyncIterable<Buffer>, payload: OsImagePayload, options: ReadPayloadOptions = {}): AsyncGenerator<Buffer> {
-  const name = payload.name;
-  const verifier = new ChunkVerifier(payload);
-  const where = (): string => `chunk ${Math.floor(verifier.verified / payload.hashChunkSize)} at byte offset ${verifier.verified}`;
+export function readPayloadFrom(blob: AsyncIterable<Buffer>, payload: OsImagePayload, options: ReadPayloadOptions = {}): AsyncGenerator<Buffer> {
+  return checkedChunks(blob, [payload], options);
+}
+
+/**
+ * Checks every payload stored in one blob from a single pass over its bytes.
+ * Identical partitions share a blob (same bytes, same digest), and each of
+ * them has its own chunk hashes in the config: the blob is decoded once and
+ * the decoded bytes are checked against every payload's hashes, in image
+ * order. All payloads given must use `blob` with the same compression.
+ */
+export async function checkPayloadsFrom(blob: AsyncIterable<Buffer>, payloads: readonly OsImagePayload[], options: ReadPayloadOptions = {}): Promise<PayloadVerification[]> {
+  for await (const _ of checkedChunks(blob, payloads, options)) {
+    // Data is dropped once its hash matched.
+  }
+  return payloads.map(verificationOf);
+}
+
+/**
+ * Decodes a blob once and checks the decoded bytes against each payload's
+ * chunk hashes, payloads in image order; yields the first payload's chunks,
+ * each once its hash matched.
+ */
+async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly OsImagePayload[], options: ReadPayloadOptions): AsyncGenerator<Buffer> {
+  const lead = payloads[0];
+  if (!lead) throw new OciError('INTERNAL', 'no payload to check');
+  if (payloads.some((p) => p.compression !== lead.compression || p.layer.digest !== lead.layer.digest)) {
+    throw new OciError('INTERNAL', 'payloads checked together must share their blob and its compression');
+  }
+  const verifiers = payloads.map((p) => new ChunkVerifier(p));
+  const leadVerifier = verifiers[0]!;
+  const label = payloads.length === 1 ? `payload "${lead.name}"` : `payloads ${payloads.map((p) => `"${p.name}"`).join(', ')}`;
+  const where = (): string => `chunk ${Math.floor(leadVerifier.verified / lead.hashChunkSize)} at byte offset ${leadVerifier.verified}`;
   try {
-    const decoded: AsyncIterable<Buffer> = payload.compression === 'zstd' ? decodeZstdStream(blob) : blob;
+    const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob) : blob;
     for await (const data of decoded) {
-      if (options.signal?.aborted) throw new OciError('ABORTED', `reading payload "${name}" was interrupted`);
-      for (const chunk of verifier.push(data)) {
-        options.onProgress?.(verifier.verified);
+      if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
+      for (const chunk of leadVerifier.push(data)) {
+        options.onProgress?.(leadVerifier.verified);
         yield chunk;
       }
+      for (const v of verifiers.slice(1)) {
+        for (const _ of v.push(data)) void _;
+      }
     }
-    verifier.end();
+    for (const v of verifiers) v.end();
   } catch (err) {
-    if (err instanceof ChunkHashMismatchError || (isOciError(err) && err.message.startsWith(`payload "${name}"`))) throw err;
+    if (err instanceof ChunkHashMismatchError || (isOciError(err) && payloads.some((p) => err.message.startsWith(`payload "${p.name}"`)))) throw err;
     if (isOciError(err)) {
-      throw new OciError(err.code, `payload "${name}" (blob ${payload.layer.digest}), ${where()}: ${err.message}`, { cause: err, hint: err.hint });
+      throw new OciError(err.code, `${label} (blob ${lead.layer.digest}), ${where()}: ${err.message}`, { cause: err, hint: err.hint });
     }
-    throw new OciError('INPUT_UNREADABLE', `payload "${name}" (blob ${payload.layer.digest}), ${where()}: ${(err as Error).message}`, { cause: err });
+    throw new OciError('INPUT_UNREADABLE', `${label} (blob ${lead.layer.digest}), ${where()}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+function verificationOf(p: OsImagePayload): PayloadVerification {
+  return { name: p.name, size: p.size, chunks: p.chunkHashes.length, blobSize: p.layer.size, compression: p.compression };
 }
 
 /** Result of verifying one payload. */
@@ -296,5 +332,5 @@ export async function verifyPayload(store: ContentStore, image: OsImage, name: s
   for await (const _ of readPayload(store, image, name, options)) {
     // Data is dropped once its hash matched.
   }
-  return { name, size: p.size, chunks: p.chunkHashes.length, blobSize: p.layer.size, compression: p.compression };
+  return verificationOf(p);
 }
