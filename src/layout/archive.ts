@@ -139,7 +139,7 @@ export class OciArchiveWriter implements CommittableStore {
     }
     try {
       if (existing) await unpackArchive(file, tmpDir);
-      const layout = await OciLayout.open(tmpDir, { create: true });
+      const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json` });
       return new OciArchiveWriter(file, tmpDir, layout);
     } catch (err) {
       await rm(tmpDir, { recursive: true, force: true });
@@ -185,7 +185,8 @@ export async function openArchiveForReading(file: string): Promise<{ layout: Oci
   const tmpDir = await mkdtemp(join(tmpdir(), 'oci-os-archive-'));
   try {
     await unpackArchive(file, tmpDir);
-    const layout = await OciLayout.open(tmpDir);
+    // Messages about index.json name the archive, not the temporary directory it was extracted to.
+    const layout = await OciLayout.open(tmpDir, { indexName: `${file}: index.json` });
     return { layout, close: () => rm(tmpDir, { recursive: true, force: true }) };
   } catch (err) {
     await rm(tmpDir, { recursive: true, force: true });

@@ -7,16 +7,16 @@
  * an existing layout are kept; a tag that is set again is moved.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
 import { makeDirs } from '../util/fs.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
-import { DigestStream, digestHex, isDigest } from '../oci/digest.js';
+import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
 
@@ -28,6 +28,11 @@ const TMP_DIR = '.oci-os-tmp';
 export interface LayoutOptions {
   /** Create the directory and layout files when missing (default false). */
   create?: boolean;
+  /**
+   * How messages about index.json name it, when the directory is not what
+   * the user named (an archive extracted to a temporary directory).
+   */
+  indexName?: string;
 }
 
 /** A pending change to index.json: tag → descriptor. */
@@ -40,12 +45,14 @@ export class OciLayout implements CommittableStore {
   private readonly pending: PendingTag[] = [];
   /** Blobs this instance added (removed again by abort()). */
   private readonly added = new Set<string>();
+  /** `blobs/<alg>` directories this instance created (removed again by abort() when empty). */
+  private readonly addedDirs = new Set<string>();
 
-  private constructor(readonly dir: string) {}
+  private constructor(readonly dir: string, private readonly indexName?: string) {}
 
   /** Opens (and with `create`, initializes) a layout directory. */
   static async open(dir: string, options: LayoutOptions = {}): Promise<OciLayout> {
-    const layout = new OciLayout(dir);
+    const layout = new OciLayout(dir, options.indexName);
     let st;
     try {
       st = await stat(dir);
@@ -165,6 +172,8 @@ export class OciLayout implements CommittableStore {
   private async writeBlob(content: ByteSource, expected?: { digest: string; size: number }, trusted = false): Promise<StoredBlob> {
     const tmpDir = join(this.dir, TMP_DIR);
     const tmp = join(tmpDir, `blob-${randomBytes(8).toString('hex')}`);
+    // A digest that cannot be checked is refused before anything is written.
+    if (expected) digestAlgorithm(expected.digest, `blob ${expected.digest}`);
     const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
     try {
       await makeDirs(tmpDir);
@@ -183,6 +192,7 @@ export class OciLayout implements CommittableStore {
       const { digest, size } = hasher ? hasher.digestResult : { digest: expected!.digest, size: written };
       if (!hasher && size !== expected!.size) throw new OciError('SIZE_MISMATCH', `blob ${expected!.digest}: got ${size} bytes, expected ${expected!.size}`);
       const dest = this.blobPath(digest);
+      await this.algorithmDir(dirname(dest));
       const existed = await this.exists({ mediaType: MediaType.octetStream, digest, size });
       await rename(tmp, dest);
       if (!existed) this.added.add(dest);
@@ -196,7 +206,20 @@ export class OciLayout implements CommittableStore {
     }
   }
 
-  /** The current index.json (an empty index when the file is missing). */
+  /**
+   * Creates `blobs/<alg>` on first use: a layout starts with `blobs/sha256`
+   * only, and copied content may use another algorithm (sha512).
+   */
+  private async algorithmDir(dir: string): Promise<void> {
+    try {
+      await mkdir(dir);
+      this.addedDirs.add(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+
+  /** The current index.json (an empty index when the file is missing), checked as far as resolve() and commit() rely on it. */
   async readIndex(): Promise<ImageIndex> {
     const file = join(this.dir, 'index.json');
     let text: string;
@@ -206,13 +229,24 @@ export class OciLayout implements CommittableStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
       throw fsError(err, file, 'read');
     }
+    const name = this.indexName ?? file;
+    const invalid = (what: string): OciError => new OciError('INVALID_FORMAT', `${name} ${what}`);
+    const invalidEntry = (i: number, what: string): OciError => new OciError('INVALID_FORMAT', `${name}: manifests[${i}] ${what}`);
     let index: ImageIndex;
     try {
       index = JSON.parse(text) as ImageIndex;
     } catch {
-      throw new OciError('INVALID_FORMAT', `${file} is not valid JSON`);
+      throw invalid('is not valid JSON');
     }
-    if (!Array.isArray(index.manifests)) throw new OciError('INVALID_FORMAT', `${file} has no manifests array`);
+    if (!isObject(index)) throw invalid('is not a JSON object');
+    if (!Array.isArray(index.manifests)) throw invalid('has no manifests array');
+    index.manifests.forEach((d: unknown, i) => {
+      if (!isObject(d)) throw invalidEntry(i, `is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : `a ${typeof d}`}, not a descriptor object`);
+      if (typeof d.mediaType !== 'string' || d.mediaType === '') throw invalidEntry(i, 'has no mediaType');
+      if (typeof d.digest !== 'string' || !isDigest(d.digest)) throw invalidEntry(i, `has no valid digest (${shown(d.digest)})`);
+      if (!Number.isSafeInteger(d.size) || (d.size as number) < 0) throw invalidEntry(i, `has no valid size (${shown(d.size)})`);
+      if (d.annotations !== undefined && !isObject(d.annotations)) throw invalidEntry(i, 'has annotations that are not an object');
+    });
     return index;
   }
 
@@ -260,6 +294,7 @@ export class OciLayout implements CommittableStore {
       this.pending.length = 0;
     }
     this.added.clear();
+    this.addedDirs.clear();
     await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
   }
 
@@ -268,6 +303,8 @@ export class OciLayout implements CommittableStore {
     this.pending.length = 0;
     for (const path of this.added) await rm(path, { force: true }).catch(() => {});
     this.added.clear();
+    for (const dir of this.addedDirs) await rmdir(dir).catch(() => {});
+    this.addedDirs.clear();
     await rm(join(this.dir, TMP_DIR), { recursive: true, force: true }).catch(() => {});
   }
 
@@ -290,6 +327,16 @@ export class OciLayout implements CommittableStore {
       throw err;
     }
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A JSON value for a message, cut short. */
+function shown(v: unknown): string {
+  const s = v === undefined ? 'missing' : JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /** Descriptor keys in the order the image-spec's Go types serialize them. */
