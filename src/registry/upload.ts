@@ -230,6 +230,9 @@ export class ChunkedUpload {
         } catch (err) {
           if (!(err instanceof SessionLost)) throw err;
           const digest = this.knownDigest();
+          // Our own digest of a stream that has ended must be the expected one before a blob of that
+          // digest can stand for the upload.
+          if (digest && this.src instanceof ChunkSource) this.verify(digest);
           if (digest && (await this.blobExists(digest))) break;
           await this.restart(err);
         }

@@ -116,6 +116,15 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
     assert.ok(requests('PATCH').length <= 12, `${requests('PATCH').length} PATCHes`);
   });
 
+  await t.test('a session lost after a stream ended: a blob of what was read stands in only when it is the expected one', async () => {
+    proxy.clearRules();
+    const f = await file(2 * MiB + 1);
+    await upload(f, { chunkSize: MiB, stream: true });
+    proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'respond', status: 404, body: { errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown' }] } } });
+    const wrong = { ...f, digest: sha256Digest(Buffer.from('other content')) };
+    await assert.rejects(upload(wrong, { chunkSize: MiB, stream: true }), (e: unknown) => isOciError(e, 'DIGEST_MISMATCH'));
+  });
+
   await t.test('a whole-blob fallback that keeps failing closes every file it opened', async () => {
     proxy.clearRules();
     proxy.addRule(...garRules(), { method: 'PUT', path: UPLOAD, times: Infinity, action: { type: 'reset', afterBytes: 100 * 1024 } });
