@@ -38,8 +38,12 @@ export class ReplaySource {
   private reader?: { it: AsyncIterator<Uint8Array>; pos: number; rest?: Buffer };
   /** Absolute offset of the first byte the registry has not acknowledged. */
   offset = 0;
-  /** Set when the source, not the network, broke a request body. */
+  /** Set when the source, not the network, broke the current request body. */
   failure?: OciError;
+  /** Pieces are read one at a time: a body torn down mid-read must not interleave with the next one's. */
+  private reading: Promise<unknown> = Promise.resolve();
+  /** Which body is current; a piece read for an earlier one cannot fail the upload. */
+  private body = 0;
 
   constructor(private readonly readAt: ReadAt, readonly size: number, private readonly what = 'blob') {}
 
@@ -59,7 +63,8 @@ export class ReplaySource {
   /** The next `n` bytes (fewer at the end) as a body that reads them from the source as it is sent. */
   peek(n: number): ChunkBody {
     const length = Math.min(n, this.pending);
-    return { body: this.stream(this.offset, length), length };
+    this.failure = undefined;
+    return { body: this.stream(this.offset, length, ++this.body), length };
   }
 
   /**
@@ -69,7 +74,7 @@ export class ReplaySource {
    * read it does not find the request still open (which costs the
    * connection: a new one, with a new TLS handshake, for every chunk).
    */
-  private stream(start: number, length: number): Readable {
+  private stream(start: number, length: number, id: number): Readable {
     let left = length;
     const body: Readable = new Readable({
       read: () => {
@@ -77,7 +82,7 @@ export class ReplaySource {
           body.push(null);
           return;
         }
-        this.piece(start + length - left, left).then((b) => {
+        this.piece(start + length - left, left, id).then((b) => {
           left -= b.length;
           body.push(b);
           if (left === 0) body.push(null);
@@ -87,8 +92,16 @@ export class ReplaySource {
     return body;
   }
 
-  /** The next piece of at most `max` bytes at `pos`, hashed if it goes past what was hashed before. */
-  private async piece(pos: number, max: number): Promise<Buffer> {
+  /** The next piece of at most `max` bytes at `pos` for body `id`, read after any read under way. */
+  private piece(pos: number, max: number, id: number): Promise<Buffer> {
+    const next = this.reading.then(() => this.readPiece(pos, max, id));
+    this.reading = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Reads a piece, hashed if it goes past what was hashed before. */
+  private async readPiece(pos: number, max: number, id: number): Promise<Buffer> {
+    if (id !== this.body) throw new OciError('ABORTED', `${this.what}: read for a request that has ended`);
     try {
       let r = this.reader;
       if (!r || r.pos !== pos) {
@@ -111,8 +124,10 @@ export class ReplaySource {
       r.pos += b.length;
       return b;
     } catch (err) {
-      this.failure = isOciError(err) ? err : fsError(err, this.what, 'read');
-      throw this.failure;
+      const failure = isOciError(err) ? err : fsError(err, this.what, 'read');
+      // Only the current body's reads speak for the source; an ended body's are moot.
+      if (id === this.body) this.failure = failure;
+      throw failure;
     }
   }
 
