@@ -35,12 +35,18 @@ export interface RetryEvent {
 /** HTTP statuses worth retrying: timeouts, rate limits and gateway/server hiccups. */
 export const retryableStatuses: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
-/** Parses `Retry-After` (delay-seconds or an HTTP date) into milliseconds from `now`. */
+/**
+ * Parses `Retry-After` (delay-seconds or an HTTP date) into milliseconds from
+ * `now`. A number is seconds, decimals too (some servers send `1.5`), which
+ * Date.parse would otherwise read as a date in 2001. Only a value with
+ * letters can be an HTTP date (they all name the month): anything else that
+ * is not a number (`-1`, `1e3`) is ignored.
+ */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined;
   const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  if (v === '') return undefined;
+  if (/^(\d+\.?\d*|\.\d+)$/.test(v)) return Math.round(Number(v) * 1000);
+  if (!/[a-z]/i.test(v)) return undefined;
   const t = Date.parse(v);
   if (Number.isNaN(t)) return undefined;
   return Math.max(0, t - now);

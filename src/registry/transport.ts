@@ -9,7 +9,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import * as tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { Pool } from './undici-pool.js';
 import { OciError } from '../errors.js';
@@ -20,7 +20,11 @@ import { isLoopbackHost } from './reference.js';
 export interface TransportOptions {
   /** Skip TLS certificate verification (`--insecure`). */
   insecure?: boolean;
-  /** PEM file of extra CA certificates to trust (`--ca-file`), added to the system ones. */
+  /**
+   * PEM file of extra CA certificates to trust (`--ca-file`), added to the
+   * default ones: Node's bundled roots, the system bundle (`$SSL_CERT_FILE`
+   * or the usual files) and `NODE_EXTRA_CA_CERTS`.
+   */
   caFile?: string;
   /** Speak plain HTTP. Default: true for loopback hosts (localhost, 127.0.0.0/8, [::1]), else false. */
   plainHttp?: boolean;
@@ -77,26 +81,82 @@ export interface TransportResponse {
   header(name: string): string | undefined;
 }
 
-const systemBundles = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+/**
+ * Where distributions keep the system CA bundle (Debian/Ubuntu/Alpine/Arch,
+ * Fedora/RHEL, openSUSE, macOS/BSD): the file a CA added to the OS store
+ * (`update-ca-certificates`, `update-ca-trust`) ends up in.
+ */
+const systemBundles = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/ca-bundle.pem', '/etc/ssl/cert.pem'];
 
 /**
- * The CA list used when a `caFile` is given: Node's bundled roots, the
- * system bundle, `NODE_EXTRA_CA_CERTS` and the file (a `ca` option replaces
- * Node's defaults, so they are added back explicitly).
+ * The system CA bundle: `$SSL_CERT_FILE` when set (OpenSSL-based tools such
+ * as curl and git read it too, so a setup that points them at a bundle
+ * covers oci-os as well), else the first of {@link systemBundles} that
+ * exists. An unreadable file counts as none, as it does for OpenSSL.
  */
-function caList(caFile: string): string[] {
-  const list = [...rootCertificates];
-  const sys = systemBundles.find((p) => existsSync(p));
-  if (sys) list.push(readFileSync(sys, 'utf8'));
-  if (process.env.NODE_EXTRA_CA_CERTS && existsSync(process.env.NODE_EXTRA_CA_CERTS)) {
-    list.push(readFileSync(process.env.NODE_EXTRA_CA_CERTS, 'utf8'));
+function systemBundle(): string | undefined {
+  const env = process.env.SSL_CERT_FILE;
+  for (const path of env ? [env] : systemBundles) {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      // Not there on this system: try the next one.
+    }
   }
+  return undefined;
+}
+
+let defaultCas: string[] | undefined;
+
+/**
+ * What is trusted without `--ca-file`: the OS store (Node only trusts its
+ * own copy of Mozilla's list, so a company CA installed on the machine
+ * would be refused), or Node's bundled roots where no OS store is found,
+ * and `NODE_EXTRA_CA_CERTS` (which an explicit `ca` option would otherwise
+ * drop). The OS store already holds the public roots; adding Node's copy
+ * too would double the certificates parsed (about 30 ms each set). Read on
+ * first use, once per process.
+ */
+function defaultCaList(): string[] {
+  if (defaultCas) return defaultCas;
+  const list: string[] = [];
+  // Node 22.15+ and 23.10+ can read the OS store itself (the keychain on macOS, the certificate store on Windows).
+  const getCACertificates = (tls as unknown as { getCACertificates?: (type: string) => string[] }).getCACertificates;
+  if (getCACertificates && !process.env.SSL_CERT_FILE) {
+    try {
+      list.push(...getCACertificates('system'));
+    } catch {
+      // The files below are read instead.
+    }
+  }
+  if (list.length === 0) {
+    const sys = systemBundle();
+    if (sys) list.push(sys);
+    else list.push(...tls.rootCertificates);
+  }
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (extra && existsSync(extra)) list.push(readFileSync(extra, 'utf8'));
+  defaultCas = list;
+  return list;
+}
+
+let defaultContext: tls.SecureContext | undefined;
+
+/**
+ * The TLS context of every connection: {@link defaultCaList}, plus the
+ * `caFile` when one is given. One context is shared (per process, or per
+ * transport with a `caFile`) so the few hundred certificates are parsed
+ * once, not on every TLS handshake as a `ca` option would.
+ */
+function trustContext(caFile: string | undefined): tls.SecureContext {
+  if (!caFile) return (defaultContext ??= tls.createSecureContext({ ca: defaultCaList() }));
+  let pem: string;
   try {
-    list.push(readFileSync(caFile, 'utf8'));
+    pem = readFileSync(caFile, 'utf8');
   } catch (err) {
     throw new OciError('INPUT_UNREADABLE', `cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  return list;
+  return tls.createSecureContext({ ca: [...defaultCaList(), pem] });
 }
 
 /** `scheme://host[:port]` as `URL.origin` spells it: `Registry.Example.com:443` gives `https://registry.example.com`. */
@@ -137,6 +197,8 @@ export class Transport {
   private readonly poolOptions: UndiciPool.Options;
   private readonly userAgent: string;
   private readonly maxRedirects: number;
+  private readonly caFile?: string;
+  private trust?: tls.SecureContext;
 
   constructor(host: string, options: TransportOptions = {}) {
     this.host = host;
@@ -144,11 +206,11 @@ export class Transport {
     this.origin = normalizedOrigin(this.plainHttp ? 'http' : 'https', host);
     this.userAgent = options.userAgent ?? 'oci-os';
     this.maxRedirects = options.maxRedirects ?? 10;
+    this.caFile = options.caFile;
     this.poolOptions = {
       connect: {
         timeout: options.connectTimeoutMs ?? 30_000,
         rejectUnauthorized: !options.insecure,
-        ...(options.caFile ? { ca: caList(options.caFile) } : {}),
       },
       headersTimeout: options.headersTimeoutMs ?? 300_000,
       bodyTimeout: options.bodyTimeoutMs ?? 300_000,
@@ -164,7 +226,11 @@ export class Transport {
   private pool(origin: string): Pool {
     let p = this.pools.get(origin);
     if (!p) {
-      p = new Pool(origin, this.poolOptions);
+      // The trusted CAs are parsed only once a TLS connection is wanted: plain-HTTP commands never pay for them.
+      const options = origin.startsWith('https:')
+        ? { ...this.poolOptions, connect: { ...this.poolOptions.connect, secureContext: (this.trust ??= trustContext(this.caFile)) } }
+        : this.poolOptions;
+      p = new Pool(origin, options);
       this.pools.set(origin, p);
     }
     return p;

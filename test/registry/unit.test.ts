@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,8 +9,9 @@ import { isOciError } from '../../src/errors.js';
 import {
   parseReference, formatReference, isLoopbackHost, parseWwwAuthenticate, parseRetryAfter, RetryPolicy,
   redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
-  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize,
+  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, Authenticator,
 } from '../../src/registry/index.js';
+import { tokenCacheKey } from '../../src/registry/auth/token-cache.js';
 import { parseLoginTarget } from '../../src/registry/auth/login.js';
 import { redactUserinfo } from '../../src/registry/redact.js';
 import { Transport } from '../../src/registry/transport.js';
@@ -100,6 +103,12 @@ test('Retry-After: seconds, HTTP date, garbage; backoff is capped with jitter', 
   assert.equal(parseRetryAfter('Wed, 25 Nov 2026 09:00:00 GMT', now), 0);
   assert.equal(parseRetryAfter('soon', now), undefined);
   assert.equal(parseRetryAfter(undefined, now), undefined);
+  // Decimal seconds are seconds, not a date in 2001; numbers that are not delay-seconds are no date either.
+  assert.equal(parseRetryAfter('1.5', now), 1500);
+  assert.equal(parseRetryAfter(' 0.25 ', now), 250);
+  assert.equal(parseRetryAfter('.5', now), 500);
+  assert.equal(parseRetryAfter('2026', now), 2_026_000);
+  for (const junk of ['-1', '1e3', '1.2.3', '', '  ']) assert.equal(parseRetryAfter(junk, now), undefined, junk);
   const p = new RetryPolicy({ baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 5000, random: () => 1 });
   assert.deepEqual([0, 1, 2, 3, 4, 10].map((a) => p.delayFor(a)), [100, 200, 400, 800, 1000, 1000]);
   assert.equal(new RetryPolicy({ baseDelayMs: 100, random: () => 0 }).delayFor(0), 50);
@@ -195,6 +204,46 @@ test('token cache: superset scopes, expiry margin, invalidation, one fetch for c
   assert.deepEqual(got, ['t3', 't3', 't3', 't3']);
   assert.equal(fetches, 1);
   assert.deepEqual(mergeScopes(['repository:b:push'], ['repository:b:pull', 'repository:a:pull']), ['repository:a:pull', 'repository:b:pull,push']);
+});
+
+test('token cache: a token is filed under the scope granted, per token server, and the cache stays bounded', async (t) => {
+  const c = new TokenCache(() => 1_000_000);
+  const a = tokenCacheKey('h', { realm: 'https://auth.example/token', service: 'reg' });
+  c.set(a, ['repository:x:pull,push'], { token: 'reduced', expiresIn: 300, scope: ['repository:x:pull'] });
+  assert.equal(c.get(a, ['repository:x:pull']), 'reduced');
+  assert.equal(c.get(a, ['repository:x:pull,push']), undefined, 'not sent for the push it was not granted');
+  // Another realm or service of the same host is another issuer.
+  assert.equal(c.get(tokenCacheKey('h', { realm: 'https://other.example/token', service: 'reg' }), ['repository:x:pull']), undefined);
+  assert.equal(c.get(tokenCacheKey('h', { realm: 'https://auth.example/token', service: 'other' }), ['repository:x:pull']), undefined);
+  assert.equal(c.get(tokenCacheKey('h2', { realm: 'https://auth.example/token', service: 'reg' }), ['repository:x:pull']), undefined);
+  for (let i = 0; i < 150; i++) c.set(a, [`repository:r${i}:pull`], { token: `t${i}`, expiresIn: 300 });
+  assert.equal(c.get(a, ['repository:r149:pull']), 't149');
+  assert.equal(c.get(a, ['repository:r0:pull']), undefined, 'the oldest went');
+
+  // Through the Authenticator: the token server's `scope` field and the challenge's realm decide.
+  const asked: string[] = [];
+  const srv = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    asked.push(`${url.pathname} ${url.searchParams.getAll('scope').join(' ')}`);
+    const n = asked.length;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(
+      url.pathname === '/one' ? { token: `T${n}`, expires_in: 300, scope: 'repository:x:pull' } : { token: `T${n}`, expires_in: 300 }));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.after(() => srv.close());
+  const origin = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const transport = new Transport('registry.example', { plainHttp: true });
+  t.after(() => transport.close());
+  const auth = new Authenticator({ host: 'registry.example', credentials: async () => undefined, transport });
+  const push = ['repository:x:pull,push'];
+  assert.equal(await auth.respond(`Bearer realm="${origin}/one",service="reg"`, push, undefined), 'Bearer T1');
+  assert.equal(auth.current(['repository:x:pull']), 'Bearer T1');
+  assert.equal(auth.current(push), undefined, 'granted pull only');
+  assert.equal(await auth.prepare(push), 'Bearer T2', 'asked again rather than sent where it would be refused');
+  // A challenge naming another realm: the first server's tokens do not stand in for its.
+  assert.equal(await auth.respond(`Bearer realm="${origin}/two",service="reg"`, ['repository:x:pull'], 'Bearer T1'), 'Bearer T3');
+  assert.equal(auth.current(push), undefined);
+  assert.deepEqual(asked, ['/one repository:x:pull,push', '/one repository:x:pull,push', '/two repository:x:pull']);
 });
 
 test('credentials: explicit, environment, auth files, credential helpers', async (t) => {

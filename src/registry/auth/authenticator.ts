@@ -11,11 +11,11 @@ import { redactUrl } from '../redact.js';
 import type { Transport } from '../transport.js';
 import { parseWwwAuthenticate, preferredChallenge, type Challenge } from './challenge.js';
 import type { Credentials } from './credentials.js';
-import { mergeScopes, TokenCache, type IssuedToken, type Scope } from './token-cache.js';
+import { mergeScopes, TokenCache, tokenCacheKey, type IssuedToken, type Scope } from './token-cache.js';
 
 /** Options of {@link Authenticator}. */
 export interface AuthenticatorOptions {
-  /** Registry API host (`host[:port]`), the token cache key. */
+  /** Registry API host (`host[:port]`); with the token realm and service, the token cache key. */
   host: string;
   /** Loads credentials once, on the first challenge (may run a credential helper). */
   credentials: () => Promise<Credentials | undefined>;
@@ -32,6 +32,8 @@ interface TokenResponse {
   token?: string;
   access_token?: string;
   expires_in?: number;
+  /** The scopes granted, space-separated (RFC 6749 §5.1: sent when they differ from those asked for). */
+  scope?: string;
 }
 
 /** Authorization for one registry host. */
@@ -56,12 +58,17 @@ export class Authenticator {
     return this.creds;
   }
 
+  /** Where the tokens of the current token server are cached. */
+  private tokenKey(): string {
+    return tokenCacheKey(this.host, this.bearer);
+  }
+
   /** The `Authorization` value to send now for `scopes`, from what is known, or undefined. */
   current(scopes: readonly Scope[]): string | undefined {
     if (this.loaded?.registryToken) return `Bearer ${this.loaded.registryToken}`;
     if (this.scheme === 'basic' && this.loaded?.username !== undefined) return basicHeader(this.loaded);
     if (this.scheme === 'bearer') {
-      const t = this.tokenCache.get(this.host, scopes);
+      const t = this.tokenCache.get(this.tokenKey(), scopes);
       if (t) return `Bearer ${t}`;
     }
     return undefined;
@@ -76,7 +83,7 @@ export class Authenticator {
   async prepare(scopes: readonly Scope[], signal?: AbortSignal): Promise<string | undefined> {
     const now = this.current(scopes);
     if (now || this.scheme !== 'bearer' || !this.bearer) return now;
-    const token = await this.tokenCache.getOrFetch(this.host, scopes, () => this.fetchToken(this.bearer!, scopes, signal));
+    const token = await this.tokenCache.getOrFetch(this.tokenKey(), scopes, () => this.fetchToken(this.bearer!, scopes, signal));
     return `Bearer ${token}`;
   }
 
@@ -108,11 +115,12 @@ export class Authenticator {
       }
       const realm = challenge.params.realm;
       if (!realm) throw new OciError('AUTH_FAILED', `${this.host} sent a Bearer challenge without a realm`);
+      // The refused token came from the token server known until now.
+      if (refused?.startsWith('Bearer ') && this.bearer) this.tokenCache.invalidate(this.tokenKey(), refused.slice(7));
       this.scheme = 'bearer';
       this.bearer = { realm, service: challenge.params.service };
-      if (refused?.startsWith('Bearer ')) this.tokenCache.invalidate(this.host, refused.slice(7));
       const all = mergeScopes(scopes, challengeScopes(challenge));
-      const token = await this.tokenCache.getOrFetch(this.host, all, () => this.fetchToken(this.bearer!, all, signal));
+      const token = await this.tokenCache.getOrFetch(this.tokenKey(), all, () => this.fetchToken(this.bearer!, all, signal));
       const header = `Bearer ${token}`;
       if (header === refused) {
         throw new OciError('AUTH_FAILED', `${this.host} refused a fresh token for ${all.join(' ')}`, {
@@ -177,7 +185,9 @@ export class Authenticator {
     const token = json.token || json.access_token;
     if (!token) throw new OciError('AUTH_FAILED', `the token server of ${this.host} answered without a token`);
     const expiresIn = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60;
-    return { token, expiresIn };
+    // An empty `scope` is taken as not saying: read as "nothing granted", a sloppy server would cost a token fetch per request.
+    const scope = typeof json.scope === 'string' ? json.scope.split(' ').filter(Boolean) : [];
+    return { token, expiresIn, ...(scope.length ? { scope } : {}) };
   }
 }
 
