@@ -5,24 +5,44 @@
  * `blobs/<alg>/<hex>`; tags are collected and `index.json` is replaced (temp +
  * rename) only in `commit()`, after every blob is in place. Other images in
  * an existing layout are kept; a tag that is set again is moved.
+ *
+ * Several writers (processes, or stores in one process) may share a layout.
+ * index.json is read, merged and replaced under a lock file, so no writer's
+ * tags are lost. Each open writer registers itself in the temporary
+ * directory; abort() removes the blobs its writer added only when no other
+ * writer is registered (one may have found a blob present and skipped it)
+ * and no committed image uses them. A kept blob is at worst unreferenced
+ * garbage; a removed one could break an image.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { makeDirs } from '../util/fs.js';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
-import { Annotation, MediaType } from '../oci/mediatypes.js';
+import { Annotation, MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
 
 /** The oci-layout file exactly as the format's reference builder writes it. */
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
 const TMP_DIR = '.oci-os-tmp';
+/** Next to index.json: whoever holds it may read and replace index.json (and remove blobs). */
+const LOCK_FILE = 'index.json.lock';
+/** A lock this old is taken over even when its holder seems alive (its pid may be reused). */
+const LOCK_STALE_MS = 30_000;
+/** How long a writer waits for the lock by default; longer than LOCK_STALE_MS, so a stale lock is always taken over first. */
+const LOCK_WAIT_MS = 60_000;
+/** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
+const MAX_MANIFEST_READ = 4 << 20;
+/** Names in the temporary directory that carry their writer's pid: `<what>-<pid>-<16 hex>`. */
+const OWNED_NAME = /-(\d+)-[0-9a-f]{16}$/;
 
 /** Options for opening a layout. */
 export interface LayoutOptions {
@@ -33,6 +53,11 @@ export interface LayoutOptions {
    * the user named (an archive extracted to a temporary directory).
    */
   indexName?: string;
+  /**
+   * How long to wait for another writer's lock on index.json, in
+   * milliseconds (default 60 s), before failing.
+   */
+  lockWait?: number;
 }
 
 /** A pending change to index.json: tag → descriptor. */
@@ -43,16 +68,38 @@ interface PendingTag {
 
 export class OciLayout implements CommittableStore {
   private readonly pending: PendingTag[] = [];
-  /** Blobs this instance added (removed again by abort()). */
-  private readonly added = new Set<string>();
+  /** Blobs this instance added, digest → path (removed again by abort() when no one else may use them). */
+  private readonly added = new Map<string, string>();
   /** `blobs/<alg>` directories this instance created (removed again by abort() when empty). */
   private readonly addedDirs = new Set<string>();
+  /** Temporary files being written by this instance: abort() removes these and no others. */
+  private readonly temps = new Set<string>();
+  /**
+   * Blobs whose bytes were hashed (or written) by this instance, by digest,
+   * with the file they were found in: a blob is hashed at most once while it
+   * stays the same file.
+   */
+  private readonly checked = new Map<string, { file: string; ok: Promise<boolean> }>();
+  /** This writer's registration file in the temporary directory, while it is open. */
+  private registration?: string;
+  private registering?: Promise<void>;
+  /**
+   * The layout directory and the parents this writer created, deepest
+   * first: removed again when the write is aborted before anything was
+   * committed and nothing else is there.
+   */
+  private createdDirs: string[] = [];
+  private committed = false;
 
-  private constructor(readonly dir: string, private readonly indexName?: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly indexName: string | undefined,
+    private readonly lockWait: number,
+  ) {}
 
   /** Opens (and with `create`, initializes) a layout directory. */
   static async open(dir: string, options: LayoutOptions = {}): Promise<OciLayout> {
-    const layout = new OciLayout(dir, options.indexName);
+    const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS);
     let st;
     try {
       st = await stat(dir);
@@ -62,8 +109,27 @@ export class OciLayout implements CommittableStore {
     if (st && !st.isDirectory()) {
       throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory; an oci: location names a layout directory`);
     }
-    if (options.create) await layout.init();
-    else await layout.checkLayoutFile();
+    if (!options.create) {
+      await layout.checkLayoutFile();
+      return layout;
+    }
+    try {
+      if (!st) layout.createdDirs = await missingDirs(dir);
+      try {
+        await makeDirs(dir);
+      } catch (err) {
+        throw fsError(err, dir, 'write');
+      }
+      // Under the lock: an aborting writer that removes a new layout or its blobs sees this one registered, or is done.
+      // Registered from here on, a writer that finds a blob present and skips it can rely on it staying.
+      await layout.withLock(async () => {
+        await layout.init();
+        await layout.register();
+      });
+    } catch (err) {
+      if (layout.createdDirs.length > 0) await layout.abortWith(0);
+      throw err;
+    }
     return layout;
   }
 
@@ -112,13 +178,29 @@ export class OciLayout implements CommittableStore {
     return join(this.dir, 'blobs', alg, digestHex(digest));
   }
 
+  /**
+   * Whether the blob is in place with the right bytes. Callers skip writing
+   * a blob that exists, so its size is not enough: a damaged file of the
+   * same size would end up tagged. The file is hashed (once per instance
+   * while it stays the same file); a mismatch counts as absent, and push()
+   * then replaces it atomically.
+   */
   async exists(desc: Descriptor): Promise<boolean> {
+    let path: string;
+    let st: Stats;
     try {
-      const st = await stat(this.blobPath(desc.digest));
-      return st.isFile() && st.size === desc.size;
+      path = this.blobPath(desc.digest);
+      st = await stat(path);
     } catch {
       return false;
     }
+    if (!st.isFile() || st.size !== desc.size) return false;
+    const file = fileKey(st);
+    const cached = this.checked.get(desc.digest);
+    if (cached?.file === file) return cached.ok;
+    const ok = hashFile(path, desc.digest).catch(() => false);
+    this.checked.set(desc.digest, { file, ok });
+    return ok;
   }
 
   async fetch(desc: Descriptor): Promise<Readable> {
@@ -150,6 +232,7 @@ export class OciLayout implements CommittableStore {
   }
 
   async push(desc: Descriptor, content: ByteSource, options: PushOptions = {}): Promise<void> {
+    await this.ensureRegistered();
     if (await this.exists(desc)) {
       // Content-addressed: present means identical. Drain the source so producers finish.
       if (content instanceof Readable) content.resume();
@@ -160,6 +243,7 @@ export class OciLayout implements CommittableStore {
   }
 
   async pushStream(content: ByteSource): Promise<StoredBlob> {
+    await this.ensureRegistered();
     return this.writeBlob(content);
   }
 
@@ -171,10 +255,11 @@ export class OciLayout implements CommittableStore {
    */
   private async writeBlob(content: ByteSource, expected?: { digest: string; size: number }, trusted = false): Promise<StoredBlob> {
     const tmpDir = join(this.dir, TMP_DIR);
-    const tmp = join(tmpDir, `blob-${randomBytes(8).toString('hex')}`);
+    const tmp = join(tmpDir, ownedName('blob'));
     // A digest that cannot be checked is refused before anything is written.
     if (expected) digestAlgorithm(expected.digest, `blob ${expected.digest}`);
     const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
+    this.temps.add(tmp);
     try {
       await makeDirs(tmpDir);
       const out = createWriteStream(tmp, { flags: 'wx' });
@@ -193,11 +278,16 @@ export class OciLayout implements CommittableStore {
       if (!hasher && size !== expected!.size) throw new OciError('SIZE_MISMATCH', `blob ${expected!.digest}: got ${size} bytes, expected ${expected!.size}`);
       const dest = this.blobPath(digest);
       await this.algorithmDir(dirname(dest));
-      const existed = await this.exists({ mediaType: MediaType.octetStream, digest, size });
+      // Any file already there (even a damaged one now replaced) was not added by this writer, so abort() leaves it.
+      const existed = await lstat(dest).then(() => true, () => false);
       await rename(tmp, dest);
-      if (!existed) this.added.add(dest);
+      this.temps.delete(tmp);
+      if (!existed) this.added.set(digest, dest);
+      const st = await stat(dest).catch(() => undefined);
+      if (st) this.checked.set(digest, { file: fileKey(st), ok: Promise.resolve(true) });
       return { digest, size };
     } catch (err) {
+      this.temps.delete(tmp);
       await unlink(tmp).catch(() => {});
       if (isOciError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
@@ -215,7 +305,12 @@ export class OciLayout implements CommittableStore {
       await mkdir(dir);
       this.addedDirs.add(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'ENOENT') throw err;
+      // `blobs` itself is gone (an empty layout removed by someone else): made again.
+      await makeDirs(dir);
+      this.addedDirs.add(dir);
     }
   }
 
@@ -274,45 +369,254 @@ export class OciLayout implements CommittableStore {
     this.pending.push({ tag, desc });
   }
 
-  /** Writes index.json with the pending tags; earlier entries with the same tags are replaced. */
+  /**
+   * Writes index.json with the pending tags; earlier entries with the same
+   * tags are replaced. index.json is read again under the lock, so tags
+   * another writer committed meanwhile are kept.
+   */
   async commit(): Promise<void> {
-    if (this.pending.length > 0) {
-      const index = await this.readIndex();
-      let manifests = index.manifests;
-      for (const { tag, desc } of this.pending) {
-        manifests = manifests.filter((d) => d.annotations?.[Annotation.refName] !== tag);
-        const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.refName]: tag } };
-        manifests.push(orderDescriptor(entry));
-      }
-      const out: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-      if (index.annotations) out.annotations = index.annotations;
-      try {
-        await this.writeAtomic('index.json', canonicalJson(out));
-      } catch (err) {
-        throw fsError(err, join(this.dir, 'index.json'), 'write');
-      }
-      this.pending.length = 0;
+    await this.registering?.catch(() => {});
+    if (this.pending.length > 0 || this.registration || this.registering) {
+      await this.withLock(async () => {
+        if (this.pending.length > 0) {
+          const index = await this.readIndex();
+          let manifests = index.manifests;
+          for (const { tag, desc } of this.pending) {
+            manifests = manifests.filter((d) => d.annotations?.[Annotation.refName] !== tag);
+            const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.refName]: tag } };
+            manifests.push(orderDescriptor(entry));
+          }
+          const out: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
+          if (index.annotations) out.annotations = index.annotations;
+          try {
+            await this.writeAtomic('index.json', canonicalJson(out));
+          } catch (err) {
+            throw fsError(err, join(this.dir, 'index.json'), 'write');
+          }
+          this.pending.length = 0;
+          this.committed = true;
+        }
+        await this.unregister();
+        await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
+      });
     }
     this.added.clear();
     this.addedDirs.clear();
-    await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
   }
 
-  /** Forgets pending tags and removes blobs this instance added. */
+  /**
+   * Forgets pending tags, removes this writer's temporary files and, when no
+   * other writer is registered, the blobs it added that no committed image
+   * uses, and a layout directory it created that holds nothing. Never
+   * fails: what cannot be decided (the lock is not to be had) stays.
+   */
   async abort(): Promise<void> {
+    await this.abortWith(this.lockWait);
+  }
+
+  private async abortWith(lockWait: number): Promise<void> {
     this.pending.length = 0;
-    for (const path of this.added) await rm(path, { force: true }).catch(() => {});
+    for (const tmp of this.temps) await unlink(tmp).catch(() => {});
+    this.temps.clear();
+    await this.registering?.catch(() => {});
+    // A directory that is gone (or never came to be) has nothing to clean up, and is not to be made again for the lock.
+    const there = await stat(this.dir).then(() => true, () => false);
+    const work = there && (this.registration !== undefined || this.added.size > 0 || this.addedDirs.size > 0 || (this.createdDirs.length > 0 && !this.committed));
+    if (work) {
+      await this.withLock(async () => {
+        await this.unregister();
+        if (await this.otherWriters()) return;
+        if (this.added.size > 0) {
+          const used = await this.committedBlobs();
+          for (const [digest, path] of this.added) {
+            if (used && !used.has(digest)) await rm(path, { force: true }).catch(() => {});
+          }
+        }
+        for (const dir of this.addedDirs) await rmdir(dir).catch(() => {});
+        await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
+        if (this.createdDirs.length > 0 && !this.committed) await this.removeCreatedLayout();
+      }, lockWait).catch(async () => {
+        // Without the lock nothing shared is removed; this writer only stops counting as open.
+        await this.unregister();
+      });
+    }
+    this.registration = undefined;
     this.added.clear();
-    for (const dir of this.addedDirs) await rmdir(dir).catch(() => {});
     this.addedDirs.clear();
-    await rm(join(this.dir, TMP_DIR), { recursive: true, force: true }).catch(() => {});
+  }
+
+  /** Joins the writers of this layout (under the lock), unless already registered. */
+  private async ensureRegistered(): Promise<void> {
+    if (this.registration) return;
+    this.registering ??= this.withLock(() => this.register()).finally(() => {
+      this.registering = undefined;
+    });
+    await this.registering;
+  }
+
+  /** Call with the lock held. */
+  private async register(): Promise<void> {
+    const tmpDir = join(this.dir, TMP_DIR);
+    const file = join(tmpDir, ownedName('writer'));
+    try {
+      await makeDirs(tmpDir);
+      await writeFile(file, '', { flag: 'wx' });
+    } catch (err) {
+      throw fsError(err, tmpDir, 'write');
+    }
+    this.registration = file;
+  }
+
+  private async unregister(): Promise<void> {
+    if (!this.registration) return;
+    await unlink(this.registration).catch(() => {});
+    this.registration = undefined;
+  }
+
+  /**
+   * Whether another writer is registered. Call with the lock held.
+   * Registrations and temporary files of processes that are gone are
+   * removed on the way.
+   */
+  private async otherWriters(): Promise<boolean> {
+    const tmpDir = join(this.dir, TMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(tmpDir);
+    } catch {
+      return false;
+    }
+    let others = false;
+    for (const name of names) {
+      const pid = Number(OWNED_NAME.exec(name)?.[1] ?? NaN);
+      if (!Number.isSafeInteger(pid)) continue;
+      if (!processAlive(pid)) await unlink(join(tmpDir, name)).catch(() => {});
+      else if (name.startsWith('writer-')) others = true;
+    }
+    return others;
+  }
+
+  /**
+   * Every digest that images in index.json reach (manifests, indexes,
+   * configs, layers, subjects), or undefined when a manifest on the way
+   * cannot be read and so nothing can be ruled out. Call with the lock held.
+   */
+  private async committedBlobs(): Promise<Set<string> | undefined> {
+    let index: ImageIndex;
+    try {
+      index = await this.readIndex();
+    } catch {
+      return undefined;
+    }
+    const seen = new Set<string>();
+    const queue: unknown[] = [...index.manifests];
+    while (queue.length > 0) {
+      const d = queue.pop();
+      if (!isObject(d) || typeof d.digest !== 'string' || !isDigest(d.digest) || seen.has(d.digest)) continue;
+      seen.add(d.digest);
+      const mediaType = typeof d.mediaType === 'string' ? d.mediaType : '';
+      const graph = isManifestMediaType(mediaType) || isIndexMediaType(mediaType);
+      // Other JSON (artifact manifests under their own type, configs) is looked into too; only a manifest must be readable.
+      if (!graph && !/json$/.test(mediaType)) continue;
+      let parsed: unknown;
+      try {
+        const path = this.blobPath(d.digest);
+        if ((await stat(path)).size > MAX_MANIFEST_READ) {
+          if (graph) return undefined;
+          continue;
+        }
+        parsed = JSON.parse(await readFile(path, 'utf8'));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if (graph) return undefined;
+        continue;
+      }
+      if (!isObject(parsed)) continue;
+      for (const key of ['config', 'subject']) queue.push(parsed[key]);
+      for (const key of ['layers', 'manifests', 'blobs']) if (Array.isArray(parsed[key])) queue.push(...(parsed[key] as unknown[]));
+    }
+    return seen;
+  }
+
+  /**
+   * Removes the layout directory (and the parents) this writer created when
+   * it is still an empty layout: oci-layout, an index without images,
+   * empty blob directories. Anything else found there keeps it. Call with
+   * the lock held; the lock file goes with the directory.
+   */
+  private async removeCreatedLayout(): Promise<void> {
+    const names = await readdir(this.dir).catch(() => undefined);
+    if (!names) return;
+    const known = ['oci-layout', 'index.json', 'blobs', TMP_DIR, LOCK_FILE];
+    if (names.some((n) => !known.includes(n))) return;
+    if (names.includes('index.json') && (await this.readIndex().catch(() => undefined))?.manifests.length !== 0) return;
+    if (names.includes(TMP_DIR)) return; // rmdir above failed: something is in it
+    const blobs = join(this.dir, 'blobs');
+    const algs = names.includes('blobs') ? await readdir(blobs).catch(() => undefined) : [];
+    if (!algs) return;
+    for (const alg of algs) {
+      if ((await readdir(join(blobs, alg)).catch(() => [''])).length > 0) return;
+    }
+    try {
+      for (const alg of algs) await rmdir(join(blobs, alg));
+      if (names.includes('blobs')) await rmdir(blobs);
+      await rm(join(this.dir, 'index.json'), { force: true });
+      await rm(join(this.dir, 'oci-layout'), { force: true });
+      await rm(join(this.dir, LOCK_FILE), { force: true });
+      for (const dir of this.createdDirs) await rmdir(dir);
+    } catch {
+      // Another writer arrived in between: what is left stays.
+    }
+  }
+
+  /**
+   * Runs `fn` holding the layout's lock: a file created exclusively next to
+   * index.json, holding the pid of its holder. A lock whose holder is gone,
+   * or older than LOCK_STALE_MS, is taken over; otherwise this waits up to
+   * `wait` ms and then fails naming the lock file.
+   */
+  private async withLock<T>(fn: () => Promise<T>, wait = this.lockWait): Promise<T> {
+    const lock = join(this.dir, LOCK_FILE);
+    const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+    const deadline = Date.now() + wait;
+    let delay = 5;
+    let missing = 0;
+    for (;;) {
+      try {
+        await writeFile(lock, token, { flag: 'wx' });
+        break;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && missing++ < 3) {
+          // The directory was removed (an empty layout dropped by an aborted writer): made again.
+          await makeDirs(this.dir).catch(() => {});
+          continue;
+        }
+        if (code !== 'EEXIST') throw fsError(err, lock, 'write');
+      }
+      if (await takeOverStale(lock)) continue;
+      if (Date.now() >= deadline) {
+        throw new OciError('OUTPUT_UNWRITABLE', `layout ${this.dir} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
+          hint: `if no oci-os process is writing to it, remove ${lock}`,
+        });
+      }
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+      delay = Math.min(delay * 2, 200);
+    }
+    try {
+      return await fn();
+    } finally {
+      // Only a lock that is still this one is removed (a stale takeover may have replaced it).
+      const now = await readFile(lock, 'utf8').catch(() => undefined);
+      if (now === token) await unlink(lock).catch(() => {});
+    }
   }
 
   /** Writes a small file atomically (temp + fsync + rename). */
   private async writeAtomic(name: string, data: Buffer): Promise<void> {
     const tmpDir = join(this.dir, TMP_DIR);
     await makeDirs(tmpDir);
-    const tmp = join(tmpDir, `${name}-${randomBytes(8).toString('hex')}`);
+    const tmp = join(tmpDir, ownedName(name));
     try {
       await writeFile(tmp, data, { flag: 'wx' });
       const fh = await open(tmp, 'r');
@@ -325,6 +629,90 @@ export class OciLayout implements CommittableStore {
     } catch (err) {
       await unlink(tmp).catch(() => {});
       throw err;
+    }
+  }
+}
+
+/** A temporary file name that says which process wrote it, so that one left by a process that is gone can be removed. */
+function ownedName(what: string): string {
+  return `${what}-${process.pid}-${randomBytes(8).toString('hex')}`;
+}
+
+/**
+ * Identifies a file as found: a blob checked once is not hashed again
+ * unless it was replaced (another inode) or written to (size, mtime).
+ */
+function fileKey(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+}
+
+/** Whether a file's bytes have `digest` (hashed with the digest's algorithm). */
+async function hashFile(path: string, digest: string): Promise<boolean> {
+  const hash = createHash(digestAlgorithm(digest, `blob ${digest}`));
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return `${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}` === digest;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes a lock left by a holder that is gone, or held too long. The lock
+ * is first renamed to a name of its own, so two waiters cannot both remove
+ * it, and removed only if it is still the file that was judged stale.
+ * True when the lock was gone or removed (try again at once).
+ */
+async function takeOverStale(lock: string): Promise<boolean> {
+  let st: Stats;
+  let text: string;
+  try {
+    const fh = await open(lock, 'r');
+    try {
+      st = await fh.stat();
+      text = await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+  const pid = Number.parseInt(text, 10);
+  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || (pid > 0 && !processAlive(pid));
+  if (!stale) return false;
+  const moved = `${lock}.stale-${randomBytes(8).toString('hex')}`;
+  try {
+    await rename(lock, moved);
+  } catch {
+    return true;
+  }
+  const same = await stat(moved).then((m) => m.ino === st.ino && m.dev === st.dev, () => false);
+  if (!same) {
+    // A new holder's lock was moved: put back unless yet another one took its place.
+    await link(moved, lock).catch(() => {});
+  }
+  await unlink(moved).catch(() => {});
+  return true;
+}
+
+/** `dir` and its parents that do not exist, deepest first. */
+async function missingDirs(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let p = dir; ; p = dirname(p)) {
+    try {
+      await stat(p);
+      return out;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return out;
+      out.push(p);
+      if (dirname(p) === p) return out;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -58,4 +58,17 @@ export function pseudoRandom(size: number, seed = 1, mixed = false): Buffer {
     out[i] = x & 0xff;
   }
   return out;
+}
+
+/**
+ * The entries of a directory, none when it does not exist: a failed write to
+ * a new layout removes the layout it created, an existing one keeps its own.
+ */
+export async function entriesLeft(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { access, mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliPath, runCli, tempDir } from '../helpers/cli.js';
+import { cliPath, entriesLeft, runCli, tempDir } from '../helpers/cli.js';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs, type ImageBuildInputs } from '../../src/image/inputs.js';
 
@@ -71,7 +71,7 @@ test('the CLI: one line on stderr, usage (2) or runtime (1, 5) exit codes, nothi
     assert.equal(r.stdout, '');
   }
   assert.equal(await exists(join(dir, 'out', 'index.json')), false, 'no image became visible');
-  assert.deepEqual(await readdir(join(dir, 'out', 'blobs', 'sha256')), [], 'the failed build left no blobs');
+  assert.deepEqual(await entriesLeft(join(dir, 'out', 'blobs', 'sha256')), [], 'the failed build left no blobs');
 });
 
 test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the layout', async (t) => {
@@ -93,6 +93,6 @@ test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the l
   assert.equal(code, 1, stderr);
   assert.match(stderr, /^oci-os: error: build aborted\n$/);
   assert.equal(await exists(join(dir, 'out', 'index.json')), false);
-  assert.deepEqual(await readdir(join(dir, 'out', 'blobs', 'sha256')), []);
+  assert.deepEqual(await entriesLeft(join(dir, 'out', 'blobs', 'sha256')), []);
   assert.equal(await exists(join(dir, 'out', '.oci-os-tmp')), false, 'no temporary blob left');
 });

@@ -71,6 +71,8 @@ describe('digest algorithms', () => {
     const v = await runCli(['verify', `oci:${join(dir, 'src')}:v1`]);
     assert.equal(v.code, 5, v.stderr);
     assert.match(v.stderr, new RegExp(`blob ${d512}: content has digest sha512:[0-9a-f]{128}, expected ${d512}`));
+    // An existing directory: a new one would be removed altogether (writers.test.ts).
+    await mkdir(join(dir, 'dst'));
     const c = await runCli(['copy', `oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`]);
     assert.equal(c.code, 5, c.stderr);
     assert.match(c.stderr, new RegExp(`blob ${d512}: content has digest`));
@@ -86,6 +88,7 @@ describe('digest algorithms', () => {
     const v = await runCli(['verify', `oci:${join(dir, 'src')}:v1`]);
     assert.equal(v.code, 1, v.stderr);
     assert.match(v.stderr, new RegExp(`blob ${blake3}: digest algorithm "blake3" cannot be checked \\(supported: sha256, sha384, sha512\\)`));
+    await mkdir(join(dir, 'dst'));
     const c = await runCli(['copy', `oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`]);
     assert.equal(c.code, 1, c.stderr);
     assert.match(c.stderr, /digest algorithm "blake3" cannot be checked/);
@@ -117,6 +120,7 @@ describe('digest algorithms', () => {
 
   it('stores a pushed sha512 blob only when its bytes match', async (t) => {
     const dir = await tempDir(t);
+    await mkdir(join(dir, 'lay'));
     const layout = await OciLayout.open(join(dir, 'lay'), { create: true });
     const data = pseudoRandom(5000, 4);
     const desc = { mediaType: MediaType.octetStream, digest: digestOf('sha512', data), size: data.length };
