@@ -6,6 +6,7 @@ import { copyProgress } from '../src/progress.js';
 import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatSize } from '../src/util/size.js';
+import { OciError, isOciError } from '../src/errors.js';
 
 export const jobsFlag = {
   jobs: Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description: 'Blobs transferred at once.' }),
@@ -38,17 +39,45 @@ export function renderTransfer(cmd: Command, r: TransferResult): void {
   process.stderr.write(`${r.source} -> ${r.destination}: blobs ${parts.join(', ')}${verified}\n`);
 }
 
-/** An AbortSignal that fires on SIGINT/SIGTERM while `fn` runs. */
+/**
+ * An AbortSignal that fires on the first SIGINT/SIGTERM while `fn` runs;
+ * `fn` does its own cleanup (aborts a destination, removes temporary files)
+ * before it settles. Later signals are caught too and only say that cleanup
+ * is under way: a second Ctrl-C, typed because the first seemed slow, would
+ * otherwise kill the process halfway through and leave partial blobs and
+ * temporary directories behind. Once interrupted, the handlers stay until
+ * the process exits, and it exits as soon as 'exit' was emitted: Node
+ * removes signal handlers while it tears the process down, so a late signal
+ * could otherwise still turn exit code 1 into death by signal. An error `fn`
+ * rejects with after the signal (a stream cut short) is reported as the
+ * interruption.
+ */
 export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const abort = new AbortController();
-  const stop = () => abort.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  let told = false;
+  const stop = () => {
+    if (!abort.signal.aborted) {
+      abort.abort();
+    } else if (!told) {
+      told = true;
+      process.stderr.write('oci-os: interrupted; removing partial files before exiting\n');
+    }
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   try {
     return await fn(abort.signal);
+  } catch (err) {
+    if (abort.signal.aborted && !isOciError(err, 'ABORTED')) throw new OciError('ABORTED', 'interrupted', { cause: err });
+    throw err;
   } finally {
-    process.removeListener('SIGINT', stop);
-    process.removeListener('SIGTERM', stop);
+    if (!abort.signal.aborted) {
+      process.removeListener('SIGINT', stop);
+      process.removeListener('SIGTERM', stop);
+    } else {
+      // Inside an 'exit' listener process.exit() ends the process at once, handlers still installed.
+      process.once('exit', () => process.exit());
+    }
   }
 }
 

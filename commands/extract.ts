@@ -32,16 +32,20 @@ The payload is decompressed as it streams, and each hash chunk is written only a
     }
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      const loc = await openLocationForReading(args.source, { client });
-      try {
-        const r = await withInterrupt((signal) => flags.output === '-'
-          ? extractPayloadTo(loc.store, loc.root, flags.payload, process.stdout, { signal })
-          : extractPayloadToFile(loc.store, loc.root, flags.payload, flags.output, { signal }));
-        if (!this.jsonEnabled() && flags.output !== '-') this.log(`${r.output}: payload "${r.payload}", ${r.size} bytes, ${r.chunks} chunk(s) verified`);
-        return { source: loc.location, digest: loc.root.digest, ...r };
-      } finally {
-        await loc.close();
-      }
+      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
+      const { source, digest, r } = await withInterrupt(async (signal) => {
+        const loc = await openLocationForReading(args.source, { client, signal });
+        try {
+          const written = flags.output === '-'
+            ? await extractPayloadTo(loc.store, loc.root, flags.payload, process.stdout, { signal })
+            : await extractPayloadToFile(loc.store, loc.root, flags.payload, flags.output, { signal });
+          return { source: loc.location, digest: loc.root.digest, r: written };
+        } finally {
+          await loc.close();
+        }
+      });
+      if (!this.jsonEnabled() && flags.output !== '-') this.log(`${r.output}: payload "${r.payload}", ${r.size} bytes, ${r.chunks} chunk(s) verified`);
+      return { source, digest, ...r };
     } finally {
       await client.close();
     }

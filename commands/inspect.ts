@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { withInterrupt } from '../cli/transfer.js';
 import { inspect, renderSummary } from '../src/inspect.js';
 import { openLocationForReading } from '../src/locations.js';
 
@@ -28,18 +29,21 @@ OS images: product info and a table of payloads (size, stored size, compression,
     const { args, flags } = await this.parse(Inspect);
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      const loc = await openLocationForReading(args.source, { client });
-      try {
-        const r = await inspect(loc.store, loc.root, loc.location);
-        if (flags.raw) {
-          await new Promise<void>((resolve, reject) => process.stdout.write(r.manifestBytes, (err) => (err ? reject(err) : resolve())));
-          return undefined;
+      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
+      const r = await withInterrupt(async (signal) => {
+        const loc = await openLocationForReading(args.source, { client, signal });
+        try {
+          return await inspect(loc.store, loc.root, loc.location);
+        } finally {
+          await loc.close();
         }
-        if (!this.jsonEnabled()) this.log(renderSummary(r.summary));
-        return { manifest: r.manifest, config: r.config ?? null, summary: r.summary };
-      } finally {
-        await loc.close();
+      });
+      if (flags.raw) {
+        await new Promise<void>((resolve, reject) => process.stdout.write(r.manifestBytes, (err) => (err ? reject(err) : resolve())));
+        return undefined;
       }
+      if (!this.jsonEnabled()) this.log(renderSummary(r.summary));
+      return { manifest: r.manifest, config: r.config ?? null, summary: r.summary };
     } finally {
       await client.close();
     }

@@ -27,22 +27,25 @@ Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the pa
     const { args, flags } = await this.parse(Verify);
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      const loc = await openLocationForReading(args.source, { client });
-      try {
-        const r = await withInterrupt((signal) => verifyGraph(loc.store, loc.root, { jobs: flags.jobs, signal }));
-        const summary = {
-          reference: loc.location, digest: r.root.digest, mediaType: r.root.mediaType, ok: true,
-          manifests: r.manifests, blobs: r.blobs, bytes: r.bytes,
-          payloads: r.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks, blobSize: p.blobSize, compression: p.compression })),
-        };
-        if (!this.jsonEnabled()) {
-          const chunks = r.payloads.reduce((n, p) => n + p.chunks, 0);
-          this.log(`${loc.location} ${r.root.digest}: ok — ${r.manifests} manifest(s), ${r.blobs} blob(s), ${formatSize(r.bytes)}${r.payloads.length ? `, ${r.payloads.length} payload(s) with ${chunks} chunk(s) verified` : ''}`);
+      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
+      const { location, r } = await withInterrupt(async (signal) => {
+        const loc = await openLocationForReading(args.source, { client, signal });
+        try {
+          return { location: loc.location, r: await verifyGraph(loc.store, loc.root, { jobs: flags.jobs, signal }) };
+        } finally {
+          await loc.close();
         }
-        return summary;
-      } finally {
-        await loc.close();
+      });
+      const summary = {
+        reference: location, digest: r.root.digest, mediaType: r.root.mediaType, ok: true,
+        manifests: r.manifests, blobs: r.blobs, bytes: r.bytes,
+        payloads: r.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks, blobSize: p.blobSize, compression: p.compression })),
+      };
+      if (!this.jsonEnabled()) {
+        const chunks = r.payloads.reduce((n, p) => n + p.chunks, 0);
+        this.log(`${location} ${r.root.digest}: ok — ${r.manifests} manifest(s), ${r.blobs} blob(s), ${formatSize(r.bytes)}${r.payloads.length ? `, ${r.payloads.length} payload(s) with ${chunks} chunk(s) verified` : ''}`);
       }
+      return summary;
     } finally {
       await client.close();
     }

@@ -166,10 +166,28 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
   };
 
+  /**
+   * Local reads know nothing of the signal (registry ones take it): without
+   * this an interrupted copy between two layouts would run to the end of the
+   * blob it is on, several hundred megabytes for an OS image payload. The
+   * stream fails with ABORTED, so that is what the copy rejects with.
+   */
+  const stopOnAbort = (stream: Readable): Readable => {
+    const signal = options.signal;
+    if (!signal) return stream;
+    const stop = (): void => { stream.destroy(new OciError('ABORTED', 'copy interrupted; no tag was set')); };
+    if (signal.aborted) stop();
+    else {
+      signal.addEventListener('abort', stop, { once: true });
+      stream.once('close', () => signal.removeEventListener('abort', stop));
+    }
+    return stream;
+  };
+
   const openSource = async (desc: Descriptor): Promise<Readable> => {
     const stream = src instanceof RegistryRepository
       ? await fetchBlobResumable(src, desc, { signal: options.signal })
-      : await src.fetch(desc);
+      : stopOnAbort(await src.fetch(desc));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
     stream.on('error', (err) => counter.destroy(err));
     counter.on('end', () => { bytesTransferred += counter.bytes; });
@@ -182,7 +200,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
    * after a failure (the upload hashes and checks what it sends).
    */
   const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
-    const stream = await src.readBlobFrom!(desc, offset);
+    const stream = stopOnAbort(await src.readBlobFrom!(desc, offset));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
     stream.on('error', (err) => counter.destroy(err));
     counter.on('close', () => stream.destroy());

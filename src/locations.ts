@@ -22,6 +22,7 @@ import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLoc
 import { RegistryClient, type RegistryClientOptions } from './registry/client.js';
 import { formatReference, manifestReference, parseReference, type Reference } from './registry/reference.js';
 import { maxManifestBytes, RegistryRepository } from './registry/repository.js';
+import { redactUrl, redactUserinfo } from './registry/redact.js';
 
 /** Which kind of place a location names. */
 export type LocationKind = 'registry' | 'oci' | 'oci-archive';
@@ -47,6 +48,8 @@ export interface LocationOptions {
   client?: RegistryClient;
   /** Options of the client made when {@link client} is not given. */
   registry?: RegistryClientOptions;
+  /** Stops opening (an oci-archive being unpacked) with ABORTED, its temporary files removed. */
+  signal?: AbortSignal;
 }
 
 /** An opened location. */
@@ -93,7 +96,9 @@ export function parseLocation(input: string): ParsedLocation {
     return { kind: local.kind, input, local, tag: local.tag, digest: local.digest };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
-    throw new OciError('INVALID_REFERENCE', `invalid location "${input}": write a registry reference without a scheme (HOST/REPO:TAG), oci:DIR[:TAG] or oci-archive:FILE[:TAG]`);
+    // A pasted URL can carry a password or a signed query: neither is echoed.
+    const shown = /[?#]/.test(input) ? redactUrl(input) : redactUserinfo(input);
+    throw new OciError('INVALID_REFERENCE', `invalid location "${shown}": write a registry reference without a scheme (HOST/REPO:TAG), oci:DIR[:TAG] or oci-archive:FILE[:TAG]`);
   }
   const reference = parseReference(input);
   return { kind: 'registry', input, reference, tag: reference.tag, digest: reference.digest };
@@ -153,7 +158,7 @@ export async function openLocationForReading(input: string, options: LocationOpt
     close = once(async () => undefined);
   } else {
     const { openArchiveForReading } = await import('./layout/archive.js');
-    const opened = await openArchiveForReading(loc.path);
+    const opened = await openArchiveForReading(loc.path, { signal: options.signal });
     layout = opened.layout;
     close = once(opened.close);
   }

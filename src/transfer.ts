@@ -56,8 +56,10 @@ export async function transfer(source: string, destination: string, options: Tra
   parseLocation(destination);
   checkKind(source, options.sourceKinds, 'source');
   checkKind(destination, options.destinationKinds, 'destination');
-  const src = await openLocationForReading(source, { client: options.client });
+  // The signal also stops the unpacking of an oci-archive source, and every local blob read below.
+  const src = await openLocationForReading(source, { client: options.client, signal: options.signal });
   try {
+    if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
     const dst = await openLocationForWriting(destination, { client: options.client });
     try {
       if (dst.digest && dst.digest !== src.root.digest) {
@@ -82,6 +84,8 @@ export async function transfer(source: string, destination: string, options: Tra
         } else if (verify) {
           verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
         }
+        // An interrupt that came after the last blob still leaves the destination as it was.
+        if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
         await dst.commit();
       }
       return { ...result, source: src.location, destination: dst.location, verification };

@@ -71,8 +71,11 @@ export async function packLayout(dir: string, file: string): Promise<void> {
   }
 }
 
-/** Extracts an oci-archive into `dir`, refusing entries that would land outside it. */
-export async function unpackArchive(file: string, dir: string): Promise<void> {
+/**
+ * Extracts an oci-archive into `dir`, refusing entries that would land outside it.
+ * `signal` stops it mid-file (ABORTED); what was extracted is the caller's to remove.
+ */
+export async function unpackArchive(file: string, dir: string, signal?: AbortSignal): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
@@ -83,6 +86,12 @@ export async function unpackArchive(file: string, dir: string): Promise<void> {
   }
   const root = dir.endsWith(sep) ? dir : dir + sep;
   const done = pipeline(input, extract);
+  // Awaited below; an interrupt can fail it while an entry's directory is being made.
+  done.catch(() => undefined);
+  // Failing the input fails the extractor, and with it the entry being written.
+  const onAbort = (): void => { input.destroy(new OciError('ABORTED', `interrupted while unpacking ${file}`)); };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
   try {
     for await (const entry of extract) {
       const name = entry.header.name.replace(/^\.\//, '');
@@ -107,6 +116,8 @@ export async function unpackArchive(file: string, dir: string): Promise<void> {
     if (isOciError(err)) throw err;
     if ((err as NodeJS.ErrnoException).code?.startsWith?.('E')) throw fsError(err, file, 'read');
     throw new OciError('INVALID_FORMAT', `${file} is not a readable tar archive: ${(err as Error).message}`, { cause: err });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -180,11 +191,15 @@ export class OciArchiveWriter implements CommittableStore {
   }
 }
 
-/** Opens an existing oci-archive for reading: extracts it and returns the layout and a cleanup. */
-export async function openArchiveForReading(file: string): Promise<{ layout: OciLayout; close: () => Promise<void> }> {
+/**
+ * Opens an existing oci-archive for reading: extracts it and returns the
+ * layout and a cleanup. Aborted by `signal` or failed, it removes what it
+ * extracted before rejecting.
+ */
+export async function openArchiveForReading(file: string, options: { signal?: AbortSignal } = {}): Promise<{ layout: OciLayout; close: () => Promise<void> }> {
   const tmpDir = await mkdtemp(join(tmpdir(), 'oci-os-archive-'));
   try {
-    await unpackArchive(file, tmpDir);
+    await unpackArchive(file, tmpDir, options.signal);
     // Messages about index.json name the archive, not the temporary directory it was extracted to.
     const layout = await OciLayout.open(tmpDir, { indexName: `${file}: index.json` });
     return { layout, close: () => rm(tmpDir, { recursive: true, force: true }) };
