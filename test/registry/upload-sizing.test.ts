@@ -143,6 +143,8 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
     const f = await file(4 * MiB);
     for (const opts of [{ chunkSize: MiB }, { chunkSize: MiB, stream: true, reopen: true }]) {
       await assert.rejects(upload(f, opts));
+      // A stream closes its file asynchronously once destroyed: give it a moment, not forever.
+      for (let i = 0; i < 60 && openOn(f.path) > 0; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(openOn(f.path), 0, `files left open (${opts.stream ? 'reopened' : 'read again'} source)`);
     }
   });
