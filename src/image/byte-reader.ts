@@ -4,6 +4,11 @@
  */
 import { OciError } from '../errors.js';
 
+/** A count that is not a whole number of bytes would never be reached (`1.5` loops forever): callers validate theirs, this is the backstop. */
+function checkCount(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new OciError('INTERNAL', `cannot read ${n} bytes: not a byte count`);
+}
+
 /** Reads exact byte counts from a stream of chunks. */
 export class ByteReader {
   private chunks: Buffer[] = [];
@@ -34,6 +39,7 @@ export class ByteReader {
   }
   /** Takes exactly `n` bytes as a list of pieces; throws INVALID_FORMAT (`${what}: ${short}`) on a short stream. */
   async take(n: number, what: string, short: string): Promise<Buffer[]> {
+    checkCount(n);
     if (!(await this.fill(n))) throw new OciError('INVALID_FORMAT', `${what}: ${short}`);
     const out: Buffer[] = [];
     let need = n;
@@ -58,6 +64,7 @@ export class ByteReader {
    * throws INVALID_FORMAT on a short stream.
    */
   async *pieces(n: number, what: string, short: string): AsyncGenerator<Buffer> {
+    checkCount(n);
     let left = n;
     while (left > 0) {
       if (this.buffered === 0 && !(await this.fill(1))) throw new OciError('INVALID_FORMAT', `${what}: ${short}`);

@@ -4,8 +4,10 @@
  * than taken from tar-stream because tar-stream decodes pax values as
  * UTF-8 text, which corrupts binary extended attributes such as
  * `security.capability`; here every pax value stays bytes. Headers are
- * checked by their checksum. Memory: one header, one pax record set, and
- * the piece of content being passed on.
+ * checked by their checksum and their numbers must parse (a size that does
+ * not would misplace every later header). Memory: one header, the pax and
+ * long-name data of one entry (16 MiB at most), the global pax records
+ * (1 MiB at most), and the piece of content being passed on.
  */
 import { OciError } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
@@ -46,14 +48,23 @@ function cString(b: Buffer, off: number, len: number): Buffer {
   return nul < 0 ? field : field.subarray(0, nul);
 }
 
-/** A numeric header field: octal text, or GNU base-256 when the high bit is set. */
+/**
+ * A numeric header field: octal digits between optional spaces, ended by a
+ * NUL or the field's end (as GNU tar reads them), or GNU base-256 when the
+ * high bit is set.
+ * NaN when the text is not octal, the base-256 number is negative (GNU
+ * marks those with bit 0x40) or too large to be exact: a size read from
+ * such a field would misplace every later header.
+ */
 function numeric(b: Buffer, off: number, len: number): number {
   if (b[off]! & 0x80) {
-    let v = b[off]! & 0x7f;
+    if (b[off]! & 0x40) return NaN;
+    let v = b[off]! & 0x3f;
     for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
-    return v;
+    return Number.isSafeInteger(v) ? v : NaN;
   }
   const text = cString(b, off, len).toString('latin1').trim();
+  if (!/^[0-7]*$/.test(text)) return NaN;
   return text === '' ? 0 : parseInt(text, 8);
 }
 
@@ -88,13 +99,37 @@ export function parsePaxRecords(data: Buffer, what: string): Map<string, Buffer>
   return out;
 }
 
-/** Yields the entries of an uncompressed tar stream; `what` names it in errors. */
+/** Entry types that never carry content, whatever their size field says (as GNU tar, Python and Go read them). */
+const headerOnly = new Set(['1', '2', '3', '4', '5', '6']);
+/** Pax and GNU long-name data held for the next entry, all headers together: consecutive headers would otherwise grow without bound. */
+const MAX_PENDING = 16 << 20;
+/** Global pax records (`g`) are held for the whole archive. */
+const MAX_GLOBAL = 1 << 20;
+const ZEROS = Buffer.alloc(64 << 10);
+
+function allZero(b: Buffer): boolean {
+  for (let off = 0; off < b.length; off += ZEROS.length) {
+    const n = Math.min(ZEROS.length, b.length - off);
+    if (!b.subarray(off, off + n).equals(ZEROS.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+/**
+ * Yields the entries of an uncompressed tar stream; `what` names it in
+ * errors. The stream is always read to its end, past the end-of-archive
+ * marker: the second zero block and the padding writers add to fill a
+ * record are part of the layer its DiffID covers, and must be zeros (data
+ * after the marker is refused rather than ignored). A stream that ends
+ * without the marker is truncated and refused.
+ */
 export async function* readTar(source: AsyncIterable<Uint8Array>, what: string): AsyncGenerator<TarReadEntry> {
   const reader = new ByteReader(source);
   const short = 'the archive ends in the middle of an entry';
   const take = async (n: number) => Buffer.concat(await reader.take(n, what, short));
   let globalPax = new Map<string, Buffer>();
   let pax = new Map<string, Buffer>();
+  let pending = 0; // bytes of pax and long-name data read for the next entry
   let longName: string | undefined;
   let longLink: string | undefined;
   let unread = 0; // content (with padding) of the previous entry the consumer did not read
@@ -103,47 +138,85 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
     for (;;) {
       for await (const _ of reader.pieces(unread, what, short)) { /* skip */ }
       unread = 0;
-      if (await reader.atEnd()) return; // some writers omit the end-of-archive blocks
       if (first && !(await reader.fill(BLOCK))) throw new OciError('INVALID_FORMAT', `${what} is not a tar archive (shorter than one header)`);
+      if (await reader.atEnd()) throw new OciError('INVALID_FORMAT', `${what}: truncated: the archive ends without an end-of-archive marker`);
       const h = await take(BLOCK);
-      if (h.every((x) => x === 0)) return;
+      if (h.every((x) => x === 0)) {
+        for await (const c of reader.rest()) {
+          if (!allZero(c)) throw new OciError('INVALID_FORMAT', `${what}: data follows the end-of-archive marker`);
+        }
+        return;
+      }
       if (!checksumOk(h)) {
         throw new OciError('INVALID_FORMAT', first ? `${what} is not a tar archive (its first header's checksum does not match)` : `${what}: damaged tar archive (a header checksum does not match)`);
       }
       first = false;
       const flag = String.fromCharCode(h[156]!);
-      let size = numeric(h, 124, 12);
+      const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
+      const prefix = ustar ? cString(h, 345, 155).toString('utf8') : '';
+      let name = cString(h, 0, 100).toString('utf8');
+      if (prefix) name = `${prefix}/${name}`;
+      const field = (off: number, len: number, label: string): number => {
+        const n = numeric(h, off, len);
+        if (Number.isNaN(n)) throw new OciError('INVALID_FORMAT', `${what}: entry "${name}" has an invalid ${label} field in its tar header`);
+        return n;
+      };
+      let size = field(124, 12, 'size');
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        if (size > 16 << 20) throw new OciError('INVALID_FORMAT', `${what}: an extended header of ${size} bytes is too large`);
+        if (flag === 'g' ? size > MAX_GLOBAL : pending + size > MAX_PENDING) {
+          throw new OciError('INVALID_FORMAT', `${what}: ${flag === 'g' ? 'global pax headers' : 'the extended headers of one entry'} add up to more than ${flag === 'g' ? '1' : '16'} MiB`);
+        }
         const data = await take(size);
         await reader.take(paddingFor(size), what, short);
+        if (flag === 'g') {
+          globalPax = new Map([...globalPax, ...parsePaxRecords(data, what)]);
+          let total = 0;
+          for (const [k, v] of globalPax) total += Buffer.byteLength(k) + v.length;
+          if (total > MAX_GLOBAL) throw new OciError('INVALID_FORMAT', `${what}: global pax headers add up to more than 1 MiB`);
+          continue;
+        }
+        pending += size;
         if (flag === 'x') pax = new Map([...pax, ...parsePaxRecords(data, what)]);
-        else if (flag === 'g') globalPax = new Map([...globalPax, ...parsePaxRecords(data, what)]);
         else if (flag === 'L') longName = cString(data, 0, data.length).toString('utf8');
         else longLink = cString(data, 0, data.length).toString('utf8');
         continue;
       }
       const records = new Map([...globalPax, ...pax]);
       pax = new Map();
-      const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-      const prefix = ustar ? cString(h, 345, 155).toString('utf8') : '';
-      let name = cString(h, 0, 100).toString('utf8');
-      if (prefix) name = `${prefix}/${name}`;
+      pending = 0;
       name = records.get('path')?.toString('utf8') ?? longName ?? name;
       const linkname = records.get('linkpath')?.toString('utf8') ?? longLink ?? cString(h, 157, 100).toString('utf8');
       longName = longLink = undefined;
-      const num = (key: string, fallback: number): number => {
+      /** A pax number overriding a header field; an empty value (a record deleting a global one) keeps the header's. */
+      const paxNumber = (key: string, fallback: number, fraction = false): number => {
         const v = records.get(key);
-        const n = v === undefined ? NaN : Number(v.toString('latin1'));
-        return Number.isFinite(n) ? n : fallback;
+        if (v === undefined || v.length === 0) return fallback;
+        const text = v.toString('latin1');
+        const n = Number(text);
+        // POSIX allows a fraction in times only; a size like `1.5` or `-1` would never be read to its end.
+        if (!(fraction ? /^-?\d+(\.\d+)?$/ : /^\d+$/).test(text) || !Number.isSafeInteger(Math.trunc(n))) {
+          throw new OciError('INVALID_FORMAT', `${what}: entry "${name}" has an invalid pax ${key} record "${text.slice(0, 40)}"`);
+        }
+        // A time before 1970 (GNU tar writes them) is read as 1970: layers clamp times anyway.
+        return Math.max(0, n);
       };
-      size = num('size', size);
+      size = paxNumber('size', size);
       let type: TarEntryType | 'other' = flagType[flag] ?? 'other';
       if (type === 'file' && flag !== '7' && name.endsWith('/')) type = 'directory'; // pre-POSIX archives
       const xattrs = new Map<string, Buffer>();
       for (const [k, v] of records) if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), v);
-      // Only files carry content; a size on other entries (hard links in some writers) is skipped.
-      const contentSize = size;
+      // Links, devices, directories and FIFOs have no content: a size on them (some writers set one) is not followed by data.
+      const contentSize = headerOnly.has(flag) ? 0 : size;
+      const mode = field(100, 8, 'mode');
+      const uid = paxNumber('uid', field(108, 8, 'uid'));
+      const gid = paxNumber('gid', field(116, 8, 'gid'));
+      // A negative base-256 time (before 1970) is read as 1970, like a negative pax one.
+      const negativeTime = (h[136]! & 0xc0) === 0xc0;
+      const mtime = paxNumber('mtime', negativeTime ? 0 : field(136, 12, 'mtime'), true);
+      // Device numbers only mean something on devices; other writers may leave anything there.
+      const device = flag === '3' || flag === '4';
+      const devmajor = device ? field(329, 8, 'devmajor') : 0;
+      const devminor = device ? field(337, 8, 'devminor') : 0;
       let left = contentSize;
       unread = contentSize + paddingFor(contentSize);
       const body = {
@@ -157,11 +230,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
           }
         },
       };
-      yield {
-        name, type, typeflag: flag, mode: numeric(h, 100, 8), uid: num('uid', numeric(h, 108, 8)), gid: num('gid', numeric(h, 116, 8)),
-        size: contentSize, mtime: num('mtime', numeric(h, 136, 12)), linkname,
-        devmajor: numeric(h, 329, 8), devminor: numeric(h, 337, 8), xattrs, body,
-      };
+      yield { name, type, typeflag: flag, mode, uid, gid, size: contentSize, mtime, linkname, devmajor, devminor, xattrs, body };
     }
   } finally {
     await reader.close();

@@ -96,7 +96,11 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
       const comps = entryComponents(e.name);
       if (comps.length === 0) continue;
       const base = comps[comps.length - 1]!;
-      const { host: parent } = await resolveDirectory(state.root, comps.slice(0, -1), e.name);
+      const { host: parent, path: dirs } = await resolveDirectory(state.root, comps.slice(0, -1), e.name);
+      // The directories an entry goes into are part of this layer even when it has no entries of its
+      // own for them (or they were already there): an opaque whiteout later in the layer, such as
+      // `dir/.wh..wh..opq` after `dir/-sub/new` in byte order, keeps them and clears only what lower layers put in them.
+      for (let i = 1; i <= dirs.length; i++) created.add(join(state.root, ...dirs.slice(0, i)));
       if (base.startsWith('.wh.')) {
         const hidden = base.slice(4);
         if (base === '.wh..wh..opq') await clearLower(state, parent, created);
@@ -204,7 +208,7 @@ export interface UnpackReport {
   directory: string;
 }
 
-/** Passes bytes through, hashing them, and reads the source to its end. */
+/** Passes bytes through, hashing them (readTar reads the layer to its end, past the end-of-archive marker, so the hash covers all of it). */
 async function* counted(source: AsyncIterable<Buffer>, counter: Sha256Counter): AsyncGenerator<Buffer> {
   for await (const c of source) {
     counter.update(c);

@@ -129,6 +129,21 @@ test('whiteouts and opaque directories hide lower layers, as umoci applies them'
   assert.deepEqual(await snapshot(join(dir, 'bundle', 'rootfs')), await snapshot(join(dir, 'out')));
 });
 
+test('an opaque whiteout after entries of its own layer in byte order clears only what lower layers had', async (t) => {
+  const dir = await tempDir(t);
+  const lower = await craftTar([
+    { name: 'dir/', type: 'directory' }, { name: 'dir/-sub/', type: 'directory' }, { name: 'dir/-sub/old' }, { name: 'dir/gone' },
+  ]);
+  // '-' (0x2d) sorts before '.wh..wh..opq' (0x2e); neither dir/-sub/ nor dir/-new/ has an entry of its own in this layer.
+  const upper = await craftTar([
+    { name: 'dir/', type: 'directory' }, { name: 'dir/-new/x' }, { name: 'dir/-sub/new' }, { name: 'dir/.wh..wh..opq' }, { name: 'dir/z' },
+  ]);
+  const image = await craftImage(join(dir, 'img'), [lower, upper]);
+  const r = await runCli(['image', 'unpack', image, join(dir, 'out')]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(Object.keys(await snapshot(join(dir, 'out'))).sort(), ['dir', 'dir/-new', 'dir/-new/x', 'dir/-sub', 'dir/-sub/new', 'dir/z']);
+});
+
 test('directory modes and times applied at the end never go through a symlink a later layer put in place', async (t) => {
   const dir = await tempDir(t);
   const outside = join(dir, 'outside');
