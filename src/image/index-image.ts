@@ -2,8 +2,13 @@
  * Combining per-platform images into one image index (image-spec
  * image-index.md): each source's manifest (or every manifest of a source
  * that is itself an index) is copied with its config and layers, and
- * listed with the platform its config declares. The index is stored last,
- * then tagged; a local destination is committed at the end.
+ * listed with the platform its config declares. Attestation manifests of
+ * a source index (what buildx adds beside each image: provenance and SBOMs
+ * as in-toto layers, platform unknown/unknown) are not images: they are
+ * copied and listed exactly as the source lists them, annotations included,
+ * so `vnd.docker.reference.digest` still names their image, and take no
+ * platform. The index is stored last, then tagged; a local destination is
+ * committed at the end.
  */
 import { Readable } from 'node:stream';
 import { OciError } from '../errors.js';
@@ -40,6 +45,12 @@ function platformEntry(desc: Descriptor, platform: NonNullable<Descriptor['platf
   return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, platform };
 }
 
+/** Whether an index entry is an attestation manifest rather than an image (buildx marks them both ways). */
+function isAttestation(desc: Descriptor): boolean {
+  if (desc.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') return true;
+  return desc.platform?.os === 'unknown' && desc.platform.architecture === 'unknown';
+}
+
 /** Builds an index of the images at `sources` into `dest`. */
 export async function buildIndexTo(dest: string, sources: string[], options: IndexBuildOptions = {}, locations: LocationOptions = {}): Promise<IndexBuildReport> {
   if (sources.length === 0) throw new OciError('USAGE', 'no images given: name at least one SRC image');
@@ -55,10 +66,16 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
       const loc = await openLocationForReading(src, locations);
       try {
         const children: Descriptor[] = [];
+        // Carried over verbatim after the images: not read as images, not counted as platforms.
+        const attestations: Descriptor[] = [];
         if (isIndexMediaType(loc.root.mediaType)) {
           const index = JSON.parse((await readManifestBytes(loc.store, loc.root)).toString('utf8')) as ImageIndex;
           for (const m of index.manifests ?? []) {
             if (!isManifestMediaType(m.mediaType)) continue;
+            if (isAttestation(m)) {
+              attestations.push(m);
+              continue;
+            }
             const image = await readImage(loc.store, m, `${src} (${m.digest})`);
             children.push(platformEntry(m, m.platform ?? configPlatform(image.config)));
           }
@@ -74,6 +91,13 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
           seen.set(key, src);
           await copyGraph(loc.store, out.store, { mediaType: child.mediaType, digest: child.digest, size: child.size }, { jobs: options.jobs, signal: options.signal });
           entries.push({ ...child, source: src });
+        }
+        for (const att of attestations) {
+          // The same source named twice; one attestation listed for two images stays listed twice.
+          const about = att.annotations?.['vnd.docker.reference.digest'];
+          if (entries.some((e) => e.digest === att.digest && e.annotations?.['vnd.docker.reference.digest'] === about)) continue;
+          await copyGraph(loc.store, out.store, { mediaType: att.mediaType, digest: att.digest, size: att.size }, { jobs: options.jobs, signal: options.signal });
+          entries.push({ ...att, source: src });
         }
       } finally {
         await loc.close();

@@ -9,7 +9,8 @@
  * round trips through the thread pool, and it leaves the pool to the
  * compressor. Memory: the frame being filled, plus what the caller keeps.
  */
-import { OciError } from '../errors.js';
+import { constants, openSync } from 'node:fs';
+import { OciError, fsError } from '../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from './file-read.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor } from './tar-header.js';
 import type { EntryWithContent } from './tar-writer.js';
@@ -71,6 +72,16 @@ class FrameCursor {
   }
 }
 
+/** Opens a file to read as openSyncForRead does; a path that is not UTF-8 comes as bytes (tree.ts). */
+function openSource(source: string | Buffer): number {
+  if (typeof source === 'string') return openSyncForRead(source);
+  try {
+    return openSync(source, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw fsError(err, source.toString('utf8'), 'read');
+  }
+}
+
 /**
  * Yields the bytes of a tar archive holding `entries`, in order, ended by
  * the end-of-archive marker, as frames of exactly `frameSize` bytes (the
@@ -99,18 +110,19 @@ export async function* tarFrames(
         }
         if (n !== entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: ${n} bytes of content, its header says ${entry.size}`);
       } else if (source) {
-        const fd = openSyncForRead(source);
+        const fd = openSource(source);
+        const path = typeof source === 'string' ? source : source.toString('utf8');
         try {
           for (let pos = 0; pos < entry.size;) {
             while (out.ready.length > 0) yield out.ready.shift()!;
-            const n = readSyncAt(fd, source, out.buf, out.filled, Math.min(out.space, entry.size - pos), pos);
-            if (n === 0) throw changed(source);
+            const n = readSyncAt(fd, path, out.buf, out.filled, Math.min(out.space, entry.size - pos), pos);
+            if (n === 0) throw changed(path);
             pos += n;
             out.advance(n);
           }
           // The file must end here: probe one byte past its size into the frame's free space, which
           // later bytes overwrite (a full frame has already been completed, so there is room).
-          if (readSyncAt(fd, source, out.buf, out.filled, 1, entry.size) !== 0) throw changed(source);
+          if (readSyncAt(fd, path, out.buf, out.filled, 1, entry.size) !== 0) throw changed(path);
         } finally {
           closeSyncQuietly(fd);
         }

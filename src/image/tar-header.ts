@@ -4,6 +4,12 @@
  * preceded by an extended header (`x`) only when a value does not fit ustar
  * — long or non-ASCII names and link targets, large ids, sizes or times —
  * or when the entry carries extended attributes (`SCHILY.xattr.NAME`).
+ * Names and link targets that are not UTF-8 are written as their bytes
+ * into the ustar fields, which hold bytes and which GNU tar, Go and Python
+ * (surrogateescape) read back exactly; only when too long for them do they
+ * go into `path`/`linkpath` records, with `hdrcharset=BINARY`, the pax way
+ * of saying a value is not UTF-8 (GNU tar ignores it, with a warning, and
+ * keeps the bytes).
  * Records are written in sorted key order and every field not set is zero,
  * so equal entries always give equal bytes. uname and gname stay empty:
  * owners are numeric only.
@@ -32,6 +38,14 @@ export interface TarEntry {
   devminor?: number;
   /** Extended attributes, written as `SCHILY.xattr.NAME` pax records. */
   xattrs?: Map<string, Buffer>;
+  /**
+   * The exact bytes of `name` when they are not UTF-8 (a Linux file name is
+   * any bytes but `/` and NUL); `name` then shows them with U+FFFD, for
+   * messages and excludes only.
+   */
+  rawName?: Buffer;
+  /** The same for `linkname`. */
+  rawLinkname?: Buffer;
 }
 
 /** Size of a tar block. */
@@ -61,9 +75,13 @@ function writeOctal(buf: Buffer, off: number, width: number, n: number): void {
   buf[off + width - 1] = 0;
 }
 
-/** Splits a name into ustar prefix (≤155) and name (≤100) at a `/`, or undefined. */
-function splitUstarName(name: string): { prefix: string; name: string } | undefined {
-  if (!isAscii(name)) return undefined;
+/**
+ * Splits a name into ustar prefix (≤155) and name (≤100) at a `/`, or
+ * undefined. `bytes`: the name is raw bytes, one char each (latin1), kept as
+ * they are; otherwise only ASCII names go into ustar fields.
+ */
+function splitUstarName(name: string, bytes = false): { prefix: string; name: string } | undefined {
+  if (!bytes && !isAscii(name)) return undefined;
   if (name.length <= 100) return { prefix: '', name };
   // The prefix must end at a '/', which is not stored.
   for (let i = name.length - 1; i > 0; i--) {
@@ -100,18 +118,19 @@ interface UstarFields {
 
 function ustarBlock(f: UstarFields): Buffer {
   const b = Buffer.alloc(BLOCK);
-  b.write(f.name, 0, 100, 'utf8');
+  // Every text field is ASCII or raw bytes as latin1 (see splitUstarName).
+  b.write(f.name, 0, 100, 'latin1');
   writeOctal(b, 100, 8, f.mode);
   writeOctal(b, 108, 8, f.uid);
   writeOctal(b, 116, 8, f.gid);
   writeOctal(b, 124, 12, f.size);
   writeOctal(b, 136, 12, f.mtime);
   b.write(f.flag, 156, 1, 'ascii');
-  b.write(f.linkname, 157, 100, 'utf8');
+  b.write(f.linkname, 157, 100, 'latin1');
   b.write('ustar\u000000', 257, 8, 'ascii');
   writeOctal(b, 329, 8, f.devmajor);
   writeOctal(b, 337, 8, f.devminor);
-  b.write(f.prefix, 345, 155, 'utf8');
+  b.write(f.prefix, 345, 155, 'latin1');
   b.fill(0x20, 148, 156);
   let sum = 0;
   for (const byte of b) sum += byte;
@@ -134,10 +153,11 @@ function truncatedAscii(s: string, max: number): string {
 export function encodeTarHeader(e: TarEntry): Buffer {
   if (e.type !== 'file' && e.size !== 0) throw new OciError('INTERNAL', `tar entry ${e.name}: only files have content`);
   const records = new Map<string, Buffer>();
-  const split = splitUstarName(e.name);
-  if (!split) records.set('path', Buffer.from(e.name));
-  const linkname = e.linkname ?? '';
-  if (!isAscii(linkname) || linkname.length > 100) records.set('linkpath', Buffer.from(linkname));
+  const split = e.rawName ? splitUstarName(e.rawName.toString('latin1'), true) : splitUstarName(e.name);
+  if (!split) records.set('path', e.rawName ?? Buffer.from(e.name));
+  const linkname = e.rawLinkname ? e.rawLinkname.toString('latin1') : e.linkname ?? '';
+  if ((!e.rawLinkname && !isAscii(linkname)) || linkname.length > 100) records.set('linkpath', e.rawLinkname ?? Buffer.from(linkname));
+  if ((e.rawName && !split) || (e.rawLinkname && records.has('linkpath'))) records.set('hdrcharset', Buffer.from('BINARY'));
   for (const [key, value, width] of [['uid', e.uid, 8], ['gid', e.gid, 8], ['size', e.size, 12], ['mtime', e.mtime, 12]] as const) {
     if (!fitsOctal(value, width)) records.set(key, Buffer.from(String(value)));
   }

@@ -2,11 +2,12 @@
  * Tar files given as layers (`--layer x.tar`, `.tar.gz`, `.tar.zst`) are
  * re-normalized entry by entry as directory trees are: numeric owners,
  * clamped mtimes, no other timestamps, no user or group names, excludes
- * applied, xattrs (`SCHILY.xattr.*`) kept. Entries keep their input order:
- * sorting them would mean holding file contents, so only layers built from
- * directories are fully sorted. Names are made relative (`./` and leading
- * `/` dropped); entries with `..` components are refused. Extended
- * attributes are kept byte for byte (tar-reader.ts).
+ * applied (an excluded directory with everything below it), xattrs
+ * (`SCHILY.xattr.*`) kept. Entries keep their input order: sorting them
+ * would mean holding file contents, so only layers built from directories
+ * are fully sorted. Names are made relative (`./` and leading `/` dropped);
+ * entries with `..` components are refused. Extended attributes are kept
+ * byte for byte (tar-reader.ts).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -22,6 +23,34 @@ export function relativeEntryName(raw: string, file: string): string | undefined
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: entry "${raw}" has a ".." component`);
   return parts.length === 0 ? undefined : parts.join('/');
+}
+
+/**
+ * Whether a relative entry name is excluded, as a tree walk decides it: the
+ * walk tests each path without its trailing `/` and never enters an excluded
+ * directory, so here a name is excluded when it or any of its parent
+ * directories matches. Parents are tested by name, not by the directory
+ * entries seen, as a tar need not hold an entry for every directory. Entries
+ * of one directory usually follow each other, so the last parent's answer is
+ * kept.
+ */
+function excludedWithParents(exclude: RegExp[] | undefined): (rel: string) => boolean {
+  if (!exclude || exclude.length === 0) return () => false;
+  let lastParent: string | undefined;
+  let lastAnswer = false;
+  const parentExcluded = (parent: string): boolean => {
+    if (parent !== lastParent) {
+      lastAnswer = false;
+      for (let i = parent.indexOf('/'); i >= 0 && !lastAnswer; i = parent.indexOf('/', i + 1)) lastAnswer = isExcluded(parent.slice(0, i), exclude);
+      lastAnswer ||= isExcluded(parent, exclude);
+      lastParent = parent;
+    }
+    return lastAnswer;
+  };
+  return (rel) => {
+    const slash = rel.lastIndexOf('/');
+    return (slash > 0 && parentExcluded(rel.slice(0, slash))) || isExcluded(rel, exclude);
+  };
 }
 
 /** Streams of the uncompressed tar bytes of a file. */
@@ -44,12 +73,13 @@ export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> 
  */
 export async function* readTarInput(file: string, options: NormalizeOptions = {}, _warnings: string[] = []): AsyncGenerator<EntryWithContent> {
   const written = new Set<string>();
+  const excluded = excludedWithParents(options.exclude);
   for await (const e of readTar(await openTarFile(file), file)) {
     if (e.type === 'other') {
       throw new OciError('UNSUPPORTED', `${file}: entry "${e.name}" has tar type '${e.typeflag}', which layers cannot hold`);
     }
     const rel = relativeEntryName(e.name, file);
-    if (rel === undefined || isExcluded(rel, options.exclude)) continue;
+    if (rel === undefined || excluded(rel)) continue;
     const type = e.type;
     const entry: TarEntry = {
       name: type === 'directory' ? `${rel}/` : rel,

@@ -7,10 +7,10 @@
 import type { TarEntry } from './tar-header.js';
 import { tarFrames } from './tar-frames.js';
 
-/** An entry to write, with its content: a file to read, or bytes from a stream (files only). */
+/** An entry to write, with its content: a file to read (its path as bytes when not UTF-8), or bytes from a stream (files only). */
 export interface EntryWithContent {
   entry: TarEntry;
-  source?: string;
+  source?: string | Buffer;
   content?: AsyncIterable<Uint8Array>;
 }
 

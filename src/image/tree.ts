@@ -5,9 +5,14 @@
  * itself. A file seen again by device and inode becomes a hard-link entry
  * to the first path. Regular files, directories (empty ones too),
  * symlinks, device nodes and FIFOs are kept; sockets cannot be stored in
- * tar and are skipped. Memory: one directory listing per level and the
- * hard-link table.
+ * tar and are skipped. Names are read as bytes: a Linux file name is any
+ * bytes but `/` and NUL, and one that is not UTF-8 cannot pass through a
+ * string (the lstat of the mangled name would fail), so from such a name
+ * down, paths are Buffers and entries carry their exact bytes in
+ * `rawName` (excludes then see the name with U+FFFD). Memory: one directory
+ * listing per level and the hard-link table.
  */
+import { isUtf8 } from 'node:buffer';
 import { lstatSync } from 'node:fs';
 import { readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
@@ -15,13 +20,19 @@ import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
 import type { TarEntry, TarEntryType } from './tar-header.js';
-import { readTreeXattrs } from './xattrs.js';
+import { readTreeXattrs, xattrKey } from './xattrs.js';
 
-/** An entry of a walked tree; `source` is the file to read content from. */
+/** An entry of a walked tree; `source` is the file to read content from (bytes when its path is not UTF-8). */
 export interface TreeEntry {
   entry: TarEntry;
-  source?: string;
+  source?: string | Buffer;
 }
+
+/** A path for messages. */
+const shown = (path: string | Buffer): string => (typeof path === 'string' ? path : path.toString('utf8'));
+
+/** `dir/name` as bytes. */
+const joinBytes = (dir: string | Buffer, name: Buffer): Buffer => Buffer.concat([Buffer.from(dir), Buffer.from('/'), name]);
 
 /** Linux `major()`/`minor()` of a device number. */
 export function deviceNumbers(rdev: bigint): { devmajor: number; devminor: number } {
@@ -55,38 +66,40 @@ export async function checkTreeRoot(root: string): Promise<void> {
 export async function* walkTree(root: string, options: NormalizeOptions = {}, warnings: string[] = []): AsyncGenerator<TreeEntry> {
   await checkTreeRoot(root);
   const xattrs = await readTreeXattrs(root);
-  const firstPathOf = new Map<string, string>();
+  const firstPathOf = new Map<string, { name: string; raw?: Buffer }>();
   const epoch = options.sourceDateEpoch;
 
-  async function* visit(dir: string, prefix: string): AsyncGenerator<TreeEntry> {
-    let names: string[];
+  /** `rawPrefix` is set below a name that is not UTF-8; `dir` is then bytes too. */
+  async function* visit(dir: string | Buffer, prefix: string, rawPrefix?: Buffer): AsyncGenerator<TreeEntry> {
+    let names: Buffer[];
     try {
-      names = await readdir(dir);
+      names = await readdir(dir, { encoding: 'buffer' });
     } catch (err) {
-      throw fsError(err, dir, 'read');
+      throw fsError(err, shown(dir), 'read');
     }
-    // Sort by the bytes of the names, encoding each name once rather than at every comparison.
-    names = names.map((name) => ({ name, key: Buffer.from(name) })).sort((a, b) => Buffer.compare(a.key, b.key)).map((e) => e.name);
+    names.sort(Buffer.compare);
     // lstat synchronously, as the content is read (tar-frames.ts): on the main thread a call costs
     // microseconds, far less than a round trip through the thread pool per entry.
-    for (const name of names) {
+    for (const bytes of names) {
+      const name = bytes.toString('utf8');
       const rel = prefix + name;
       if (isExcluded(rel, options.exclude)) continue;
-      const path = join(dir, name);
+      const raw = rawPrefix || !isUtf8(bytes) ? Buffer.concat([rawPrefix ?? Buffer.from(prefix), bytes]) : undefined;
+      const path = raw ? joinBytes(dir, bytes) : join(dir as string, name);
       let st: BigIntStats;
       try {
         st = lstatSync(path, { bigint: true });
       } catch (err) {
-        throw fsError(err, path, 'read');
+        throw fsError(err, shown(path), 'read');
       }
-      yield* emit(path, rel, st);
+      yield* emit(path, rel, raw, st);
     }
   }
 
-  async function* emit(path: string, rel: string, st: BigIntStats): AsyncGenerator<TreeEntry> {
+  async function* emit(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): AsyncGenerator<TreeEntry> {
     const type = typeOf(st);
     if (!type) {
-      warnings.push(`${path}: skipped, tar cannot hold a socket`);
+      warnings.push(`${shown(path)}: skipped, tar cannot hold a socket`);
       return;
     }
     const entry: TarEntry = {
@@ -98,32 +111,33 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
       size: 0,
       mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
     };
-    const attrs = xattrs.get(rel);
+    if (raw) entry.rawName = type === 'directory' ? Buffer.concat([raw, Buffer.from('/')]) : raw;
+    const attrs = xattrs.size > 0 ? xattrs.get(xattrKey(raw ?? rel)) : undefined;
     if (attrs && attrs.size > 0) entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     if (type !== 'directory' && st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
       const first = firstPathOf.get(key);
       if (first !== undefined) {
-        yield { entry: { ...entry, type: 'link', linkname: first, xattrs: undefined } };
+        yield { entry: { ...entry, type: 'link', linkname: first.name, ...(first.raw && { rawLinkname: first.raw }), xattrs: undefined } };
         return;
       }
-      firstPathOf.set(key, rel);
+      firstPathOf.set(key, { name: rel, raw });
     }
     if (type === 'file') {
       yield { entry: { ...entry, size: Number(st.size) }, source: path };
     } else if (type === 'symlink') {
-      let target: string;
+      let target: Buffer;
       try {
-        target = await readlink(path);
+        target = await readlink(path, { encoding: 'buffer' });
       } catch (err) {
-        throw fsError(err, path, 'read');
+        throw fsError(err, shown(path), 'read');
       }
-      yield { entry: { ...entry, linkname: target } };
+      yield { entry: { ...entry, linkname: target.toString('utf8'), ...(!isUtf8(target) && { rawLinkname: target }) } };
     } else if (type === 'character-device' || type === 'block-device') {
       yield { entry: { ...entry, ...deviceNumbers(st.rdev) } };
     } else if (type === 'directory') {
       yield { entry };
-      yield* visit(path, `${rel}/`);
+      yield* visit(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')]));
     } else {
       yield { entry };
     }

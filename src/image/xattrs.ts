@@ -5,8 +5,8 @@
  * tar inputs are always kept), and unpack restores them with setfattr.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { relative } from 'node:path';
-import { OciError } from '../errors.js';
+import { realpath } from 'node:fs/promises';
+import { OciError, fsError } from '../errors.js';
 
 const available = new Map<string, boolean>();
 function onPath(tool: string): boolean {
@@ -28,12 +28,17 @@ export function canWriteXattrs(): boolean {
   return onPath('setfattr');
 }
 
-/** Undoes getfattr's octal escapes (`\012`, `\\`) in file names. */
-function unescapeName(s: string): string {
+/**
+ * Undoes getfattr's escapes in a file name, giving its bytes: `\NNN` (octal,
+ * for a backslash, newline and other control characters; `\134` is a
+ * backslash) and `\\`. Other bytes, including ones that are not UTF-8, are
+ * printed as they are, so the text is read as latin1 (one char per byte).
+ */
+function unescapeName(s: string): Buffer {
+  const raw = Buffer.from(s, 'latin1');
   const bytes: number[] = [];
-  const raw = Buffer.from(s, 'utf8');
   for (let i = 0; i < raw.length; i++) {
-    if (raw[i] === 0x5c && i + 3 < raw.length + 0 && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString('latin1'))) {
+    if (raw[i] === 0x5c && i + 3 < raw.length && /^[0-7]{3}$/.test(raw.subarray(i + 1, i + 4).toString('latin1'))) {
       bytes.push(parseInt(raw.subarray(i + 1, i + 4).toString('latin1'), 8));
       i += 3;
     } else if (raw[i] === 0x5c && raw[i + 1] === 0x5c) {
@@ -41,26 +46,75 @@ function unescapeName(s: string): string {
       i += 1;
     } else bytes.push(raw[i]!);
   }
-  return Buffer.from(bytes).toString('utf8');
+  return Buffer.from(bytes);
 }
 
+/** A value as getfattr prints it (the line read as latin1): base64 with `-e base64`, hex or quoted text otherwise. */
 function decodeValue(v: string | undefined): Buffer {
   if (v === undefined || v === '') return Buffer.alloc(0);
   if (v.startsWith('0s')) return Buffer.from(v.slice(2), 'base64');
   if (v.startsWith('0x')) return Buffer.from(v.slice(2), 'hex');
-  if (v.startsWith('"') && v.endsWith('"')) return Buffer.from(v.slice(1, -1), 'utf8');
-  return Buffer.from(v, 'utf8');
+  if (v.startsWith('"') && v.endsWith('"')) return Buffer.from(v.slice(1, -1), 'latin1');
+  return Buffer.from(v, 'latin1');
 }
 
 /**
- * Every extended attribute below `root`, keyed by path relative to root
- * (symlinks not followed). Empty when getfattr is missing.
+ * Attributes left out of layers: `security.selinux` is the label the build
+ * machine's policy gave each file, not part of the content, and would make
+ * DiffIDs differ between hosts (the runtime labels files itself). File
+ * capabilities (`security.capability`), `user.*` and `trusted.*` are kept.
+ */
+const machineXattrs = new Set(['security.selinux']);
+
+/** The key of a path relative to the root in {@link readTreeXattrs}' map: its bytes, one char each (latin1). */
+export function xattrKey(rel: string | Buffer): string {
+  return typeof rel === 'string' ? (/^[\x00-\x7f]*$/.test(rel) ? rel : Buffer.from(rel).toString('latin1')) : rel.toString('latin1');
+}
+
+/**
+ * Parses `getfattr -R -d -e base64 --absolute-names` output for the tree at
+ * `root` (as given to getfattr) into a map keyed by {@link xattrKey} of each
+ * path relative to root ('' for root itself).
+ */
+export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<string, Buffer>> {
+  const out = new Map<string, Map<string, Buffer>>();
+  const rootBytes = Buffer.from(root);
+  const prefix = Buffer.from(root.endsWith('/') ? root : `${root}/`);
+  let current: Map<string, Buffer> | undefined;
+  for (const line of dump.toString('latin1').split('\n')) {
+    if (line.startsWith('# file: ')) {
+      const path = unescapeName(line.slice(8));
+      let rel: Buffer | undefined;
+      if (path.equals(rootBytes)) rel = Buffer.alloc(0);
+      else if (path.subarray(0, prefix.length).equals(prefix)) rel = path.subarray(prefix.length);
+      current = rel === undefined ? undefined : new Map();
+      if (current) out.set(xattrKey(rel!), current);
+    } else if (current && line && !line.startsWith('#')) {
+      const eq = line.indexOf('=');
+      const name = unescapeName(eq < 0 ? line : line.slice(0, eq)).toString('utf8');
+      if (!machineXattrs.has(name)) current.set(name, decodeValue(eq < 0 ? undefined : line.slice(eq + 1)));
+    }
+  }
+  return out;
+}
+
+/**
+ * Every extended attribute below `root` but the machine's own
+ * (`security.selinux`), keyed by {@link xattrKey} of the path relative to
+ * root (symlinks below root not followed; a root that is itself a symlink is
+ * resolved first, as getfattr -h would not enter it). Empty when getfattr is
+ * missing.
  */
 export async function readTreeXattrs(root: string): Promise<Map<string, Map<string, Buffer>>> {
-  const out = new Map<string, Map<string, Buffer>>();
-  if (!canReadXattrs()) return out;
-  const text = await new Promise<string>((resolve, reject) => {
-    const p = spawn('getfattr', ['-R', '-d', '-h', '-m', '-', '-e', 'base64', '--absolute-names', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!canReadXattrs()) return new Map();
+  let real: string;
+  try {
+    real = await realpath(root);
+  } catch (err) {
+    throw fsError(err, root, 'read');
+  }
+  const dump = await new Promise<Buffer>((resolve, reject) => {
+    const p = spawn('getfattr', ['-R', '-d', '-h', '-m', '-', '-e', 'base64', '--absolute-names', real], { stdio: ['ignore', 'pipe', 'pipe'] });
     const parts: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (c: Buffer) => parts.push(c));
@@ -69,19 +123,8 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Map<stri
     p.on('close', (code) => {
       // getfattr exits 1 when some file has no xattr support; only a crash with no output is fatal.
       if (code !== 0 && parts.length === 0 && err.trim()) reject(new OciError('INPUT_UNREADABLE', `cannot read extended attributes below ${root}: ${err.trim().split('\n')[0]}`));
-      else resolve(Buffer.concat(parts).toString('utf8'));
+      else resolve(Buffer.concat(parts));
     });
   });
-  let current: Map<string, Buffer> | undefined;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# file: ')) {
-      const rel = relative(root, unescapeName(line.slice(8))).split('\\').join('/');
-      current = new Map();
-      out.set(rel, current);
-    } else if (current && line && !line.startsWith('#')) {
-      const eq = line.indexOf('=');
-      current.set(eq < 0 ? line : line.slice(0, eq), decodeValue(eq < 0 ? undefined : line.slice(eq + 1)));
-    }
-  }
-  return out;
+  return parseXattrDump(dump, real);
 }
