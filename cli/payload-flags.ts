@@ -7,6 +7,7 @@ import type { ProductInfo } from '../src/osimage/format.js';
 import { readProductInfoFile } from '../src/osimage/product-file.js';
 import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/provenance/git.js';
 import { parseAnnotationFlags } from './annotations.js';
+import { jsonMap } from '../src/oci/json.js';
 import { parseSize } from '../src/util/size.js';
 
 export const osImageFlags = {
@@ -89,6 +90,6 @@ export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise
   const git = flags.git || flags['annotate-git'] ? await readGitProvenance() : undefined;
   if (git && flags.git) Object.assign(productInfo, { commit_hash: git.commitHash, commit_date: git.commitDate, build_tree_dirty: git.dirty });
   if (productInfo.version !== undefined) productInfo.version = await expandGitDescribe(productInfo.version);
-  const annotations = { ...(git && flags['annotate-git'] ? gitAnnotations(git) : {}), ...explicit };
+  const annotations = jsonMap([...Object.entries(git && flags['annotate-git'] ? gitAnnotations(git) : {}), ...Object.entries(explicit)]);
   return { payloads, encoding, productInfo, layerTitles: flags['layer-titles'], ...(Object.keys(annotations).length > 0 ? { annotations } : {}) };
 }

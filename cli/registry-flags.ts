@@ -25,6 +25,22 @@ export interface RegistryFlagValues {
   'chunk-size'?: string;
 }
 
+/** Smallest --chunk-size accepted. */
+export const MIN_CHUNK_SIZE = 1024;
+
+/**
+ * Parses --chunk-size. Below 1 KiB is refused here: 0 would be rounded up to
+ * one byte, and a registry that refuses chunks that small fails the upload
+ * only after it started, with a message about the registry, not the flag.
+ */
+export function parseChunkSize(text: string): number {
+  const n = parseSize(text, 'chunk size');
+  if (n < MIN_CHUNK_SIZE) {
+    throw new OciError('USAGE', `invalid --chunk-size "${text}": use at least 1KiB (the default is 8MiB)`);
+  }
+  return n;
+}
+
 async function readStdin(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
@@ -78,6 +94,8 @@ export function credentialsRegistry(target: CredentialsTarget, explicit = false)
  */
 export async function registryClientFromFlags(flags: RegistryFlagValues, target: CredentialsTarget, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
   const options: RegistryClientOptions = { ...extra };
+  // First, so a usage error comes before standard input is read for a password.
+  if (flags['chunk-size']) options.chunkSize = parseChunkSize(flags['chunk-size']);
   options.credentialsHost = credentialsRegistry(target, flags['password-stdin'] || flags.username !== undefined);
   if (flags['password-stdin']) {
     const password = await readStdin();
@@ -97,6 +115,5 @@ export async function registryClientFromFlags(flags: RegistryFlagValues, target:
     const given = extra.retry && !('wait' in extra.retry) ? extra.retry : {};
     options.retry = { ...given, retries: flags.retries };
   }
-  if (flags['chunk-size']) options.chunkSize = parseSize(flags['chunk-size'], 'chunk size');
   return new RegistryClient(options);
 }

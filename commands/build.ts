@@ -3,6 +3,7 @@ import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { buildOsImageToLocal } from '../src/build/local.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
+import { withInterrupt } from '../cli/transfer.js';
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
@@ -26,11 +27,9 @@ Prints the manifest digest; --json prints the digest, media types, size, output 
     const { flags } = await this.parse(Build);
     const options = await osImageOptionsFromFlags(flags);
     const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
-    const abort = new AbortController();
-    const onSigint = () => abort.abort();
-    process.once('SIGINT', onSigint);
     try {
-      const r = await buildOsImageToLocal(flags.output, { ...options, progress: progress.sink }, abort.signal);
+      // SIGINT and SIGTERM (and a second one during clean-up) stop the build and remove what it wrote.
+      const r = await withInterrupt((signal) => buildOsImageToLocal(flags.output, { ...options, progress: progress.sink }, signal));
       progress.close();
       const summary = {
         digest: r.descriptor.digest,
@@ -44,7 +43,6 @@ Prints the manifest digest; --json prints the digest, media types, size, output 
       return summary;
     } finally {
       progress.close();
-      process.removeListener('SIGINT', onSigint);
     }
   }
 }

@@ -5,9 +5,12 @@ import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { registryFlags, registryClientFromFlags } from '../cli/registry-flags.js';
 import { OciError, fsError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
-import { pushOsImage, type PushReport } from '../src/push/osimage.js';
+import { pushOsImage, pushTags, type PushReport } from '../src/push/osimage.js';
 import { pushFromLocal } from '../src/push/from-local.js';
+import { parseReference } from '../src/registry/reference.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
+import { checkWritableFile } from '../cli/output-file.js';
+import { withInterrupt } from '../cli/transfer.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';
@@ -41,44 +44,44 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Push);
+    // Checked before a password is read or a byte is sent: found at the end, a bad tag or
+    // an unwritable --digest-file would fail a push that has already published the image.
+    pushTags(parseReference(args.ref), flags.tag);
+    if (flags['digest-file']) await checkWritableFile(flags['digest-file']);
     const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
     const client = await registryClientFromFlags(flags, { writes: args.ref }, {
       onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
       retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
     });
-    const abort = new AbortController();
-    const onSigint = () => abort.abort();
-    process.once('SIGINT', onSigint);
-    process.once('SIGTERM', onSigint);
     let report: PushReport;
     try {
-      if (flags.from) {
-        const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
-        if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
-          throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
+      report = await withInterrupt(async (signal): Promise<PushReport> => {
+        try {
+          if (flags.from) {
+            const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
+            if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
+              throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
+            }
+            return await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal, progress: progress.sink });
+          }
+          if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
+          const options = await osImageOptionsFromFlags(flags);
+          const { image: _image, ...rest } = await pushOsImage(client, args.ref, {
+            ...options,
+            jobs: flags.jobs,
+            tags: flags.tag,
+            signal,
+            progress: progress.sink,
+            cache: flags.cache ? new PayloadCache() : undefined,
+          });
+          return rest;
+        } catch (err) {
+          if (signal.aborted) throw new OciError('ABORTED', 'push interrupted; upload sessions were cancelled and nothing was tagged', { cause: err });
+          throw err;
         }
-        report = await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal: abort.signal, progress: progress.sink });
-      } else {
-        if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
-        const options = await osImageOptionsFromFlags(flags);
-        const r = await pushOsImage(client, args.ref, {
-          ...options,
-          jobs: flags.jobs,
-          tags: flags.tag,
-          signal: abort.signal,
-          progress: progress.sink,
-          cache: flags.cache ? new PayloadCache() : undefined,
-        });
-        const { image: _image, ...rest } = r;
-        report = rest;
-      }
-    } catch (err) {
-      if (abort.signal.aborted) throw new OciError('ABORTED', 'push interrupted; upload sessions were cancelled and nothing was tagged', { cause: err });
-      throw err;
+      });
     } finally {
       progress.close();
-      process.removeListener('SIGINT', onSigint);
-      process.removeListener('SIGTERM', onSigint);
       await client.close();
     }
     if (flags['digest-file']) {

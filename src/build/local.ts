@@ -4,7 +4,7 @@
  */
 import { openLocalForWriting } from '../layout/open.js';
 import { formatLocalLocation, parseLocalLocation } from '../layout/location.js';
-import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './osimage.js';
+import { buildOsImage, checkOsImageBuild, type BuiltOsImage, type OsImageBuildOptions } from './osimage.js';
 
 export interface LocalBuildResult extends BuiltOsImage {
   /** The location written, with its tag. */
@@ -23,6 +23,8 @@ export async function buildOsImageToLocal(
 ): Promise<LocalBuildResult> {
   const loc = parseLocalLocation(dest);
   const tag = loc.tag ?? 'latest';
+  // Bad inputs are refused before the destination is created (a new layout directory would be made, then removed).
+  await checkOsImageBuild(options);
   const store = await openLocalForWriting(loc);
   try {
     const built = await buildOsImage(store, { ...options, signal: signal ?? options.signal });

@@ -13,18 +13,23 @@ import { OciError, fsError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
-import { canonicalJson } from '../oci/json.js';
+import { canonicalJson, jsonMap } from '../oci/json.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
 import {
+  MAX_HASH_CHUNK_SIZE,
+  MAX_METADATA_SIZE,
   OS_IMAGE_ARTIFACT_TYPE,
   OS_IMAGE_CONFIG_MEDIA_TYPE,
   OS_IMAGE_FORMAT_VERSION,
+  chunkCount,
   normalizeProductInfo,
+  predictConfigSize,
   serializeConfig,
   validatePayloadName,
   type PayloadInfo,
   type ProductInfo,
 } from '../osimage/format.js';
+import { formatSize } from '../util/size.js';
 import { readFileFrames } from './frames.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { hashFileChunks } from './parallel-hash.js';
@@ -83,6 +88,15 @@ export interface BuiltOsImage {
   payloads: BuiltPayload[];
 }
 
+/** What kind of file a stat describes, for messages. */
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'a special file';
+}
+
 /** Checks payload names and files before any work starts; returns each file's size. */
 export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<Stats[]> {
   if (payloads.length === 0) {
@@ -103,16 +117,70 @@ export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<Stat
     if (st.isDirectory()) {
       throw new OciError('INPUT_UNREADABLE', `payload "${p.name}": ${p.path} is a directory; a payload is a file (an image of a filesystem, a kernel)`);
     }
+    // A payload's size goes into the config before it is read, and it may be read twice (a cached
+    // blob is confirmed by hashing): a pipe cannot be read again and /dev/zero never ends.
+    if (!st.isFile()) {
+      throw new OciError('USAGE', `payload "${p.name}": ${p.path} is not a regular file but ${fileKind(st)}; payloads are read from regular files (copy it to one first)`);
+    }
     stats.push(st);
   }
   return stats;
 }
 
-/** Streams the payloads into `store`, then stores the config and the manifest. */
-export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions): Promise<BuiltOsImage> {
+/** A size as a --hash-chunk-size value (`4KiB`, `1MiB`). */
+function sizeFlagValue(n: number): string {
+  if (n % (1 << 20) === 0) return `${n / (1 << 20)}MiB`;
+  if (n % 1024 === 0) return `${n / 1024}KiB`;
+  return String(n);
+}
+
+/**
+ * Refuses a build whose config would be larger than readers accept
+ * (MAX_METADATA_SIZE; our reader and the format's reference reader both
+ * stop there): with a tiny hash chunk size a large payload has millions of
+ * chunk hashes, and the image would be built and pushed only to be rejected
+ * by every reader. Known from the file sizes alone, so nothing is read or
+ * stored first.
+ */
+function checkConfigSize(payloads: PayloadInput[], stats: Stats[], productInfo: ProductInfo, hashChunkSize: number): void {
+  const sized = payloads.map((p, i) => ({ name: p.name, size: stats[i]!.size, hashChunkSize }));
+  const size = predictConfigSize(productInfo, sized);
+  if (size <= MAX_METADATA_SIZE) return;
+  const largest = sized.reduce((a, b) => (b.size > a.size ? b : a));
+  let enough = hashChunkSize;
+  while (enough < MAX_HASH_CHUNK_SIZE && predictConfigSize(productInfo, sized.map((p) => ({ ...p, hashChunkSize: enough }))) > MAX_METADATA_SIZE) enough *= 2;
+  enough = Math.min(enough, MAX_HASH_CHUNK_SIZE);
+  throw new OciError(
+    'USAGE',
+    `the config would be ${formatSize(size)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept: payload "${largest.name}" (${formatSize(largest.size)}) alone has ${chunkCount(largest.size, hashChunkSize)} hash chunks of ${formatSize(hashChunkSize)}`,
+    { hint: `use a larger --hash-chunk-size: at least ${sizeFlagValue(enough)} for these payloads (the default is 1MiB)` },
+  );
+}
+
+/** What {@link checkOsImageBuild} found valid. */
+export interface CheckedOsImageBuild {
+  encoding: Required<PayloadEncoding>;
+  productInfo: ProductInfo;
+  stats: Stats[];
+}
+
+/**
+ * Every check a build can make before it stores anything: encoding, product
+ * info, payload names and files, and the size of the config they give.
+ * buildOsImage runs it itself; callers that create a destination first (a
+ * new layout directory) run it before they do.
+ */
+export async function checkOsImageBuild(options: OsImageBuildOptions): Promise<CheckedOsImageBuild> {
   const encoding = resolveEncoding(options.encoding);
   const productInfo = normalizeProductInfo(options.productInfo ?? {});
   const stats = await checkPayloadInputs(options.payloads);
+  checkConfigSize(options.payloads, stats, productInfo, encoding.hashChunkSize);
+  return { encoding, productInfo, stats };
+}
+
+/** Streams the payloads into `store`, then stores the config and the manifest. */
+export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions): Promise<BuiltOsImage> {
+  const { encoding, productInfo, stats } = await checkOsImageBuild(options);
   const titles = options.layerTitles ?? true;
   const limit = pLimit(options.jobs ?? 1);
 
@@ -121,6 +189,10 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   );
 
   const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
+  if (config.length > MAX_METADATA_SIZE) {
+    // Only when payloads grew after they were checked (a changed size is refused, so not expected).
+    throw new OciError('USAGE', `the config is ${formatSize(config.length)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept`, { hint: 'use a larger --hash-chunk-size' });
+  }
   const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
   const configExists = await store.exists(configDescriptor);
   if (!configExists) await store.push(configDescriptor, Readable.from([config]));
@@ -141,7 +213,8 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
     config: configDescriptor,
     layers,
   };
-  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = { ...options.annotations };
+  // A map, as the reference builder's map[string]string: keys sorted, so flag order does not change the digest.
+  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = jsonMap(options.annotations);
   const manifest = canonicalJson(manifestObj);
   const descriptor: Descriptor = {
     mediaType: MediaType.ociManifest,
@@ -166,10 +239,26 @@ async function* payloadFrames(input: PayloadInput, frameSize: number, total: num
   }
 }
 
-/** Chunk hashes of a payload, read on every core without compressing (to confirm a cached blob). */
-async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, total: number, options: OsImageBuildOptions): Promise<EncodedPayload> {
+/**
+ * Chunk hashes of a payload, read on every core without compressing (to
+ * confirm a cached blob); undefined when the file changed since `st` was
+ * taken. Only the first `st.size` bytes are hashed, so a file that grew
+ * (or was rewritten) meanwhile would otherwise be confirmed by its old
+ * prefix and pushed truncated: its size, mtime and ctime are checked again
+ * once the hashes are in, and any change sends the payload down the normal
+ * path, which reads to the end and reports the change.
+ */
+async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, st: Stats, options: OsImageBuildOptions): Promise<EncodedPayload | undefined> {
+  const total = st.size;
   const chunkHashes = await hashFileChunks(input.path, total, encoding.hashChunkSize);
   options.signal?.throwIfAborted();
+  let now: Stats;
+  try {
+    now = await stat(input.path);
+  } catch (err) {
+    throw fsError(err, input.path, 'read');
+  }
+  if (now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs || now.ino !== st.ino || now.dev !== st.dev) return undefined;
   options.onProgress?.(input.name, total, total);
   options.progress?.({ type: 'blob-progress', id: input.name, bytes: total, total });
   return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
@@ -196,8 +285,8 @@ async function storePayload(
   };
   const cached = await options.cache?.lookup(st, settings);
   if (cached && (await store.exists({ mediaType, digest: cached.blobDigest, size: cached.blobSize }))) {
-    const enc = await hashOnly(input, encoding, st.size, options);
-    if (contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes) === cached.contentKey) {
+    const enc = await hashOnly(input, encoding, st, options);
+    if (enc && contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes) === cached.contentKey) {
       const payload: BuiltPayload = { name: input.name, size: enc.size, digest: cached.blobDigest, blobSize: cached.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true };
       await options.cache!.record({ ...cached });
       done(payload, 0);

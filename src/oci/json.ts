@@ -1,11 +1,17 @@
 /**
  * Canonical serialization used for every JSON document oci-os writes
  * (config, manifest, index): one tab per indentation level, `": "` after
- * keys, keys in insertion order, a trailing newline, and strings escaped as
- * Go's encoding/json escapes them (`<`, `>`, `&`, U+2028 and U+2029 as
- * `\uXXXX`). This is byte for byte what the format's reference builder
- * writes with json.MarshalIndent (osimage-format.md, "Serialization"), so
- * equal inputs give equal digests.
+ * keys, a trailing newline, and strings escaped as Go's encoding/json
+ * escapes them (`<`, `>`, `&`, U+2028 and U+2029 as `\uXXXX`). This is byte
+ * for byte what the format's reference builder writes with
+ * json.MarshalIndent (osimage-format.md, "Serialization"), so equal inputs
+ * give equal digests.
+ *
+ * Go writes a struct's fields in declaration order and a map's keys sorted
+ * by their bytes. Here a plain object is a struct (keys in insertion order)
+ * and an object without a prototype is a map ({@link jsonMap}: keys sorted as
+ * Go sorts them, which JavaScript's own key order cannot express: it puts
+ * integer-like keys first, in numeric order).
  */
 const goEscapes: Record<string, string> = {
   '<': '\\u003c',
@@ -15,8 +21,56 @@ const goEscapes: Record<string, string> = {
   '\u2029': '\\u2029',
 };
 
+/**
+ * A map for a JSON document: an object without a prototype, so a key such
+ * as `__proto__` is an ordinary key (on a plain object assigning it sets the
+ * prototype and the entry is lost), serialized by canonicalJson with its
+ * keys sorted. Later entries win.
+ */
+export function jsonMap<V>(entries: Iterable<readonly [string, V]> | Record<string, V>): Record<string, V> {
+  const out = Object.create(null) as Record<string, V>;
+  const list = Symbol.iterator in entries ? (entries as Iterable<readonly [string, V]>) : Object.entries(entries as Record<string, V>);
+  for (const [k, v] of list) out[k] = v;
+  return out;
+}
+
+/** Go's map key order: by the UTF-8 bytes of the keys. */
+function compareKeys(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** JSON.stringify(value, null, '\t'), but for the key order of maps. */
+function encode(value: unknown, key: string, indent: string, stack: Set<object>): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    value = (value as { toJSON(key: string): unknown }).toJSON(key);
+  }
+  if (value === null || typeof value !== 'object' || value instanceof Number || value instanceof String || value instanceof Boolean) {
+    return JSON.stringify(value);
+  }
+  if (stack.has(value)) throw new TypeError('Converting circular structure to JSON');
+  stack.add(value);
+  const inner = indent + '\t';
+  let text: string;
+  if (Array.isArray(value)) {
+    const items = value.map((v, i) => encode(v, String(i), inner, stack) ?? 'null');
+    text = items.length === 0 ? '[]' : `[\n${inner}${items.join(`,\n${inner}`)}\n${indent}]`;
+  } else {
+    const keys = Object.keys(value);
+    if (Object.getPrototypeOf(value) === null) keys.sort(compareKeys);
+    const members: string[] = [];
+    for (const k of keys) {
+      const v = encode((value as Record<string, unknown>)[k], k, inner, stack);
+      if (v !== undefined) members.push(`${JSON.stringify(k)}: ${v}`);
+    }
+    text = members.length === 0 ? '{}' : `{\n${inner}${members.join(`,\n${inner}`)}\n${indent}}`;
+  }
+  stack.delete(value);
+  return text;
+}
+
 export function canonicalJson(value: unknown): Buffer {
+  const text = encode(value, '', '', new Set());
+  if (text === undefined) throw new TypeError('canonicalJson: the value has no JSON form');
   // These characters can only occur inside JSON strings, so replacing them everywhere is safe.
-  const text = JSON.stringify(value, null, '\t').replace(/[<>&\u2028\u2029]/g, (c) => goEscapes[c]!);
-  return Buffer.from(text + '\n', 'utf8');
+  return Buffer.from(text.replace(/[<>&\u2028\u2029]/g, (c) => goEscapes[c]!) + '\n', 'utf8');
 }

@@ -165,6 +165,33 @@ export function serializeConfig(config: OsImageConfig): Buffer {
   return canonicalJson(ordered);
 }
 
+/** Length of one encoded chunk hash (SHA-256, base64 without padding). */
+const CHUNK_HASH_LENGTH = 43;
+
+/**
+ * The exact size of the config serializeConfig writes for payloads of these
+ * sizes, known before a byte is hashed: every chunk hash is a string of the
+ * same length, so one placeholder per payload is serialized and the others
+ * are counted. Each further hash adds its quotes, a comma, a newline and the
+ * four tabs of its depth (51 bytes). Lets a builder refuse a config over
+ * {@link MAX_METADATA_SIZE} before it stores anything.
+ */
+export function predictConfigSize(productInfo: ProductInfo, payloads: ReadonlyArray<{ name: string; size: number; hashChunkSize: number }>): number {
+  const placeholder = 'A'.repeat(CHUNK_HASH_LENGTH);
+  const perExtraHash = Buffer.byteLength(`,\n\t\t\t\t"${placeholder}"`);
+  let extra = 0;
+  const config = serializeConfig({
+    format_version: OS_IMAGE_FORMAT_VERSION,
+    product_info: productInfo,
+    payloads: payloads.map((p) => {
+      const n = chunkCount(p.size, p.hashChunkSize);
+      extra += Math.max(0, n - 1) * perExtraHash;
+      return { name: p.name, size: p.size, hash_chunk_size: p.hashChunkSize, chunk_hashes_sha256: n > 0 ? [placeholder] : null };
+    }),
+  });
+  return config.length + extra;
+}
+
 /** Number of hash chunks a payload of `size` bytes has. */
 export function chunkCount(size: number, hashChunkSize: number): number {
   return Math.ceil(size / hashChunkSize);

@@ -3,12 +3,33 @@
  * artifact) copied verbatim to a registry, tags last.
  */
 import { OciError } from '../errors.js';
-import { copyGraph } from '../copy.js';
+import { childrenOf, copyGraph, readManifestBytes } from '../copy.js';
+import type { ContentStore } from '../content/store.js';
 import { openLocationForReading, parseLocation } from '../locations.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { pushTags, type PushReport } from './osimage.js';
+import { orderedBlobReport, pushTags, type PushReport } from './osimage.js';
 import { copyProgress, type ProgressSink } from '../progress.js';
+
+/**
+ * Every blob under `root` in document order: a manifest's config, then its
+ * layers; an index's entries one after the other. The copy finishes blobs in
+ * whatever order the network allows; the report lists them in this one.
+ */
+async function blobsInOrder(store: ContentStore, root: Descriptor): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  const seen = new Set<string>();
+  const walk = async (desc: Descriptor): Promise<void> => {
+    if (seen.has(desc.digest)) return;
+    seen.add(desc.digest);
+    const { manifests, blobs } = childrenOf(desc, await readManifestBytes(store, desc));
+    out.push(...blobs);
+    for (const m of manifests) await walk(m);
+  };
+  await walk(root);
+  return out;
+}
 
 export async function pushFromLocal(
   client: RegistryClient,
@@ -20,13 +41,13 @@ export async function pushFromLocal(
     throw new OciError('USAGE', `--from ${from}: push takes a local oci:DIR[:TAG] or oci-archive:FILE[:TAG]; use 'oci-os copy' between registries`);
   }
   const ref = parseReference(reference);
+  const tags = pushTags(ref, options.tags);
   const src = await openLocationForReading(from);
   try {
     if (ref.digest && ref.digest !== src.root.digest) {
       throw new OciError('DIGEST_MISMATCH', `${reference}: ${from} holds ${src.root.digest}`);
     }
     const repo = client.repository(ref);
-    const tags = pushTags(ref, options.tags);
     const progress = options.progress;
     const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, ...copyProgress(progress) });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
@@ -36,9 +57,12 @@ export async function pushFromLocal(
       mediaType: result.root.mediaType,
       size: result.root.size,
       tags: result.tags,
-      blobs: result.contents
-        .filter((c) => c.kind === 'blob')
-        .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),
+      blobs: orderedBlobReport(
+        await blobsInOrder(src.store, result.root),
+        result.contents
+          .filter((c) => c.kind === 'blob')
+          .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),
+      ),
     };
   } finally {
     await src.close();

@@ -6,8 +6,9 @@
  */
 import { OciError } from '../errors.js';
 import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
-import { formatReference, parseReference, type Reference } from '../registry/reference.js';
+import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from '../build/osimage.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { ProgressSink } from '../progress.js';
 
 /** One blob of a push, for reports (`--json`). */
@@ -30,8 +31,20 @@ export interface PushReport {
   blobs: PushedBlob[];
 }
 
-/** The tags a push writes: the reference's tag (default `latest` unless it names a digest) plus extra ones, de-duplicated. */
+/**
+ * The tags a push writes: the reference's tag (default `latest` unless it
+ * names a digest) plus extra ones, de-duplicated. Every tag is checked
+ * against the distribution-spec grammar here, before anything is uploaded:
+ * tags are written one after the other at the very end, so a bad one found
+ * by the registry would leave the image half tagged (and `x/y` would even
+ * change the URL the manifest is put to).
+ */
 export function pushTags(ref: Reference, extra: string[] = []): string[] {
+  for (const tag of extra) {
+    if (!tagRe.test(tag)) {
+      throw new OciError('USAGE', `invalid --tag "${tag}": a tag is 1-128 characters of letters, digits, "_", "." and "-", not starting with "." or "-"`);
+    }
+  }
   const tags = [...(ref.tag ? [ref.tag] : ref.digest ? [] : ['latest']), ...extra];
   return [...new Set(tags)];
 }
@@ -44,6 +57,26 @@ export function blobReport(results: readonly BlobPushResult[], extra: PushedBlob
     byDigest.set(r.digest, prev ? { ...r, uploadedBytes: prev.uploadedBytes + r.uploadedBytes, status: prev.status === 'uploaded' ? 'uploaded' : r.status } : r);
   }
   return [...byDigest.values()];
+}
+
+/**
+ * The report's blob list in manifest order (config first, then the layers),
+ * one entry per digest. A blob the push did not record was found in the
+ * registry (a HEAD that needed no upload): it is listed as `exists`, so the
+ * list always names every blob the image references, whatever was sent.
+ * `push --payload` and `push --from` both report in this order.
+ */
+export function orderedBlobReport(blobs: readonly Descriptor[], recorded: readonly PushedBlob[]): PushedBlob[] {
+  const byDigest = new Map(recorded.map((b) => [b.digest, b]));
+  const out = new Map<string, PushedBlob>();
+  for (const d of blobs) {
+    if (out.has(d.digest)) continue;
+    const r = byDigest.get(d.digest);
+    out.set(d.digest, r ? { ...r, mediaType: r.mediaType ?? d.mediaType } : { digest: d.digest, size: d.size, mediaType: d.mediaType, status: 'exists', uploadedBytes: 0 });
+  }
+  // Anything recorded that the manifest does not name (none expected) is still reported.
+  for (const r of recorded) if (!out.has(r.digest)) out.set(r.digest, r);
+  return [...out.values()];
 }
 
 /** Tags a manifest that is already in the repository, one tag after the other. */
@@ -64,12 +97,12 @@ export async function pushOsImage(
   if (ref.digest && !ref.tag && !(options.tags?.length)) {
     throw new OciError('INVALID_REFERENCE', `${reference}: a build has no digest before it is built; push to a tag (REPO:TAG)`);
   }
+  const tags = pushTags(ref, options.tags);
   const repo = client.repository(ref);
   const image = await buildOsImage(repo, options);
   if (ref.digest && ref.digest !== image.descriptor.digest) {
     throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
   }
-  const tags = pushTags(ref, options.tags);
   options.signal?.throwIfAborted();
   await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
   const reused = image.payloads.filter((p) => p.reused).map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
@@ -79,7 +112,7 @@ export async function pushOsImage(
     mediaType: image.descriptor.mediaType,
     size: image.descriptor.size,
     tags,
-    blobs: blobReport(repo.results, reused),
+    blobs: orderedBlobReport([image.configDescriptor, ...(JSON.parse(image.manifest.toString('utf8')) as { layers: Descriptor[] }).layers], blobReport(repo.results, reused)),
     image,
   };
 }
