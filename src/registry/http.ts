@@ -6,7 +6,7 @@
  * headers once (distribution-spec, "Warnings").
  */
 import { OciError } from '../errors.js';
-import { Authenticator } from './auth/authenticator.js';
+import { Authenticator, loginHint } from './auth/authenticator.js';
 import type { Credentials } from './auth/credentials.js';
 import type { TokenCache, Scope } from './auth/token-cache.js';
 import { RegistryError, TransportError, parseErrorBody, readCapped } from './errors.js';
@@ -41,7 +41,6 @@ export interface SendRequest {
 }
 
 /** The registry-wide message for a refused login. */
-export const loginHint = 'log in with `docker login`, pass --username and --password, or set OCI_OS_USERNAME and OCI_OS_PASSWORD';
 
 /** Parses `Warning` header values, returning the texts of code-299 warnings. */
 export function parseWarnings(header: string | string[] | undefined): string[] {

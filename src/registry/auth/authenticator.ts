@@ -25,7 +25,8 @@ export interface AuthenticatorOptions {
   clientId?: string;
 }
 
-const loginHint = 'log in with `docker login`, pass --username and --password, or set OCI_OS_USERNAME and OCI_OS_PASSWORD';
+/** What to do about missing or refused credentials. */
+export const loginHint = 'log in with `oci-os login` (or `docker login`), pass --username with --password-stdin, or set OCI_OS_USERNAME and OCI_OS_PASSWORD';
 
 /** Token-server answer (distribution token auth, "Token Response Fields"). */
 interface TokenResponse {
