@@ -19,7 +19,7 @@ import { Readable } from 'node:stream';
 import { OciError, fsError } from './errors.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './oci/descriptor.js';
 import { sha256Digest } from './oci/digest.js';
-import { canonicalJson } from './oci/json.js';
+import { canonicalJson, jsonMap } from './oci/json.js';
 import { Annotation, MediaType } from './oci/mediatypes.js';
 import { pullScope, pushScope } from './registry/auth/token-cache.js';
 import { readCapped } from './registry/errors.js';
@@ -131,7 +131,7 @@ export async function attach(repo: RegistryRepository, options: AttachOptions): 
     layers: layers.length > 0 ? layers : [emptyJsonDescriptor],
     subject,
   };
-  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = { ...options.annotations };
+  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = jsonMap(options.annotations);
   const bytes = canonicalJson(manifestObj);
   const digest = sha256Digest(bytes);
   const res = await putArtifactManifest(repo, digest, bytes, options.signal);

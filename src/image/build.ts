@@ -10,7 +10,7 @@ import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
-import { canonicalJson } from '../oci/json.js';
+import { canonicalJson, jsonMap } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { copyBlobs, type CopiedBlob } from './blobs.js';
 import type { CompressionOptions } from './compress.js';
@@ -149,19 +149,20 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   options.signal?.throwIfAborted();
   await store.push(configDescriptor, Readable.from([configBytes]));
 
-  const annotations: Record<string, string> = {};
+  const annotations = jsonMap<string>([]);
   if (base) {
     annotations['org.opencontainers.image.base.digest'] = base.descriptor.digest;
     if (base.location.kind === 'registry') annotations['org.opencontainers.image.base.name'] = base.location.location;
   }
-  Object.assign(annotations, options.annotations ?? {});
+  for (const [k, v] of Object.entries(options.annotations ?? {})) annotations[k] = v;
   const manifest: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: configDescriptor,
     layers: [...baseLayers.map(baseLayerDescriptor), ...built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))],
   };
-  if (Object.keys(annotations).length > 0) manifest.annotations = Object.fromEntries(Object.entries(annotations).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  // A prototype-less map: any key is kept, and it is written with its keys sorted.
+  if (Object.keys(annotations).length > 0) manifest.annotations = annotations;
   const manifestBytes = canonicalJson(manifest);
   const descriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length };
   options.signal?.throwIfAborted();

@@ -3,6 +3,7 @@
  * build options, with one clear line for every mistake. Kept apart from
  * the CLI framework so it can be tested and reused.
  */
+import { jsonMap } from '../oci/json.js';
 import { OciError } from '../errors.js';
 import type { ImageBuildToOptions } from './publish.js';
 import { parseCommand, parseKeyValue, parsePort, parseStopSignal, type ConfigOverrides } from './config.js';
@@ -65,7 +66,7 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
   const sourceDateEpoch = epochText === undefined ? undefined
     : parseSourceDateEpoch(epochText, v.sourceDateEpoch !== undefined ? '--source-date-epoch' : 'SOURCE_DATE_EPOCH');
   const { compression, level } = resolveCompression({ compression: (v.layerCompression ?? 'gzip') as LayerCompression, level: v.compressionLevel });
-  const annotations = Object.fromEntries(keyValues(v.annotation, '--annotation'));
+  const annotations = jsonMap(keyValues(v.annotation, '--annotation'));
   return {
     layers,
     base: v.base,

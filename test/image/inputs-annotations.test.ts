@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCli, tempDir } from '../helpers/cli.js';
+
+test('image build: annotations keep any key and the order of --annotation flags does not change the digest', async (t) => {
+  const dir = await tempDir(t);
+  const root = join(dir, 'root');
+  await mkdir(root);
+  await writeFile(join(root, 'f'), 'x');
+  const build = async (name: string, flags: string[]) => {
+    const out = join(dir, name);
+    const r = await runCli(['image', 'build', '--rootfs', root, '--source-date-epoch', '0', ...flags, '--output', `oci:${out}`, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const digest = (JSON.parse(r.stdout) as { digest: string }).digest;
+    const manifest = JSON.parse(await readFile(join(out, 'blobs', 'sha256', digest.slice(7)), 'utf8')) as { annotations: Record<string, string> };
+    return { digest, manifest };
+  };
+  const a = await build('a', ['--annotation', '__proto__=x', '--annotation', 'b=1', '--annotation', '10=ten']);
+  const b = await build('b', ['--annotation', '10=ten', '--annotation', 'b=1', '--annotation', '__proto__=x']);
+  assert.equal(a.digest, b.digest);
+  assert.deepEqual(Object.keys(a.manifest.annotations), ['10', '__proto__', 'b']);
+  assert.equal(Object.getOwnPropertyDescriptor(a.manifest.annotations, '__proto__')?.value, 'x');
+});
