@@ -27,8 +27,8 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
       const r = await listReferrers(client.repository(args.ref), { artifactType: flags['artifact-type'] });
       if (!this.jsonEnabled()) {
         for (const d of r.referrers) {
-          const notes = Object.entries(d.annotations ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
-          this.log([d.digest, d.artifactType ?? '-', String(d.size), notes].filter(Boolean).join('\t'));
+          const notes = Object.entries(d.annotations ?? {}).map(([k, v]) => `${printable(k)}=${printable(v)}`).join(' ');
+          this.log([printable(d.digest), printable(d.artifactType ?? '-'), String(d.size), notes].filter(Boolean).join('\t'));
         }
         if (r.referrers.length === 0) process.stderr.write(`oci-os: no referrers of ${r.subject.digest}\n`);
       }
@@ -37,4 +37,15 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
       await client.close();
     }
   }
+}
+
+/**
+ * A value from the registry made safe for one line of a terminal: not a
+ * string → its JSON; control characters (escape sequences, tabs that would
+ * shift the columns, newlines) written as JSON escapes.
+ */
+function printable(v: unknown): string {
+  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }

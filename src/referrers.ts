@@ -36,7 +36,9 @@ const emptyJson = Buffer.from('{}');
 
 /** The tag of the referrers fallback index for a subject digest (`sha256:ab…` → `sha256-ab…`). */
 export function referrersTag(subjectDigest: string): string {
-  return subjectDigest.replace(':', '-').slice(0, 128);
+  // distribution-spec, "Referrers Tag Schema": <alg>-<ref>, the algorithm cut to 32 characters, the encoded digest to 64.
+  const at = subjectDigest.indexOf(':');
+  return `${subjectDigest.slice(0, at).slice(0, 32)}-${subjectDigest.slice(at + 1).slice(0, 64)}`;
 }
 
 /** A file to attach. */
@@ -223,11 +225,14 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
   const tag = referrersTag(subjectDigest);
   const settle = options.settleMs ?? 400;
   const maxAttempts = options.maxAttempts ?? 10;
+  // Entries of referrers deleted since they were listed: a registry refuses an index that names them.
+  const gone = new Set<string>();
+  let pruned = false;
   for (let round = 1; round <= maxAttempts; round++) {
     const current = await readFallbackIndex(repo, tag, options.signal);
     if (!hasEntry(current?.index, entry.digest)) {
       const seen = new Set<string>();
-      const manifests = (current?.index.manifests ?? []).filter((m) => !seen.has(m.digest) && seen.add(m.digest));
+      const manifests = (current?.index.manifests ?? []).filter((m) => !gone.has(m.digest) && !seen.has(m.digest) && seen.add(m.digest));
       manifests.push(entry);
       const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests });
       const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
@@ -237,6 +242,17 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
         // Someone wrote the index since we read it: read again.
         await res.body.dump().catch(() => undefined);
         await sleep(20 + Math.random() * 80 * round, options.signal);
+        continue;
+      }
+      if (res.status === 400 && !pruned) {
+        const err = await repo.http.error(res, 'PUT');
+        if (!err.errors.some((e) => e.code === 'MANIFEST_BLOB_UNKNOWN' || e.code === 'MANIFEST_UNKNOWN')) throw err;
+        // Once: find the listed referrers that no longer exist and write the index without them.
+        pruned = true;
+        for (const m of manifests) {
+          if (m.digest !== entry.digest && !(await manifestExists(repo, m.digest, options.signal))) gone.add(m.digest);
+        }
+        if (gone.size === 0) throw err;
         continue;
       }
       if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await repo.http.error(res, 'PUT');
@@ -250,6 +266,18 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
   throw new OciError('REGISTRY', `could not add ${entry.digest} to the referrers index ${repo.name}:${tag} after ${maxAttempts} attempts (too many concurrent writers)`, {
     hint: 'run the command again',
   });
+}
+
+/** Whether the repository has a manifest of this digest (HEAD). */
+async function manifestExists(repo: RegistryRepository, digest: string, signal?: AbortSignal): Promise<boolean> {
+  const res = await repo.http.send({
+    method: 'HEAD', url: `/v2/${repo.name}/manifests/${digest}`, scopes: [pullScope(repo.name)], signal,
+    headers: { accept: [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ') },
+  });
+  await res.body.dump().catch(() => undefined);
+  if (res.status === 200) return true;
+  if (res.status === 404) return false;
+  throw await repo.http.error(res, 'HEAD');
 }
 
 /** Options of {@link listReferrers}. */

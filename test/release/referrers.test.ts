@@ -109,3 +109,26 @@ test('attach with the referrers API (built-in registry): no fallback tag, referr
   assert.equal(bad.code, 2, bad.stderr);
   assert.equal(missing.code, 4, missing.stderr);
 });
+
+test('attach without the referrers API after a referrer was deleted: the fallback index is written without it', async (t) => {
+  if (!requireTools(t, 'docker-registry')) return;
+  const reg = await startDockerRegistry();
+  t.after(() => reg.stop());
+  const dir = await tempDir(t);
+  const subject = await pushSubject(reg.host, dir);
+  await writeFile(join(dir, 'a.txt'), 'a');
+  await writeFile(join(dir, 'b.txt'), 'b');
+  const first = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.a', '--file', join(dir, 'a.txt'), '--json'], { env: env(dir) }));
+  const second = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.b', '--file', join(dir, 'a.txt'), '--json'], { env: env(dir) }));
+  const del = await fetch(`${reg.url}/v2/rel/subject/manifests/${first.digest}`, { method: 'DELETE' });
+  assert.equal(del.status, 202);
+
+  const third = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.c', '--file', join(dir, 'b.txt'), '--json'], { env: env(dir) }));
+  const index = await getIndex(reg.url, referrersTag(subject));
+  assert.deepEqual(index.body.manifests.map((m: any) => m.digest).sort(), [second.digest, third.digest].sort());
+});
+
+test('the referrers fallback tag follows the spec: algorithm cut to 32 characters, encoded digest to 64', () => {
+  assert.equal(referrersTag(`sha256:${'a'.repeat(64)}`), `sha256-${'a'.repeat(64)}`);
+  assert.equal(referrersTag(`sha512:${'b'.repeat(128)}`), `sha512-${'b'.repeat(64)}`);
+});
