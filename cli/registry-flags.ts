@@ -10,8 +10,12 @@ export const registryFlags = {
   'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input (sent only to the registry --username is for).', helpGroup: 'REGISTRY' }),
   'ca-file': Flags.string({ description: 'PEM file of CA certificates to trust in addition to the system ones.', helpValue: 'FILE', helpGroup: 'REGISTRY' }),
   insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
-  'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost and 127.0.0.0/8).', helpGroup: 'REGISTRY' }),
+  'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost, 127.0.0.0/8 and [::1]; --no-plain-http to use HTTPS there).', helpGroup: 'REGISTRY' }),
   retries: Flags.integer({ min: 0, max: 100, default: 5, description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).', helpGroup: 'REGISTRY' }),
+};
+
+/** Flags of commands that upload (push, copy, attach, image build/index --push), beside {@link registryFlags}. */
+export const uploadFlags = {
   'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
 };
 

@@ -30,9 +30,11 @@ export function transferSummary(r: TransferResult): Record<string, unknown> {
 }
 
 /** Prints the digest, then one line of counts on stderr (stdout stays machine-readable). */
-export function renderTransfer(cmd: Command, r: TransferResult): void {
+export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): void {
   const s = transferSummary(r) as { blobs: { uploaded: number; exists: number; mounted: number } };
   cmd.log(r.root.digest);
+  // --quiet and --progress none: the result only.
+  if (quiet) return;
   const parts = [`${s.blobs.uploaded} copied (${formatSize(r.bytesTransferred)})`, `${s.blobs.exists} already there`];
   if (s.blobs.mounted) parts.push(`${s.blobs.mounted} mounted`);
   const verified = r.verification?.payloads.length ? `; ${r.verification.payloads.length} payload(s) verified chunk by chunk` : '';
@@ -101,7 +103,7 @@ export async function runTransfer(
   try {
     const r = await withInterrupt((signal) => transfer(source, destination, { client, jobs: flags.jobs, signal, ...copyProgress(progress.sink), ...options }));
     progress.close();
-    if (!cmd.jsonEnabled()) renderTransfer(cmd, r);
+    if (!cmd.jsonEnabled()) renderTransfer(cmd, r, progress.mode === 'none');
     return transferSummary(r);
   } finally {
     progress.close();

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { parseAnnotationFlags } from '../cli/annotations.js';
-import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { attach } from '../src/referrers.js';
 
 export default class Attach extends BaseCommand {
@@ -24,6 +24,7 @@ Prints HOST/REPO@DIGEST of the artifact; --json adds the subject, and whether th
     'file-media-type': Flags.string({ default: 'application/octet-stream', description: 'Media type of the file layers.', helpValue: 'TYPE' }),
     annotation: Flags.string({ char: 'a', multiple: true, description: 'An annotation KEY=VALUE of the artifact manifest (repeatable).', helpValue: 'KEY=VALUE' }),
     ...registryFlags,
+    ...uploadFlags,
   };
 
   async run(): Promise<unknown> {

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
-import { registryFlags } from '../cli/registry-flags.js';
+import { registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { jobsFlag, runTransfer } from '../cli/transfer.js';
 
 export default class Copy extends BaseCommand {
@@ -20,7 +20,7 @@ Prints the manifest digest; --json prints the per-blob results.`;
     source: Args.string({ required: true, description: 'What to copy.' }),
     destination: Args.string({ required: true, description: 'Where to copy it.' }),
   };
-  static override flags = { ...jobsFlag, ...registryFlags, ...progressFlags };
+  static override flags = { ...jobsFlag, ...registryFlags, ...uploadFlags, ...progressFlags };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Copy);

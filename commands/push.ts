@@ -2,7 +2,7 @@ import { Flags, Args } from '@oclif/core';
 import { writeFile } from 'node:fs/promises';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
-import { registryFlags, registryClientFromFlags } from '../cli/registry-flags.js';
+import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
 import { OciError, fsError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
 import { pushOsImage, pushTags, type PushReport } from '../src/push/osimage.js';
@@ -34,6 +34,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
   static override flags = {
     ...osImageFlags,
     ...registryFlags,
+    ...uploadFlags,
     ...progressFlags,
     from: Flags.string({ description: 'Push an existing oci:DIR[:TAG] or oci-archive:FILE[:TAG] instead of building.', helpValue: 'SRC', exclusive: ['payload'] }),
     tag: Flags.string({ char: 't', multiple: true, description: 'Another tag for the same manifest (repeatable).' }),

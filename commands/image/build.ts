@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { withInterrupt } from '../../cli/transfer.js';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs } from '../../src/image/inputs.js';
@@ -41,6 +41,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
     owner: Flags.string({ description: 'Give every entry this numeric owner, e.g. 0:0 [default: keep].', helpValue: 'UID:GID', helpGroup: 'LAYERS' }),
     exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable).', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
     ...registryFlags,
+    ...uploadFlags,
   };
 
   async run(): Promise<unknown> {

@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { jobsFlag, withInterrupt } from '../../cli/transfer.js';
 import { OciError } from '../../src/errors.js';
 import { buildIndexTo } from '../../src/image/index-image.js';
@@ -20,23 +20,26 @@ Prints the index digest; --json prints digest, media type, size, destination and
   // "index" reaches it as the first argument: `oci-os image index ...`.
   static override usage = 'image index (--output DEST | --push REF) SRC...';
   static override args = {
-    index: Args.string({ required: true, description: 'The word "index".', options: ['index'] }),
-    sources: Args.string({ required: true, description: 'Images to combine (one or more).' }),
+    index: Args.string({ description: 'The word "index".' }),
+    sources: Args.string({ description: 'Images to combine (one or more).' }),
   };
   static override flags = {
-    output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exactlyOne: ['output', 'push'] }),
-    push: Flags.string({ description: 'Push to a registry: HOST/REPO[:TAG] (default tag latest).', helpValue: 'REF', exactlyOne: ['output', 'push'] }),
+    output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exclusive: ['push'] }),
+    push: Flags.string({ description: 'Push to a registry: HOST/REPO[:TAG] (default tag latest).', helpValue: 'REF', exclusive: ['output'] }),
     annotation: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Index annotation K=V (repeatable).', helpValue: 'K=V' }),
     ...jobsFlag,
     ...registryFlags,
+    ...uploadFlags,
   };
 
   async run(): Promise<unknown> {
     const { argv, flags } = await this.parse(ImageIndex);
     const [subcommand, ...sources] = argv as string[];
     if (subcommand !== 'index') {
-      throw new OciError('USAGE', `unknown command "image ${subcommand ?? ''}": use "oci-os image build", "oci-os image index" or "oci-os image unpack"`);
+      throw new OciError('USAGE', subcommand === undefined ? 'missing command: use "oci-os image build", "oci-os image index" or "oci-os image unpack"' : `unknown command "image ${subcommand}": use "oci-os image build", "oci-os image index" or "oci-os image unpack"`);
     }
+    if (sources.length === 0) throw new OciError('USAGE', 'image index needs at least one SRC image to combine');
+    if (!flags.output && !flags.push) throw new OciError('USAGE', 'image index needs --output DEST or --push REF');
     const dest = flags.output ?? flags.push;
     if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
     const annotations = Object.fromEntries(keyValues(flags.annotation, '--annotation'));

@@ -146,7 +146,7 @@ export class RegistryHttp {
     if (method === 'HEAD') await res.body.dump().catch(() => undefined);
     let hint = opts.hint ?? (res.status === 401 ? loginHint : res.status === 403 ? 'the account lacks access to this repository (push needs write access)' : undefined);
     if (!hint && res.status === 400 && this.transport.plainHttp && (method === 'HEAD' || /https/i.test(body.text ?? ''))) {
-      hint = 'the registry may speak HTTPS only: plain HTTP is the default for loopback hosts, turn it off (--plain-http=false)';
+      hint = 'the registry may speak HTTPS only: plain HTTP is the default for loopback hosts, turn it off (--no-plain-http)';
     }
     return new RegistryError({
       status: res.status, method, url: res.url, body, hint, message: opts.message,

@@ -60,7 +60,7 @@ test('the CLI: one line on stderr, usage (2) or runtime (1, 5) exit codes, nothi
     [['image', 'build', '--rootfs', tree, '--push', '127.0.0.1:1/x@sha256:' + 'a'.repeat(64)], 2, /push to a tag/],
     [['image', 'build', '--layer', tree, '--layer', join(dir, 'not-a-tar'), '-o', out], 5, /not-a-tar is not a tar archive \(shorter than one header\)/],
     [['image', 'unpack', `oci:${join(dir, 'nowhere')}`, join(dir, 'u')], 1, /cannot read .*nowhere: no such file or directory/],
-    [['image', 'index', '-o', out], 2, /Missing 1 required arg/],
+    [['image', 'index', '-o', out], 2, /^oci-os: error: image index needs at least one SRC image to combine$/],
     [['image', 'frobnicate'], 2, /./],
   ];
   for (const [args, code, message] of cases) {
