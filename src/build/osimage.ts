@@ -34,7 +34,7 @@ import { readFileFrames } from './frames.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { hashFileChunks } from './parallel-hash.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
-import { contentKey, encodingSettings, type PayloadCache } from './payload-cache.js';
+import { contentKey, encodingSettings, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
 import type { ProgressSink } from '../progress.js';
 
 /** A payload to put into the image: its name and the file it is read from. */
@@ -264,6 +264,36 @@ async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>
   return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
 }
 
+/**
+ * The stored blob of an unchanged payload, found through the cache and
+ * confirmed by its content. The file the cache saw (same identity) is
+ * checked first: the store must still hold its blob, then the content must
+ * hash as recorded. Otherwise entries of the same size (a rebuilt, copied
+ * or touched file) are candidates: the content is hashed once and a blob
+ * is reused only for a candidate with the very same chunk hashes that the
+ * store holds. The file's new identity is then recorded too.
+ */
+async function reuseCached(
+  store: ContentStore, input: PayloadInput, st: Stats, encoding: Required<PayloadEncoding>, settings: string, mediaType: string, options: OsImageBuildOptions,
+): Promise<{ payload: BuiltPayload; enc: EncodedPayload } | undefined> {
+  const cache = options.cache;
+  if (!cache) return undefined;
+  const held = (e: PayloadCacheEntry) => store.exists({ mediaType, digest: e.blobDigest, size: e.blobSize });
+  const exact = await cache.lookup(st, settings);
+  if (exact && !(await held(exact))) return undefined;
+  const candidates = exact ? [exact] : await cache.withSize(st.size, settings);
+  if (candidates.length === 0) return undefined;
+  const enc = await hashOnly(input, encoding, st, options);
+  if (!enc) return undefined;
+  const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
+  for (const c of candidates) {
+    if (c.contentKey !== key || (c !== exact && !(await held(c)))) continue;
+    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+    return { payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true }, enc };
+  }
+  return undefined;
+}
+
 /** Stores one payload: reuses its blob when the cache and the content say it is unchanged, else encodes and streams it. */
 async function storePayload(
   store: ContentStore,
@@ -283,15 +313,10 @@ async function storePayload(
     });
     options.onPayloadDone?.(payload);
   };
-  const cached = await options.cache?.lookup(st, settings);
-  if (cached && (await store.exists({ mediaType, digest: cached.blobDigest, size: cached.blobSize }))) {
-    const enc = await hashOnly(input, encoding, st, options);
-    if (enc && contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes) === cached.contentKey) {
-      const payload: BuiltPayload = { name: input.name, size: enc.size, digest: cached.blobDigest, blobSize: cached.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true };
-      await options.cache!.record({ ...cached });
-      done(payload, 0);
-      return { payload, info: info(enc) };
-    }
+  const reused = await reuseCached(store, input, st, encoding, settings, mediaType, options);
+  if (reused) {
+    done(reused.payload, 0);
+    return { payload: reused.payload, info: info(reused.enc) };
   }
   // Raw frames are the blob itself and stay with the store; compressed ones are reused.
   const encode = () => {

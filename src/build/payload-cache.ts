@@ -2,11 +2,12 @@
  * Remembers which stored blob a payload file was encoded to, so that an
  * unchanged payload is neither compressed nor uploaded again.
  *
- * Safety: the file's identity (device, inode, size, mtime, ctime) only
- * *suggests* a cache entry. Before a blob is reused, the payload is read and
- * its chunk hashes recomputed (reading and hashing, no compression); the
- * blob is reused only when they equal the recorded ones and the target store
- * already holds the blob. The config is built from the fresh hashes either way.
+ * Safety: the file's identity (device, inode, size, mtime, ctime), or
+ * failing that an entry of the same size, only *suggests* a cache entry.
+ * Before a blob is reused, the payload is read and its chunk hashes
+ * recomputed (reading and hashing, no compression); the blob is reused only
+ * when they equal the recorded ones and the target store already holds the
+ * blob. The config is built from the fresh hashes either way.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -89,6 +90,19 @@ export class PayloadCache {
     return entries.find(
       (e) => e.dev === st.dev && e.ino === st.ino && e.size === st.size && e.mtimeMs === st.mtimeMs && e.ctimeMs === st.ctimeMs && e.settings === settings,
     );
+  }
+
+  /**
+   * Entries of other files with the same size and settings, one per
+   * content, most recently used first: a payload rebuilt byte for byte (a
+   * reproducible build writes a new file), copied or touched is not the
+   * file the cache saw, but its content may be one the cache knows.
+   */
+  async withSize(size: number, settings: string, max = 4): Promise<PayloadCacheEntry[]> {
+    const seen = new Set<string>();
+    return (await this.load())
+      .filter((e) => e.size === size && e.settings === settings && !seen.has(e.contentKey) && seen.add(e.contentKey))
+      .slice(0, max);
   }
 
   /** Records (or refreshes) an entry and saves the cache; failures to save are ignored. */

@@ -73,6 +73,17 @@ test('push to the real registry: skopeo pulls back the exact payloads; a re-push
   assert.ok(payloadBlobs.every((b: { status: string; uploadedBytes: number }) => b.status === 'exists' && b.uploadedBytes === 0), JSON.stringify(second.blobs));
   assert.equal(second.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0), 0);
 
+  // The same content in another file (a reproducible rebuild, a copy, a touch): found by its content.
+  const copy = join(p.dir, 'system-rebuilt.img');
+  await writeFile(copy, p.list[0]!.data);
+  const rebuilt = await runCli(['push', `${reg.host}/os/fixture:1.0`, '-p', `system=${copy}`, '-p', `kernel.efi=${p.list[1]!.path}`, '--json'], {
+    env: { OCI_OS_CACHE_DIR: join(p.dir, 'cache'), DOCKER_CONFIG: join(p.dir, 'docker') },
+  });
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  const rebuiltOut = JSON.parse(rebuilt.stdout);
+  assert.equal(rebuiltOut.digest, out.digest);
+  assert.equal(rebuiltOut.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0), 0, JSON.stringify(rebuiltOut.blobs));
+
   // Same file name, different content: the cache must not be fooled by the path.
   const changed = pseudoRandom(9 * MiB + 4321, 8, true);
   await writeFile(p.list[0]!.path, changed);
