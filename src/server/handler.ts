@@ -50,6 +50,10 @@ export interface RegistryHandlerOptions {
   chunkMaxLength?: number;
   /** Largest manifest accepted; default 4 MiB. */
   maxManifestBytes?: number;
+  /** Upload sessions without any request for this long are removed; default 1 hour. */
+  uploadIdleMs?: number;
+  /** Most upload sessions open at once; further POSTs answer 429 TOOMANYREQUESTS. Default 1000. */
+  maxUploadSessions?: number;
 }
 
 /** A node:http request listener. */
@@ -68,7 +72,7 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
   const auth = options.htpasswdFile ? await BasicAuthenticator.fromFile(options.htpasswdFile) : undefined;
   const ctx: RegistryContext = {
     storage,
-    uploads: new UploadSessions(storage),
+    uploads: new UploadSessions(storage, { idleMs: options.uploadIdleMs, maxSessions: options.maxUploadSessions }),
     limits: { chunkMinLength: options.chunkMinLength, chunkMaxLength: options.chunkMaxLength },
     maxManifestBytes: options.maxManifestBytes || defaultMaxManifestBytes,
   };
@@ -109,7 +113,7 @@ async function handle(
   try {
     if (hooks?.onRequest && (await hooks.onRequest(req, res))) return;
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
-    if (auth) await auth.check(req.headers.authorization);
+    if (auth) await auth.check(req.headers.authorization, req.socket.remoteAddress);
     const route = parseRoute(ex.url.pathname);
     if (!route) throw httpError(404, 'UNSUPPORTED', `no such endpoint ${ex.url.pathname}`);
     await dispatch(ctx, ex, route, req.method ?? 'GET');

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
 import { httpError, RegistryHttpError } from './errors.js';
-import { digestRe, isDigestReference, tagRe } from './routes.js';
+import { checkDigest, digestRe, isDigestReference, tagRe } from './routes.js';
 import type { ManifestRecord } from './storage.js';
 
 /** Manifest media types the registry accepts (OCI image-spec 1.1 and Docker schema 2). */
@@ -59,6 +59,22 @@ function checkDescriptor(d: unknown, where: string): DescriptorLike {
   return o as unknown as DescriptorLike;
 }
 
+/**
+ * The digest of a `subject` descriptor. Referrers are filed and listed by
+ * this digest, so it must use an algorithm the registry supports: anything
+ * else could never be asked for, or would be confused with a digest of
+ * another algorithm.
+ */
+function checkSubject(d: unknown): string {
+  const { digest } = checkDescriptor(d, 'subject');
+  try {
+    return checkDigest(digest);
+  } catch (err) {
+    if (err instanceof RegistryHttpError) throw invalid(`subject: ${err.message}`, { digest });
+    throw err;
+  }
+}
+
 function mediaTypeOf(req: IncomingMessage, body: Record<string, unknown>): string {
   const header = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const declared = typeof body.mediaType === 'string' ? body.mediaType : undefined;
@@ -97,7 +113,7 @@ async function validate(ctx: RegistryContext, name: string, mediaType: string, b
     }
     if (typeof body.artifactType === 'string') record.artifactType = body.artifactType;
   }
-  if (body.subject !== undefined) record.subject = checkDescriptor(body.subject, 'subject').digest;
+  if (body.subject !== undefined) record.subject = checkSubject(body.subject);
   if (body.annotations && typeof body.annotations === 'object') record.annotations = body.annotations as Record<string, string>;
   return record as ManifestRecord;
 }

@@ -13,6 +13,10 @@ export interface RegistryServerOptions extends RegistryHandlerOptions {
   host?: string;
   /** TCP port; default 0 (an ephemeral port, reported in the result). */
   port?: number;
+  /** Time a client has to send the request headers; default 60 s. */
+  headersTimeoutMs?: number;
+  /** A connection with no bytes in either direction for this long is closed; default 5 minutes. */
+  idleTimeoutMs?: number;
 }
 
 /** A running registry. */
@@ -27,6 +31,11 @@ export interface RunningRegistry {
   /** Stops listening and closes every open connection. */
   close(): Promise<void>;
 }
+
+/** Default {@link RegistryServerOptions.headersTimeoutMs}. */
+export const defaultHeadersTimeoutMs = 60 * 1000;
+/** Default {@link RegistryServerOptions.idleTimeoutMs}. */
+export const defaultIdleTimeoutMs = 5 * 60 * 1000;
 
 /** The listen address of `oci-os registry serve` when none is given. */
 export const defaultListenAddress = '127.0.0.1:5000';
@@ -47,7 +56,11 @@ export function parseListenAddress(s: string): { host: string; port: number } {
 /** Starts the registry and resolves once it listens. */
 export async function startRegistryServer(options: RegistryServerOptions): Promise<RunningRegistry> {
   const handler = await createRegistryHandler(options);
-  const server = createServer({ requestTimeout: 0 }, handler);
+  // No cap on the whole request, as a large blob over a slow link may take
+  // hours; a stalled client is caught by the idle timeout instead (on the
+  // socket, so it is reset by every byte received or sent).
+  const server = createServer({ requestTimeout: 0, headersTimeout: options.headersTimeoutMs || defaultHeadersTimeoutMs }, handler);
+  server.setTimeout(options.idleTimeoutMs || defaultIdleTimeoutMs);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {

@@ -6,7 +6,7 @@
  * repositories/<name>/_blobs/sha256/<hex>     blob links (empty files)
  * repositories/<name>/_manifests/sha256/<hex> manifest metadata (JSON); bytes live in blobs/
  * repositories/<name>/_tags/<tag>             the digest a tag points to
- * repositories/<name>/_referrers/sha256/<subject hex>/<hex>   referrers index (empty files)
+ * repositories/<name>/_referrers/<subject algorithm>/<subject hex>/<hex>   referrers index (empty files)
  * uploads/<id>/                               upload sessions (data + info.json)
  * tmp/                                        temporary files, renamed into place
  * ```
@@ -34,6 +34,10 @@ export interface ManifestRecord {
 
 function hexOf(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);
+}
+
+function algorithmOf(digest: string): string {
+  return digest.slice(0, digest.indexOf(':'));
 }
 
 function isNotFound(err: unknown): boolean {
@@ -83,8 +87,9 @@ export class RegistryStorage {
     return join(this.repoDir(name), '_tags', tag);
   }
 
+  /** Filed under the subject's own algorithm: the same hex under another algorithm is another subject. */
   private referrersDir(name: string, subject: string): string {
-    return join(this.repoDir(name), '_referrers', 'sha256', hexOf(subject));
+    return join(this.repoDir(name), '_referrers', algorithmOf(subject), hexOf(subject));
   }
 
   /** Writes a file atomically (temp file + rename), creating parents. */
@@ -244,7 +249,8 @@ export class RegistryStorage {
     const out: ManifestRecord[] = [];
     for (const hex of entries) {
       const record = await this.getManifest(name, `sha256:${hex}`);
-      if (record) out.push(record);
+      // Checked again: entries filed before subject algorithms were told apart may name another subject.
+      if (record && record.subject === digest) out.push(record);
     }
     return out;
   }

@@ -6,11 +6,15 @@
  * exactly the bytes on disk: an interrupted PATCH keeps what arrived and a
  * client can resume from the offset `GET` reports. Sessions are kept in
  * memory and rebuilt from disk (re-hashing `data`) after a restart.
+ *
+ * Clients abandon sessions (a failed push, a killed process), and each one
+ * holds a directory and memory, so sessions idle for longer than a limit are
+ * removed, and the number of open sessions is capped.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -32,7 +36,26 @@ export interface UploadSession {
   closed?: boolean;
   /** The request currently working on the session. */
   active?: IncomingMessage;
+  /** When a request last started, finished or wrote bytes (ms since the epoch). */
+  lastActive: number;
+  /** Requests holding or waiting for the session; a busy session never expires. */
+  pending: number;
 }
+
+/** Options of {@link UploadSessions}. Zero or undefined means the default. */
+export interface UploadSessionOptions {
+  /** A session without any request for this long is removed; default 1 hour. */
+  idleMs?: number;
+  /** Most sessions open at once; a POST beyond answers 429. Default 1000. */
+  maxSessions?: number;
+}
+
+/** Default idle time after which an upload session is removed: 1 hour. */
+export const defaultUploadIdleMs = 60 * 60 * 1000;
+/** Default cap on open upload sessions. */
+export const defaultMaxUploadSessions = 1000;
+/** `Retry-After` of the 429 sent when every session slot is taken, in seconds. */
+const sessionsFullRetryAfter = 60;
 
 /** Limits on chunked uploads. Zero or undefined means "no limit". */
 export interface UploadLimits {
@@ -57,36 +80,115 @@ const idRe = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** The set of open upload sessions of one registry. */
 export class UploadSessions {
   private readonly sessions = new Map<string, UploadSession>();
+  private readonly idleMs: number;
+  private readonly maxSessions: number;
+  /** Sessions being created, counted against the cap before they are in `sessions`. */
+  private creating = 0;
+  private lastSweep = 0;
+  private sweeping?: Promise<void>;
 
-  constructor(private readonly storage: RegistryStorage) {}
-
-  /** Opens a new, empty session for repository `name`. */
-  async create(name: string): Promise<UploadSession> {
-    const id = randomUUID();
-    const dir = join(this.storage.uploadsDir, id);
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'data'), '');
-    await writeFile(join(dir, 'info.json'), JSON.stringify({ name }));
-    const session: UploadSession = {
-      id,
-      name,
-      dataPath: join(dir, 'data'),
-      size: 0,
-      hash: createHash('sha256'),
-      shortChunkSeen: false,
-      tail: Promise.resolve(),
-    };
-    this.sessions.set(id, session);
-    return session;
+  constructor(private readonly storage: RegistryStorage, options: UploadSessionOptions = {}) {
+    this.idleMs = options.idleMs || defaultUploadIdleMs;
+    this.maxSessions = options.maxSessions || defaultMaxUploadSessions;
   }
 
-  /** The session `id` of repository `name`; 404 BLOB_UPLOAD_UNKNOWN otherwise. */
+  /** Opens a new, empty session for repository `name`; 429 TOOMANYREQUESTS when the cap is reached. */
+  async create(name: string): Promise<UploadSession> {
+    // When full, look for idle sessions sooner than usual, but not on every refused POST.
+    const full = this.sessions.size + this.creating >= this.maxSessions;
+    await this.sweepIfDue(full ? Math.min(this.idleMs, 1000) : undefined);
+    if (this.sessions.size + this.creating >= this.maxSessions) {
+      throw httpError(429, 'TOOMANYREQUESTS', `too many open upload sessions (limit ${this.maxSessions})`,
+        { limit: this.maxSessions }, { 'Retry-After': String(sessionsFullRetryAfter) });
+    }
+    this.creating++;
+    try {
+      const id = randomUUID();
+      const dir = join(this.storage.uploadsDir, id);
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'data'), '');
+      await writeFile(join(dir, 'info.json'), JSON.stringify({ name }));
+      const session: UploadSession = {
+        id,
+        name,
+        dataPath: join(dir, 'data'),
+        size: 0,
+        hash: createHash('sha256'),
+        shortChunkSeen: false,
+        tail: Promise.resolve(),
+        lastActive: Date.now(),
+        pending: 0,
+      };
+      this.sessions.set(id, session);
+      return session;
+    } finally {
+      this.creating--;
+    }
+  }
+
+  /** The session `id` of repository `name`; 404 BLOB_UPLOAD_UNKNOWN otherwise (also once it expired). */
   async get(name: string, id: string): Promise<UploadSession> {
     const unknown = (): RegistryHttpError => httpError(404, 'BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
     if (!idRe.test(id)) throw unknown();
-    const session = this.sessions.get(id) ?? (await this.restore(id));
+    await this.sweepIfDue();
+    let session = this.sessions.get(id);
+    if (session && this.expired(session, Date.now())) {
+      await this.drop(session);
+      session = undefined;
+    }
+    session ??= await this.restore(id);
     if (!session || session.name !== name) throw unknown();
+    session.lastActive = Date.now();
     return session;
+  }
+
+  private expired(session: UploadSession, now: number): boolean {
+    return session.pending === 0 && now - session.lastActive > this.idleMs;
+  }
+
+  /**
+   * Removes idle sessions when the last sweep is older than `intervalMs`
+   * (by default the idle limit, at most a minute), so the work is spread
+   * over requests rather than done by a timer. Every directory under
+   * uploads/ is looked at, so sessions left by an earlier run (not in
+   * memory) go too, judged by when their data was last written.
+   */
+  private sweepIfDue(intervalMs = Math.min(this.idleMs, 60_000)): Promise<void> {
+    const now = Date.now();
+    if (!this.sweeping && now - this.lastSweep >= intervalMs) {
+      this.lastSweep = now;
+      this.sweeping = this.sweep().finally(() => {
+        this.sweeping = undefined;
+      });
+    }
+    return this.sweeping ?? Promise.resolve();
+  }
+
+  private async sweep(): Promise<void> {
+    let ids: string[];
+    try {
+      ids = await readdir(this.storage.uploadsDir);
+    } catch {
+      return;
+    }
+    for (const id of ids) {
+      const now = Date.now();
+      const session = this.sessions.get(id);
+      if (session) {
+        if (this.expired(session, now)) await this.drop(session);
+        continue;
+      }
+      if (!idRe.test(id)) continue;
+      const dir = join(this.storage.uploadsDir, id);
+      try {
+        if (now - (await stat(dir)).mtimeMs <= this.idleMs) continue;
+        if (now - (await stat(join(dir, 'data'))).mtimeMs <= this.idleMs) continue;
+      } catch {
+        // No data file (half created or half removed): an old directory goes all the same.
+      }
+      // Restored meanwhile: that request decides.
+      if (!this.sessions.has(id)) await rm(dir, { recursive: true, force: true });
+    }
   }
 
   private async restore(id: string): Promise<UploadSession | undefined> {
@@ -94,7 +196,10 @@ export class UploadSessions {
     let name: string;
     try {
       name = (JSON.parse(await readFile(join(dir, 'info.json'), 'utf8')) as { name: string }).name;
-      await stat(join(dir, 'data'));
+      if (Date.now() - (await stat(join(dir, 'data'))).mtimeMs > this.idleMs) {
+        await rm(dir, { recursive: true, force: true });
+        return undefined;
+      }
     } catch {
       return undefined;
     }
@@ -108,6 +213,7 @@ export class UploadSessions {
     if (existing) return existing;
     const session: UploadSession = {
       id, name, dataPath: join(dir, 'data'), size, hash, shortChunkSeen: false, tail: Promise.resolve(),
+      lastActive: Date.now(), pending: 0,
     };
     this.sessions.set(id, session);
     return session;
@@ -119,7 +225,12 @@ export class UploadSessions {
       if (session.closed) throw httpError(404, 'BLOB_UPLOAD_UNKNOWN', undefined, { uuid: session.id });
       return fn();
     };
-    const run = session.tail.then(guarded, guarded);
+    session.pending++;
+    session.lastActive = Date.now();
+    const run = session.tail.then(guarded, guarded).finally(() => {
+      session.pending--;
+      session.lastActive = Date.now();
+    });
     session.tail = run.catch(() => undefined);
     return run;
   }
@@ -171,6 +282,7 @@ export class UploadSessions {
         fh.write(chunk, 0, chunk.length, session.size).then(() => {
           session.hash.update(chunk);
           session.size += chunk.length;
+          session.lastActive = Date.now();
           received += chunk.length;
           cb();
         }, cb);
