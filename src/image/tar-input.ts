@@ -7,7 +7,10 @@
  * would mean holding file contents, so only layers built from directories
  * are fully sorted. Names are made relative (`./` and leading `/` dropped);
  * entries with `..` components are refused. Extended attributes are kept
- * byte for byte (tar-reader.ts).
+ * byte for byte (tar-reader.ts), and so are names and link targets that are
+ * not UTF-8: they pass to the layer as their bytes (`rawName`,
+ * `rawLinkname`), `..` found in the bytes; excludes see them with U+FFFD,
+ * as for trees.
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -15,14 +18,23 @@ import { OciError, fsError } from '../errors.js';
 import { decompress } from './decompress.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
 import type { TarEntry } from './tar-header.js';
-import { readTar } from './tar-reader.js';
+import { nameKey, nameParts, readTar, shownName } from './tar-reader.js';
 import type { EntryWithContent } from './tar-writer.js';
 
-/** A tar entry name made relative; undefined for the root itself; throws on `..`. */
-export function relativeEntryName(raw: string, file: string): string | undefined {
-  const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: entry "${raw}" has a ".." component`);
-  return parts.length === 0 ? undefined : parts.join('/');
+const SLASH = Buffer.from('/');
+
+/**
+ * A tar entry name made relative; undefined for the root itself; throws on
+ * `..`. A name given as bytes (not UTF-8) comes back as bytes.
+ */
+export function relativeEntryName(raw: string, file: string): string | undefined;
+export function relativeEntryName(raw: string | Buffer, file: string): string | Buffer | undefined;
+export function relativeEntryName(raw: string | Buffer, file: string): string | Buffer | undefined {
+  const parts = nameParts(raw);
+  if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: entry "${shownName(raw)}" has a ".." component`);
+  if (parts.length === 0) return undefined;
+  if (typeof raw === 'string') return parts.join('/');
+  return Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [SLASH, Buffer.from(p)])));
 }
 
 /**
@@ -72,14 +84,16 @@ export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> 
  * byte for byte).
  */
 export async function* readTarInput(file: string, options: NormalizeOptions = {}, _warnings: string[] = []): AsyncGenerator<EntryWithContent> {
-  const written = new Set<string>();
+  const written = new Set<string>(); // by nameKey: names that are not UTF-8 must match byte for byte
   const excluded = excludedWithParents(options.exclude);
   for await (const e of readTar(await openTarFile(file), file)) {
     if (e.type === 'other') {
       throw new OciError('UNSUPPORTED', `${file}: entry "${e.name}" has tar type '${e.typeflag}', which layers cannot hold`);
     }
-    const rel = relativeEntryName(e.name, file);
-    if (rel === undefined || excluded(rel)) continue;
+    const relName = relativeEntryName(e.rawName ?? e.name, file);
+    if (relName === undefined) continue;
+    const rel = shownName(relName);
+    if (excluded(rel)) continue;
     const type = e.type;
     const entry: TarEntry = {
       name: type === 'directory' ? `${rel}/` : rel,
@@ -90,19 +104,24 @@ export async function* readTarInput(file: string, options: NormalizeOptions = {}
       size: type === 'file' ? e.size : 0,
       mtime: normalizeMtime(e.mtime, options.sourceDateEpoch),
     };
-    if (type === 'symlink') entry.linkname = e.linkname;
+    if (typeof relName !== 'string') entry.rawName = type === 'directory' ? Buffer.concat([relName, SLASH]) : relName;
+    if (type === 'symlink') {
+      entry.linkname = e.linkname;
+      if (e.rawLinkname) entry.rawLinkname = e.rawLinkname;
+    }
     if (type === 'link') {
-      const target = relativeEntryName(e.linkname, file);
+      const target = relativeEntryName(e.rawLinkname ?? e.linkname, file);
       // Its target was excluded (or never stored): a dangling hard link cannot be extracted.
-      if (target === undefined || !written.has(target)) continue;
-      entry.linkname = target;
+      if (target === undefined || !written.has(nameKey(target))) continue;
+      entry.linkname = shownName(target);
+      if (typeof target !== 'string') entry.rawLinkname = target;
     }
     if (type === 'character-device' || type === 'block-device') {
       entry.devmajor = e.devmajor;
       entry.devminor = e.devminor;
     }
     if (e.xattrs.size > 0) entry.xattrs = new Map([...e.xattrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    written.add(rel);
+    written.add(nameKey(relName));
     yield { entry, content: type === 'file' ? e.body : undefined };
   }
 }

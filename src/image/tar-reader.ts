@@ -8,7 +8,17 @@
  * not would misplace every later header). Memory: one header, the pax and
  * long-name data of one entry (16 MiB at most), the global pax records
  * (1 MiB at most), and the piece of content being passed on.
+ * Names and link targets are bytes too (a Linux file name is any bytes but
+ * `/` and NUL): an entry carries them as text, and its exact bytes in
+ * `rawName`/`rawLinkname` when they are not UTF-8 (the text, with U+FFFD in
+ * their place, is then for messages and excludes only). Pax `path`
+ * and `linkpath` values are UTF-8 unless `hdrcharset=BINARY` says they are
+ * bytes in no known encoding (libarchive and Python write it for such
+ * names; GNU tar writes their bytes without it, in pax records, GNU long
+ * names and ustar fields alike): either way the bytes are the name, so they
+ * are taken as they are and decoded for the text form only.
  */
+import { isUtf8 } from 'node:buffer';
 import { OciError } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 import { BLOCK, paddingFor, type TarEntryType } from './tar-header.js';
@@ -17,6 +27,8 @@ import { BLOCK, paddingFor, type TarEntryType } from './tar-header.js';
 export interface TarReadEntry {
   /** The name as stored (pax `path` and GNU long names applied), not normalized. */
   name: string;
+  /** The exact bytes of `name` when they are not UTF-8 (see the top of this file). */
+  rawName?: Buffer;
   /** The entry type, or `other` for types layers cannot hold (see `typeflag`). */
   type: TarEntryType | 'other';
   typeflag: string;
@@ -27,6 +39,8 @@ export interface TarReadEntry {
   /** Seconds since the epoch; may have a fraction when pax says so. */
   mtime: number;
   linkname: string;
+  /** The same for `linkname`. */
+  rawLinkname?: Buffer;
   devmajor: number;
   devminor: number;
   /** `SCHILY.xattr.NAME` records, as bytes. */
@@ -36,6 +50,52 @@ export interface TarReadEntry {
    * read is skipped before the next entry.
    */
   body: AsyncIterable<Buffer>;
+}
+
+/** A component of an entry name: text, or its exact bytes when they are not UTF-8. */
+export type NamePart = string | Buffer;
+
+/** The part that `bytes` are: text when they are UTF-8 (which holds them exactly), else a copy of the bytes. */
+export function namePart(bytes: Buffer): NamePart {
+  return isUtf8(bytes) ? bytes.toString('utf8') : Buffer.from(bytes);
+}
+
+/**
+ * The components of a name (text, or bytes when not UTF-8), empty and `.`
+ * ones dropped. Bytes are split at `/` bytes and each part decoded only
+ * when that is exact, so a part is `..` or `.` exactly when its bytes are:
+ * checks made on the parts are made on the bytes.
+ */
+export function nameParts(name: string | Buffer): NamePart[] {
+  if (typeof name === 'string') return name.split('/').filter((p) => p !== '' && p !== '.');
+  const parts: NamePart[] = [];
+  for (let start = 0; start <= name.length;) {
+    let end = name.indexOf(0x2f, start);
+    if (end < 0) end = name.length;
+    if (end > start) parts.push(namePart(name.subarray(start, end)));
+    start = end + 1;
+  }
+  return parts.filter((p) => p !== '.');
+}
+
+/**
+ * A key for a name or path in either form: its bytes, one char each
+ * (latin1); ASCII text is its own key. Keys of paths with a common parent
+ * share that parent's key as a prefix.
+ */
+export function nameKey(p: string | Buffer): string {
+  return typeof p === 'string' ? (/^[\x00-\x7f]*$/.test(p) ? p : Buffer.from(p).toString('latin1')) : p.toString('latin1');
+}
+
+/** A name or path for messages: bytes that are not UTF-8 show as U+FFFD. */
+export function shownName(p: string | Buffer): string {
+  return typeof p === 'string' ? p : p.toString('utf8');
+}
+
+/** Name bytes as an entry carries them: text, plus a copy of the bytes when the text cannot hold them. */
+function nameOf(bytes: Buffer): { text: string; raw?: Buffer } {
+  const text = bytes.toString('utf8');
+  return isUtf8(bytes) ? { text } : { text, raw: Buffer.from(bytes) };
 }
 
 const flagType: Record<string, TarEntryType> = {
@@ -130,8 +190,8 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
   let globalPax = new Map<string, Buffer>();
   let pax = new Map<string, Buffer>();
   let pending = 0; // bytes of pax and long-name data read for the next entry
-  let longName: string | undefined;
-  let longLink: string | undefined;
+  let longName: Buffer | undefined;
+  let longLink: Buffer | undefined;
   let unread = 0; // content (with padding) of the previous entry the consumer did not read
   let first = true;
   try {
@@ -153,9 +213,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
       first = false;
       const flag = String.fromCharCode(h[156]!);
       const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-      const prefix = ustar ? cString(h, 345, 155).toString('utf8') : '';
-      let name = cString(h, 0, 100).toString('utf8');
-      if (prefix) name = `${prefix}/${name}`;
+      const prefix = ustar ? cString(h, 345, 155) : Buffer.alloc(0);
+      const ustarName = prefix.length > 0 ? Buffer.concat([prefix, Buffer.from('/'), cString(h, 0, 100)]) : cString(h, 0, 100);
+      let name = ustarName.toString('utf8');
       const field = (off: number, len: number, label: string): number => {
         const n = numeric(h, off, len);
         if (Number.isNaN(n)) throw new OciError('INVALID_FORMAT', `${what}: entry "${name}" has an invalid ${label} field in its tar header`);
@@ -177,15 +237,17 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
         }
         pending += size;
         if (flag === 'x') pax = new Map([...pax, ...parsePaxRecords(data, what)]);
-        else if (flag === 'L') longName = cString(data, 0, data.length).toString('utf8');
-        else longLink = cString(data, 0, data.length).toString('utf8');
+        else if (flag === 'L') longName = cString(data, 0, data.length);
+        else longLink = cString(data, 0, data.length);
         continue;
       }
       const records = new Map([...globalPax, ...pax]);
       pax = new Map();
       pending = 0;
-      name = records.get('path')?.toString('utf8') ?? longName ?? name;
-      const linkname = records.get('linkpath')?.toString('utf8') ?? longLink ?? cString(h, 157, 100).toString('utf8');
+      // Bytes whatever `hdrcharset` says (see the top of this file).
+      const { text: fullName, raw: rawName } = nameOf(records.get('path') ?? longName ?? ustarName);
+      const { text: linkname, raw: rawLinkname } = nameOf(records.get('linkpath') ?? longLink ?? cString(h, 157, 100));
+      name = fullName;
       longName = longLink = undefined;
       /** A pax number overriding a header field; an empty value (a record deleting a global one) keeps the header's. */
       const paxNumber = (key: string, fallback: number, fraction = false): number => {
@@ -230,7 +292,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
           }
         },
       };
-      yield { name, type, typeflag: flag, mode, uid, gid, size: contentSize, mtime, linkname, devmajor, devminor, xattrs, body };
+      yield {
+        name, ...(rawName && { rawName }), type, typeflag: flag, mode, uid, gid, size: contentSize, mtime,
+        linkname, ...(rawLinkname && { rawLinkname }), devmajor, devminor, xattrs, body,
+      };
     }
   } finally {
     await reader.close();

@@ -11,10 +11,14 @@
  * deepest first, so later entries can still be written into them.
  * Extended attributes (pax `SCHILY.xattr.*`, byte for byte) are restored
  * with setfattr when it is installed (Node.js has no xattr API).
+ * Names and link targets that are not UTF-8 are created byte for byte
+ * (Node's fs functions take paths as bytes); every check above is made on
+ * those bytes.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rm, symlink, unlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rename, rm, symlink, unlink, utimes } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,8 +29,8 @@ import { RegistryRepository } from '../registry/repository.js';
 import { fetchBlobResumable } from '../registry-fetch-resume.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { decompress } from './decompress.js';
-import { entryComponents, resolveDirectory } from './secure-path.js';
-import { readTar } from './tar-reader.js';
+import { entryComponents, joinHost, resolveDirectory, type HostPath } from './secure-path.js';
+import { nameKey, namePart, readTar, shownName } from './tar-reader.js';
 import { canWriteXattrs } from './xattrs.js';
 import { openImage } from './source.js';
 
@@ -34,7 +38,7 @@ import { openImage } from './source.js';
 export interface UnpackState {
   /** Realpath of the directory unpacked into. */
   root: string;
-  /** Directory → [mode, mtime], applied at the end. */
+  /** Directory (by {@link nameKey}: its bytes, as names need not be UTF-8) → [mode, mtime], applied at the end. */
   dirs: Map<string, [number, number]>;
   /** Whether owners are restored (running as root). */
   chown: boolean;
@@ -60,7 +64,7 @@ export async function startUnpack(dir: string): Promise<UnpackState> {
 }
 
 /** Removes whatever is at `path` (never following a symlink), forgetting deferred directory metadata below it. */
-async function removeExisting(state: UnpackState, path: string): Promise<void> {
+async function removeExisting(state: UnpackState, path: HostPath): Promise<void> {
   const st = await lstat(path).catch(() => undefined);
   if (!st) return;
   if (!st.isDirectory()) {
@@ -68,23 +72,67 @@ async function removeExisting(state: UnpackState, path: string): Promise<void> {
     return;
   }
   await rm(path, { recursive: true, force: true });
-  const prefix = path + sep;
-  for (const dir of state.dirs.keys()) if (dir === path || dir.startsWith(prefix)) state.dirs.delete(dir);
+  const key = nameKey(path);
+  const prefix = key + sep;
+  for (const dir of state.dirs.keys()) if (dir === key || dir.startsWith(prefix)) state.dirs.delete(dir);
 }
 
-/** Removes everything in `dir` that the current layer did not create (recursing into directories it did). */
-async function clearLower(state: UnpackState, dir: string, created: Set<string>): Promise<void> {
-  for (const name of await readdir(dir)) {
-    const p = join(dir, name);
-    if (!created.has(p)) await removeExisting(state, p);
+/**
+ * Removes everything in `dir` that the current layer did not create
+ * (recursing into directories it did). `created` holds {@link nameKey}s;
+ * names are listed as bytes, so lower-layer names that are not UTF-8 are
+ * found too.
+ */
+async function clearLower(state: UnpackState, dir: HostPath, created: Set<string>): Promise<void> {
+  for (const name of await readdir(dir, { encoding: 'buffer' })) {
+    const p = joinHost(dir, namePart(name));
+    if (!created.has(nameKey(p))) await removeExisting(state, p);
     else if ((await lstat(p)).isDirectory()) await clearLower(state, p, created);
   }
 }
 
-function runTool(cmd: string, args: string[], target: string): void {
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+function runTool(cmd: string, args: string[], target: string, input?: Buffer): void {
+  const r = spawnSync(cmd, args, { stdio: [input ? 'pipe' : 'ignore', 'ignore', 'pipe'], input });
   if (r.status !== 0) throw new OciError('OUTPUT_UNWRITABLE', `cannot create ${target}: ${r.error?.message ?? r.stderr.toString().trim()}`);
 }
+
+/**
+ * Makes a FIFO or device node with mkfifo or mknod (`args` follow the
+ * path). A path that is not UTF-8 cannot be passed as an argument: the node
+ * is then made under a temporary name in the root and renamed into place.
+ */
+async function makeNode(state: UnpackState, cmd: string, target: HostPath, args: string[]): Promise<void> {
+  if (typeof target === 'string') return runTool(cmd, [target, ...args], target);
+  const temp = join(state.root, `.oci-os-unpack-${randomBytes(8).toString('hex')}`);
+  runTool(cmd, [temp, ...args], shownName(target));
+  await rename(temp, target);
+}
+
+/** Bytes as setfattr --restore reads a name: `\ooo` for every byte but printable ASCII other than `\` and `=`. */
+function restoreQuoted(bytes: Buffer): string {
+  let out = '';
+  for (const b of bytes) out += b > 0x20 && b < 0x7f && b !== 0x5c && b !== 0x3d ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`;
+  return out;
+}
+
+/**
+ * Sets extended attributes on `target` (never following a symlink): with
+ * one setfattr per attribute, or for a path that is not UTF-8 (which cannot
+ * be an argument) with one `setfattr --restore` reading the path escaped
+ * from stdin.
+ */
+function setXattrs(target: HostPath, xattrs: Map<string, Buffer>): void {
+  if (typeof target === 'string') {
+    for (const [k, v] of xattrs) runTool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, '--', target], target);
+    return;
+  }
+  const lines = [`# file: ${restoreQuoted(target)}`];
+  for (const [k, v] of xattrs) lines.push(`${restoreQuoted(Buffer.from(k))}=0s${v.toString('base64')}`);
+  runTool('setfattr', ['-h', '--restore=-'], shownName(target), Buffer.from(`${lines.join('\n')}\n\n`));
+}
+
+const WHITEOUT = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
 
 /** Applies one layer (uncompressed tar bytes) onto the directory. `what` names the layer in errors. */
 export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buffer>, what: string): Promise<void> {
@@ -93,23 +141,25 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
   try {
     for await (const e of readTar(tarBytes, what)) {
       current = e.name;
-      const comps = entryComponents(e.name);
+      const comps = entryComponents(e.rawName ?? e.name, e.name);
       if (comps.length === 0) continue;
       const base = comps[comps.length - 1]!;
       const { host: parent, path: dirs } = await resolveDirectory(state.root, comps.slice(0, -1), e.name);
       // The directories an entry goes into are part of this layer even when it has no entries of its
       // own for them (or they were already there): an opaque whiteout later in the layer, such as
       // `dir/.wh..wh..opq` after `dir/-sub/new` in byte order, keeps them and clears only what lower layers put in them.
-      for (let i = 1; i <= dirs.length; i++) created.add(join(state.root, ...dirs.slice(0, i)));
-      if (base.startsWith('.wh.')) {
-        const hidden = base.slice(4);
-        if (base === '.wh..wh..opq') await clearLower(state, parent, created);
+      for (let i = 1; i <= dirs.length; i++) created.add(nameKey(joinHost(state.root, ...dirs.slice(0, i))));
+      // Whiteouts are recognised by the bytes of the name, whatever follows `.wh.`.
+      const baseBytes = Buffer.from(base);
+      if (baseBytes.subarray(0, WHITEOUT.length).equals(WHITEOUT)) {
+        const hidden = namePart(baseBytes.subarray(WHITEOUT.length));
+        if (baseBytes.equals(OPAQUE)) await clearLower(state, parent, created);
         else if (hidden === '' || hidden === '.' || hidden === '..') {
           throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
-        } else await removeExisting(state, join(parent, hidden));
+        } else await removeExisting(state, joinHost(parent, hidden));
         continue;
       }
-      const target = join(parent, base);
+      const target = joinHost(parent, base);
       const mode = e.mode & 0o7777;
       switch (e.type) {
         case 'directory': {
@@ -124,20 +174,20 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
           break;
         case 'symlink':
           await removeExisting(state, target);
-          await symlink(e.linkname, target);
+          await symlink(e.rawLinkname ?? e.linkname, target);
           break;
         case 'link': {
-          const lc = entryComponents(e.linkname, `${e.name} (hard link to ${e.linkname})`);
+          const lc = entryComponents(e.rawLinkname ?? e.linkname, `${e.name} (hard link to ${e.linkname})`);
           if (lc.length === 0) throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to the root; refusing to unpack it`);
           const { host } = await resolveDirectory(state.root, lc.slice(0, -1), e.name);
-          const from = join(host, lc[lc.length - 1]!);
+          const from = joinHost(host, lc[lc.length - 1]!);
           const st = await lstat(from).catch(() => undefined);
           if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to ${e.linkname}, which is ${st ? 'a directory' : 'missing'}`);
-          if (from !== target) {
+          if (nameKey(from) !== nameKey(target)) {
             await removeExisting(state, target);
             await link(from, target);
           }
-          created.add(target);
+          created.add(nameKey(target));
           state.entries++;
           continue; // a hard link shares its target's inode, owner, mode, times and xattrs
         }
@@ -148,24 +198,24 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
             continue;
           }
           await removeExisting(state, target);
-          runTool('mknod', [target, e.type === 'block-device' ? 'b' : 'c', String(e.devmajor), String(e.devminor)], target);
+          await makeNode(state, 'mknod', target, [e.type === 'block-device' ? 'b' : 'c', String(e.devmajor), String(e.devminor)]);
           break;
         case 'fifo':
           await removeExisting(state, target);
-          runTool('mkfifo', [target], target);
+          await makeNode(state, 'mkfifo', target, []);
           break;
         default:
           throw new OciError('UNSUPPORTED', `${what}: entry "${e.name}" has tar type '${e.typeflag}', which cannot be unpacked`);
       }
-      created.add(target);
+      created.add(nameKey(target));
       state.entries++;
       // Owner first (changing it clears file capabilities), then xattrs, then mode and times.
       if (state.chown) await lchown(target, e.uid, e.gid);
       if (e.xattrs.size > 0) {
-        if (canWriteXattrs()) for (const [k, v] of e.xattrs) runTool('setfattr', ['-h', '-n', k, '-v', `0s${v.toString('base64')}`, '--', target], target);
+        if (canWriteXattrs()) setXattrs(target, e.xattrs);
         else state.skippedXattrs += e.xattrs.size;
       }
-      if (e.type === 'directory') state.dirs.set(target, [mode, e.mtime]);
+      if (e.type === 'directory') state.dirs.set(nameKey(target), [mode, e.mtime]);
       else if (e.type === 'symlink') await lutimes(target, e.mtime, e.mtime);
       else {
         await chmod(target, mode);
@@ -183,16 +233,17 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
 /** Applies the deferred directory modes and times, deepest first. */
 export async function finishUnpack(state: UnpackState): Promise<void> {
   const dirs = [...state.dirs].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
-  for (const [path, [mode, mtime]] of dirs) {
+  for (const [key, [mode, mtime]] of dirs) {
+    const path = Buffer.from(key, 'latin1');
     const st = await lstat(path).catch(() => undefined);
     if (!st?.isDirectory()) continue; // replaced or deleted by a later layer
     // A later layer may have turned a parent into a symlink: never chmod through one.
-    if ((await realpath(path).catch(() => undefined)) !== path) continue;
+    if ((await realpath(path, { encoding: 'buffer' }).catch(() => undefined))?.equals(path) !== true) continue;
     try {
       await chmod(path, mode);
       await utimes(path, mtime, mtime);
     } catch (err) {
-      throw fsError(err, path, 'write');
+      throw fsError(err, shownName(path), 'write');
     }
   }
 }
