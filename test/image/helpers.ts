@@ -1,4 +1,5 @@
 /** Fixture trees and tree comparison for the image tests. */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { chmod, chown, link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -113,4 +114,16 @@ export function tarOf(entries: Array<{ entry: TarEntry; body?: Buffer }>): Buffe
   }
   parts.push(END_OF_ARCHIVE);
   return Buffer.concat(parts);
+}
+
+/** Names, types and link targets of a tar as Python reads them with surrogateescape, as bytes (latin1 text). */
+export function pythonList(file: string): string[][] {
+  const py = spawnSync('python3', ['-c', `
+import json, sys, tarfile
+b = lambda s: s.encode('utf-8', 'surrogateescape').decode('latin1')
+with tarfile.open(sys.argv[1], encoding='utf-8', errors='surrogateescape') as t:
+    print(json.dumps([[b(m.name), m.type.decode(), b(m.linkname)] for m in t], ensure_ascii=True))
+`, file], { encoding: 'utf8' });
+  assert.equal(py.status, 0, py.stderr);
+  return JSON.parse(py.stdout);
 }

@@ -5,23 +5,13 @@ import { link, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
+import { pythonList } from './helpers.js';
 import { readTar } from '../../src/image/tar-reader.js';
 import { readTarInput } from '../../src/image/tar-input.js';
 
 /** A path below `dir` whose last parts are bytes given as latin1 text. */
 const bytePath = (dir: string, ...parts: string[]): Buffer => Buffer.concat([Buffer.from(dir), ...parts.map((p) => Buffer.from(`/${p}`, 'latin1'))]);
 
-/** Names, types and link targets of a tar as Python reads them with surrogateescape, as bytes (latin1 text). */
-function pythonList(file: string): string[][] {
-  const py = spawnSync('python3', ['-c', `
-import json, sys, tarfile
-b = lambda s: s.encode('utf-8', 'surrogateescape').decode('latin1')
-with tarfile.open(sys.argv[1], encoding='utf-8', errors='surrogateescape') as t:
-    print(json.dumps([[b(m.name), m.type.decode(), b(m.linkname)] for m in t], ensure_ascii=True))
-`, file], { encoding: 'utf8' });
-  assert.equal(py.status, 0, py.stderr);
-  return JSON.parse(py.stdout);
-}
 
 async function buildLayer(dir: string, input: string, tag: string): Promise<string> {
   const r = await runCli(['image', 'build', '--layer', input, '--layer-compression', 'none', '--output', `oci:${join(dir, 'img')}:${tag}`, '--json']);
