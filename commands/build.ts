@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { buildOsImageToLocal } from '../src/build/local.js';
+import { formatLocalLocation, parseLocalLocation } from '../src/layout/location.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { withInterrupt } from '../cli/transfer.js';
 
@@ -11,7 +12,7 @@ export default class Build extends BaseCommand {
 
 DEST is oci:DIR[:TAG] (an OCI image layout directory) or oci-archive:FILE[:TAG] (the same layout as a tar file). TAG defaults to "latest"; other images in an existing layout are kept and an existing TAG is moved. Nothing becomes visible until every blob is in place.
 
-Prints the manifest digest; --json prints the digest, media types, size, output and every payload.`;
+Prints the manifest digest; --json prints the digest, media types, size, output, every payload and warnings. A build that leaves more than one image in oci:DIR warns (on stderr, or in warnings with --json): Monogon's reader takes a layout holding one.`;
   static override examples = [
     '<%= config.bin %> build --payload system=rootfs.img --payload kernel.efi=kernel.efi --output oci:out/image:v1.2.0',
     '<%= config.bin %> build -p system=rootfs.img --product-id myos --product-version 1.2.0 --variant x86_64 --output oci-archive:myos.tar',
@@ -38,8 +39,16 @@ Prints the manifest digest; --json prints the digest, media types, size, output 
         size: r.descriptor.size,
         output: r.output,
         payloads: r.payloads.map((p) => ({ name: p.name, size: p.size, digest: p.digest, blobSize: p.blobSize, mediaType: p.mediaType, chunkCount: p.chunkCount })),
+        warnings: [] as string[],
       };
-      if (!this.jsonEnabled()) this.log(summary.digest);
+      if (r.images !== undefined && r.images > 1) {
+        const layout = formatLocalLocation({ ...parseLocalLocation(flags.output), tag: undefined, digest: undefined });
+        summary.warnings.push(`${layout} now holds ${r.images} images; Monogon's reader accepts a layout with one`);
+      }
+      if (!this.jsonEnabled()) {
+        for (const w of summary.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);
+        this.log(summary.digest);
+      }
       return summary;
     } finally {
       progress.close();

@@ -2,6 +2,7 @@
  * Building an OS image into a local location (`oci:DIR[:TAG]`,
  * `oci-archive:FILE[:TAG]`): the whole image or nothing becomes visible.
  */
+import { OciLayout } from '../layout/layout.js';
 import { openLocalForWriting } from '../layout/open.js';
 import { formatLocalLocation, parseLocalLocation } from '../layout/location.js';
 import { buildOsImage, checkOsImageBuild, type BuiltOsImage, type OsImageBuildOptions } from './osimage.js';
@@ -10,6 +11,11 @@ export interface LocalBuildResult extends BuiltOsImage {
   /** The location written, with its tag. */
   output: string;
   tag: string;
+  /**
+   * Images the layout's index.json lists after the build (`oci:` only).
+   * Monogon's layout reader accepts exactly one.
+   */
+  images?: number;
 }
 
 /**
@@ -31,7 +37,10 @@ export async function buildOsImageToLocal(
     await store.tag(built.descriptor, tag);
     await store.commit();
     options.progress?.({ type: 'tag', tag, reference: formatLocalLocation({ ...loc, tag, digest: undefined }) });
-    return { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
+    const result: LocalBuildResult = { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
+    // Counted once committed, with tags other writers committed meanwhile; the build stands if the count cannot be read.
+    const images = store instanceof OciLayout ? await store.readIndex().then((index) => index.manifests.length, () => undefined) : undefined;
+    return images === undefined ? result : { ...result, images };
   } catch (err) {
     await store.abort();
     throw err;
