@@ -6,7 +6,9 @@
  * bytes stopped; a `200` (a registry or storage backend that ignores ranges)
  * is accepted by skipping the bytes already delivered. The whole blob is
  * hashed once, across every request, and the stream fails unless digest and
- * size match.
+ * size match. A body that is complete by its own Content-Length yet shorter
+ * than the descriptor is a wrong descriptor, not a broken connection, and
+ * fails at once with SIZE_MISMATCH.
  */
 import { Readable, pipeline } from 'node:stream';
 import { OciError, isOciError } from './errors.js';
@@ -29,6 +31,31 @@ export interface ResumableFetchOptions {
 export function contentRangeStart(header: string | undefined): number | undefined {
   const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(header?.trim() ?? '');
   return m ? Number(m[1]) : undefined;
+}
+
+/** Parses the total of `Content-Range: bytes a-b/size`, or undefined (also for `*`). */
+function contentRangeTotal(header: string | undefined): number | undefined {
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+)$/i.exec(header?.trim() ?? '');
+  return m ? Number(m[3]) : undefined;
+}
+
+/**
+ * The blob size a response that ended cleanly after `received` bytes vouches
+ * for, or undefined when nothing says its body was complete. A body with
+ * exactly its Content-Length (or reaching its Content-Range total) was not
+ * cut: if that total is below the descriptor's size, asking again with
+ * `Range` only earns a 416 or the same short blob once per retry.
+ */
+function completeTotal(res: TransportResponse, requested: number, received: number): number | undefined {
+  const raw = res.header('content-length');
+  const length = raw !== undefined && /^\d+$/.test(raw.trim()) ? Number(raw) : undefined;
+  if (res.status === 206) {
+    const start = contentRangeStart(res.header('content-range')) ?? requested;
+    const total = contentRangeTotal(res.header('content-range'));
+    if (length !== undefined) return received === length ? (total ?? start + length) : undefined;
+    return total !== undefined && start + received === total ? total : undefined;
+  }
+  return length !== undefined && received === length ? length : undefined;
 }
 
 /**
@@ -65,6 +92,8 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
       for (;;) {
         try {
           let skip = 0;
+          let received = 0;
+          const requested = offset;
           if (offset > 0) {
             if (res.status === 206) {
               const start = contentRangeStart(res.header('content-range'));
@@ -73,6 +102,7 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
           }
           for await (const piece of res.body as AsyncIterable<Buffer>) {
             let chunk = piece;
+            received += chunk.length;
             if (skip > 0) {
               if (chunk.length <= skip) {
                 skip -= chunk.length;
@@ -85,6 +115,10 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
             yield chunk;
           }
           if (size === undefined || offset >= size) return;
+          const served = completeTotal(res, requested, received);
+          if (served !== undefined && served < size) {
+            throw new OciError('SIZE_MISMATCH', `${what}: the registry serves ${served} bytes, the descriptor says ${size}`);
+          }
           throw new OciError('NETWORK', `${what}: connection ended after ${offset} of ${size} bytes`);
         } catch (err) {
           const resumable = !isOciError(err) || err.code === 'NETWORK';
