@@ -17,7 +17,7 @@ import pLimit from 'p-limit';
 import { OciError } from './errors.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './oci/descriptor.js';
-import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from './oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from './osimage/format.js';
 import { RegistryRepository } from './registry/repository.js';
 import { fetchBlobResumable } from './registry-fetch-resume.js';
@@ -82,9 +82,36 @@ export async function readManifestBytes(store: ContentStore, desc: Descriptor, c
   return Buffer.concat(parts, n);
 }
 
+/**
+ * Media types a graph walk descends into: image manifests and indexes (OCI
+ * and Docker) and the OCI artifact manifest. Everything else is a blob,
+ * except inside an index, whose entries are manifests by definition.
+ */
+export function isGraphNodeMediaType(mt: string | undefined): boolean {
+  return isManifestMediaType(mt) || isIndexMediaType(mt) || mt === MediaType.ociArtifactManifest;
+}
+
+/**
+ * Checks that an index entry is a manifest this walk can copy. Index entries
+ * are always manifests (image-spec "Image Index": `manifests`), so one of
+ * unknown type is refused rather than guessed to be a blob: fetched from
+ * `/blobs/` it is "not found", pushed there it leaves the index tagged with
+ * a child no manifest request can reach. Attestations (buildx) are plain
+ * image manifests and need nothing special.
+ */
+function checkIndexEntry(index: Descriptor, entry: Descriptor, i: number): Descriptor {
+  if (entry.mediaType === MediaType.dockerSchema1Manifest || entry.mediaType === MediaType.dockerSchema1Signed) {
+    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) is a Docker schema 1 manifest (${entry.mediaType}), which oci-os does not copy`);
+  }
+  if (!isGraphNodeMediaType(entry.mediaType)) {
+    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) has media type ${entry.mediaType}, which is not a manifest type oci-os knows`);
+  }
+  return entry;
+}
+
 /** The descriptors a manifest or index references (not `subject`). */
 export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descriptor[]; blobs: Descriptor[] } {
-  let doc: Partial<ImageManifest & ImageIndex>;
+  let doc: Partial<ImageManifest & ImageIndex> & { blobs?: unknown };
   try {
     doc = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest & ImageIndex>;
   } catch {
@@ -101,14 +128,15 @@ export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descri
     }
     return x;
   };
-  if (isIndexMediaType(desc.mediaType) || (!isManifestMediaType(desc.mediaType) && Array.isArray(doc.manifests))) {
+  if (isIndexMediaType(desc.mediaType) || (!isGraphNodeMediaType(desc.mediaType) && Array.isArray(doc.manifests))) {
     if (!Array.isArray(doc.manifests)) throw new OciError('INVALID_FORMAT', `index ${desc.digest} has no manifests array`);
-    const manifests = doc.manifests.map((m, i) => check(m, `manifests[${i}]`));
-    // Entries of unknown type in an index (e.g. attestations stored as blobs) are copied as blobs.
-    return {
-      manifests: manifests.filter((m) => isManifestMediaType(m.mediaType) || isIndexMediaType(m.mediaType)),
-      blobs: manifests.filter((m) => !isManifestMediaType(m.mediaType) && !isIndexMediaType(m.mediaType)),
-    };
+    return { manifests: doc.manifests.map((m, i) => checkIndexEntry(desc, check(m, `manifests[${i}]`), i)), blobs: [] };
+  }
+  if (desc.mediaType === MediaType.ociArtifactManifest) {
+    // An artifact manifest has no config; what it references is in `blobs` (optional).
+    if (doc.blobs === undefined) return { manifests: [], blobs: [] };
+    if (!Array.isArray(doc.blobs)) throw new OciError('INVALID_FORMAT', `manifest ${desc.digest}: blobs is not an array`);
+    return { manifests: [], blobs: doc.blobs.map((b, i) => check(b, `blobs[${i}]`)) };
   }
   const blobs: Descriptor[] = [];
   if (doc.config !== undefined) blobs.push(check(doc.config, 'config'));
@@ -120,6 +148,29 @@ export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descri
     throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} has no config`);
   }
   return { manifests: [], blobs };
+}
+
+/**
+ * Remembers the size each digest was first referenced with, so a second
+ * descriptor naming the same digest with another size is refused: only one
+ * of them can be right, and a walk that copies or checks each digest once
+ * would otherwise pass the wrong one along unnoticed.
+ */
+export class DescriptorSizes {
+  private readonly sizes = new Map<string, { size: number; from: string }>();
+
+  /** Records `desc` as referenced by `from`; false when the digest was seen before (with the same size). */
+  add(desc: Descriptor, from: string): boolean {
+    const first = this.sizes.get(desc.digest);
+    if (!first) {
+      this.sizes.set(desc.digest, { size: desc.size, from });
+      return true;
+    }
+    if (first.size !== desc.size) {
+      throw new OciError('INVALID_FORMAT', `${desc.digest} is ${first.size} bytes in ${first.from} but ${desc.size} bytes in ${from}`);
+    }
+    return false;
+  }
 }
 
 /** Counts bytes flowing through, for progress. */
@@ -150,6 +201,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const cap = options.maxManifestBytes ?? defaultMaxManifestBytes;
   const contents: CopiedContent[] = [];
   const started = new Map<string, Promise<void>>();
+  const sizes = new DescriptorSizes();
   let bytesTransferred = 0;
   const mountFrom = sameRegistry(src, dst) ? src.name : undefined;
   let rootTagged: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
@@ -250,7 +302,8 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
       if (artifactType) rootTagged = { ...rootTagged, artifactType };
     }
     const { manifests, blobs } = childrenOf(desc, bytes);
-    const settled = await Promise.allSettled([...manifests.map((m) => visit(m)), ...blobs.map((b) => visit(b, true))]);
+    const from = `manifest ${desc.digest}`;
+    const settled = await Promise.allSettled([...manifests.map((m) => visit(m, false, from)), ...blobs.map((b) => visit(b, true, from))]);
     if (settled.some((r) => r.status === 'rejected')) throw firstError;
     aborted();
     if (await dst.exists(desc)) {
@@ -261,8 +314,14 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: dst instanceof RegistryRepository ? bytes.length : undefined });
   };
 
-  /** Each digest is copied once, however often the graph references it. */
-  const visit = (desc: Descriptor, blob = false): Promise<void> => {
+  /** Each digest is copied once, however often the graph references it (always with the same size). */
+  const visit = (desc: Descriptor, blob = false, from = 'the root descriptor'): Promise<void> => {
+    try {
+      sizes.add(desc, from);
+    } catch (err) {
+      firstError ??= err;
+      return Promise.reject(err);
+    }
     let p = started.get(desc.digest);
     if (!p) {
       p = (blob ? copyBlob(desc) : copyNode(desc)).catch((err: unknown) => {

@@ -7,8 +7,8 @@
 import pLimit from 'p-limit';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
-import { childrenOf, readManifestBytes } from './copy.js';
+import { isManifestMediaType } from './oci/mediatypes.js';
+import { childrenOf, DescriptorSizes, isGraphNodeMediaType, readManifestBytes } from './copy.js';
 import { isOsImageManifest, readOsImage, verifyPayload, type PayloadVerification } from './osimage/reader.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
@@ -46,13 +46,13 @@ async function rehash(store: ContentStore, desc: Descriptor): Promise<void> {
 export async function verifyGraph(store: ContentStore, root: Descriptor, options: VerifyOptions = {}): Promise<VerifyResult> {
   const limit = pLimit(options.jobs ?? 4);
   const result: VerifyResult = { root, manifests: 0, blobs: 0, bytes: 0, payloads: [] };
-  const seen = new Set<string>();
+  // Each digest is checked once, so a second descriptor with another size must be caught here.
+  const seen = new DescriptorSizes();
   const checkBlobs = options.blobs ?? true;
 
-  const visit = async (desc: Descriptor): Promise<void> => {
-    if (seen.has(desc.digest)) return;
-    seen.add(desc.digest);
-    if (!isManifestMediaType(desc.mediaType) && !isIndexMediaType(desc.mediaType)) {
+  const visit = async (desc: Descriptor, from = 'the root descriptor'): Promise<void> => {
+    if (!seen.add(desc, from)) return;
+    if (!isGraphNodeMediaType(desc.mediaType)) {
       if (!checkBlobs) return;
       await limit(() => rehash(store, desc));
       result.blobs++;
@@ -64,11 +64,11 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
     result.manifests++;
     if (isManifestMediaType(desc.mediaType) && isOsImageManifest(bytes)) {
       const image = await readOsImage(store, desc);
-      seen.add(image.manifest.config.digest);
+      seen.add(image.manifest.config, `manifest ${desc.digest}`);
       result.blobs++;
       result.bytes += image.manifest.config.size;
       const checked = await Promise.all(image.payloads.map((p) => {
-        seen.add(p.layer.digest);
+        seen.add(p.layer, `manifest ${desc.digest}`);
         return limit(async () => {
           const v = await verifyPayload(store, image, p.name, { signal: options.signal });
           result.blobs++;
@@ -81,7 +81,7 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
       return;
     }
     const { manifests, blobs } = childrenOf(desc, bytes);
-    await Promise.all([...manifests, ...blobs].map((d) => visit(d)));
+    await Promise.all([...manifests, ...blobs].map((d) => visit(d, `manifest ${desc.digest}`)));
   };
 
   await visit(root);

@@ -9,6 +9,15 @@ export const MediaType = {
   ociEmpty: 'application/vnd.oci.empty.v1+json',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  /** Docker image manifest schema 1 (unsigned and signed); read by nothing in oci-os, refused by name. */
+  dockerSchema1Manifest: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  /**
+   * The artifact manifest of image-spec 1.1 release candidates (dropped from
+   * 1.1.0, still found in referrers fallback indexes): references its blobs
+   * in `blobs`, has no config.
+   */
+  ociArtifactManifest: 'application/vnd.oci.artifact.manifest.v1+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   octetStream: 'application/octet-stream',

@@ -75,8 +75,16 @@ async function readAll(content: ByteSource, cap: number, what: string): Promise<
   return Buffer.concat(parts, n);
 }
 
+/**
+ * Manifest media types that are not images or indexes but still live at
+ * `/manifests/`: an index may list them, and fetching one from `/blobs/`
+ * answers a misleading 404 (or, on push, uploads it as a blob no tag can reach).
+ */
+const otherManifestMediaTypes: readonly string[] = [MediaType.ociArtifactManifest, MediaType.dockerSchema1Manifest, MediaType.dockerSchema1Signed];
+
 function isManifestDescriptor(desc: { mediaType?: string }): boolean {
-  return isManifestMediaType(desc.mediaType) || isIndexMediaType(desc.mediaType);
+  return isManifestMediaType(desc.mediaType) || isIndexMediaType(desc.mediaType)
+    || (desc.mediaType !== undefined && otherManifestMediaTypes.includes(desc.mediaType));
 }
 
 /** A repository on a registry, implementing {@link ContentStore}. */
