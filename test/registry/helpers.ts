@@ -1,6 +1,9 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { request } from 'undici';
+import type { TestContext } from 'node:test';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.js';
+import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 
 export const MiB = 1024 * 1024;
 
@@ -47,4 +50,13 @@ export function fastClient(opts: RegistryClientOptions = {}): { client: Registry
     retry: { retries: 5, sleep: async (ms) => { sleeps.push(ms); }, ...(opts.retry as object | undefined) },
   });
   return { client, sleeps };
+}
+
+/** The CNCF registry with a fault-injecting proxy in front, both stopped after the test. */
+export async function registryBehindProxy(t: TestContext): Promise<{ reg: RegistryHandle; proxy: FaultProxy }> {
+  const reg = await startDockerRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  return { reg, proxy };
 }

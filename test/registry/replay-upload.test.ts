@@ -4,21 +4,17 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { garRules, ghcrRules, startFaultProxy } from '../helpers/fault-proxy.js';
+import { garRules, ghcrRules } from '../helpers/fault-proxy.js';
 import { tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import { blobFromRegistry, fastClient, MiB, randomBytesStream } from './helpers.js';
+import { blobFromRegistry, fastClient, MiB, randomBytesStream, registryBehindProxy } from './helpers.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 
 const UPLOAD = /\/blobs\/uploads\//;
 
 test('chunks streamed from a file that can be read again, through a fault-injecting proxy to the CNCF registry', async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
-  const reg = await startDockerRegistry();
-  t.after(() => reg.stop());
-  const proxy = await startFaultProxy(reg.url);
-  t.after(() => proxy.stop());
+  const { reg, proxy } = await registryBehindProxy(t);
   const dir = await tempDir(t);
   const reset = (): void => { proxy.clearRules(); proxy.clearLog(); };
   const bodyBytes = (): number => proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').reduce((n, e) => n + e.requestBodyBytes, 0);

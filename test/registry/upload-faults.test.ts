@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { ecrRules, garRules, ghcrRules, startFaultProxy } from '../helpers/fault-proxy.js';
+import { ecrRules, garRules, ghcrRules } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
-import { blobFromRegistry, fastClient, MiB, randomBytesStream, randomDigest } from './helpers.js';
+import { blobFromRegistry, fastClient, MiB, randomBytesStream, randomDigest, registryBehindProxy } from './helpers.js';
 
 const UPLOAD = /\/blobs\/uploads\//;
 
 test('chunked uploads through a fault-injecting proxy to the CNCF registry', async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
-  const reg = await startDockerRegistry();
-  t.after(() => reg.stop());
-  const proxy = await startFaultProxy(reg.url);
-  t.after(() => proxy.stop());
+  const { reg, proxy } = await registryBehindProxy(t);
   const reset = (): void => { proxy.clearRules(); proxy.clearLog(); proxy.locationMode = 'proxy'; };
   let seed = 100;
 

@@ -11,11 +11,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { garRules, startFaultProxy } from '../helpers/fault-proxy.js';
+import { garRules } from '../helpers/fault-proxy.js';
 import { tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import { blobFromRegistry, fastClient, MiB, randomBytesStream } from './helpers.js';
+import { blobFromRegistry, fastClient, MiB, randomBytesStream, registryBehindProxy } from './helpers.js';
 
 const UPLOAD = /\/blobs\/uploads\//;
 
@@ -32,10 +31,7 @@ function openOn(file: string): number {
 
 test('chunk sizes pushed back on, and answers without progress: every upload ends', async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
-  const reg = await startDockerRegistry();
-  t.after(() => reg.stop());
-  const proxy = await startFaultProxy(reg.url);
-  t.after(() => proxy.stop());
+  const { reg, proxy } = await registryBehindProxy(t);
   const dir = await tempDir(t);
   const requests = (method?: string) => proxy.log.filter((e) => (method ? e.method === method : e.method === 'PATCH' || e.method === 'PUT') && /\/blobs\/uploads\//.test(e.path));
 
