@@ -62,7 +62,8 @@ function completeTotal(res: TransportResponse, requested: number, received: numb
  * Streams a blob from a repository, resuming with `Range` after a broken
  * connection. The returned stream verifies digest and size and fails with
  * DIGEST_MISMATCH / SIZE_MISMATCH, NOT_FOUND, or the last network error once
- * the resumes are used up.
+ * the resumes are used up: `maxResumes` in a row that gain no byte (a
+ * resume that moves the download on starts the count again).
  */
 export async function fetchBlobResumable(repo: RegistryRepository, desc: Descriptor, options: ResumableFetchOptions = {}): Promise<Readable> {
   const what = `${repo.reference.registry}/${repo.name}@${desc.digest}`;
@@ -87,7 +88,10 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
 
   async function* body(): AsyncGenerator<Buffer> {
     let offset = 0;
+    // Resumes in a row without a byte gained: a link that breaks often but keeps moving never runs out.
     let resumes = 0;
+    let total = 0;
+    let stalledAt = -1;
     try {
       for (;;) {
         try {
@@ -122,6 +126,8 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
           throw new OciError('NETWORK', `${what}: connection ended after ${offset} of ${size} bytes`);
         } catch (err) {
           const resumable = !isOciError(err) || err.code === 'NETWORK';
+          if (offset > stalledAt) resumes = 0;
+          stalledAt = offset;
           if (!resumable || options.signal?.aborted || resumes >= maxResumes || (size !== undefined && offset >= size)) {
             if (!isOciError(err) && !options.signal?.aborted) {
               throw new OciError('NETWORK', `${what}: download broke off after ${offset} bytes: ${(err as Error).message}`, { cause: err });
@@ -130,7 +136,8 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
           }
           res.body.destroy();
           resumes++;
-          options.onResume?.({ digest: desc.digest, offset, attempt: resumes });
+          total++;
+          options.onResume?.({ digest: desc.digest, offset, attempt: total });
           await repo.http.retry.wait(resumes - 1, undefined, options.signal);
           res = await get(offset);
         }

@@ -79,6 +79,18 @@ describe('resumable blob fetch', () => {
     }
   });
 
+  it('a link that breaks more often than the retries allow, but moves on each time, still delivers the blob', async () => {
+    seenRanges.length = 0;
+    proxy.clearRules();
+    // Six cuts with retries: 3, each after 300 000 more bytes (every resumed body is cut too).
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: 6, action: { type: 'resetResponse', afterBytes: 300_000 } });
+    const resumes: number[] = [];
+    const s = await fetchBlobResumable(client.repository(`${proxy.host}/r/blob`), desc, { onResume: (i) => resumes.push(i.offset) });
+    assert.ok((await drain(s)).equals(data));
+    assert.equal(resumes.length, 6);
+    assert.ok(resumes.every((o, i) => i === 0 || o > resumes[i - 1]!), `each resume started further on: ${resumes.join(', ')}`);
+  });
+
   it('fails on a digest mismatch and on a missing blob, without resuming', async () => {
     proxy.clearRules();
     const repo = client.repository(`${proxy.host}/r/blob`);
