@@ -389,7 +389,11 @@ export class OciLayout implements CommittableStore {
           const out: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
           if (index.annotations) out.annotations = index.annotations;
           try {
+            // The blobs' renames reach the disk before the index that names them, and the index's
+            // own rename before commit returns: after a power loss a tag never points at nothing.
+            for (const dir of new Set([...this.added.values()].map((f) => dirname(f)))) await syncDirectory(dir);
             await this.writeAtomic('index.json', canonicalJson(out));
+            await syncDirectory(this.dir);
           } catch (err) {
             throw fsError(err, join(this.dir, 'index.json'), 'write');
           }
@@ -736,4 +740,22 @@ function orderDescriptor(d: Descriptor): Descriptor {
   if (d.platform) out.platform = d.platform;
   if (d.artifactType) out.artifactType = d.artifactType;
   return out as unknown as Descriptor;
+}
+
+/**
+ * Makes the entries of a directory durable (renames into it included).
+ * Where directories cannot be synced (some platforms and file systems
+ * refuse it), the files themselves were synced and that has to do.
+ */
+async function syncDirectory(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'ENOTSUP') throw err;
+  } finally {
+    await fh?.close();
+  }
 }
