@@ -89,14 +89,19 @@ export class ChunkSource {
         this.done = true;
         break;
       }
-      const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
-      if (b.length === 0) continue;
-      this.hasher.update(b);
-      if (this.maxSize !== undefined && this.hasher.size > this.maxSize) {
-        throw new OciError('SIZE_MISMATCH', `${this.what}: more than the expected ${this.maxSize} bytes`);
-      }
-      this.keep(b);
+      const b = this.hashed(r.value);
+      if (b.length > 0) this.keep(b);
     }
+  }
+
+  /** A piece pulled from the source, hashed; fails once the source is longer than expected. */
+  private hashed(v: Uint8Array): Buffer {
+    const b = Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    this.hasher.update(b);
+    if (this.maxSize !== undefined && this.hasher.size > this.maxSize) {
+      throw new OciError('SIZE_MISMATCH', `${this.what}: more than the expected ${this.maxSize} bytes`);
+    }
+    return b;
   }
 
   /** Copies pulled bytes into slabs; consecutive bytes of one slab stay one part. */
@@ -173,16 +178,26 @@ export class ChunkSource {
    * pass, for a one-shot streamed request body.
    */
   async *drain(): AsyncGenerator<Buffer> {
-    for (;;) {
-      await this.fill(1);
-      if (this.length === 0) return;
+    while (this.filling) await this.filling;
+    if (this.length > 0) {
       const parts = this.parts;
-      const n = this.length;
+      this.offset += this.length;
       this.parts = [];
       this.length = 0;
-      this.offset += n;
-      this.pacer.add(n);
       yield* parts;
+    }
+    // The rest goes out as the source gives it: nothing is held, so nothing is copied into slabs.
+    while (!this.done) {
+      if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
+      const r = await this.iterator.next();
+      if (r.done) {
+        this.done = true;
+        return;
+      }
+      const b = this.hashed(r.value);
+      this.offset += b.length;
+      this.pacer.add(b.length);
+      if (b.length > 0) yield b;
     }
   }
 
