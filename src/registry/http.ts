@@ -40,8 +40,6 @@ export interface SendRequest {
   followRedirects?: boolean;
 }
 
-/** The registry-wide message for a refused login. */
-
 /** Parses `Warning` header values, returning the texts of code-299 warnings. */
 export function parseWarnings(header: string | string[] | undefined): string[] {
   if (header === undefined) return [];

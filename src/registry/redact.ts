@@ -20,8 +20,6 @@ export function redactUrl(url: string | URL): string {
     const q = s.indexOf('?');
     return q < 0 ? s : `${s.slice(0, q)}?REDACTED`;
   }
-  u.username = '';
-  u.password = '';
   const params = [...u.searchParams.entries()];
   if (params.length > 0) {
     const parts = params.map(([k, v]) => `${encodeURIComponent(k)}=${safeParams.has(k) ? encodeURIComponent(v) : 'REDACTED'}`);
@@ -32,7 +30,8 @@ export function redactUrl(url: string | URL): string {
 }
 
 /** A digest (image-spec descriptor grammar); it never holds "@". */
-const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
+// The digest grammar, with an encoded part of a hash's length: `localhost:5000` after an "@" is a host, not a digest.
+const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const hostPortRe = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
 
 /** True when `s` starts with what references take for a registry host (a dot, a port, `localhost` or `[v6]`). */
@@ -47,18 +46,23 @@ function startsWithHost(s: string): boolean {
  * `ci:S3CRET@host/repo` becomes `ci:***@host/repo`. With a scheme a lone user
  * name (often a token) is hidden too; without one only `user:password@`
  * followed by a host counts, so `name:tag@sha256:...` stays as it is.
+ * `always`: where "@" can only end user-info (a login target), all before
+ * it counts, with or without a scheme.
  */
-export function redactUserinfo(text: string): string {
+export function redactUserinfo(text: string, options: { always?: boolean } = {}): string {
   const scheme = /^\s*[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
   const rest = text.slice(scheme.length);
   // Only the last "@" can start a digest; user-info then ends at the one before.
   let at = rest.lastIndexOf('@');
-  if (at >= 0 && digestRe.test(rest.slice(at + 1))) at = at > 0 ? rest.lastIndexOf('@', at - 1) : -1;
+  if (at >= 0 && !options.always && digestRe.test(rest.slice(at + 1))) at = at > 0 ? rest.lastIndexOf('@', at - 1) : -1;
   if (at < 0) return text;
   const userinfo = rest.slice(0, at);
   const after = rest.slice(at + 1);
   const colon = userinfo.indexOf(':');
-  if (!scheme && (colon < 0 || !startsWithHost(after) || (userinfo.includes('/') && !after.includes('/')))) return text;
+  // Without a scheme, `host:port/repo:tag@…` and `host/repo:tag@…` are references gone wrong, not user-info:
+  // a user name holds no "/", and a password that starts like a port and a path is taken for one.
+  const reference = colon >= 0 && (userinfo.slice(0, colon).includes('/') || /^\d+\//.test(userinfo.slice(colon + 1)));
+  if (!scheme && !options.always && (colon < 0 || reference || !startsWithHost(after))) return text;
   return `${scheme}${colon < 0 ? '' : `${userinfo.slice(0, colon)}:`}***@${after}`;
 }
 

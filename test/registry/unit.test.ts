@@ -61,7 +61,7 @@ test('loopback hosts', () => {
 });
 
 test('a password typed into a reference or a login target is not echoed', () => {
-  for (const input of ['ci:S3CRET@registry.example.com/x', 'ci:S3CRET@registry.example.com:5000/x:1', 'ci:S3/CRET@registry.example.com/x', 'ci:p@S3CRET@localhost:5000/x']) {
+  for (const input of ['ci:S3CRET@registry.example.com/x', 'ci:S3CRET@registry.example.com:5000/x:1', 'ci:S3/CRET@registry.example.com/x', 'ci:p@S3CRET@localhost:5000/x', 'ci:S3/CRET@ghcr.io', 'ci:S3CRET@localhost:5000']) {
     assert.throws(() => parseReference(input), (e: unknown) => {
       const m = (e as Error).message;
       return isOciError(e, 'INVALID_REFERENCE') && /"ci:\*\*\*@/.test(m) && /password/.test(m) && !/S3/.test(m);

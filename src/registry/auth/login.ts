@@ -6,6 +6,7 @@
  * (store.ts). Nothing here prints or logs a credential.
  */
 import { OciError } from '../../errors.js';
+import { redactUserinfo } from '../redact.js';
 import { RegistryHttp } from '../http.js';
 import { parseReference } from '../reference.js';
 import { RetryPolicy, type RetryOptions } from '../retry.js';
@@ -33,9 +34,7 @@ export function parseLoginTarget(input: string | undefined): LoginTarget {
   const at = raw.lastIndexOf('@');
   if (at >= 0) {
     // A registry never holds "@": all before the last one is user-info, which may hold a password (even one with "/").
-    const userinfo = raw.slice(m ? m[1]!.length + 3 : 0, at);
-    const user = userinfo.includes(':') ? `${userinfo.slice(0, userinfo.indexOf(':'))}:` : '';
-    throw new OciError('USAGE', `"${m ? `${m[1]}://` : ''}${user}***@${raw.slice(at + 1)}" holds credentials: give the registry as HOST[:PORT], the user with --username and the password on --password-stdin`);
+    throw new OciError('USAGE', `"${redactUserinfo(raw, { always: true })}" holds credentials: give the registry as HOST[:PORT], the user with --username and the password on --password-stdin`);
   }
   const scheme = m?.[1]?.toLowerCase();
   if (scheme && scheme !== 'http' && scheme !== 'https') {
