@@ -9,12 +9,9 @@ import { jsonMap } from '../src/oci/json.js';
  * document, so neither does its digest.
  */
 export function parseAnnotationFlags(values: readonly string[] | undefined, flag = '--annotation'): Record<string, string> {
-  const out = new Map<string, string>();
-  for (const v of values ?? []) {
+  return jsonMap((values ?? []).map((v): [string, string] => {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new OciError('USAGE', `invalid ${flag} "${v}": write KEY=VALUE, e.g. ${flag} org.opencontainers.image.description=nightly`);
-    out.set(v.slice(0, eq), v.slice(eq + 1));
-  }
-  // Inserted in sorted order too, for consumers that copy it into a plain object.
-  return jsonMap([...out].sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
+    return [v.slice(0, eq), v.slice(eq + 1)];
+  }));
 }

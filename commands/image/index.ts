@@ -5,6 +5,7 @@ import { jobsFlag, withInterrupt } from '../../cli/transfer.js';
 import { OciError } from '../../src/errors.js';
 import { buildIndexTo } from '../../src/image/index-image.js';
 import { keyValues } from '../../src/image/inputs.js';
+import { jsonMap } from '../../src/oci/json.js';
 
 export default class ImageIndex extends BaseCommand {
   static override summary = 'Container images: "image index" combines per-platform images into one multi-platform index (see also image build, image unpack).';
@@ -40,9 +41,8 @@ Prints the index digest; --json prints digest, media type, size, destination and
     }
     if (sources.length === 0) throw new OciError('USAGE', 'image index needs at least one SRC image to combine');
     if (!flags.output && !flags.push) throw new OciError('USAGE', 'image index needs --output DEST or --push REF');
-    const dest = flags.output ?? flags.push;
-    if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
-    const annotations = Object.fromEntries(keyValues(flags.annotation, '--annotation'));
+    const dest = (flags.output ?? flags.push)!;
+    const annotations = jsonMap(keyValues(flags.annotation, '--annotation'));
     const client = await registryClientFromFlags(flags, { writes: dest, reads: sources }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const r = await withInterrupt((signal) => buildIndexTo(dest, sources, { annotations, jobs: flags.jobs, signal }, { client }));

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import { OciError } from '../errors.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
-import { canonicalJson } from '../oci/json.js';
+import { canonicalJson, jsonMap } from '../oci/json.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { copyGraph, readManifestBytes } from '../copy.js';
 import { openLocationForReading, openLocationForWriting, parseLocation, type LocationOptions } from '../locations.js';
@@ -108,7 +108,7 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
       mediaType: MediaType.ociIndex,
       manifests: entries.map(({ source: _, ...d }) => d),
     };
-    if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = options.annotations;
+    if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = jsonMap(options.annotations);
     const bytes = canonicalJson(index);
     const descriptor: Descriptor = { mediaType: MediaType.ociIndex, digest: sha256Digest(bytes), size: bytes.length };
     options.signal?.throwIfAborted();
