@@ -250,7 +250,7 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
         // Once: find the listed referrers that no longer exist and write the index without them.
         pruned = true;
         for (const m of manifests) {
-          if (m.digest !== entry.digest && !(await manifestExists(repo, m.digest, options.signal))) gone.add(m.digest);
+          if (m.digest !== entry.digest && !(await repo.exists(m))) gone.add(m.digest);
         }
         if (gone.size === 0) throw err;
         continue;
@@ -266,18 +266,6 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
   throw new OciError('REGISTRY', `could not add ${entry.digest} to the referrers index ${repo.name}:${tag} after ${maxAttempts} attempts (too many concurrent writers)`, {
     hint: 'run the command again',
   });
-}
-
-/** Whether the repository has a manifest of this digest (HEAD). */
-async function manifestExists(repo: RegistryRepository, digest: string, signal?: AbortSignal): Promise<boolean> {
-  const res = await repo.http.send({
-    method: 'HEAD', url: `/v2/${repo.name}/manifests/${digest}`, scopes: [pullScope(repo.name)], signal,
-    headers: { accept: [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ') },
-  });
-  await res.body.dump().catch(() => undefined);
-  if (res.status === 200) return true;
-  if (res.status === 404) return false;
-  throw await repo.http.error(res, 'HEAD');
 }
 
 /** Options of {@link listReferrers}. */

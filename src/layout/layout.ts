@@ -19,7 +19,7 @@ import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, 
 import type { Stats } from 'node:fs';
 import { makeDirs } from '../util/fs.js';
 import { dirname, join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -198,7 +198,11 @@ export class OciLayout implements CommittableStore {
     const file = fileKey(st);
     const cached = this.checked.get(desc.digest);
     if (cached?.file === file) return cached.ok;
-    const ok = hashFile(path, desc.digest).catch(() => false);
+    // Read through fetch(), which checks digest and size as it streams.
+    const ok = (async () => {
+      for await (const _ of await this.fetch(desc)) void _;
+      return true;
+    })().catch(() => false);
     this.checked.set(desc.digest, { file, ok });
     return ok;
   }
@@ -648,13 +652,6 @@ function ownedName(what: string): string {
  */
 function fileKey(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-}
-
-/** Whether a file's bytes have `digest` (hashed with the digest's algorithm). */
-async function hashFile(path: string, digest: string): Promise<boolean> {
-  const hash = createHash(digestAlgorithm(digest, `blob ${digest}`));
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return `${digest.slice(0, digest.indexOf(':'))}:${hash.digest('hex')}` === digest;
 }
 
 function processAlive(pid: number): boolean {
