@@ -17,11 +17,12 @@ export function changed(path: string): OciError {
  * naming it. Non-blocking, so a file swapped for a FIFO since it was listed
  * fails instead of stalling the main thread (regular files ignore the flag).
  */
-export function openSyncForRead(path: string): number {
+export function openSyncForRead(path: string | Buffer): number {
   try {
     return openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw fsError(err, path, 'read');
+    // A path that is not UTF-8 comes as bytes (tree.ts); messages show it as text.
+    throw fsError(err, String(path), 'read');
   }
 }
 

@@ -9,8 +9,7 @@
  * round trips through the thread pool, and it leaves the pool to the
  * compressor. Memory: the frame being filled, plus what the caller keeps.
  */
-import { constants, openSync } from 'node:fs';
-import { OciError, fsError } from '../errors.js';
+import { OciError } from '../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from './file-read.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor } from './tar-header.js';
 import type { EntryWithContent } from './tar-writer.js';
@@ -72,16 +71,6 @@ class FrameCursor {
   }
 }
 
-/** Opens a file to read as openSyncForRead does; a path that is not UTF-8 comes as bytes (tree.ts). */
-function openSource(source: string | Buffer): number {
-  if (typeof source === 'string') return openSyncForRead(source);
-  try {
-    return openSync(source, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (err) {
-    throw fsError(err, source.toString('utf8'), 'read');
-  }
-}
-
 /**
  * Yields the bytes of a tar archive holding `entries`, in order, ended by
  * the end-of-archive marker, as frames of exactly `frameSize` bytes (the
@@ -110,8 +99,8 @@ export async function* tarFrames(
         }
         if (n !== entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: ${n} bytes of content, its header says ${entry.size}`);
       } else if (source) {
-        const fd = openSource(source);
-        const path = typeof source === 'string' ? source : source.toString('utf8');
+        const fd = openSyncForRead(source);
+        const path = String(source);
         try {
           for (let pos = 0; pos < entry.size;) {
             while (out.ready.length > 0) yield out.ready.shift()!;

@@ -16,23 +16,18 @@ import { isUtf8 } from 'node:buffer';
 import { lstatSync } from 'node:fs';
 import { readdir, readlink, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
 import type { TarEntry, TarEntryType } from './tar-header.js';
-import { readTreeXattrs, xattrKey } from './xattrs.js';
+import { readTreeXattrs } from './xattrs.js';
+import { nameKey, shownName } from './tar-reader.js';
+import { joinHost } from './secure-path.js';
 
 /** An entry of a walked tree; `source` is the file to read content from (bytes when its path is not UTF-8). */
 export interface TreeEntry {
   entry: TarEntry;
   source?: string | Buffer;
 }
-
-/** A path for messages. */
-const shown = (path: string | Buffer): string => (typeof path === 'string' ? path : path.toString('utf8'));
-
-/** `dir/name` as bytes. */
-const joinBytes = (dir: string | Buffer, name: Buffer): Buffer => Buffer.concat([Buffer.from(dir), Buffer.from('/'), name]);
 
 /** Linux `major()`/`minor()` of a device number. */
 export function deviceNumbers(rdev: bigint): { devmajor: number; devminor: number } {
@@ -75,7 +70,7 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
     try {
       names = await readdir(dir, { encoding: 'buffer' });
     } catch (err) {
-      throw fsError(err, shown(dir), 'read');
+      throw fsError(err, shownName(dir), 'read');
     }
     names.sort(Buffer.compare);
     // lstat synchronously, as the content is read (tar-frames.ts): on the main thread a call costs
@@ -85,12 +80,12 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
       const rel = prefix + name;
       if (isExcluded(rel, options.exclude)) continue;
       const raw = rawPrefix || !isUtf8(bytes) ? Buffer.concat([rawPrefix ?? Buffer.from(prefix), bytes]) : undefined;
-      const path = raw ? joinBytes(dir, bytes) : join(dir as string, name);
+      const path = joinHost(dir, raw ? bytes : name);
       let st: BigIntStats;
       try {
         st = lstatSync(path, { bigint: true });
       } catch (err) {
-        throw fsError(err, shown(path), 'read');
+        throw fsError(err, shownName(path), 'read');
       }
       yield* emit(path, rel, raw, st);
     }
@@ -99,7 +94,7 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
   async function* emit(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): AsyncGenerator<TreeEntry> {
     const type = typeOf(st);
     if (!type) {
-      warnings.push(`${shown(path)}: skipped, tar cannot hold a socket`);
+      warnings.push(`${shownName(path)}: skipped, tar cannot hold a socket`);
       return;
     }
     const entry: TarEntry = {
@@ -112,7 +107,7 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
       mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
     };
     if (raw) entry.rawName = type === 'directory' ? Buffer.concat([raw, Buffer.from('/')]) : raw;
-    const attrs = xattrs.size > 0 ? xattrs.get(xattrKey(raw ?? rel)) : undefined;
+    const attrs = xattrs.size > 0 ? xattrs.get(nameKey(raw ?? rel)) : undefined;
     if (attrs && attrs.size > 0) entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     if (type !== 'directory' && st.nlink > 1n) {
       const key = `${st.dev}:${st.ino}`;
@@ -130,7 +125,7 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
       try {
         target = await readlink(path, { encoding: 'buffer' });
       } catch (err) {
-        throw fsError(err, shown(path), 'read');
+        throw fsError(err, shownName(path), 'read');
       }
       yield { entry: { ...entry, linkname: target.toString('utf8'), ...(!isUtf8(target) && { rawLinkname: target }) } };
     } else if (type === 'character-device' || type === 'block-device') {

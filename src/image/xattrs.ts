@@ -7,6 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
+import { nameKey } from './tar-reader.js';
 
 const available = new Map<string, boolean>();
 function onPath(tool: string): boolean {
@@ -66,14 +67,9 @@ function decodeValue(v: string | undefined): Buffer {
  */
 const machineXattrs = new Set(['security.selinux']);
 
-/** The key of a path relative to the root in {@link readTreeXattrs}' map: its bytes, one char each (latin1). */
-export function xattrKey(rel: string | Buffer): string {
-  return typeof rel === 'string' ? (/^[\x00-\x7f]*$/.test(rel) ? rel : Buffer.from(rel).toString('latin1')) : rel.toString('latin1');
-}
-
 /**
  * Parses `getfattr -R -d -e base64 --absolute-names` output for the tree at
- * `root` (as given to getfattr) into a map keyed by {@link xattrKey} of each
+ * `root` (as given to getfattr) into a map keyed by nameKey (tar-reader.ts) of each
  * path relative to root ('' for root itself).
  */
 export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<string, Buffer>> {
@@ -88,7 +84,7 @@ export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<stri
       if (path.equals(rootBytes)) rel = Buffer.alloc(0);
       else if (path.subarray(0, prefix.length).equals(prefix)) rel = path.subarray(prefix.length);
       current = rel === undefined ? undefined : new Map();
-      if (current) out.set(xattrKey(rel!), current);
+      if (current) out.set(nameKey(rel!), current);
     } else if (current && line && !line.startsWith('#')) {
       const eq = line.indexOf('=');
       const name = unescapeName(eq < 0 ? line : line.slice(0, eq)).toString('utf8');
@@ -100,7 +96,7 @@ export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<stri
 
 /**
  * Every extended attribute below `root` but the machine's own
- * (`security.selinux`), keyed by {@link xattrKey} of the path relative to
+ * (`security.selinux`), keyed by nameKey (tar-reader.ts) of the path relative to
  * root (symlinks below root not followed; a root that is itself a symlink is
  * resolved first, as getfattr -h would not enter it). Empty when getfattr is
  * missing.
