@@ -30,10 +30,10 @@ export async function buildOsImageToLocal(
   const loc = parseLocalLocation(dest);
   const tag = loc.tag ?? 'latest';
   // Bad inputs are refused before the destination is created (a new layout directory would be made, then removed).
-  await checkOsImageBuild(options);
+  const checked = await checkOsImageBuild(options);
   const store = await openLocalForWriting(loc);
   try {
-    const built = await buildOsImage(store, { ...options, signal: signal ?? options.signal });
+    const built = await buildOsImage(store, { ...options, signal: signal ?? options.signal }, checked);
     await store.tag(built.descriptor, tag);
     await store.commit();
     options.progress?.({ type: 'tag', tag, reference: formatLocalLocation({ ...loc, tag, digest: undefined }) });

@@ -178,9 +178,9 @@ export async function checkOsImageBuild(options: OsImageBuildOptions): Promise<C
   return { encoding, productInfo, stats };
 }
 
-/** Streams the payloads into `store`, then stores the config and the manifest. */
-export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions): Promise<BuiltOsImage> {
-  const { encoding, productInfo, stats } = await checkOsImageBuild(options);
+/** Streams the payloads into `store`, then stores the config and the manifest; `checked`: what checkOsImageBuild found, if it ran already. */
+export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions, checked?: CheckedOsImageBuild): Promise<BuiltOsImage> {
+  const { encoding, productInfo, stats } = checked ?? (await checkOsImageBuild(options));
   const titles = options.layerTitles ?? true;
   const limit = pLimit(options.jobs ?? 1);
 

@@ -105,7 +105,6 @@ export function encodePayload(
   async function* zstd(): AsyncGenerator<Buffer> {
     const seek: SeekFrame[] = [];
     const inflight: Array<Promise<Buffer>> = [];
-    const sizes: number[] = [];
     const inputs: Buffer[] = [];
     const pacer = new GcPacer();
     let sawAny = false;
@@ -122,13 +121,13 @@ export function encodePayload(
           hashChunks(frame, enc.hashChunkSize, chunkHashes);
           size += frame.length;
           inflight.push(pending);
-          sizes.push(frame.length);
           inputs.push(frame);
         }
         if (inflight.length === 0) break;
         const out = await inflight.shift()!;
-        const consumed = sizes.shift()!;
-        pool?.give(inputs.shift()!);
+        const input = inputs.shift()!;
+        const consumed = input.length;
+        pool?.give(input);
         seek.push({ compressedSize: out.length, decompressedSize: consumed });
         pacer.add(consumed);
         yield out;
