@@ -27,16 +27,15 @@ export interface ResumableFetchOptions {
   onResume?: (info: { digest: string; offset: number; attempt: number }) => void;
 }
 
-/** Parses `Content-Range: bytes a-b/size` and returns `a`, or undefined. */
-export function contentRangeStart(header: string | undefined): number | undefined {
+/** Parses `Content-Range: bytes a-b/size`: `a`, and the size unless it is `*`; undefined when it is not that form. */
+function parseContentRange(header: string | undefined): { start: number; total?: number } | undefined {
   const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(header?.trim() ?? '');
-  return m ? Number(m[1]) : undefined;
+  return m ? { start: Number(m[1]), total: m[3] === '*' ? undefined : Number(m[3]) } : undefined;
 }
 
-/** Parses the total of `Content-Range: bytes a-b/size`, or undefined (also for `*`). */
-function contentRangeTotal(header: string | undefined): number | undefined {
-  const m = /^bytes\s+(\d+)-(\d+)\/(\d+)$/i.exec(header?.trim() ?? '');
-  return m ? Number(m[3]) : undefined;
+/** The `a` of `Content-Range: bytes a-b/size`, or undefined. */
+export function contentRangeStart(header: string | undefined): number | undefined {
+  return parseContentRange(header)?.start;
 }
 
 /**
@@ -50,8 +49,9 @@ function completeTotal(res: TransportResponse, requested: number, received: numb
   const raw = res.header('content-length');
   const length = raw !== undefined && /^\d+$/.test(raw.trim()) ? Number(raw) : undefined;
   if (res.status === 206) {
-    const start = contentRangeStart(res.header('content-range')) ?? requested;
-    const total = contentRangeTotal(res.header('content-range'));
+    const range = parseContentRange(res.header('content-range'));
+    const start = range?.start ?? requested;
+    const total = range?.total;
     if (length !== undefined) return received === length ? (total ?? start + length) : undefined;
     return total !== undefined && start + received === total ? total : undefined;
   }

@@ -62,55 +62,48 @@ async function* counting(it: AsyncIterable<Buffer>, onSent: (n: number) => void)
 
 /** Streams the whole blob in one `PUT ?digest=`, retrying through `reopen()` when there is one. */
 export async function monolithicPut(o: MonolithicPutOptions): Promise<MonolithicPutResult> {
-  let source = o.source;
-  try {
-    return await putWithRetries(o, (s) => (source = s));
-  } finally {
-    // A source this function reopened is its own to close, whatever happened.
-    if (source !== o.source) await source.close();
-  }
-}
-
-/** The PUT and its retries; `replace` learns each source reopened for a retry. */
-async function putWithRetries(o: MonolithicPutOptions, replace: (s: ChunkSource) => void): Promise<MonolithicPutResult> {
   const { http } = o;
   let source = o.source;
   let location = o.location;
-  for (let attempt = 0, restarts = 0; ; attempt++) {
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
-    if (o.size !== undefined) headers['content-length'] = String(o.size);
-    let failure: unknown;
-    let res: TransportResponse | undefined;
-    try {
-      res = await http.send({
-        method: 'PUT', url: withDigest(location, o.digest), body: Readable.from(counting(source.drain(), o.onSent)),
-        headers, scopes: o.scopes, retry: false, signal: o.signal,
-      });
-    } catch (err) {
-      if (source.ended && o.size !== undefined && source.size !== o.size) {
-        throw new OciError('SIZE_MISMATCH', `${o.what}: got ${source.size} bytes, expected ${o.size}`, { cause: err });
+  try {
+    for (let attempt = 0, restarts = 0; ; attempt++) {
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      if (o.size !== undefined) headers['content-length'] = String(o.size);
+      let failure: unknown;
+      let res: TransportResponse | undefined;
+      try {
+        res = await http.send({
+          method: 'PUT', url: withDigest(location, o.digest), body: Readable.from(counting(source.drain(), o.onSent)),
+          headers, scopes: o.scopes, retry: false, signal: o.signal,
+        });
+      } catch (err) {
+        if (source.ended && o.size !== undefined && source.size !== o.size) {
+          throw new OciError('SIZE_MISMATCH', `${o.what}: got ${source.size} bytes, expected ${o.size}`, { cause: err });
+        }
+        if (!(err instanceof TransportError && err.transient)) throw err;
+        failure = err;
       }
-      if (!(err instanceof TransportError && err.transient)) throw err;
-      failure = err;
+      if (res) {
+        if (res.status === 201 || res.status === 204 || res.status === 200) {
+          await res.body.dump().catch(() => undefined);
+          return { digest: o.digest as Digest, size: source.size, restarts };
+        }
+        const err = await http.error(res, 'PUT');
+        if (err.hasCode('DIGEST_INVALID') && source.ended && source.digest() !== o.digest) {
+          throw new OciError('DIGEST_MISMATCH', `${o.what}: content has digest ${source.digest()}, expected ${o.digest}`, { cause: err });
+        }
+        if (!http.retry.isRetryableStatus(res.status) && res.status !== 401) throw err;
+        failure = err;
+      }
+      if (!o.reopen || attempt >= http.retry.retries) throw failure;
+      await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal, `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`);
+      await source.close();
+      source = new ChunkSource(await o.reopen(), o.size, o.what);
+      restarts++;
+      location = await o.open();
     }
-    if (res) {
-      if (res.status === 201 || res.status === 204 || res.status === 200) {
-        await res.body.dump().catch(() => undefined);
-        return { digest: o.digest as Digest, size: source.size, restarts };
-      }
-      const err = await http.error(res, 'PUT');
-      if (err.hasCode('DIGEST_INVALID') && source.ended && source.digest() !== o.digest) {
-        throw new OciError('DIGEST_MISMATCH', `${o.what}: content has digest ${source.digest()}, expected ${o.digest}`, { cause: err });
-      }
-      if (!http.retry.isRetryableStatus(res.status) && res.status !== 401) throw err;
-      failure = err;
-    }
-    if (!o.reopen || attempt >= http.retry.retries) throw failure;
-    await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal, `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`);
-    await source.close();
-    source = new ChunkSource(await o.reopen(), o.size, o.what);
-    replace(source);
-    restarts++;
-    location = await o.open();
+  } finally {
+    // A source this function reopened is its own to close, whatever happened.
+    if (source !== o.source) await source.close();
   }
 }
