@@ -17,7 +17,7 @@ import pLimit from 'p-limit';
 import { OciError } from './errors.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './oci/descriptor.js';
-import { isIndexMediaType, isManifestMediaType, MediaType } from './oci/mediatypes.js';
+import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from './oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from './osimage/format.js';
 import { RegistryRepository } from './registry/repository.js';
 import { fetchBlobResumable } from './registry-fetch-resume.js';
@@ -83,15 +83,6 @@ export async function readManifestBytes(store: ContentStore, desc: Descriptor, c
 }
 
 /**
- * Media types a graph walk descends into: image manifests and indexes (OCI
- * and Docker) and the OCI artifact manifest. Everything else is a blob,
- * except inside an index, whose entries are manifests by definition.
- */
-export function isGraphNodeMediaType(mt: string | undefined): boolean {
-  return isManifestMediaType(mt) || isIndexMediaType(mt) || mt === MediaType.ociArtifactManifest;
-}
-
-/**
  * Checks that an index entry is a manifest this walk can copy. Index entries
  * are always manifests (image-spec "Image Index": `manifests`), so one of
  * unknown type is refused rather than guessed to be a blob: fetched from
@@ -103,7 +94,7 @@ function checkIndexEntry(index: Descriptor, entry: Descriptor, i: number): Descr
   if (entry.mediaType === MediaType.dockerSchema1Manifest || entry.mediaType === MediaType.dockerSchema1Signed) {
     throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) is a Docker schema 1 manifest (${entry.mediaType}), which oci-os does not copy`);
   }
-  if (!isGraphNodeMediaType(entry.mediaType)) {
+  if (!isGraphManifestMediaType(entry.mediaType)) {
     throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) has media type ${entry.mediaType}, which is not a manifest type oci-os knows`);
   }
   return entry;
@@ -128,7 +119,7 @@ export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descri
     }
     return x;
   };
-  if (isIndexMediaType(desc.mediaType) || (!isGraphNodeMediaType(desc.mediaType) && Array.isArray(doc.manifests))) {
+  if (isIndexMediaType(desc.mediaType) || (!isGraphManifestMediaType(desc.mediaType) && Array.isArray(doc.manifests))) {
     if (!Array.isArray(doc.manifests)) throw new OciError('INVALID_FORMAT', `index ${desc.digest} has no manifests array`);
     return { manifests: doc.manifests.map((m, i) => checkIndexEntry(desc, check(m, `manifests[${i}]`), i)), blobs: [] };
   }

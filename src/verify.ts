@@ -7,8 +7,8 @@
 import pLimit from 'p-limit';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { isManifestMediaType } from './oci/mediatypes.js';
-import { childrenOf, DescriptorSizes, isGraphNodeMediaType, readManifestBytes } from './copy.js';
+import { isGraphManifestMediaType, isManifestMediaType } from './oci/mediatypes.js';
+import { childrenOf, DescriptorSizes, readManifestBytes } from './copy.js';
 import { isOsImageManifest, readOsImage, verifyPayload, type PayloadVerification } from './osimage/reader.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
@@ -52,7 +52,7 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
 
   const visit = async (desc: Descriptor, from = 'the root descriptor'): Promise<void> => {
     if (!seen.add(desc, from)) return;
-    if (!isGraphNodeMediaType(desc.mediaType)) {
+    if (!isGraphManifestMediaType(desc.mediaType)) {
       if (!checkBlobs) return;
       await limit(() => rehash(store, desc));
       result.blobs++;

@@ -36,6 +36,16 @@ export function isIndexMediaType(mt: string | undefined): boolean {
   return mt !== undefined && indexMediaTypes.includes(mt);
 }
 
+/** Manifests a graph walk (copy, verify) follows: image manifests and indexes (OCI, Docker) and the OCI artifact manifest. */
+export function isGraphManifestMediaType(mt: string | undefined): boolean {
+  return isManifestMediaType(mt) || isIndexMediaType(mt) || mt === MediaType.ociArtifactManifest;
+}
+
+/** What a registry keeps under `/manifests/`: the manifests a walk follows, and Docker schema 1. */
+export function isRegistryManifestMediaType(mt: string | undefined): boolean {
+  return isGraphManifestMediaType(mt) || mt === MediaType.dockerSchema1Manifest || mt === MediaType.dockerSchema1Signed;
+}
+
 /** Annotation keys used by oci-os. */
 export const Annotation = {
   refName: 'org.opencontainers.image.ref.name',

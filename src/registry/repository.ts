@@ -10,7 +10,7 @@ import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, sha256Digest, type Digest } from '../oci/digest.js';
-import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import { readCapped } from './errors.js';
 import type { RegistryHttp } from './http.js';
@@ -75,16 +75,9 @@ async function readAll(content: ByteSource, cap: number, what: string): Promise<
   return Buffer.concat(parts, n);
 }
 
-/**
- * Manifest media types that are not images or indexes but still live at
- * `/manifests/`: an index may list them, and fetching one from `/blobs/`
- * answers a misleading 404 (or, on push, uploads it as a blob no tag can reach).
- */
-const otherManifestMediaTypes: readonly string[] = [MediaType.ociArtifactManifest, MediaType.dockerSchema1Manifest, MediaType.dockerSchema1Signed];
-
+/** Whether a descriptor names a manifest (kept under `/manifests/`) rather than a blob. */
 function isManifestDescriptor(desc: { mediaType?: string }): boolean {
-  return isManifestMediaType(desc.mediaType) || isIndexMediaType(desc.mediaType)
-    || (desc.mediaType !== undefined && otherManifestMediaTypes.includes(desc.mediaType));
+  return isRegistryManifestMediaType(desc.mediaType);
 }
 
 /** A repository on a registry, implementing {@link ContentStore}. */
