@@ -9,11 +9,11 @@ import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { checkPayloadsFrom, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
+import { checkPayloadsFrom, verificationOf, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
 
 export class ChunkCheckingStore implements ContentStore {
-  /** Blobs whose every payload was checked on the way in: digest → those payloads' results. */
-  readonly verified = new Map<string, PayloadVerification[]>();
+  /** Blobs whose every payload was checked on the way in. */
+  readonly verified = new Set<string>();
   /**
    * The payloads to check, by blob digest. Identical partitions share one
    * blob, which is written once but must match every payload's chunk hashes.
@@ -41,9 +41,14 @@ export class ChunkCheckingStore implements ContentStore {
     return this.payloads.every((p) => this.verified.has(p.layer.digest));
   }
 
+  /** Bytes of the blobs checked, each counted once however many payloads share it. */
+  get checkedBytes(): number {
+    return [...this.verified].reduce((n, d) => n + this.byBlob.get(d)![0]!.layer.size, 0);
+  }
+
   /** The checked payloads in image order (only those checked). */
   results(): PayloadVerification[] {
-    return this.payloads.flatMap((p) => this.verified.get(p.layer.digest)?.filter((v) => v.name === p.name) ?? []);
+    return this.payloads.filter((p) => this.verified.has(p.layer.digest)).map(verificationOf);
   }
 
   exists(desc: Descriptor): Promise<boolean> {
@@ -97,6 +102,7 @@ export class ChunkCheckingStore implements ContentStore {
         .find((e) => !(e instanceof Error && /premature close/i.test(e.message)));
       throw checkErr ?? err;
     }
-    this.verified.set(desc.digest, (await check).flat());
+    await check;
+    this.verified.add(desc.digest);
   }
 }

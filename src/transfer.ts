@@ -78,7 +78,7 @@ export async function transfer(source: string, destination: string, options: Tra
         if (checking?.complete) {
           verification = {
             // A blob shared by identical payloads was read once.
-            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: [...checking.verified.values()].reduce((n, v) => n + v[0]!.blobSize, 0),
+            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: checking.checkedBytes,
             payloads: checking.results().map((v) => ({ ...v, manifest: src.root.digest })),
           };
         } else if (verify) {

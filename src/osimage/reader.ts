@@ -611,7 +611,8 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
   }
 }
 
-function verificationOf(p: OsImagePayload): PayloadVerification {
+/** What checking a payload's every chunk established. */
+export function verificationOf(p: OsImagePayload): PayloadVerification {
   return { name: p.name, size: p.size, chunks: p.chunkHashes.length, blobSize: p.layer.size, compression: p.compression };
 }
 
