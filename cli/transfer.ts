@@ -7,6 +7,8 @@ import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatSize } from '../src/util/size.js';
 import { OciError, isOciError } from '../src/errors.js';
+import { openLocationForReading, type ReadableLocation } from '../src/locations.js';
+import type { RegistryClient } from '../src/registry/index.js';
 
 export const jobsFlag = {
   jobs: Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description: 'Blobs transferred at once.' }),
@@ -81,6 +83,23 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
       process.once('exit', () => process.exit());
     }
   }
+}
+
+/**
+ * Opens `source` for reading and runs `fn` on it with Ctrl-C handled (see
+ * {@link withInterrupt}); the location is closed whatever happens. Opening
+ * is inside: an oci-archive is unpacked to a temporary directory, which an
+ * interrupt must not leave behind.
+ */
+export function withReadableLocation<T>(source: string, client: RegistryClient, fn: (loc: ReadableLocation, signal: AbortSignal) => Promise<T>): Promise<T> {
+  return withInterrupt(async (signal) => {
+    const loc = await openLocationForReading(source, { client, signal });
+    try {
+      return await fn(loc, signal);
+    } finally {
+      await loc.close();
+    }
+  });
 }
 
 /**

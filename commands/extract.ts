@@ -2,9 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { OciError } from '../src/errors.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { withInterrupt } from '../cli/transfer.js';
+import { withReadableLocation } from '../cli/transfer.js';
 import { extractPayloadTo, extractPayloadToFile } from '../src/extract.js';
-import { openLocationForReading } from '../src/locations.js';
 
 export default class Extract extends BaseCommand {
   static override summary = 'Write one payload of an OS image to a file or to standard output.';
@@ -32,17 +31,11 @@ The payload is decompressed as it streams, and each hash chunk is written only a
     }
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
-      const { source, digest, r } = await withInterrupt(async (signal) => {
-        const loc = await openLocationForReading(args.source, { client, signal });
-        try {
-          const written = flags.output === '-'
-            ? await extractPayloadTo(loc.store, loc.root, flags.payload, process.stdout, { signal })
-            : await extractPayloadToFile(loc.store, loc.root, flags.payload, flags.output, { signal });
-          return { source: loc.location, digest: loc.root.digest, r: written };
-        } finally {
-          await loc.close();
-        }
+      const { source, digest, r } = await withReadableLocation(args.source, client, async (loc, signal) => {
+        const written = flags.output === '-'
+          ? await extractPayloadTo(loc.store, loc.root, flags.payload, process.stdout, { signal })
+          : await extractPayloadToFile(loc.store, loc.root, flags.payload, flags.output, { signal });
+        return { source: loc.location, digest: loc.root.digest, r: written };
       });
       if (!this.jsonEnabled() && flags.output !== '-') this.log(`${r.output}: payload "${r.payload}", ${r.size} bytes, ${r.chunks} chunk(s) verified`);
       return { source, digest, ...r };

@@ -1,9 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { withInterrupt } from '../cli/transfer.js';
+import { withReadableLocation } from '../cli/transfer.js';
 import { inspect, renderSummary } from '../src/inspect.js';
-import { openLocationForReading } from '../src/locations.js';
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what an image, index or OS image holds.';
@@ -29,15 +28,7 @@ OS images: product info and a table of payloads (size, stored size, compression,
     const { args, flags } = await this.parse(Inspect);
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
-      const r = await withInterrupt(async (signal) => {
-        const loc = await openLocationForReading(args.source, { client, signal });
-        try {
-          return await inspect(loc.store, loc.root, loc.location);
-        } finally {
-          await loc.close();
-        }
-      });
+      const r = await withReadableLocation(args.source, client, (loc) => inspect(loc.store, loc.root, loc.location));
       if (flags.raw) {
         await new Promise<void>((resolve, reject) => process.stdout.write(r.manifestBytes, (err) => (err ? reject(err) : resolve())));
         return undefined;

@@ -1,9 +1,8 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { jobsFlag, withInterrupt } from '../cli/transfer.js';
+import { jobsFlag, withReadableLocation } from '../cli/transfer.js';
 import { formatSize } from '../src/util/size.js';
-import { openLocationForReading } from '../src/locations.js';
 import { verifyGraph } from '../src/verify.js';
 
 export default class Verify extends BaseCommand {
@@ -27,15 +26,9 @@ Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the pa
     const { args, flags } = await this.parse(Verify);
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
-      // Opening is inside: an oci-archive is unpacked to a temporary directory, which an interrupt must not leave behind.
-      const { location, r } = await withInterrupt(async (signal) => {
-        const loc = await openLocationForReading(args.source, { client, signal });
-        try {
-          return { location: loc.location, r: await verifyGraph(loc.store, loc.root, { jobs: flags.jobs, signal }) };
-        } finally {
-          await loc.close();
-        }
-      });
+      const { location, r } = await withReadableLocation(args.source, client, async (loc, signal) => (
+        { location: loc.location, r: await verifyGraph(loc.store, loc.root, { jobs: flags.jobs, signal }) }
+      ));
       const summary = {
         reference: location, digest: r.root.digest, mediaType: r.root.mediaType, ok: true,
         manifests: r.manifests, blobs: r.blobs, bytes: r.bytes,
