@@ -40,7 +40,7 @@ export interface CopiedContent {
 
 /** Options of {@link copyGraph}. Zero values mean the defaults. */
 export interface CopyOptions {
-  /** Blobs transferred at once (default 4). */
+  /** Blobs (and manifest reads and writes) transferred at once (default 4). */
   jobs?: number;
   /** Tags to set at the destination once everything is stored. */
   tags?: string[];
@@ -285,8 +285,14 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     });
 
   const copyNode = async (desc: Descriptor): Promise<void> => {
-    aborted();
-    const bytes = await readManifestBytes(src, desc, cap);
+    // Manifest reads and writes take a slot of the same limit as blobs: an index
+    // of hundreds of platforms would otherwise open a request per entry at once.
+    // Only the requests hold a slot, never the wait for the children below
+    // (which need slots themselves), so the walk cannot starve itself.
+    const bytes = await limit(() => {
+      aborted();
+      return readManifestBytes(src, desc, cap);
+    });
     await options.onManifest?.(desc, bytes);
     if (desc.digest === root.digest) {
       const artifactType = indexArtifactType(bytes);
@@ -296,13 +302,15 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     const from = `manifest ${desc.digest}`;
     const settled = await Promise.allSettled([...manifests.map((m) => visit(m, false, from)), ...blobs.map((b) => visit(b, true, from))]);
     if (settled.some((r) => r.status === 'rejected')) throw firstError;
-    aborted();
-    if (await dst.exists(desc)) {
-      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'exists' });
-      return;
-    }
-    await dst.push(desc, Readable.from([bytes]));
-    done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: dst instanceof RegistryRepository ? bytes.length : undefined });
+    await limit(async () => {
+      aborted();
+      if (await dst.exists(desc)) {
+        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'exists' });
+        return;
+      }
+      await dst.push(desc, Readable.from([bytes]));
+      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: dst instanceof RegistryRepository ? bytes.length : undefined });
+    });
   };
 
   /** Each digest is copied once, however often the graph references it (always with the same size). */
