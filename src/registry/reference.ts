@@ -25,7 +25,12 @@ export const maxReferenceNameLength = 255;
 
 /** A parsed, normalized image reference. */
 export interface Reference {
-  /** Registry as users write it: `docker.io`, `ghcr.io`, `localhost:5000`. */
+  /**
+   * Registry as users write it (`docker.io`, `ghcr.io`, `localhost:5000`),
+   * in lower case as URLs spell it: host names are case-insensitive, and
+   * everything keyed or compared by host (auth files, credentials, chunk-size
+   * defaults, plain HTTP for loopback) then sees one spelling.
+   */
   registry: string;
   /** Host (and port) the API is served from: `registry-1.docker.io` for Docker Hub, else {@link registry}. */
   apiHost: string;
@@ -44,7 +49,7 @@ function invalid(input: string, why: string): OciError {
 
 /** True when the first path component of a reference names a registry host. */
 function looksLikeHost(component: string): boolean {
-  return component.includes('.') || component.includes(':') || component === 'localhost' || component.startsWith('[');
+  return component.includes('.') || component.includes(':') || /^localhost$/i.test(component) || component.startsWith('[');
 }
 
 /**
@@ -80,11 +85,13 @@ export function parseReference(input: string): Reference {
   let repository = rest;
   const slash = rest.indexOf('/');
   if (slash >= 0 && looksLikeHost(rest.slice(0, slash))) {
-    registry = rest.slice(0, slash);
+    const host = rest.slice(0, slash);
     repository = rest.slice(slash + 1);
-    if (!hostRe.test(registry)) throw invalid(input, `"${registry}" is not a valid registry host`);
-    const port = /:(\d+)$/.exec(registry);
+    if (!hostRe.test(host)) throw invalid(input, `"${host}" is not a valid registry host`);
+    const port = /:(\d+)$/.exec(host);
     if (port && Number(port[1]) > 65535) throw invalid(input, `port ${port[1]} is out of range`);
+    // Hosts are lower-cased here, once, for everything downstream (see Reference.registry); also makes INDEX.DOCKER.IO Docker Hub below.
+    registry = host.toLowerCase();
   }
   if (registry === 'index.docker.io' || registry === dockerHubApiHost) registry = dockerHubRegistry;
   if (repository === '') throw invalid(input, 'the repository name is missing');

@@ -12,7 +12,6 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, sha256Digest, type Digest } from '../oci/digest.js';
 import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
-import { readCapped } from './errors.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
 import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';

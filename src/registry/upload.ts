@@ -47,9 +47,17 @@ export const minAdaptiveChunkSize = 64 * 1024;
 /** ECR refuses non-final parts under 5 MiB. */
 const tooSmallFloor = 5 * MiB;
 
+/**
+ * True for GHCR. Parsed references already spell hosts in lower case; this
+ * is also called with hosts library users pass as written (`GHCR.io`).
+ */
+function isGhcr(host: string): boolean {
+  return host.toLowerCase() === 'ghcr.io';
+}
+
 /** Default chunk size for a registry host: 4 MiB for ghcr.io (its PATCH limit), else 8 MiB. */
 export function defaultChunkSizeFor(host: string): number {
-  return host === 'ghcr.io' ? 4 * MiB : defaultChunkSize;
+  return isGhcr(host) ? 4 * MiB : defaultChunkSize;
 }
 
 /**
@@ -58,7 +66,7 @@ export function defaultChunkSizeFor(host: string): number {
  * registry ingests about as fast as one streamed request.
  */
 export function defaultStreamedChunkSizeFor(host: string): number {
-  return host === 'ghcr.io' ? 4 * MiB : 64 * MiB;
+  return isGhcr(host) ? 4 * MiB : 64 * MiB;
 }
 
 /** Error text of a "too large" answer (GHCR's 416, proxies' 413). */
@@ -195,7 +203,7 @@ export class ChunkedUpload {
     this.chunkSize = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
     // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
-    this.streamedCeiling = replay && options.chunkSize === undefined && http.host !== 'ghcr.io' ? maxStreamedChunkSize : 0;
+    this.streamedCeiling = replay && options.chunkSize === undefined && !isGhcr(http.host) ? maxStreamedChunkSize : 0;
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
     if (options.session) this.useSession(options.session);

@@ -9,7 +9,7 @@ import { isOciError } from '../../src/errors.js';
 import {
   parseReference, formatReference, isLoopbackHost, parseWwwAuthenticate, parseRetryAfter, RetryPolicy,
   redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
-  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, Authenticator,
+  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, Authenticator,
 } from '../../src/registry/index.js';
 import { tokenCacheKey } from '../../src/registry/auth/token-cache.js';
 import { parseLoginTarget } from '../../src/registry/auth/login.js';
@@ -30,6 +30,19 @@ test('references are normalized like Docker', () => {
   assert.deepEqual(parseReference(`ghcr.io/o/r@${d}`), { registry: 'ghcr.io', apiHost: 'ghcr.io', repository: 'o/r', digest: d });
   assert.equal(parseReference('ghcr.io/a.b-c__d/e---f').repository, 'a.b-c__d/e---f');
   assert.equal(formatReference(parseReference('alpine:1')), 'docker.io/library/alpine:1');
+});
+
+test('registry hosts are case-insensitive: one spelling, lower case, from parsing on', () => {
+  assert.deepEqual(parseReference('GHCR.IO/owner/repo:tag'), { registry: 'ghcr.io', apiHost: 'ghcr.io', repository: 'owner/repo', tag: 'tag' });
+  assert.equal(formatReference(parseReference('Registry.Example.COM:5000/a:Tag')), 'registry.example.com:5000/a:Tag');
+  assert.deepEqual(parseReference('Index.Docker.IO/x/y'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'x/y' });
+  assert.deepEqual(parseReference('LocalHost/a'), { registry: 'localhost', apiHost: 'localhost', repository: 'a' });
+  assert.equal(parseReference('[::ABCD]:5000/a').apiHost, '[::abcd]:5000');
+  assert.equal(parseLoginTarget('LocalHost:5000').registry, 'localhost:5000');
+  // Library callers may pass a host as written.
+  assert.equal(defaultChunkSizeFor('GHCR.io'), 4 * 1024 * 1024);
+  assert.equal(defaultStreamedChunkSizeFor('GHCR.io'), 4 * 1024 * 1024);
+  assert.equal(defaultStreamedChunkSizeFor('quay.io'), 64 * 1024 * 1024);
 });
 
 test('invalid references name what is wrong', () => {

@@ -64,8 +64,12 @@ function isCredentialsHost(registry: string, credentialsHost: string | false | u
   return credentialsHost !== false && registryIdentity(credentialsHost) === registryIdentity(registry);
 }
 
-/** Reduces a config key (`https://host/v1/`, `host`, `http://host:5000`) to its host[:port]. */
-function keyHost(key: string): string {
+/**
+ * Reduces a config key (`https://host/v1/`, `host`, `http://host:5000`) to
+ * its host[:port], lower-cased: references spell hosts in lower case, but
+ * auth files other tools wrote may not.
+ */
+export function keyHost(key: string): string {
   return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
 }
 

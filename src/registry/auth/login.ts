@@ -40,10 +40,11 @@ export function parseLoginTarget(input: string | undefined): LoginTarget {
   if (scheme && scheme !== 'http' && scheme !== 'https') {
     throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   }
-  const host = (m ? m[2]! : raw).replace(/\/.*$/, '').toLowerCase();
+  // Not lower-cased here: parseReference below spells the host as every other reference.
+  const host = (m ? m[2]! : raw).replace(/\/.*$/, '');
   if (host === '') throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   // The reference parser knows host grammar and the Docker Hub aliases; a dummy repository makes it look at the host.
-  const withDot = host.includes('.') || host.includes(':') || host === 'localhost' || host.startsWith('[');
+  const withDot = host.includes('.') || host.includes(':') || /^localhost$/i.test(host) || host.startsWith('[');
   if (!withDot) throw new OciError('USAGE', `"${raw}" does not look like a registry host: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   let ref;
   try {

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../../errors.js';
-import { authFilePaths, configKeysFor, helperHasNothing, spawnCredentialHelper } from './credentials.js';
+import { authFilePaths, configKeysFor, helperHasNothing, keyHost, spawnCredentialHelper } from './credentials.js';
 
 /** A user name and password (or token) to store. Never printed. */
 export interface LoginCredentials {
@@ -54,11 +54,6 @@ export function authFileForWriting(env: NodeJS.ProcessEnv = process.env): string
 /** The `auths` key (and helper server URL) docker and skopeo use for a registry. */
 export function authKeyFor(registry: string): string {
   return configKeysFor(registry)[0]!;
-}
-
-/** `https://host:5000/v1/` → `host:5000`, lower-cased. */
-function keyHost(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
 }
 
 type Json = Record<string, unknown>;
