@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const cli = join(repoRoot, 'bin', 'run.js');
-const reporter = join(repoRoot, 'bench', 'rss-reporter.mjs');
+export const cli = join(repoRoot, 'bin', 'run.cjs');
+const reporter = join(repoRoot, 'bench', 'rss-reporter.cjs');
 
 const words = 'kernel module init systemd service network mount proc sys usr lib bin etc var tmp dev boot efi image payload chunk hash firmware'.split(' ');
 
@@ -50,7 +50,7 @@ export interface Timed {
 /** Runs a command, returns wall time; with `node: true` runs our CLI under the RSS reporter. */
 export async function timed(cmd: string, args: string[], opts: { node?: boolean; env?: NodeJS.ProcessEnv; shell?: boolean } = {}): Promise<Timed> {
   const rssFile = join('/tmp', `oci-os-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const argv = opts.node ? ['--import', reporter, cli, ...args] : args;
+  const argv = opts.node ? ['--require', reporter, cli, ...args] : args;
   const file = opts.node ? process.execPath : cmd;
   const start = process.hrtime.bigint();
   const stdout = await new Promise<string>((resolve, reject) => {

@@ -10,11 +10,11 @@
 #   INPUT_PASSWORD    registry password or token
 #   INPUT_GIT         "true": --git --annotate-git (provenance of the checkout)
 #   INPUT_EXTRA_ARGS  more arguments, split on whitespace
-#   OCI_OS_BIN        the CLI to run (default: bin/run.js next to this script)
+#   OCI_OS_BIN        the CLI to run (default: bin/run.cjs next to this script)
 # Writes digest=… and reference=… to $GITHUB_OUTPUT when it is set.
 set -euo pipefail
 
-bin="${OCI_OS_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin/run.js}"
+bin="${OCI_OS_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin/run.cjs}"
 : "${INPUT_REFERENCE:?the reference input is required (HOST/REPO:TAG)}"
 
 args=(push "$INPUT_REFERENCE")

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'bin', 'run.js');
+const cli = join(root, 'bin', 'run.cjs');
 const payloads = ['-p', `system=${join(root, 'fixtures/payloads/system.img')}`, '-p', `kernel.efi=${join(root, 'fixtures/payloads/kernel.efi')}`];
 const product = ['--product-info', join(root, 'fixtures/product-info.json')];
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 /** Path of the CLI launcher. */
-export const cliPath = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
+export const cliPath = fileURLToPath(new URL('../../../bin/run.cjs', import.meta.url));
 /** Repository root (for fixtures). */
 export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 
