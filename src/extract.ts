@@ -1,12 +1,13 @@
 /**
  * Writing one payload of an OS image out, each chunk only after its hash
  * matched (osimage/reader.ts). A regular file is written beside its target
- * and renamed over it at the end, so on failure nothing is left behind;
+ * and renamed over it at the end (keeping the permissions of a file it
+ * replaces), so on failure nothing is left behind;
  * devices and pipes (a disk to write an image to, a FIFO) are written in
  * place.
  */
 import { createWriteStream } from 'node:fs';
-import { open, rename, stat, unlink } from 'node:fs/promises';
+import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -47,15 +48,23 @@ export async function extractPayloadToFile(store: ContentStore, root: Descriptor
   const image = await openImage(store, root);
   const p = findPayload(image, name);
   let special = false;
+  // A file replaced keeps its permissions, and a symbolic link keeps pointing where it did: the
+  // payload replaces the file the link names, as writing through the link would.
+  let dest = path;
+  let mode: number | undefined;
   try {
     const st = await stat(path);
     if (st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${path} is a directory; give the file to write the payload to`);
     special = !st.isFile();
+    if (!special) {
+      dest = await realpath(path);
+      mode = st.mode & 0o777;
+    }
   } catch (err) {
     if (isOciError(err)) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path, 'write');
   }
-  const target = special ? path : join(dirname(path), `.${basename(path)}.oci-os-${randomBytes(6).toString('hex')}`);
+  const target = special ? path : join(dirname(dest), `.${basename(dest)}.oci-os-${randomBytes(6).toString('hex')}`);
   const data = Readable.from(readPayload(store, image, name, options));
   try {
     let file;
@@ -69,11 +78,12 @@ export async function extractPayloadToFile(store: ContentStore, root: Descriptor
     if (!special) {
       const fh = await open(target, 'r');
       try {
+        if (mode !== undefined) await fh.chmod(mode);
         await fh.sync();
       } finally {
         await fh.close();
       }
-      await rename(target, path);
+      await rename(target, dest);
     }
   } catch (err) {
     data.destroy();

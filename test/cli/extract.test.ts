@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, readlink, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -50,4 +50,28 @@ test('extract removes its partial file on failure and leaves an existing target 
   const piped = await runCliBinary(['extract', img.location, '-p', 'system', '-o', '-']);
   assert.equal(piped.code, 5);
   assert.ok(piped.stdout.equals(img.data.system!.subarray(0, 6 * 64 * KiB)));
+});
+
+test('extract over an existing file keeps its permissions, and through a symbolic link replaces the file it names', async (t) => {
+  const root = await tempDir(t);
+  const img = await buildImage(root, { size: 300 * KiB });
+  const out = join(root, 'out');
+  await mkdir(out);
+  const file = join(out, 'system.img');
+  await writeFile(file, 'old contents', { mode: 0o600 });
+  await chmod(file, 0o640);
+  const r = await runCli(['extract', img.location, '-p', 'system', '-o', file]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok((await readFile(file)).equals(img.data.system!));
+  assert.equal((await stat(file)).mode & 0o777, 0o640, 'the mode of the file replaced is kept');
+
+  const link = join(root, 'current.img');
+  await symlink(file, link);
+  const k = await runCli(['extract', img.location, '-p', 'kernel.efi', '-o', link]);
+  assert.equal(k.code, 0, k.stderr);
+  assert.ok((await lstat(link)).isSymbolicLink(), 'the link is still a link');
+  assert.equal(await readlink(link), file);
+  assert.ok((await readFile(file)).equals(img.data['kernel.efi']!), 'the file it names holds the payload');
+  assert.equal((await stat(file)).mode & 0o777, 0o640);
+  assert.deepEqual((await readdir(out)).sort(), ['system.img'], 'no temporary file left');
 });
