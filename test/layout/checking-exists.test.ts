@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { cp, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { Readable } from 'node:stream';
 import { tempDir } from '../helpers/cli.js';
 import { buildImage } from '../cli/image-helpers.js';
 import { OciLayout } from '../../src/layout/layout.js';
 import { ChunkCheckingStore } from '../../src/checking-store.js';
-import { readOsImage } from '../../src/osimage/reader.js';
+import { readOsImage, type OsImage } from '../../src/osimage/reader.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 
 /** A layout whose blob reads are counted, by digest. */
@@ -22,15 +22,19 @@ async function countingLayout(dir: string): Promise<{ layout: OciLayout; reads: 
   return { layout, reads };
 }
 
-test('a payload blob already at the destination is checked, digest and chunks, in one read', async (t) => {
+/** An OS image in a source layout, and a destination layout that already holds every blob (an earlier pull). */
+async function imageAndCopy(t: TestContext): Promise<{ src: OciLayout; image: OsImage; dstDir: string }> {
   const root = await tempDir(t);
   const img = await buildImage(root, { size: 700 * 1024 });
   const src = await OciLayout.open(img.dir);
   const image = await readOsImage(src, await src.resolve('v1'));
-  // The destination already holds every blob (an earlier pull of the same image).
   const dstDir = join(root, 'dst');
   await cp(img.dir, dstDir, { recursive: true });
+  return { src, image, dstDir };
+}
 
+test('a payload blob already at the destination is checked, digest and chunks, in one read', async (t) => {
+  const { image, dstDir } = await imageAndCopy(t);
   const { layout, reads } = await countingLayout(dstDir);
   const checking = new ChunkCheckingStore(layout, image.payloads);
   for (const p of image.payloads) assert.equal(await checking.exists(p.layer), true);
@@ -43,12 +47,7 @@ test('a payload blob already at the destination is checked, digest and chunks, i
 });
 
 test('a damaged payload blob at the destination counts as absent, so it is downloaded again', async (t) => {
-  const root = await tempDir(t);
-  const img = await buildImage(root, { size: 700 * 1024 });
-  const src = await OciLayout.open(img.dir);
-  const image = await readOsImage(src, await src.resolve('v1'));
-  const dstDir = join(root, 'dst');
-  await cp(img.dir, dstDir, { recursive: true });
+  const { src, image, dstDir } = await imageAndCopy(t);
   const system = image.payloads[0]!.layer;
   const fh = await open(join(dstDir, 'blobs', 'sha256', system.digest.slice(7)), 'r+');
   await fh.write(Buffer.from([0x55]), 0, 1, 1000);
