@@ -90,6 +90,11 @@ interface FrameScan {
   checksum: boolean;
 }
 
+/** Starts scanning the frame at the queue head; undefined while too few bytes are queued. */
+function scanAt(q: ByteQueue, offset: number): FrameScan | undefined {
+  return q.length < 4 ? undefined : startFrame(q, offset);
+}
+
 /** Starts scanning the frame at the queue head (needs 4+ bytes), or throws on a bad magic. */
 function startFrame(q: ByteQueue, offset: number): FrameScan | undefined {
   const magic = q.uint(0, 4);
@@ -249,11 +254,8 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
     reading: for (;;) {
       // Cut every complete frame out of the queue.
       for (;;) {
-        if (!scan) {
-          if (q.length < 4) break;
-          scan = startFrame(q, offset);
-          if (!scan) break;
-        }
+        scan ??= scanAt(q, offset);
+        if (!scan) break;
         if (scan.kind === 'data') {
           walkBlocks(q, scan, offset);
           if ((scan.contentSize ?? scan.decodedBound) > maxFrameContent || (scan.end ?? scan.cursor) > maxFrame) {
@@ -351,11 +353,8 @@ async function* decodeStreaming(q: ByteQueue, first: FrameScan, rest: AsyncItera
     let ended = false;
     for (;;) {
       for (;;) {
-        if (!scan) {
-          if (q.length < 4) break;
-          scan = startFrame(q, offset);
-          if (!scan) break;
-        }
+        scan ??= scanAt(q, offset);
+        if (!scan) break;
         if (scan.kind === 'data') {
           walkBlocks(q, scan, offset, passed);
           // Everything before the next unread block header can go.
