@@ -5,15 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { OciLayout } from '../../src/layout/layout.js';
+import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../../src/content/store.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
-import { MediaType } from '../../src/oci/mediatypes.js';
+import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
 import { pseudoRandom } from '../helpers/cli.js';
 
 export const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
+export const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 
 /** A tar archive of the given files (deterministic headers). */
 export async function tarOf(files: Record<string, Buffer>): Promise<Buffer> {
@@ -82,4 +84,75 @@ export async function writeLayout(dir: string, root: Blob, others: Blob[], tag: 
   for (const b of [...others, root]) await layout.push({ mediaType: b.desc.mediaType, digest: b.desc.digest, size: b.desc.size }, Readable.from([b.bytes]));
   await layout.tag(root.desc, tag);
   await layout.commit();
+}
+
+/** A blob of `bytes` with its descriptor. */
+export const blobOf = (mediaType: string, bytes: Buffer): Blob => ({ desc: { mediaType, digest: sha(bytes), size: bytes.length }, bytes });
+/** An OCI image index of `manifests`. */
+export const indexOf = (manifests: Descriptor[]): Blob => blobOf(MediaType.ociIndex, json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+
+/** How many calls are running, and the most that ever ran at once. */
+export class Gauge {
+  now = 0;
+  peak = 0;
+  enter(): void {
+    this.now++;
+    this.peak = Math.max(this.peak, this.now);
+  }
+  leave(): void {
+    this.now--;
+  }
+}
+
+/**
+ * A store that hands everything to `inner` and counts the manifest reads in
+ * flight, and how often each manifest was read. Each read is held a little,
+ * so that reads started together do overlap.
+ */
+export class ManifestReadCounter implements ContentStore {
+  readonly reads = new Gauge();
+  /** Reads, by manifest digest. */
+  readonly readCount = new Map<string, number>();
+  constructor(protected readonly inner: ContentStore) {}
+
+  exists(desc: Descriptor): Promise<boolean> {
+    return this.inner.exists(desc);
+  }
+
+  async fetch(desc: Descriptor): Promise<Readable> {
+    if (!isGraphManifestMediaType(desc.mediaType)) return this.inner.fetch(desc);
+    this.readCount.set(desc.digest, (this.readCount.get(desc.digest) ?? 0) + 1);
+    this.reads.enter();
+    let left = false;
+    const leave = (): void => {
+      if (!left) this.reads.leave();
+      left = true;
+    };
+    try {
+      await sleep(5);
+      const stream = await this.inner.fetch(desc);
+      // The read is over once the stream ended (the reader has every byte), failed or closed.
+      for (const ev of ['end', 'error', 'close']) stream.once(ev, leave);
+      return stream;
+    } catch (err) {
+      leave();
+      throw err;
+    }
+  }
+
+  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
+    return this.inner.push(desc, content, options);
+  }
+
+  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
+    return this.inner.pushStream(content, options);
+  }
+
+  resolve(reference: string): Promise<Descriptor> {
+    return this.inner.resolve(reference);
+  }
+
+  tag(desc: Descriptor, tag: string): Promise<void> {
+    return this.inner.tag(desc, tag);
+  }
 }

@@ -4,74 +4,29 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../../src/content/store.js';
+import type { ByteSource, PushOptions } from '../../src/content/store.js';
 import { copyGraph } from '../../src/copy.js';
 import { openLocationForReading, openLocationForWriting } from '../../src/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
 import { verifyGraph } from '../../src/verify.js';
 import { tempDir } from '../helpers/cli.js';
-import { containerImage, sha, writeLayout, type Blob } from './fixtures.js';
-
-const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
-const blob = (mediaType: string, bytes: Buffer): Blob => ({ desc: { mediaType, digest: sha(bytes), size: bytes.length }, bytes });
-const index = (manifests: Descriptor[]): Blob => blob(MediaType.ociIndex, json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
-
-/** How many calls are running, and the most that ever ran at once. */
-class Gauge {
-  now = 0;
-  peak = 0;
-  enter(): void {
-    this.now++;
-    this.peak = Math.max(this.peak, this.now);
-  }
-  leave(): void {
-    this.now--;
-  }
-}
+import { blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout, type Blob } from './fixtures.js';
 
 /**
- * A store that counts manifest reads and writes in flight, and delegates
- * everything to `inner`. Each of them is held a little, so that ones
- * started together do overlap.
+ * Also counts manifest writes in flight (each held a little, like reads),
+ * and what had been written by the time each tag was set.
  */
-class CountingStore implements ContentStore {
-  readonly reads = new Gauge();
+class CountingStore extends ManifestReadCounter {
   readonly writes = new Gauge();
   /** Manifests written so far. */
   written = 0;
   /** Each tag set, with what was written (and still being written) by then. */
   readonly tags: Array<{ tag: string; written: number; writing: number }> = [];
-  constructor(private readonly inner: ContentStore) {}
 
-  exists(desc: Descriptor): Promise<boolean> {
-    return this.inner.exists(desc);
-  }
-
-  async fetch(desc: Descriptor): Promise<Readable> {
-    if (!isGraphManifestMediaType(desc.mediaType)) return this.inner.fetch(desc);
-    this.reads.enter();
-    let left = false;
-    const leave = (): void => {
-      if (!left) this.reads.leave();
-      left = true;
-    };
-    try {
-      await sleep(5);
-      const stream = await this.inner.fetch(desc);
-      // The read is over once the stream ended (the reader has every byte), failed or closed.
-      for (const ev of ['end', 'error', 'close']) stream.once(ev, leave);
-      return stream;
-    } catch (err) {
-      leave();
-      throw err;
-    }
-  }
-
-  async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
+  override async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
     if (!isGraphManifestMediaType(desc.mediaType)) return this.inner.push(desc, content, options);
     this.writes.enter();
     try {
@@ -83,15 +38,7 @@ class CountingStore implements ContentStore {
     }
   }
 
-  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
-    return this.inner.pushStream(content, options);
-  }
-
-  resolve(reference: string): Promise<Descriptor> {
-    return this.inner.resolve(reference);
-  }
-
-  tag(desc: Descriptor, tag: string): Promise<void> {
+  override tag(desc: Descriptor, tag: string): Promise<void> {
     this.tags.push({ tag, written: this.written, writing: this.writes.now });
     return this.inner.tag(desc, tag);
   }
