@@ -10,9 +10,14 @@ import { OciError, isOciError } from '../src/errors.js';
 import { openLocationForReading, type ReadableLocation } from '../src/locations.js';
 import type { RegistryClient } from '../src/registry/index.js';
 
-export const jobsFlag = {
-  jobs: Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description: 'Blobs transferred at once.' }),
-};
+/** `-j/--jobs N`: one limit for all of a command's requests; `description` says which. */
+const jobs = (description: string) => Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description });
+
+/** For `copy`, `pull` and `image index`: blob transfers and manifest requests share the slots. */
+export const jobsFlag = { jobs: jobs('Blob transfers and manifest reads/writes at once.') };
+
+/** For `verify`: blob and manifest checks share the slots. */
+export const verifyJobsFlag = { jobs: jobs('Blob and manifest checks at once.') };
 
 /** The JSON form of a transfer. */
 export function transferSummary(r: TransferResult): Record<string, unknown> {

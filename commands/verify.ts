@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { jobsFlag, withReadableLocation } from '../cli/transfer.js';
+import { verifyJobsFlag, withReadableLocation } from '../cli/transfer.js';
 import { formatSize } from '../src/util/size.js';
 import { verifyGraph } from '../src/verify.js';
 
@@ -20,7 +20,7 @@ Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the pa
   static override args = {
     source: Args.string({ required: true, description: 'What to verify.' }),
   };
-  static override flags = { ...jobsFlag, ...registryFlags };
+  static override flags = { ...verifyJobsFlag, ...registryFlags };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Verify);

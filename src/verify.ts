@@ -13,7 +13,7 @@ import { isOsImageManifest, readOsImage, verifyPayload, type PayloadVerification
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
 export interface VerifyOptions {
-  /** Blobs verified at once (default 4). */
+  /** Blobs and manifests checked at once (default 4). */
   jobs?: number;
   /** Re-hash blobs that are not OS image payloads (default true; a pull that just hashed them sets false). */
   blobs?: boolean;
@@ -60,10 +60,18 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
       options.onVerified?.({ digest: desc.digest, size: desc.size });
       return;
     }
-    const bytes = await readManifestBytes(store, desc);
+    // Manifest reads take a slot of the same limit as blobs: an index of hundreds
+    // of platforms would otherwise open a request per entry at once (as copyGraph).
+    // Only the requests hold a slot, never the wait for the children below (which
+    // need slots themselves), so the walk cannot starve itself.
+    const { bytes, image } = await limit(async () => {
+      const bytes = await readManifestBytes(store, desc);
+      // An OS image's manifest and config are read (and checked) by its reader, in the same slot.
+      const image = isManifestMediaType(desc.mediaType) && isOsImageManifest(bytes) ? await readOsImage(store, desc) : undefined;
+      return { bytes, image };
+    });
     result.manifests++;
-    if (isManifestMediaType(desc.mediaType) && isOsImageManifest(bytes)) {
-      const image = await readOsImage(store, desc);
+    if (image) {
       seen.add(image.manifest.config, `manifest ${desc.digest}`);
       result.blobs++;
       result.bytes += image.manifest.config.size;
