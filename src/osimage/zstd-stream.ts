@@ -238,10 +238,15 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
   // Frames being decompressed on the thread pool while the next one is read (in order; at most `inflight`).
   const pending: Array<{ out: Promise<Buffer>; offset: number; compressedSize: number; contentSize?: number }> = [];
   const inflight = Math.max(1, options.framesInFlight ?? 2);
+  // Set once a frame failed to decode: the frames after it are not handed over.
+  let frameFailed = false;
   async function* settle(keep: number): AsyncGenerator<Buffer> {
     while (pending.length > keep) {
       const f = pending.shift()!;
-      const out = await f.out;
+      const out = await f.out.catch((err: unknown) => {
+        frameFailed = true;
+        throw err;
+      });
       if (f.contentSize !== undefined && out.length !== f.contentSize) {
         throw new OciError('INVALID_FORMAT', `zstd frame ${seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
       }
@@ -287,6 +292,12 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
       else q.push(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
     }
     yield* settle(0);
+  } catch (err) {
+    // The frames before a failure in the stream (no frame where one should start, a truncated
+    // blob) are sound: hand them over first, so that the caller's position names the frame that
+    // failed, not one still decoding. An earlier frame that fails to decode is the first error.
+    if (!frameFailed) yield* settle(0);
+    throw err;
   } finally {
     await Promise.allSettled(pending.map((f) => f.out));
   }

@@ -77,3 +77,33 @@ test('verify re-hashes every blob of a container image', async (t) => {
   assert.equal(r.code, 5);
   assert.match(r.stderr, new RegExp(`blob ${layer.desc.digest}: content has digest sha256:[0-9a-f]{64}, expected ${layer.desc.digest}`));
 });
+
+test('verify names the frame that failed in a zstd payload: no frame where one starts, or a blob cut short there', async (t) => {
+  const root = await tempDir(t);
+  // Frames of 256 KiB hold 4 chunks of 64 KiB each: frame 3 starts at chunk 12.
+  const img = await buildImage(root, { size: 24 * 64 * KiB, frame: '256KiB' });
+  const system = img.payloads.find((p) => p.name === 'system')!;
+  const blob = await readFile(blobPath(img.dir, system.digest));
+  // Frame offsets from the seek table at the end of the blob (zstd seekable format: 8 bytes per frame, no checksums).
+  const frames = blob.readUInt32LE(blob.length - 9);
+  const table = blob.length - 9 - frames * 8;
+  const frame3 = [0, 1, 2].reduce((off, i) => off + blob.readUInt32LE(table + i * 8), 0);
+  const where = /payload "system" \(blob sha256:[0-9a-f]+\), chunk 12 at byte offset 786432: /;
+
+  const bad = join(root, 'badmagic');
+  await cp(img.dir, bad, { recursive: true });
+  const broken = Buffer.from(blob);
+  broken[frame3] ^= 0xff;
+  await writeFile(blobPath(bad, system.digest), broken);
+  const m = await runCli(['verify', `oci:${bad}:v1`]);
+  assert.equal(m.code, 5, m.stderr);
+  assert.match(m.stderr, where);
+  assert.match(m.stderr, new RegExp(`no zstd frame at compressed offset ${frame3}`));
+
+  const cut = join(root, 'cut');
+  await cp(img.dir, cut, { recursive: true });
+  await truncate(blobPath(cut, system.digest), frame3 + 100);
+  const c = await runCli(['verify', `oci:${cut}:v1`]);
+  assert.equal(c.code, 5, c.stderr);
+  assert.match(c.stderr, where);
+});
