@@ -9,7 +9,7 @@ export default class ImageUnpack extends BaseCommand {
   static override summary = 'Unpack a container image\'s layers into a directory.';
   static override description = `SRC is a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]; from an index the image for --platform is taken. Layers are applied in order with whiteouts (.wh.NAME deletes NAME, .wh..wh..opq clears what lower layers put in a directory); each layer's uncompressed digest is checked against the config's DiffID.
 
-Every entry is resolved inside DIR: absolute names, ".." components and writes through a symlink that leads outside DIR are refused with an error naming the entry. Modes (setuid, sticky), symlinks, hard links, FIFOs and mtimes are restored; owners and device nodes only when running as root; extended attributes when setfattr is installed. DIR is created when missing.`;
+Every entry is resolved inside DIR: absolute names, ".." components and writes through a symlink that leads outside DIR are refused with an error naming the entry. Modes (setuid, sticky), symlinks, hard links, FIFOs and mtimes are restored; owners and device nodes only when running as root; extended attributes when setfattr is installed. DIR is created when missing. Each layer is checked against its DiffID once it is unpacked: if the unpack fails, a DIR that was new or empty is left as it was (nothing unchecked stays), and a DIR that held files is reported to hold part of the image.`;
   static override examples = [
     '<%= config.bin %> image unpack oci:out/app:v1 ./rootfs',
     '<%= config.bin %> image unpack registry.example.com/app:v1 ./rootfs --platform linux/arm64',

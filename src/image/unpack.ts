@@ -48,15 +48,24 @@ export interface UnpackState {
   skippedDevices: number;
   /** Extended attributes not restored because setfattr is missing. */
   skippedXattrs: number;
+  /**
+   * What a failed unpack removes so that nothing of it is left: the first
+   * directory it created (DIR or an ancestor), or DIR's contents when DIR
+   * was empty; undefined when DIR already held files.
+   */
+  undo?: { created: string } | { emptied: string };
 }
 
 /** Starts an unpack into `dir` (created when missing). */
 export async function startUnpack(dir: string): Promise<UnpackState> {
   try {
-    await mkdir(dir, { recursive: true });
+    const st = await lstat(dir).catch(() => undefined);
+    if (st && !st.isDirectory() && !st.isSymbolicLink()) throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory`);
+    const created = await mkdir(dir, { recursive: true });
     const root = await realpath(dir);
     if (!(await lstat(root)).isDirectory()) throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory`);
-    return { root, dirs: new Map(), chown: process.getuid?.() === 0, entries: 0, skippedDevices: 0, skippedXattrs: 0 };
+    const undo = created !== undefined ? { created } : (await readdir(root)).length === 0 ? { emptied: root } : undefined;
+    return { root, dirs: new Map(), chown: process.getuid?.() === 0, entries: 0, skippedDevices: 0, skippedXattrs: 0, undo };
   } catch (err) {
     if (isOciError(err)) throw err;
     throw fsError(err, dir, 'write');
@@ -230,6 +239,22 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
   }
 }
 
+/**
+ * After a failure: removes what the unpack wrote when DIR was new or empty
+ * (true), so no unchecked content is left; false when DIR held files before
+ * and now also holds part of the image.
+ */
+export async function undoUnpack(state: UnpackState): Promise<boolean> {
+  const undo = state.undo;
+  if (!undo) return false;
+  if ('created' in undo) {
+    await rm(undo.created, { recursive: true, force: true });
+  } else {
+    for (const name of await readdir(undo.emptied, { encoding: 'buffer' })) await removeExisting(state, joinHost(undo.emptied, namePart(name)));
+  }
+  return true;
+}
+
 /** Applies the deferred directory modes and times, deepest first. */
 export async function finishUnpack(state: UnpackState): Promise<void> {
   const dirs = [...state.dirs].sort(([a], [b]) => b.split(sep).length - a.split(sep).length);
@@ -270,8 +295,9 @@ async function* counted(source: AsyncIterable<Buffer>, counter: Sha256Counter): 
 /** Unpacks the image at `src` (any location) into `dir`. */
 export async function unpackImage(src: string, dir: string, options: LocationOptions & { platform?: Platform; signal?: AbortSignal } = {}): Promise<UnpackReport> {
   const image = await openImage(src, options);
+  let state: UnpackState | undefined;
   try {
-    const state = await startUnpack(dir);
+    state = await startUnpack(dir);
     for (const [i, layer] of image.manifest.layers.entries()) {
       options.signal?.throwIfAborted();
       const what = `${src}: layer ${i + 1} (${layer.digest})`;
@@ -294,8 +320,13 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
       layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, skippedXattrs: state.skippedXattrs, directory: state.root,
     };
   } catch (err) {
-    if (options.signal?.aborted) throw new OciError('ABORTED', `unpack aborted; ${dir} holds part of the image`, { cause: err });
-    throw err;
+    // A layer is checked against its DiffID only once it is unpacked: what was written before a
+    // failure is unchecked, so it goes, unless DIR held files before (then the error says so).
+    const undone = state ? await undoUnpack(state).catch(() => false) : true;
+    const left = undone ? `nothing was left in ${dir}` : `${dir} holds part of the image`;
+    if (options.signal?.aborted) throw new OciError('ABORTED', `unpack aborted; ${left}`, { cause: err });
+    if (undone || !isOciError(err)) throw err;
+    throw new OciError(err.code, err.message, { cause: err, hint: err.hint ?? `${left}, unchecked; unpack into a new directory to keep failures from mixing with it` });
   } finally {
     await image.location.close();
   }
