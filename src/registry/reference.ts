@@ -3,8 +3,8 @@
  * Docker does (distribution-spec "Pulling manifests" names and tags; Docker's
  * reference grammar for the host part and the `docker.io` defaults).
  */
-import { OciError } from '../errors.js';
-import { isDigest } from '../oci/digest.js';
+import { OciError, isOciError } from '../errors.js';
+import { digestAlgorithm, isDigest } from '../oci/digest.js';
 import { redactUserinfo } from './redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
@@ -70,6 +70,13 @@ export function parseReference(input: string): Reference {
     if (!isDigest(digest)) throw invalid(input, `"${digest}" is not a digest (algorithm:hex)`);
     if (digest.startsWith('sha256:') && !sha256Re.test(digest)) {
       throw invalid(input, 'a sha256 digest has 64 lowercase hex characters');
+    }
+    // Only a digest oci-os can check is worth asking for: what came back could not be verified.
+    try {
+      digestAlgorithm(digest);
+    } catch (err) {
+      const alg = digest.slice(0, digest.indexOf(':'));
+      throw invalid(input, isOciError(err) && err.code === 'UNSUPPORTED' ? `digest algorithm "${alg}" is not supported (${err.message.replace(/^.*\(/, '')}` : `"${digest}" is not a valid ${alg} digest`);
     }
   }
   let tag: string | undefined;

@@ -53,6 +53,9 @@ test('invalid references name what is wrong', () => {
     [`ghcr.io/o/r:${'t'.repeat(129)}`, /tag/],
     ['ghcr.io/o/r@sha256:abc', /64 lowercase hex/],
     ['ghcr.io/o/r@nodigest', /not a digest/],
+    // Asked for only when what comes back can be checked.
+    ['ghcr.io/o/r@md5:d41d8cd98f00b204e9800998ecf8427e', /digest algorithm "md5" is not supported \(supported: sha256, sha384, sha512\)/],
+    ['ghcr.io/o/r@sha512:abcd', /"sha512:abcd" is not a valid sha512 digest/],
     ['ghcr.io/', /repository name is missing/],
     ['ghcr.io/a//b', /repository/],
     ['ghcr.io/a_-b', /repository/],
