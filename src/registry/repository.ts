@@ -9,7 +9,7 @@ import { Readable, pipeline } from 'node:stream';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { DigestStream, sha256Digest, type Digest } from '../oci/digest.js';
+import { DigestStream, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
 import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import type { RegistryHttp } from './http.js';
@@ -269,7 +269,8 @@ export class RegistryRepository implements ContentStore {
     const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
     await head.body.dump().catch(() => undefined);
     if (head.status === 404) {
-      throw new OciError('NOT_FOUND', `${formatReference({ ...this.reference, tag: undefined, digest: undefined })}:${reference} not found`);
+      const named = isDigest(reference) ? { tag: undefined, digest: reference } : { tag: reference, digest: undefined };
+      throw new OciError('NOT_FOUND', `${formatReference({ ...this.reference, ...named })} not found`);
     }
     const digest = head.header('docker-content-digest');
     const mediaType = head.header('content-type')?.split(';')[0]?.trim();
