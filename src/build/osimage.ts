@@ -194,8 +194,11 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
     throw new OciError('USAGE', `the config is ${formatSize(config.length)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept`, { hint: 'use a larger --hash-chunk-size' });
   }
   const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
+  // Every blob-done has its blob-start, so that a consumer counting events sees each blob open and close.
+  options.progress?.({ type: 'blob-start', id: 'config', name: 'config', total: config.length });
   const configExists = await store.exists(configDescriptor);
   if (!configExists) await store.push(configDescriptor, Readable.from([config]));
+  options.progress?.({ type: 'blob-progress', id: 'config', bytes: config.length, total: config.length });
   options.progress?.({
     type: 'blob-done', id: 'config', name: 'config', digest: configDescriptor.digest, size: config.length, mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
     status: configExists ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes: configExists || store.kind !== 'registry' ? 0 : config.length,

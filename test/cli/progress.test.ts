@@ -31,6 +31,9 @@ test('--progress json: parseable events that add up to what was uploaded', async
   }
   const done = ev.filter((e) => e.type === 'blob-done');
   assert.equal(done.length, 3);
+  // Every blob opens and closes once, the config included.
+  assert.deepEqual(done.map((e) => e.id).sort(), ev.filter((e) => e.type === 'blob-start').map((e) => e.id).sort());
+  for (const d of done) assert.ok(ev.indexOf(d) > ev.findIndex((e) => e.type === 'blob-start' && e.id === d.id), `${d.name}: started before done`);
   const sum = (xs: Array<Record<string, any>>) => xs.reduce((n, x) => n + (x.uploadedBytes as number), 0);
   assert.equal(sum(done), sum(report.blobs), 'events add up to the report');
   assert.ok(sum(done) >= done.reduce((n, d) => n + d.size, 0), 'every blob byte went up at least once');
