@@ -23,7 +23,10 @@ Prints the URL it listens on (with --json: {"url", "address", "root"}), then ser
   async run(): Promise<unknown> {
     const { flags } = await this.parse(RegistryServe);
     const { host, port } = parseListenAddress(flags.listen);
-    const registry = await startRegistryServer({ root: flags.root, host, port, htpasswdFile: flags.htpasswd });
+    const registry = await startRegistryServer({
+      root: flags.root, host, port, htpasswdFile: flags.htpasswd,
+      onWarning: (m) => process.stderr.write(`oci-os: warning: ${m}\n`),
+    });
     const info = { url: registry.url, address: registry.address, root: flags.root };
     if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(info)}\n`);
     else this.log(`listening on ${registry.url}`);

@@ -16,7 +16,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
-import { fsError } from '../errors.js';
+import { OciError, fsError } from '../errors.js';
 import { httpError, type RegistryHttpError } from './errors.js';
 
 /** The challenge sent with every 401. */
@@ -36,17 +36,21 @@ const failureDelayMs = 1000;
 /** Most addresses whose failures are tracked. */
 const maxTrackedAddresses = 10_000;
 
-/** Parses htpasswd text into user → bcrypt hash; lines with other hash kinds are skipped. */
-export function parseHtpasswd(text: string): Map<string, string> {
+/**
+ * Parses htpasswd text into user → bcrypt hash; lines with other hash kinds
+ * are skipped, their user names (or line numbers, when there is no name)
+ * listed in `skipped` when given.
+ */
+export function parseHtpasswd(text: string, skipped?: string[]): Map<string, string> {
   const users = new Map<string, string>();
-  for (const raw of text.split(/\r?\n/)) {
+  for (const [n, raw] of text.split(/\r?\n/).entries()) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const i = line.indexOf(':');
-    if (i <= 0) continue;
     const hash = line.slice(i + 1);
     // A malformed hash would be rejected without the bcrypt work, telling that the user exists.
-    if (/^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) users.set(line.slice(0, i), hash);
+    if (i > 0 && /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/.test(hash)) users.set(line.slice(0, i), hash);
+    else skipped?.push(i > 0 ? line.slice(0, i) : `line ${n + 1}`);
   }
   return users;
 }
@@ -88,15 +92,24 @@ export class BasicAuthenticator {
     this.dummy = dummyHash(users);
   }
 
-  /** Loads an htpasswd file; throws INPUT_UNREADABLE when it cannot be read. */
-  static async fromFile(path: string): Promise<BasicAuthenticator> {
+  /**
+   * Loads an htpasswd file; throws INPUT_UNREADABLE when it cannot be read,
+   * and INVALID_ARGUMENT when no user in it could log in. Users whose lines
+   * cannot be used (another hash kind) are passed to `onWarning`.
+   */
+  static async fromFile(path: string, onWarning?: (message: string) => void): Promise<BasicAuthenticator> {
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (err) {
       throw fsError(err, path, 'read');
     }
-    return new BasicAuthenticator(parseHtpasswd(text));
+    const skipped: string[] = [];
+    const users = parseHtpasswd(text, skipped);
+    const bcryptOnly = 'only bcrypt hashes are accepted (htpasswd -B)';
+    if (users.size === 0) throw new OciError('INVALID_ARGUMENT', `${path} holds no user who could log in: ${bcryptOnly}`);
+    if (skipped.length > 0) onWarning?.(`${path}: ${skipped.join(', ')} cannot log in: ${bcryptOnly}`);
+    return new BasicAuthenticator(users);
   }
 
   /** Number of usable users. */

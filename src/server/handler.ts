@@ -40,6 +40,8 @@ export interface RegistryHandlerOptions {
   root: string;
   /** htpasswd file with bcrypt hashes; when set, every request needs Basic credentials. */
   htpasswdFile?: string;
+  /** Told what in the configuration cannot take effect (htpasswd lines that are not bcrypt). */
+  onWarning?: (message: string) => void;
   /** Fault-injection hooks for tests. */
   hooks?: RegistryHooks;
   /** Request log callback; logging is off without it. */
@@ -69,7 +71,7 @@ export const defaultMaxManifestBytes = 4 * 1024 * 1024;
 export async function createRegistryHandler(options: RegistryHandlerOptions): Promise<RegistryRequestHandler> {
   const storage = new RegistryStorage(options.root);
   await storage.init();
-  const auth = options.htpasswdFile ? await BasicAuthenticator.fromFile(options.htpasswdFile) : undefined;
+  const auth = options.htpasswdFile ? await BasicAuthenticator.fromFile(options.htpasswdFile, options.onWarning) : undefined;
   const ctx: RegistryContext = {
     storage,
     uploads: new UploadSessions(storage, { idleMs: options.uploadIdleMs, maxSessions: options.maxUploadSessions }),

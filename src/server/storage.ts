@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { OciError, fsError } from '../errors.js';
 
 /** What the registry remembers about a stored manifest (the bytes are a blob). */
 export interface ManifestRecord {
@@ -51,8 +52,14 @@ export class RegistryStorage {
 
   /** Creates the top-level directories. */
   async init(): Promise<void> {
-    for (const d of ['blobs/sha256', 'repositories', 'uploads', 'tmp']) {
-      await mkdir(join(this.root, d), { recursive: true });
+    const st = await stat(this.root).catch(() => undefined);
+    if (st && !st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${this.root} is not a directory`);
+    try {
+      for (const d of ['blobs/sha256', 'repositories', 'uploads', 'tmp']) {
+        await mkdir(join(this.root, d), { recursive: true });
+      }
+    } catch (err) {
+      throw fsError(err, this.root, 'write');
     }
   }
 

@@ -12,7 +12,7 @@ import { containerImage, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 
 /** Starts `oci-os registry serve` as a child on a free port; resolves with the URL it printed. */
-async function serve(t: TestContext, args: string[]): Promise<{ url: string; address: string; child: ChildProcess; exited: Promise<number | null> }> {
+async function serve(t: TestContext, args: string[]): Promise<{ url: string; address: string; child: ChildProcess; exited: Promise<number | null>; stderr: () => string }> {
   const child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
@@ -27,7 +27,7 @@ async function serve(t: TestContext, args: string[]): Promise<{ url: string; add
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${err}`)));
   });
-  return { url, address: url.slice('http://'.length), child, exited };
+  return { url, address: url.slice('http://'.length), child, exited, stderr: () => err };
 }
 
 function get(url: string, headers: Record<string, string> = {}): Promise<number> {
@@ -104,4 +104,27 @@ test('`registry serve --htpasswd` asks for credentials, prints JSON and stops on
 
   child.kill('SIGINT');
   assert.equal(await exited, 0);
+});
+
+test('`registry serve` refuses a --root that is a file and an htpasswd file nobody could log in with, and warns of unusable lines', async (t) => {
+  const root = await tempDir(t);
+  const file = join(root, 'plain-file');
+  await writeFile(file, 'x');
+  const notDir = await runCli(['registry', 'serve', '--root', file, '--listen', '127.0.0.1:0']);
+  assert.equal(notDir.code, 2, notDir.stderr);
+  assert.match(notDir.stderr, /^oci-os: error: .*plain-file is not a directory\n$/);
+
+  const sha = join(root, 'sha.htpasswd');
+  await writeFile(sha, 'bob:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n');
+  const none = await runCli(['registry', 'serve', '--root', join(root, 'r1'), '--listen', '127.0.0.1:0', '--htpasswd', sha]);
+  assert.equal(none.code, 2, none.stderr);
+  assert.match(none.stderr, /sha\.htpasswd holds no user who could log in: only bcrypt hashes are accepted \(htpasswd -B\)/);
+
+  const mixed = join(root, 'mixed.htpasswd');
+  await writeFile(mixed, `alice:${bcrypt.hashSync('pw', 4)}\nbob:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\ncarol:plaintext\n`);
+  const s = await serve(t, ['--root', join(root, 'r2'), '--htpasswd', mixed]);
+  assert.equal(await get(`${s.url}/v2/`, { authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}` }), 200);
+  s.child.kill('SIGINT');
+  await s.exited;
+  assert.match(s.stderr(), /oci-os: warning: .*mixed\.htpasswd: bob, carol cannot log in: only bcrypt hashes are accepted/);
 });
