@@ -12,6 +12,8 @@ export default class ImageBuild extends BaseCommand {
 
 With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the base's layers are reused by digest and its entrypoint, cmd, env, working directory, user, ports, volumes, labels and stop signal are inherited; flags override them (a new --entrypoint drops the inherited cmd unless --cmd is given). A layer whose DiffID the base already has is not added again.
 
+A destination (oci: layout, or oci-archive: file and its temporary files) inside a directory input is left out of that layer. In a tar input a hard link must follow its target: one whose target is missing or excluded fails the build.
+
 --output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest; --json prints digest, media type, size, destination, layers and config digest.`;
   static override examples = [
     '<%= config.bin %> image build --rootfs ./rootfs --entrypoint \'["/bin/app"]\' --output oci:out/app:v1',
@@ -39,7 +41,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
     'compression-level': Flags.integer({ min: 1, max: 19, description: 'gzip level 1-9 [default: 6] or zstd level 1-19 [default: 3].', helpGroup: 'LAYERS' }),
     'source-date-epoch': Flags.string({ description: 'Clamp mtimes and set created/history times to these seconds since 1970 [default: $SOURCE_DATE_EPOCH; without either, mtimes are kept and no time is recorded].', helpValue: 'SECONDS', helpGroup: 'LAYERS' }),
     owner: Flags.string({ description: 'Give every entry this numeric owner, e.g. 0:0 [default: keep].', helpValue: 'UID:GID', helpGroup: 'LAYERS' }),
-    exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable).', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
+    exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable). From a tar, exclude both names of a hard link or neither.', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
     ...registryFlags,
     ...uploadFlags,
   };

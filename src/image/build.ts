@@ -19,6 +19,7 @@ import { checkLayerPath, layerDiffId, pushLayer, type BuiltLayer } from './layer
 import type { NormalizeOptions } from './normalize.js';
 import { defaultPlatform } from './platform.js';
 import type { ImageSource } from './source.js';
+import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImage}. Zero values mean the defaults. */
 export interface ImageBuildOptions extends CompressionOptions {
@@ -34,6 +35,8 @@ export interface ImageBuildOptions extends CompressionOptions {
   annotations?: Record<string, string>;
   /** Ownership, timestamps (SOURCE_DATE_EPOCH) and excludes for every new layer. */
   normalize?: NormalizeOptions;
+  /** Paths being written (the destination), left out of directory layers. */
+  leaveOut?: LeftOutPath[];
   /** Base blobs copied at once (default 4). */
   jobs?: number;
   signal?: AbortSignal;

@@ -15,7 +15,7 @@ import type { NormalizeOptions } from './normalize.js';
 import { readTarInput } from './tar-input.js';
 import { tarFrames } from './tar-frames.js';
 import { writeTar, type EntryWithContent } from './tar-writer.js';
-import { walkTree } from './tree.js';
+import { walkTree, type LeftOutPath } from './tree.js';
 
 /** A layer as stored. */
 export interface BuiltLayer {
@@ -39,6 +39,8 @@ export interface LayerBuildOptions extends CompressionOptions {
   signal?: AbortSignal;
   /** Receives warnings (e.g. xattrs that could not be kept). */
   warnings?: string[];
+  /** Paths being written (the destination), left out of directory layers. */
+  leaveOut?: LeftOutPath[];
 }
 
 /** Checks a layer path before any work starts; returns whether it is a directory. */
@@ -56,7 +58,7 @@ export async function checkLayerPath(path: string): Promise<'directory' | 'tar'>
 
 /** The normalized entries of a directory or tar file. */
 export async function* layerEntries(path: string, options: LayerBuildOptions = {}): AsyncGenerator<EntryWithContent> {
-  if ((await checkLayerPath(path)) === 'directory') yield* walkTree(path, options.normalize, options.warnings);
+  if ((await checkLayerPath(path)) === 'directory') yield* walkTree(path, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings);
   else yield* readTarInput(path, options.normalize, options.warnings);
 }
 

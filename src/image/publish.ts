@@ -5,11 +5,14 @@
  * the destination; the config, then the manifest, then the tag are written
  * last; a local destination is committed at the end and aborted on failure.
  */
+import { realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { OciError } from '../errors.js';
-import { openLocationForWriting, parseLocation, type LocationOptions } from '../locations.js';
+import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
 import { openImage } from './source.js';
+import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */
 export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base'> {
@@ -26,6 +29,26 @@ export interface ImageBuildReport extends BuiltImage {
   baseDigest?: string;
 }
 
+/** A real path, or the path made absolute when it cannot be resolved. */
+async function realOrResolved(path: string): Promise<string> {
+  return realpath(path).catch(() => resolve(path));
+}
+
+/**
+ * What a local destination writes, by real path, to leave out of directory
+ * layers that hold it: the layout directory (opening created it), or the
+ * archive file with what is written beside it (layout/archive.ts): the
+ * temporary layout and file `.NAME.oci-os-…` and the writers' lock
+ * `NAME.lock`.
+ */
+async function destinationPaths(out: WritableLocation): Promise<LeftOutPath[]> {
+  if (!out.path) return [];
+  if (out.kind === 'oci') return [{ path: await realOrResolved(out.path) }];
+  const dir = await realOrResolved(dirname(out.path));
+  const name = basename(out.path);
+  return [{ path: join(dir, name), siblingPrefix: `.${name}.oci-os-` }, { path: join(dir, `${name}.lock`) }];
+}
+
 /** Builds an image into `dest`; the whole image or (for local destinations) nothing becomes visible. */
 export async function buildImageTo(dest: string, options: ImageBuildToOptions, locations: LocationOptions = {}): Promise<ImageBuildReport> {
   const parsed = parseLocation(dest);
@@ -38,7 +61,9 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
   try {
     const out = await openLocationForWriting(dest, locations);
     try {
-      const built = await buildImage(out.store, { ...options, base });
+      // A destination inside a directory input would be packed, temporary files and all.
+      const leaveOut = [...(options.leaveOut ?? []), ...(await destinationPaths(out))];
+      const built = await buildImage(out.store, { ...options, base, leaveOut });
       options.signal?.throwIfAborted();
       if (out.tag) await out.store.tag(built.descriptor, out.tag);
       await out.commit();

@@ -5,8 +5,10 @@
  * applied (an excluded directory with everything below it), xattrs
  * (`SCHILY.xattr.*`) kept. Entries keep their input order: sorting them
  * would mean holding file contents, so only layers built from directories
- * are fully sorted. Names are made relative (`./` and leading `/` dropped);
- * entries with `..` components are refused. Extended attributes are kept
+ * are fully sorted; a hard link whose target is not in the layer before it
+ * (missing from the tar, or excluded) fails the build. Names are made
+ * relative (`./` and leading `/` dropped); entries with `..` components are
+ * refused. Extended attributes are kept
  * byte for byte (tar-reader.ts), and so are names and link targets that are
  * not UTF-8: they pass to the layer as their bytes (`rawName`,
  * `rawLinkname`), `..` found in the bytes; excludes see them with U+FFFD,
@@ -65,6 +67,15 @@ function excludedWithParents(exclude: RegExp[] | undefined): (rel: string) => bo
   };
 }
 
+/** The error for a hard link whose target is not in the layer: excluded, or not before it in the tar. */
+function danglingLink(file: string, rel: string, target: string | Buffer | undefined, excluded: (rel: string) => boolean): OciError {
+  const shown = target === undefined ? '.' : shownName(target);
+  if (target !== undefined && excluded(shown)) {
+    return new OciError('INVALID_ARGUMENT', `${file}: hard link "${rel}" to "${shown}": --exclude drops its target, whose content cannot be kept under the other name from a tar; exclude both names or neither`);
+  }
+  return new OciError('INVALID_ARGUMENT', `${file}: hard link "${rel}" to "${shown}": its target is not in the tar before it`);
+}
+
 /** Streams of the uncompressed tar bytes of a file. */
 export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> {
   try {
@@ -111,8 +122,10 @@ export async function* readTarInput(file: string, options: NormalizeOptions = {}
     }
     if (type === 'link') {
       const target = relativeEntryName(e.rawLinkname ?? e.linkname, file);
-      // Its target was excluded (or never stored): a dangling hard link cannot be extracted.
-      if (target === undefined || !written.has(nameKey(target))) continue;
+      // A hard link holds no bytes of its own: without its target in the layer, dropping it would lose
+      // the file and keeping it would not extract. The target's bytes, when it was excluded, were
+      // streamed past and are gone, so the build stops rather than losing content silently.
+      if (target === undefined || !written.has(nameKey(target))) throw danglingLink(file, rel, target, excluded);
       entry.linkname = shownName(target);
       if (typeof target !== 'string') entry.rawLinkname = target;
     }

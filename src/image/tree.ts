@@ -9,12 +9,13 @@
  * bytes but `/` and NUL, and one that is not UTF-8 cannot pass through a
  * string (the lstat of the mangled name would fail), so from such a name
  * down, paths are Buffers and entries carry their exact bytes in
- * `rawName` (excludes then see the name with U+FFFD). Memory: one directory
- * listing per level and the hard-link table.
+ * `rawName` (excludes then see the name with U+FFFD). Paths the build
+ * writes to (`leaveOut`, by real path) are skipped like excluded ones.
+ * Memory: one directory listing per level and the hard-link table.
  */
 import { isUtf8 } from 'node:buffer';
 import { lstatSync } from 'node:fs';
-import { readdir, readlink, stat } from 'node:fs/promises';
+import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
@@ -27,6 +28,45 @@ import { joinHost } from './secure-path.js';
 export interface TreeEntry {
   entry: TarEntry;
   source?: string | Buffer;
+}
+
+/** A path the build is writing, left out of any tree that holds it (see publish.ts). */
+export interface LeftOutPath {
+  /** Real path of a file or directory, left out with everything below it. */
+  path: string;
+  /** Its siblings whose names start with this are left out too (temporary files written beside it). */
+  siblingPrefix?: string;
+}
+
+/** How a tree is walked: normalized, and without the paths the build is writing. */
+export interface TreeOptions extends NormalizeOptions {
+  leaveOut?: LeftOutPath[];
+}
+
+/**
+ * Which relative names of the tree at `root` are left out; undefined when
+ * none can be. The walk follows no symlink below the root, so a path lies
+ * in the tree exactly when its real path starts with the root's.
+ */
+async function leftOutTest(root: string, paths: LeftOutPath[] | undefined): Promise<((rel: string) => boolean) | undefined> {
+  if (!paths?.length) return undefined;
+  let real: string;
+  try {
+    real = await realpath(root);
+  } catch (err) {
+    throw fsError(err, root, 'read');
+  }
+  const under = real.endsWith('/') ? real : `${real}/`;
+  const names = new Set<string>();
+  const starts: string[] = [];
+  for (const p of paths) {
+    if (!p.path.startsWith(under)) continue;
+    const rel = p.path.slice(under.length);
+    names.add(rel);
+    if (p.siblingPrefix) starts.push(rel.slice(0, rel.lastIndexOf('/') + 1) + p.siblingPrefix);
+  }
+  if (names.size === 0) return undefined;
+  return (rel) => names.has(rel) || starts.some((s) => rel.startsWith(s));
 }
 
 /** Linux `major()`/`minor()` of a device number. */
@@ -58,9 +98,10 @@ export async function checkTreeRoot(root: string): Promise<void> {
 }
 
 /** Yields the normalized entries of the tree at `root`; `warnings` receives a line per skipped socket. */
-export async function* walkTree(root: string, options: NormalizeOptions = {}, warnings: string[] = []): AsyncGenerator<TreeEntry> {
+export async function* walkTree(root: string, options: TreeOptions = {}, warnings: string[] = []): AsyncGenerator<TreeEntry> {
   await checkTreeRoot(root);
   const xattrs = await readTreeXattrs(root);
+  const leftOut = await leftOutTest(root, options.leaveOut);
   const firstPathOf = new Map<string, { name: string; raw?: Buffer }>();
   const epoch = options.sourceDateEpoch;
 
@@ -78,7 +119,8 @@ export async function* walkTree(root: string, options: NormalizeOptions = {}, wa
     for (const bytes of names) {
       const name = bytes.toString('utf8');
       const rel = prefix + name;
-      if (isExcluded(rel, options.exclude)) continue;
+      // The destination inside the tree: packing it would pack its temporary files, a new layer each time.
+      if (isExcluded(rel, options.exclude) || leftOut?.(rel)) continue;
       const raw = rawPrefix || !isUtf8(bytes) ? Buffer.concat([rawPrefix ?? Buffer.from(prefix), bytes]) : undefined;
       const path = joinHost(dir, raw ? bytes : name);
       let st: BigIntStats;
