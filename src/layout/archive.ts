@@ -4,20 +4,35 @@
  * be known before their tar headers); commit() streams a deterministic tar
  * (sorted names, mtime 0, uid/gid 0, fixed modes) to a temporary file and
  * renames it over the target. Reading extracts to a temporary directory.
+ *
+ * Writers of one archive (processes, or writers in one process) commit one
+ * at a time, under a lock file next to the archive (`FILE.lock`, the
+ * layout's lock mechanism): an archive is replaced as a whole, so each
+ * commit reads the archive as it is then, merges its tags into that and
+ * packs it while no other writer can. Otherwise the last writer's copy
+ * would win and tags committed meanwhile would be lost.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
+import type { Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { OciLayout } from './layout.js';
+import { OciLayout, withLockFile } from './layout.js';
 
 const EPOCH = new Date(0);
+/**
+ * How long a writer waits for another writer of the same archive by default.
+ * Longer than a layout's wait: the holder packs the whole archive under the
+ * lock (and keeps the lock fresh meanwhile, so it is not taken over).
+ */
+const ARCHIVE_LOCK_WAIT_MS = 10 * 60_000;
 
 /** Lists every file and directory below `dir`, sorted, as tar entry names. */
 async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string; path: string; dir: boolean }>> {
@@ -39,7 +54,8 @@ async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string;
 
 /** Streams a deterministic tar of `dir` into `file` (atomically: temp file + rename). */
 export async function packLayout(dir: string, file: string): Promise<void> {
-  const tmp = join(dirname(file), `.${basename(file)}.oci-os-tmp-${process.pid}-${Date.now()}`);
+  // Random, not a time: two packs of one file in one process and millisecond must not share it.
+  const tmp = join(dirname(file), `.${basename(file)}.oci-os-tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
   const pack = tar.pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const written = pipeline(pack, out);
@@ -74,8 +90,10 @@ export async function packLayout(dir: string, file: string): Promise<void> {
 /**
  * Extracts an oci-archive into `dir`, refusing entries that would land outside it.
  * `signal` stops it mid-file (ABORTED); what was extracted is the caller's to remove.
+ * With `keepBlobs`, blob files already in `dir` are not written again (same
+ * name, same digest: same bytes).
  */
-export async function unpackArchive(file: string, dir: string, signal?: AbortSignal): Promise<void> {
+export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean } = {}): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
@@ -85,6 +103,7 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
     throw fsError(err, file, 'read');
   }
   const root = dir.endsWith(sep) ? dir : dir + sep;
+  const blobs = join(dir, 'blobs') + sep;
   const done = pipeline(input, extract);
   // Awaited below; an interrupt can fail it while an entry's directory is being made.
   done.catch(() => undefined);
@@ -103,6 +122,10 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
         await mkdir(target, { recursive: true });
         entry.resume();
       } else if (entry.header.type === 'file' || entry.header.type === 'contiguous-file') {
+        if (options.keepBlobs && target.startsWith(blobs) && (await lstat(target).then((st) => st.isFile(), () => false))) {
+          entry.resume();
+          continue;
+        }
         await mkdir(dirname(target), { recursive: true });
         await pipeline(entry, createWriteStream(target));
       } else {
@@ -121,23 +144,33 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
   }
 }
 
+/** Options for writing an oci-archive. */
+export interface ArchiveWriterOptions {
+  /** How long commit() waits for another writer of the same archive, in milliseconds (default 10 min), before failing. */
+  lockWait?: number;
+}
+
 /**
  * A ContentStore that writes an oci-archive. An existing archive's images are
- * kept. Nothing appears at `file` until commit().
+ * kept, as they are when commit() runs. Nothing appears at `file` until commit().
  */
 export class OciArchiveWriter implements CommittableStore {
   private constructor(
     readonly file: string,
     private readonly tmpDir: string,
     private readonly layout: OciLayout,
+    /** The archive file extracted into tmpDir (archiveKey), undefined when there was none. */
+    private readonly extracted: string | undefined,
+    private readonly lockWait: number,
   ) {}
 
-  static async open(file: string): Promise<OciArchiveWriter> {
-    let existing = false;
+  static async open(file: string, options: ArchiveWriterOptions = {}): Promise<OciArchiveWriter> {
+    let extracted: string | undefined;
     try {
       const st = await stat(file);
       if (st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${file} is a directory; an oci-archive: location names a tar file (use oci:${file} for a layout directory)`);
-      existing = true;
+      // Taken before extracting: if the archive is replaced in between, commit() sees a change and reads it again.
+      extracted = archiveKey(st);
     } catch (err) {
       if (isOciError(err)) throw err;
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, file, 'read');
@@ -149,9 +182,10 @@ export class OciArchiveWriter implements CommittableStore {
       throw fsError(err, dirname(file), 'write');
     }
     try {
-      if (existing) await unpackArchive(file, tmpDir);
+      // Extracted now so that blobs already in the archive are not written again, and a bad archive fails before the build.
+      if (extracted !== undefined) await unpackArchive(file, tmpDir);
       const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json` });
-      return new OciArchiveWriter(file, tmpDir, layout);
+      return new OciArchiveWriter(file, tmpDir, layout, extracted, options.lockWait ?? ARCHIVE_LOCK_WAIT_MS);
     } catch (err) {
       await rm(tmpDir, { recursive: true, force: true });
       throw err;
@@ -177,18 +211,53 @@ export class OciArchiveWriter implements CommittableStore {
     return this.layout.tag(desc, tag);
   }
 
+  /**
+   * Under the archive's lock: brings the temporary layout up to the archive
+   * as it is now, merges the pending tags into its index.json and packs it
+   * over the archive.
+   */
   async commit(): Promise<void> {
     try {
-      await this.layout.commit();
-      await packLayout(this.tmpDir, this.file);
+      await withLockFile(`${this.file}.lock`, async () => {
+        await this.catchUp();
+        await this.layout.commit();
+        await packLayout(this.tmpDir, this.file);
+      }, { wait: this.lockWait, what: `archive ${this.file}` });
     } finally {
       await rm(this.tmpDir, { recursive: true, force: true });
     }
   }
 
+  /**
+   * When another writer replaced (or someone removed) the archive since
+   * open(), what was extracted then is out of date: its index.json gives way
+   * to the current one (none, when the archive is gone), and the current
+   * archive's blobs are added. Blobs already here stay; one the archive no
+   * longer has is at worst unreferenced. Call with the archive's lock held.
+   */
+  private async catchUp(): Promise<void> {
+    let now: string | undefined;
+    try {
+      now = archiveKey(await stat(this.file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.file, 'read');
+    }
+    if (now === this.extracted) return;
+    await rm(join(this.tmpDir, 'index.json'), { force: true });
+    if (now !== undefined) await unpackArchive(this.file, this.tmpDir, undefined, { keepBlobs: true });
+  }
+
   async abort(): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Identifies an archive file as found: a writer's commit renames a new file
+ * over it (another inode), so a replaced archive does not look the same.
+ */
+function archiveKey(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /**

@@ -15,8 +15,8 @@
  * garbage; a removed one could break an image.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
+import type { Stats, WriteStream } from 'node:fs';
 import { makeDirs } from '../util/fs.js';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -97,7 +97,10 @@ export class OciLayout implements CommittableStore {
     private readonly lockWait: number,
   ) {}
 
-  /** Opens (and with `create`, initializes) a layout directory. */
+  /**
+   * Opens (and with `create`, initializes) a layout directory. Opened for
+   * writing (`create`), an existing index.json is read and checked first.
+   */
   static async open(dir: string, options: LayoutOptions = {}): Promise<OciLayout> {
     const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS);
     let st;
@@ -123,6 +126,9 @@ export class OciLayout implements CommittableStore {
       // Under the lock: an aborting writer that removes a new layout or its blobs sees this one registered, or is done.
       // Registered from here on, a writer that finds a blob present and skips it can rely on it staying.
       await layout.withLock(async () => {
+        // A layout whose index.json commit() could not merge into fails now, before a blob is written
+        // (and an abort could not tell which blobs no image uses, so they would stay).
+        await layout.readIndex();
         await layout.init();
         await layout.register();
       });
@@ -264,9 +270,10 @@ export class OciLayout implements CommittableStore {
     if (expected) digestAlgorithm(expected.digest, `blob ${expected.digest}`);
     const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
     this.temps.add(tmp);
+    let out: WriteStream | undefined;
     try {
       await makeDirs(tmpDir);
-      const out = createWriteStream(tmp, { flags: 'wx' });
+      out = createWriteStream(tmp, { flags: 'wx' });
       // Byte mode with a small high-water mark: an object-mode Readable.from would read 16 frames ahead.
       const source = content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 });
       await (hasher ? pipeline(source, hasher, out) : pipeline(source, out));
@@ -292,6 +299,12 @@ export class OciLayout implements CommittableStore {
       return { digest, size };
     } catch (err) {
       this.temps.delete(tmp);
+      // A stream failed early may still be opening (creating) the file: removed once it is closed, or it would stay.
+      if (out && !out.closed) {
+        const closed = new Promise<void>((resolve) => out!.once('close', () => resolve()));
+        out.destroy();
+        await closed;
+      }
       await unlink(tmp).catch(() => {});
       if (isOciError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
@@ -578,46 +591,16 @@ export class OciLayout implements CommittableStore {
   }
 
   /**
-   * Runs `fn` holding the layout's lock: a file created exclusively next to
-   * index.json, holding the pid of its holder. A lock whose holder is gone,
-   * or older than LOCK_STALE_MS, is taken over; otherwise this waits up to
-   * `wait` ms and then fails naming the lock file.
+   * Runs `fn` holding the layout's lock (withLockFile on index.json.lock).
+   * A layout directory that is gone (an empty layout dropped by an aborted
+   * writer) is made again for it.
    */
   private async withLock<T>(fn: () => Promise<T>, wait = this.lockWait): Promise<T> {
-    const lock = join(this.dir, LOCK_FILE);
-    const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
-    const deadline = Date.now() + wait;
-    let delay = 5;
-    let missing = 0;
-    for (;;) {
-      try {
-        await writeFile(lock, token, { flag: 'wx' });
-        break;
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' && missing++ < 3) {
-          // The directory was removed (an empty layout dropped by an aborted writer): made again.
-          await makeDirs(this.dir).catch(() => {});
-          continue;
-        }
-        if (code !== 'EEXIST') throw fsError(err, lock, 'write');
-      }
-      if (await takeOverStale(lock)) continue;
-      if (Date.now() >= deadline) {
-        throw new OciError('OUTPUT_UNWRITABLE', `layout ${this.dir} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
-          hint: `if no oci-os process is writing to it, remove ${lock}`,
-        });
-      }
-      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-      delay = Math.min(delay * 2, 200);
-    }
-    try {
-      return await fn();
-    } finally {
-      // Only a lock that is still this one is removed (a stale takeover may have replaced it).
-      const now = await readFile(lock, 'utf8').catch(() => undefined);
-      if (now === token) await unlink(lock).catch(() => {});
-    }
+    return withLockFile(join(this.dir, LOCK_FILE), fn, {
+      wait,
+      what: `layout ${this.dir}`,
+      missing: () => makeDirs(this.dir),
+    });
   }
 
   /** Writes a small file atomically (temp + fsync + rename). */
@@ -638,6 +621,65 @@ export class OciLayout implements CommittableStore {
       await unlink(tmp).catch(() => {});
       throw err;
     }
+  }
+}
+
+/** How withLockFile waits, and what it names. */
+export interface LockFileOptions {
+  /** How long to wait for another holder, in milliseconds (default 60 s). */
+  wait?: number;
+  /** What the lock guards, as messages name it ("layout DIR", "archive FILE"). */
+  what: string;
+  /** Makes the lock's directory again when it is missing; without it, a missing directory fails. */
+  missing?: () => Promise<void>;
+}
+
+/**
+ * Runs `fn` holding a lock: a file created exclusively (O_EXCL), holding the
+ * pid of its holder. A lock whose holder is gone, or older than
+ * LOCK_STALE_MS, is taken over; otherwise this waits up to `wait` ms and
+ * then fails naming the lock file. While `fn` runs the lock's time is
+ * renewed, so a holder that takes long (packing a large archive) is not
+ * taken for stale.
+ */
+export async function withLockFile<T>(lock: string, fn: () => Promise<T>, options: LockFileOptions): Promise<T> {
+  const wait = options.wait ?? LOCK_WAIT_MS;
+  const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  const deadline = Date.now() + wait;
+  let delay = 5;
+  let missing = 0;
+  for (;;) {
+    try {
+      await writeFile(lock, token, { flag: 'wx' });
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && options.missing && missing++ < 3) {
+        await options.missing().catch(() => {});
+        continue;
+      }
+      if (code !== 'EEXIST') throw fsError(err, lock, 'write');
+    }
+    if (await takeOverStale(lock)) continue;
+    if (Date.now() >= deadline) {
+      throw new OciError('OUTPUT_UNWRITABLE', `${options.what} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
+        hint: `if no oci-os process is writing to it, remove ${lock}`,
+      });
+    }
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+    delay = Math.min(delay * 2, 200);
+  }
+  const mine = async (): Promise<boolean> => (await readFile(lock, 'utf8').catch(() => undefined)) === token;
+  const renew = setInterval(() => {
+    void mine().then((yes) => (yes ? utimes(lock, new Date(), new Date()) : undefined)).catch(() => {});
+  }, LOCK_STALE_MS / 3);
+  renew.unref();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(renew);
+    // Only a lock that is still this one is removed (a stale takeover may have replaced it).
+    if (await mine()) await unlink(lock).catch(() => {});
   }
 }
 
