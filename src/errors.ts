@@ -102,8 +102,12 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
-/** Maps a Node.js file-system error to an OciError that names the path. */
-export function fsError(err: unknown, path: string, what: 'read' | 'write'): OciError {
+/**
+ * Maps a Node.js file-system error to an OciError that names the path.
+ * `source` is a read of what a location names (a layout directory, an
+ * archive file): when it is not there, the error is NOT_FOUND.
+ */
+export function fsError(err: unknown, path: string, what: 'read' | 'write' | 'source'): OciError {
   const e = err as NodeJS.ErrnoException;
   const reason =
     e?.code === 'ENOENT' ? 'no such file or directory'
@@ -114,8 +118,8 @@ export function fsError(err: unknown, path: string, what: 'read' | 'write'): Oci
     : e?.code === 'EROFS' ? 'read-only file system'
     : (e?.message ?? String(err));
   return new OciError(
-    what === 'read' ? 'INPUT_UNREADABLE' : 'OUTPUT_UNWRITABLE',
-    `cannot ${what} ${path}: ${reason}`,
+    what === 'write' ? 'OUTPUT_UNWRITABLE' : what === 'source' && e?.code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT_UNREADABLE',
+    `cannot ${what === 'write' ? 'write' : 'read'} ${path}: ${reason}`,
     { cause: err },
   );
 }

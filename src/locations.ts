@@ -4,7 +4,7 @@
  * - a registry reference `[HOST[:PORT]/]REPO[:TAG][@DIGEST]` (registry/reference.ts),
  * - `oci:DIR[:TAG|@DIGEST]`, an OCI image layout directory,
  * - `oci-archive:FILE[:TAG|@DIGEST]`, the same layout as a tar file
- *   (layout/location.ts).
+ *   (layout/location.ts; as in skopeo, DIR or FILE ends at the first colon).
  *
  * Reading resolves the manifest or index the location names (the root of a
  * copy). Writing returns a store on which nothing is visible before
@@ -13,7 +13,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { openLocalForWriting } from './layout/open.js';
-import { OciError, isOciError } from './errors.js';
+import { OciError, fsError, isOciError } from './errors.js';
 import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
@@ -151,6 +151,10 @@ export async function openLocationForReading(input: string, options: LocationOpt
     }
   }
   const loc = p.local!;
+  // A source that is not there is not found (exit 4), as a missing tag is; other errors are left to opening it.
+  await stat(loc.path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw fsError(err, loc.path, 'source');
+  });
   let layout: OciLayout;
   let close: () => Promise<void>;
   if (loc.kind === 'oci') {

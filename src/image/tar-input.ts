@@ -90,6 +90,21 @@ export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> 
 }
 
 /**
+ * The entries of a tar file given as input. A file that is not a tar, or
+ * not a readable one, is invalid input (INVALID_ARGUMENT, exit 2), as a
+ * path that is neither a directory nor a file is: nothing failed a check
+ * of content against its digest.
+ */
+async function* inputEntries(file: string): ReturnType<typeof readTar> {
+  try {
+    yield* readTar(await openTarFile(file), file);
+  } catch (err) {
+    if (err instanceof OciError && err.code === 'INVALID_FORMAT') throw new OciError('INVALID_ARGUMENT', err.message, { cause: err });
+    throw err;
+  }
+}
+
+/**
  * Yields the normalized entries of a tar file. `warnings` is kept for
  * callers that collect them (nothing is dropped silently: xattrs are kept
  * byte for byte).
@@ -97,7 +112,7 @@ export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> 
 export async function* readTarInput(file: string, options: NormalizeOptions = {}, _warnings: string[] = []): AsyncGenerator<EntryWithContent> {
   const written = new Set<string>(); // by nameKey: names that are not UTF-8 must match byte for byte
   const excluded = excludedWithParents(options.exclude);
-  for await (const e of readTar(await openTarFile(file), file)) {
+  for await (const e of inputEntries(file)) {
     if (e.type === 'other') {
       throw new OciError('UNSUPPORTED', `${file}: entry "${e.name}" has tar type '${e.typeflag}', which layers cannot hold`);
     }

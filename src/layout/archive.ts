@@ -138,7 +138,7 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
     await done.catch(() => {});
     if (isOciError(err)) throw err;
     if ((err as NodeJS.ErrnoException).code?.startsWith?.('E')) throw fsError(err, file, 'read');
-    throw new OciError('INVALID_FORMAT', `${file} is not a readable tar archive: ${(err as Error).message}`, { cause: err });
+    throw new OciError('INVALID_ARGUMENT', `${file} is not a readable tar archive: ${(err as Error).message}`, { cause: err });
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -342,8 +342,8 @@ export class OciLayout implements CommittableStore {
       throw fsError(err, file, 'read');
     }
     const name = this.indexName ?? file;
-    const invalid = (what: string): OciError => new OciError('INVALID_FORMAT', `${name} ${what}`);
-    const invalidEntry = (i: number, what: string): OciError => new OciError('INVALID_FORMAT', `${name}: manifests[${i}] ${what}`);
+    const invalid = (what: string): OciError => new OciError('INVALID_ARGUMENT', `${name} ${what}`);
+    const invalidEntry = (i: number, what: string): OciError => new OciError('INVALID_ARGUMENT', `${name}: manifests[${i}] ${what}`);
     let index: ImageIndex;
     try {
       index = JSON.parse(text) as ImageIndex;

@@ -14,43 +14,63 @@ export interface LocalLocation {
   digest?: string;
 }
 
-const tagRe = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const digestRe = /^sha256:[a-f0-9]{64}$/;
+/**
+ * `org.opencontainers.image.ref.name` (image-spec annotations.md):
+ * components of letters and digits joined by `-`, `.`, `_`, `:`, `@`, `+`
+ * or `--`, separated by `/`; containers/image validates the same grammar.
+ */
+const refComponent = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
+const refNameRe = new RegExp(`^${refComponent}(?:/${refComponent})*$`);
+/** Hex length of the digests a location can name (the algorithms whose content is checked). */
+const digestHexLength: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
+/** `@ALG` ending the part before the first colon: that colon is the digest's (`DIR@sha256:HEX`). */
+const digestAtRe = /@(sha256|sha384|sha512)$/;
 
 /** True when `s` starts with a local transport prefix. */
 export function isLocalLocation(s: string): boolean {
   return s.startsWith('oci:') || s.startsWith('oci-archive:');
 }
 
-/** Parses a local location; throws INVALID_REFERENCE with what to write instead. */
+/**
+ * Parses a local location; throws INVALID_REFERENCE with what to write instead.
+ * As in containers/image (skopeo, podman, buildah), the path ends at the
+ * first colon and the rest is the tag, any ref.name (`oci:DIR:foo/bar`):
+ * a path that contains a colon cannot be named. `DIR@sha256:HEX` names a
+ * manifest by digest.
+ */
 export function parseLocalLocation(s: string): LocalLocation {
   const m = /^(oci|oci-archive):(.*)$/s.exec(s);
   if (!m) {
     throw new OciError('INVALID_REFERENCE', `invalid location "${s}": use oci:DIR[:TAG] or oci-archive:FILE[:TAG]`);
   }
   const kind = m[1] as LocalLocation['kind'];
-  let path = m[2]!;
+  const [what, form] = kind === 'oci' ? ['directory', 'oci:DIR'] as const : ['file', 'oci-archive:FILE'] as const;
+  const colon = m[2]!.indexOf(':');
+  let path = colon < 0 ? m[2]! : m[2]!.slice(0, colon);
+  const rest = colon < 0 ? undefined : m[2]!.slice(colon + 1);
   let tag: string | undefined;
   let digest: string | undefined;
-  const at = path.lastIndexOf('@');
-  if (at >= 0 && digestRe.test(path.slice(at + 1))) {
-    digest = path.slice(at + 1);
-    path = path.slice(0, at);
-  } else {
-    const colon = path.lastIndexOf(':');
-    if (colon >= 0) {
-      const suffix = path.slice(colon + 1);
-      if (!suffix.includes('/')) {
-        if (!tagRe.test(suffix)) {
-          throw new OciError('INVALID_REFERENCE', `invalid tag "${suffix}" in "${s}": tags are 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'`);
-        }
-        tag = suffix;
-        path = path.slice(0, colon);
-      }
+  const alg = rest === undefined ? null : digestAtRe.exec(path);
+  if (alg) {
+    digest = `${alg[1]}:${rest}`;
+    path = path.slice(0, alg.index);
+    if (!new RegExp(`^[a-f0-9]{${digestHexLength[alg[1]!]}}$`).test(rest!)) {
+      throw new OciError('INVALID_REFERENCE', `invalid digest "${digest}" in "${s}": expected ${alg[1]}:<${digestHexLength[alg[1]!]} lowercase hex characters>`);
     }
+  } else if (rest !== undefined) {
+    if (/@sha(?:256|384|512):/.test(rest)) {
+      throw new OciError('INVALID_REFERENCE', `invalid location "${s}": name the image by tag or by digest, not both (${form}:TAG or ${form}@DIGEST)`);
+    }
+    if (rest === '') {
+      throw new OciError('INVALID_REFERENCE', `invalid location "${s}": the tag after ':' is empty (${form}[:TAG])`);
+    }
+    if (!refNameRe.test(rest)) {
+      throw new OciError('INVALID_REFERENCE', `invalid tag "${rest}" in "${s}": the ${what} ends at the first ':', and a tag is letters and digits joined by one of - . _ : @ + or --, in parts separated by /`);
+    }
+    tag = rest;
   }
   if (path === '') {
-    throw new OciError('INVALID_REFERENCE', `invalid location "${s}": the ${kind === 'oci' ? 'directory' : 'file'} is missing (${kind}:${kind === 'oci' ? 'DIR' : 'FILE'}[:TAG])`);
+    throw new OciError('INVALID_REFERENCE', `invalid location "${s}": the ${what} is missing (${form}[:TAG])`);
   }
   return { kind, path, tag, digest };
 }

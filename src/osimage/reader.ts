@@ -106,7 +106,7 @@ export function parseOsImageConfig(bytes: Buffer, manifest: ImageManifest, where
   const c = decodeAsGo(bytes, configType, where) as unknown as OsImageConfig;
   c.payloads ??= [];
   if (c.format_version !== OS_IMAGE_FORMAT_VERSION) {
-    throw new OciError('UNSUPPORTED', `${where}: format_version ${JSON.stringify(c.format_version)} is not supported (only "${OS_IMAGE_FORMAT_VERSION}")`);
+    throw invalid(where, `format_version ${JSON.stringify(c.format_version)} is not supported (only "${OS_IMAGE_FORMAT_VERSION}")`);
   }
   if (c.payloads.length !== manifest.layers.length) {
     throw invalid(where, `${c.payloads.length} payloads but the manifest has ${manifest.layers.length} layers`);
@@ -129,7 +129,7 @@ export function parseOsImageConfig(bytes: Buffer, manifest: ImageManifest, where
     });
     const layer = manifest.layers[i]!;
     const compression = layer.mediaType === MediaType.zstd ? 'zstd' : layer.mediaType === MediaType.octetStream ? 'none' : undefined;
-    if (!compression) throw new OciError('UNSUPPORTED', `${at}: layer media type ${layer.mediaType} is neither ${MediaType.octetStream} nor ${MediaType.zstd}`);
+    if (!compression) throw invalid(at, `layer media type ${layer.mediaType} is neither ${MediaType.octetStream} nor ${MediaType.zstd}`);
     if (compression === 'none' && layer.size !== p.size) throw invalid(at, `uncompressed layer is ${layer.size} bytes, the payload ${p.size}`);
     return { index: i, name: p.name, size: p.size, hashChunkSize: p.hash_chunk_size, chunkHashes: hashes, layer, compression };
   });

@@ -191,7 +191,7 @@ describe('locations', () => {
     const w = await openLocationForWriting(`oci:${join(dir, 'new')}`);
     assert.equal(w.tag, 'latest');
     await w.close();
-    await assert.rejects(openLocationForReading(`oci:${join(dir, 'missing')}`), (e: OciError) => e.code === 'INPUT_UNREADABLE');
+    await assert.rejects(openLocationForReading(`oci:${join(dir, 'missing')}`), (e: OciError) => e.code === 'NOT_FOUND');
   });
 
   it('reads a layout by digest (also a manifest index.json does not list), with a root descriptor free of index annotations', async (t) => {

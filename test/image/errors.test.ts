@@ -45,7 +45,7 @@ test('every bad flag value is a one-line usage error (exit code 2) naming the fl
   assert.equal(buildOptionsFromInputs({ rootfs: '/x', sourceDateEpoch: '5' }, { SOURCE_DATE_EPOCH: '7' }).normalize?.sourceDateEpoch, 5);
 });
 
-test('the CLI: one line on stderr, usage (2) or runtime (1, 5) exit codes, nothing left at the destination', async (t) => {
+test('the CLI: one line on stderr, usage (2), runtime (1) or not found (4) exit codes, nothing left at the destination', async (t) => {
   const dir = await tempDir(t);
   const tree = join(dir, 'tree');
   await mkdir(tree);
@@ -58,8 +58,8 @@ test('the CLI: one line on stderr, usage (2) or runtime (1, 5) exit codes, nothi
     [['image', 'build', '--rootfs', tree, '--platform', 'linux/amd65', '-o', out], 2, /unknown platform architecture "amd65"/],
     [['image', 'build', '--rootfs', tree], 2, /output|push/],
     [['image', 'build', '--rootfs', tree, '--push', '127.0.0.1:1/x@sha256:' + 'a'.repeat(64)], 2, /push to a tag/],
-    [['image', 'build', '--layer', tree, '--layer', join(dir, 'not-a-tar'), '-o', out], 5, /not-a-tar is not a tar archive \(shorter than one header\)/],
-    [['image', 'unpack', `oci:${join(dir, 'nowhere')}`, join(dir, 'u')], 1, /cannot read .*nowhere: no such file or directory/],
+    [['image', 'build', '--layer', tree, '--layer', join(dir, 'not-a-tar'), '-o', out], 2, /not-a-tar is not a tar archive \(shorter than one header\)/],
+    [['image', 'unpack', `oci:${join(dir, 'nowhere')}`, join(dir, 'u')], 4, /cannot read .*nowhere: no such file or directory/],
     [['image', 'index', '-o', out], 2, /^oci-os: error: image index needs at least one SRC image to combine$/],
     [['image', 'frobnicate'], 2, /./],
   ];

@@ -148,7 +148,7 @@ describe('malformed index.json', () => {
     ['annotations that are no object', { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest, size: 3, annotations: null }] }, /index\.json: manifests\[0\] has annotations that are not an object$/],
   ];
 
-  it('fails with INVALID_FORMAT naming the file and what is wrong', async (t) => {
+  it('fails with INVALID_ARGUMENT (an invalid layout is invalid input, exit 2) naming the file and what is wrong', async (t) => {
     const dir = await tempDir(t);
     for (const [what, index, message] of cases) {
       const lay = join(dir, what.replace(/ /g, '-'));
@@ -157,14 +157,14 @@ describe('malformed index.json', () => {
       await writeFile(join(lay, 'index.json'), JSON.stringify(index));
       const layout = await OciLayout.open(lay);
       await assert.rejects(layout.resolve('v1'), (e) => {
-        assert.ok(isOciError(e, 'INVALID_FORMAT'), `${what}: ${String(e)}`);
+        assert.ok(isOciError(e, 'INVALID_ARGUMENT'), `${what}: ${String(e)}`);
         assert.ok(e.message.startsWith(join(lay, 'index.json')), `${what}: ${e.message}`);
         assert.match(e.message, message, what);
         return true;
       });
     }
     const r = await runCli(['verify', `oci:${join(dir, 'a-null-entry')}`]);
-    assert.equal(r.code, 5, r.stderr);
+    assert.equal(r.code, 2, r.stderr);
     assert.match(r.stderr, /manifests\[0\] is null, not a descriptor object/);
   });
 
@@ -177,7 +177,7 @@ describe('malformed index.json', () => {
     const file = join(dir, 'image.tar');
     await packLayout(lay, file);
     await assert.rejects(openLocationForReading(`oci-archive:${file}`), (e) => {
-      assert.ok(isOciError(e, 'INVALID_FORMAT'), String(e));
+      assert.ok(isOciError(e, 'INVALID_ARGUMENT'), String(e));
       assert.equal(e.message, `${file}: index.json: manifests[0] is null, not a descriptor object`);
       return true;
     });

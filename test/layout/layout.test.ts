@@ -67,7 +67,8 @@ test('local locations parse like the containers tools parse them', () => {
   assert.deepEqual(parseLocalLocation('oci:dir'), { kind: 'oci', path: 'dir', tag: undefined, digest: undefined });
   assert.deepEqual(parseLocalLocation('oci:a/b:v1.0'), { kind: 'oci', path: 'a/b', tag: 'v1.0', digest: undefined });
   assert.deepEqual(parseLocalLocation('oci-archive:/x/y.tar:t'), { kind: 'oci-archive', path: '/x/y.tar', tag: 't', digest: undefined });
-  assert.deepEqual(parseLocalLocation('oci:./c:d/e'), { kind: 'oci', path: './c:d/e', tag: undefined, digest: undefined });
+  // As in skopeo, the path ends at the first colon; a tag may have '/' (ref.name grammar).
+  assert.deepEqual(parseLocalLocation('oci:./c:d/e'), { kind: 'oci', path: './c', tag: 'd/e', digest: undefined });
   const d = `sha256:${'a'.repeat(64)}`;
   assert.deepEqual(parseLocalLocation(`oci:dir@${d}`), { kind: 'oci', path: 'dir', tag: undefined, digest: d });
   for (const bad of ['dir', 'oci:', 'oci::tag', 'oci:dir:-bad', 'docker://x'])

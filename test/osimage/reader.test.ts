@@ -193,7 +193,7 @@ describe('OS image reader', () => {
     const payload = { name: 'system', size: 3 * 1024 * 1024 + 1, hash_chunk_size: 1 << 20, chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(43)] };
     const cfg = (over: Record<string, unknown> = {}, p: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({ format_version: '1', product_info: {}, payloads: [{ ...payload, ...p }], ...over }));
     assert.equal(parseOsImageConfig(cfg(), m).payloads[0]!.compression, 'zstd');
-    assert.throws(() => parseOsImageConfig(cfg({ format_version: '2' }), m), (e: OciError) => e.code === 'UNSUPPORTED');
+    assert.throws(() => parseOsImageConfig(cfg({ format_version: '2' }), m), (e: OciError) => e.code === 'INVALID_FORMAT');
     assert.throws(() => parseOsImageConfig(cfg({ payloads: [] }), m), /0 payloads but the manifest has 1 layers/);
     assert.throws(() => parseOsImageConfig(cfg({}, { size: -1 }), m), /size -1/);
     assert.throws(() => parseOsImageConfig(cfg({}, { hash_chunk_size: 0 }), m), /hash_chunk_size 0/);
@@ -203,6 +203,6 @@ describe('OS image reader', () => {
     assert.throws(() => parseOsImageConfig(cfg({}, { chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(42) + '='] }), m), /chunk hash 3/);
     parseOsImageConfig(cfg({}, { size: 0, chunk_hashes_sha256: null }), m);
     const other = parseOsImageManifest(manifest({ layers: [{ ...layer, mediaType: MediaType.ociLayerGzip }] }));
-    assert.throws(() => parseOsImageConfig(cfg(), other), (e: OciError) => e.code === 'UNSUPPORTED');
+    assert.throws(() => parseOsImageConfig(cfg(), other), (e: OciError) => e.code === 'INVALID_FORMAT');
   });
 });
