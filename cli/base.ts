@@ -4,6 +4,7 @@
  * with `--debug` or `DEBUG=oci-os*`.
  */
 import { Command, Flags } from '@oclif/core';
+import { stripVTControlCharacters } from 'node:util';
 import { ExitCode, OciError } from '../src/errors.js';
 
 interface OclifLikeError {
@@ -11,6 +12,73 @@ interface OclifLikeError {
   oclif?: { exit?: number };
   exitCode?: number;
   code?: string;
+  /** The framework's missing-arguments error: the arguments' definitions. */
+  args?: unknown[];
+}
+
+/** What `--json` prints for a failure, the same for every command (and an unknown one). */
+export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {
+  return { error: { code, message, ...(hint ? { hint } : {}) }, exitCode };
+}
+
+const lowerFirst = (s: string): string => (/^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s);
+
+/** One reason of a failed flag check, reworded; pairs of exclusive flags are collected in `exclusive`. */
+function flagReason(reason: string, exclusive: string[][]): string | undefined {
+  let m: RegExpExecArray | null;
+  if ((m = /^Exactly one of the following must be provided: (.*)$/.exec(reason))) return `give exactly one of ${m[1]}`;
+  if ((m = /^At least one of the following must be provided: (.*)$/.exec(reason))) return `give at least one of ${m[1]}`;
+  if ((m = /^Missing required flag (\S+)$/.exec(reason))) return `missing option --${m[1]}`;
+  if ((m = /^All of the following must be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} needs ${m[2]}`;
+  if ((m = /^One of the following must be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} needs one of ${m[2]}`;
+  if ((m = /^Only the following can be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} goes only with ${m[2]}`;
+  // Reported once from each side ("--a cannot also be provided when using --b" and the reverse).
+  if ((m = /^(--[\w-]+)(?:=.*)? cannot also be provided when using (--[\w-]+)$/s.exec(reason))) {
+    const pair = [m[1]!, m[2]!];
+    if (!exclusive.some((p) => p.includes(pair[0]!) && p.includes(pair[1]!))) exclusive.push(pair);
+    return undefined;
+  }
+  return lowerFirst(reason);
+}
+
+/**
+ * One line for a parse error of the CLI framework, whose messages span
+ * several lines and end in "See more help with --help" ("Missing 1 required
+ * arg:\nsource  What to inspect.\nSee more help with --help" becomes
+ * "missing argument SOURCE (what to inspect); see --help").
+ */
+export function usageMessage(err: OclifLikeError): string {
+  const text = stripVTControlCharacters(err.message ?? String(err));
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'See more help with --help');
+  let m: RegExpExecArray | null;
+  let line: string;
+  if (/^Missing \d+ required args?\b/.test(text) && err.args?.every((a) => typeof a === 'object' && a !== null && 'name' in a)) {
+    const args = (err.args as Array<{ name: string; description?: string }>).map((a) => {
+      const d = a.description?.trim().replace(/\.$/, '');
+      return `${a.name.toUpperCase()}${d ? ` (${lowerFirst(d)})` : ''}`;
+    });
+    line = `missing argument${args.length === 1 ? '' : 's'} ${args.join(', ')}`;
+    // Arguments after a flag that takes several values are read as its values.
+    if ((m = /Note: (.+?) allows? multiple values/.exec(text))) {
+      const several = m[1]!.includes(',');
+      line += ` (${m[1]} take${several ? '' : 's'} several values: give arguments before ${several ? 'them' : 'it'} or after "--")`;
+    }
+  } else if (/^The following errors? occurred:/.test(lines[0] ?? '')) {
+    const exclusive: string[][] = [];
+    const reasons = lines.slice(1).map((r) => flagReason(r, exclusive)).filter((r): r is string => r !== undefined);
+    line = [...new Set([...exclusive.map((p) => `give only one of ${p.join(', ')}`), ...reasons])].join('; ');
+  } else if ((m = /^Nonexistent flags?: (.*)$/.exec(lines[0] ?? ''))) {
+    line = `unknown option${m[1]!.includes(',') ? 's' : ''} ${m[1]}`;
+  } else if ((m = /^Expected (--[\w-]+)=(.*) to be one of: (.*)$/s.exec(lines.join(' ')))) {
+    line = `invalid ${m[1]} ${JSON.stringify(m[2])}: use one of ${m[3]}`;
+  } else if ((m = /^Parsing (--[\w-]+)$/.exec(lines[0] ?? ''))) {
+    // "Parsing --jobs" then what is wrong with its value (which may name the flag itself).
+    const detail = lines.slice(1).map(lowerFirst).join('; ');
+    line = detail.includes(m[1]!) ? detail : `${m[1]}: ${detail}`;
+  } else {
+    line = lowerFirst(lines.join('; '));
+  }
+  return `${line}; see --help`;
 }
 
 export abstract class BaseCommand extends Command {
@@ -35,7 +103,7 @@ export abstract class BaseCommand extends Command {
       // Parse errors from the CLI framework are usage errors.
       code = err.oclif.exit === 0 ? 0 : ExitCode.usage;
       // One line: the framework's messages span several.
-      message = (err.message ?? String(err)).split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
+      message = usageMessage(err);
       errorCode = 'USAGE';
       if (code === 0) {
         process.exitCode = 0;
@@ -48,7 +116,7 @@ export abstract class BaseCommand extends Command {
     }
     process.exitCode = code;
     if (this.jsonEnabled()) {
-      this.logJson({ error: { code: errorCode, message: err.message, ...(err instanceof OciError && err.hint ? { hint: err.hint } : {}) }, exitCode: code });
+      this.logJson(err instanceof OciError ? errorJson(errorCode, err.message, code, err.hint) : errorJson(errorCode, message, code));
       return;
     }
     process.stderr.write(`oci-os: error: ${message}\n`);

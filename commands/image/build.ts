@@ -14,7 +14,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
 
 A destination (oci: layout, or oci-archive: file and its temporary files) inside a directory input is left out of that layer. In a tar input a hard link must follow its target: one whose target is missing or excluded fails the build.
 
---output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest; --json prints digest, media type, size, destination, layers and config digest.`;
+--output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest; --json prints digest, media type, size, output (or reference with --push), layers and config digest.`;
   static override examples = [
     '<%= config.bin %> image build --rootfs ./rootfs --entrypoint \'["/bin/app"]\' --output oci:out/app:v1',
     '<%= config.bin %> image build --base docker.io/library/alpine:3.20 --layer ./app --cmd "app --serve" --expose 8080 --push registry.example.com/app:v1',

@@ -1,28 +1,27 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
-import { registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
-import { jobsFlag, withInterrupt } from '../../cli/transfer.js';
-import { OciError } from '../../src/errors.js';
-import { buildIndexTo } from '../../src/image/index-image.js';
-import { keyValues } from '../../src/image/inputs.js';
-import { jsonMap } from '../../src/oci/json.js';
+import { BaseCommand } from '../../../cli/base.js';
+import { registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
+import { jobsFlag, withInterrupt } from '../../../cli/transfer.js';
+import { OciError } from '../../../src/errors.js';
+import { buildIndexTo } from '../../../src/image/index-image.js';
+import { keyValues } from '../../../src/image/inputs.js';
+import { jsonMap } from '../../../src/oci/json.js';
 
+// In a directory of its own: oclif would make commands/image/index.ts the `image`
+// topic's own command, hiding the topic's help and taking "index" as an argument.
 export default class ImageIndex extends BaseCommand {
-  static override summary = 'Container images: "image index" combines per-platform images into one multi-platform index (see also image build, image unpack).';
+  static override summary = 'Combine per-platform images into one multi-platform index.';
   static override description = `Each SRC is an image (registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]); an index as SRC contributes all its images. Every image is copied to the destination with its config and layers, and listed with the platform its config declares; two images for one platform are refused. The index is written last, then the tag.
 
-Prints the index digest; --json prints digest, media type, size, destination and the entries with their platforms.`;
+Prints the index digest; --json prints digest, media type, size, output (or reference with --push) and the entries with their platforms.`;
   static override examples = [
     '<%= config.bin %> image index --output oci:out/app:v1 oci:out/app-amd64:v1 oci:out/app-arm64:v1',
     '<%= config.bin %> image index --push registry.example.com/app:v1 registry.example.com/app:v1-amd64 registry.example.com/app:v1-arm64',
   ];
   static override strict = false;
-  // oclif makes commands/image/index.ts the `image` topic's own command, so the word
-  // "index" reaches it as the first argument: `oci-os image index ...`.
   static override usage = 'image index (--output DEST | --push REF) SRC...';
   static override args = {
-    index: Args.string({ description: 'The word "index".' }),
-    sources: Args.string({ description: 'Images to combine (one or more).' }),
+    src: Args.string({ description: 'Images to combine (one or more).' }),
   };
   static override flags = {
     output: Flags.string({ char: 'o', description: 'Write to oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST', exclusive: ['push'] }),
@@ -35,10 +34,7 @@ Prints the index digest; --json prints digest, media type, size, destination and
 
   async run(): Promise<unknown> {
     const { argv, flags } = await this.parse(ImageIndex);
-    const [subcommand, ...sources] = argv as string[];
-    if (subcommand !== 'index') {
-      throw new OciError('USAGE', subcommand === undefined ? 'missing command: use "oci-os image build", "oci-os image index" or "oci-os image unpack"' : `unknown command "image ${subcommand}": use "oci-os image build", "oci-os image index" or "oci-os image unpack"`);
-    }
+    const sources = argv as string[];
     if (sources.length === 0) throw new OciError('USAGE', 'image index needs at least one SRC image to combine');
     if (!flags.output && !flags.push) throw new OciError('USAGE', 'image index needs --output DEST or --push REF');
     const dest = (flags.output ?? flags.push)!;
