@@ -98,6 +98,7 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
           name: p.name, size: p.size, storedSize: p.layer.size, compression: p.compression,
           chunkCount: p.chunkHashes.length, hashChunkSize: p.hashChunkSize, digest: p.layer.digest,
         })),
+        ...(image.manifest.annotations ? { annotations: image.manifest.annotations } : {}),
       },
     };
   }
@@ -124,10 +125,25 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
   return { manifestBytes, manifest, config, summary };
 }
 
-/** Renders a summary as aligned text lines. */
+/**
+ * A value read from the image made safe for one line of a terminal: not a
+ * string (manifests are not checked to hold strings where they should) → its
+ * JSON; control characters (escape sequences, tabs that would shift the
+ * columns, newlines) written as JSON escapes, \u00XX where JSON has no short one.
+ */
+function printable(v: unknown): string {
+  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    const j = JSON.stringify(c).slice(1, -1);
+    return j !== c ? j : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Renders a summary as aligned text lines; every value goes through {@link printable}. */
 export function renderSummary(s: InspectSummary): string {
   const lines: string[] = [];
-  const kv = (k: string, v: string | number | undefined): void => { if (v !== undefined && v !== '') lines.push(`${(k + ':').padEnd(15)}${v}`); };
+  const kv = (k: string, v: string | number | undefined): void => { if (v !== undefined && v !== '') lines.push(`${(k + ':').padEnd(15)}${printable(v)}`); };
   const plat = (p?: Platform): string | undefined => (p ? `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}` : undefined);
   kv('Reference', s.reference);
   kv('Kind', s.kind);
@@ -147,6 +163,8 @@ export function renderSummary(s: InspectSummary): string {
   kv('Platform', plat(s.platform));
   kv('Created', s.created);
   if (s.config) kv('Config', `${s.config.digest} (${s.config.mediaType}, ${s.config.size} B)`);
+  const annotations = Object.entries(s.annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (annotations.length > 0) lines.push('Annotations:', ...annotations.map(([k, v]) => `  ${printable(k)}=${printable(v)}`));
   if (s.payloads) {
     lines.push('', table(['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'], s.payloads.map((p) => [p.name, formatSize(p.size), formatSize(p.storedSize), p.compression, String(p.chunkCount)])));
   } else if (s.layers) {
@@ -158,7 +176,8 @@ export function renderSummary(s: InspectSummary): string {
   return lines.join('\n');
 }
 
-function table(head: string[], rows: string[][]): string {
+function table(head: string[], rawRows: unknown[][]): string {
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('')).join('\n');
 }
