@@ -5,6 +5,7 @@ import { buildOsImageToLocal } from '../src/build/local.js';
 import { formatLocalLocation, parseLocalLocation } from '../src/layout/location.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { withInterrupt } from '../cli/transfer.js';
+import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
@@ -12,7 +13,7 @@ export default class Build extends BaseCommand {
 
 DEST is oci:DIR[:TAG] (an OCI image layout directory) or oci-archive:FILE[:TAG] (the same layout as a tar file). TAG defaults to "latest"; other images in an existing layout are kept and an existing TAG is moved. Nothing becomes visible until every blob is in place.
 
-Prints the manifest digest; --json prints the digest, media types, size, output, every payload and warnings. A build that leaves more than one image in oci:DIR warns (on stderr, or in warnings with --json): Monogon's reader takes a layout holding one.`;
+Prints the manifest digest (--digest-file also writes it to a file); --json prints the digest, media types, size, output, every payload and warnings. A build that leaves more than one image in oci:DIR warns (on stderr, or in warnings with --json): Monogon's reader takes a layout holding one.`;
   static override examples = [
     '<%= config.bin %> build --payload system=rootfs.img --payload kernel.efi=kernel.efi --output oci:out/image:v1.2.0',
     '<%= config.bin %> build -p system=rootfs.img --product-id myos --product-version 1.2.0 --variant x86_64 --output oci-archive:myos.tar',
@@ -22,10 +23,14 @@ Prints the manifest digest; --json prints the digest, media types, size, output,
     ...osImageFlags,
     ...progressFlags,
     output: Flags.string({ char: 'o', required: true, description: 'Where to write: oci:DIR[:TAG] or oci-archive:FILE[:TAG].', helpValue: 'DEST' }),
+    'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
   };
 
   async run(): Promise<unknown> {
     const { flags } = await this.parse(Build);
+    // Checked before a payload is read: found at the end, an unwritable file would fail
+    // a build that has already written and tagged the image.
+    if (flags['digest-file']) await checkWritableFile(flags['digest-file']);
     const options = await osImageOptionsFromFlags(flags);
     const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
     try {
@@ -45,6 +50,7 @@ Prints the manifest digest; --json prints the digest, media types, size, output,
         const layout = formatLocalLocation({ ...parseLocalLocation(flags.output), tag: undefined, digest: undefined });
         summary.warnings.push(`${layout} now holds ${r.images} images; Monogon's reader accepts a layout with one`);
       }
+      if (flags['digest-file']) await writeOutputFile(flags['digest-file'], summary.digest + '\n');
       if (!this.jsonEnabled()) {
         for (const w of summary.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);
         this.log(summary.digest);

@@ -1,15 +1,14 @@
 import { Flags, Args } from '@oclif/core';
-import { writeFile } from 'node:fs/promises';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
-import { OciError, fsError } from '../src/errors.js';
+import { OciError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
 import { pushOsImage, pushTags, type PushReport } from '../src/push/osimage.js';
 import { pushFromLocal } from '../src/push/from-local.js';
 import { parseReference } from '../src/registry/reference.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
-import { checkWritableFile } from '../cli/output-file.js';
+import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
 import { withInterrupt } from '../cli/transfer.js';
 
 export default class Push extends BaseCommand {
@@ -85,13 +84,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
       progress.close();
       await client.close();
     }
-    if (flags['digest-file']) {
-      try {
-        await writeFile(flags['digest-file'], report.digest + '\n');
-      } catch (err) {
-        throw fsError(err, flags['digest-file'], 'write');
-      }
-    }
+    if (flags['digest-file']) await writeOutputFile(flags['digest-file'], report.digest + '\n');
     if (!this.jsonEnabled()) this.log(report.reference);
     return report;
   }

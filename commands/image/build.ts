@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
+import { checkWritableFile, writeOutputFile } from '../../cli/output-file.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { withInterrupt } from '../../cli/transfer.js';
 import { OciError } from '../../src/errors.js';
@@ -14,7 +15,7 @@ With --base (a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]) the 
 
 A destination (oci: layout, or oci-archive: file and its temporary files) inside a directory input is left out of that layer. In a tar input a hard link must follow its target: one whose target is missing or excluded fails the build.
 
---output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest; --json prints digest, media type, size, output (or reference with --push), layers and config digest.`;
+--output writes an OCI layout or archive (nothing is visible until the end); --push streams layers straight to a registry and writes the tag last. Prints the manifest digest (--digest-file also writes it to a file); --json prints digest, media type, size, output (or reference with --push), layers and config digest.`;
   static override examples = [
     '<%= config.bin %> image build --rootfs ./rootfs --entrypoint \'["/bin/app"]\' --output oci:out/app:v1',
     '<%= config.bin %> image build --base docker.io/library/alpine:3.20 --layer ./app --cmd "app --serve" --expose 8080 --push registry.example.com/app:v1',
@@ -42,6 +43,7 @@ A destination (oci: layout, or oci-archive: file and its temporary files) inside
     'source-date-epoch': Flags.string({ description: 'Clamp mtimes and set created/history times to these seconds since 1970 [default: $SOURCE_DATE_EPOCH; without either, mtimes are kept and no time is recorded].', helpValue: 'SECONDS', helpGroup: 'LAYERS' }),
     owner: Flags.string({ description: 'Give every entry this numeric owner, e.g. 0:0 [default: keep].', helpValue: 'UID:GID', helpGroup: 'LAYERS' }),
     exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable). From a tar, exclude both names of a hard link or neither.', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
+    'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
     ...registryFlags,
     ...uploadFlags,
   };
@@ -57,11 +59,15 @@ A destination (oci: layout, or oci-archive: file and its temporary files) inside
     });
     const dest = flags.output ?? flags.push;
     if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
+    // Checked before any layer is built: found at the end, an unwritable file would fail
+    // a build that has already written (or pushed and tagged) the image.
+    if (flags['digest-file']) await checkWritableFile(flags['digest-file']);
     const client = await registryClientFromFlags(flags, { writes: dest, reads: [flags.base] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const r = await withInterrupt((signal) => buildImageTo(dest, { ...options, signal }, { client }));
       for (const w of r.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);
       for (const s of r.skipped) process.stderr.write(`oci-os: ${s}: the base image already has this layer; not added again\n`);
+      if (flags['digest-file']) await writeOutputFile(flags['digest-file'], r.descriptor.digest + '\n');
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
       return {
         digest: r.descriptor.digest,
