@@ -14,6 +14,7 @@ export const osImageFlags = {
   payload: Flags.string({
     char: 'p',
     multiple: true,
+    multipleNonGreedy: true,
     description: 'A payload as NAME=PATH (repeatable; order is kept). Names: letters, digits, ".", "_", "-".',
     helpValue: 'NAME=PATH',
   }),
@@ -32,7 +33,7 @@ export const osImageFlags = {
     description: 'Annotate each payload layer with org.opencontainers.image.title so oras pull writes files. --no-layer-titles reproduces the reference builder\'s manifest byte for byte.',
   }),
   git: Flags.boolean({ description: 'Fill product_info.commit_hash, commit_date and build_tree_dirty from the git repository of the current directory (untracked files that are not ignored count as dirty).' }),
-  annotation: Flags.string({ multiple: true, description: 'A manifest annotation KEY=VALUE (repeatable; wins over --annotate-git).', helpValue: 'KEY=VALUE' }),
+  annotation: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'A manifest annotation KEY=VALUE (repeatable; wins over --annotate-git).', helpValue: 'KEY=VALUE' }),
   'annotate-git': Flags.boolean({ description: 'Annotate the manifest with org.opencontainers.image.revision (HEAD), .source (origin URL without credentials) and .created (commit date).' }),
 };
 

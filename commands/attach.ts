@@ -20,9 +20,9 @@ Prints HOST/REPO@DIGEST of the artifact; --json adds the subject, and whether th
   };
   static override flags = {
     'artifact-type': Flags.string({ required: true, description: 'artifactType of the new artifact (a media type).', helpValue: 'TYPE' }),
-    file: Flags.string({ char: 'f', multiple: true, description: 'A file to attach (repeatable); its name becomes the layer title. None: an annotation-only artifact.', helpValue: 'PATH' }),
+    file: Flags.string({ char: 'f', multiple: true, multipleNonGreedy: true, description: 'A file to attach (repeatable); its name becomes the layer title. None: an annotation-only artifact.', helpValue: 'PATH' }),
     'file-media-type': Flags.string({ default: 'application/octet-stream', description: 'Media type of the file layers.', helpValue: 'TYPE' }),
-    annotation: Flags.string({ char: 'a', multiple: true, description: 'An annotation KEY=VALUE of the artifact manifest (repeatable).', helpValue: 'KEY=VALUE' }),
+    annotation: Flags.string({ char: 'a', multiple: true, multipleNonGreedy: true, description: 'An annotation KEY=VALUE of the artifact manifest (repeatable).', helpValue: 'KEY=VALUE' }),
     ...registryFlags,
     ...uploadFlags,
   };

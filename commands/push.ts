@@ -36,7 +36,7 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
     ...uploadFlags,
     ...progressFlags,
     from: Flags.string({ description: 'Push an existing oci:DIR[:TAG] or oci-archive:FILE[:TAG] instead of building.', helpValue: 'SRC', exclusive: ['payload'] }),
-    tag: Flags.string({ char: 't', multiple: true, description: 'Another tag for the same manifest (repeatable).' }),
+    tag: Flags.string({ char: 't', multiple: true, multipleNonGreedy: true, description: 'Another tag for the same manifest (repeatable).' }),
     'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
     jobs: Flags.integer({ char: 'j', min: 1, max: 32, default: 4, description: 'Payloads encoded and uploaded at once (with --from: blob transfers and manifest reads/writes).' }),
     cache: Flags.boolean({ default: true, allowNo: true, description: 'Remember pushed payloads so unchanged ones are not compressed or uploaded again (--no-cache to always encode).' }),
