@@ -96,6 +96,8 @@ export interface RegistryErrorInit {
   cause?: unknown;
   /** The `Retry-After` the registry sent, in ms, when any. */
   retryAfterMs?: number;
+  /** Times the request was sent again before this answer: the answer was one worth retrying, and retries ran out. */
+  retried?: number;
 }
 
 /**
@@ -113,9 +115,10 @@ export class RegistryError extends OciError {
   constructor(init: RegistryErrorInit) {
     const url = redactUrl(init.url);
     const body = init.body ?? { errors: [] };
-    const code: ErrorCode = init.status === 401 || init.status === 403 ? 'AUTH_FAILED' : init.status === 404 ? 'NOT_FOUND' : 'REGISTRY';
+    const code: ErrorCode = init.status === 401 || init.status === 403 ? 'AUTH_FAILED' : init.status === 404 ? 'NOT_FOUND' : init.retried !== undefined ? 'RETRIES_EXHAUSTED' : 'REGISTRY';
     const said = summarize(body);
-    const message = init.message ?? `${init.method} ${url}: registry answered ${init.status}${said ? ` ${said}` : ''}`;
+    const tries = init.retried !== undefined ? ` (tried ${init.retried + 1} times)` : '';
+    const message = `${init.message ?? `${init.method} ${url}: registry answered ${init.status}${said ? ` ${said}` : ''}`}${tries}`;
     super(code, message, { hint: init.hint, cause: init.cause });
     this.name = 'RegistryError';
     this.status = init.status;
@@ -173,7 +176,9 @@ export function mapTransportError(err: unknown, host: string, plainHttp: boolean
   }
   if (tlsCodes.has(code) || tlsCodes.has(causeCode) || /certificate|ssl|tls/i.test(msg)) {
     const wrongProto = /wrong version number|packet length too long/i.test(msg) || code.startsWith('ERR_SSL_WRONG');
-    return new TransportError('TLS', host, `TLS connection to ${host} failed: ${msg}`, {
+    // OpenSSL's text spans lines and names its source files: the reason is what is shown.
+    const reason = /(?:^|:)([a-z][a-z ]+[a-z]):[^:]*\.c:\d+/i.exec(msg)?.[1] ?? msg.split('\n')[0]!.trim();
+    return new TransportError('TLS', host, wrongProto ? `${host} does not speak TLS (${reason})` : `TLS connection to ${host} failed: ${reason}`, {
       transient: false,
       cause: err,
       hint: wrongProto
@@ -202,7 +207,12 @@ export function mapTransportError(err: unknown, host: string, plainHttp: boolean
   const transientCodes = ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED',
     'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED'];
   if (transientCodes.includes(code) || transientCodes.includes(causeCode)) {
-    return new TransportError('NETWORK', host, `connection to ${host} failed: ${code || msg}`, { transient: true, cause: err });
+    const which = code || causeCode;
+    const what = which === 'UND_ERR_HEADERS_TIMEOUT' ? `${host} did not answer in time`
+      : which === 'UND_ERR_BODY_TIMEOUT' ? `${host} stopped sending`
+        : which === 'UND_ERR_CONNECT_TIMEOUT' ? `connecting to ${host} timed out`
+          : `connection to ${host} failed: ${which || msg}`;
+    return new TransportError('NETWORK', host, what, { transient: true, cause: err });
   }
   return err;
 }

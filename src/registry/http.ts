@@ -134,6 +134,7 @@ export class RegistryHttp {
         await this.retry.wait(attempt++, retryAfter, req.signal, `${req.method} answered HTTP ${res.status}`);
         continue;
       }
+      if (canRetry && retryable) res.retried = attempt;
       return res;
     }
   }
@@ -148,7 +149,7 @@ export class RegistryHttp {
     }
     return new RegistryError({
       status: res.status, method, url: res.url, body, hint, message: opts.message,
-      retryAfterMs: parseRetryAfter(res.header('retry-after')),
+      retryAfterMs: parseRetryAfter(res.header('retry-after')), retried: res.retried,
     });
   }
 

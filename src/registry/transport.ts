@@ -79,6 +79,8 @@ export interface TransportResponse {
   url: URL;
   /** First value of a header, by lowercase name. */
   header(name: string): string | undefined;
+  /** Set by the retrying layer when this answer was worth retrying and retries ran out: how many were made. */
+  retried?: number;
 }
 
 /**

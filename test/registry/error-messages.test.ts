@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { startRegistryServer } from '../../src/server/index.js';
+
+test('a registry that stays busy past every retry exits 6 and says how often it was tried', async (t) => {
+  let requests = 0;
+  const busy = createServer((_req, res) => {
+    requests++;
+    res.writeHead(503, { 'content-type': 'text/plain' }).end('busy');
+  });
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+  t.after(() => busy.close());
+  const host = `127.0.0.1:${(busy.address() as AddressInfo).port}`;
+  const r = await runCli(['inspect', `${host}/x/y:1`, '--retries', '1', '--json']);
+  assert.equal(r.code, 6, r.stderr);
+  const err = JSON.parse(r.stdout).error;
+  assert.equal(err.code, 'RETRIES_EXHAUSTED');
+  assert.match(err.message, /registry answered 503 .*\(tried 2 times\)$/);
+  assert.ok(requests >= 2, `${requests} requests`);
+});
+
+test('TLS to a registry that speaks plain HTTP: one line that says so, and the hint', async (t) => {
+  const root = await tempDir(t);
+  const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
+  t.after(() => server.close());
+  const r = await runCli(['inspect', `${server.address}/x/y:1`, '--no-plain-http', '--retries', '0']);
+  assert.equal(r.code, 6, r.stderr);
+  assert.equal(r.stderr, `oci-os: error: ${server.address} does not speak TLS (wrong version number)\n  hint: the registry may speak plain HTTP: use --plain-http\n`);
+});
