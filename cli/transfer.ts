@@ -51,10 +51,11 @@ export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): 
 /**
  * An AbortSignal that fires on the first SIGINT/SIGTERM while `fn` runs;
  * `fn` does its own cleanup (aborts a destination, removes temporary files)
- * before it settles. Later signals are caught too and only say that cleanup
- * is under way: a second Ctrl-C, typed because the first seemed slow, would
- * otherwise kill the process halfway through and leave partial blobs and
- * temporary directories behind. Once interrupted, the handlers stay until
+ * before it settles. The second signal is caught too and only says that
+ * cleanup is under way: a second Ctrl-C, typed because the first seemed
+ * slow, would otherwise kill the process halfway through and leave partial
+ * blobs and temporary directories behind. A third one exits at once (exit
+ * code 130), for a cleanup that cannot finish. Once interrupted, the handlers stay until
  * the process exits, and it exits as soon as 'exit' was emitted: Node
  * removes signal handlers while it tears the process down, so a late signal
  * could otherwise still turn exit code 1 into death by signal. An error `fn`
@@ -63,21 +64,22 @@ export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): 
  */
 export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const abort = new AbortController();
-  let told = false;
+  let signals = 0;
   const stop = () => {
-    if (!abort.signal.aborted) {
-      abort.abort();
-    } else if (!told) {
-      told = true;
-      process.stderr.write('oci-os: interrupted; removing partial files before exiting\n');
-    }
+    signals++;
+    if (signals === 1) abort.abort();
+    else if (signals === 2) process.stderr.write('oci-os: interrupted; removing partial files before exiting (once more to quit at once)\n');
+    // A clean-up that hangs (a registry that no longer answers) must not hold the terminal.
+    else process.exit(130);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
     return await fn(abort.signal);
   } catch (err) {
-    if (abort.signal.aborted && !isOciError(err, 'ABORTED')) throw new OciError('ABORTED', 'interrupted', { cause: err });
+    // What the work said of its own interruption is kept ("copy interrupted; no tag was set"); anything
+    // else (a request that was cancelled, a stream cut short) is reported as the interruption.
+    if (abort.signal.aborted && !(isOciError(err, 'ABORTED') && /interrupt/.test(err.message))) throw new OciError('ABORTED', 'interrupted', { cause: err });
     throw err;
   } finally {
     if (!abort.signal.aborted) {

@@ -2,7 +2,7 @@ import { Flags, Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
-import { OciError } from '../src/errors.js';
+import { OciError, isOciError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
 import { pushOsImage, pushTags, type PushReport } from '../src/push/osimage.js';
 import { pushFromLocal } from '../src/push/from-local.js';
@@ -76,7 +76,10 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
           });
           return rest;
         } catch (err) {
-          if (signal.aborted) throw new OciError('ABORTED', 'push interrupted; upload sessions were cancelled and nothing was tagged', { cause: err });
+          // The push says what became of its upload sessions; anything else stopped before any was opened.
+          if (signal.aborted && !(isOciError(err, 'ABORTED') && /push interrupted/.test(err.message))) {
+            throw new OciError('ABORTED', 'push interrupted; nothing was tagged', { cause: err });
+          }
           throw err;
         }
       });

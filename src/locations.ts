@@ -48,7 +48,10 @@ export interface LocationOptions {
   client?: RegistryClient;
   /** Options of the client made when {@link client} is not given. */
   registry?: RegistryClientOptions;
-  /** Stops opening (an oci-archive being unpacked) with ABORTED, its temporary files removed. */
+  /**
+   * Stops opening (an oci-archive being unpacked) with ABORTED, its temporary
+   * files removed; for a registry, also cancels the repository's requests.
+   */
   signal?: AbortSignal;
 }
 
@@ -136,7 +139,7 @@ export async function openLocationForReading(input: string, options: LocationOpt
     const { client, owned } = clientFor(options);
     const close = once(async () => { if (owned) await client.close(); });
     try {
-      const repository = client.repository(ref);
+      const repository = client.repository(ref, { signal: options.signal });
       const root = await repository.resolve(manifestReference(ref));
       if (ref.digest && root.digest !== ref.digest) {
         throw new OciError('DIGEST_MISMATCH', `${formatReference(ref)}: registry answered with manifest ${root.digest}`);
@@ -215,7 +218,7 @@ export async function openLocationForWriting(input: string, options: LocationOpt
   if (p.kind === 'registry') {
     const ref = p.reference!;
     const { client, owned } = clientFor(options);
-    const repository = client.repository(ref);
+    const repository = client.repository(ref, { signal: options.signal });
     const tag = ref.tag ?? (ref.digest ? undefined : 'latest');
     return {
       kind: 'registry', location: formatReference({ ...ref, tag }), tag, digest: ref.digest, reference: { ...ref, tag },

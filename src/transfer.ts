@@ -60,7 +60,7 @@ export async function transfer(source: string, destination: string, options: Tra
   const src = await openLocationForReading(source, { client: options.client, signal: options.signal });
   try {
     if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
-    const dst = await openLocationForWriting(destination, { client: options.client });
+    const dst = await openLocationForWriting(destination, { client: options.client, signal: options.signal });
     try {
       if (dst.digest && dst.digest !== src.root.digest) {
         throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);

@@ -9,7 +9,7 @@ import { openLocationForReading, parseLocation } from '../locations.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { orderedBlobReport, pushTags, type PushReport } from './osimage.js';
+import { orderedBlobReport, pushInterrupted, pushTags, type PushReport } from './osimage.js';
 import { copyProgress, type ProgressSink } from '../progress.js';
 
 /**
@@ -42,14 +42,15 @@ export async function pushFromLocal(
   }
   const ref = parseReference(reference);
   const tags = pushTags(ref, options.tags);
-  const src = await openLocationForReading(from);
+  const src = await openLocationForReading(from, { signal: options.signal });
   try {
     if (ref.digest && ref.digest !== src.root.digest) {
       throw new OciError('DIGEST_MISMATCH', `${reference}: ${from} holds ${src.root.digest}`);
     }
-    const repo = client.repository(ref);
+    const repo = client.repository(ref, { signal: options.signal });
     const progress = options.progress;
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, ...copyProgress(progress) });
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, ...copyProgress(progress) })
+      .catch((err: unknown) => { throw options.signal?.aborted ? pushInterrupted(repo, err) : err; });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
       reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${result.root.digest}`,

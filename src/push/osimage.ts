@@ -5,6 +5,17 @@
  * interrupted push leaves nothing tagged.
  */
 import { OciError } from '../errors.js';
+
+/**
+ * The error of a push stopped by its signal: nothing was tagged (tags come
+ * last), and the upload sessions were cancelled, or, for any the registry
+ * would not let go (its DELETE refused), that it keeps them for a while.
+ */
+export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciError {
+  const n = repo.uncancelledUploads;
+  const sessions = n === 0 ? 'upload sessions were cancelled' : `${n} upload session(s) could not be cancelled (the registry removes them when they expire)`;
+  return new OciError('ABORTED', `push interrupted; nothing was tagged; ${sessions}`, { cause });
+}
 import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
 import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from '../build/osimage.js';
@@ -98,13 +109,18 @@ export async function pushOsImage(
     throw new OciError('INVALID_REFERENCE', `${reference}: a build has no digest before it is built; push to a tag (REPO:TAG)`);
   }
   const tags = pushTags(ref, options.tags);
-  const repo = client.repository(ref);
-  const image = await buildOsImage(repo, options);
-  if (ref.digest && ref.digest !== image.descriptor.digest) {
-    throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
+  const repo = client.repository(ref, { signal: options.signal });
+  let image: BuiltOsImage;
+  try {
+    image = await buildOsImage(repo, options);
+    if (ref.digest && ref.digest !== image.descriptor.digest) {
+      throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
+    }
+    options.signal?.throwIfAborted();
+    await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
+  } catch (err) {
+    throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
   }
-  options.signal?.throwIfAborted();
-  await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
   const reused = image.payloads.filter((p) => p.reused).map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
   return {
     reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${image.descriptor.digest}`,

@@ -74,10 +74,10 @@ export class RegistryClient {
     return h;
   }
 
-  /** A repository by reference (`host/name[:tag][@digest]`); tag and digest are kept on `reference`. */
-  repository(ref: string | Reference): RegistryRepository {
+  /** A repository by reference (`host/name[:tag][@digest]`); tag and digest are kept on `reference`; `signal` cancels its requests. */
+  repository(ref: string | Reference, options: { signal?: AbortSignal } = {}): RegistryRepository {
     const r = typeof ref === 'string' ? parseReference(ref) : ref;
-    return new RegistryRepository(this.http(r), r, { chunkSize: this.options.chunkSize, maxChunkSize: this.options.maxChunkSize });
+    return new RegistryRepository(this.http(r), r, { chunkSize: this.options.chunkSize, maxChunkSize: this.options.maxChunkSize, signal: options.signal });
   }
 
   /** Closes every connection. */

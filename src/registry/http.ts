@@ -92,6 +92,19 @@ export class RegistryHttp {
     return u;
   }
 
+  /**
+   * This client, with `signal` cancelling every request that carries no
+   * signal of its own (a command's Ctrl-C reaches a HEAD or GET deep in a
+   * store, while a clean-up request with its own time limit still goes out).
+   * Connections, auth state and tokens are shared with this client.
+   */
+  withSignal(signal: AbortSignal | undefined): RegistryHttp {
+    if (!signal) return this;
+    const view = Object.create(this) as RegistryHttp;
+    view.send = (req: SendRequest) => this.send(req.signal ? req : { ...req, signal });
+    return view;
+  }
+
   /** Sends a request with auth, retries and warnings; the caller handles the status. */
   async send(req: SendRequest): Promise<TransportResponse> {
     const url = this.url(req.url);

@@ -49,6 +49,12 @@ export interface RepositoryDefaults {
   maxChunkSize?: number;
 }
 
+/** Options of one repository object. */
+export interface RepositoryOptions extends RepositoryDefaults {
+  /** Cancels every request of this repository that carries no signal of its own (see RegistryHttp.withSignal). */
+  signal?: AbortSignal;
+}
+
 /** Consumes nothing more of a source and releases it. */
 async function discard(content: ByteSource): Promise<void> {
   if (content instanceof Readable) {
@@ -86,15 +92,24 @@ export class RegistryRepository implements ContentStore {
   readonly name: string;
   /** Every blob pushed through this object, in completion order. */
   readonly results: BlobPushResult[] = [];
+  /**
+   * Upload sessions a failed or interrupted push could not cancel (the
+   * registry refused the DELETE, e.g. while it still took in the request
+   * that was cut off); the registry keeps them until it expires them.
+   */
+  uncancelledUploads = 0;
   private readonly manifests = new Map<string, { bytes: Buffer; mediaType: string }>();
   private readonly pull: Scope[];
   private readonly push_: Scope[];
 
+  readonly http: RegistryHttp;
+
   constructor(
-    readonly http: RegistryHttp,
+    http: RegistryHttp,
     readonly reference: Reference,
-    private readonly defaults: RepositoryDefaults = {},
+    private readonly defaults: RepositoryOptions = {},
   ) {
+    this.http = http.withSignal(defaults.signal);
     this.name = reference.repository;
     this.pull = [pullScope(this.name)];
     this.push_ = [pushScope(this.name)];
@@ -199,6 +214,7 @@ export class RegistryRepository implements ContentStore {
     return {
       chunkSize: o.chunkSize ?? this.defaults.chunkSize, maxChunkSize: this.defaults.maxChunkSize,
       reopen: o.reopen, readAt: o.readAt, signal: o.signal, onProgress: o.onProgress,
+      onNotCancelled: () => this.uncancelledUploads++,
     };
   }
 

@@ -44,6 +44,21 @@ const MiB = 1024 * 1024;
 export const defaultChunkSize = 8 * MiB;
 /** Smallest chunk the uploader shrinks to. */
 export const minAdaptiveChunkSize = 64 * 1024;
+/** How long a request carrying chunk bytes may go on after the caller's signal (see ChunkedUpload.wireSignal). */
+const wireGraceMs = 5_000;
+
+/** A signal that fires `ms` after `signal` does (at once if `signal` is undefined: never). */
+function afterGrace(signal: AbortSignal | undefined, ms: number): AbortSignal | undefined {
+  if (!signal) return undefined;
+  const c = new AbortController();
+  const later = (): void => {
+    setTimeout(() => c.abort(signal.reason), ms).unref();
+  };
+  if (signal.aborted) later();
+  else signal.addEventListener('abort', later, { once: true });
+  return c.signal;
+}
+
 /** ECR refuses non-final parts under 5 MiB. */
 const tooSmallFloor = 5 * MiB;
 
@@ -101,6 +116,8 @@ export interface UploadSession {
 
 /** Options of {@link ChunkedUpload}. */
 export interface ChunkedUploadOptions {
+  /** Told when a session could not be cancelled (its DELETE failed): the registry keeps it until it expires. */
+  onNotCancelled?: () => void;
   /** Digest (and size) when known up front: verified before the upload is committed. */
   expected?: { digest: string; size?: number };
   /** Initial chunk size. Default {@link defaultChunkSizeFor} the host. */
@@ -164,6 +181,14 @@ export function parseUploadRange(header: string | undefined, ack: number): numbe
 
 /** One blob upload; call {@link run} once. */
 export class ChunkedUpload {
+  /**
+   * The signal of a request with chunk bytes on the wire: it fires a few
+   * seconds after the caller's, so that a chunk under way may finish and the
+   * session be cancelled at the registry's newest Location (distribution
+   * refuses to cancel a session at the Location before a request it had to
+   * cut off).
+   */
+  private readonly wireSignal: AbortSignal | undefined;
   private src: ChunkSource | ReplaySource;
   private location?: URL;
   private minChunk = 0;
@@ -192,6 +217,7 @@ export class ChunkedUpload {
     source: ByteSource,
     private readonly options: ChunkedUploadOptions = {},
   ) {
+    this.wireSignal = afterGrace(options.signal, wireGraceMs);
     const exp = options.expected;
     if (options.readAt && exp?.size !== undefined) {
       this.src = new ReplaySource(options.readAt, exp.size, options.what ?? 'blob');
@@ -310,7 +336,7 @@ export class ChunkedUpload {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.options.signal,
+        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.wireSignal,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
       });
     } catch (err) {
@@ -474,7 +500,7 @@ export class ChunkedUpload {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.options.signal,
+        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.wireSignal,
       });
     } catch (err) {
       this.throwSourceFailure(err);
@@ -627,11 +653,14 @@ export class ChunkedUpload {
     const loc = this.location;
     if (!loc) return;
     this.location = undefined;
+    let ok = false;
     try {
       const res = await this.http.send({ method: 'DELETE', url: loc, scopes: this.scopes, retry: false, signal: AbortSignal.timeout(10_000) });
       await res.body.dump().catch(() => undefined);
+      ok = res.status >= 200 && res.status < 300;
     } catch {
       // best effort
     }
+    if (!ok) this.options.onNotCancelled?.();
   }
 }
