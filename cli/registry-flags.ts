@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
 import { isLocalLocation } from '../src/layout/location.js';
 import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
+import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
 
 export const registryFlags = {
@@ -111,8 +112,16 @@ export async function registryClientFromFlags(flags: RegistryFlagValues, target:
     const password = process.env.OCI_OS_PASSWORD;
     if (!password) throw new OciError('USAGE', '--username needs a password: pipe it to --password-stdin or set OCI_OS_PASSWORD');
     options.credentials = { username: flags.username, password };
+  } else if (process.env.OCI_OS_USERNAME && !process.env.OCI_OS_PASSWORD) {
+    // Not an error: a CI secret that is not available (a pull request from a fork) still allows
+    // anonymous reads. But a later "requires a username and password" needs this explanation.
+    process.stderr.write('oci-os: warning: OCI_OS_USERNAME is set but OCI_OS_PASSWORD is empty: no credentials from them are sent\n');
   }
-  if (flags['ca-file']) options.caFile = flags['ca-file'];
+  // Checked now: a file that is not a CA would only show at the first TLS connection.
+  if (flags['ca-file']) {
+    readCaFile(flags['ca-file']);
+    options.caFile = flags['ca-file'];
+  }
   if (flags.insecure) options.insecure = true;
   if (flags['plain-http'] !== undefined) options.plainHttp = flags['plain-http'];
   if (flags.retries !== undefined) {

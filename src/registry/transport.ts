@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { Pool } from './undici-pool.js';
-import { OciError } from '../errors.js';
+import { OciError, fsError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
 
@@ -152,13 +152,26 @@ let defaultContext: tls.SecureContext | undefined;
  */
 function trustContext(caFile: string | undefined): tls.SecureContext {
   if (!caFile) return (defaultContext ??= tls.createSecureContext({ ca: defaultCaList() }));
+  return tls.createSecureContext({ ca: [...defaultCaList(), readCaFile(caFile)] });
+}
+
+/**
+ * The PEM text of a `--ca-file`, refused unless it holds a certificate:
+ * another file (a key, a typo'd path to something else) would otherwise
+ * only show as "unable to verify" at the first TLS connection, with the
+ * advice to give the --ca-file that was given.
+ */
+export function readCaFile(caFile: string): string {
   let pem: string;
   try {
     pem = readFileSync(caFile, 'utf8');
   } catch (err) {
-    throw new OciError('INPUT_UNREADABLE', `cannot read the CA file ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw fsError(err, `the CA file ${caFile}`, 'read');
   }
-  return tls.createSecureContext({ ca: [...defaultCaList(), pem] });
+  if (!/-----BEGIN CERTIFICATE-----[^]+?-----END CERTIFICATE-----/.test(pem)) {
+    throw new OciError('INVALID_ARGUMENT', `the CA file ${caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  return pem;
 }
 
 /** `scheme://host[:port]` as `URL.origin` spells it: `Registry.Example.com:443` gives `https://registry.example.com`. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -30,4 +31,22 @@ test('TLS to a registry that speaks plain HTTP: one line that says so, and the h
   const r = await runCli(['inspect', `${server.address}/x/y:1`, '--no-plain-http', '--retries', '0']);
   assert.equal(r.code, 6, r.stderr);
   assert.equal(r.stderr, `oci-os: error: ${server.address} does not speak TLS (wrong version number)\n  hint: the registry may speak plain HTTP: use --plain-http\n`);
+});
+
+test('--ca-file is checked before any connection; OCI_OS_USERNAME without a password is pointed out', async (t) => {
+  const root = await tempDir(t);
+  const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
+  t.after(() => server.close());
+  const notPem = join(root, 'not-a-ca.txt');
+  await writeFile(notPem, 'hello\n');
+  const bad = await runCli(['inspect', `${server.address}/x/y:1`, '--ca-file', notPem]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.equal(bad.stderr, `oci-os: error: the CA file ${notPem} holds no PEM certificate (-----BEGIN CERTIFICATE-----)\n`);
+  const missing = await runCli(['inspect', `${server.address}/x/y:1`, '--ca-file', join(root, 'nope.pem')]);
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.match(missing.stderr, /cannot read the CA file .*nope\.pem: no such file or directory/);
+
+  const r = await runCli(['inspect', `${server.address}/x/y:1`], { env: { OCI_OS_USERNAME: 'alice', OCI_OS_PASSWORD: '' } });
+  assert.equal(r.code, 4, r.stderr);
+  assert.match(r.stderr, /^oci-os: warning: OCI_OS_USERNAME is set but OCI_OS_PASSWORD is empty: no credentials from them are sent\n/);
 });
