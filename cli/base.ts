@@ -123,3 +123,8 @@ export abstract class BaseCommand extends Command {
     if (this.debugEnabled() && err.stack) process.stderr.write(`${err.stack}\n`);
   }
 }
+
+/** The --json head of a command that wrote an image or index: its descriptor, and where (`reference` when pushed, else `output`). */
+export function writtenSummary(desc: { digest: string; mediaType: string; size: number }, where: string, pushed: boolean): Record<string, unknown> {
+  return { digest: desc.digest, mediaType: desc.mediaType, size: desc.size, [pushed ? 'reference' : 'output']: where };
+}

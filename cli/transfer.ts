@@ -77,9 +77,10 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
   try {
     return await fn(abort.signal);
   } catch (err) {
-    // What the work said of its own interruption is kept ("copy interrupted; no tag was set"); anything
-    // else (a request that was cancelled, a stream cut short) is reported as the interruption.
-    if (abort.signal.aborted && !(isOciError(err, 'ABORTED') && /interrupt/.test(err.message))) throw new OciError('ABORTED', 'interrupted', { cause: err });
+    // What the work said of its own interruption is kept ("copy interrupted; no tag was set", "build
+    // aborted"); anything else (a request that was cancelled, a stream cut short) is reported as the
+    // interruption.
+    if (abort.signal.aborted && !(isOciError(err, 'ABORTED') && /interrupt|abort/.test(err.message))) throw new OciError('ABORTED', 'interrupted', { cause: err });
     throw err;
   } finally {
     if (!abort.signal.aborted) {

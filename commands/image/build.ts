@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, writtenSummary } from '../../cli/base.js';
 import { checkWritableFile, writeOutputFile } from '../../cli/output-file.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { withInterrupt } from '../../cli/transfer.js';
@@ -70,10 +70,7 @@ A destination (oci: layout, or oci-archive: file and its temporary files) inside
       if (flags['digest-file']) await writeOutputFile(flags['digest-file'], r.descriptor.digest + '\n');
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
       return {
-        digest: r.descriptor.digest,
-        mediaType: r.descriptor.mediaType,
-        size: r.descriptor.size,
-        [flags.push ? 'reference' : 'output']: r.output,
+        ...writtenSummary(r.descriptor, r.output, !!flags.push),
         config: { digest: r.configDescriptor.digest, size: r.configDescriptor.size },
         layers: r.layers.map((l) => ({ digest: l.digest, diffID: l.diffID, size: l.size, mediaType: l.mediaType, source: l.source })),
         ...(r.baseDigest ? { base: { digest: r.baseDigest, blobs: r.baseBlobs } } : {}),

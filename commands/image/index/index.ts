@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../../cli/base.js';
+import { BaseCommand, writtenSummary } from '../../../cli/base.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
 import { jobsFlag, withInterrupt } from '../../../cli/transfer.js';
 import { OciError } from '../../../src/errors.js';
@@ -44,10 +44,7 @@ Prints the index digest; --json prints digest, media type, size, output (or refe
       const r = await withInterrupt((signal) => buildIndexTo(dest, sources, { annotations, jobs: flags.jobs, signal }, { client }));
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
       return {
-        digest: r.descriptor.digest,
-        mediaType: r.descriptor.mediaType,
-        size: r.descriptor.size,
-        [flags.push ? 'reference' : 'output']: r.output,
+        ...writtenSummary(r.descriptor, r.output, !!flags.push),
         manifests: r.manifests.map((m) => ({ digest: m.digest, size: m.size, platform: m.platform, source: m.source })),
       };
     } finally {
