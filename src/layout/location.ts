@@ -4,6 +4,7 @@
  * skopeo and the containers tools name them.
  */
 import { OciError } from '../errors.js';
+import { checkedAlgorithms } from '../oci/digest.js';
 
 export interface LocalLocation {
   kind: 'oci' | 'oci-archive';
@@ -21,10 +22,8 @@ export interface LocalLocation {
  */
 const refComponent = '[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*';
 const refNameRe = new RegExp(`^${refComponent}(?:/${refComponent})*$`);
-/** Hex length of the digests a location can name (the algorithms whose content is checked). */
-const digestHexLength: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
-/** `@ALG` ending the part before the first colon: that colon is the digest's (`DIR@sha256:HEX`). */
-const digestAtRe = /@(sha256|sha384|sha512)$/;
+/** `@ALG` ending the part before the first colon, ALG one whose content is checked: that colon is the digest's (`DIR@sha256:HEX`). */
+const digestAtRe = new RegExp(`@(${Object.keys(checkedAlgorithms).join('|')})$`);
 
 /** True when `s` starts with a local transport prefix. */
 export function isLocalLocation(s: string): boolean {
@@ -54,8 +53,8 @@ export function parseLocalLocation(s: string): LocalLocation {
   if (alg) {
     digest = `${alg[1]}:${rest}`;
     path = path.slice(0, alg.index);
-    if (!new RegExp(`^[a-f0-9]{${digestHexLength[alg[1]!]}}$`).test(rest!)) {
-      throw new OciError('INVALID_REFERENCE', `invalid digest "${digest}" in "${s}": expected ${alg[1]}:<${digestHexLength[alg[1]!]} lowercase hex characters>`);
+    if (!new RegExp(`^[a-f0-9]{${checkedAlgorithms[alg[1]!]}}$`).test(rest!)) {
+      throw new OciError('INVALID_REFERENCE', `invalid digest "${digest}" in "${s}": expected ${alg[1]}:<${checkedAlgorithms[alg[1]!]} lowercase hex characters>`);
     }
   } else if (rest !== undefined) {
     if (/@sha(?:256|384|512):/.test(rest)) {

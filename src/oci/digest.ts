@@ -51,7 +51,7 @@ export class Sha256Counter {
  * other algorithm cannot be checked, so its content is refused rather than
  * passed on unverified.
  */
-const checkedAlgorithms: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
+export const checkedAlgorithms: Readonly<Record<string, number>> = { sha256: 64, sha384: 96, sha512: 128 };
 
 /**
  * The hash algorithm of a digest whose content oci-os can check; throws
