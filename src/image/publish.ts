@@ -12,6 +12,7 @@ import { openLocationForWriting, parseLocation, type LocationOptions, type Writa
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
 import { openImage } from './source.js';
+import { archiveLockFile, besideArchivePrefix } from '../layout/archive.js';
 import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */
@@ -37,16 +38,13 @@ async function realOrResolved(path: string): Promise<string> {
 /**
  * What a local destination writes, by real path, to leave out of directory
  * layers that hold it: the layout directory (opening created it), or the
- * archive file with what is written beside it (layout/archive.ts): the
- * temporary layout and file `.NAME.oci-os-…` and the writers' lock
- * `NAME.lock`.
+ * archive file with what its writer puts beside it (layout/archive.ts).
  */
 async function destinationPaths(out: WritableLocation): Promise<LeftOutPath[]> {
   if (!out.path) return [];
   if (out.kind === 'oci') return [{ path: await realOrResolved(out.path) }];
-  const dir = await realOrResolved(dirname(out.path));
-  const name = basename(out.path);
-  return [{ path: join(dir, name), siblingPrefix: `.${name}.oci-os-` }, { path: join(dir, `${name}.lock`) }];
+  const file = join(await realOrResolved(dirname(out.path)), basename(out.path));
+  return [{ path: file, siblingPrefix: besideArchivePrefix(file) }, { path: archiveLockFile(file) }];
 }
 
 /** Builds an image into `dest`; the whole image or (for local destinations) nothing becomes visible. */

@@ -34,6 +34,16 @@ const EPOCH = new Date(0);
  */
 const ARCHIVE_LOCK_WAIT_MS = 10 * 60_000;
 
+/** The name prefix of what a writer puts beside an archive while it works (its temporary layout and tar). */
+export function besideArchivePrefix(file: string): string {
+  return `.${basename(file)}.oci-os-`;
+}
+
+/** The lock file that archive writers of `file` take turns on. */
+export function archiveLockFile(file: string): string {
+  return `${file}.lock`;
+}
+
 /** Lists every file and directory below `dir`, sorted, as tar entry names. */
 async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string; path: string; dir: boolean }>> {
   const out: Array<{ name: string; path: string; dir: boolean }> = [];
@@ -55,7 +65,7 @@ async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string;
 /** Streams a deterministic tar of `dir` into `file` (atomically: temp file + rename). */
 export async function packLayout(dir: string, file: string): Promise<void> {
   // Random, not a time: two packs of one file in one process and millisecond must not share it.
-  const tmp = join(dirname(file), `.${basename(file)}.oci-os-tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
+  const tmp = join(dirname(file), `${besideArchivePrefix(file)}tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
   const pack = tar.pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const written = pipeline(pack, out);
@@ -177,7 +187,7 @@ export class OciArchiveWriter implements CommittableStore {
     }
     let tmpDir: string;
     try {
-      tmpDir = await mkdtemp(join(dirname(file), `.${basename(file)}.oci-os-`));
+      tmpDir = await mkdtemp(join(dirname(file), besideArchivePrefix(file)));
     } catch (err) {
       throw fsError(err, dirname(file), 'write');
     }
@@ -218,7 +228,7 @@ export class OciArchiveWriter implements CommittableStore {
    */
   async commit(): Promise<void> {
     try {
-      await withLockFile(`${this.file}.lock`, async () => {
+      await withLockFile(archiveLockFile(this.file), async () => {
         await this.catchUp();
         await this.layout.commit();
         await packLayout(this.tmpDir, this.file);
