@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { listReferrers } from '../src/referrers.js';
+import { printable } from '../src/util/printable.js';
 
 export default class Referrers extends BaseCommand {
   static override summary = 'List the artifacts that refer to an image (made by "oci-os attach", oras, cosign…).';
@@ -37,15 +38,4 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
       await client.close();
     }
   }
-}
-
-/**
- * A value from the registry made safe for one line of a terminal: not a
- * string → its JSON; control characters (escape sequences, tabs that would
- * shift the columns, newlines) written as JSON escapes.
- */
-function printable(v: unknown): string {
-  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }

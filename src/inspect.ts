@@ -13,6 +13,7 @@ import { Annotation, isIndexMediaType, MediaType } from './oci/mediatypes.js';
 import { readManifestBytes } from './copy.js';
 import { isOsImageManifest, readOsImage } from './osimage/reader.js';
 import type { ProductInfo } from './osimage/format.js';
+import { printable } from './util/printable.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
 const maxConfigBytes = 4 << 20;
@@ -123,21 +124,6 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
     if (c.created) summary.created = c.created;
   }
   return { manifestBytes, manifest, config, summary };
-}
-
-/**
- * A value read from the image made safe for one line of a terminal: not a
- * string (manifests are not checked to hold strings where they should) → its
- * JSON; control characters (escape sequences, tabs that would shift the
- * columns, newlines) written as JSON escapes, \u00XX where JSON has no short one.
- */
-function printable(v: unknown): string {
-  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
-    const j = JSON.stringify(c).slice(1, -1);
-    return j !== c ? j : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
-  });
 }
 
 /** Renders a summary as aligned text lines; every value goes through {@link printable}. */
