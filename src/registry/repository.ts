@@ -213,7 +213,8 @@ export class RegistryRepository implements ContentStore {
   private uploadDefaults(o: BlobPushOptions): ChunkedUploadOptions {
     return {
       chunkSize: o.chunkSize ?? this.defaults.chunkSize, maxChunkSize: this.defaults.maxChunkSize,
-      reopen: o.reopen, readAt: o.readAt, signal: o.signal, onProgress: o.onProgress,
+      // The repository's signal too: an upload's own abort handling (the chunk on the wire let finish) keys on it.
+      reopen: o.reopen, readAt: o.readAt, signal: o.signal ?? this.defaults.signal, onProgress: o.onProgress,
       onNotCancelled: () => this.uncancelledUploads++,
     };
   }

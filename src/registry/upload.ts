@@ -44,19 +44,23 @@ const MiB = 1024 * 1024;
 export const defaultChunkSize = 8 * MiB;
 /** Smallest chunk the uploader shrinks to. */
 export const minAdaptiveChunkSize = 64 * 1024;
-/** How long a request carrying chunk bytes may go on after the caller's signal (see ChunkedUpload.wireSignal). */
+/** How long a request carrying chunk bytes may go on after the caller's signal (see ChunkedUpload.wire). */
 const wireGraceMs = 5_000;
 
-/** A signal that fires `ms` after `signal` does (at once if `signal` is undefined: never). */
-function afterGrace(signal: AbortSignal | undefined, ms: number): AbortSignal | undefined {
-  if (!signal) return undefined;
+/**
+ * A signal that fires `ms` after `signal` does (never without `signal`), and
+ * `dispose`, which takes the listener off `signal` again: one command's
+ * signal serves every upload, and listeners left behind pile up.
+ */
+function afterGrace(signal: AbortSignal | undefined, ms: number): { signal?: AbortSignal; dispose: () => void } {
+  if (!signal) return { dispose: () => undefined };
   const c = new AbortController();
   const later = (): void => {
     setTimeout(() => c.abort(signal.reason), ms).unref();
   };
   if (signal.aborted) later();
   else signal.addEventListener('abort', later, { once: true });
-  return c.signal;
+  return { signal: c.signal, dispose: () => signal.removeEventListener('abort', later) };
 }
 
 /** ECR refuses non-final parts under 5 MiB. */
@@ -188,7 +192,7 @@ export class ChunkedUpload {
    * refuses to cancel a session at the Location before a request it had to
    * cut off).
    */
-  private readonly wireSignal: AbortSignal | undefined;
+  private readonly wire: { signal?: AbortSignal; dispose: () => void };
   private src: ChunkSource | ReplaySource;
   private location?: URL;
   private minChunk = 0;
@@ -217,7 +221,7 @@ export class ChunkedUpload {
     source: ByteSource,
     private readonly options: ChunkedUploadOptions = {},
   ) {
-    this.wireSignal = afterGrace(options.signal, wireGraceMs);
+    this.wire = afterGrace(options.signal, wireGraceMs);
     const exp = options.expected;
     if (options.readAt && exp?.size !== undefined) {
       this.src = new ReplaySource(options.readAt, exp.size, options.what ?? 'blob');
@@ -276,6 +280,7 @@ export class ChunkedUpload {
       await this.cancel();
       throw this.options.signal?.aborted ? new OciError('ABORTED', `upload of ${this.what} was cancelled`, { cause: err }) : err;
     } finally {
+      this.wire.dispose();
       await this.src.close();
     }
   }
@@ -336,7 +341,7 @@ export class ChunkedUpload {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.wireSignal,
+        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.wire.signal,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
       });
     } catch (err) {
@@ -500,7 +505,7 @@ export class ChunkedUpload {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.wireSignal,
+        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.wire.signal,
       });
     } catch (err) {
       this.throwSourceFailure(err);
