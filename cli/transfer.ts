@@ -6,7 +6,7 @@ import { copyProgress } from '../src/progress.js';
 import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatSize } from '../src/util/size.js';
-import { OciError, isOciError } from '../src/errors.js';
+import { InterruptedError } from '../src/errors.js';
 import { openLocationForReading, type ReadableLocation } from '../src/locations.js';
 import type { RegistryClient } from '../src/registry/index.js';
 
@@ -62,7 +62,7 @@ export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): 
  * rejects with after the signal (a stream cut short) is reported as the
  * interruption.
  */
-export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>, outcome = 'interrupted'): Promise<T> {
   const abort = new AbortController();
   let signals = 0;
   const stop = () => {
@@ -77,10 +77,9 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
   try {
     return await fn(abort.signal);
   } catch (err) {
-    // What the work said of its own interruption is kept ("copy interrupted; no tag was set", "build
-    // aborted"); anything else (a request that was cancelled, a stream cut short) is reported as the
-    // interruption.
-    if (abort.signal.aborted && !(isOciError(err, 'ABORTED') && /interrupt|abort/.test(err.message))) throw new OciError('ABORTED', 'interrupted', { cause: err });
+    // What the work said of its own interruption is kept ("copy interrupted; no tag was set"); anything
+    // else (a request that was cancelled, a stream cut short) is reported as the command's `outcome`.
+    if (abort.signal.aborted && !(err instanceof InterruptedError)) throw new InterruptedError(outcome, { cause: err });
     throw err;
   } finally {
     if (!abort.signal.aborted) {

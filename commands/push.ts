@@ -2,7 +2,7 @@ import { Flags, Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
-import { OciError, isOciError } from '../src/errors.js';
+import { OciError } from '../src/errors.js';
 import { PayloadCache } from '../src/build/payload-cache.js';
 import { pushOsImage, pushTags, type PushReport } from '../src/push/osimage.js';
 import { pushFromLocal } from '../src/push/from-local.js';
@@ -55,34 +55,28 @@ Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags 
     });
     let report: PushReport;
     try {
+      // A push that was under way says what became of its upload sessions; one stopped before any was
+      // opened gets the outcome given here.
       report = await withInterrupt(async (signal): Promise<PushReport> => {
-        try {
-          if (flags.from) {
-            const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
-            if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
-              throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
-            }
-            return await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal, progress: progress.sink });
+        if (flags.from) {
+          const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
+          if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
+            throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
           }
-          if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
-          const options = await osImageOptionsFromFlags(flags);
-          const { image: _image, ...rest } = await pushOsImage(client, args.ref, {
-            ...options,
-            jobs: flags.jobs,
-            tags: flags.tag,
-            signal,
-            progress: progress.sink,
-            cache: flags.cache ? new PayloadCache() : undefined,
-          });
-          return rest;
-        } catch (err) {
-          // The push says what became of its upload sessions; anything else stopped before any was opened.
-          if (signal.aborted && !(isOciError(err, 'ABORTED') && /push interrupted/.test(err.message))) {
-            throw new OciError('ABORTED', 'push interrupted; nothing was tagged', { cause: err });
-          }
-          throw err;
+          return await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal, progress: progress.sink });
         }
-      });
+        if (!flags.payload?.length) throw new OciError('USAGE', 'nothing to push: give --payload NAME=PATH (repeatable) or --from oci:DIR[:TAG]');
+        const options = await osImageOptionsFromFlags(flags);
+        const { image: _image, ...rest } = await pushOsImage(client, args.ref, {
+          ...options,
+          jobs: flags.jobs,
+          tags: flags.tag,
+          signal,
+          progress: progress.sink,
+          cache: flags.cache ? new PayloadCache() : undefined,
+        });
+        return rest;
+      }, 'push interrupted; nothing was tagged');
     } finally {
       progress.close();
       await client.close();

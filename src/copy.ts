@@ -14,7 +14,7 @@
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
-import { OciError } from './errors.js';
+import { OciError, InterruptedError } from './errors.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './oci/descriptor.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from './oci/mediatypes.js';
@@ -205,7 +205,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   // copyGraph rejects, so a caller's abort() cleans up after all of them.
   let firstError: unknown;
   const aborted = (): void => {
-    if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
+    if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
     if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
   };
 
@@ -218,7 +218,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const stopOnAbort = (stream: Readable): Readable => {
     const signal = options.signal;
     if (!signal) return stream;
-    const stop = (): void => { stream.destroy(new OciError('ABORTED', 'copy interrupted; no tag was set')); };
+    const stop = (): void => { stream.destroy(new InterruptedError('copy interrupted; no tag was set')); };
     if (signal.aborted) stop();
     else {
       signal.addEventListener('abort', stop, { once: true });

@@ -90,6 +90,19 @@ export class OciError extends Error {
   }
 }
 
+/**
+ * The outcome of work stopped by its signal (Ctrl-C), as the user is to read
+ * it: what was stopped and what was left ("copy interrupted; no tag was
+ * set"). Code ABORTED. A lower-level cancellation (a request, an upload)
+ * is a plain ABORTED error, which the CLI reports as its command's outcome.
+ */
+export class InterruptedError extends OciError {
+  constructor(message: string, options: Omit<OciErrorOptions, 'hint'> & { hint?: string } = {}) {
+    super('ABORTED', message, options);
+    this.name = 'InterruptedError';
+  }
+}
+
 /** True when `err` is an OciError, optionally with one of the given codes. */
 export function isOciError(err: unknown, ...codes: ErrorCode[]): err is OciError {
   return err instanceof OciError && (codes.length === 0 || codes.includes(err.code));

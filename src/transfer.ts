@@ -4,7 +4,7 @@
  * before a local destination is committed (verify.ts), set the tag last.
  * On any failure a local destination is left as it was.
  */
-import { OciError } from './errors.js';
+import { OciError, InterruptedError } from './errors.js';
 import type { RegistryClient } from './registry/client.js';
 import { copyGraph, type CopyOptions, type CopyResult } from './copy.js';
 import { openLocationForReading, openLocationForWriting, parseLocation, type LocationKind } from './locations.js';
@@ -59,7 +59,7 @@ export async function transfer(source: string, destination: string, options: Tra
   // The signal also stops the unpacking of an oci-archive source, and every local blob read below.
   const src = await openLocationForReading(source, { client: options.client, signal: options.signal });
   try {
-    if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
+    if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
     const dst = await openLocationForWriting(destination, { client: options.client, signal: options.signal });
     try {
       if (dst.digest && dst.digest !== src.root.digest) {
@@ -85,7 +85,7 @@ export async function transfer(source: string, destination: string, options: Tra
           verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
         }
         // An interrupt that came after the last blob still leaves the destination as it was.
-        if (options.signal?.aborted) throw new OciError('ABORTED', 'copy interrupted; no tag was set');
+        if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
         await dst.commit();
       }
       return { ...result, source: src.location, destination: dst.location, verification };

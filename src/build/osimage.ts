@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { OciError, fsError } from '../errors.js';
+import { OciError, fsError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
@@ -234,7 +234,7 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
 async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions, pool?: BufferPool): AsyncGenerator<Buffer> {
   let read = 0;
   for await (const f of readFileFrames(input.path, frameSize, pool)) {
-    if (options.signal?.aborted) throw new OciError('ABORTED', 'build interrupted; nothing was tagged');
+    if (options.signal?.aborted) throw new InterruptedError('build interrupted; nothing was tagged');
     read += f.length;
     options.onProgress?.(input.name, read, total);
     options.progress?.({ type: 'blob-progress', id: input.name, bytes: read, total });

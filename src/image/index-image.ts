@@ -11,7 +11,7 @@
  * committed at the end.
  */
 import { Readable } from 'node:stream';
-import { OciError } from '../errors.js';
+import { OciError, InterruptedError } from '../errors.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
@@ -118,7 +118,7 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
     return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
   } catch (err) {
     await out.abort();
-    if (options.signal?.aborted) throw new OciError('ABORTED', 'index aborted', { cause: err });
+    if (options.signal?.aborted) throw new InterruptedError('index aborted', { cause: err });
     throw err;
   } finally {
     await out.close();

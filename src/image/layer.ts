@@ -5,7 +5,7 @@
  * ever held in memory.
  */
 import { stat } from 'node:fs/promises';
-import { OciError, fsError } from '../errors.js';
+import { OciError, fsError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { GcPacer } from '../util/gc.js';
@@ -64,7 +64,7 @@ export async function* layerEntries(path: string, options: LayerBuildOptions = {
 
 async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, signal?: AbortSignal): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
-    if (signal?.aborted) throw new OciError('ABORTED', 'build aborted');
+    if (signal?.aborted) throw new InterruptedError('build aborted');
     counter.update(chunk);
     yield chunk;
   }

@@ -7,7 +7,7 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { OciError } from '../errors.js';
+import { OciError, InterruptedError } from '../errors.js';
 import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
@@ -69,7 +69,7 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
     } catch (err) {
       await out.abort();
       // Whichever step noticed the signal, the user sees one message.
-      if (options.signal?.aborted) throw new OciError('ABORTED', 'build aborted', { cause: err });
+      if (options.signal?.aborted) throw new InterruptedError('build aborted', { cause: err });
       throw err;
     } finally {
       await out.close();

@@ -22,7 +22,7 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rename, 
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, fsError, isOciError } from '../errors.js';
+import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { Platform } from '../oci/descriptor.js';
 import type { LocationOptions } from '../locations.js';
 import { RegistryRepository } from '../registry/repository.js';
@@ -324,7 +324,7 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
     // failure is unchecked, so it goes, unless DIR held files before (then the error says so).
     const undone = state ? await undoUnpack(state).catch(() => false) : true;
     const left = undone ? `nothing was left in ${dir}` : `${dir} holds part of the image`;
-    if (options.signal?.aborted) throw new OciError('ABORTED', `unpack aborted; ${left}`, { cause: err });
+    if (options.signal?.aborted) throw new InterruptedError(`unpack aborted; ${left}`, { cause: err });
     if (undone || !isOciError(err)) throw err;
     throw new OciError(err.code, err.message, { cause: err, hint: err.hint ?? `${left}, unchecked; unpack into a new directory to keep failures from mixing with it` });
   } finally {

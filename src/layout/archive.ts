@@ -21,7 +21,7 @@ import type { Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { OciError, fsError, isOciError } from '../errors.js';
+import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciLayout, withLockFile } from './layout.js';
@@ -118,7 +118,7 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
   // Awaited below; an interrupt can fail it while an entry's directory is being made.
   done.catch(() => undefined);
   // Failing the input fails the extractor, and with it the entry being written.
-  const onAbort = (): void => { input.destroy(new OciError('ABORTED', `interrupted while unpacking ${file}`)); };
+  const onAbort = (): void => { input.destroy(new InterruptedError(`interrupted while unpacking ${file}`)); };
   signal?.addEventListener('abort', onAbort, { once: true });
   if (signal?.aborted) onAbort();
   try {

@@ -8,7 +8,7 @@
  * (zstd-stream.ts) — so memory stays bounded by one chunk plus one frame.
  */
 import { createHash } from 'node:crypto';
-import { OciError, isOciError } from '../errors.js';
+import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
@@ -592,7 +592,7 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
   try {
     const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob) : blob;
     for await (const data of decoded) {
-      if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
+      if (options.signal?.aborted) throw new InterruptedError(`reading ${label} was interrupted`);
       for (const chunk of leadVerifier.push(data)) {
         options.onProgress?.(leadVerifier.verified);
         yield chunk;

@@ -4,7 +4,7 @@
  * memory; then the config, the manifest by digest, and the tags last, so an
  * interrupted push leaves nothing tagged.
  */
-import { OciError } from '../errors.js';
+import { OciError, InterruptedError } from '../errors.js';
 
 /**
  * The error of a push stopped by its signal: nothing was tagged (tags come
@@ -14,7 +14,7 @@ import { OciError } from '../errors.js';
 export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciError {
   const n = repo.uncancelledUploads;
   const sessions = n === 0 ? 'upload sessions were cancelled' : `${n} upload session(s) could not be cancelled (the registry removes them when they expire)`;
-  return new OciError('ABORTED', `push interrupted; nothing was tagged; ${sessions}`, { cause });
+  return new InterruptedError(`push interrupted; nothing was tagged; ${sessions}`, { cause });
 }
 import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
 import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
