@@ -32,12 +32,24 @@ export function redactUrl(url: string | URL): string {
 /** A digest (image-spec descriptor grammar); it never holds "@". */
 // The digest grammar, with an encoded part of a hash's length: `localhost:5000` after an "@" is a host, not a digest.
 const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const hostPortRe = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+// The registry-host rules of references live here, not in reference.ts, because reference.ts imports this module.
+/** Docker's reference grammar for a registry `host[:port]`: dot-separated labels or `[v6]`, any case. */
+export const registryHostRe = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/**
+ * True when the first path component of a reference names a registry host
+ * rather than a repository component: it holds a dot or a port, is
+ * `localhost` (any case) or is `[v6]` (Docker's rule).
+ */
+export function looksLikeHost(component: string): boolean {
+  return component.includes('.') || component.includes(':') || /^localhost$/i.test(component) || component.startsWith('[');
+}
 
 /** True when `s` starts with what references take for a registry host (a dot, a port, `localhost` or `[v6]`). */
 function startsWithHost(s: string): boolean {
   const host = s.replace(/[/?#][\s\S]*$/, '');
-  return hostPortRe.test(host) && (/[.:[]/.test(host) || host.toLowerCase() === 'localhost');
+  return registryHostRe.test(host) && looksLikeHost(host);
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { OciError } from '../errors.js';
 import { checkedAlgorithms, isDigest } from '../oci/digest.js';
-import { redactUserinfo } from './redact.js';
+import { looksLikeHost, redactUserinfo, registryHostRe } from './redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
 export const dockerHubRegistry = 'docker.io';
@@ -16,8 +16,6 @@ export const dockerHubApiHost = 'registry-1.docker.io';
 export const repositoryRe = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 /** Tag grammar (distribution-spec, "Pulling manifests"). */
 export const tagRe = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-const hostRe =
-  /^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 
 /** Longest `host[:port]/name` accepted (the limit most clients apply). */
 export const maxReferenceNameLength = 255;
@@ -46,9 +44,14 @@ function invalid(input: string, why: string): OciError {
   });
 }
 
-/** True when the first path component of a reference names a registry host. */
-function looksLikeHost(component: string): boolean {
-  return component.includes('.') || component.includes(':') || /^localhost$/i.test(component) || component.startsWith('[');
+/**
+ * A registry host[:port] as references spell it: lower case, with Docker
+ * Hub's other names (`index.docker.io`, `registry-1.docker.io`) made
+ * {@link dockerHubRegistry}. Does not check the host grammar.
+ */
+export function normalizeRegistry(host: string): string {
+  const r = host.toLowerCase();
+  return r === 'index.docker.io' || r === dockerHubApiHost ? dockerHubRegistry : r;
 }
 
 /**
@@ -88,13 +91,12 @@ export function parseReference(input: string): Reference {
   if (slash >= 0 && looksLikeHost(rest.slice(0, slash))) {
     const host = rest.slice(0, slash);
     repository = rest.slice(slash + 1);
-    if (!hostRe.test(host)) throw invalid(input, `"${host}" is not a valid registry host`);
+    if (!registryHostRe.test(host)) throw invalid(input, `"${host}" is not a valid registry host`);
     const port = /:(\d+)$/.exec(host);
     if (port && Number(port[1]) > 65535) throw invalid(input, `port ${port[1]} is out of range`);
-    // Hosts are lower-cased here, once, for everything downstream (see Reference.registry); also makes INDEX.DOCKER.IO Docker Hub below.
-    registry = host.toLowerCase();
+    // Hosts are lower-cased here, once, for everything downstream (see Reference.registry); INDEX.DOCKER.IO becomes Docker Hub too.
+    registry = normalizeRegistry(host);
   }
-  if (registry === 'index.docker.io' || registry === dockerHubApiHost) registry = dockerHubRegistry;
   if (repository === '') throw invalid(input, 'the repository name is missing');
   if (registry === dockerHubRegistry && !repository.includes('/')) repository = `library/${repository}`;
   if (!repositoryRe.test(repository)) {

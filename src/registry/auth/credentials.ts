@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { OciError } from '../../errors.js';
+import { normalizeRegistry } from '../reference.js';
 
 /** Credentials for one registry. Never printed. */
 export interface Credentials {
@@ -52,16 +53,10 @@ export function configKeysFor(registry: string): string[] {
   return [registry, `https://${registry}`, `http://${registry}`];
 }
 
-/** A registry name as compared: lower case, Docker Hub under one name. */
-function registryIdentity(registry: string): string {
-  const r = registry.toLowerCase();
-  return r === 'index.docker.io' || r === 'registry-1.docker.io' ? 'docker.io' : r;
-}
-
 /** True when `registry` is the one explicit credentials are bound to (see {@link CredentialOptions.credentialsHost}). */
 function isCredentialsHost(registry: string, credentialsHost: string | false | undefined): boolean {
   if (credentialsHost === undefined) return true;
-  return credentialsHost !== false && registryIdentity(credentialsHost) === registryIdentity(registry);
+  return credentialsHost !== false && normalizeRegistry(credentialsHost) === normalizeRegistry(registry);
 }
 
 /**

@@ -6,7 +6,7 @@
  * (store.ts). Nothing here prints or logs a credential.
  */
 import { OciError } from '../../errors.js';
-import { redactUserinfo } from '../redact.js';
+import { looksLikeHost, redactUserinfo } from '../redact.js';
 import { RegistryHttp } from '../http.js';
 import { parseReference } from '../reference.js';
 import { RetryPolicy, type RetryOptions } from '../retry.js';
@@ -44,8 +44,7 @@ export function parseLoginTarget(input: string | undefined): LoginTarget {
   const host = (m ? m[2]! : raw).replace(/\/.*$/, '');
   if (host === '') throw new OciError('USAGE', `"${raw}" is not a registry: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   // The reference parser knows host grammar and the Docker Hub aliases; a dummy repository makes it look at the host.
-  const withDot = host.includes('.') || host.includes(':') || /^localhost$/i.test(host) || host.startsWith('[');
-  if (!withDot) throw new OciError('USAGE', `"${raw}" does not look like a registry host: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
+  if (!looksLikeHost(host)) throw new OciError('USAGE', `"${raw}" does not look like a registry host: use HOST[:PORT], e.g. ghcr.io or localhost:5000`);
   let ref;
   try {
     ref = parseReference(`${host}/x`);
