@@ -16,6 +16,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
+import pLimit from 'p-limit';
 import { OciError, fsError } from '../errors.js';
 import { httpError, type RegistryHttpError } from './errors.js';
 
@@ -83,8 +84,8 @@ export class BasicAuthenticator {
   /** Verifications in progress, shared by concurrent requests with the same credentials. */
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly dummy: string;
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** Queues bcrypt comparisons so that at most `maxConcurrentVerifications` run at once. */
+  private readonly limit = pLimit(maxConcurrentVerifications);
   /** Client address → failures in the current window. */
   private readonly failures = new Map<string, { since: number; count: number }>();
 
@@ -150,17 +151,8 @@ export class BasicAuthenticator {
   }
 
   /** One bcrypt comparison, waiting while `maxConcurrentVerifications` others run. */
-  private async verify(password: string, hash: string): Promise<boolean> {
-    if (this.running >= maxConcurrentVerifications) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.running++;
-    try {
-      return await bcrypt.compare(password, hash);
-    } finally {
-      // The slot passes straight to the next waiter, so `running` stays counted.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.running--;
-    }
+  private verify(password: string, hash: string): Promise<boolean> {
+    return this.limit(() => bcrypt.compare(password, hash));
   }
 
   private remember(key: string): void {
