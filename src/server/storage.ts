@@ -6,7 +6,7 @@
  * repositories/<name>/_blobs/sha256/<hex>     blob links (empty files)
  * repositories/<name>/_manifests/sha256/<hex> manifest metadata (JSON); bytes live in blobs/
  * repositories/<name>/_tags/<tag>             the digest a tag points to
- * repositories/<name>/_referrers/<subject algorithm>/<subject hex>/<hex>   referrers index (empty files)
+ * repositories/<name>/_referrers/sha256/<subject hex>/<hex>   referrers index (empty files)
  * uploads/<id>/                               upload sessions (data + info.json)
  * tmp/                                        temporary files, renamed into place
  * ```
@@ -35,10 +35,6 @@ export interface ManifestRecord {
 
 function hexOf(digest: string): string {
   return digest.slice(digest.indexOf(':') + 1);
-}
-
-function algorithmOf(digest: string): string {
-  return digest.slice(0, digest.indexOf(':'));
 }
 
 function isNotFound(err: unknown): boolean {
@@ -94,9 +90,13 @@ export class RegistryStorage {
     return join(this.repoDir(name), '_tags', tag);
   }
 
-  /** Filed under the subject's own algorithm: the same hex under another algorithm is another subject. */
+  /**
+   * Where the referrers of `subject` are filed. Subjects are sha256 like
+   * every digest the registry accepts (see checkDigest in routes.ts), so
+   * the directory is fixed, as for blobs and manifests.
+   */
   private referrersDir(name: string, subject: string): string {
-    return join(this.repoDir(name), '_referrers', algorithmOf(subject), hexOf(subject));
+    return join(this.repoDir(name), '_referrers', 'sha256', hexOf(subject));
   }
 
   /** Writes a file atomically (temp file + rename), creating parents. */
@@ -256,7 +256,7 @@ export class RegistryStorage {
     const out: ManifestRecord[] = [];
     for (const hex of entries) {
       const record = await this.getManifest(name, `sha256:${hex}`);
-      // Checked again: entries filed before subject algorithms were told apart may name another subject.
+      // Checked again: versions that accepted subjects of any algorithm filed them here by their hex alone.
       if (record && record.subject === digest) out.push(record);
     }
     return out;
