@@ -13,7 +13,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { openLocalForWriting } from './layout/open.js';
-import { OciError, fsError, isOciError } from './errors.js';
+import { OciError, isOciError } from './errors.js';
 import { isIndexMediaType, isManifestMediaType } from './oci/mediatypes.js';
 import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
@@ -154,10 +154,7 @@ export async function openLocationForReading(input: string, options: LocationOpt
     }
   }
   const loc = p.local!;
-  // A source that is not there is not found (exit 4), as a missing tag is; other errors are left to opening it.
-  await stat(loc.path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw fsError(err, loc.path, 'source');
-  });
+  // A source that is not there is NOT_FOUND (exit 4): OciLayout.open and openArchiveForReading say so.
   let layout: OciLayout;
   let close: () => Promise<void>;
   if (loc.kind === 'oci') {

@@ -17,14 +17,13 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
-import type { Stats } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { OciLayout, withLockFile } from './layout.js';
+import { OciLayout, fileKey, withLockFile } from './layout.js';
 
 const EPOCH = new Date(0);
 /**
@@ -101,16 +100,18 @@ export async function packLayout(dir: string, file: string): Promise<void> {
  * Extracts an oci-archive into `dir`, refusing entries that would land outside it.
  * `signal` stops it mid-file (ABORTED); what was extracted is the caller's to remove.
  * With `keepBlobs`, blob files already in `dir` are not written again (same
- * name, same digest: same bytes).
+ * name, same digest: same bytes). With `source`, a missing `file` is
+ * NOT_FOUND rather than unreadable (an archive opened for reading).
  */
-export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean } = {}): Promise<void> {
+export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean } = {}): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
     await stat(file);
     input = createReadStream(file, { highWaterMark: 1 << 20 });
   } catch (err) {
-    throw fsError(err, file, 'read');
+    // An archive the user named to read from that is not there is not found (exit 4), as a missing tag is.
+    throw fsError(err, file, options.source ? 'source' : 'read');
   }
   const root = dir.endsWith(sep) ? dir : dir + sep;
   const blobs = join(dir, 'blobs') + sep;
@@ -169,7 +170,7 @@ export class OciArchiveWriter implements CommittableStore {
     readonly file: string,
     private readonly tmpDir: string,
     private readonly layout: OciLayout,
-    /** The archive file extracted into tmpDir (archiveKey), undefined when there was none. */
+    /** The archive file extracted into tmpDir (fileKey), undefined when there was none. */
     private readonly extracted: string | undefined,
     private readonly lockWait: number,
   ) {}
@@ -180,16 +181,19 @@ export class OciArchiveWriter implements CommittableStore {
       const st = await stat(file);
       if (st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${file} is a directory; an oci-archive: location names a tar file (use oci:${file} for a layout directory)`);
       // Taken before extracting: if the archive is replaced in between, commit() sees a change and reads it again.
-      extracted = archiveKey(st);
+      extracted = fileKey(st, { ctime: true });
     } catch (err) {
       if (isOciError(err)) throw err;
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, file, 'read');
+      // No archive there (ENOTDIR: a parent is a file): whether one can be written is for mkdtemp below to tell.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw fsError(err, file, 'read');
     }
     let tmpDir: string;
     try {
       tmpDir = await mkdtemp(join(dirname(file), besideArchivePrefix(file)));
     } catch (err) {
-      throw fsError(err, dirname(file), 'write');
+      // Named as the archive the user asked for, not the directory the temporary layout goes in.
+      throw fsError(err, file, 'write');
     }
     try {
       // Extracted now so that blobs already in the archive are not written again, and a bad archive fails before the build.
@@ -248,7 +252,7 @@ export class OciArchiveWriter implements CommittableStore {
   private async catchUp(): Promise<void> {
     let now: string | undefined;
     try {
-      now = archiveKey(await stat(this.file));
+      now = fileKey(await stat(this.file), { ctime: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, this.file, 'read');
     }
@@ -263,14 +267,6 @@ export class OciArchiveWriter implements CommittableStore {
 }
 
 /**
- * Identifies an archive file as found: a writer's commit renames a new file
- * over it (another inode), so a replaced archive does not look the same.
- */
-function archiveKey(st: Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
-
-/**
  * Opens an existing oci-archive for reading: extracts it and returns the
  * layout and a cleanup. Aborted by `signal` or failed, it removes what it
  * extracted before rejecting.
@@ -278,7 +274,7 @@ function archiveKey(st: Stats): string {
 export async function openArchiveForReading(file: string, options: { signal?: AbortSignal } = {}): Promise<{ layout: OciLayout; close: () => Promise<void> }> {
   const tmpDir = await mkdtemp(join(tmpdir(), 'oci-os-archive-'));
   try {
-    await unpackArchive(file, tmpDir, options.signal);
+    await unpackArchive(file, tmpDir, options.signal, { source: true });
     // Messages about index.json name the archive, not the temporary directory it was extracted to.
     const layout = await OciLayout.open(tmpDir, { indexName: `${file}: index.json` });
     return { layout, close: () => rm(tmpDir, { recursive: true, force: true }) };

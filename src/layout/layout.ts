@@ -27,7 +27,7 @@ import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
-import { Annotation, MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
+import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
 
 /** The oci-layout file exactly as the format's reference builder writes it. */
@@ -107,7 +107,8 @@ export class OciLayout implements CommittableStore {
     try {
       st = await stat(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !options.create) throw fsError(err, dir, 'read');
+      // Opened for reading, the layout is a source: one that is not there is not found (exit 4), as a missing tag is.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !options.create) throw fsError(err, dir, 'source');
     }
     if (st && !st.isDirectory()) {
       throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory; an oci: location names a layout directory`);
@@ -392,8 +393,9 @@ export class OciLayout implements CommittableStore {
    * another writer committed meanwhile are kept.
    */
   async commit(): Promise<void> {
+    // Settled, registering is cleared (its finally): what is left to undo is in registration.
     await this.registering?.catch(() => {});
-    if (this.pending.length > 0 || this.registration || this.registering) {
+    if (this.pending.length > 0 || this.registration) {
       await this.withLock(async () => {
         if (this.pending.length > 0) {
           const index = await this.readIndex();
@@ -536,8 +538,9 @@ export class OciLayout implements CommittableStore {
       if (!isObject(d) || typeof d.digest !== 'string' || !isDigest(d.digest) || seen.has(d.digest)) continue;
       seen.add(d.digest);
       const mediaType = typeof d.mediaType === 'string' ? d.mediaType : '';
-      const graph = isManifestMediaType(mediaType) || isIndexMediaType(mediaType);
-      // Other JSON (artifact manifests under their own type, configs) is looked into too; only a manifest must be readable.
+      // What a graph walk follows (OCI artifact manifests too) must be readable: one that is not may use this writer's blobs.
+      const graph = isGraphManifestMediaType(mediaType);
+      // Other JSON (manifests under a type of their own, configs) is looked into too, and passed over when it cannot be read.
       if (!graph && !/json$/.test(mediaType)) continue;
       let parsed: unknown;
       try {
@@ -689,11 +692,15 @@ function ownedName(what: string): string {
 }
 
 /**
- * Identifies a file as found: a blob checked once is not hashed again
- * unless it was replaced (another inode) or written to (size, mtime).
+ * Identifies a file as found: one replaced (another inode) or written to
+ * (size, mtime) does not look the same. A layout's blob checked once is not
+ * hashed again while its key stays. With `ctime`, a change that restored
+ * mtime or touched only metadata counts too: an archive writer, which reads
+ * the archive again when it changed, would rather read it once too often.
  */
-function fileKey(st: Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  return options.ctime ? `${key}:${st.ctimeMs}` : key;
 }
 
 function processAlive(pid: number): boolean {
