@@ -8,8 +8,9 @@
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from './content/store.js';
+import { isOciError } from './errors.js';
 import type { Descriptor } from './oci/descriptor.js';
-import { checkPayloadsFrom, verificationOf, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
+import { checkPayloadsFrom, payloadsByBlob, verificationOf, type OsImagePayload, type PayloadVerification } from './osimage/reader.js';
 
 export class ChunkCheckingStore implements ContentStore {
   /** Blobs whose every payload was checked on the way in. */
@@ -18,18 +19,14 @@ export class ChunkCheckingStore implements ContentStore {
    * The payloads to check, by blob digest. Identical partitions share one
    * blob, which is written once but must match every payload's chunk hashes.
    */
-  private readonly byBlob = new Map<string, OsImagePayload[]>();
+  private readonly byBlob: Map<string, OsImagePayload[]>;
 
   constructor(
     private readonly inner: ContentStore,
     /** The payloads to check, in image order. */
     private readonly payloads: readonly OsImagePayload[],
   ) {
-    for (const p of payloads) {
-      const list = this.byBlob.get(p.layer.digest);
-      if (list) list.push(p);
-      else this.byBlob.set(p.layer.digest, [p]);
-    }
+    this.byBlob = payloadsByBlob(payloads);
   }
 
   get kind(): ContentStore['kind'] {
@@ -60,19 +57,32 @@ export class ChunkCheckingStore implements ContentStore {
     const payloads = this.byBlob.get(desc.digest);
     if (!payloads) return this.inner.exists(desc);
     if (this.verified.has(desc.digest)) return true;
+    // What the store itself refused: the blob is absent, or its bytes are not those of the digest.
+    let refused: unknown;
     try {
-      for (const group of compressionGroups(payloads)) {
-        // fetch() checks the digest and size as the bytes stream by.
-        const blob = await this.inner.fetch(desc);
+      // fetch() checks the digest and size as the bytes stream by.
+      const blob = await this.inner.fetch(desc).catch((err: unknown) => {
+        refused = err;
+        throw err;
+      });
+      async function* watched(): AsyncGenerator<Buffer> {
         try {
-          await checkPayloadsFrom(blob, group);
-        } finally {
-          blob.destroy();
+          yield* blob as AsyncIterable<Buffer>;
+        } catch (err) {
+          refused = err;
+          throw err;
         }
       }
+      try {
+        await checkPayloadsFrom(watched(), payloads);
+      } finally {
+        blob.destroy();
+      }
     } catch {
-      // Absent, damaged, or sound but failing its chunk hashes: the store's own check decides. A damaged
-      // blob is then downloaded again (and checked on the way in); a sound one is reported by the check
+      // Absent or damaged: downloaded again (and checked on the way in), no second read needed to tell.
+      if (isOciError(refused, 'NOT_FOUND', 'DIGEST_MISMATCH', 'SIZE_MISMATCH')) return false;
+      // Otherwise (sound but failing its chunk hashes, before the digest was seen, say): the store's own
+      // check decides. A damaged blob is then downloaded again; a sound one is reported by the check
       // after the copy.
       return this.inner.exists(desc);
     }
@@ -95,11 +105,9 @@ export class ChunkCheckingStore implements ContentStore {
   async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
     const payloads = this.byBlob.get(desc.digest);
     if (!payloads || (await this.inner.exists(desc))) return this.inner.push(desc, content, options);
-    const groups = compressionGroups(payloads);
-    const feeds = groups.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
-    const checks = groups.map((group, i) => checkPayloadsFrom(feeds[i]!, group));
-    const check = Promise.all(checks);
-    // Rejects when a check fails, so a writer waiting for 'drain' is released.
+    const feed = new PassThrough({ highWaterMark: 1 << 20 });
+    const check = checkPayloadsFrom(feed, payloads);
+    // Rejects when the check fails, so a writer waiting for 'drain' is released.
     const failed = check.then(() => new Promise<never>(() => undefined));
     failed.catch(() => undefined);
     let fed = false;
@@ -107,31 +115,24 @@ export class ChunkCheckingStore implements ContentStore {
       try {
         for await (const c of content as AsyncIterable<Uint8Array>) {
           const buf = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
-          const full = feeds.filter((f) => !f.write(buf));
-          if (full.length > 0) await Promise.race([Promise.all(full.map((f) => once(f, 'drain'))), failed]);
+          if (!feed.write(buf)) await Promise.race([once(feed, 'drain'), failed]);
           yield buf;
         }
-        for (const f of feeds) f.end();
+        feed.end();
         fed = true;
       } finally {
-        if (!fed) for (const f of feeds) f.destroy();
+        if (!fed) feed.destroy();
       }
     }
     try {
       await this.inner.push(desc, tee(), options);
     } catch (err) {
-      for (const f of feeds) f.destroy();
+      feed.destroy();
       // A failed check is the cause; a check cut short by the failed write is not.
-      const checkErr = (await Promise.allSettled(checks)).flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
-        .find((e) => !(e instanceof Error && /premature close/i.test(e.message)));
-      throw checkErr ?? err;
+      const checkErr = await check.then(() => undefined, (e: unknown) => e);
+      throw checkErr !== undefined && !(checkErr instanceof Error && /premature close/i.test(checkErr.message)) ? checkErr : err;
     }
     await check;
     this.verified.add(desc.digest);
   }
-}
-
-/** One decoding per compression: layers of one digest could still name different media types. */
-function compressionGroups(payloads: readonly OsImagePayload[]): OsImagePayload[][] {
-  return (['zstd', 'none'] as const).map((c) => payloads.filter((p) => p.compression === c)).filter((g) => g.length > 0);
 }

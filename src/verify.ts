@@ -9,7 +9,7 @@ import type { ContentStore } from './content/store.js';
 import type { Descriptor } from './oci/descriptor.js';
 import { isGraphManifestMediaType, isManifestMediaType } from './oci/mediatypes.js';
 import { childrenOf, DescriptorSizes, readManifestBytes } from './copy.js';
-import { isOsImageManifest, readOsImage, verifyPayload, type PayloadVerification } from './osimage/reader.js';
+import { checkPayloadsFrom, isOsImageManifest, payloadsByBlob, readOsImage, verificationOf, type PayloadVerification } from './osimage/reader.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
 export interface VerifyOptions {
@@ -18,7 +18,7 @@ export interface VerifyOptions {
   /** Re-hash blobs that are not OS image payloads (default true; a pull that just hashed them sets false). */
   blobs?: boolean;
   signal?: AbortSignal;
-  /** A blob or payload was verified. */
+  /** A blob or payload was verified (each payload of a blob shared by identical payloads is reported). */
   onVerified?: (item: { digest: string; size: number; payload?: string }) => void;
 }
 
@@ -75,17 +75,20 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
       seen.add(image.manifest.config, `manifest ${desc.digest}`);
       result.blobs++;
       result.bytes += image.manifest.config.size;
-      const checked = await Promise.all(image.payloads.map((p) => {
-        seen.add(p.layer, `manifest ${desc.digest}`);
-        return limit(async () => {
-          const v = await verifyPayload(store, image, p.name, { signal: options.signal });
-          result.blobs++;
-          result.bytes += p.layer.size;
-          options.onVerified?.({ digest: p.layer.digest, size: p.layer.size, payload: p.name });
-          return { ...v, manifest: desc.digest };
-        });
-      }));
-      result.payloads.push(...checked);
+      for (const p of image.payloads) seen.add(p.layer, `manifest ${desc.digest}`);
+      // Identical payloads share one blob: it is read (and counted) once, checked against each of them.
+      await Promise.all([...payloadsByBlob(image.payloads).values()].map((payloads) => limit(async () => {
+        const blob = await store.fetch(payloads[0]!.layer);
+        try {
+          await checkPayloadsFrom(blob, payloads, { signal: options.signal });
+        } finally {
+          blob.destroy();
+        }
+        result.blobs++;
+        result.bytes += payloads[0]!.layer.size;
+        for (const p of payloads) options.onVerified?.({ digest: p.layer.digest, size: p.layer.size, payload: p.name });
+      })));
+      result.payloads.push(...image.payloads.map((p) => ({ ...verificationOf(p), manifest: desc.digest })));
       return;
     }
     const { manifests, blobs } = childrenOf(desc, bytes);

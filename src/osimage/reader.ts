@@ -8,6 +8,8 @@
  * (zstd-stream.ts) — so memory stays bounded by one chunk plus one frame.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
@@ -561,23 +563,71 @@ export function readPayloadFrom(blob: AsyncIterable<Buffer>, payload: OsImagePay
 }
 
 /**
+ * The payloads of an image by blob digest, in image order. Identical
+ * partitions share one blob (same bytes, same digest), which is read once
+ * and checked against every payload it holds ({@link checkPayloadsFrom}).
+ */
+export function payloadsByBlob(payloads: readonly OsImagePayload[]): Map<string, OsImagePayload[]> {
+  const byBlob = new Map<string, OsImagePayload[]>();
+  for (const p of payloads) {
+    const list = byBlob.get(p.layer.digest);
+    if (list) list.push(p);
+    else byBlob.set(p.layer.digest, [p]);
+  }
+  return byBlob;
+}
+
+/**
  * Checks every payload stored in one blob from a single pass over its bytes.
  * Identical partitions share a blob (same bytes, same digest), and each of
- * them has its own chunk hashes in the config: the blob is decoded once and
- * the decoded bytes are checked against every payload's hashes, in image
- * order. All payloads given must use `blob` with the same compression.
+ * them has its own chunk hashes in the config: the blob is decoded once per
+ * compression its layers name (layers of one digest could still name both
+ * media types; each decoding is fed from the same pass) and the decoded
+ * bytes are checked against every payload's hashes, in image order. All
+ * payloads given must be stored in `blob` ({@link payloadsByBlob}).
  */
 export async function checkPayloadsFrom(blob: AsyncIterable<Buffer>, payloads: readonly OsImagePayload[], options: ReadPayloadOptions = {}): Promise<PayloadVerification[]> {
-  for await (const _ of checkedChunks(blob, payloads, options)) {
-    // Data is dropped once its hash matched.
+  const drain = async (from: AsyncIterable<Buffer>, group: readonly OsImagePayload[]): Promise<void> => {
+    for await (const _ of checkedChunks(from, group, options)) {
+      // Data is dropped once its hash matched.
+    }
+  };
+  const groups = (['zstd', 'none'] as const).map((c) => payloads.filter((p) => p.compression === c)).filter((g) => g.length > 0);
+  if (groups.length <= 1) {
+    await drain(blob, payloads);
+    return payloads.map(verificationOf);
   }
+  const feeds = groups.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
+  let first: unknown;
+  const checks = groups.map((group, i) => drain(feeds[i]!, group).catch((err: unknown) => {
+    first ??= err;
+    throw err;
+  }));
+  const all = Promise.all(checks);
+  // Rejects when a check fails, so the feeding waiting for 'drain' is released.
+  const failed = all.then(() => new Promise<never>(() => undefined));
+  failed.catch(() => undefined);
+  try {
+    for await (const c of blob) {
+      const full = feeds.filter((f) => !f.write(c));
+      if (full.length > 0) await Promise.race([Promise.all(full.map((f) => once(f, 'drain'))), failed]);
+    }
+    for (const f of feeds) f.end();
+  } catch (err) {
+    // The checks name payload and offset of a failing blob stream; a failed check is its own cause.
+    for (const f of feeds) f.destroy(err as Error);
+    await Promise.allSettled(checks);
+    throw first ?? err;
+  }
+  await all;
   return payloads.map(verificationOf);
 }
 
 /**
  * Decodes a blob once and checks the decoded bytes against each payload's
  * chunk hashes, payloads in image order; yields the first payload's chunks,
- * each once its hash matched.
+ * each once its hash matched. Identical partitions (same size, chunk size
+ * and chunk hashes) are hashed once; a mismatch names the first of them.
  */
 async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly OsImagePayload[], options: ReadPayloadOptions): AsyncGenerator<Buffer> {
   const lead = payloads[0];
@@ -585,23 +635,27 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
   if (payloads.some((p) => p.compression !== lead.compression || p.layer.digest !== lead.layer.digest)) {
     throw new OciError('INTERNAL', 'payloads checked together must share their blob and its compression');
   }
-  const verifiers = payloads.map((p) => new ChunkVerifier(p));
-  const leadVerifier = verifiers[0]!;
+  const verifiers = new Map<string, ChunkVerifier>();
+  for (const p of payloads) {
+    const key = `${p.size}/${p.hashChunkSize}/${p.chunkHashes.join(',')}`;
+    if (!verifiers.has(key)) verifiers.set(key, new ChunkVerifier(p));
+  }
+  const [leadVerifier, ...others] = [...verifiers.values()] as [ChunkVerifier, ...ChunkVerifier[]];
   const label = payloads.length === 1 ? `payload "${lead.name}"` : `payloads ${payloads.map((p) => `"${p.name}"`).join(', ')}`;
   const where = (): string => `chunk ${Math.floor(leadVerifier.verified / lead.hashChunkSize)} at byte offset ${leadVerifier.verified}`;
   try {
     const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob) : blob;
     for await (const data of decoded) {
-      if (options.signal?.aborted) throw new InterruptedError(`reading ${label} was interrupted`);
+      if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
       for (const chunk of leadVerifier.push(data)) {
         options.onProgress?.(leadVerifier.verified);
         yield chunk;
       }
-      for (const v of verifiers.slice(1)) {
+      for (const v of others) {
         for (const _ of v.push(data)) void _;
       }
     }
-    for (const v of verifiers) v.end();
+    for (const v of verifiers.values()) v.end();
   } catch (err) {
     if (err instanceof ChunkHashMismatchError || (isOciError(err) && payloads.some((p) => err.message.startsWith(`payload "${p.name}"`)))) throw err;
     if (isOciError(err)) {
