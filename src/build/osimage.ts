@@ -5,7 +5,8 @@
  * stored. Tagging (and committing a layout) is left to the caller, so a tag
  * is only ever written after everything it points to.
  */
-import { stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
@@ -22,6 +23,7 @@ import {
   OS_IMAGE_CONFIG_MEDIA_TYPE,
   OS_IMAGE_FORMAT_VERSION,
   chunkCount,
+  encodeChunkHash,
   normalizeProductInfo,
   predictConfigSize,
   serializeConfig,
@@ -267,6 +269,21 @@ async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>
   return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
 }
 
+/** The chunk hash of the first `length` bytes of `path` (as the config spells chunk hashes). */
+async function firstChunkHash(path: string, length: number): Promise<string> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await fh.read(buf, 0, length, 0);
+    return encodeChunkHash(createHash('sha256').update(buf.subarray(0, bytesRead)).digest());
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  } finally {
+    await fh?.close();
+  }
+}
+
 /**
  * The stored blob of an unchanged payload, found through the cache and
  * confirmed by its content. The file the cache saw (same identity) is
@@ -284,14 +301,20 @@ async function reuseCached(
   const held = (e: PayloadCacheEntry) => store.exists({ mediaType, digest: e.blobDigest, size: e.blobSize });
   const exact = await cache.lookup(st, settings);
   if (exact && !(await held(exact))) return undefined;
-  const candidates = exact ? [exact] : await cache.withSize(st.size, settings);
+  let candidates = exact ? [exact] : await cache.withSize(st.size, settings);
+  if (!exact && candidates.length > 0 && st.size > 0) {
+    // A changed payload of a known size (a rebuilt partition image) would be read twice, once here
+    // and once to encode it: its first chunk rules most candidates out first.
+    const first = await firstChunkHash(input.path, Math.min(st.size, encoding.hashChunkSize));
+    candidates = candidates.filter((c) => c.firstChunk === undefined || c.firstChunk === first);
+  }
   if (candidates.length === 0) return undefined;
   const enc = await hashOnly(input, encoding, st, options);
   if (!enc) return undefined;
   const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
   for (const c of candidates) {
     if (c.contentKey !== key || (c !== exact && !(await held(c)))) continue;
-    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
+    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, firstChunk: enc.chunkHashes[0] });
     return { payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true }, enc };
   }
   return undefined;
@@ -342,7 +365,7 @@ async function storePayload(
   const payload: BuiltPayload = { name: input.name, size: enc.size, digest: stored.digest, blobSize: stored.size, mediaType, chunkCount: enc.chunkHashes.length, reused: false };
   await options.cache?.record({
     dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
-    contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), blobDigest: stored.digest, blobSize: stored.size, mediaType,
+    contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType,
   });
   done(payload, stored.uploadedBytes ?? 0);
   return { payload, info: info(enc) };

@@ -28,6 +28,12 @@ export interface PayloadCacheEntry {
   settings: string;
   /** SHA-256 over the chunk hash list: identifies the uncompressed content. */
   contentKey: string;
+  /**
+   * The first chunk's hash (absent in entries from before it was kept): a
+   * file of the same size whose first chunk differs is ruled out without
+   * hashing the rest of it.
+   */
+  firstChunk?: string;
   blobDigest: string;
   blobSize: number;
   mediaType: string;
