@@ -3,8 +3,7 @@
  * artifact) copied verbatim to a registry, tags last.
  */
 import { OciError } from '../errors.js';
-import { childrenOf, copyGraph, readManifestBytes } from '../copy.js';
-import type { ContentStore } from '../content/store.js';
+import { childrenOf, copyGraph } from '../copy.js';
 import { openLocationForReading, parseLocation } from '../locations.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
@@ -16,18 +15,19 @@ import { copyProgress, type ProgressSink } from '../progress.js';
  * Every blob under `root` in document order: a manifest's config, then its
  * layers; an index's entries one after the other. The copy finishes blobs in
  * whatever order the network allows; the report lists them in this one.
+ * `manifests` holds the bytes of every manifest the copy read.
  */
-async function blobsInOrder(store: ContentStore, root: Descriptor): Promise<Descriptor[]> {
+function blobsInOrder(root: Descriptor, manifests: ReadonlyMap<string, Buffer>): Descriptor[] {
   const out: Descriptor[] = [];
   const seen = new Set<string>();
-  const walk = async (desc: Descriptor): Promise<void> => {
+  const walk = (desc: Descriptor): void => {
     if (seen.has(desc.digest)) return;
     seen.add(desc.digest);
-    const { manifests, blobs } = childrenOf(desc, await readManifestBytes(store, desc));
-    out.push(...blobs);
-    for (const m of manifests) await walk(m);
+    const children = childrenOf(desc, manifests.get(desc.digest)!);
+    out.push(...children.blobs);
+    for (const m of children.manifests) walk(m);
   };
-  await walk(root);
+  walk(root);
   return out;
 }
 
@@ -49,7 +49,10 @@ export async function pushFromLocal(
     }
     const repo = client.repository(ref, { signal: options.signal });
     const progress = options.progress;
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, ...copyProgress(progress) })
+    // Kept as the copy reads them (checked against their digests), for the report's blob order.
+    const manifests = new Map<string, Buffer>();
+    const onManifest = (desc: Descriptor, bytes: Buffer): void => { manifests.set(desc.digest, bytes); };
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, ...copyProgress(progress) })
       .catch((err: unknown) => { throw options.signal?.aborted ? pushInterrupted(repo, err) : err; });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
@@ -59,7 +62,7 @@ export async function pushFromLocal(
       size: result.root.size,
       tags: result.tags,
       blobs: orderedBlobReport(
-        await blobsInOrder(src.store, result.root),
+        blobsInOrder(result.root, manifests),
         result.contents
           .filter((c) => c.kind === 'blob')
           .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),

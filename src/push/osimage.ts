@@ -20,6 +20,7 @@ import type { RegistryClient, RegistryRepository, BlobPushResult } from '../regi
 import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from '../build/osimage.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { childrenOf } from '../copy.js';
 import type { ProgressSink } from '../progress.js';
 
 /** One blob of a push, for reports (`--json`). */
@@ -128,7 +129,7 @@ export async function pushOsImage(
     mediaType: image.descriptor.mediaType,
     size: image.descriptor.size,
     tags,
-    blobs: orderedBlobReport([image.configDescriptor, ...(JSON.parse(image.manifest.toString('utf8')) as { layers: Descriptor[] }).layers], blobReport(repo.results, reused)),
+    blobs: orderedBlobReport(childrenOf(image.descriptor, image.manifest).blobs, blobReport(repo.results, reused)),
     image,
   };
 }
