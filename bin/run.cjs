@@ -14,8 +14,15 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(2, availableParallelism())));
 }
 
-// Node.js 22.1 and newer keep compiled code between runs: a faster start for every command.
-module_.enableCompileCache?.();
+// Node.js 22.1 and newer keep compiled code between runs: a faster start for
+// every command. The cache goes with the user's other caches, not into TMPDIR,
+// which scripts (and our tests) expect a command to leave as it found it.
+if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
+  const { homedir } = require('node:os');
+  const { join } = require('node:path');
+  const cacheHome = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
+}
 
 // execute() reports a command's errors and sets the exit code itself.
 void require('@oclif/core').execute({ dir: __filename });

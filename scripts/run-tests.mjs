@@ -24,5 +24,11 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit' });
+// The suite makes its own registries and credentials: the user's logins and
+// auth files must not change what a test sees (or be sent to a test server).
+const env = { ...process.env };
+for (const name of Object.keys(env)) {
+  if (/^(REGISTRY_|OCI_OS_)/.test(name) || name === 'DOCKER_CONFIG') delete env[name];
+}
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -171,7 +171,10 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       const configFile = join(dir, 'config.yml');
       await writeFile(configFile, config, { mode: 0o600 });
       const out = new TailBuffer(32 * 1024);
-      const proc = spawn('docker-registry', ['serve', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Only what it needs: distribution reads every REGISTRY_* variable as
+      // configuration, so a user's REGISTRY_AUTH_FILE would change the server.
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: process.env.TMPDIR ?? '/tmp' };
+      const proc = spawn('docker-registry', ['serve', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       live.add(proc);
       proc.stdout!.on('data', (c: Buffer) => out.push(c));
       proc.stderr!.on('data', (c: Buffer) => out.push(c));
