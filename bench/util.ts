@@ -5,7 +5,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const cli = join(repoRoot, 'bin', 'run.cjs');
 const reporter = join(repoRoot, 'bench', 'rss-reporter.cjs');
 

@@ -1,8 +1,8 @@
 /** Flags shared by every command that builds an OS image (`build`, `push`). */
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
-import type { PayloadInput } from '../src/build/osimage.js';
-import type { PayloadEncoding, Compression } from '../src/build/payload.js';
+import type { PayloadInput } from '../src/osimage/builder.js';
+import type { PayloadEncoding, Compression } from '../src/osimage/payload.js';
 import type { ProductInfo } from '../src/osimage/format.js';
 import { readProductInfoFile } from '../src/osimage/product-file.js';
 import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/provenance/git.js';

@@ -5,7 +5,7 @@
  * prints nothing. Everything goes to stderr, so stdout stays the result.
  */
 import { Flags } from '@oclif/core';
-import type { ProgressEvent, ProgressSink } from '../src/progress.js';
+import type { ProgressEvent, ProgressSink } from '../src/progress/events.js';
 import { formatSize } from '../src/util/size.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';

@@ -1,7 +1,7 @@
 /** Flags shared by every command that talks to a registry, and the client they configure. */
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
-import { isLocalLocation } from '../src/layout/location.js';
+import { isLocalLocation } from '../src/ocilayout/location.js';
 import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';

@@ -1,13 +1,13 @@
 /** Flags and rendering shared by the commands that copy content (`copy`, `pull`). */
 import { Flags } from '@oclif/core';
 import type { Command } from '@oclif/core';
-import { transfer, type TransferOptions, type TransferResult } from '../src/transfer.js';
-import { copyProgress } from '../src/progress.js';
+import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
+import { copyProgress } from '../src/progress/events.js';
 import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatSize } from '../src/util/size.js';
 import { InterruptedError } from '../src/errors.js';
-import { openLocationForReading, type ReadableLocation } from '../src/locations.js';
+import { openLocationForReading, type ReadableLocation } from '../src/copy/locations.js';
 import type { RegistryClient } from '../src/registry/index.js';
 
 /** `-j/--jobs N`: one limit for all of a command's requests; `description` says which. */

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { parseAnnotationFlags } from '../cli/annotations.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
-import { attach } from '../src/referrers.js';
+import { attach } from '../src/registry/referrers.js';
 
 export default class Attach extends BaseCommand {
   static override summary = 'Attach files to an image as an artifact that refers to it (SBOM, signature, release notes).';

@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
-import { buildOsImageToLocal } from '../src/build/local.js';
-import { formatLocalLocation, parseLocalLocation } from '../src/layout/location.js';
+import { buildOsImageToLocal } from '../src/osimage/build-local.js';
+import { formatLocalLocation, parseLocalLocation } from '../src/ocilayout/location.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { withInterrupt } from '../cli/transfer.js';
 import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';

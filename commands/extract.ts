@@ -3,7 +3,7 @@ import { BaseCommand } from '../cli/base.js';
 import { OciError } from '../src/errors.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { withReadableLocation } from '../cli/transfer.js';
-import { extractPayloadTo, extractPayloadToFile } from '../src/extract.js';
+import { extractPayloadTo, extractPayloadToFile } from '../src/osimage/extract.js';
 
 export default class Extract extends BaseCommand {
   static override summary = 'Write one payload of an OS image to a file or to standard output.';

@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { withReadableLocation } from '../cli/transfer.js';
-import { inspect, renderSummary } from '../src/inspect.js';
+import { inspect, renderSummary } from '../src/copy/inspect.js';
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what an image, index or OS image holds.';

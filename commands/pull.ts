@@ -3,7 +3,7 @@ import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
 import { registryFlags } from '../cli/registry-flags.js';
 import { jobsFlag, runTransfer } from '../cli/transfer.js';
-import { parseLocation } from '../src/locations.js';
+import { parseLocation } from '../src/copy/locations.js';
 
 export default class Pull extends BaseCommand {
   static override summary = 'Pull an image, index or OS image from a registry into an OCI layout or archive.';

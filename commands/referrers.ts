@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { listReferrers } from '../src/referrers.js';
+import { listReferrers } from '../src/registry/referrers.js';
 import { printable } from '../src/util/printable.js';
 
 export default class Referrers extends BaseCommand {

@@ -3,7 +3,7 @@ import { BaseCommand } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { verifyJobsFlag, withReadableLocation } from '../cli/transfer.js';
 import { formatSize } from '../src/util/size.js';
-import { verifyGraph } from '../src/verify.js';
+import { verifyGraph } from '../src/copy/verify.js';
 
 export default class Verify extends BaseCommand {
   static override summary = 'Check every blob, and every chunk of every OS image payload.';

@@ -8,7 +8,7 @@ import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry-fetch-resume.js';
+import { fetchBlobResumable } from '../registry/fetch-resume.js';
 
 /** What happened to one blob. */
 export interface CopiedBlob {

@@ -16,8 +16,8 @@ import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import { OciError } from '../errors.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { recutFrames } from '../build/frames.js';
-import { defaultZstdFramesInFlight, zstdCompress } from '../build/zstd.js';
+import { recutFrames } from '../codec/frames.js';
+import { defaultZstdFramesInFlight, zstdCompress } from '../codec/zstd.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 

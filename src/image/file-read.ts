@@ -1,6 +1,6 @@
 /**
  * Reading files whose size is known from lstat, with synchronous positioned
- * reads (see tar-frames.ts). A file that is shorter or longer than its size
+ * reads (see tar/frames.ts). A file that is shorter or longer than its size
  * by the time it is read fails the build (a tree being written to cannot
  * give a reproducible layer).
  */

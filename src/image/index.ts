@@ -20,10 +20,10 @@ export { buildOptionsFromInputs, keyValues, type ImageBuildInputs } from './inpu
 export { compileExcludes, isExcluded, normalizeMtime, parseOwner, parseSourceDateEpoch, type NormalizeOptions } from './normalize.js';
 export { defaultPlatform, formatPlatform, knownArch, knownOs, parsePlatform, platformMatches } from './platform.js';
 export { entryComponents, resolveDirectory } from './secure-path.js';
-export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar-header.js';
-export { readTarInput, openTarFile, relativeEntryName } from './tar-input.js';
-export { readTar, parsePaxRecords, type TarReadEntry } from './tar-reader.js';
+export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar/header.js';
+export { readTarInput, openTarFile, relativeEntryName } from './tar/input.js';
+export { readTar, parsePaxRecords, type TarReadEntry } from './tar/reader.js';
 export { ByteReader } from './byte-reader.js';
-export { writeTar, type EntryWithContent } from './tar-writer.js';
+export { writeTar, type EntryWithContent } from './tar/writer.js';
 export { walkTree, deviceNumbers, checkTreeRoot, type TreeEntry } from './tree.js';
 export { canReadXattrs, canWriteXattrs, readTreeXattrs } from './xattrs.js';

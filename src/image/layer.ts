@@ -12,9 +12,9 @@ import { GcPacer } from '../util/gc.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { ZSTD_FRAME, compressLayer, layerMediaType, resolveCompression, zstdFrames, type CompressionOptions } from './compress.js';
 import type { NormalizeOptions } from './normalize.js';
-import { readTarInput } from './tar-input.js';
-import { tarFrames } from './tar-frames.js';
-import { writeTar, type EntryWithContent } from './tar-writer.js';
+import { readTarInput } from './tar/input.js';
+import { tarFrames } from './tar/frames.js';
+import { writeTar, type EntryWithContent } from './tar/writer.js';
 import { walkTree, type LeftOutPath } from './tree.js';
 
 /** A layer as stored. */

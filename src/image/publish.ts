@@ -8,11 +8,11 @@
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { OciError, InterruptedError } from '../errors.js';
-import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../locations.js';
+import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../copy/locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
 import { openImage } from './source.js';
-import { archiveLockFile, besideArchivePrefix } from '../layout/archive.js';
+import { archiveLockFile, besideArchivePrefix } from '../ocilayout/archive.js';
 import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */

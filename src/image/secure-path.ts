@@ -7,7 +7,7 @@
  * read as the container would (an absolute target starts at the root) and
  * refused when it climbs above the root. The final
  * component is never followed: callers replace what is there.
- * Names that are not UTF-8 are handled as their bytes (tar-reader.ts): a
+ * Names that are not UTF-8 are handled as their bytes (tar/reader.ts): a
  * component is text when UTF-8 and bytes otherwise, and a host path becomes
  * bytes from the first such component down, so every check here is made on
  * the exact bytes the kernel will see.
@@ -15,7 +15,7 @@
 import { lstat, mkdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciError } from '../errors.js';
-import { nameParts, shownName, type NamePart } from './tar-reader.js';
+import { nameParts, shownName, type NamePart } from './tar/reader.js';
 
 const MAX_LINKS = 40;
 const SLASH = Buffer.from('/');

@@ -8,8 +8,8 @@ import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
-import { readManifestBytes } from '../copy.js';
-import { openLocationForReading, type LocationOptions, type ReadableLocation } from '../locations.js';
+import { readManifestBytes } from '../copy/graph.js';
+import { openLocationForReading, type LocationOptions, type ReadableLocation } from '../copy/locations.js';
 import { parseBaseConfig, type ImageConfig } from './config.js';
 import { defaultPlatform, formatPlatform, platformMatches } from './platform.js';
 

@@ -19,9 +19,9 @@ import { readdir, readlink, realpath, stat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { OciError, fsError } from '../errors.js';
 import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
-import type { TarEntry, TarEntryType } from './tar-header.js';
+import type { TarEntry, TarEntryType } from './tar/header.js';
 import { readTreeXattrs } from './xattrs.js';
-import { nameKey, shownName } from './tar-reader.js';
+import { nameKey, shownName } from './tar/reader.js';
 import { joinHost } from './secure-path.js';
 
 /** An entry of a walked tree; `source` is the file to read content from (bytes when its path is not UTF-8). */
@@ -114,7 +114,7 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
       throw fsError(err, shownName(dir), 'read');
     }
     names.sort(Buffer.compare);
-    // lstat synchronously, as the content is read (tar-frames.ts): on the main thread a call costs
+    // lstat synchronously, as the content is read (tar/frames.ts): on the main thread a call costs
     // microseconds, far less than a round trip through the thread pool per entry.
     for (const bytes of names) {
       const name = bytes.toString('utf8');

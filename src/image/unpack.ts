@@ -24,13 +24,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { Platform } from '../oci/descriptor.js';
-import type { LocationOptions } from '../locations.js';
+import type { LocationOptions } from '../copy/locations.js';
 import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry-fetch-resume.js';
+import { fetchBlobResumable } from '../registry/fetch-resume.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { decompress } from './decompress.js';
 import { entryComponents, joinHost, resolveDirectory, type HostPath } from './secure-path.js';
-import { nameKey, namePart, readTar, shownName } from './tar-reader.js';
+import { nameKey, namePart, readTar, shownName } from './tar/reader.js';
 import { canWriteXattrs } from './xattrs.js';
 import { openImage } from './source.js';
 

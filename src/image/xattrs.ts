@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { OciError, fsError } from '../errors.js';
-import { nameKey } from './tar-reader.js';
+import { nameKey } from './tar/reader.js';
 
 const available = new Map<string, boolean>();
 function onPath(tool: string): boolean {
@@ -69,7 +69,7 @@ const machineXattrs = new Set(['security.selinux']);
 
 /**
  * Parses `getfattr -R -d -e base64 --absolute-names` output for the tree at
- * `root` (as given to getfattr) into a map keyed by nameKey (tar-reader.ts) of each
+ * `root` (as given to getfattr) into a map keyed by nameKey (tar/reader.ts) of each
  * path relative to root ('' for root itself).
  */
 export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<string, Buffer>> {
@@ -96,7 +96,7 @@ export function parseXattrDump(dump: Buffer, root: string): Map<string, Map<stri
 
 /**
  * Every extended attribute below `root` but the machine's own
- * (`security.selinux`), keyed by nameKey (tar-reader.ts) of the path relative to
+ * (`security.selinux`), keyed by nameKey (tar/reader.ts) of the path relative to
  * root (symlinks below root not followed; a root that is itself a symlink is
  * resolved first, as getfattr -h would not enter it). Empty when getfattr is
  * missing.

@@ -5,7 +5,7 @@
  * and payload data is released to the caller only after the SHA-256 of its
  * hash chunk matched. Payloads are read as streams — raw for
  * `application/octet-stream`, frame by frame for `application/zstd`
- * (zstd-stream.ts) — so memory stays bounded by one chunk plus one frame.
+ * (codec/zstd-stream.ts) — so memory stays bounded by one chunk plus one frame.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -25,7 +25,7 @@ import {
   type OsImageConfig,
   type ProductInfo,
 } from './format.js';
-import { decodeZstdStream } from './zstd-stream.js';
+import { decodeZstdStream } from '../codec/zstd-stream.js';
 
 /** One payload of an OS image, as its config and manifest describe it. */
 export interface OsImagePayload {

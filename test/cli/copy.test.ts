@@ -6,7 +6,7 @@ import { runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
-import { openArchiveForReading } from '../../src/layout/archive.js';
+import { openArchiveForReading } from '../../src/ocilayout/archive.js';
 import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 

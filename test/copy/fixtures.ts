@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { OciLayout } from '../../src/layout/layout.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../../src/content/store.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';

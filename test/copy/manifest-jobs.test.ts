@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import type { ByteSource, PushOptions } from '../../src/content/store.js';
-import { copyGraph } from '../../src/copy.js';
-import { openLocationForReading, openLocationForWriting } from '../../src/locations.js';
+import { copyGraph } from '../../src/copy/graph.js';
+import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
-import { verifyGraph } from '../../src/verify.js';
+import { verifyGraph } from '../../src/copy/verify.js';
 import { tempDir } from '../helpers/cli.js';
 import { blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout, type Blob } from './fixtures.js';
 

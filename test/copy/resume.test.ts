@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import { OciError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { contentRangeStart, fetchBlobResumable } from '../../src/registry-fetch-resume.js';
+import { contentRangeStart, fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { pseudoRandom } from '../helpers/cli.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { tempRegistry } from '../server/helpers.js';

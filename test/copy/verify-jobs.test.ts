@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { openLocationForReading } from '../../src/locations.js';
+import { openLocationForReading } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
-import { verifyGraph } from '../../src/verify.js';
+import { verifyGraph } from '../../src/copy/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout, type Blob } from './fixtures.js';
 

@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 /** Path of the CLI launcher. */
 export const cliPath = fileURLToPath(new URL('../../../bin/run.cjs', import.meta.url));
 /** Repository root (for fixtures). */
-export const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
+export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 
 export interface CliResult {
   code: number;

@@ -5,10 +5,10 @@ import { appendFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { layerEntries } from '../../src/image/layer.js';
-import { readTar } from '../../src/image/tar-reader.js';
-import { tarFrames } from '../../src/image/tar-frames.js';
+import { readTar } from '../../src/image/tar/reader.js';
+import { tarFrames } from '../../src/image/tar/frames.js';
 import { BufferPool } from '../../src/util/buffer-pool.js';
-import type { TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar/header.js';
 import { tarOf } from './helpers.js';
 
 const SIZES = [0, 1, 511, 512, 513, 4096, (1 << 20) - 1, (1 << 20) + 1, (3 << 20) + 77];

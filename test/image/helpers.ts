@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { chmod, chown, link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom } from '../helpers/cli.js';
-import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
+import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar/header.js';
 
 export const isRoot = process.getuid?.() === 0;
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { compileExcludes } from '../../src/image/normalize.js';
-import { readTarInput } from '../../src/image/tar-input.js';
+import { readTarInput } from '../../src/image/tar/input.js';
 import { setAllMtimes } from './helpers.js';
 
 /** The names of a tar file's entries, as GNU tar lists them. */

@@ -5,7 +5,7 @@ import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import type { TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar/header.js';
 import { tarOf } from './helpers.js';
 
 const file = (name: string, body: string): { entry: TarEntry; body: Buffer } =>

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { pythonList } from './helpers.js';
-import { readTar } from '../../src/image/tar-reader.js';
-import { readTarInput } from '../../src/image/tar-input.js';
+import { readTar } from '../../src/image/tar/reader.js';
+import { readTarInput } from '../../src/image/tar/input.js';
 
 /** A path below `dir` whose last parts are bytes given as latin1 text. */
 const bytePath = (dir: string, ...parts: string[]): Buffer => Buffer.concat([Buffer.from(dir), ...parts.map((p) => Buffer.from(`/${p}`, 'latin1'))]);

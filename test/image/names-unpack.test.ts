@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { applyLayer, finishUnpack, startUnpack } from '../../src/image/unpack.js';
-import type { TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar/header.js';
 import { tarOf } from './helpers.js';
 
 /** A path below `dir` whose last parts are bytes given as latin1 text. */

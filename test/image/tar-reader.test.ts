@@ -4,9 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliPath, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
-import { readTar, type TarReadEntry } from '../../src/image/tar-reader.js';
+import { readTar, type TarReadEntry } from '../../src/image/tar/reader.js';
 import { applyLayer, finishUnpack, startUnpack } from '../../src/image/unpack.js';
-import { BLOCK, END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar-header.js';
+import { BLOCK, END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar/header.js';
 
 const entry = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1_600_000_000, ...extra });
 

@@ -7,13 +7,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { layerTar } from '../../src/image/layer.js';
-import { readTar } from '../../src/image/tar-reader.js';
+import { readTar } from '../../src/image/tar/reader.js';
 import { requireTools } from '../helpers/tools.js';
-import type { TarEntry } from '../../src/image/tar-header.js';
+import type { TarEntry } from '../../src/image/tar/header.js';
 import { tarOf } from './helpers.js';
 import { decompress } from '../../src/image/decompress.js';
 import { mergeExecConfig, parseCommand, serializeConfig } from '../../src/image/config.js';
-import { zstdCompress } from '../../src/build/zstd.js';
+import { zstdCompress } from '../../src/codec/zstd.js';
 
 const file = (name: string, body: Buffer, extra: Partial<TarEntry> = {}): { entry: TarEntry; body: Buffer } => ({
   entry: { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1_500_000_000, ...extra }, body,

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import { OciLayout } from '../../src/layout/layout.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { sha256Digest } from '../../src/oci/digest.js';
 import { isRoot, snapshot } from './helpers.js';
 

@@ -4,18 +4,18 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { buildOsImageToLocal } from '../../src/build/local.js';
-import { encodeSeekTable } from '../../src/build/seek-table.js';
-import { zstdCompress } from '../../src/build/zstd.js';
+import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
+import { encodeSeekTable } from '../../src/codec/seek-table.js';
+import { zstdCompress } from '../../src/codec/zstd.js';
 import { OciError } from '../../src/errors.js';
-import { openLocationForReading } from '../../src/locations.js';
+import { openLocationForReading } from '../../src/copy/locations.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig, type OsImageConfig } from '../../src/osimage/format.js';
 import {
   ChunkHashMismatchError, ChunkVerifier, parseOsImageConfig, parseOsImageManifest, readOsImage, readPayload, verifyPayload, type OsImagePayload,
 } from '../../src/osimage/reader.js';
-import { decodeZstdStream } from '../../src/osimage/zstd-stream.js';
+import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { sha, writeLayout, type Blob } from '../copy/fixtures.js';

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { encodeSeekTable } from '../../src/build/seek-table.js';
-import { zstdCompress } from '../../src/build/zstd.js';
+import { encodeSeekTable } from '../../src/codec/seek-table.js';
+import { zstdCompress } from '../../src/codec/zstd.js';
 import { OciError } from '../../src/errors.js';
-import { decodeZstdStream } from '../../src/osimage/zstd-stream.js';
+import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
 import { pseudoRandom } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 

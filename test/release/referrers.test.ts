@@ -7,7 +7,7 @@ import { requireTools } from '../helpers/tools.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startRegistryServer } from '../../src/server/index.js';
 import { RegistryClient } from '../../src/registry/index.js';
-import { attach, referrersTag } from '../../src/referrers.js';
+import { attach, referrersTag } from '../../src/registry/referrers.js';
 
 const kernel = join(repoRoot, 'fixtures', 'payloads', 'kernel.efi');
 const env = (dir: string) => ({ HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), OCI_OS_CACHE_DIR: join(dir, 'cache') });

@@ -1,0 +1,113 @@
+/**
+ * Copying between two location strings (`copy`, `pull`): open both ends
+ * (locations.ts), copy the graph (copy.ts), check OS images chunk by chunk
+ * before a local destination is committed (verify.ts), set the tag last.
+ * On any failure a local destination is left as it was.
+ */
+import { OciError, InterruptedError } from '../errors.js';
+import type { RegistryClient } from '../registry/client.js';
+import { copyGraph, type CopyOptions, type CopyResult } from './graph.js';
+import { openLocationForReading, openLocationForWriting, parseLocation, type LocationKind } from './locations.js';
+import { verifyGraph, type VerifyResult } from './verify.js';
+import { ChunkCheckingStore } from './chunk-checking-store.js';
+import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import { readManifestBytes } from './graph.js';
+import { MediaType } from '../oci/mediatypes.js';
+import type { ContentStore } from '../content/store.js';
+import type { Descriptor } from '../oci/descriptor.js';
+
+/** Options of {@link transfer}. Zero values mean the defaults. */
+export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'onBlobStart' | 'onBlobProgress' | 'onBlobDone'> {
+  /** Registry client shared by both ends (one with default options is made otherwise). */
+  client?: RegistryClient;
+  /** Only these source kinds are accepted (e.g. `pull` takes registries only). */
+  sourceKinds?: LocationKind[];
+  /** Only these destination kinds are accepted (e.g. `pull` writes local locations only). */
+  destinationKinds?: LocationKind[];
+  /**
+   * Check every chunk of every OS image payload before a local destination
+   * is committed (default true). Registry destinations are not read back.
+   */
+  verifyOsImages?: boolean;
+}
+
+/** What {@link transfer} did. */
+export interface TransferResult extends CopyResult {
+  source: string;
+  destination: string;
+  /** Chunk checks done before commit (local destinations). */
+  verification?: VerifyResult;
+}
+
+const kindNames: Record<LocationKind, string> = { registry: 'a registry reference', oci: 'oci:DIR[:TAG]', 'oci-archive': 'oci-archive:FILE[:TAG]' };
+
+function checkKind(input: string, kinds: LocationKind[] | undefined, role: string): void {
+  if (!kinds) return;
+  const kind = parseLocation(input).kind;
+  if (!kinds.includes(kind)) {
+    throw new OciError('USAGE', `${role} "${input}" must be ${kinds.map((k) => kindNames[k]).join(' or ')}`);
+  }
+}
+
+/** Copies what `source` names to `destination`, tag last; see the module comment. */
+export async function transfer(source: string, destination: string, options: TransferOptions = {}): Promise<TransferResult> {
+  // Both strings are checked before anything is opened, so a typo in DEST costs no download.
+  parseLocation(source);
+  parseLocation(destination);
+  checkKind(source, options.sourceKinds, 'source');
+  checkKind(destination, options.destinationKinds, 'destination');
+  // The signal also stops the unpacking of an oci-archive source, and every local blob read below.
+  const src = await openLocationForReading(source, { client: options.client, signal: options.signal });
+  try {
+    if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
+    const dst = await openLocationForWriting(destination, { client: options.client, signal: options.signal });
+    try {
+      if (dst.digest && dst.digest !== src.root.digest) {
+        throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);
+      }
+      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? true);
+      const checking = verify ? await checkingStoreFor(src.store, src.root, dst.store) : undefined;
+      const result = await copyGraph(src.store, checking ?? dst.store, src.root, {
+        jobs: options.jobs, signal: options.signal,
+        onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
+        // Layout tags only become visible on commit(), after the chunk checks below.
+        tags: dst.tag ? [dst.tag] : [],
+      });
+      let verification: VerifyResult | undefined;
+      if (dst.kind !== 'registry') {
+        if (checking?.complete) {
+          verification = {
+            // A blob shared by identical payloads was read once.
+            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: checking.checkedBytes,
+            payloads: checking.results().map((v) => ({ ...v, manifest: src.root.digest })),
+          };
+        } else if (verify) {
+          verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
+        }
+        // An interrupt that came after the last blob still leaves the destination as it was.
+        if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
+        await dst.commit();
+      }
+      return { ...result, source: src.location, destination: dst.location, verification };
+    } catch (err) {
+      await dst.abort();
+      throw err;
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+/**
+ * For an OS image root, a destination wrapper that checks every payload's
+ * chunks as it is written (no second read); undefined for anything else,
+ * which is then checked after the copy.
+ */
+async function checkingStoreFor(src: ContentStore, root: Descriptor, dst: ContentStore): Promise<ChunkCheckingStore | undefined> {
+  if (root.mediaType !== MediaType.ociManifest) return undefined;
+  if (!isOsImageManifest(await readManifestBytes(src, root))) return undefined;
+  const image = await readOsImage(src, root);
+  return new ChunkCheckingStore(dst, image.payloads);
+}

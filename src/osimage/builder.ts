@@ -1,0 +1,372 @@
+/**
+ * Builds an OS image artifact (shared/spec/osimage-format.md) into any
+ * ContentStore, streaming: each payload is read once, chunk-hashed and
+ * compressed on the way to the store; then the config and the manifest are
+ * stored. Tagging (and committing a layout) is left to the caller, so a tag
+ * is only ever written after everything it points to.
+ */
+import { createHash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { Readable } from 'node:stream';
+import pLimit from 'p-limit';
+import { OciError, fsError, InterruptedError } from '../errors.js';
+import type { ContentStore } from '../content/store.js';
+import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
+import { sha256Digest } from '../oci/digest.js';
+import { canonicalJson, jsonMap } from '../oci/json.js';
+import { Annotation, MediaType } from '../oci/mediatypes.js';
+import {
+  MAX_HASH_CHUNK_SIZE,
+  MAX_METADATA_SIZE,
+  OS_IMAGE_ARTIFACT_TYPE,
+  OS_IMAGE_CONFIG_MEDIA_TYPE,
+  OS_IMAGE_FORMAT_VERSION,
+  chunkCount,
+  encodeChunkHash,
+  normalizeProductInfo,
+  predictConfigSize,
+  serializeConfig,
+  validatePayloadName,
+  type PayloadInfo,
+  type ProductInfo,
+} from './format.js';
+import { formatSize } from '../util/size.js';
+import { readFileFrames } from '../codec/frames.js';
+import { BufferPool } from '../util/buffer-pool.js';
+import { hashFileChunks } from './parallel-hash.js';
+import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
+import { contentKey, encodingSettings, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
+import type { ProgressSink } from '../progress/events.js';
+
+/** A payload to put into the image: its name and the file it is read from. */
+export interface PayloadInput {
+  name: string;
+  path: string;
+}
+
+/** Options of buildOsImage. Zero values mean the defaults. */
+export interface OsImageBuildOptions {
+  payloads: PayloadInput[];
+  productInfo?: Partial<ProductInfo>;
+  encoding?: PayloadEncoding;
+  /** Add `org.opencontainers.image.title` to payload layers (default true). */
+  layerTitles?: boolean;
+  /** Manifest annotations (image-spec annotations.md), written as the manifest's last field; none by default. */
+  annotations?: Record<string, string>;
+  /** Payloads processed at once (default 1; each payload already uses every core). */
+  jobs?: number;
+  /** Reuse blobs of unchanged payloads already in the store (see payload-cache.ts). */
+  cache?: PayloadCache;
+  /** Called once a payload's blob is stored. */
+  onPayloadDone?: (p: BuiltPayload) => void;
+  /** Stops the build between two frames with an ABORTED error. */
+  signal?: AbortSignal;
+  /** Called with the number of uncompressed bytes read so far for a payload. */
+  onProgress?: (name: string, bytesRead: number, totalBytes: number) => void;
+  /** Receives blob and manifest events (blob-progress counts uncompressed payload bytes read). */
+  progress?: ProgressSink;
+}
+
+/** One payload as it ended up in the image. */
+export interface BuiltPayload {
+  name: string;
+  size: number;
+  digest: string;
+  blobSize: number;
+  mediaType: string;
+  chunkCount: number;
+  /** True when an unchanged payload's blob was already in the store and was not encoded again. */
+  reused: boolean;
+}
+
+/** What buildOsImage stored. */
+export interface BuiltOsImage {
+  manifest: Buffer;
+  /** Descriptor of the manifest, ready to be tagged (its artifactType set as the format's builder sets it in index.json). */
+  descriptor: Descriptor;
+  config: Buffer;
+  configDescriptor: Descriptor;
+  payloads: BuiltPayload[];
+}
+
+/** What kind of file a stat describes, for messages. */
+function fileKind(st: Stats): string {
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'a special file';
+}
+
+/** Checks payload names and files before any work starts; returns each file's size. */
+export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<Stats[]> {
+  if (payloads.length === 0) {
+    throw new OciError('USAGE', 'no payloads given: add at least one --payload NAME=PATH');
+  }
+  const seen = new Set<string>();
+  const stats: Stats[] = [];
+  for (const p of payloads) {
+    validatePayloadName(p.name);
+    if (seen.has(p.name)) throw new OciError('INVALID_PAYLOAD_NAME', `payload name "${p.name}" is given twice; payload names must be unique`);
+    seen.add(p.name);
+    let st;
+    try {
+      st = await stat(p.path);
+    } catch (err) {
+      throw fsError(err, p.path, 'read');
+    }
+    if (st.isDirectory()) {
+      throw new OciError('INPUT_UNREADABLE', `payload "${p.name}": ${p.path} is a directory; a payload is a file (an image of a filesystem, a kernel)`);
+    }
+    // A payload's size goes into the config before it is read, and it may be read twice (a cached
+    // blob is confirmed by hashing): a pipe cannot be read again and /dev/zero never ends.
+    if (!st.isFile()) {
+      throw new OciError('USAGE', `payload "${p.name}": ${p.path} is not a regular file but ${fileKind(st)}; payloads are read from regular files (copy it to one first)`);
+    }
+    stats.push(st);
+  }
+  return stats;
+}
+
+/** A size as a --hash-chunk-size value (`4KiB`, `1MiB`). */
+function sizeFlagValue(n: number): string {
+  if (n % (1 << 20) === 0) return `${n / (1 << 20)}MiB`;
+  if (n % 1024 === 0) return `${n / 1024}KiB`;
+  return String(n);
+}
+
+/**
+ * Refuses a build whose config would be larger than readers accept
+ * (MAX_METADATA_SIZE; our reader and the format's reference reader both
+ * stop there): with a tiny hash chunk size a large payload has millions of
+ * chunk hashes, and the image would be built and pushed only to be rejected
+ * by every reader. Known from the file sizes alone, so nothing is read or
+ * stored first.
+ */
+function checkConfigSize(payloads: PayloadInput[], stats: Stats[], productInfo: ProductInfo, hashChunkSize: number): void {
+  const sized = payloads.map((p, i) => ({ name: p.name, size: stats[i]!.size, hashChunkSize }));
+  const size = predictConfigSize(productInfo, sized);
+  if (size <= MAX_METADATA_SIZE) return;
+  const largest = sized.reduce((a, b) => (b.size > a.size ? b : a));
+  let enough = hashChunkSize;
+  while (enough < MAX_HASH_CHUNK_SIZE && predictConfigSize(productInfo, sized.map((p) => ({ ...p, hashChunkSize: enough }))) > MAX_METADATA_SIZE) enough *= 2;
+  enough = Math.min(enough, MAX_HASH_CHUNK_SIZE);
+  throw new OciError(
+    'USAGE',
+    `the config would be ${formatSize(size)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept: payload "${largest.name}" (${formatSize(largest.size)}) alone has ${chunkCount(largest.size, hashChunkSize)} hash chunks of ${formatSize(hashChunkSize)}`,
+    { hint: `use a larger --hash-chunk-size: at least ${sizeFlagValue(enough)} for these payloads (the default is 1MiB)` },
+  );
+}
+
+/** What {@link checkOsImageBuild} found valid. */
+export interface CheckedOsImageBuild {
+  encoding: Required<PayloadEncoding>;
+  productInfo: ProductInfo;
+  stats: Stats[];
+}
+
+/**
+ * Every check a build can make before it stores anything: encoding, product
+ * info, payload names and files, and the size of the config they give.
+ * buildOsImage runs it itself; callers that create a destination first (a
+ * new layout directory) run it before they do.
+ */
+export async function checkOsImageBuild(options: OsImageBuildOptions): Promise<CheckedOsImageBuild> {
+  const encoding = resolveEncoding(options.encoding);
+  const productInfo = normalizeProductInfo(options.productInfo ?? {});
+  const stats = await checkPayloadInputs(options.payloads);
+  checkConfigSize(options.payloads, stats, productInfo, encoding.hashChunkSize);
+  return { encoding, productInfo, stats };
+}
+
+/** Streams the payloads into `store`, then stores the config and the manifest; `checked`: what checkOsImageBuild found, if it ran already. */
+export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions, checked?: CheckedOsImageBuild): Promise<BuiltOsImage> {
+  const { encoding, productInfo, stats } = checked ?? (await checkOsImageBuild(options));
+  const titles = options.layerTitles ?? true;
+  const limit = pLimit(options.jobs ?? 1);
+
+  const built = await Promise.all(
+    options.payloads.map((input, i) => limit(() => storePayload(store, input, stats[i]!, encoding, options))),
+  );
+
+  const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
+  if (config.length > MAX_METADATA_SIZE) {
+    // Only when payloads grew after they were checked (a changed size is refused, so not expected).
+    throw new OciError('USAGE', `the config is ${formatSize(config.length)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept`, { hint: 'use a larger --hash-chunk-size' });
+  }
+  const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
+  // Every blob-done has its blob-start, so that a consumer counting events sees each blob open and close.
+  options.progress?.({ type: 'blob-start', id: 'config', name: 'config', total: config.length });
+  const configExists = await store.exists(configDescriptor);
+  if (!configExists) await store.push(configDescriptor, Readable.from([config]));
+  options.progress?.({ type: 'blob-progress', id: 'config', bytes: config.length, total: config.length });
+  options.progress?.({
+    type: 'blob-done', id: 'config', name: 'config', digest: configDescriptor.digest, size: config.length, mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
+    status: configExists ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes: configExists || store.kind !== 'registry' ? 0 : config.length,
+  });
+
+  const layers: Descriptor[] = built.map(({ payload }) => {
+    const d: Descriptor = { mediaType: payload.mediaType, digest: payload.digest, size: payload.blobSize };
+    if (titles) d.annotations = { [Annotation.title]: payload.mediaType === MediaType.zstd ? `${payload.name}.zst` : payload.name };
+    return d;
+  });
+  const manifestObj: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: OS_IMAGE_ARTIFACT_TYPE,
+    config: configDescriptor,
+    layers,
+  };
+  // A map, as the reference builder's map[string]string: keys sorted, so flag order does not change the digest.
+  if (options.annotations && Object.keys(options.annotations).length > 0) manifestObj.annotations = jsonMap(options.annotations);
+  const manifest = canonicalJson(manifestObj);
+  const descriptor: Descriptor = {
+    mediaType: MediaType.ociManifest,
+    digest: sha256Digest(manifest),
+    size: manifest.length,
+    artifactType: OS_IMAGE_CONFIG_MEDIA_TYPE,
+  };
+  await store.push({ mediaType: MediaType.ociManifest, digest: descriptor.digest, size: descriptor.size }, Readable.from([manifest]));
+  options.progress?.({ type: 'manifest', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size });
+  return { manifest, descriptor, config, configDescriptor, payloads: built.map((b) => b.payload) };
+}
+
+/** Reads a payload in frames, reporting progress and honouring the abort signal. */
+async function* payloadFrames(input: PayloadInput, frameSize: number, total: number, options: OsImageBuildOptions, pool?: BufferPool): AsyncGenerator<Buffer> {
+  let read = 0;
+  for await (const f of readFileFrames(input.path, frameSize, pool)) {
+    if (options.signal?.aborted) throw new InterruptedError('build interrupted; nothing was tagged');
+    read += f.length;
+    options.onProgress?.(input.name, read, total);
+    options.progress?.({ type: 'blob-progress', id: input.name, bytes: read, total });
+    yield f;
+  }
+}
+
+/**
+ * Chunk hashes of a payload, read on every core without compressing (to
+ * confirm a cached blob); undefined when the file changed since `st` was
+ * taken. Only the first `st.size` bytes are hashed, so a file that grew
+ * (or was rewritten) meanwhile would otherwise be confirmed by its old
+ * prefix and pushed truncated: its size, mtime and ctime are checked again
+ * once the hashes are in, and any change sends the payload down the normal
+ * path, which reads to the end and reports the change.
+ */
+async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, st: Stats, options: OsImageBuildOptions): Promise<EncodedPayload | undefined> {
+  const total = st.size;
+  const chunkHashes = await hashFileChunks(input.path, total, encoding.hashChunkSize);
+  options.signal?.throwIfAborted();
+  let now: Stats;
+  try {
+    now = await stat(input.path);
+  } catch (err) {
+    throw fsError(err, input.path, 'read');
+  }
+  if (now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs || now.ino !== st.ino || now.dev !== st.dev) return undefined;
+  options.onProgress?.(input.name, total, total);
+  options.progress?.({ type: 'blob-progress', id: input.name, bytes: total, total });
+  return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
+}
+
+/** The chunk hash of the first `length` bytes of `path` (as the config spells chunk hashes). */
+async function firstChunkHash(path: string, length: number): Promise<string> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await fh.read(buf, 0, length, 0);
+    return encodeChunkHash(createHash('sha256').update(buf.subarray(0, bytesRead)).digest());
+  } catch (err) {
+    throw fsError(err, path, 'read');
+  } finally {
+    await fh?.close();
+  }
+}
+
+/**
+ * The stored blob of an unchanged payload, found through the cache and
+ * confirmed by its content. The file the cache saw (same identity) is
+ * checked first: the store must still hold its blob, then the content must
+ * hash as recorded. Otherwise entries of the same size (a rebuilt, copied
+ * or touched file) are candidates: the content is hashed once and a blob
+ * is reused only for a candidate with the very same chunk hashes that the
+ * store holds. The file's new identity is then recorded too.
+ */
+async function reuseCached(
+  store: ContentStore, input: PayloadInput, st: Stats, encoding: Required<PayloadEncoding>, settings: string, mediaType: string, options: OsImageBuildOptions,
+): Promise<{ payload: BuiltPayload; enc: EncodedPayload } | undefined> {
+  const cache = options.cache;
+  if (!cache) return undefined;
+  const held = (e: PayloadCacheEntry) => store.exists({ mediaType, digest: e.blobDigest, size: e.blobSize });
+  const exact = await cache.lookup(st, settings);
+  if (exact && !(await held(exact))) return undefined;
+  let candidates = exact ? [exact] : await cache.withSize(st.size, settings);
+  if (!exact && candidates.length > 0 && st.size > 0) {
+    // A changed payload of a known size (a rebuilt partition image) would be read twice, once here
+    // and once to encode it: its first chunk rules most candidates out first.
+    const first = await firstChunkHash(input.path, Math.min(st.size, encoding.hashChunkSize));
+    candidates = candidates.filter((c) => c.firstChunk === undefined || c.firstChunk === first);
+  }
+  if (candidates.length === 0) return undefined;
+  const enc = await hashOnly(input, encoding, st, options);
+  if (!enc) return undefined;
+  const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
+  for (const c of candidates) {
+    if (c.contentKey !== key || (c !== exact && !(await held(c)))) continue;
+    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, firstChunk: enc.chunkHashes[0] });
+    return { payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true }, enc };
+  }
+  return undefined;
+}
+
+/** Stores one payload: reuses its blob when the cache and the content say it is unchanged, else encodes and streams it. */
+async function storePayload(
+  store: ContentStore,
+  input: PayloadInput,
+  st: Stats,
+  encoding: Required<PayloadEncoding>,
+  options: OsImageBuildOptions,
+): Promise<{ payload: BuiltPayload; info: PayloadInfo }> {
+  const mediaType = encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream;
+  const settings = encodingSettings(encoding);
+  const info = (enc: EncodedPayload): PayloadInfo => ({ name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes });
+  options.progress?.({ type: 'blob-start', id: input.name, name: input.name, total: st.size });
+  const done = (payload: BuiltPayload, uploadedBytes: number) => {
+    options.progress?.({
+      type: 'blob-done', id: input.name, name: input.name, digest: payload.digest, size: payload.blobSize, mediaType,
+      status: payload.reused ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes,
+    });
+    options.onPayloadDone?.(payload);
+  };
+  const reused = await reuseCached(store, input, st, encoding, settings, mediaType, options);
+  if (reused) {
+    done(reused.payload, 0);
+    return { payload: reused.payload, info: info(reused.enc) };
+  }
+  // Raw frames are the blob itself and stay with the store; compressed ones are reused.
+  const encode = () => {
+    const pool = encoding.compression === 'zstd' ? new BufferPool(encoding.frameSize) : undefined;
+    return encodePayload(payloadFrames(input, encoding.frameSize, st.size, options, pool), encoding, pool);
+  };
+  let current = encode();
+  const stored = await store.pushStream(current.blob, {
+    mediaType,
+    signal: options.signal,
+    reopen: () => {
+      current = encode();
+      return current.blob;
+    },
+  });
+  const enc = current.result();
+  if (enc.size !== st.size) {
+    throw new OciError('INPUT_UNREADABLE', `payload "${input.name}": ${input.path} changed size while it was read (${st.size} → ${enc.size} bytes)`);
+  }
+  const payload: BuiltPayload = { name: input.name, size: enc.size, digest: stored.digest, blobSize: stored.size, mediaType, chunkCount: enc.chunkHashes.length, reused: false };
+  await options.cache?.record({
+    dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
+    contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType,
+  });
+  done(payload, stored.uploadedBytes ?? 0);
+  return { payload, info: info(enc) };
+}

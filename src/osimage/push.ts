@@ -1,0 +1,135 @@
+/**
+ * Build-and-push in one pass: each payload streams file → chunk hashes →
+ * zstd frames → chunked upload, never written to disk and never whole in
+ * memory; then the config, the manifest by digest, and the tags last, so an
+ * interrupted push leaves nothing tagged.
+ */
+import { OciError, InterruptedError } from '../errors.js';
+
+/**
+ * The error of a push stopped by its signal: nothing was tagged (tags come
+ * last), and the upload sessions were cancelled, or, for any the registry
+ * would not let go (its DELETE refused), that it keeps them for a while.
+ */
+export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciError {
+  const n = repo.uncancelledUploads;
+  const sessions = n === 0 ? 'upload sessions were cancelled' : `${n} upload session(s) could not be cancelled (the registry removes them when they expire)`;
+  return new InterruptedError(`push interrupted; nothing was tagged; ${sessions}`, { cause });
+}
+import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
+import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
+import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { childrenOf } from '../copy/graph.js';
+import type { ProgressSink } from '../progress/events.js';
+
+/** One blob of a push, for reports (`--json`). */
+export interface PushedBlob {
+  digest: string;
+  size: number;
+  mediaType?: string;
+  status: 'uploaded' | 'exists' | 'mounted';
+  uploadedBytes: number;
+}
+
+/** What a push did. */
+export interface PushReport {
+  /** `HOST/REPO@sha256:…` */
+  reference: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  tags: string[];
+  blobs: PushedBlob[];
+}
+
+/**
+ * The tags a push writes: the reference's tag (default `latest` unless it
+ * names a digest) plus extra ones, de-duplicated. Every tag is checked
+ * against the distribution-spec grammar here, before anything is uploaded:
+ * tags are written one after the other at the very end, so a bad one found
+ * by the registry would leave the image half tagged (and `x/y` would even
+ * change the URL the manifest is put to).
+ */
+export function pushTags(ref: Reference, extra: string[] = []): string[] {
+  for (const tag of extra) {
+    if (!tagRe.test(tag)) {
+      throw new OciError('USAGE', `invalid --tag "${tag}": a tag is 1-128 characters of letters, digits, "_", "." and "-", not starting with "." or "-"`);
+    }
+  }
+  const tags = [...(ref.tag ? [ref.tag] : ref.digest ? [] : ['latest']), ...extra];
+  return [...new Set(tags)];
+}
+
+/** Turns what the repository recorded into the report's blob list, one entry per digest. */
+export function blobReport(results: readonly BlobPushResult[], extra: PushedBlob[] = []): PushedBlob[] {
+  const byDigest = new Map<string, PushedBlob>();
+  for (const r of [...results.map((r) => ({ digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes })), ...extra]) {
+    const prev = byDigest.get(r.digest);
+    byDigest.set(r.digest, prev ? { ...r, uploadedBytes: prev.uploadedBytes + r.uploadedBytes, status: prev.status === 'uploaded' ? 'uploaded' : r.status } : r);
+  }
+  return [...byDigest.values()];
+}
+
+/**
+ * The report's blob list in manifest order (config first, then the layers),
+ * one entry per digest. A blob the push did not record was found in the
+ * registry (a HEAD that needed no upload): it is listed as `exists`, so the
+ * list always names every blob the image references, whatever was sent.
+ * `push --payload` and `push --from` both report in this order.
+ */
+export function orderedBlobReport(blobs: readonly Descriptor[], recorded: readonly PushedBlob[]): PushedBlob[] {
+  const byDigest = new Map(recorded.map((b) => [b.digest, b]));
+  const out = new Map<string, PushedBlob>();
+  for (const d of blobs) {
+    if (out.has(d.digest)) continue;
+    const r = byDigest.get(d.digest);
+    out.set(d.digest, r ? { ...r, mediaType: r.mediaType ?? d.mediaType } : { digest: d.digest, size: d.size, mediaType: d.mediaType, status: 'exists', uploadedBytes: 0 });
+  }
+  // Anything recorded that the manifest does not name (none expected) is still reported.
+  for (const r of recorded) if (!out.has(r.digest)) out.set(r.digest, r);
+  return [...out.values()];
+}
+
+/** Tags a manifest that is already in the repository, one tag after the other. */
+export async function tagAll(repo: RegistryRepository, manifest: Buffer, mediaType: string, tags: string[], progress?: ProgressSink): Promise<void> {
+  for (const tag of tags) {
+    await repo.putManifest(manifest, mediaType, tag);
+    progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
+  }
+}
+
+/** Builds an OS image straight into a registry repository. */
+export async function pushOsImage(
+  client: RegistryClient,
+  reference: string,
+  options: OsImageBuildOptions & { tags?: string[] },
+): Promise<PushReport & { image: BuiltOsImage }> {
+  const ref = parseReference(reference);
+  if (ref.digest && !ref.tag && !(options.tags?.length)) {
+    throw new OciError('INVALID_REFERENCE', `${reference}: a build has no digest before it is built; push to a tag (REPO:TAG)`);
+  }
+  const tags = pushTags(ref, options.tags);
+  const repo = client.repository(ref, { signal: options.signal });
+  let image: BuiltOsImage;
+  try {
+    image = await buildOsImage(repo, options);
+    if (ref.digest && ref.digest !== image.descriptor.digest) {
+      throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
+    }
+    options.signal?.throwIfAborted();
+    await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
+  } catch (err) {
+    throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
+  }
+  const reused = image.payloads.filter((p) => p.reused).map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
+  return {
+    reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${image.descriptor.digest}`,
+    digest: image.descriptor.digest,
+    mediaType: image.descriptor.mediaType,
+    size: image.descriptor.size,
+    tags,
+    blobs: orderedBlobReport(childrenOf(image.descriptor, image.manifest).blobs, blobReport(repo.results, reused)),
+    image,
+  };
+}

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { parseLocalLocation } from '../../src/ocilayout/location.js';
+import { isOciError } from '../../src/errors.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
+
+test('an aborted build leaves the layout exactly as it was', async (t) => {
+  const dir = await tempDir(t);
+  const lay = join(dir, 'lay');
+  await writeFile(join(dir, 'small'), 'small payload');
+  await writeFile(join(dir, 'big'), pseudoRandom(24 << 20, 3));
+  await buildOsImageToLocal(`oci:${lay}:keep`, { payloads: [{ name: 'system', path: join(dir, 'small') }] });
+  const indexBefore = await readFile(join(lay, 'index.json'));
+  const blobsBefore = (await readdir(join(lay, 'blobs', 'sha256'))).sort();
+
+  const abort = new AbortController();
+  await assert.rejects(
+    buildOsImageToLocal(
+      `oci:${lay}:new`,
+      {
+        payloads: [{ name: 'a', path: join(dir, 'small') }, { name: 'b', path: join(dir, 'big') }],
+        onProgress: (name, read) => {
+          if (name === 'b' && read >= 8 << 20) abort.abort();
+        },
+      },
+      abort.signal,
+    ),
+    (e) => isOciError(e, 'ABORTED'),
+  );
+  assert.ok((await readFile(join(lay, 'index.json'))).equals(indexBefore));
+  assert.deepEqual((await readdir(join(lay, 'blobs', 'sha256'))).sort(), blobsBefore, 'blobs of the aborted build removed');
+  assert.deepEqual((await readdir(lay)).sort(), ['blobs', 'index.json', 'oci-layout'], 'no temporary files left');
+});
+
+test('a blob whose bytes do not match its descriptor is refused and not stored', async (t) => {
+  const dir = await tempDir(t);
+  const layout = await OciLayout.open(join(dir, 'lay'), { create: true });
+  const desc = { mediaType: 'application/octet-stream', digest: `sha256:${'0'.repeat(64)}`, size: 3 };
+  await assert.rejects(layout.push(desc, [Buffer.from('abc')] as never), (e) => isOciError(e, 'DIGEST_MISMATCH'));
+  await assert.rejects(layout.push({ ...desc, size: 2 }, [Buffer.from('abc')] as never), (e) => isOciError(e, 'SIZE_MISMATCH'));
+  assert.deepEqual(await readdir(join(dir, 'lay', 'blobs', 'sha256')), []);
+  await layout.commit();
+  assert.deepEqual((await readdir(join(dir, 'lay'))).sort(), ['blobs', 'oci-layout']);
+});
+
+test('fetch verifies what it reads', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'p'), 'payload bytes');
+  const r = await buildOsImageToLocal(`oci:${join(dir, 'lay')}`, { payloads: [{ name: 'p', path: join(dir, 'p') }], encoding: { compression: 'none' } });
+  const layout = await OciLayout.open(join(dir, 'lay'));
+  const desc = await layout.resolve('latest');
+  assert.equal(desc.digest, r.descriptor.digest);
+  const blob = r.payloads[0]!;
+  await writeFile(layout.blobPath(blob.digest), 'payload bytez');
+  const stream = await layout.fetch({ mediaType: blob.mediaType, digest: blob.digest, size: blob.blobSize });
+  await assert.rejects(async () => {
+    for await (const _ of stream) void _;
+  }, (e) => isOciError(e, 'DIGEST_MISMATCH'));
+  await assert.rejects(layout.resolve('nope'), (e) => isOciError(e, 'NOT_FOUND'));
+});
+
+test('local locations parse like the containers tools parse them', () => {
+  assert.deepEqual(parseLocalLocation('oci:dir'), { kind: 'oci', path: 'dir', tag: undefined, digest: undefined });
+  assert.deepEqual(parseLocalLocation('oci:a/b:v1.0'), { kind: 'oci', path: 'a/b', tag: 'v1.0', digest: undefined });
+  assert.deepEqual(parseLocalLocation('oci-archive:/x/y.tar:t'), { kind: 'oci-archive', path: '/x/y.tar', tag: 't', digest: undefined });
+  // As in skopeo, the path ends at the first colon; a tag may have '/' (ref.name grammar).
+  assert.deepEqual(parseLocalLocation('oci:./c:d/e'), { kind: 'oci', path: './c', tag: 'd/e', digest: undefined });
+  const d = `sha256:${'a'.repeat(64)}`;
+  assert.deepEqual(parseLocalLocation(`oci:dir@${d}`), { kind: 'oci', path: 'dir', tag: undefined, digest: d });
+  for (const bad of ['dir', 'oci:', 'oci::tag', 'oci:dir:-bad', 'docker://x'])
+    assert.throws(() => parseLocalLocation(bad), (e) => isOciError(e, 'INVALID_REFERENCE'), bad);
+});
