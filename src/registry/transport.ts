@@ -11,7 +11,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import { Pool } from './undici-pool.js';
+import { undiciPool } from './undici-pool.js';
 import { OciError, fsError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
@@ -208,7 +208,7 @@ export class Transport {
    * its connection) each request got a new connection, and a new TLS
    * handshake.
    */
-  private readonly pools = new Map<string, Pool>();
+  private readonly pools = new Map<string, UndiciPool>();
   private readonly poolOptions: UndiciPool.Options;
   private readonly userAgent: string;
   private readonly maxRedirects: number;
@@ -238,14 +238,14 @@ export class Transport {
     return new URL(pathOrUrl, this.origin);
   }
 
-  private pool(origin: string): Pool {
+  private pool(origin: string): UndiciPool {
     let p = this.pools.get(origin);
     if (!p) {
       // The trusted CAs are parsed only once a TLS connection is wanted: plain-HTTP commands never pay for them.
       const options = origin.startsWith('https:')
         ? { ...this.poolOptions, connect: { ...this.poolOptions.connect, secureContext: (this.trust ??= trustContext(this.caFile)) } }
         : this.poolOptions;
-      p = new Pool(origin, options);
+      p = new (undiciPool())(origin, options);
       this.pools.set(origin, p);
     }
     return p;

@@ -27,7 +27,9 @@ function loadGc(): GcFunction | undefined {
   }
 }
 
-const gc = loadGc();
+// Found on the first collection, not at import: turning on --expose-gc is a
+// process-wide change that only a command moving payload data should make.
+let gc: GcFunction | undefined | null = null;
 
 /**
  * Collects garbage when the process has grown past `budgetBytes` of
@@ -47,8 +49,10 @@ export class GcPacer {
   /** Counts `bytes` of data passed through; collects once past the threshold and over budget. */
   add(bytes: number): void {
     this.since += bytes;
-    if (this.since < this.everyBytes || !gc) return;
+    if (this.since < this.everyBytes) return;
     this.since = 0;
+    if (gc === null) gc = loadGc();
+    if (!gc) return;
     const rss = process.memoryUsage.rss();
     if (rss > this.fullBudgetBytes) gc();
     else if (rss > this.budgetBytes) gc({ type: 'minor' });
