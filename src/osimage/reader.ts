@@ -644,7 +644,8 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
   const label = payloads.length === 1 ? `payload "${lead.name}"` : `payloads ${payloads.map((p) => `"${p.name}"`).join(', ')}`;
   const where = (): string => `chunk ${Math.floor(leadVerifier.verified / lead.hashChunkSize)} at byte offset ${leadVerifier.verified}`;
   try {
-    const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob) : blob;
+    // A 0-byte zstd blob is how Monogon's builder stores an empty payload.
+    const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob, { allowEmptyBlob: payloads.every((p) => p.size === 0) }) : blob;
     for await (const data of decoded) {
       if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
       for (const chunk of leadVerifier.push(data)) {
