@@ -13,6 +13,7 @@ import { PassThrough } from 'node:stream';
 import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
+import { wellFormed } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
   chunkCount,
@@ -202,7 +203,8 @@ function parseJsonTree(text: string): JsonNode {
       }
     }
     const raw = text.slice(start, pos++);
-    return escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+    // Go decodes a lone surrogate escape (`\ud800`) to U+FFFD; raw text holds none (decoded from UTF-8).
+    return escaped ? wellFormed(JSON.parse(`"${raw}"`) as string) : raw;
   };
   const key = (): string => {
     ws();
