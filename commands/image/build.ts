@@ -44,6 +44,8 @@ A destination (oci: layout, or oci-archive: file and its temporary files) inside
     owner: Flags.string({ description: 'Give every entry this numeric owner, e.g. 0:0 [default: keep].', helpValue: 'UID:GID', helpGroup: 'LAYERS' }),
     exclude: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Drop paths (relative, no leading /) matching this regular expression (repeatable). From a tar, exclude both names of a hard link or neither.', helpValue: 'REGEX', helpGroup: 'LAYERS' }),
     'digest-file': Flags.string({ description: 'Write the manifest digest to this file.', helpValue: 'FILE' }),
+    // As build and push take it; image build reports no progress, only notes about skipped layers.
+    quiet: Flags.boolean({ char: 'q', description: 'Print only the result (and warnings): no notes about layers the base already has.', helpGroup: 'OUTPUT' }),
     ...registryFlags,
     ...uploadFlags,
   };
@@ -66,7 +68,7 @@ A destination (oci: layout, or oci-archive: file and its temporary files) inside
     try {
       const r = await withInterrupt((signal) => buildImageTo(dest, { ...options, signal }, { client }));
       for (const w of r.warnings) process.stderr.write(`oci-os: warning: ${w}\n`);
-      for (const s of r.skipped) process.stderr.write(`oci-os: ${s}: the base image already has this layer; not added again\n`);
+      if (!flags.quiet) for (const s of r.skipped) process.stderr.write(`oci-os: ${s}: the base image already has this layer; not added again\n`);
       if (flags['digest-file']) await writeOutputFile(flags['digest-file'], r.descriptor.digest + '\n');
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
       return {

@@ -205,6 +205,21 @@ function seekTableIn(bytes: Buffer): SeekFrame[] | undefined {
   return undefined;
 }
 
+/** Options of {@link decodeZstdStream}. */
+export interface DecodeZstdOptions {
+  /** Largest compressed frame held in memory (default {@link defaultMaxFrameBytes}). */
+  maxFrameBytes?: number;
+  /** Frames decompressing while the caller takes the previous one (default 2). */
+  framesInFlight?: number;
+  /**
+   * Accept a blob of no bytes at all as decoding to nothing. Monogon's
+   * builder stores an empty payload so (no frame at all), and its reader
+   * never opens a payload of size 0 (osimage-format.md, "Edge cases"); any
+   * other blob without a data frame is still refused.
+   */
+  allowEmptyBlob?: boolean;
+}
+
 /**
  * Yields the decompressed bytes of a zstd blob (any number of concatenated
  * frames, skippable frames skipped), one frame at a time; `framesInFlight`
@@ -214,7 +229,7 @@ function seekTableIn(bytes: Buffer): SeekFrame[] | undefined {
  * comment). A truncated or corrupt frame fails with INVALID_FORMAT naming
  * the frame and its compressed offset.
  */
-export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: { maxFrameBytes?: number; framesInFlight?: number } = {}): AsyncGenerator<Buffer> {
+export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: DecodeZstdOptions = {}): AsyncGenerator<Buffer> {
   const maxFrame = options.maxFrameBytes ?? defaultMaxFrameBytes;
   const q = new ByteQueue();
   const seen: SeenFrame[] = [];
@@ -308,7 +323,10 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
   if (q.length > 0 || scan) {
     throw new OciError('INVALID_FORMAT', `zstd stream is truncated: ${q.length} bytes of an incomplete frame at compressed offset ${offset}`);
   }
-  if (seen.length === 0) throw new OciError('INVALID_FORMAT', 'zstd blob holds no zstd frame');
+  if (seen.length === 0) {
+    if (offset === 0 && options.allowEmptyBlob) return;
+    throw new OciError('INVALID_FORMAT', offset === 0 ? 'zstd blob is empty: it holds no zstd frame' : 'zstd blob holds no zstd frame');
+  }
   if (seekTable) checkSeekTable(seekTable, seen);
 }
 

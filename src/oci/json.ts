@@ -7,6 +7,12 @@
  * json.MarshalIndent (osimage-format.md, "Serialization"), so equal inputs
  * give equal digests.
  *
+ * A lone UTF-16 surrogate is written as U+FFFD (bytes EF BF BD), not as
+ * the escape `\ud800` JSON.stringify writes: a Go string holds UTF-8, and
+ * Go's decoder turns a lone surrogate escape into U+FFFD, so that is what
+ * the reference builder writes for the same product info
+ * (osimage-format.md, "Edge cases").
+ *
  * Go writes a struct's fields in declaration order and a map's keys sorted
  * by their bytes. Here a plain object is a struct (keys in insertion order)
  * and an object without a prototype is a map ({@link jsonMap}: keys sorted as
@@ -20,6 +26,16 @@ const goEscapes: Record<string, string> = {
   '\u2028': '\\u2028',
   '\u2029': '\\u2029',
 };
+
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * The string with each lone UTF-16 surrogate replaced by U+FFFD, as Go's
+ * encoding/json decodes a lone `\uD800`-style escape (String.prototype.toWellFormed).
+ */
+export function wellFormed(s: string): string {
+  return s.replace(loneSurrogate, '\ufffd');
+}
 
 /**
  * A map for a JSON document: an object without a prototype, so a key such
@@ -44,7 +60,8 @@ function encode(value: unknown, key: string, indent: string, stack: Set<object>)
   if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     value = (value as { toJSON(key: string): unknown }).toJSON(key);
   }
-  if (value === null || typeof value !== 'object' || value instanceof Number || value instanceof String || value instanceof Boolean) {
+  if (typeof value === 'string' || value instanceof String) return JSON.stringify(wellFormed(String(value)));
+  if (value === null || typeof value !== 'object' || value instanceof Number || value instanceof Boolean) {
     return JSON.stringify(value);
   }
   if (stack.has(value)) throw new TypeError('Converting circular structure to JSON');
@@ -60,7 +77,7 @@ function encode(value: unknown, key: string, indent: string, stack: Set<object>)
     const members: string[] = [];
     for (const k of keys) {
       const v = encode((value as Record<string, unknown>)[k], k, inner, stack);
-      if (v !== undefined) members.push(`${JSON.stringify(k)}: ${v}`);
+      if (v !== undefined) members.push(`${JSON.stringify(wellFormed(k))}: ${v}`);
     }
     text = members.length === 0 ? '{}' : `{\n${inner}${members.join(`,\n${inner}`)}\n${indent}}`;
   }

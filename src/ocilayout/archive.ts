@@ -127,7 +127,8 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
       const name = entry.header.name.replace(/^\.\//, '');
       const target = join(dir, name);
       if (name.startsWith('/') || (target + sep !== root && !target.startsWith(root))) {
-        throw new OciError('INVALID_FORMAT', `${file}: archive entry "${entry.header.name}" points outside the layout`);
+        // Bad input (exit 2), as an archive that is no tar is: no content failed a check.
+        throw new OciError('INVALID_ARGUMENT', `${file}: archive entry "${entry.header.name}" points outside the layout`);
       }
       if (entry.header.type === 'directory') {
         await mkdir(target, { recursive: true });

@@ -169,12 +169,15 @@ export class OciLayout implements CommittableStore {
       }
       throw fsError(err, file, 'read');
     }
-    let version: unknown;
+    // A malformed oci-layout is bad input (exit 2), as a malformed index.json is: no content failed a check.
+    let parsed: unknown;
     try {
-      version = (JSON.parse(text) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+      parsed = JSON.parse(text);
     } catch {
-      throw new OciError('INVALID_FORMAT', `${file} is not valid JSON`);
+      throw new OciError('INVALID_ARGUMENT', `${file} is not valid JSON`);
     }
+    if (!isObject(parsed)) throw new OciError('INVALID_ARGUMENT', `${file} is not a JSON object`);
+    const version = parsed.imageLayoutVersion;
     if (version !== '1.0.0') throw new OciError('UNSUPPORTED', `${file}: unsupported imageLayoutVersion ${JSON.stringify(version)}`);
   }
 

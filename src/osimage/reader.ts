@@ -13,6 +13,7 @@ import { PassThrough } from 'node:stream';
 import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
+import { wellFormed } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
   chunkCount,
@@ -202,7 +203,8 @@ function parseJsonTree(text: string): JsonNode {
       }
     }
     const raw = text.slice(start, pos++);
-    return escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+    // Go decodes a lone surrogate escape (`\ud800`) to U+FFFD; raw text holds none (decoded from UTF-8).
+    return escaped ? wellFormed(JSON.parse(`"${raw}"`) as string) : raw;
   };
   const key = (): string => {
     ws();
@@ -644,7 +646,8 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
   const label = payloads.length === 1 ? `payload "${lead.name}"` : `payloads ${payloads.map((p) => `"${p.name}"`).join(', ')}`;
   const where = (): string => `chunk ${Math.floor(leadVerifier.verified / lead.hashChunkSize)} at byte offset ${leadVerifier.verified}`;
   try {
-    const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob) : blob;
+    // A 0-byte zstd blob is how Monogon's builder stores an empty payload.
+    const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob, { allowEmptyBlob: payloads.every((p) => p.size === 0) }) : blob;
     for await (const data of decoded) {
       if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
       for (const chunk of leadVerifier.push(data)) {

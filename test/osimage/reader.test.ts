@@ -178,6 +178,11 @@ describe('OS image reader', () => {
     await assert.rejects(collect(decodeZstdStream(pieces(corrupt))), (e: OciError) => e.code === 'INVALID_FORMAT' && new RegExp(`frame at compressed offset ${fa.length} has a reserved header bit`).test(e.message));
 
     await assert.rejects(collect(decodeZstdStream(pieces(Buffer.from('not zstd at all')))), (e: OciError) => e.code === 'INVALID_FORMAT' && /no zstd frame at compressed offset 0/.test(e.message));
+
+    // A blob of no bytes is an empty payload only where the caller says so; a seek table alone never is.
+    await assert.rejects(collect(decodeZstdStream(pieces(Buffer.alloc(0)))), (e: OciError) => e.code === 'INVALID_FORMAT' && /zstd blob is empty/.test(e.message));
+    assert.equal((await collect(decodeZstdStream(pieces(Buffer.alloc(0)), { allowEmptyBlob: true }))).length, 0);
+    await assert.rejects(collect(decodeZstdStream(pieces(encodeSeekTable([])), { allowEmptyBlob: true })), (e: OciError) => e.code === 'INVALID_FORMAT' && /holds no zstd frame/.test(e.message));
   });
 
   it('checks manifest and config the way the format reader does', () => {

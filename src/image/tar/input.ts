@@ -33,7 +33,7 @@ export function relativeEntryName(raw: string, file: string): string | undefined
 export function relativeEntryName(raw: string | Buffer, file: string): string | Buffer | undefined;
 export function relativeEntryName(raw: string | Buffer, file: string): string | Buffer | undefined {
   const parts = nameParts(raw);
-  if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: entry "${shownName(raw)}" has a ".." component`);
+  if (parts.includes('..')) throw new OciError('INVALID_ARGUMENT', `${file}: entry "${shownName(raw)}" has a ".." component`);
   if (parts.length === 0) return undefined;
   if (typeof raw === 'string') return parts.join('/');
   return Buffer.concat(parts.flatMap((p, i) => (i === 0 ? [Buffer.from(p)] : [SLASH, Buffer.from(p)])));
@@ -89,18 +89,37 @@ export async function openTarFile(file: string): Promise<AsyncIterable<Buffer>> 
   return decompress(input as AsyncIterable<Buffer>, file);
 }
 
+/** A tar input that is damaged is invalid input (INVALID_ARGUMENT, exit 2). */
+function asBadInput(err: unknown): unknown {
+  return err instanceof OciError && err.code === 'INVALID_FORMAT' ? new OciError('INVALID_ARGUMENT', err.message, { cause: err }) : err;
+}
+
 /**
  * The entries of a tar file given as input. A file that is not a tar, or
  * not a readable one, is invalid input (INVALID_ARGUMENT, exit 2), as a
  * path that is neither a directory nor a file is: nothing failed a check
- * of content against its digest.
+ * of content against its digest. That holds for an entry's content too,
+ * read by the caller (an archive cut short inside an entry).
  */
 async function* inputEntries(file: string): ReturnType<typeof readTar> {
   try {
-    yield* readTar(await openTarFile(file), file);
+    for await (const e of readTar(await openTarFile(file), file)) {
+      const body = e.body;
+      yield {
+        ...e,
+        body: {
+          async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+            try {
+              yield* body;
+            } catch (err) {
+              throw asBadInput(err);
+            }
+          },
+        },
+      };
+    }
   } catch (err) {
-    if (err instanceof OciError && err.code === 'INVALID_FORMAT') throw new OciError('INVALID_ARGUMENT', err.message, { cause: err });
-    throw err;
+    throw asBadInput(err);
   }
 }
 
