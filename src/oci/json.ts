@@ -38,6 +38,55 @@ export function wellFormed(s: string): string {
 }
 
 /**
+ * JSON text bytes decoded as Go's encoding/json decodes a string: every byte
+ * that does not start a valid UTF-8 sequence becomes its own U+FFFD
+ * (utf8.DecodeRune's RuneError of width 1). TextDecoder and Buffer replace a
+ * whole broken sequence with one U+FFFD instead (`E2 82 41` gives one where Go
+ * gives two), which would make our bytes differ from Monogon's builder.
+ */
+export function decodeUtf8AsGo(bytes: Uint8Array): string {
+  const valid = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return valid.decode(bytes); // the common case: nothing to replace
+  } catch {
+    // fall through to the byte-by-byte walk
+  }
+  let out = '';
+  let start = 0; // first byte not yet copied to out
+  let i = 0;
+  while (i < bytes.length) {
+    const n = utf8SequenceLength(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    out += Buffer.from(bytes.subarray(start, i)).toString('utf8') + '\ufffd';
+    i += 1;
+    start = i;
+  }
+  return out + Buffer.from(bytes.subarray(start)).toString('utf8');
+}
+
+/** Length of the valid UTF-8 sequence at `i` (as Go's utf8.DecodeRune accepts it), 0 when there is none. */
+function utf8SequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i]!;
+  if (c < 0x80) return 1;
+  const cont = (k: number, lo = 0x80, hi = 0xbf): boolean => i + k < b.length && b[i + k]! >= lo && b[i + k]! <= hi;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    // E0 needs A0-BF (no overlong forms), ED needs 80-9F (no surrogates).
+    const [lo, hi] = c === 0xe0 ? [0xa0, 0xbf] : c === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    // F0 needs 90-BF (no overlong forms), F4 needs 80-8F (nothing past U+10FFFF).
+    const [lo, hi] = c === 0xf0 ? [0x90, 0xbf] : c === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/**
  * A map for a JSON document: an object without a prototype, so a key such
  * as `__proto__` is an ordinary key (on a plain object assigning it sets the
  * prototype and the entry is lost), serialized by canonicalJson with its

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { decodeUtf8AsGo } from '../oci/json.js';
 import { OciError, fsError } from '../errors.js';
 import { parseProductInfo, type ProductInfo } from './format.js';
 
@@ -6,7 +7,8 @@ import { parseProductInfo, type ProductInfo } from './format.js';
 export async function readProductInfoFile(path: string): Promise<Partial<ProductInfo>> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // Decoded as Monogon's builder (Go) decodes it, so invalid bytes give the same config bytes.
+    text = decodeUtf8AsGo(await readFile(path));
   } catch (err) {
     throw fsError(err, path, 'read');
   }

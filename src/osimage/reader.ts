@@ -13,7 +13,7 @@ import { PassThrough } from 'node:stream';
 import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
-import { wellFormed } from '../oci/json.js';
+import { decodeUtf8AsGo, wellFormed } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
   chunkCount,
@@ -426,7 +426,7 @@ function withoutEmpty(v: unknown, t: GoType): unknown {
 function decodeAsGo(bytes: Buffer, t: GoStruct, where: string): Record<string, unknown> {
   let tree: JsonNode;
   try {
-    tree = parseJsonTree(bytes.toString('utf8'));
+    tree = parseJsonTree(decodeUtf8AsGo(bytes));
   } catch (err) {
     if (err instanceof JsonSyntaxError) throw invalid(where, `not valid JSON (${err.message})`);
     throw err;

@@ -71,3 +71,25 @@ test('build with a --product-info file holding "\\ud800" writes the config Monog
   assert.doesNotMatch(inspect.stdout, loneEscape);
   assert.match(inspect.stdout, /bad \ufffd name/);
 });
+
+test('invalid UTF-8 in a --product-info file or a config becomes one U+FFFD per byte, as Go decodes it', async (t) => {
+  const { decodeUtf8AsGo } = await import('../../src/oci/json.js');
+  const cases: Array<[number[], string]> = [
+    [[0xe2, 0x82, 0x41], '\ufffd\ufffdA'], // a cut-short sequence: one per byte (TextDecoder gives one in all)
+    [[0xed, 0xa0, 0x80], '\ufffd\ufffd\ufffd'], // a surrogate written in UTF-8
+    [[0xc0, 0xaf], '\ufffd\ufffd'], // an overlong '/'
+    [[0xf4, 0x90, 0x80, 0x80], '\ufffd\ufffd\ufffd\ufffd'], // past U+10FFFF
+    [[0x61, 0xf0, 0x9f, 0x98, 0x80, 0xff], 'a😀\ufffd'],
+  ];
+  for (const [bytes, want] of cases) assert.equal(decodeUtf8AsGo(Uint8Array.from(bytes)), want, Buffer.from(bytes).toString('hex'));
+
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'system.img'), 'payload bytes\n');
+  const info = join(dir, 'info.json');
+  await writeFile(info, Buffer.concat([Buffer.from('{"name": "x'), Buffer.from([0xe2, 0x82, 0x41]), Buffer.from('"}')]));
+  const r = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--compression', 'none', '--product-info', info, '-o', `oci:${join(dir, 'out')}:v1`, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const manifest = JSON.parse(await readFile(blobPath(join(dir, 'out'), JSON.parse(r.stdout).digest), 'utf8'));
+  const configBytes = await readFile(blobPath(join(dir, 'out'), manifest.config.digest));
+  assert.ok(configBytes.includes(Buffer.concat([Buffer.from('"x'), FFFD, FFFD, Buffer.from('A"')])), configBytes.toString('latin1'));
+});
