@@ -7,8 +7,9 @@
  *    read it): the component is named by the value as it is;
  * 2. the package databases (dpkg, apk, pacman, rpm: `deb:NAME`, `apk:NAME`,
  *    `pacman:NAME`, `rpm:NAME`); a file two packages list goes to the first
- *    by name; a directory goes to the one package that lists it, and is
- *    shared (rule 5) when several do, as most are;
+ *    by name; directories are shared (rule 5) even when one package alone
+ *    lists them: which packages list a directory changes as packages come
+ *    and go, and its owner with it, which would change layers that did not;
  * 3. Nix store paths (`nix:HASH-NAME`), with everything below them;
  * 4. a regular file of `largeFile` bytes or more that nothing above claims
  *    is a component of its own (`file:PATH`);
@@ -66,7 +67,6 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
   };
   const n = tree.entries.length;
   const owner = new Int32Array(n).fill(-1);
-  const claims = new Uint8Array(n);
   const subtree = new Map<number, number>();
   for (const db of dbs) {
     const packages = [...db.packages].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -77,8 +77,6 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
         if (i === undefined) continue;
         if (db.kind === 'nix') subtree.set(i, id);
         if (owner[i] === -1) owner[i] = id;
-        if (owner[i] !== id && claims[i]! < 2) claims[i] = 2;
-        else if (claims[i] === 0) claims[i] = 1;
       }
     }
   }
@@ -98,7 +96,7 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
     let nix = subtree.get(i) ?? above?.nix;
     if (own && own.length > 0) id = xattr = comp(own.toString('utf8'), 'xattr');
     else if (xattr !== undefined) id = xattr;
-    else if (owner[i]! >= 0 && (!isDir || claims[i] === 1)) id = owner[i]!;
+    else if (owner[i]! >= 0 && !isDir) id = owner[i]!;
     else if (nix !== undefined) id = nix;
     else if (e.type === 'file' && e.size >= largeFile) id = comp(`file:${path}`, 'file');
     else id = comp(`dir:${directoryGroup(path, isDir)}`, 'directory');
