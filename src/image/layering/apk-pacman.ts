@@ -23,27 +23,30 @@ export async function readApk(tree: ScannedTree): Promise<PackageDb | undefined>
   const packages: PackageRecord[] = [];
   let cur: PackageRecord | undefined;
   let dir: string | undefined;
+  let start = 0;
+  const end = () => {
+    if (cur && !cur.name) throw new OciError('INVALID_FORMAT', `${APK}: the package at line ${start} has no P: line; the database is corrupt`);
+    cur = undefined;
+    dir = undefined;
+  };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '') {
-      cur = undefined;
-      dir = undefined;
+      end();
       continue;
     }
     if (!/^[A-Za-z]:/.test(line)) throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} is not a "K:value" line; the database is corrupt`);
+    if (!cur) {
+      packages.push((cur = { name: '', paths: [] }));
+      start = i + 1;
+    }
     const key = line[0]!;
     const value = line.slice(2);
     if (key === 'P') {
-      if (cur) throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} starts a package inside another; the database is corrupt`);
+      if (cur.name) throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} names a second package in one entry; the database is corrupt`);
       if (!value) throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} has an empty package name`);
-      packages.push((cur = { name: value, paths: [] }));
-      continue;
-    }
-    if (!cur) {
-      if (key === 'C' || key === 'F' || key === 'R') throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} comes before any P: line; the database is corrupt`);
-      continue;
-    }
-    if (key === 'V') cur.version = value;
+      cur.name = value;
+    } else if (key === 'V') cur.version = value;
     else if (key === 'F') {
       dir = checkedDbPath(value, APK, i + 1, false);
       if (dir !== '') cur.paths.push(dir);
@@ -54,6 +57,7 @@ export async function readApk(tree: ScannedTree): Promise<PackageDb | undefined>
       cur.paths.push(dir === '' ? file : `${dir}/${file}`);
     }
   }
+  end();
   return { kind: 'apk', file: APK, packages };
 }
 
