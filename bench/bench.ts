@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { benchBuild } from './build.js';
 import { benchPush } from './push.js';
 import { benchImage } from './image.js';
+import { benchLayering } from './layering.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -29,6 +30,7 @@ try {
   }
   if (want('push')) results.push = await benchPush(dir);
   if (want('image')) results.image = await benchImage(dir);
+  if (want('layering')) results.layering = await benchLayering(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }

@@ -14,6 +14,7 @@ import { readManifestBytes } from './graph.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import type { ProductInfo } from '../osimage/format.js';
 import { printable } from '../util/printable.js';
+import { readComponents } from '../image/layering/annotations.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
 const maxConfigBytes = 4 << 20;
@@ -24,6 +25,8 @@ export interface BlobSummary {
   size: number;
   mediaType: string;
   title?: string;
+  /** The components a layer holds (`image build --layering components`). */
+  components?: string[];
 }
 
 /** The summary part of {@link Inspection}. */
@@ -68,7 +71,21 @@ async function readJsonBlob(store: ContentStore, desc: Descriptor): Promise<unkn
   }
 }
 
-const blob = (d: Descriptor): BlobSummary => ({ digest: d.digest, size: d.size, mediaType: d.mediaType, ...(d.annotations?.[Annotation.title] ? { title: d.annotations[Annotation.title] } : {}) });
+const blob = (d: Descriptor): BlobSummary => ({
+  digest: d.digest, size: d.size, mediaType: d.mediaType,
+  ...(d.annotations?.[Annotation.title] ? { title: d.annotations[Annotation.title] } : {}),
+  ...(readComponents(d) ? { components: readComponents(d) } : {}),
+});
+
+/** A layer's components for the table: as many names as fit in about 100 characters. */
+function componentsCell(names: string[]): string {
+  let out = '';
+  for (const [i, n] of names.entries()) {
+    if (out.length + n.length > 100) return `${out} …+${names.length - i}`;
+    out += (out ? ' ' : '') + n;
+  }
+  return out;
+}
 
 /** Reads and summarizes the manifest or index `root` in `store`. */
 export async function inspect(store: ContentStore, root: Descriptor, reference: string): Promise<Inspection> {
@@ -154,7 +171,9 @@ export function renderSummary(s: InspectSummary): string {
   if (s.payloads) {
     lines.push('', table(['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'], s.payloads.map((p) => [p.name, formatSize(p.size), formatSize(p.storedSize), p.compression, String(p.chunkCount)])));
   } else if (s.layers) {
-    lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType])));
+    if (s.layers.some((l) => l.components)) {
+      lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE', 'COMPONENTS'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType, componentsCell(l.components ?? [])])));
+    } else lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType])));
   }
   if (s.manifests) {
     lines.push('', table(['MANIFEST', 'PLATFORM', 'SIZE', 'MEDIA TYPE'], s.manifests.map((m) => [m.digest, plat(m.platform) ?? m.artifactType ?? '-', String(m.size), m.mediaType])));

@@ -20,6 +20,7 @@ import type { NormalizeOptions } from './normalize.js';
 import { defaultPlatform } from './platform.js';
 import type { ImageSource } from './source.js';
 import type { LeftOutPath } from './tree.js';
+import { pushComponentLayers, type ComponentLayer, type ComponentLayering } from './layering/build-layers.js';
 
 /** Options of {@link buildImage}. Zero values mean the defaults. */
 export interface ImageBuildOptions extends CompressionOptions {
@@ -37,6 +38,8 @@ export interface ImageBuildOptions extends CompressionOptions {
   normalize?: NormalizeOptions;
   /** Paths being written (the destination), left out of directory layers. */
   leaveOut?: LeftOutPath[];
+  /** `components`: the first input (a directory) becomes many layers by what its files belong to (layering/). */
+  layering?: ComponentLayering & { mode: 'components' };
   /** Base blobs copied at once (default 4). */
   jobs?: number;
   signal?: AbortSignal;
@@ -50,6 +53,11 @@ export interface ImageLayer {
   mediaType: string;
   /** `base` (reused from the base image) or the directory or tar file it was built from. */
   source: string;
+  /** With --layering components: the components it holds, and whether it was kept from the previous image. */
+  components?: string[];
+  reused?: boolean;
+  status?: ComponentLayer['status'];
+  annotations?: Record<string, string>;
 }
 
 /** What {@link buildImage} stored. */
@@ -112,10 +120,15 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   const copying = base ? copyBlobs(base.store, store, copied, { jobs: options.jobs, signal: copySignal }) : Promise.resolve([]);
   copying.catch(() => undefined); // awaited below; a layer failure must not leave it unhandled
 
-  const built: BuiltLayer[] = [];
+  const built: Array<BuiltLayer & Partial<ComponentLayer>> = [];
   const skipped: string[] = [];
   try {
-    for (const path of inputs) {
+    for (const [n, path] of inputs.entries()) {
+      if (n === 0 && options.layering?.mode === 'components') {
+        if ((await checkLayerPath(path)) !== 'directory') throw new OciError('INVALID_ARGUMENT', `${path}: --layering components needs a directory`);
+        built.push(...(await pushComponentLayers(store, path, options.layering, layerOptions)));
+        continue;
+      }
       if (baseDiffIds.size > 0) {
         // One cheap hashing pass so a layer the base already has is neither compressed nor stored.
         const { diffID } = await layerDiffId(path, layerOptions);
@@ -162,7 +175,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: configDescriptor,
-    layers: [...baseLayers.map(baseLayerDescriptor), ...built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))],
+    layers: [...baseLayers.map(baseLayerDescriptor), ...built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations && { annotations: l.annotations }) }))],
   };
   // A prototype-less map: any key is kept, and it is written with its keys sorted.
   if (Object.keys(annotations).length > 0) manifest.annotations = annotations;
@@ -175,6 +188,10 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   const layers: ImageLayer[] = manifest.layers.map((l, i) => ({
     digest: l.digest, size: l.size, mediaType: l.mediaType, diffID: diffIds[i]!,
     source: i < baseLayers.length ? 'base' : built[i - baseLayers.length]!.source,
+    ...(i >= baseLayers.length && built[i - baseLayers.length]!.components && {
+      components: built[i - baseLayers.length]!.components, reused: built[i - baseLayers.length]!.reused,
+      status: built[i - baseLayers.length]!.status, annotations: built[i - baseLayers.length]!.annotations,
+    }),
   }));
   // The DiffID pass and the build pass read the same inputs: report each warning once.
   return { manifest: manifestBytes, descriptor, config: configBytes, configDescriptor, layers, skipped, baseBlobs, warnings: [...new Set(warnings)] };

@@ -10,6 +10,7 @@ import { parseCommand, parseKeyValue, parsePort, parseStopSignal, type ConfigOve
 import { resolveCompression, type LayerCompression } from './compress.js';
 import { compileExcludes, parseOwner, parseSourceDateEpoch } from './normalize.js';
 import { parsePlatform } from './platform.js';
+import { checkMaxLayers } from './layering/build-layers.js';
 
 /** Raw values of `image build`. */
 export interface ImageBuildInputs {
@@ -32,6 +33,10 @@ export interface ImageBuildInputs {
   sourceDateEpoch?: string;
   owner?: string;
   exclude?: string[];
+  /** `inputs` (default: one layer per --rootfs/--layer) or `components`. */
+  layering?: string;
+  maxLayers?: number;
+  previous?: string;
 }
 
 /** Parses `K=V` values into ordered pairs. */
@@ -67,6 +72,7 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
     : parseSourceDateEpoch(epochText, v.sourceDateEpoch !== undefined ? '--source-date-epoch' : 'SOURCE_DATE_EPOCH');
   const { compression, level } = resolveCompression({ compression: (v.layerCompression ?? 'gzip') as LayerCompression, level: v.compressionLevel });
   const annotations = jsonMap(keyValues(v.annotation, '--annotation'));
+  const layering = layeringFromInputs(v);
   return {
     layers,
     base: v.base,
@@ -75,10 +81,24 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
     annotations,
     compression,
     level,
+    ...(layering && { layering }),
     normalize: {
       sourceDateEpoch,
       owner: v.owner !== undefined ? parseOwner(v.owner) : undefined,
       exclude: compileExcludes(v.exclude),
     },
   };
+}
+
+/** `--layering`, `--max-layers` and `--previous`: undefined for the default, one layer per input. */
+function layeringFromInputs(v: ImageBuildInputs): ImageBuildToOptions['layering'] {
+  const mode = v.layering ?? 'inputs';
+  if (mode !== 'inputs' && mode !== 'components') throw new OciError('INVALID_ARGUMENT', `invalid --layering "${mode}": use inputs or components`);
+  if (mode === 'inputs') {
+    if (v.maxLayers !== undefined || v.previous !== undefined) throw new OciError('USAGE', '--max-layers and --previous go with --layering components');
+    return undefined;
+  }
+  if (v.rootfs === undefined) throw new OciError('USAGE', '--layering components layers the --rootfs directory: give --rootfs DIR');
+  if (v.previous === '') throw new OciError('USAGE', '--previous needs an image: a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]');
+  return { mode, maxLayers: checkMaxLayers(v.maxLayers), ...(v.previous !== undefined && { previous: v.previous }) };
 }

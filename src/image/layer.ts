@@ -93,7 +93,15 @@ export async function layerDiffId(path: string, options: LayerBuildOptions = {})
 }
 
 /** Builds a layer and stores it with `store.pushStream`. */
-export async function pushLayer(store: ContentStore, path: string, options: LayerBuildOptions = {}): Promise<BuiltLayer> {
+export function pushLayer(store: ContentStore, path: string, options: LayerBuildOptions = {}): Promise<BuiltLayer> {
+  return pushEntries(store, () => layerEntries(path, options), path, options);
+}
+
+/**
+ * Stores the layer holding the entries `entries()` yields (called again for
+ * each opening the store needs); `source` names it in the report and errors.
+ */
+export async function pushEntries(store: ContentStore, entries: () => AsyncIterable<EntryWithContent>, source: string, options: LayerBuildOptions = {}): Promise<BuiltLayer> {
   const { compression, level } = resolveCompression(options);
   const mediaType = layerMediaType(compression);
   // Every opening of the layer hashes its own tar stream; the bytes are the same each time, so
@@ -106,11 +114,11 @@ export async function pushLayer(store: ContentStore, path: string, options: Laye
       // The compressed frames come back as native buffers that V8 barely weighs; pacing on them keeps
       // dead ones from piling up (about 20 MiB of peak RSS on a 1 GiB layer).
       const pool = new BufferPool(ZSTD_FRAME);
-      return paced(zstdFrames(hashed(tarFrames(layerEntries(path, options), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give), new GcPacer());
+      return paced(zstdFrames(hashed(tarFrames(entries(), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give), new GcPacer());
     }
-    return compressLayer(hashed(layerTar(path, options), counter, options.signal), { compression, level });
+    return compressLayer(hashed(writeTar(entries()), counter, options.signal), { compression, level });
   };
   const stored = await store.pushStream(open(), { mediaType, reopen: open, signal: options.signal });
-  if (counter.size === 0) throw new OciError('INTERNAL', `layer ${path}: the store finished without reading the layer`);
-  return { digest: stored.digest, size: stored.size, diffID: counter.digest(), mediaType, tarSize: counter.size, source: path };
+  if (counter.size === 0) throw new OciError('INTERNAL', `layer ${source}: the store finished without reading the layer`);
+  return { digest: stored.digest, size: stored.size, diffID: counter.digest(), mediaType, tarSize: counter.size, source };
 }

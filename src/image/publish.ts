@@ -11,14 +11,16 @@ import { OciError, InterruptedError } from '../errors.js';
 import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../copy/locations.js';
 import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
-import { openImage } from './source.js';
+import { openImage, type ImageSource } from './source.js';
 import { archiveLockFile, besideArchivePrefix } from '../ocilayout/archive.js';
 import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */
-export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base'> {
+export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base' | 'layering'> {
   /** Location of the base image (registry reference, `oci:` or `oci-archive:`). */
   base?: string;
+  /** As in ImageBuildOptions, with the previous image named by its location. */
+  layering?: Omit<NonNullable<ImageBuildOptions['layering']>, 'previous'> & { previous?: string };
 }
 
 /** What {@link buildImageTo} wrote. */
@@ -56,12 +58,16 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
   // Inputs first, so a typo fails before anything is opened or created.
   for (const path of options.layers ?? []) await checkLayerPath(path);
   const base = options.base ? await openImage(options.base, { ...locations, platform: options.platform }) : undefined;
+  let previous: ImageSource | undefined;
   try {
+    // Read before anything is written: an unreadable previous image fails the build with nothing left behind.
+    if (options.layering?.previous) previous = await openImage(options.layering.previous, { ...locations, platform: options.platform });
+    const layering = options.layering && { ...options.layering, previous };
     const out = await openLocationForWriting(dest, locations);
     try {
       // A destination inside a directory input would be packed, temporary files and all.
       const leaveOut = [...(options.leaveOut ?? []), ...(await destinationPaths(out))];
-      const built = await buildImage(out.store, { ...options, base, leaveOut });
+      const built = await buildImage(out.store, { ...options, base, leaveOut, layering });
       options.signal?.throwIfAborted();
       if (out.tag) await out.store.tag(built.descriptor, out.tag);
       await out.commit();
@@ -75,6 +81,7 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
       await out.close();
     }
   } finally {
+    await previous?.location.close();
     await base?.location.close();
   }
 }

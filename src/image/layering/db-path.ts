@@ -1,0 +1,94 @@
+/**
+ * Paths that a package database names, checked and found in the scanned
+ * tree. A database names paths as the package installed them (`/bin/ls`),
+ * which on a merged-/usr tree lies behind a symlink (`bin -> usr/bin`):
+ * such a path is resolved inside the tree, symlinks followed as they would
+ * be with the tree as the root directory (`..` stops at the root, an
+ * absolute target starts from it). A path that leaves the tree by its own
+ * `..` components is an error in the database; a path the tree does not
+ * hold (a removed or diverted file) is not.
+ */
+import { OciError } from '../../errors.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsError } from '../../errors.js';
+import type { ScannedTree } from './tree-scan.js';
+
+/**
+ * The path a database line names, relative to the root and normalized
+ * (no `.`, no empty components, no trailing `/`); '' for the root itself.
+ * Throws INVALID_FORMAT naming the file and line for a path with `..`, a
+ * NUL, or (when `absolute`) one that does not start with `/`.
+ */
+export function checkedDbPath(text: string, file: string, line: number, absolute: boolean): string {
+  if (text.includes('\0') || (absolute && !text.startsWith('/'))) {
+    throw new OciError('INVALID_FORMAT', `${file}: line ${line} names "${text}", which is not an absolute path in the tree`);
+  }
+  const parts = text.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: line ${line} names "${text}", a path outside the tree`);
+  return parts.join('/');
+}
+
+const MAX_LINKS = 40;
+
+/** The index of the entry a normalized path names, following symlinks inside the tree; undefined when the tree does not hold it. */
+export function findInTree(tree: ScannedTree, path: string): number | undefined {
+  const direct = tree.index.get(path);
+  if (direct !== undefined || path === '') return direct;
+  let todo = path.split('/');
+  let done: string[] = [];
+  let links = 0;
+  while (todo.length > 0) {
+    const part = todo.shift()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const candidate = [...done, part].join('/');
+    const i = tree.index.get(candidate);
+    if (i === undefined) return undefined;
+    const e = tree.entries[i]!.entry;
+    // The last component is the entry itself (a symlink a package ships is not followed).
+    if (e.type === 'symlink' && todo.length > 0) {
+      if (++links > MAX_LINKS) return undefined;
+      const target = e.linkname ?? '';
+      todo = [...target.split('/'), ...todo];
+      if (target.startsWith('/')) done = [];
+      continue;
+    }
+    done.push(part);
+  }
+  return tree.index.get(done.join('/'));
+}
+
+/** One installed package and the paths (normalized, relative) it owns. */
+export interface PackageRecord {
+  name: string;
+  version?: string;
+  paths: string[];
+}
+
+/** What one package database says. */
+export interface PackageDb {
+  /** dpkg, apk, pacman or rpm: the component name prefix. */
+  kind: string;
+  /** The database file, relative to the root. */
+  file: string;
+  packages: PackageRecord[];
+}
+
+/** Whether the tree holds a regular file at `rel` (reached through real directories: the walk follows no symlink). */
+export function treeHasFile(tree: ScannedTree, rel: string): boolean {
+  const i = tree.index.get(rel);
+  return i !== undefined && tree.entries[i]!.entry.type === 'file';
+}
+
+/** Reads a database file of the tree as text. */
+export async function readDbFile(tree: ScannedTree, rel: string): Promise<string> {
+  try {
+    return await readFile(join(tree.root, rel), 'utf8');
+  } catch (err) {
+    throw fsError(err, join(tree.root, rel), 'read');
+  }
+}

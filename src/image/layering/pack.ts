@@ -1,0 +1,125 @@
+/**
+ * Packing units (components tied together by hard links) into at most
+ * `budget` layers.
+ *
+ * What an update costs is the bytes of every layer holding something that
+ * changed. Each unit changes with some probability p per update that the
+ * tree does not tell us well (a security suffix in a version is a weak
+ * hint), so we take p as equal for every package, and higher for volatile
+ * units (what no package owns: generated configuration, the package
+ * database itself), which change with almost every update. The expected
+ * cost of a layer is then about p × bytes × units: a layer mixing one large
+ * stable unit with many small ones is uploaded whenever any small one
+ * changes. Hence:
+ *
+ * 1. With no more units than layers, every unit gets its own layer.
+ * 2. Volatile units get their own layers (an eighth of the budget, at
+ *    least one), so they never drag a package along.
+ * 3. A unit of at least its fair share of the bytes (total / layers left)
+ *    gets a layer of its own (at most half of the budget go this way).
+ * 4. The rest is ordered by size class (factors of 4), then by name, and
+ *    cut into runs whose cost bytes × units stays near a target T: a run
+ *    ends after a unit once its cost reaches T and the unit's name hashes
+ *    to 0 mod 4, or at 4T, and always where the size class changes. T is
+ *    the smallest power of √2 that gives few enough runs.
+ *
+ * Stability: runs are contiguous in (class, name) order and their ends are
+ * chosen by the names near them (content-defined, as rsync and casync cut
+ * files), not by counting from the start, so adding or removing a unit
+ * changes its own run and, at most, the next run up to where the cut
+ * points meet again; T moves only when the total cost crosses a power of
+ * √2, and then every run of that list may move. The "layering" section of
+ * `npm run bench` measures how many layers one added package changes.
+ */
+import { createHash } from 'node:crypto';
+
+/** What the packer knows of a unit. */
+export interface PackUnit {
+  name: string;
+  /** Bytes of tar it adds. */
+  bytes: number;
+  volatile: boolean;
+}
+
+const byName = (units: PackUnit[]) => (a: number, b: number): number => {
+  const x = units[a]!.name;
+  const y = units[b]!.name;
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
+/** Size class: factors of 4 from 4 KiB. */
+export function sizeClass(bytes: number): number {
+  return Math.max(0, Math.floor(Math.log2(Math.max(bytes, 1) / 4096) / 2));
+}
+
+function nameHash(name: string): number {
+  return createHash('sha256').update(name).digest()[0]!;
+}
+
+/** Cuts `order` into runs of cost near `target` (see above); `classes` forces cuts where the size class changes. */
+function cut(units: PackUnit[], order: number[], target: number, classes: boolean, hashes: number[]): number[][] {
+  const runs: number[][] = [];
+  let run: number[] = [];
+  let bytes = 0;
+  for (let k = 0; k < order.length; k++) {
+    const u = order[k]!;
+    run.push(u);
+    bytes += units[u]!.bytes;
+    const cost = bytes * run.length;
+    const next = order[k + 1];
+    const classEnd = classes && next !== undefined && sizeClass(units[next]!.bytes) !== sizeClass(units[u]!.bytes);
+    if (next === undefined || classEnd || cost >= 4 * target || (cost >= target && hashes[k]! % 4 === 0)) {
+      runs.push(run);
+      run = [];
+      bytes = 0;
+    }
+  }
+  return runs;
+}
+
+/** Runs of `order` (already sorted), at most `budget` of them, with the smallest target that allows it. */
+export function contiguousRuns(units: PackUnit[], order: number[], budget: number, classes: boolean): number[][] {
+  if (order.length <= budget) return order.map((u) => [u]);
+  if (budget <= 1) return [order];
+  const hashes = order.map((u) => nameHash(units[u]!.name));
+  const total = order.reduce((s, u) => s + units[u]!.bytes, 0) * order.length;
+  for (const withClasses of classes ? [true, false] : [false]) {
+    for (let k = 0; ; k++) {
+      const target = Math.SQRT2 ** k;
+      const runs = cut(units, order, target, withClasses, hashes);
+      if (runs.length <= budget) return runs;
+      if (target > 4 * total) break;
+    }
+  }
+  return [order];
+}
+
+/** Packs `units` into at most `budget` (≥ 1) layers; returns each layer's unit indices, in layer order. */
+export function packUnits(units: PackUnit[], budget: number): number[][] {
+  const all = units.map((_, i) => i);
+  const volatile = all.filter((u) => units[u]!.volatile).sort(byName(units));
+  const stable = all.filter((u) => !units[u]!.volatile).sort(byName(units));
+  if (units.length <= budget) return [...stable, ...volatile].map((u) => [u]);
+  if (budget <= 1) return [[...stable, ...volatile]];
+  let volBudget = volatile.length === 0 ? 0 : stable.length === 0 ? budget : Math.min(volatile.length, Math.max(1, Math.floor(budget / 8)));
+  let stableBudget = budget - volBudget;
+  if (stable.length <= stableBudget) {
+    stableBudget = stable.length;
+    volBudget = budget - stableBudget;
+  }
+  // Units of their fair share or more, largest first, each on its own.
+  const own: number[] = [];
+  let rest = [...stable].sort((a, b) => units[b]!.bytes - units[a]!.bytes || byName(units)(a, b));
+  let restBytes = rest.reduce((s, u) => s + units[u]!.bytes, 0);
+  while (rest.length > 0 && own.length < Math.floor(stableBudget / 2) && stableBudget - own.length > 1) {
+    const u = rest[0]!;
+    if (units[u]!.bytes * (stableBudget - own.length) < restBytes) break;
+    own.push(u);
+    restBytes -= units[u]!.bytes;
+    rest = rest.slice(1);
+  }
+  own.sort(byName(units));
+  const ordered = rest.sort((a, b) => sizeClass(units[a]!.bytes) - sizeClass(units[b]!.bytes) || byName(units)(a, b));
+  const runs = contiguousRuns(units, ordered, stableBudget - own.length, true);
+  return [...own.map((u) => [u]), ...runs, ...contiguousRuns(units, volatile, volBudget, false)];
+}

@@ -1,0 +1,186 @@
+/**
+ * From an assignment to layers: components tied by hard links become one
+ * unit, every component gets a content digest, the layers of a previous
+ * image whose components are all unchanged are kept as they were, and the
+ * rest is packed (pack.ts). Each layer lists the entries it writes, in walk
+ * order: its own, and the directories above them, which carry the same
+ * metadata in every layer that needs them.
+ */
+import { createHash } from 'node:crypto';
+import { dirname } from 'node:path/posix';
+import { encodeTarHeader } from '../tar/header.js';
+import type { Assignment } from './assign.js';
+import { groupDigest, type PreviousLayer } from './annotations.js';
+import { packUnits, type PackUnit } from './pack.js';
+import { entryPath, type ScannedTree } from './tree-scan.js';
+
+/** One layer to write (or to take from the previous image). */
+export interface PlannedLayer {
+  /** Component indices. */
+  components: number[];
+  /** Entry indices, in walk order. */
+  entries: Uint32Array;
+  /** Bytes of tar (headers and padded content). */
+  bytes: number;
+  /** groupDigest of its components. */
+  content: string;
+  /** The previous image's layer it equals, when kept. */
+  previous?: PreviousLayer;
+}
+
+/** The plan, with what it was made from. */
+export interface LayerPlan {
+  layers: PlannedLayer[];
+  /** Content digest of each component. */
+  digests: Buffer[];
+  /** Previous layers kept, and previous layers with a plan. */
+  kept: number;
+  previousLayers: number;
+}
+
+/** Parent directory index of each entry (-1 at the top). */
+function parents(tree: ScannedTree): Int32Array {
+  const out = new Int32Array(tree.entries.length).fill(-1);
+  tree.entries.forEach((s, i) => {
+    const d = dirname(entryPath(s.entry));
+    if (d !== '.') out[i] = tree.index.get(d) ?? -1;
+  });
+  return out;
+}
+
+const tarBytes = (size: number) => 512 + Math.ceil(size / 512) * 512;
+
+/**
+ * Each component's content digest: its entries' tar headers and content
+ * digests in walk order, each preceded by the headers of directories above
+ * it not yet counted, so that equal digests mean equal bytes in any layer.
+ */
+function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array): Buffer[] {
+  const hashes = a.components.map(() => createHash('sha256'));
+  const seen = a.components.map(() => new Set<number>());
+  tree.entries.forEach((s, i) => {
+    const c = a.of[i]!;
+    const h = hashes[c]!;
+    const above: number[] = [];
+    for (let p = parent[i]!; p >= 0 && !seen[c]!.has(p); p = parent[p]!) above.push(p);
+    for (const p of above.reverse()) {
+      seen[c]!.add(p);
+      h.update('A').update(encodeTarHeader(tree.entries[p]!.entry));
+    }
+    seen[c]!.add(i);
+    h.update('E').update(encodeTarHeader(s.entry));
+    if (s.sha256) h.update(s.sha256);
+  });
+  return hashes.map((h) => h.digest());
+}
+
+/** Union-find over components: a hard link and its target are one unit. */
+function unitsOf(tree: ScannedTree, a: Assignment): Int32Array {
+  const up = new Int32Array(a.components.length).map((_, i) => i);
+  const find = (x: number): number => {
+    while (up[x] !== x) x = up[x] = up[up[x]!]!;
+    return x;
+  };
+  tree.entries.forEach((s, i) => {
+    if (s.entry.type !== 'link' || s.entry.linkname === undefined) return;
+    const t = tree.index.get(s.entry.linkname);
+    if (t === undefined) return;
+    const x = find(a.of[i]!);
+    const y = find(a.of[t]!);
+    if (x !== y) up[Math.max(x, y)] = Math.min(x, y);
+  });
+  return up.map((_, i) => find(i));
+}
+
+/** Plans the layers of `tree`: at most `maxLayers`, keeping what `previous` layers still hold unchanged. */
+export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, previous: PreviousLayer[] = []): LayerPlan {
+  const parent = parents(tree);
+  const digests = componentDigests(tree, a, parent);
+  const unitOf = unitsOf(tree, a);
+  const compBytes = new Float64Array(a.components.length);
+  tree.entries.forEach((s, i) => (compBytes[a.of[i]!] += tarBytes(s.entry.size)));
+  const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests[c]! })));
+
+  // Previous layers kept: every component still here, the same content, and no unit reaching outside.
+  const byName = new Map(a.components.map((c, i) => [c.name, i]));
+  const taken = new Uint8Array(a.components.length);
+  let kept: Array<{ comps: number[]; prev: PreviousLayer; bytes: number }> = [];
+  for (const prev of previous) {
+    const comps = prev.components?.map((n) => byName.get(n));
+    if (!comps || comps.length === 0 || comps.some((c) => c === undefined || taken[c])) continue;
+    const ids = comps as number[];
+    if (content(ids) !== prev.content) continue;
+    const units = new Set(ids.map((c) => unitOf[c]!));
+    const members = new Set(ids);
+    const whole = a.components.every((_, c) => !units.has(unitOf[c]!) || members.has(c));
+    if (!whole) continue;
+    for (const c of ids) taken[c] = 1;
+    kept.push({ comps: ids, prev, bytes: ids.reduce((s, c) => s + compBytes[c]!, 0) });
+  }
+  // The rest, as units.
+  const unitIndex = new Map<number, number>();
+  const units: Array<PackUnit & { comps: number[] }> = [];
+  const poolOf = (keptNow: typeof kept) => {
+    const inKept = new Set(keptNow.flatMap((k) => k.comps));
+    unitIndex.clear();
+    units.length = 0;
+    a.components.forEach((c, i) => {
+      if (inKept.has(i)) return;
+      const root = unitOf[i]!;
+      let u = unitIndex.get(root);
+      if (u === undefined) {
+        unitIndex.set(root, (u = units.length));
+        units.push({ name: c.name, bytes: 0, volatile: true, comps: [] });
+      }
+      const unit = units[u]!;
+      unit.comps.push(i);
+      unit.bytes += compBytes[i]!;
+      unit.volatile &&= c.volatile;
+      if (c.name < unit.name) unit.name = c.name;
+    });
+  };
+  poolOf(kept);
+  // Room for what changed: give up the smallest kept layers when the budget is spent.
+  while (units.length > 0 && kept.length > 0 && maxLayers - kept.length < Math.min(units.length, 2)) {
+    const smallest = kept.reduce((m, k, i) => (k.bytes < kept[m]!.bytes ? i : m), 0);
+    kept = kept.filter((_, i) => i !== smallest);
+    poolOf(kept);
+  }
+  const bins = units.length > 0 ? packUnits(units, maxLayers - kept.length) : [];
+  const groups = [
+    ...kept.map((k) => ({ comps: k.comps, prev: k.prev as PreviousLayer | undefined })),
+    ...bins.map((b) => ({ comps: b.flatMap((u) => units[u]!.comps), prev: undefined })),
+  ];
+  const layers = entriesOf(tree, a, parent, groups.map((g) => g.comps)).map((l, i) => ({
+    ...l, components: [...groups[i]!.comps].sort((x, y) => x - y), content: content(groups[i]!.comps), previous: groups[i]!.prev,
+  }));
+  return { layers, digests, kept: kept.length, previousLayers: previous.length };
+}
+
+/** The entries of each group: its components' and the directories above them, in walk order. */
+function entriesOf(tree: ScannedTree, a: Assignment, parent: Int32Array, groups: number[][]): Array<{ entries: Uint32Array; bytes: number }> {
+  const layerOf = new Int32Array(a.components.length).fill(-1);
+  groups.forEach((g, l) => g.forEach((c) => (layerOf[c] = l)));
+  const lists: number[][] = groups.map(() => []);
+  const stamp = new Int32Array(tree.entries.length).fill(-1);
+  // A directory may be wanted by several layers: stamp per layer while filling, walking each layer's entries.
+  const own: number[][] = groups.map(() => []);
+  tree.entries.forEach((_, i) => own[layerOf[a.of[i]!]!]!.push(i));
+  return own.map((mine, l) => {
+    const out = lists[l]!;
+    for (const i of mine) {
+      if (stamp[i] !== l) {
+        stamp[i] = l;
+        out.push(i);
+      }
+      for (let p = parent[i]!; p >= 0 && stamp[p] !== l; p = parent[p]!) {
+        stamp[p] = l;
+        out.push(p);
+      }
+    }
+    const entries = Uint32Array.from(out).sort();
+    let bytes = 1024;
+    for (const i of entries) bytes += tarBytes(tree.entries[i]!.entry.size);
+    return { entries, bytes };
+  });
+}

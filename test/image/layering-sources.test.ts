@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile, link } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
+import { assertPlanInvariants, assertUnpacksEqual, buildJson, readLayers } from './layering-helpers.js';
+import { packUnits, type PackUnit } from '../../src/image/layering/pack.js';
+
+async function put(root: string, rel: string, body: string | Buffer = `${rel}\n`): Promise<void> {
+  await mkdir(join(root, rel, '..'), { recursive: true });
+  await writeFile(join(root, rel), body);
+}
+
+const EPOCH = ['--source-date-epoch', '1700000000'];
+
+test('apk, pacman and Nix-shaped trees: each package or store path a component; a file larger than everything else alone', async (t) => {
+  const dir = await tempDir(t);
+  const tree = join(dir, 'tree');
+  // apk
+  await put(tree, 'lib/apk/db/installed', 'C:Q1abc\nP:musl\nV:1.2.5-r0\nF:lib\nR:ld-musl-x86_64.so.1\nR:libc.musl-x86_64.so.1\n\nP:busybox\nV:1.36.1-r2\nF:bin\nR:busybox\nF:etc\nR:busybox-paths\n\n');
+  for (const f of ['lib/ld-musl-x86_64.so.1', 'bin/busybox', 'etc/busybox-paths']) await put(tree, f);
+  await link(join(tree, 'lib/ld-musl-x86_64.so.1'), join(tree, 'lib/libc.musl-x86_64.so.1'));
+  // pacman
+  await put(tree, 'var/lib/pacman/local/zlib-1:1.3.1-2/desc', '%NAME%\nzlib\n\n%VERSION%\n1:1.3.1-2\n\n');
+  await put(tree, 'var/lib/pacman/local/zlib-1:1.3.1-2/files', '%FILES%\nusr/\nusr/lib/\nusr/lib/libz.so.1\n\n');
+  await put(tree, 'var/lib/pacman/local/pcre2-10.43-1/files', '%FILES%\nusr/lib/libpcre2-8.so\n\n');
+  await put(tree, 'usr/lib/libz.so.1');
+  await put(tree, 'usr/lib/libpcre2-8.so');
+  // Nix
+  await put(tree, 'nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12/bin/hello');
+  await put(tree, 'nix/store/1123456789abcdfghijklmnpqrsvwxyz-glibc-2.39/lib/libc.so.6');
+  // unclaimed, and one file larger than everything else
+  await put(tree, 'srv/data/big.img', pseudoRandom(17 << 20, 3));
+  await put(tree, 'srv/data/small.txt');
+
+  const layout = join(dir, 'out');
+  const r = await buildJson(['--rootfs', tree, '--layering', 'components', ...EPOCH, '-o', `oci:${layout}:v1`]);
+  const layers = await readLayers(layout, 'v1');
+  assertPlanInvariants(layers);
+  const all = layers.flatMap((l) => l.components).sort();
+  for (const c of ['apk:musl', 'apk:busybox', 'pacman:zlib', 'pacman:pcre2', 'nix:0123456789abcdfghijklmnpqrsvwxyz-hello-2.12',
+    'nix:1123456789abcdfghijklmnpqrsvwxyz-glibc-2.39', 'file:srv/data/big.img', 'dir:srv/data']) assert.ok(all.includes(c), `${c} in ${all.join(' ')}`);
+  const big = layers.find((l) => l.components.includes('file:srv/data/big.img'))!;
+  assert.deepEqual(big.components, ['file:srv/data/big.img'], 'the large file is a layer of its own');
+  const musl = layers.find((l) => l.components.includes('apk:musl'))!;
+  assert.ok(musl.entries.has('lib/libc.musl-x86_64.so.1') && musl.entries.has('lib/ld-musl-x86_64.so.1'));
+  const hello = layers.find((l) => l.components.includes('nix:0123456789abcdfghijklmnpqrsvwxyz-hello-2.12'))!;
+  assert.ok(hello.entries.has('nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12/bin/hello'));
+  assert.equal(r.layers.length, layers.length);
+  await assertUnpacksEqual(dir, layout, 'v1', tree);
+
+  // --max-layers 2: the large file keeps its layer, everything else shares the other.
+  const two = await buildJson(['--rootfs', tree, '--layering', 'components', '--max-layers', '2', ...EPOCH, '-o', `oci:${layout}:two`]);
+  assert.equal(two.layers.length, 2);
+  assertPlanInvariants(await readLayers(layout, 'two'));
+  const one = await buildJson(['--rootfs', tree, '--layering', 'components', '--max-layers', '1', ...EPOCH, '-o', `oci:${layout}:one`]);
+  assert.equal(one.layers.length, 1);
+  await assertUnpacksEqual(dir, layout, 'one', tree);
+});
+
+test('packing: at most the budget; a large unit alone; one added unit changes few layers', () => {
+  const units: PackUnit[] = [];
+  let x = 7;
+  for (let i = 0; i < 400; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    units.push({ name: `deb:pkg${String(i).padStart(3, '0')}`, bytes: 2 ** (12 + (x % 12)), volatile: false });
+  }
+  units.push({ name: 'dir:etc', bytes: 50_000, volatile: true }, { name: 'dir:var/lib', bytes: 900_000, volatile: true });
+  units.push({ name: 'deb:huge', bytes: 1 << 30, volatile: false });
+  const key = (us: PackUnit[], bins: number[][]) => new Set(bins.map((b) => b.map((u) => us[u]!.name).sort().join(' ')));
+  const before = packUnits(units, 64);
+  assert.ok(before.length <= 64);
+  assert.ok(before.some((b) => b.length === 1 && units[b[0]!]!.name === 'deb:huge'));
+  assert.ok(before.every((b) => b.every((u) => units[u]!.volatile) || b.every((u) => !units[u]!.volatile)), 'volatile units never share a layer with packages');
+  const added = [...units, { name: 'deb:pkg150a', bytes: 20_000, volatile: false }];
+  const after = key(added, packUnits(added, 64));
+  const old = key(units, before);
+  const changed = [...old].filter((b) => !after.has(b)).length;
+  assert.ok(changed <= 3, `adding one package changed ${changed} of ${old.size} layers`);
+  for (const budget of [1, 2, 3, 250]) assert.ok(packUnits(units, budget).length <= budget);
+});
