@@ -22,7 +22,8 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange, name: string, 
   };
   const range = parseRange(ex.req.headers.range, size);
   if (range === 'unsatisfiable') {
-    throw httpError(416, 'RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`,
+    // The spec's error table has no code for a range; SIZE_INVALID says the request does not fit the blob's size.
+    throw httpError(416, 'SIZE_INVALID', `range not satisfiable for a blob of ${size} bytes`,
       { size }, { 'Content-Range': `bytes */${size}` });
   }
   const { res } = ex;
@@ -126,7 +127,7 @@ function parseContentRange(req: IncomingMessage): { start: number; length: numbe
   if (h === undefined) return undefined;
   const m = /^(\d+)-(\d+)$/.exec(h.trim());
   if (!m || Number(m[2]) < Number(m[1])) {
-    throw httpError(416, 'RANGE_INVALID', `invalid Content-Range "${h}": expected <start>-<end>`, { contentRange: h });
+    throw httpError(416, 'BLOB_UPLOAD_INVALID', `invalid Content-Range "${h}": expected <start>-<end>`, { contentRange: h });
   }
   return { start: Number(m[1]), length: Number(m[2]) - Number(m[1]) + 1 };
 }

@@ -4,7 +4,10 @@
  */
 import type { ServerResponse } from 'node:http';
 
-/** Error codes from the distribution-spec error code table, plus RANGE_INVALID (416) and UNKNOWN (500) as CNCF distribution answers them. */
+/**
+ * Error codes from the distribution-spec error code table, plus UNKNOWN for
+ * failures of the registry itself (5xx), as CNCF distribution answers them.
+ */
 export type RegistryErrorCode =
   | 'BLOB_UNKNOWN'
   | 'BLOB_UPLOAD_INVALID'
@@ -20,7 +23,6 @@ export type RegistryErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
-  | 'RANGE_INVALID'
   | 'UNKNOWN';
 
 const defaultMessages: Record<RegistryErrorCode, string> = {
@@ -38,7 +40,6 @@ const defaultMessages: Record<RegistryErrorCode, string> = {
   DENIED: 'requested access to the resource is denied',
   UNSUPPORTED: 'the operation is unsupported',
   TOOMANYREQUESTS: 'too many requests',
-  RANGE_INVALID: 'invalid content range',
   UNKNOWN: 'unknown error',
 };
 

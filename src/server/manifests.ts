@@ -120,6 +120,7 @@ async function validate(ctx: RegistryContext, name: string, mediaType: string, b
 
 /** `PUT /v2/<name>/manifests/<reference>[?tag=...]`. */
 export async function putManifest(ctx: RegistryContext, ex: Exchange, name: string, reference: string): Promise<void> {
+  if (!isDigestReference(reference) && !tagRe.test(reference)) throw invalid(`invalid tag "${reference}"`, { tag: reference });
   const bytes = await readCapped(ex.req, ctx.maxManifestBytes);
   let body: Record<string, unknown>;
   try {
@@ -154,6 +155,10 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange, name: stri
 }
 
 async function resolve(ctx: RegistryContext, name: string, reference: string): Promise<ManifestRecord> {
+  // A reference that is no valid tag names no manifest: the registry does not have it.
+  if (!isDigestReference(reference) && !tagRe.test(reference)) {
+    throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
+  }
   const digest = isDigestReference(reference) ? reference : await ctx.storage.resolveTag(name, reference);
   const record = digest === undefined ? undefined : await ctx.storage.getManifest(name, digest);
   if (!record) throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
@@ -182,7 +187,7 @@ export async function getManifest(ctx: RegistryContext, ex: Exchange, name: stri
 export async function deleteManifest(ctx: RegistryContext, ex: Exchange, name: string, reference: string): Promise<void> {
   const found = isDigestReference(reference)
     ? await ctx.storage.deleteManifest(name, reference)
-    : await ctx.storage.deleteTag(name, reference);
+    : tagRe.test(reference) && (await ctx.storage.deleteTag(name, reference));
   if (!found) throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
   reply(ex.res, 202, {});
 }

@@ -262,7 +262,7 @@ export class UploadSessions {
    */
   async append(session: UploadSession, source: Readable, opts: AppendOptions = {}): Promise<number> {
     if (opts.start !== undefined && opts.start !== session.size) {
-      throw httpError(416, 'RANGE_INVALID', `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
+      throw httpError(416, 'BLOB_UPLOAD_INVALID', `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
         { start: opts.start, size: session.size }, progressHeaders(session));
     }
     if (opts.maxLength && opts.length !== undefined && opts.length > opts.maxLength) {
