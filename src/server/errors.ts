@@ -71,6 +71,24 @@ export function httpError(
   return new RegistryHttpError(status, code, message, detail, headers);
 }
 
+/** Whether a file-system error means the storage is full (no space, or a quota reached). */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * The answer to an error that is no RegistryHttpError: 507 when the storage
+ * is full (the client may retry once space is freed), 500 otherwise. The
+ * error's own message stays in the server: it may name paths.
+ */
+export function internalError(err: unknown, headers?: Record<string, string>): RegistryHttpError {
+  if (isStorageFull(err)) {
+    return httpError(507, 'UNKNOWN', 'insufficient storage: the registry has no space left', { reason: 'ENOSPC' }, headers);
+  }
+  return httpError(500, 'UNKNOWN', 'internal error');
+}
+
 /** Writes an error response unless headers were already sent (then the socket is closed). */
 export function sendError(res: ServerResponse, err: RegistryHttpError, withBody = true): void {
   if (res.headersSent) {

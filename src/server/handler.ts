@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BasicAuthenticator } from './auth.js';
 import { cancelUpload, deleteBlob, getBlob, patchUpload, putUpload, startUpload, uploadStatus } from './blobs.js';
 import { reply, type Exchange, type RegistryContext } from './context.js';
-import { httpError, RegistryHttpError, sendError } from './errors.js';
+import { httpError, internalError, RegistryHttpError, sendError } from './errors.js';
 import { deleteManifest, getManifest, listReferrers, listTags, putManifest } from './manifests.js';
 import { parseRoute, type Route } from './routes.js';
 import { RegistryStorage } from './storage.js';
@@ -120,12 +120,13 @@ async function handle(
     if (!route) throw httpError(404, 'UNSUPPORTED', `no such endpoint ${ex.url.pathname}`);
     await dispatch(ctx, ex, route, req.method ?? 'GET');
   } catch (err) {
-    if (err instanceof RegistryHttpError) {
-      sendError(res, err, req.method !== 'HEAD');
-    } else if (req.destroyed || res.destroyed) {
+    try {
+      // A request whose body was read to the end counts as destroyed too, so
+      // only the connection tells whether an answer can still be delivered.
+      if (res.destroyed || req.socket.destroyed) res.destroy();
+      else sendError(res, err instanceof RegistryHttpError ? err : internalError(err), req.method !== 'HEAD');
+    } catch {
       res.destroy();
-    } else {
-      sendError(res, httpError(500, 'UNKNOWN', 'internal error'));
     }
   }
 }

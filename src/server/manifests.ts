@@ -42,12 +42,46 @@ async function readCapped(req: IncomingMessage, max: number): Promise<Buffer> {
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Not destroyed when refused midway, so the 413 still reaches the client.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > max) throw httpError(413, 'SIZE_INVALID', `manifest exceeds the limit of ${max} bytes`, { limit: max });
+    if (total > max) {
+      req.resume();
+      throw httpError(413, 'SIZE_INVALID', `manifest exceeds the limit of ${max} bytes`, { limit: max });
+    }
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Deepest nesting of objects and arrays a manifest may have. Real manifests
+ * nest four or five levels; much deeper JSON only serves to exhaust the
+ * stack of whatever walks it later.
+ */
+export const maxManifestDepth = 64;
+
+/**
+ * Throws 400 MANIFEST_INVALID when the JSON text nests objects and arrays
+ * deeper than {@link maxManifestDepth}. A single pass over the bytes,
+ * skipping strings, before anything parses them.
+ */
+function checkDepth(bytes: Uint8Array): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxManifestDepth) throw invalid(`manifest nests deeper than ${maxManifestDepth} levels`, { limit: maxManifestDepth });
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
 }
 
 function checkDescriptor(d: unknown, where: string): DescriptorLike {
@@ -122,6 +156,7 @@ async function validate(ctx: RegistryContext, name: string, mediaType: string, b
 export async function putManifest(ctx: RegistryContext, ex: Exchange, name: string, reference: string): Promise<void> {
   if (!isDigestReference(reference) && !tagRe.test(reference)) throw invalid(`invalid tag "${reference}"`, { tag: reference });
   const bytes = await readCapped(ex.req, ctx.maxManifestBytes);
+  checkDepth(bytes);
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;

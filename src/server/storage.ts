@@ -17,7 +17,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 
@@ -42,9 +42,39 @@ function isNotFound(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** Flushes a directory, so that a rename or a new entry in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Filesystem-backed blob, manifest, tag and referrer storage. */
 export class RegistryStorage {
+  /** Per digest, the tail of the commits of that content, run one at a time. */
+  private readonly digestLocks = new Map<string, Promise<unknown>>();
+
   constructor(readonly root: string) {}
+
+  /**
+   * Runs `fn` once every earlier commit of `digest` has finished, so that a
+   * manifest put undoing itself cannot remove the bytes another request is
+   * committing under the same address.
+   */
+  private async withDigest<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.digestLocks.get(digest) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.digestLocks.set(digest, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.digestLocks.get(digest) === tail) this.digestLocks.delete(digest);
+    }
+  }
 
   /** Creates the top-level directories. */
   async init(): Promise<void> {
@@ -178,17 +208,51 @@ export class RegistryStorage {
     return createReadStream(this.blobPath(digest), range);
   }
 
-  /** Stores a manifest's bytes and record, links it as a blob, indexes its subject and points tags at it. */
+  /**
+   * Stores a manifest's bytes and record, links it as a blob, indexes its
+   * subject and points tags at it. Either all of it is stored or, when a
+   * step fails, what the earlier steps changed is undone and the error
+   * thrown: a failed put leaves no blob, link, record or tag behind.
+   */
   async putManifest(name: string, bytes: Uint8Array, record: ManifestRecord, tags: string[]): Promise<void> {
-    if ((await this.blobSize(record.digest)) === undefined) await this.writeAtomic(this.blobPath(record.digest), bytes);
-    await this.linkBlob(name, record.digest);
-    await this.writeAtomic(this.manifestFile(name, record.digest), JSON.stringify(record));
-    if (record.subject) {
-      const dir = this.referrersDir(name, record.subject);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, hexOf(record.digest)), '');
-    }
-    for (const tag of tags) await this.writeAtomic(this.tagFile(name, tag), record.digest);
+    // Serialized before anything is written, so a record that cannot be written stores nothing.
+    const recordJson = JSON.stringify(record);
+    await this.withDigest(record.digest, async () => {
+      const undo: Array<() => Promise<unknown>> = [];
+      try {
+        if ((await this.blobSize(record.digest)) === undefined) {
+          await this.writeAtomic(this.blobPath(record.digest), bytes);
+          undo.push(() => rm(this.blobPath(record.digest), { force: true }));
+        }
+        if ((await this.repoBlobSize(name, record.digest)) === undefined) {
+          await this.linkBlob(name, record.digest);
+          undo.push(() => this.unlinkBlob(name, record.digest));
+        }
+        const manifestFile = this.manifestFile(name, record.digest);
+        const previousRecord = await readFile(manifestFile).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        });
+        await this.writeAtomic(manifestFile, recordJson);
+        undo.push(() => (previousRecord === undefined ? rm(manifestFile, { force: true }) : this.writeAtomic(manifestFile, previousRecord)));
+        if (record.subject) {
+          const entry = join(this.referrersDir(name, record.subject), hexOf(record.digest));
+          if ((await stat(entry).catch(() => undefined)) === undefined) {
+            await mkdir(dirname(entry), { recursive: true });
+            await writeFile(entry, '');
+            undo.push(() => rm(entry, { force: true }));
+          }
+        }
+        for (const tag of tags) {
+          const previous = await this.resolveTag(name, tag);
+          await this.writeAtomic(this.tagFile(name, tag), record.digest);
+          undo.push(() => (previous === undefined ? this.deleteTag(name, tag) : this.writeAtomic(this.tagFile(name, tag), previous)));
+        }
+      } catch (err) {
+        for (const step of undo.reverse()) await step().catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /** The record of a manifest stored in `name`, or undefined. */
