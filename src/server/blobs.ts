@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
-import { httpError } from './errors.js';
+import { httpError, RegistryHttpError } from './errors.js';
 import { checkDigest, checkName } from './routes.js';
 import { progressHeaders } from './uploads.js';
 
@@ -109,6 +109,8 @@ export async function startUpload(ctx: RegistryContext, ex: Exchange, name: stri
         await ctx.uploads.finish(session, digest);
       } catch (err) {
         await ctx.uploads.cancel(session);
+        // The session is gone: its Location and Range would point nowhere.
+        if (err instanceof RegistryHttpError && err.status === 507) throw httpError(err.status, err.code, err.message, err.detail);
         throw err;
       }
     });

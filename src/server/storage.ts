@@ -13,7 +13,8 @@
  *
  * Underscore-prefixed directories cannot collide with name components,
  * which the grammar makes start with `[a-z0-9]`. Every file is written to
- * `tmp/` first and renamed, so readers never see a partial file.
+ * `tmp/` first, flushed to disk and renamed, so readers never see a partial
+ * file, nor after a crash a name pointing at bytes that never reached the disk.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
@@ -129,17 +130,29 @@ export class RegistryStorage {
     return join(this.repoDir(name), '_referrers', 'sha256', hexOf(subject));
   }
 
-  /** Writes a file atomically (temp file + rename), creating parents. */
+  /**
+   * Writes a file atomically, creating parents: the bytes go to a temp
+   * file, which is flushed to disk and renamed into place. On any failure
+   * the temp file is removed and `path` keeps what it had.
+   */
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
     const tmp = this.tmpPath();
-    await writeFile(tmp, data);
     try {
+      const fh = await open(tmp, 'wx');
+      try {
+        // writeFile goes on until every byte is written or a write fails.
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await mkdir(dirname(path), { recursive: true });
       await rename(tmp, path);
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
+    await syncDir(dirname(path));
   }
 
   /** Size of a stored blob, or undefined when the registry does not have it. */
@@ -195,12 +208,17 @@ export class RegistryStorage {
   }
 
   /**
-   * Moves a verified file to its content address with one atomic rename.
-   * When the blob is already stored it is replaced by identical bytes, so
-   * concurrent readers see either copy, never a partial file.
+   * Moves a verified file, already flushed to disk, to its content address
+   * with one atomic rename and links it into repository `name`. When the
+   * blob is already stored it is replaced by identical bytes, so concurrent
+   * readers see either copy, never a partial file.
    */
-  async commitBlobFile(tmpFile: string, digest: string): Promise<void> {
-    await rename(tmpFile, this.blobPath(digest));
+  async commitBlob(tmpFile: string, name: string, digest: string): Promise<void> {
+    await this.withDigest(digest, async () => {
+      await rename(tmpFile, this.blobPath(digest));
+      await syncDir(dirname(this.blobPath(digest)));
+      await this.linkBlob(name, digest);
+    });
   }
 
   /** A read stream over a blob, optionally a byte range (inclusive end). */
