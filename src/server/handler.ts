@@ -58,8 +58,8 @@ export interface RegistryHandlerOptions {
   maxUploadSessions?: number;
 }
 
-/** A node:http request listener. */
-export type RegistryRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** A node:http request listener; `close` stops what the handler runs besides requests (the bcrypt threads). */
+export type RegistryRequestHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { close?(): Promise<void> };
 
 /** Default largest manifest: 4 MiB, the size the distribution-spec says registries should accept. */
 export const defaultMaxManifestBytes = 4 * 1024 * 1024;
@@ -78,7 +78,7 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
     limits: { chunkMinLength: options.chunkMinLength, chunkMaxLength: options.chunkMaxLength },
     maxManifestBytes: options.maxManifestBytes || defaultMaxManifestBytes,
   };
-  return (req, res) => {
+  const listener: RegistryRequestHandler = (req, res) => {
     const started = Date.now();
     let url: URL;
     try {
@@ -103,6 +103,10 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
     }
     void handle(ctx, auth, options.hooks, { req, res, url });
   };
+  listener.close = async () => {
+    await auth?.close();
+  };
+  return listener;
 }
 
 async function handle(
