@@ -137,7 +137,8 @@ export class UploadSessions {
     await this.sweepIfDue();
     let session = this.sessions.get(id);
     if (session && this.expired(session, Date.now())) {
-      await this.drop(session);
+      // Expired whether or not its files can be removed now; a later sweep tries again.
+      await this.drop(session).catch(() => undefined);
       session = undefined;
     }
     session ??= await this.restore(id);
@@ -161,7 +162,9 @@ export class UploadSessions {
     const now = Date.now();
     if (!this.sweeping && now - this.lastSweep >= intervalMs) {
       this.lastSweep = now;
-      this.sweeping = this.sweep().finally(() => {
+      // Requests wait for the sweep, but its failures are not theirs: a
+      // session that cannot be removed now is tried again at the next sweep.
+      this.sweeping = this.sweep().catch(() => undefined).finally(() => {
         this.sweeping = undefined;
       });
     }
@@ -179,7 +182,7 @@ export class UploadSessions {
       const now = Date.now();
       const session = this.sessions.get(id);
       if (session) {
-        if (this.expired(session, now)) await this.drop(session);
+        if (this.expired(session, now)) await this.drop(session).catch(() => undefined);
         continue;
       }
       if (!idRe.test(id)) continue;
@@ -190,8 +193,8 @@ export class UploadSessions {
       } catch {
         // No data file (half created or half removed): an old directory goes all the same.
       }
-      // Restored meanwhile: that request decides.
-      if (!this.sessions.has(id)) await rm(dir, { recursive: true, force: true });
+      // Restored meanwhile: that request decides. One that cannot be removed does not stop the sweep.
+      if (!this.sessions.has(id)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
