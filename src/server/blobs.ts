@@ -5,6 +5,7 @@
  * streamed PATCH, status GET, cancel and cross-repository mount.
  */
 import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
 import { httpError, RegistryHttpError } from './errors.js';
 import { checkDigest, checkName } from './routes.js';
@@ -40,18 +41,13 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange, name: string, 
     res.end();
     return;
   }
-  const stream = ctx.storage.openBlob(digest, range ?? undefined);
-  await new Promise<void>((resolve) => {
-    stream.on('error', () => {
-      res.destroy();
-      resolve();
-    });
-    res.on('close', () => {
-      stream.destroy();
-      resolve();
-    });
-    stream.pipe(res);
-  });
+  try {
+    await pipeline(ctx.storage.openBlob(digest, range ?? undefined), res);
+  } catch {
+    // The file could not be read, or the client went away: either way the
+    // response cannot be completed, and pipeline has closed both ends.
+    res.destroy();
+  }
 }
 
 /**
