@@ -6,7 +6,9 @@ export default class RegistryServe extends BaseCommand {
   static override summary = 'Serve an OCI distribution registry from a directory.';
   static override description = `Speaks the OCI distribution-spec v1.1 (pull, push with chunked and monolithic uploads, cross-repository mounts, tags, referrers), storing blobs and manifests under --root. Plain HTTP: put a TLS proxy in front of it to serve beyond the local machine.
 
-With --htpasswd, every request needs Basic credentials from that file (bcrypt hashes, as written by htpasswd -B).
+With --htpasswd, every request needs Basic credentials from that file (bcrypt hashes, as written by htpasswd -B). Passwords are checked on worker threads; after 10 failed logins within a minute from one address, or for one user name, further attempts get 429 with Retry-After until the minute is over, while clients already logged in carry on.
+
+When the disk fills up, uploads answer 507 and keep the bytes already stored: the client can resume from the offset the upload reports once space is freed.
 
 Prints the URL it listens on (with --json: {"url", "address", "root"}), then serves until SIGINT or SIGTERM.`;
   static override examples = [

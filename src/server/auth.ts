@@ -6,18 +6,20 @@
  * credentials, never the password itself) so that bcrypt's cost is paid once
  * per user and password, not on every request.
  *
- * bcryptjs runs on the event loop, so verification is also what an attacker
- * can make expensive: an unknown user costs as much as a wrong password
- * (otherwise the answer time tells which users exist), at most a couple of
- * verifications run at once (so a burst of guesses delays other requests
- * instead of stalling them) and an address that keeps failing gets its 401s
- * slowed down.
+ * bcrypt is what an attacker can make expensive, so it runs on worker
+ * threads (a burst of guesses never stalls the thread serving requests),
+ * an unknown user costs as much as a wrong password (otherwise the answer
+ * time tells which users exist), and guessing is throttled before any
+ * bcrypt work: an address or a user name with too many failed (or still
+ * running) checks in the last minute is answered 429 at once, and so is
+ * every check while too many wait for a worker. A client whose credentials
+ * were verified is answered from the cache without any of that.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
-import pLimit from 'p-limit';
 import { OciError, fsError } from '../errors.js';
+import { BcryptPool } from './bcrypt-pool.js';
 import { httpError, type RegistryHttpError } from './errors.js';
 
 /** The challenge sent with every 401. */
@@ -27,15 +29,13 @@ export const basicChallenge = 'Basic realm="oci-os"';
 const verifiedTtlMs = 5 * 60 * 1000;
 /** Most remembered verifications; the oldest goes first. */
 const maxVerified = 1000;
-/** bcrypt comparisons running at once; the rest wait their turn. */
-const maxConcurrentVerifications = 2;
-/** Failed attempts from one address within `failureWindowMs` before its 401s are delayed. */
+/** Failed (or running) checks of one address, or of one user name, within `failureWindowMs` before further checks are refused. */
 const failureThreshold = 10;
 const failureWindowMs = 60 * 1000;
-/** Delay of each 401 to an address over the threshold. */
-const failureDelayMs = 1000;
-/** Most addresses whose failures are tracked. */
-const maxTrackedAddresses = 10_000;
+/** Checks waiting for a worker beyond which new ones are refused at once. */
+const maxQueuedVerifications = 64;
+/** Most addresses and user names whose failures are tracked. */
+const maxTrackedKeys = 10_000;
 
 /**
  * Parses htpasswd text into user → bcrypt hash; lines with other hash kinds
@@ -75,6 +75,63 @@ function dummyHash(users: Map<string, string>): string {
   return bcrypt.genSaltSync(cost) + '.'.repeat(31);
 }
 
+/** Failure counts per key (an address or a user name) in a fixed window, with the checks still running. */
+class FailureThrottle {
+  private readonly entries = new Map<string, { since: number; failures: number; running: number }>();
+
+  /** Milliseconds until any of `keys` may be checked again; 0 when all may be now. */
+  blockedFor(keys: string[], now = Date.now()): number {
+    let wait = 0;
+    for (const key of keys) {
+      const e = this.entry(key, now, false);
+      if (e && e.failures + e.running >= failureThreshold) wait = Math.max(wait, e.since + failureWindowMs - now, 1);
+    }
+    return wait;
+  }
+
+  /** Counts a check starting for each key; `settle` it with the outcome. */
+  start(keys: string[]): (failed: boolean) => void {
+    const now = Date.now();
+    const entries = keys.map((k) => this.entry(k, now, true)!);
+    for (const e of entries) e.running++;
+    let settled = false;
+    return (failed) => {
+      if (settled) return;
+      settled = true;
+      for (const e of entries) {
+        e.running--;
+        if (failed) e.failures++;
+      }
+    };
+  }
+
+  /** Counts a failure that needed no check (malformed credentials). */
+  fail(key: string): void {
+    this.entry(key, Date.now(), true)!.failures++;
+  }
+
+  private entry(key: string, now: number, create: boolean): { since: number; failures: number; running: number } | undefined {
+    let e = this.entries.get(key);
+    if (e && now - e.since >= failureWindowMs) {
+      // A new window; checks still running carry over.
+      e.since = now;
+      e.failures = 0;
+      if (e.running === 0) {
+        this.entries.delete(key);
+        e = undefined;
+      }
+    }
+    if (e || !create) return e;
+    if (this.entries.size >= maxTrackedKeys) {
+      for (const [k, old] of this.entries) if (old.running === 0 && now - old.since >= failureWindowMs) this.entries.delete(k);
+      if (this.entries.size >= maxTrackedKeys) this.entries.delete(this.entries.keys().next().value!);
+    }
+    e = { since: now, failures: 0, running: 0 };
+    this.entries.set(key, e);
+    return e;
+  }
+}
+
 /** Checks `Authorization: Basic` headers against a set of users. */
 export class BasicAuthenticator {
   /** HMAC key of the verification cache, so that the cache holds nothing a password can be guessed from offline. */
@@ -84,13 +141,13 @@ export class BasicAuthenticator {
   /** Verifications in progress, shared by concurrent requests with the same credentials. */
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private readonly dummy: string;
-  /** Queues bcrypt comparisons so that at most `maxConcurrentVerifications` run at once. */
-  private readonly limit = pLimit(maxConcurrentVerifications);
-  /** Client address → failures in the current window. */
-  private readonly failures = new Map<string, { since: number; count: number }>();
+  /** The threads running bcrypt. */
+  private readonly pool: BcryptPool;
+  private readonly throttle = new FailureThrottle();
 
-  constructor(private readonly users: Map<string, string>) {
+  constructor(private readonly users: Map<string, string>, threads?: number) {
     this.dummy = dummyHash(users);
+    this.pool = new BcryptPool(threads);
   }
 
   /**
@@ -118,41 +175,60 @@ export class BasicAuthenticator {
     return this.users.size;
   }
 
+  /** Stops the bcrypt threads; checks still waiting for one fail. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
   /**
    * Resolves to nothing when the header carries valid credentials; throws
-   * 401 UNAUTHORIZED otherwise. `address` is the client's address, used to
-   * slow down repeated failures.
+   * 401 UNAUTHORIZED otherwise, or 429 TOOMANYREQUESTS (with Retry-After)
+   * without checking when the client's address or the user name failed too
+   * often lately. `address` is the client's address.
    */
   async check(header: string | undefined, address = ''): Promise<void> {
     const m = header ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header) : null;
     if (!m) throw unauthorized('authentication required');
     const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i >= 0) {
-      const key = createHmac('sha256', this.cacheKey).update(decoded).digest('hex');
-      const expires = this.verified.get(key);
-      if (expires !== undefined && expires > Date.now()) return;
-      this.verified.delete(key);
-      let pending = this.inFlight.get(key);
-      if (!pending) {
-        const hash = this.users.get(decoded.slice(0, i));
-        pending = this.verify(decoded.slice(i + 1), hash ?? this.dummy).then((ok) => ok && hash !== undefined);
-        this.inFlight.set(key, pending);
-        void pending.finally(() => this.inFlight.delete(key)).catch(() => undefined);
-      }
-      if (await pending) {
-        this.remember(key);
-        return;
-      }
+    const addressKey = `address ${address}`;
+    if (i < 0) {
+      this.throttle.fail(addressKey);
+      throw unauthorized('invalid credentials');
     }
-    const delay = this.recordFailure(address);
-    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    throw unauthorized('invalid credentials');
-  }
+    const key = createHmac('sha256', this.cacheKey).update(decoded).digest('hex');
+    const expires = this.verified.get(key);
+    if (expires !== undefined && expires > Date.now()) return;
+    this.verified.delete(key);
 
-  /** One bcrypt comparison, waiting while `maxConcurrentVerifications` others run. */
-  private verify(password: string, hash: string): Promise<boolean> {
-    return this.limit(() => bcrypt.compare(password, hash));
+    // A request with the same credentials as a check in progress waits for its outcome: no new work, no new guess.
+    const shared = this.inFlight.get(key);
+    if (shared) {
+      if (await shared) return;
+      throw unauthorized('invalid credentials');
+    }
+    const user = decoded.slice(0, i);
+    const keys = [addressKey, `user ${user}`];
+    const wait = this.throttle.blockedFor(keys);
+    if (wait > 0) throw tooMany('too many failed logins; try again later', wait);
+    if (this.pool.queued >= maxQueuedVerifications) throw tooMany('too many logins being checked; try again later', 1000);
+    const settle = this.throttle.start(keys);
+    let ok: boolean | undefined;
+    try {
+      const hash = this.users.get(user);
+      const pending = this.pool.compare(decoded.slice(i + 1), hash ?? this.dummy).then((match) => match && hash !== undefined);
+      this.inFlight.set(key, pending);
+      void pending.finally(() => this.inFlight.delete(key)).catch(() => undefined);
+      ok = await pending;
+    } finally {
+      // A check that could not run (a worker failed, the pool closed) is no failed login.
+      settle(ok === false);
+    }
+    if (ok) {
+      this.remember(key);
+      return;
+    }
+    throw unauthorized('invalid credentials');
   }
 
   private remember(key: string): void {
@@ -163,25 +239,12 @@ export class BasicAuthenticator {
     }
     this.verified.set(key, now + verifiedTtlMs);
   }
-
-  /** Counts a failure from `address`; returns how long to hold back its 401. */
-  private recordFailure(address: string): number {
-    const now = Date.now();
-    const entry = this.failures.get(address);
-    if (entry && now - entry.since < failureWindowMs) {
-      entry.count++;
-      return entry.count > failureThreshold ? failureDelayMs : 0;
-    }
-    this.failures.delete(address);
-    if (this.failures.size >= maxTrackedAddresses) {
-      for (const [a, e] of this.failures) if (now - e.since >= failureWindowMs) this.failures.delete(a);
-      if (this.failures.size >= maxTrackedAddresses) this.failures.delete(this.failures.keys().next().value!);
-    }
-    this.failures.set(address, { since: now, count: 1 });
-    return 0;
-  }
 }
 
 function unauthorized(message: string): RegistryHttpError {
   return httpError(401, 'UNAUTHORIZED', message, undefined, { 'WWW-Authenticate': basicChallenge });
+}
+
+function tooMany(message: string, waitMs: number): RegistryHttpError {
+  return httpError(429, 'TOOMANYREQUESTS', message, undefined, { 'Retry-After': String(Math.max(1, Math.ceil(waitMs / 1000))) });
 }

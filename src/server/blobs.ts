@@ -5,8 +5,9 @@
  * streamed PATCH, status GET, cancel and cross-repository mount.
  */
 import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
-import { httpError } from './errors.js';
+import { httpError, RegistryHttpError } from './errors.js';
 import { checkDigest, checkName } from './routes.js';
 import { progressHeaders } from './uploads.js';
 
@@ -22,7 +23,8 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange, name: string, 
   };
   const range = parseRange(ex.req.headers.range, size);
   if (range === 'unsatisfiable') {
-    throw httpError(416, 'RANGE_INVALID', `range not satisfiable for a blob of ${size} bytes`,
+    // The spec's error table has no code for a range; SIZE_INVALID says the request does not fit the blob's size.
+    throw httpError(416, 'SIZE_INVALID', `range not satisfiable for a blob of ${size} bytes`,
       { size }, { 'Content-Range': `bytes */${size}` });
   }
   const { res } = ex;
@@ -39,18 +41,13 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange, name: string, 
     res.end();
     return;
   }
-  const stream = ctx.storage.openBlob(digest, range ?? undefined);
-  await new Promise<void>((resolve) => {
-    stream.on('error', () => {
-      res.destroy();
-      resolve();
-    });
-    res.on('close', () => {
-      stream.destroy();
-      resolve();
-    });
-    stream.pipe(res);
-  });
+  try {
+    await pipeline(ctx.storage.openBlob(digest, range ?? undefined), res);
+  } catch {
+    // The file could not be read, or the client went away: either way the
+    // response cannot be completed, and pipeline has closed both ends.
+    res.destroy();
+  }
 }
 
 /**
@@ -108,6 +105,8 @@ export async function startUpload(ctx: RegistryContext, ex: Exchange, name: stri
         await ctx.uploads.finish(session, digest);
       } catch (err) {
         await ctx.uploads.cancel(session);
+        // The session is gone: its Location and Range would point nowhere.
+        if (err instanceof RegistryHttpError && err.status === 507) throw httpError(err.status, err.code, err.message, err.detail);
         throw err;
       }
     });
@@ -126,7 +125,7 @@ function parseContentRange(req: IncomingMessage): { start: number; length: numbe
   if (h === undefined) return undefined;
   const m = /^(\d+)-(\d+)$/.exec(h.trim());
   if (!m || Number(m[2]) < Number(m[1])) {
-    throw httpError(416, 'RANGE_INVALID', `invalid Content-Range "${h}": expected <start>-<end>`, { contentRange: h });
+    throw httpError(416, 'BLOB_UPLOAD_INVALID', `invalid Content-Range "${h}": expected <start>-<end>`, { contentRange: h });
   }
   return { start: Number(m[1]), length: Number(m[2]) - Number(m[1]) + 1 };
 }

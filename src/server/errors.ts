@@ -4,7 +4,10 @@
  */
 import type { ServerResponse } from 'node:http';
 
-/** Error codes from the distribution-spec error code table, plus RANGE_INVALID (416) and UNKNOWN (500) as CNCF distribution answers them. */
+/**
+ * Error codes from the distribution-spec error code table, plus UNKNOWN for
+ * failures of the registry itself (5xx), as CNCF distribution answers them.
+ */
 export type RegistryErrorCode =
   | 'BLOB_UNKNOWN'
   | 'BLOB_UPLOAD_INVALID'
@@ -20,7 +23,6 @@ export type RegistryErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
-  | 'RANGE_INVALID'
   | 'UNKNOWN';
 
 const defaultMessages: Record<RegistryErrorCode, string> = {
@@ -38,7 +40,6 @@ const defaultMessages: Record<RegistryErrorCode, string> = {
   DENIED: 'requested access to the resource is denied',
   UNSUPPORTED: 'the operation is unsupported',
   TOOMANYREQUESTS: 'too many requests',
-  RANGE_INVALID: 'invalid content range',
   UNKNOWN: 'unknown error',
 };
 
@@ -68,6 +69,24 @@ export function httpError(
   headers?: Record<string, string>,
 ): RegistryHttpError {
   return new RegistryHttpError(status, code, message, detail, headers);
+}
+
+/** Whether a file-system error means the storage is full (no space, or a quota reached). */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * The answer to an error that is no RegistryHttpError: 507 when the storage
+ * is full (the client may retry once space is freed), 500 otherwise. The
+ * error's own message stays in the server: it may name paths.
+ */
+export function internalError(err: unknown, headers?: Record<string, string>): RegistryHttpError {
+  if (isStorageFull(err)) {
+    return httpError(507, 'UNKNOWN', 'insufficient storage: the registry has no space left', { reason: 'ENOSPC' }, headers);
+  }
+  return httpError(500, 'UNKNOWN', 'internal error');
 }
 
 /** Writes an error response unless headers were already sent (then the socket is closed). */

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BasicAuthenticator } from './auth.js';
 import { cancelUpload, deleteBlob, getBlob, patchUpload, putUpload, startUpload, uploadStatus } from './blobs.js';
 import { reply, type Exchange, type RegistryContext } from './context.js';
-import { httpError, RegistryHttpError, sendError } from './errors.js';
+import { httpError, internalError, RegistryHttpError, sendError } from './errors.js';
 import { deleteManifest, getManifest, listReferrers, listTags, putManifest } from './manifests.js';
 import { parseRoute, type Route } from './routes.js';
 import { RegistryStorage } from './storage.js';
@@ -58,8 +58,8 @@ export interface RegistryHandlerOptions {
   maxUploadSessions?: number;
 }
 
-/** A node:http request listener. */
-export type RegistryRequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+/** A node:http request listener; `close` stops what the handler runs besides requests (the bcrypt threads). */
+export type RegistryRequestHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { close?(): Promise<void> };
 
 /** Default largest manifest: 4 MiB, the size the distribution-spec says registries should accept. */
 export const defaultMaxManifestBytes = 4 * 1024 * 1024;
@@ -78,7 +78,7 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
     limits: { chunkMinLength: options.chunkMinLength, chunkMaxLength: options.chunkMaxLength },
     maxManifestBytes: options.maxManifestBytes || defaultMaxManifestBytes,
   };
-  return (req, res) => {
+  const listener: RegistryRequestHandler = (req, res) => {
     const started = Date.now();
     let url: URL;
     try {
@@ -103,6 +103,10 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
     }
     void handle(ctx, auth, options.hooks, { req, res, url });
   };
+  listener.close = async () => {
+    await auth?.close();
+  };
+  return listener;
 }
 
 async function handle(
@@ -120,12 +124,13 @@ async function handle(
     if (!route) throw httpError(404, 'UNSUPPORTED', `no such endpoint ${ex.url.pathname}`);
     await dispatch(ctx, ex, route, req.method ?? 'GET');
   } catch (err) {
-    if (err instanceof RegistryHttpError) {
-      sendError(res, err, req.method !== 'HEAD');
-    } else if (req.destroyed || res.destroyed) {
+    try {
+      // A request whose body was read to the end counts as destroyed too, so
+      // only the connection tells whether an answer can still be delivered.
+      if (res.destroyed || req.socket.destroyed) res.destroy();
+      else sendError(res, err instanceof RegistryHttpError ? err : internalError(err), req.method !== 'HEAD');
+    } catch {
       res.destroy();
-    } else {
-      sendError(res, httpError(500, 'UNKNOWN', 'internal error'));
     }
   }
 }

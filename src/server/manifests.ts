@@ -42,12 +42,46 @@ async function readCapped(req: IncomingMessage, max: number): Promise<Buffer> {
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Not destroyed when refused midway, so the 413 still reaches the client.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > max) throw httpError(413, 'SIZE_INVALID', `manifest exceeds the limit of ${max} bytes`, { limit: max });
+    if (total > max) {
+      req.resume();
+      throw httpError(413, 'SIZE_INVALID', `manifest exceeds the limit of ${max} bytes`, { limit: max });
+    }
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Deepest nesting of objects and arrays a manifest may have. Real manifests
+ * nest four or five levels; much deeper JSON only serves to exhaust the
+ * stack of whatever walks it later.
+ */
+export const maxManifestDepth = 64;
+
+/**
+ * Throws 400 MANIFEST_INVALID when the JSON text nests objects and arrays
+ * deeper than {@link maxManifestDepth}. A single pass over the bytes,
+ * skipping strings, before anything parses them.
+ */
+function checkDepth(bytes: Uint8Array): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > maxManifestDepth) throw invalid(`manifest nests deeper than ${maxManifestDepth} levels`, { limit: maxManifestDepth });
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
 }
 
 function checkDescriptor(d: unknown, where: string): DescriptorLike {
@@ -120,7 +154,9 @@ async function validate(ctx: RegistryContext, name: string, mediaType: string, b
 
 /** `PUT /v2/<name>/manifests/<reference>[?tag=...]`. */
 export async function putManifest(ctx: RegistryContext, ex: Exchange, name: string, reference: string): Promise<void> {
+  if (!isDigestReference(reference) && !tagRe.test(reference)) throw invalid(`invalid tag "${reference}"`, { tag: reference });
   const bytes = await readCapped(ex.req, ctx.maxManifestBytes);
+  checkDepth(bytes);
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
@@ -154,6 +190,10 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange, name: stri
 }
 
 async function resolve(ctx: RegistryContext, name: string, reference: string): Promise<ManifestRecord> {
+  // A reference that is no valid tag names no manifest: the registry does not have it.
+  if (!isDigestReference(reference) && !tagRe.test(reference)) {
+    throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
+  }
   const digest = isDigestReference(reference) ? reference : await ctx.storage.resolveTag(name, reference);
   const record = digest === undefined ? undefined : await ctx.storage.getManifest(name, digest);
   if (!record) throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
@@ -182,7 +222,7 @@ export async function getManifest(ctx: RegistryContext, ex: Exchange, name: stri
 export async function deleteManifest(ctx: RegistryContext, ex: Exchange, name: string, reference: string): Promise<void> {
   const found = isDigestReference(reference)
     ? await ctx.storage.deleteManifest(name, reference)
-    : await ctx.storage.deleteTag(name, reference);
+    : tagRe.test(reference) && (await ctx.storage.deleteTag(name, reference));
   if (!found) throw httpError(404, 'MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, { reference });
   reply(ex.res, 202, {});
 }

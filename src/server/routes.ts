@@ -55,9 +55,9 @@ export function parseRoute(pathname: string): Route | undefined {
     if (route.kind === 'blob' || route.kind === 'referrers') route.digest = checkDigest(decode(route.digest));
     if (route.kind === 'manifest') {
       const ref = decode(route.reference);
-      if (ref.includes(':')) route.reference = checkDigest(ref);
-      else if (tagRe.test(ref)) route.reference = ref;
-      else throw httpError(400, 'MANIFEST_INVALID', `invalid tag "${ref}"`, { tag: ref });
+      // A tag outside the grammar is left to the endpoint: no manifest has it (404 on a
+      // pull), and none can be pushed with it (400 MANIFEST_INVALID).
+      route.reference = ref.includes(':') ? checkDigest(ref) : ref;
     }
     if (route.kind === 'upload') route.id = decode(route.id);
     return route;

@@ -76,10 +76,12 @@ export async function startRegistryServer(options: RegistryServerOptions): Promi
     host,
     port,
     server,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+      await handler.close?.();
+    },
   };
 }

@@ -13,11 +13,12 @@
  *
  * Underscore-prefixed directories cannot collide with name components,
  * which the grammar makes start with `[a-z0-9]`. Every file is written to
- * `tmp/` first and renamed, so readers never see a partial file.
+ * `tmp/` first, flushed to disk and renamed, so readers never see a partial
+ * file, nor after a crash a name pointing at bytes that never reached the disk.
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
 
@@ -42,9 +43,39 @@ function isNotFound(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+/** Flushes a directory, so that a rename or a new entry in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Filesystem-backed blob, manifest, tag and referrer storage. */
 export class RegistryStorage {
+  /** Per digest, the tail of the commits of that content, run one at a time. */
+  private readonly digestLocks = new Map<string, Promise<unknown>>();
+
   constructor(readonly root: string) {}
+
+  /**
+   * Runs `fn` once every earlier commit of `digest` has finished, so that a
+   * manifest put undoing itself cannot remove the bytes another request is
+   * committing under the same address.
+   */
+  private async withDigest<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.digestLocks.get(digest) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.digestLocks.set(digest, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.digestLocks.get(digest) === tail) this.digestLocks.delete(digest);
+    }
+  }
 
   /** Creates the top-level directories. */
   async init(): Promise<void> {
@@ -99,17 +130,29 @@ export class RegistryStorage {
     return join(this.repoDir(name), '_referrers', 'sha256', hexOf(subject));
   }
 
-  /** Writes a file atomically (temp file + rename), creating parents. */
+  /**
+   * Writes a file atomically, creating parents: the bytes go to a temp
+   * file, which is flushed to disk and renamed into place. On any failure
+   * the temp file is removed and `path` keeps what it had.
+   */
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
     const tmp = this.tmpPath();
-    await writeFile(tmp, data);
     try {
+      const fh = await open(tmp, 'wx');
+      try {
+        // writeFile goes on until every byte is written or a write fails.
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await mkdir(dirname(path), { recursive: true });
       await rename(tmp, path);
     } catch (err) {
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
+    await syncDir(dirname(path));
   }
 
   /** Size of a stored blob, or undefined when the registry does not have it. */
@@ -165,12 +208,17 @@ export class RegistryStorage {
   }
 
   /**
-   * Moves a verified file to its content address with one atomic rename.
-   * When the blob is already stored it is replaced by identical bytes, so
-   * concurrent readers see either copy, never a partial file.
+   * Moves a verified file, already flushed to disk, to its content address
+   * with one atomic rename and links it into repository `name`. When the
+   * blob is already stored it is replaced by identical bytes, so concurrent
+   * readers see either copy, never a partial file.
    */
-  async commitBlobFile(tmpFile: string, digest: string): Promise<void> {
-    await rename(tmpFile, this.blobPath(digest));
+  async commitBlob(tmpFile: string, name: string, digest: string): Promise<void> {
+    await this.withDigest(digest, async () => {
+      await rename(tmpFile, this.blobPath(digest));
+      await syncDir(dirname(this.blobPath(digest)));
+      await this.linkBlob(name, digest);
+    });
   }
 
   /** A read stream over a blob, optionally a byte range (inclusive end). */
@@ -178,17 +226,51 @@ export class RegistryStorage {
     return createReadStream(this.blobPath(digest), range);
   }
 
-  /** Stores a manifest's bytes and record, links it as a blob, indexes its subject and points tags at it. */
+  /**
+   * Stores a manifest's bytes and record, links it as a blob, indexes its
+   * subject and points tags at it. Either all of it is stored or, when a
+   * step fails, what the earlier steps changed is undone and the error
+   * thrown: a failed put leaves no blob, link, record or tag behind.
+   */
   async putManifest(name: string, bytes: Uint8Array, record: ManifestRecord, tags: string[]): Promise<void> {
-    if ((await this.blobSize(record.digest)) === undefined) await this.writeAtomic(this.blobPath(record.digest), bytes);
-    await this.linkBlob(name, record.digest);
-    await this.writeAtomic(this.manifestFile(name, record.digest), JSON.stringify(record));
-    if (record.subject) {
-      const dir = this.referrersDir(name, record.subject);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, hexOf(record.digest)), '');
-    }
-    for (const tag of tags) await this.writeAtomic(this.tagFile(name, tag), record.digest);
+    // Serialized before anything is written, so a record that cannot be written stores nothing.
+    const recordJson = JSON.stringify(record);
+    await this.withDigest(record.digest, async () => {
+      const undo: Array<() => Promise<unknown>> = [];
+      try {
+        if ((await this.blobSize(record.digest)) === undefined) {
+          await this.writeAtomic(this.blobPath(record.digest), bytes);
+          undo.push(() => rm(this.blobPath(record.digest), { force: true }));
+        }
+        if ((await this.repoBlobSize(name, record.digest)) === undefined) {
+          await this.linkBlob(name, record.digest);
+          undo.push(() => this.unlinkBlob(name, record.digest));
+        }
+        const manifestFile = this.manifestFile(name, record.digest);
+        const previousRecord = await readFile(manifestFile).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        });
+        await this.writeAtomic(manifestFile, recordJson);
+        undo.push(() => (previousRecord === undefined ? rm(manifestFile, { force: true }) : this.writeAtomic(manifestFile, previousRecord)));
+        if (record.subject) {
+          const entry = join(this.referrersDir(name, record.subject), hexOf(record.digest));
+          if ((await stat(entry).catch(() => undefined)) === undefined) {
+            await mkdir(dirname(entry), { recursive: true });
+            await writeFile(entry, '');
+            undo.push(() => rm(entry, { force: true }));
+          }
+        }
+        for (const tag of tags) {
+          const previous = await this.resolveTag(name, tag);
+          await this.writeAtomic(this.tagFile(name, tag), record.digest);
+          undo.push(() => (previous === undefined ? this.deleteTag(name, tag) : this.writeAtomic(this.tagFile(name, tag), previous)));
+        }
+      } catch (err) {
+        for (const step of undo.reverse()) await step().catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /** The record of a manifest stored in `name`, or undefined. */

@@ -14,11 +14,10 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { httpError, RegistryHttpError } from './errors.js';
+import type { Readable } from 'node:stream';
+import { httpError, internalError, isStorageFull, RegistryHttpError } from './errors.js';
 import type { RegistryStorage } from './storage.js';
 
 /** One upload session. `size` and `hash` always describe the bytes in `dataPath`. */
@@ -105,9 +104,14 @@ export class UploadSessions {
     try {
       const id = randomUUID();
       const dir = join(this.storage.uploadsDir, id);
-      await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'data'), '');
-      await writeFile(join(dir, 'info.json'), JSON.stringify({ name }));
+      try {
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, 'data'), '');
+        await writeFile(join(dir, 'info.json'), JSON.stringify({ name }));
+      } catch (err) {
+        await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+        throw err;
+      }
       const session: UploadSession = {
         id,
         name,
@@ -133,7 +137,8 @@ export class UploadSessions {
     await this.sweepIfDue();
     let session = this.sessions.get(id);
     if (session && this.expired(session, Date.now())) {
-      await this.drop(session);
+      // Expired whether or not its files can be removed now; a later sweep tries again.
+      await this.drop(session).catch(() => undefined);
       session = undefined;
     }
     session ??= await this.restore(id);
@@ -157,7 +162,9 @@ export class UploadSessions {
     const now = Date.now();
     if (!this.sweeping && now - this.lastSweep >= intervalMs) {
       this.lastSweep = now;
-      this.sweeping = this.sweep().finally(() => {
+      // Requests wait for the sweep, but its failures are not theirs: a
+      // session that cannot be removed now is tried again at the next sweep.
+      this.sweeping = this.sweep().catch(() => undefined).finally(() => {
         this.sweeping = undefined;
       });
     }
@@ -175,7 +182,7 @@ export class UploadSessions {
       const now = Date.now();
       const session = this.sessions.get(id);
       if (session) {
-        if (this.expired(session, now)) await this.drop(session);
+        if (this.expired(session, now)) await this.drop(session).catch(() => undefined);
         continue;
       }
       if (!idRe.test(id)) continue;
@@ -186,8 +193,8 @@ export class UploadSessions {
       } catch {
         // No data file (half created or half removed): an old directory goes all the same.
       }
-      // Restored meanwhile: that request decides.
-      if (!this.sessions.has(id)) await rm(dir, { recursive: true, force: true });
+      // Restored meanwhile: that request decides. One that cannot be removed does not stop the sweep.
+      if (!this.sessions.has(id)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
@@ -259,10 +266,16 @@ export class UploadSessions {
    * starts answer 416 with the current `Range`; a body whose length differs
    * from the announced length is rolled back (400 SIZE_INVALID). When the
    * client goes away mid-body, the bytes that did arrive are kept.
+   *
+   * Every write is checked for the count the file system took: only those
+   * bytes are hashed and counted, so `size` and `hash` describe the file even
+   * when a write falls short. When the storage fills up, the bytes already on
+   * disk are kept and 507 answers with their `Range`, so the client can
+   * resume from there once space is freed.
    */
   async append(session: UploadSession, source: Readable, opts: AppendOptions = {}): Promise<number> {
     if (opts.start !== undefined && opts.start !== session.size) {
-      throw httpError(416, 'RANGE_INVALID', `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
+      throw httpError(416, 'BLOB_UPLOAD_INVALID', `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
         { start: opts.start, size: session.size }, progressHeaders(session));
     }
     if (opts.maxLength && opts.length !== undefined && opts.length > opts.maxLength) {
@@ -271,34 +284,52 @@ export class UploadSessions {
     }
     const before = { size: session.size, hash: session.hash.copy() };
     let received = 0;
-    const fh = await open(session.dataPath, 'r+');
-    const sink = new Writable({
-      highWaterMark: 1 << 16,
-      write(chunk: Buffer, _enc, cb): void {
-        if (opts.maxLength && received + chunk.length > opts.maxLength) {
-          cb(httpError(413, 'SIZE_INVALID', `chunk exceeds the limit of ${opts.maxLength} bytes`, { limit: opts.maxLength }));
-          return;
-        }
-        fh.write(chunk, 0, chunk.length, session.size).then(() => {
-          session.hash.update(chunk);
-          session.size += chunk.length;
-          session.lastActive = Date.now();
-          received += chunk.length;
-          cb();
-        }, cb);
-      },
-    });
     let failure: unknown;
+    let fh: FileHandle | undefined;
     try {
-      await pipeline(source, sink);
+      fh = await open(session.dataPath, 'r+');
+      // Not destroyed when the loop stops early: the answer still goes out on this connection.
+      for await (const chunk of source.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+        if (opts.maxLength && received + chunk.length > opts.maxLength) {
+          throw httpError(413, 'SIZE_INVALID', `chunk exceeds the limit of ${opts.maxLength} bytes`, { limit: opts.maxLength });
+        }
+        let done = 0;
+        while (done < chunk.length) {
+          const { bytesWritten } = await fh.write(chunk, done, chunk.length - done, session.size);
+          // A file system that takes nothing and reports no error is full all the same.
+          if (bytesWritten <= 0) throw Object.assign(new Error('write took no bytes'), { code: 'ENOSPC' });
+          session.hash.update(chunk.subarray(done, done + bytesWritten));
+          session.size += bytesWritten;
+          received += bytesWritten;
+          done += bytesWritten;
+          session.lastActive = Date.now();
+        }
+      }
     } catch (err) {
       failure = err;
-    } finally {
-      await fh.close();
     }
-    const clientGone = failure !== undefined && !(failure instanceof RegistryHttpError);
-    if (clientGone) throw failure;
+    if (fh) {
+      try {
+        await fh.close();
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+    if (isStorageFull(failure)) {
+      // The rest of the body is read and dropped so the answer reaches the client.
+      source.resume();
+      throw internalError(failure, progressHeaders(session));
+    }
+    if (failure !== undefined && !(failure instanceof RegistryHttpError)) {
+      if (!source.destroyed) {
+        // Not the client: the bytes on disk may be fewer than counted, so count them again.
+        source.resume();
+        await this.resync(session).catch(() => undefined);
+      }
+      throw failure;
+    }
     if (failure !== undefined || (opts.length !== undefined && received !== opts.length)) {
+      if (!source.readableEnded) source.resume();
       await truncate(session.dataPath, before.size);
       session.size = before.size;
       session.hash = before.hash;
@@ -308,10 +339,24 @@ export class UploadSessions {
     return received;
   }
 
+  /** Re-reads a session's data so that `size` and `hash` describe exactly the bytes on disk. */
+  private async resync(session: UploadSession): Promise<void> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(session.dataPath) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    session.hash = hash;
+    session.size = size;
+  }
+
   /**
-   * Completes a session: checks the digest of everything received, moves the
-   * data to its content address and links it into the repository. On a
-   * mismatch the session is dropped and nothing is stored (400 DIGEST_INVALID).
+   * Completes a session: checks the digest of everything received, makes
+   * sure the file holds exactly the bytes hashed (its size, flushed to
+   * disk), moves it to its content address and links it into the
+   * repository. On a mismatch the session is dropped and nothing is stored
+   * (400 DIGEST_INVALID).
    */
   async finish(session: UploadSession, digest: string): Promise<void> {
     const actual = `sha256:${session.hash.copy().digest('hex')}`;
@@ -319,8 +364,28 @@ export class UploadSessions {
       await this.cancel(session);
       throw httpError(400, 'DIGEST_INVALID', `content has digest ${actual}, not ${digest}`, { expected: digest, actual });
     }
-    await this.storage.commitBlobFile(session.dataPath, digest);
-    await this.storage.linkBlob(session.name, digest);
+    const fh = await open(session.dataPath, 'r+');
+    try {
+      const onDisk = (await fh.stat()).size;
+      if (onDisk !== session.size) {
+        // Cannot happen while every write is counted; if it does, the hash is of other bytes.
+        await this.resync(session);
+        throw httpError(400, 'BLOB_UPLOAD_INVALID', `the upload holds ${onDisk} bytes, not the ${session.size} counted`,
+          { size: onDisk }, progressHeaders(session));
+      }
+      await fh.sync();
+    } catch (err) {
+      if (isStorageFull(err)) throw internalError(err, progressHeaders(session));
+      throw err;
+    } finally {
+      await fh.close();
+    }
+    try {
+      await this.storage.commitBlob(session.dataPath, session.name, digest);
+    } catch (err) {
+      if (isStorageFull(err)) throw internalError(err, progressHeaders(session));
+      throw err;
+    }
     await this.drop(session);
   }
 

@@ -104,7 +104,7 @@ describe('registry server: blobs and uploads', () => {
     const gap = await call(reg, 'PATCH', loc, { body: 'xyz', headers: { 'content-range': '10-12' } });
     assert.equal(gap.status, 416);
     assert.equal(gap.header('range'), '0-3');
-    assert.equal(errorCode(gap), 'RANGE_INVALID');
+    assert.equal(errorCode(gap), 'BLOB_UPLOAD_INVALID');
     const overlap = await call(reg, 'PATCH', loc, { body: 'cd', headers: { 'content-range': '2-3' } });
     assert.equal(overlap.status, 416);
     assert.equal(overlap.header('range'), '0-3');
