@@ -7,6 +7,7 @@
 import { resolveCredentials, type CredentialOptions, type Credentials } from './auth/credentials.js';
 import { TokenCache } from './auth/token-cache.js';
 import { RegistryHttp } from './http.js';
+import { redactCredentials } from './redact.js';
 import { parseReference, type Reference } from './reference.js';
 import { RegistryRepository, type RepositoryDefaults } from './repository.js';
 import { RetryPolicy, type RetryOptions } from './retry.js';
@@ -67,7 +68,8 @@ export class RegistryClient {
         retry: this.retry,
         tokenCache: this.tokenCache,
         credentials: () => resolveCredentials(ref.registry, credOpts),
-        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(m, ref.registry) : undefined,
+        // A registry's Warning text is the registry's: it may echo what it was sent.
+        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(redactCredentials(m), ref.registry) : undefined,
       });
       this.hosts.set(ref.apiHost, h);
     }
