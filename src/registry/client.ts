@@ -33,7 +33,7 @@ export interface RegistryClientOptions extends TransportOptions, RepositoryDefau
   explicitCredentialsOnly?: boolean;
   /** Retry settings, or a policy object. */
   retry?: RetryOptions | RetryPolicy;
-  /** Called once per distinct `Warning: 299` text a registry sends. */
+  /** Called once per distinct `Warning: 299` text a registry sends, and for auth-file entries of the wrong shape (ignored). */
   onWarning?: (message: string, registry: string) => void;
   /** Shared token cache (one is made when not given). */
   tokenCache?: TokenCache;
@@ -61,6 +61,7 @@ export class RegistryClient {
       const credOpts: CredentialOptions = {
         credentials: this.options.credentials, credentialsHost: this.credentialsHost,
         env: this.options.env, explicitOnly: this.options.explicitCredentialsOnly,
+        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(m, ref.registry) : undefined,
       };
       h = new RegistryHttp({
         ...this.options,
