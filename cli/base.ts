@@ -1,11 +1,14 @@
 /**
  * The base of every oci-os command: `--json` on every command, one-line
  * errors with stable exit codes (src/errors.ts ExitCode), stack traces only
- * with `--debug` or `DEBUG=oci-os*`.
+ * with `--debug` or `DEBUG=oci-os*`. Everything a command prints through it
+ * (lines, JSON documents, errors) passes through the one credential
+ * sanitizer, redactCredentials / redactValue.
  */
 import { Command, Flags } from '@oclif/core';
 import { stripVTControlCharacters } from 'node:util';
 import { ExitCode, OciError } from '../src/errors.js';
+import { redactCredentials, redactValue } from '../src/registry/redact.js';
 
 interface OclifLikeError {
   message?: string;
@@ -18,7 +21,12 @@ interface OclifLikeError {
 
 /** What `--json` prints for a failure, the same for every command (and an unknown one). */
 export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {
-  return { error: { code, message, ...(hint ? { hint } : {}) }, exitCode };
+  return { error: { code, message: redactCredentials(message), ...(hint ? { hint: redactCredentials(hint) } : {}) }, exitCode };
+}
+
+/** A line for standard error, sanitized like everything else a command prints. */
+export function stderrLine(text: string): void {
+  process.stderr.write(`${redactCredentials(text)}\n`);
 }
 
 const lowerFirst = (s: string): string => (/^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s);
@@ -87,6 +95,22 @@ export abstract class BaseCommand extends Command {
     debug: Flags.boolean({ description: 'Show stack traces and internal details of failures.', helpGroup: 'GLOBAL' }),
   };
 
+  override log(message = '', ...args: unknown[]): void {
+    super.log(typeof message === 'string' ? redactCredentials(message) : redactValue(message), ...args.map((a) => redactValue(a)));
+  }
+
+  override logToStderr(message = '', ...args: unknown[]): void {
+    super.logToStderr(typeof message === 'string' ? redactCredentials(message) : redactValue(message), ...args.map((a) => redactValue(a)));
+  }
+
+  override logJson(json: unknown): void {
+    super.logJson(redactValue(json));
+  }
+
+  override warn(input: string | Error): string | Error {
+    return super.warn(typeof input === 'string' ? redactCredentials(input) : new Error(redactCredentials(input.message)));
+  }
+
   private debugEnabled(): boolean {
     return this.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG ?? '');
   }
@@ -119,8 +143,8 @@ export abstract class BaseCommand extends Command {
       this.logJson(err instanceof OciError ? errorJson(errorCode, err.message, code, err.hint) : errorJson(errorCode, message, code));
       return;
     }
-    process.stderr.write(`oci-os: error: ${message}\n`);
-    if (this.debugEnabled() && err.stack) process.stderr.write(`${err.stack}\n`);
+    stderrLine(`oci-os: error: ${message}`);
+    if (this.debugEnabled() && err.stack) stderrLine(err.stack);
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { type Hook, ux } from '@oclif/core';
 import { ExitCode } from '../src/errors.js';
-import { errorJson } from './base.js';
+import { errorJson, stderrLine } from './base.js';
 
 const hook: Hook<'command_not_found'> = async function ({ argv = [], config, id }) {
   // The id comes standardized and takes in every word up to the first flag
@@ -24,7 +24,7 @@ const hook: Hook<'command_not_found'> = async function ({ argv = [], config, id 
   const json = config.scopedEnvVar('CONTENT_TYPE')?.toLowerCase() === 'json' || args.slice(0, end === -1 ? undefined : end).includes('--json');
   process.exitCode = ExitCode.usage;
   if (json) ux.stdout(ux.colorizeJson(errorJson('USAGE', message, ExitCode.usage), { pretty: true, theme: config.theme?.json }));
-  else process.stderr.write(`oci-os: error: ${message}\n`);
+  else stderrLine(`oci-os: error: ${message}`);
 };
 
 export default hook;

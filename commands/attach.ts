@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, stderrLine } from '../cli/base.js';
 import { parseAnnotationFlags } from '../cli/annotations.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { attach } from '../src/registry/referrers.js';
@@ -30,7 +30,7 @@ Prints HOST/REPO@DIGEST of the artifact; --json adds the subject, and whether th
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Attach);
     const annotations = parseAnnotationFlags(flags.annotation);
-    const client = await registryClientFromFlags(flags, { writes: args.ref }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { writes: args.ref }, { onWarning: (m, r) => stderrLine(`oci-os: warning from ${r}: ${m}`) });
     try {
       const r = await attach(client.repository(args.ref), {
         artifactType: flags['artifact-type'],

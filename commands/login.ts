@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, stderrLine } from '../cli/base.js';
 import { canPrompt, promptHidden, promptLine, readStdinSecret } from '../cli/prompt.js';
 import { registryFlags } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
@@ -49,6 +49,7 @@ The password is read from standard input with --password-stdin, or asked for on 
     }
     const r = await login(target, { username, password }, {
       caFile: flags['ca-file'], insecure: flags.insecure || undefined, plainHttp: flags['plain-http'], retry: { retries: flags.retries },
+      onWarning: (m) => stderrLine(`oci-os: warning: ${m}`),
     });
     if (!this.jsonEnabled()) {
       const where = r.helper ? `credential helper ${r.helper}` : r.file;

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, stderrLine } from '../cli/base.js';
 import { logout, parseLoginTarget } from '../src/registry/auth/login.js';
 
 export default class Logout extends BaseCommand {
@@ -18,7 +18,7 @@ If another auth file that oci-os reads still holds credentials for the registry,
   async run(): Promise<unknown> {
     const { args } = await this.parse(Logout);
     const target = parseLoginTarget(args.registry);
-    const r = await logout(target);
+    const r = await logout(target, { onWarning: (m) => stderrLine(`oci-os: warning: ${m}`) });
     if (!this.jsonEnabled()) {
       this.log(r.removed ? `Removed the credentials for ${r.registry} from ${r.helper ? `credential helper ${r.helper}` : r.file}` : `Not logged in to ${r.registry} in ${r.file}`);
       for (const f of r.stillIn) process.stderr.write(`oci-os: note: ${f} still holds credentials for ${r.registry}\n`);

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, stderrLine } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { listReferrers } from '../src/registry/referrers.js';
 import { printable } from '../src/util/printable.js';
@@ -23,7 +23,7 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Referrers);
-    const client = await registryClientFromFlags(flags, { reads: [args.ref] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning from ${r}: ${m}\n`) });
+    const client = await registryClientFromFlags(flags, { reads: [args.ref] }, { onWarning: (m, r) => stderrLine(`oci-os: warning from ${r}: ${m}`) });
     try {
       const r = await listReferrers(client.repository(args.ref), { artifactType: flags['artifact-type'] });
       if (!this.jsonEnabled()) {
@@ -31,7 +31,7 @@ Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --j
           const notes = Object.entries(d.annotations ?? {}).map(([k, v]) => `${printable(k)}=${printable(v)}`).join(' ');
           this.log([printable(d.digest), printable(d.artifactType ?? '-'), String(d.size), notes].filter(Boolean).join('\t'));
         }
-        if (r.referrers.length === 0) process.stderr.write(`oci-os: no referrers of ${r.subject.digest}\n`);
+        if (r.referrers.length === 0) stderrLine(`oci-os: no referrers of ${r.subject.digest}`);
       }
       return r;
     } finally {

@@ -2,7 +2,10 @@
  * Errors with stable codes. Users (and the CLI) match on `code`, never on
  * message text. Every error that a user can cause carries a one-line message
  * that says what is wrong and, where there is one, what to do (`hint`).
+ * Messages and hints never hold credentials: they pass through
+ * {@link redactCredentials} when the error is made, whatever made it.
  */
+import { redactCredentials } from './registry/redact.js';
 
 /** Process exit codes used by the CLI; one table for every command. */
 export const ExitCode = {
@@ -78,10 +81,10 @@ export class OciError extends Error {
   readonly hint?: string;
 
   constructor(code: ErrorCode, message: string, options: OciErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactCredentials(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OciError';
     this.code = code;
-    this.hint = options.hint;
+    this.hint = options.hint === undefined ? undefined : redactCredentials(options.hint);
   }
 
   /** The process exit code the CLI uses for this error. */

@@ -7,6 +7,7 @@
 import { resolveCredentials, type CredentialOptions, type Credentials } from './auth/credentials.js';
 import { TokenCache } from './auth/token-cache.js';
 import { RegistryHttp } from './http.js';
+import { redactCredentials } from './redact.js';
 import { parseReference, type Reference } from './reference.js';
 import { RegistryRepository, type RepositoryDefaults } from './repository.js';
 import { RetryPolicy, type RetryOptions } from './retry.js';
@@ -32,7 +33,7 @@ export interface RegistryClientOptions extends TransportOptions, RepositoryDefau
   explicitCredentialsOnly?: boolean;
   /** Retry settings, or a policy object. */
   retry?: RetryOptions | RetryPolicy;
-  /** Called once per distinct `Warning: 299` text a registry sends. */
+  /** Called once per distinct `Warning: 299` text a registry sends, and for auth-file entries of the wrong shape (ignored). */
   onWarning?: (message: string, registry: string) => void;
   /** Shared token cache (one is made when not given). */
   tokenCache?: TokenCache;
@@ -60,6 +61,7 @@ export class RegistryClient {
       const credOpts: CredentialOptions = {
         credentials: this.options.credentials, credentialsHost: this.credentialsHost,
         env: this.options.env, explicitOnly: this.options.explicitCredentialsOnly,
+        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(m, ref.registry) : undefined,
       };
       h = new RegistryHttp({
         ...this.options,
@@ -67,7 +69,8 @@ export class RegistryClient {
         retry: this.retry,
         tokenCache: this.tokenCache,
         credentials: () => resolveCredentials(ref.registry, credOpts),
-        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(m, ref.registry) : undefined,
+        // A registry's Warning text is the registry's: it may echo what it was sent.
+        onWarning: this.options.onWarning ? (m) => this.options.onWarning!(redactCredentials(m), ref.registry) : undefined,
       });
       this.hosts.set(ref.apiHost, h);
     }

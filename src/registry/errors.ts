@@ -4,7 +4,7 @@
  * redacted URL, so users see what the registry said without leaking tokens.
  */
 import { OciError, type ErrorCode } from '../errors.js';
-import { redactText, redactUrl } from './redact.js';
+import { redactCredentials, redactUrl, redactValue } from './redact.js';
 
 /** One entry of a registry's `{"errors": [...]}` body. */
 export interface RegistryErrorEntry {
@@ -64,7 +64,7 @@ export function parseErrorBody(raw: Buffer | string): ErrorBody {
     // not JSON
   }
   const clean = text.replace(/<[^>]*>/g, ' ').replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/\s+/g, ' ').trim();
-  return { errors: [], text: redactText(clean.length > 300 ? `${clean.slice(0, 300)}…` : clean) };
+  return { errors: [], text: redactCredentials(clean.length > 300 ? `${clean.slice(0, 300)}…` : clean) };
 }
 
 function summarize(body: ErrorBody): string {
@@ -77,7 +77,7 @@ function summarize(body: ErrorBody): string {
           const d = typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
           s += ` (${d.length > 200 ? `${d.slice(0, 200)}…` : d})`;
         }
-        return redactText(s);
+        return redactCredentials(s);
       })
       .join('; ');
   }
@@ -122,7 +122,8 @@ export class RegistryError extends OciError {
     super(code, message, { hint: init.hint, cause: init.cause });
     this.name = 'RegistryError';
     this.status = init.status;
-    this.errors = body.errors;
+    // What a registry echoed (a token in a detail) is kept for code matching, never with its secrets.
+    this.errors = redactValue(body.errors);
     this.method = init.method;
     this.url = url;
     this.bodyText = body.text;

@@ -5,7 +5,7 @@
  */
 import { OciError } from '../errors.js';
 import { checkedAlgorithms, isDigest } from '../oci/digest.js';
-import { looksLikeHost, redactUserinfo, registryHostRe } from './redact.js';
+import { hasUserinfo, looksLikeHost, redactCredentials, redactUserinfo, registryHostRe } from './redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
 export const dockerHubRegistry = 'docker.io';
@@ -38,8 +38,8 @@ export interface Reference {
 }
 
 function invalid(input: string, why: string): OciError {
-  // `user:password@host/repo` is no reference, and the password is not echoed.
-  return new OciError('INVALID_REFERENCE', `invalid reference "${redactUserinfo(input)}": ${why}`, {
+  // `user:password@host/repo` is no reference, and the password is not echoed, however the rest is wrong.
+  return new OciError('INVALID_REFERENCE', `invalid reference "${redactCredentials(input)}": ${why}`, {
     hint: 'expected [HOST[:PORT]/]REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/org/image:1.0',
   });
 }
@@ -62,7 +62,7 @@ export function parseReference(input: string): Reference {
   const s = input.trim();
   if (s === '') throw invalid(input, 'it is empty');
   // Checked first: other messages quote parts of the input, which could be parts of the password.
-  if (redactUserinfo(s) !== s) throw invalid(input, 'a user name and password do not belong in a reference; give them to the login options (--username, --password-stdin)');
+  if (redactUserinfo(s) !== s || hasUserinfo(s)) throw invalid(input, 'a user name and password do not belong in a reference; give them to the login options (--username, --password-stdin)');
   let rest = s;
   let digest: string | undefined;
   const at = rest.indexOf('@');

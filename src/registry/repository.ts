@@ -5,11 +5,12 @@
  * manifests are PUT with their exact bytes and the registry's digest is
  * checked against ours. Every blob push is recorded for reporting.
  */
+import { createHash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { DigestStream, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
+import { DigestStream, digestAlgorithm, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
 import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import type { RegistryHttp } from './http.js';
@@ -280,26 +281,41 @@ export class RegistryRepository implements ContentStore {
     return { mediaType, digest, size: bytes.length };
   }
 
-  /** The descriptor of the manifest a tag or digest names. */
+  /**
+   * The descriptor of the manifest a tag or digest names. A digest is held
+   * to every answer (as oras-go does): a registry that answers another
+   * `Docker-Content-Digest`, or content that hashes to another digest, is
+   * refused with DIGEST_MISMATCH, so no caller ever acts on (pulls, signs,
+   * lists referrers of) a manifest other than the one the user named.
+   */
   async resolve(reference: string): Promise<Descriptor> {
     const url = `/v2/${this.name}/manifests/${reference}`;
+    const wanted = isDigest(reference) ? reference : undefined;
+    const named = formatReference({ ...this.reference, ...(wanted ? { tag: undefined, digest: wanted } : { tag: reference, digest: undefined }) });
+    const mismatch = (answered: string, how: string): OciError =>
+      new OciError('DIGEST_MISMATCH', `${named}: the registry ${how} ${answered}, not the digest the reference names`, {
+        hint: 'the registry, or something between it and oci-os, is answering for other content',
+      });
     const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
     await head.body.dump().catch(() => undefined);
-    if (head.status === 404) {
-      const named = isDigest(reference) ? { tag: undefined, digest: reference } : { tag: reference, digest: undefined };
-      throw new OciError('NOT_FOUND', `${formatReference({ ...this.reference, ...named })} not found`);
-    }
+    if (head.status === 404) throw new OciError('NOT_FOUND', `${named} not found`);
     const digest = head.header('docker-content-digest');
+    if (head.status === 200 && wanted && digest && digest !== wanted) throw mismatch(digest, 'answered with manifest');
     const mediaType = head.header('content-type')?.split(';')[0]?.trim();
     const size = Number(head.header('content-length'));
     if (head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0) return { mediaType, digest, size };
     const res = await this.http.send({ method: 'GET', url, scopes: this.pull, headers: { accept: manifestAccept } });
     if (res.status !== 200) throw await this.http.error(res, 'GET');
-    const bytes = await readAll(res.body, maxManifestBytes, `manifest ${reference}`);
-    const actual = sha256Digest(bytes);
-    if (reference.includes(':') && reference !== actual) {
-      throw new OciError('DIGEST_MISMATCH', `manifest ${reference}: content has digest ${actual}`);
+    const echoed = res.header('docker-content-digest');
+    if (wanted && echoed && echoed !== wanted) {
+      await res.body.dump().catch(() => undefined);
+      throw mismatch(echoed, 'answered with manifest');
     }
+    const bytes = await readAll(res.body, maxManifestBytes, `manifest ${reference}`);
+    // The content is hashed with the named digest's algorithm (sha256 for a tag): a sha512 reference is checked as sha512.
+    const algorithm = wanted ? digestAlgorithm(wanted, named) : 'sha256';
+    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+    if (wanted && actual !== wanted) throw mismatch(actual, 'sent a manifest whose content has digest');
     const type = res.header('content-type')?.split(';')[0]?.trim() || (JSON.parse(bytes.toString('utf8')) as { mediaType?: string }).mediaType;
     if (!type) throw new OciError('INVALID_FORMAT', `manifest ${reference} has no media type`);
     this.manifests.set(actual, { bytes, mediaType: type });

@@ -43,6 +43,12 @@ export interface CredentialOptions {
   explicitOnly?: boolean;
   /** Kill a credential helper after this many ms. Default 30000. */
   helperTimeoutMs?: number;
+  /**
+   * Told, in one line naming the file and the registry (never a value),
+   * about an auth-file entry of the wrong shape, which is then treated as
+   * absent. Default: `process.emitWarning`.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** The keys a config file may use for a registry, most specific first. */
@@ -76,10 +82,74 @@ interface AuthEntry {
   registrytoken?: string;
 }
 
-interface ConfigFile {
-  auths?: Record<string, AuthEntry>;
-  credHelpers?: Record<string, string>;
+/** An auth file as JSON gave it: any field may be of any type (see {@link authConfigView}). */
+type ConfigFile = Record<string, unknown>;
+
+/** Names of `docker-credential-*` programs: a name, never a path. */
+const helperNameRe = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
+
+/** What a JSON value is, for a warning that must not show it. */
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/**
+ * The parts of an auth file that concern one registry, with every part of
+ * the wrong shape (an entry that is null or not an object, an `auth` or
+ * `password` that is not a string, a helper name that is not a string or
+ * not a name) dropped as if absent, each with one warning that names the
+ * file, the registry and what is wrong, never a value. Docker fails on such
+ * files; a lookup that crashed on them would fail every command, even ones
+ * the entry does not matter to.
+ */
+export function authConfigView(cfg: unknown, path: string, registry: string, warn: (message: string) => void): {
+  helper?: [string, string];
+  entry?: [string, AuthEntry];
   credsStore?: string;
+} {
+  const where = `auth file ${path}`;
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) {
+    warn(`${where} is ${jsonKind(cfg)}, not a JSON object; ignored for ${registry}`);
+    return {};
+  }
+  const file = cfg as ConfigFile;
+  const map = (field: string): Record<string, unknown> | undefined => {
+    const m = file[field];
+    if (m === undefined) return undefined;
+    if (m && typeof m === 'object' && !Array.isArray(m)) return m as Record<string, unknown>;
+    warn(`${where}: "${field}" is ${jsonKind(m)}, not an object; ignored for ${registry}`);
+    return undefined;
+  };
+  const out: ReturnType<typeof authConfigView> = {};
+  const helper = findEntry(map('credHelpers'), registry);
+  if (helper) {
+    if (typeof helper[1] === 'string' && helperNameRe.test(helper[1])) out.helper = [helper[0], helper[1]];
+    else warn(`${where}: credHelpers["${helper[0]}"] for ${registry} is ${typeof helper[1] === 'string' ? 'not a helper name' : jsonKind(helper[1])}; ignored`);
+  }
+  const entry = findEntry(map('auths'), registry);
+  if (entry) {
+    const [key, e] = entry;
+    if (!e || typeof e !== 'object' || Array.isArray(e)) {
+      warn(`${where}: auths["${key}"] for ${registry} is ${jsonKind(e)}, not an object; ignored`);
+    } else {
+      const clean: AuthEntry = {};
+      for (const f of ['auth', 'username', 'password', 'identitytoken', 'registrytoken'] as const) {
+        const v = (e as Record<string, unknown>)[f];
+        if (v === undefined) continue;
+        if (typeof v === 'string') clean[f] = v;
+        else warn(`${where}: auths["${key}"].${f} for ${registry} is ${jsonKind(v)}, not a string; ignored`);
+      }
+      out.entry = [key, clean];
+    }
+  }
+  const store = file.credsStore;
+  if (store !== undefined && store !== '') {
+    if (typeof store === 'string' && helperNameRe.test(store)) out.credsStore = store;
+    else warn(`${where}: "credsStore" is ${typeof store === 'string' ? 'not a helper name' : jsonKind(store)}; ignored for ${registry}`);
+  }
+  return out;
 }
 
 /** Auth files to read, in order of precedence. */
@@ -90,7 +160,7 @@ export function authFilePaths(env: NodeJS.ProcessEnv = process.env): string[] {
   return files;
 }
 
-async function readConfig(path: string): Promise<ConfigFile | undefined> {
+async function readConfig(path: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -98,15 +168,16 @@ async function readConfig(path: string): Promise<ConfigFile | undefined> {
     return undefined;
   }
   try {
-    return JSON.parse(text) as ConfigFile;
+    return JSON.parse(text) as unknown;
   } catch {
     throw new OciError('INPUT_UNREADABLE', `cannot parse the auth file ${path}: it is not JSON`);
   }
 }
 
 function findEntry<T>(map: Record<string, T> | undefined, registry: string): [string, T] | undefined {
+  // Own keys only: "__proto__" or "constructor" in a file are no registries.
   if (!map) return undefined;
-  for (const k of configKeysFor(registry)) if (map[k] !== undefined) return [k, map[k]!];
+  for (const k of configKeysFor(registry)) if (Object.hasOwn(map, k) && map[k] !== undefined) return [k, map[k]!];
   const want = keyHost(configKeysFor(registry)[0]!);
   for (const [k, v] of Object.entries(map)) if (keyHost(k) === want) return [k, v];
   return undefined;
@@ -204,16 +275,16 @@ export async function runCredentialHelper(name: string, serverUrl: string, optio
 /** Looks a registry up in the auth files (see module comment). */
 export async function readAuthFileCredentials(registry: string, options: CredentialOptions = {}): Promise<Credentials | undefined> {
   const env = options.env ?? process.env;
+  const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'OCI_OS_AUTH_FILE' }));
   for (const path of authFilePaths(env)) {
-    const cfg = await readConfig(path);
-    if (!cfg) continue;
-    const helper = findEntry(cfg.credHelpers, registry);
-    if (helper) return runCredentialHelper(helper[1], helper[0], { env, timeoutMs: options.helperTimeoutMs });
-    const entry = findEntry(cfg.auths, registry);
-    const creds = entry ? fromAuthEntry(entry[1]) : undefined;
+    const raw = await readConfig(path);
+    if (raw === undefined) continue;
+    const cfg = authConfigView(raw, path, registry, warn);
+    if (cfg.helper) return runCredentialHelper(cfg.helper[1], cfg.helper[0], { env, timeoutMs: options.helperTimeoutMs });
+    const creds = cfg.entry ? fromAuthEntry(cfg.entry[1]) : undefined;
     if (creds) return creds;
     if (cfg.credsStore) {
-      const key = entry?.[0] ?? configKeysFor(registry)[0]!;
+      const key = cfg.entry?.[0] ?? configKeysFor(registry)[0]!;
       const stored = await runCredentialHelper(cfg.credsStore, key, { env, timeoutMs: options.helperTimeoutMs });
       if (stored) return stored;
     }

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../../errors.js';
-import { authFilePaths, configKeysFor, helperHasNothing, keyHost, spawnCredentialHelper } from './credentials.js';
+import { authConfigView, authFilePaths, configKeysFor, helperHasNothing, keyHost, spawnCredentialHelper } from './credentials.js';
 
 /** A user name and password (or token) to store. Never printed. */
 export interface LoginCredentials {
@@ -28,6 +28,8 @@ export interface AuthStoreOptions {
   env?: NodeJS.ProcessEnv;
   /** Kill a credential helper after this many ms. Default 30000. */
   helperTimeoutMs?: number;
+  /** Told about auth-file entries of the wrong shape, which are ignored (see authConfigView). Default: `process.emitWarning`. */
+  onWarning?: (message: string) => void;
 }
 
 /** Where a login went. */
@@ -117,14 +119,15 @@ function stringMap(cfg: Json, field: string): Record<string, string> {
   return m && typeof m === 'object' && !Array.isArray(m) ? (m as Record<string, string>) : {};
 }
 
-/** The helper the config names for a registry: `credHelpers` (by any key of the host) first, then `credsStore`. */
-function helperFor(cfg: Json, registry: string): string | undefined {
-  const helpers = stringMap(cfg, 'credHelpers');
-  const want = keyHost(authKeyFor(registry));
-  for (const k of configKeysFor(registry)) if (typeof helpers[k] === 'string' && helpers[k]) return helpers[k];
-  for (const [k, v] of Object.entries(helpers)) if (keyHost(k) === want && typeof v === 'string' && v) return v;
-  const store = cfg.credsStore;
-  return typeof store === 'string' && store ? store : undefined;
+/**
+ * The helper the config names for a registry: `credHelpers` (by any key of
+ * the host) first, then `credsStore`; names of the wrong type are ignored
+ * with a warning, as when reading.
+ */
+function helperFor(cfg: Json, file: string, registry: string, options: AuthStoreOptions): string | undefined {
+  const warn = options.onWarning ?? ((m: string) => process.emitWarning(m, { code: 'OCI_OS_AUTH_FILE' }));
+  const view = authConfigView({ credHelpers: cfg.credHelpers, credsStore: cfg.credsStore }, file, registry, warn);
+  return view.helper?.[1] ?? view.credsStore;
 }
 
 /** Keys of `auths` that name the same registry (every spelling docker and skopeo use). */
@@ -157,7 +160,7 @@ export async function storeCredentials(registry: string, creds: LoginCredentials
   const file = authFileForWriting(env);
   const key = authKeyFor(registry);
   const cfg = (await readJsonObject(file)) ?? {};
-  const helper = helperFor(cfg, registry);
+  const helper = helperFor(cfg, file, registry, options);
   const auths = { ...stringMap(cfg, 'auths') } as Record<string, unknown>;
   for (const k of aliasKeys(auths, registry)) delete auths[k];
   if (helper) {
@@ -183,7 +186,7 @@ export async function eraseCredentials(registry: string, options: AuthStoreOptio
   const key = authKeyFor(registry);
   const cfg = await readJsonObject(file);
   if (!cfg) return { file, key, removed: false };
-  const helper = helperFor(cfg, registry);
+  const helper = helperFor(cfg, file, registry, options);
   let removed = false;
   if (helper) removed = await runCredentialHelperAction(helper, 'erase', key, options);
   const auths = { ...stringMap(cfg, 'auths') } as Record<string, unknown>;
