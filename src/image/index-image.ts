@@ -20,6 +20,7 @@ import { copyGraph, readManifestBytes } from '../copy/graph.js';
 import { openLocationForReading, openLocationForWriting, parseLocation, type LocationOptions } from '../copy/locations.js';
 import { configPlatform } from './config.js';
 import { formatPlatform } from './platform.js';
+import { isAttestation } from './platform-select.js';
 import { readImage } from './source.js';
 
 /** Options of {@link buildIndexTo}. */
@@ -43,12 +44,6 @@ export interface IndexBuildReport {
 
 function platformEntry(desc: Descriptor, platform: NonNullable<Descriptor['platform']>): Descriptor {
   return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, platform };
-}
-
-/** Whether an index entry is an attestation manifest rather than an image (buildx marks them both ways). */
-function isAttestation(desc: Descriptor): boolean {
-  if (desc.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') return true;
-  return desc.platform?.os === 'unknown' && desc.platform.architecture === 'unknown';
 }
 
 /** Builds an index of the images at `sources` into `dest`. */
