@@ -1,0 +1,72 @@
+/** OS image indexes: one tag for every architecture (and build variant) of an OS release. */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
+
+const OS_TYPE = 'application/vnd.monogon.os.image.v1';
+
+/** One OS image per product variant, each in its own layout `oci:ROOT/VARIANT:1.2.0`, with payloads that differ by variant. */
+async function buildVariants(root: string, variants: string[]): Promise<Record<string, { location: string; digest: string; system: Buffer }>> {
+  const out: Record<string, { location: string; digest: string; system: Buffer }> = {};
+  for (const [i, variant] of variants.entries()) {
+    const dir = join(root, 'src', variant);
+    await mkdir(dir, { recursive: true });
+    const system = pseudoRandom(150_000 + i * 1000, i + 7, true);
+    await writeFile(join(dir, 'system.img'), system);
+    await writeFile(join(dir, 'kernel.efi'), `kernel for ${variant}\n`);
+    const location = `oci:${join(root, 'images', variant)}:1.2.0`;
+    const r = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '-p', `kernel.efi=${join(dir, 'kernel.efi')}`, '--hash-chunk-size', '64KiB',
+      '--product-id', 'myos', '--product-name', 'My OS', '--product-version', '1.2.0', '--variant', variant, '-o', location, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    out[variant] = { location, digest: JSON.parse(r.stdout).digest, system };
+  }
+  return out;
+}
+
+test('index of OS images: platforms from the product variant or --platform, artifactType, reproducible, to layouts and archives; duplicates and unknown platforms refused in one line', async (t) => {
+  const root = await tempDir(t);
+  const img = await buildVariants(root, ['x86_64', 'aarch64', 'x86_64-debug', 'generic']);
+  const srcs = ['x86_64', 'aarch64', 'x86_64-debug'].map((v) => img[v]!.location);
+
+  const a = await runCli(['image', 'index', '-o', `oci:${join(root, 'multi')}:1.2.0`, ...srcs, '--json']);
+  assert.equal(a.code, 0, a.stderr);
+  const aj = JSON.parse(a.stdout);
+  const index = JSON.parse(await readFile(join(root, 'multi', 'blobs', 'sha256', aj.digest.slice(7)), 'utf8'));
+  assert.deepEqual(index.manifests.map((m: { platform: object }) => m.platform), [
+    { architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }, { architecture: 'amd64', os: 'linux', variant: 'debug' },
+  ]);
+  assert.deepEqual(index.manifests.map((m: { digest: string }) => m.digest), ['x86_64', 'aarch64', 'x86_64-debug'].map((v) => img[v]!.digest));
+  for (const m of index.manifests) assert.equal(m.artifactType, OS_TYPE);
+
+  // The top-level name, into an archive: the same bytes.
+  const b = await runCli(['index', '-o', `oci-archive:${join(root, 'multi.tar')}:1.2.0`, ...srcs, '--json']);
+  assert.equal(b.code, 0, b.stderr);
+  assert.equal(JSON.parse(b.stdout).digest, aj.digest);
+  const tar1 = await readFile(join(root, 'multi.tar'));
+  const again = await runCli(['index', '-o', `oci-archive:${join(root, 'multi2.tar')}:1.2.0`, ...srcs]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok(tar1.equals(await readFile(join(root, 'multi2.tar'))), 'same sources, same archive bytes');
+
+  // --platform for a variant that names no architecture; an index as a source keeps its platforms.
+  const g = await runCli(['index', '-o', `oci:${join(root, 'with-generic')}:1`, `oci:${join(root, 'multi')}:1.2.0`, img.generic!.location, '--platform', `${img.generic!.location}=linux/riscv64`, '--json']);
+  assert.equal(g.code, 0, g.stderr);
+  assert.deepEqual(JSON.parse(g.stdout).manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64', 'arm64', 'amd64', 'riscv64']);
+
+  // Refusals, one line each, exit code 2.
+  const missing = await runCli(['index', '-o', `oci:${join(root, 'bad')}`, img.x86_64!.location, img.generic!.location]);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.equal(missing.stderr, `oci-os: error: ${img.generic!.location} is an OS image whose product variant "generic" names no known architecture; give its platform with --platform ${img.generic!.location}=linux/ARCH[/VARIANT]\n`);
+  const dup = await runCli(['index', '-o', `oci:${join(root, 'bad')}`, img.x86_64!.location, img.generic!.location, '--platform', `${img.generic!.location}=linux/amd64`]);
+  assert.equal(dup.code, 2, dup.stderr);
+  assert.equal(dup.stderr, `oci-os: error: ${img.generic!.location} and ${img.x86_64!.location} are both images for linux/amd64; an index holds one image per platform\n`);
+  const dupVariant = await runCli(['index', '-o', `oci:${join(root, 'bad')}`, img['x86_64-debug']!.location, img.generic!.location, '--platform', `${img.generic!.location}=linux/x86_64/debug`]);
+  assert.equal(dupVariant.code, 2, dupVariant.stderr);
+  assert.match(dupVariant.stderr, /^oci-os: error: .* are both images for linux\/amd64\/debug; an index holds one image per platform\n$/);
+  const typo = await runCli(['index', '-o', `oci:${join(root, 'bad')}`, img.x86_64!.location, '--platform', 'oci:nowhere=linux/amd64']);
+  assert.equal(typo.code, 2, typo.stderr);
+  assert.match(typo.stderr, /^oci-os: error: --platform oci:nowhere=…: "oci:nowhere" is not one of the SRC images/);
+});
