@@ -70,3 +70,52 @@ test('index of OS images: platforms from the product variant or --platform, arti
   assert.equal(typo.code, 2, typo.stderr);
   assert.match(typo.stderr, /^oci-os: error: --platform oci:nowhere=…: "oci:nowhere" is not one of the SRC images/);
 });
+
+test('one image of an OS image index by --platform: inspect (entries with product and version; --format digest), verify, extract, copy; a missing platform is one line', async (t) => {
+  const root = await tempDir(t);
+  const img = await buildVariants(root, ['x86_64', 'aarch64', 'x86_64-debug']);
+  const multi = `oci:${join(root, 'multi')}:1.2.0`;
+  const made = await runCli(['index', '-o', multi, ...['x86_64', 'aarch64', 'x86_64-debug'].map((v) => img[v]!.location)]);
+  assert.equal(made.code, 0, made.stderr);
+
+  const listed = await runCli(['inspect', multi, '--json']);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.deepEqual(JSON.parse(listed.stdout).summary.manifests.map((m: { platform: object; product: object; artifactType: string }) => [m.platform, m.artifactType, m.product]), [
+    [{ architecture: 'amd64', os: 'linux' }, OS_TYPE, { id: 'myos', name: 'My OS', version: '1.2.0', variant: 'x86_64' }],
+    [{ architecture: 'arm64', os: 'linux' }, OS_TYPE, { id: 'myos', name: 'My OS', version: '1.2.0', variant: 'aarch64' }],
+    [{ architecture: 'amd64', os: 'linux', variant: 'debug' }, OS_TYPE, { id: 'myos', name: 'My OS', version: '1.2.0', variant: 'x86_64-debug' }],
+  ]);
+  const text = await runCli(['inspect', multi]);
+  assert.match(text.stdout, /^MANIFEST +PLATFORM +PRODUCT +VERSION +VARIANT +SIZE$/m);
+  assert.match(text.stdout, new RegExp(`^${img['x86_64-debug']!.digest} +linux/amd64/debug +My OS +1\\.2\\.0 +x86_64-debug +\\d+$`, 'm'));
+
+  for (const [platform, variant] of [['linux/arm64', 'aarch64'], ['linux/aarch64', 'aarch64'], ['linux/amd64', 'x86_64'], ['linux/x86_64/debug', 'x86_64-debug']] as const) {
+    const f = await runCli(['inspect', multi, '--platform', platform, '--format', '{{digest}} {{productInfo.variant}}']);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(f.stdout, `${img[variant]!.digest} ${variant}\n`, platform);
+  }
+  const v = await runCli(['verify', multi, '--platform', 'linux/arm64', '--json']);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(JSON.parse(v.stdout).digest, img.aarch64!.digest);
+  assert.equal(JSON.parse(v.stdout).manifests, 1);
+  const all = await runCli(['verify', multi, '--all', '--json']);
+  assert.equal(JSON.parse(all.stdout).manifests, 4);
+
+  const x = await runCli(['extract', multi, '--platform', 'linux/amd64/debug', '-p', 'system', '-o', join(root, 'debug.img')]);
+  assert.equal(x.code, 0, x.stderr);
+  assert.ok((await readFile(join(root, 'debug.img'))).equals(img['x86_64-debug']!.system));
+
+  // One platform copied on its own is a plain manifest: a layout of one OS image, as Monogon's layout reader wants.
+  const c = await runCli(['copy', multi, `oci:${join(root, 'arm')}:1.2.0`, '--platform', 'linux/arm64', '--json']);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(JSON.parse(c.stdout).digest, img.aarch64!.digest);
+  const armIndex = JSON.parse(await readFile(join(root, 'arm', 'index.json'), 'utf8'));
+  assert.deepEqual(armIndex.manifests.map((m: { digest: string }) => m.digest), [img.aarch64!.digest]);
+
+  const none = await runCli(['extract', multi, '--platform', 'linux/s390x', '-p', 'system', '-o', join(root, 'no.img')]);
+  assert.equal(none.code, 4, none.stderr);
+  assert.equal(none.stderr, `oci-os: error: ${multi} has no image for linux/s390x (it has: linux/amd64, linux/arm64, linux/amd64/debug); choose one with --platform\n`);
+  const wrong = await runCli(['verify', img.x86_64!.location, '--platform', 'linux/arm64']);
+  assert.equal(wrong.code, 2, wrong.stderr);
+  assert.equal(wrong.stderr, `oci-os: error: ${img.x86_64!.location} is an image for linux/amd64, not linux/arm64\n`);
+});
