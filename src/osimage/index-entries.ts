@@ -6,8 +6,10 @@
 import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { MediaType } from '../oci/mediatypes.js';
+import { readManifestBytes } from '../copy/graph.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from './format.js';
-import { readOsImage } from './reader.js';
+import { isOsImageManifest, readOsImage } from './reader.js';
 
 /** The product an index entry's OS image declares. */
 export interface IndexEntryProduct {
@@ -24,14 +26,21 @@ export function isOsImageEntry(desc: Descriptor): boolean {
 
 /**
  * The product of every OS image entry of an index (undefined for other
- * entries), `jobs` manifests and configs read at once.
+ * entries), `jobs` manifests and configs read at once. Entries without
+ * `artifactType` (tools that copy an index may drop it, as skopeo 1.9
+ * does) are OS images when their manifest says so: OCI manifests without
+ * it are read to find out.
  */
 export async function indexEntryProducts(store: ContentStore, entries: readonly Descriptor[], jobs = 4): Promise<Array<IndexEntryProduct | undefined>> {
   const limit = pLimit(jobs);
-  return Promise.all(entries.map((e) => (isOsImageEntry(e)
-    ? limit(async () => {
-      const p = (await readOsImage(store, { mediaType: e.mediaType, digest: e.digest, size: e.size })).productInfo;
+  return Promise.all(entries.map((e) => {
+    const maybe = isOsImageEntry(e) || (e.artifactType === undefined && e.mediaType === MediaType.ociManifest);
+    if (!maybe) return undefined;
+    return limit(async () => {
+      const desc = { mediaType: e.mediaType, digest: e.digest, size: e.size };
+      if (!isOsImageEntry(e) && !isOsImageManifest(await readManifestBytes(store, desc))) return undefined;
+      const p = (await readOsImage(store, desc)).productInfo;
       return { id: p.id, name: p.name, version: p.version, variant: p.variant };
-    })
-    : undefined)));
+    });
+  }));
 }

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
 
 const OS_TYPE = 'application/vnd.monogon.os.image.v1';
 
@@ -118,4 +119,67 @@ test('one image of an OS image index by --platform: inspect (entries with produc
   const wrong = await runCli(['verify', img.x86_64!.location, '--platform', 'linux/arm64']);
   assert.equal(wrong.code, 2, wrong.stderr);
   assert.equal(wrong.stderr, `oci-os: error: ${img.x86_64!.location} is an image for linux/amd64, not linux/arm64\n`);
+});
+
+/** GETs a manifest from the registry the way Monogon's reader does (its Accept names the OCI manifest type only). */
+async function getManifest(url: string, repo: string, ref: string, accept = 'application/vnd.oci.image.manifest.v1+json'): Promise<{ status: number; type: string | null; body: any }> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { accept } });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get('content-type'), body: res.status === 200 ? JSON.parse(text) : text };
+}
+
+test('OS image index through the CNCF registry: index --push, skopeo copy --all and oci-os copy --all keep it, pull and verify by platform, the pinned digest is a plain manifest', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'skopeo')) return;
+  const reg = await startDockerRegistry();
+  t.after(() => reg.stop());
+  const root = await tempDir(t);
+  const img = await buildVariants(root, ['x86_64', 'aarch64', 'x86_64-debug']);
+  const ref = `${reg.host}/os/myos:1.2.0`;
+
+  const pushed = await runCli(['index', '--push', ref, ...['x86_64', 'aarch64', 'x86_64-debug'].map((v) => img[v]!.location), '--json']);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const digest = JSON.parse(pushed.stdout).digest as string;
+
+  // skopeo takes every platform and keeps every image's digest and platform (it writes the index
+  // itself again, compact and, before containers/image knew artifactType, without it); oci-os
+  // verifies what it wrote and still picks by platform and tells the products apart.
+  await skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(root, 'skopeo')}:1.2.0`]);
+  const skopeoLayout = `oci:${join(root, 'skopeo')}:1.2.0`;
+  const sk = await runCli(['verify', skopeoLayout, '--json']);
+  assert.equal(sk.code, 0, sk.stderr);
+  assert.equal(JSON.parse(sk.stdout).manifests, 4);
+  assert.equal(JSON.parse(sk.stdout).payloads.length, 6);
+  const ski = await runCli(['inspect', skopeoLayout, '--json']);
+  assert.deepEqual(JSON.parse(ski.stdout).summary.manifests.map((m: { digest: string; platform: object; product: { variant: string } }) => [m.digest, m.platform, m.product.variant]), [
+    [img.x86_64!.digest, { architecture: 'amd64', os: 'linux' }, 'x86_64'],
+    [img.aarch64!.digest, { architecture: 'arm64', os: 'linux' }, 'aarch64'],
+    [img['x86_64-debug']!.digest, { architecture: 'amd64', os: 'linux', variant: 'debug' }, 'x86_64-debug'],
+  ]);
+  const skPin = await runCli(['inspect', skopeoLayout, '--platform', 'linux/amd64/debug', '--format', '{{digest}}']);
+  assert.equal(skPin.stdout, `${img['x86_64-debug']!.digest}\n`);
+
+  const mirror = `${reg.host}/mirror/myos:1.2.0`;
+  const copied = await runCli(['copy', '--all', ref, mirror, '--json']);
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.equal(JSON.parse(copied.stdout).digest, digest);
+
+  const pulled = await runCli(['pull', mirror, '--platform', 'linux/arm64', '-o', `oci:${join(root, 'pulled')}`, '--json']);
+  assert.equal(pulled.code, 0, pulled.stderr);
+  assert.equal(JSON.parse(pulled.stdout).digest, img.aarch64!.digest);
+  const layoutIndex = JSON.parse(await readFile(join(root, 'pulled', 'index.json'), 'utf8'));
+  assert.deepEqual(layoutIndex.manifests.map((m: { digest: string; annotations: Record<string, string> }) => [m.digest, m.annotations['org.opencontainers.image.ref.name']]), [[img.aarch64!.digest, '1.2.0']]);
+  const x = await runCli(['extract', `oci:${join(root, 'pulled')}:1.2.0`, '-p', 'system', '-o', join(root, 'arm.img')]);
+  assert.equal(x.code, 0, x.stderr);
+  assert.ok((await readFile(join(root, 'arm.img'))).equals(img.aarch64!.system));
+  const v = await runCli(['verify', mirror, '--platform', 'linux/amd64/debug', '--json']);
+  assert.equal(v.code, 0, v.stderr);
+  assert.equal(JSON.parse(v.stdout).digest, img['x86_64-debug']!.digest);
+
+  // The digest an updater pins is reachable by digest as a plain OS image manifest.
+  const pin = await runCli(['inspect', ref, '--platform', 'linux/arm64', '--format', '{{digest}}']);
+  assert.equal(pin.code, 0, pin.stderr);
+  assert.equal(pin.stdout, `${img.aarch64!.digest}\n`);
+  const m = await getManifest(reg.url, 'os/myos', img.aarch64!.digest);
+  assert.equal(m.status, 200);
+  assert.equal(m.body.artifactType, OS_TYPE);
 });
