@@ -183,3 +183,54 @@ test('OS image index through the CNCF registry: index --push, skopeo copy --all 
   assert.equal(m.status, 200);
   assert.equal(m.body.artifactType, OS_TYPE);
 });
+
+test('parallel push --index-tag of several architectures to the CNCF registry ends with every entry; a rebuild replaces its platform; refusals come before anything is pushed', async (t) => {
+  if (!requireTools(t, 'docker-registry')) return;
+  const reg = await startDockerRegistry();
+  t.after(() => reg.stop());
+  const root = await tempDir(t);
+  const env = { OCI_OS_CACHE_DIR: join(root, 'cache') };
+  const repo = `${reg.host}/os/parallel`;
+  const variants = ['x86_64', 'aarch64', 'x86_64-debug', 'riscv64'];
+  for (const v of variants) {
+    await mkdir(join(root, v));
+    await writeFile(join(root, v, 'system.img'), pseudoRandom(40_000, variants.indexOf(v) + 1));
+  }
+  const push = (v: string, extra: string[] = []) => runCli(['push', `${repo}:1.2.0-${v}`, '-p', `system=${join(root, v, 'system.img')}`, '--variant', v,
+    '--product-id', 'myos', '--product-version', '1.2.0', '--index-tag', '1.2.0', '--json', ...extra], { env });
+  for (const round of [1, 2]) {
+    const tag = round === 1 ? '1.2.0' : '1.2.1';
+    const results = await Promise.all(variants.map((v) => runCli(['push', `${repo}:${tag}-${v}`, '-p', `system=${join(root, v, 'system.img')}`, '--variant', v,
+      '--product-id', 'myos', '--product-version', tag, '--index-tag', tag, '--json'], { env })));
+    const digests: Record<string, string> = {};
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.code, 0, r.stderr);
+      digests[variants[i]!] = JSON.parse(r.stdout).digest;
+    }
+    const index = await getManifest(reg.url, 'os/parallel', tag, 'application/vnd.oci.image.index.v1+json');
+    assert.equal(index.status, 200);
+    assert.deepEqual(index.body.manifests.map((m: { platform: { architecture: string; variant?: string }; digest: string; artifactType: string }) => [m.platform.architecture, m.platform.variant, m.digest, m.artifactType]), [
+      ['amd64', undefined, digests.x86_64, OS_TYPE], ['amd64', 'debug', digests['x86_64-debug'], OS_TYPE], ['arm64', undefined, digests.aarch64, OS_TYPE], ['riscv64', undefined, digests.riscv64, OS_TYPE],
+    ], `round ${round}`);
+  }
+
+  // A rebuild of one architecture replaces its entry and keeps the others.
+  const before = (await getManifest(reg.url, 'os/parallel', '1.2.0', 'application/vnd.oci.image.index.v1+json')).body;
+  await writeFile(join(root, 'aarch64', 'system.img'), pseudoRandom(40_000, 99));
+  const rebuilt = await push('aarch64');
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  const rj = JSON.parse(rebuilt.stdout);
+  assert.equal(rj.index.replaced, before.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'arm64').digest);
+  const after = (await getManifest(reg.url, 'os/parallel', '1.2.0', 'application/vnd.oci.image.index.v1+json')).body;
+  assert.equal(after.manifests.length, 4);
+  assert.equal(after.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === 'arm64').digest, rj.digest);
+  assert.equal(rj.index.digest, `sha256:${(await import('node:crypto')).createHash('sha256').update(JSON.stringify(after, null, '\t') + '\n').digest('hex')}`);
+
+  const generic = await runCli(['push', `${repo}:generic`, '-p', `system=${join(root, 'x86_64', 'system.img')}`, '--variant', 'generic', '--index-tag', '1.2.0'], { env });
+  assert.equal(generic.code, 2, generic.stderr);
+  assert.equal(generic.stderr, 'oci-os: error: --index-tag needs the image\'s platform: the variant "generic" names no known architecture; give --platform OS/ARCH[/VARIANT] (e.g. linux/amd64)\n');
+  assert.equal((await getManifest(reg.url, 'os/parallel', 'generic')).status, 404);
+  const same = await runCli(['push', `${repo}:1.2.0`, '-p', `system=${join(root, 'x86_64', 'system.img')}`, '--variant', 'x86_64', '--index-tag', '1.2.0'], { env });
+  assert.equal(same.code, 2, same.stderr);
+  assert.match(same.stderr, /^oci-os: error: --index-tag 1\.2\.0 is also a tag of the image itself/);
+});
