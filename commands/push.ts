@@ -26,7 +26,7 @@ REF is [HOST[:PORT]/]REPO[:TAG][@DIGEST]; no host means Docker Hub. Loopback reg
 
 With --index-tag T, the image is also added to the image index at tag T of the same repository, for its platform: --platform OS/ARCH[/VARIANT], else the one its product variant names (x86_64 is linux/amd64, aarch64 linux/arm64, x86_64-debug linux/amd64/debug). The entry for the same platform is replaced, every other one kept, so the jobs of a release that build one architecture each end up under one tag. Jobs that push at the same time do not lose each other's entry: the index is written with If-Match where the registry gives an ETag (a 412 means merge again), and since many registries ignore If-Match, it is read back at once and after a pause, and merged again when the entry is missing.
 
-Prints HOST/REPO@DIGEST; --json prints reference, digest, mediaType, size, tags and every blob with its status (uploaded, exists, mounted) and uploadedBytes, and with --index-tag an "index" object (tag, digest, platform, manifests, replaced, rounds).`;
+Prints HOST/REPO@DIGEST (with --index-tag, then HOST/REPO:T@INDEX-DIGEST, the index as this push left it); --json prints reference, digest, mediaType, size, tags and every blob with its status (uploaded, exists, mounted) and uploadedBytes, and with --index-tag an "index" object (tag, digest, platform, manifests, replaced, rounds).`;
   static override examples = [
     '<%= config.bin %> push ghcr.io/acme/myos:1.2.0 -p system=rootfs.img -p kernel.efi=kernel.efi --tag latest',
     'echo "$TOKEN" | <%= config.bin %> push registry.example.com/os/myos:1.2.0 -u ci --password-stdin -p system=rootfs.img --digest-file digest.txt',
