@@ -4,6 +4,8 @@ import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js
 import { verifyJobsFlag, withReadableLocation } from '../cli/transfer.js';
 import { formatSize } from '../src/util/size.js';
 import { verifyGraph } from '../src/copy/verify.js';
+import { selectRoot } from '../src/image/platform-select.js';
+import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 
 export default class Verify extends BaseCommand {
   static override summary = 'Check every blob, and every chunk of every OS image payload.';
@@ -11,23 +13,31 @@ export default class Verify extends BaseCommand {
 
 Every blob the manifest or index references is read and re-hashed against its digest and size. For OS images the manifest and config are checked as the format's reader checks them, and each payload is decompressed and every hash chunk compared with the config.
 
+An index is verified with every image it lists; --platform verifies only the image for one platform.
+
 Exit code 0 when everything matches; 5 on a mismatch, naming the blob, or the payload, chunk index and byte offset.`;
   static override examples = [
     '<%= config.bin %> verify oci:out/image:v1',
     '<%= config.bin %> verify registry.example.com/os/image:v1 --json',
     '<%= config.bin %> verify oci-archive:image.tar',
+    '<%= config.bin %> verify registry.example.com/myos:1.2.0 --platform linux/arm64',
   ];
   static override args = {
     source: Args.string({ required: true, description: 'What to verify.' }),
   };
-  static override flags = { ...verifyJobsFlag, ...registryFlags };
+  static override flags = {
+    ...platformFlag('From an index, verify only the image for this platform (linux/arm64, linux/amd64/debug; x86_64 and aarch64 are read as amd64 and arm64). A single image must be for this platform.'),
+    ...allFlag('Verify an index with every image it lists (the default).'),
+    ...verifyJobsFlag, ...registryFlags,
+  };
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(Verify);
+    const platform = platformFromFlags(flags);
     const client = await registryClientFromFlags(flags, { reads: [args.source] }, { onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`) });
     try {
       const { location, r } = await withReadableLocation(args.source, client, async (loc, signal) => (
-        { location: loc.location, r: await verifyGraph(loc.store, loc.root, { jobs: flags.jobs, signal }) }
+        { location: loc.location, r: await verifyGraph(loc.store, (await selectRoot(loc.store, loc.root, platform, loc.location)).root, { jobs: flags.jobs, signal }) }
       ));
       const summary = {
         reference: location, digest: r.root.digest, mediaType: r.root.mediaType, ok: true,

@@ -15,6 +15,7 @@ import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import type { ProductInfo } from '../osimage/format.js';
 import { printable } from '../util/printable.js';
 import { readComponents } from '../image/layering/annotations.js';
+import { indexEntryProducts, type IndexEntryProduct } from '../osimage/index-entries.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
 const maxConfigBytes = 4 << 20;
@@ -46,7 +47,10 @@ export interface InspectSummary {
   config?: BlobSummary;
   layers?: BlobSummary[];
   /** Indexes. */
-  manifests?: Array<{ digest: string; size: number; mediaType: string; platform?: Platform; artifactType?: string }>;
+  /** Indexes: their entries; OS image entries with the product their config declares. */
+  manifests?: Array<{ digest: string; size: number; mediaType: string; platform?: Platform; artifactType?: string; product?: IndexEntryProduct }>;
+  /** An image chosen from an index by platform (`inspect --platform`): that index. */
+  index?: { digest: string; mediaType: string; size: number };
   annotations?: Record<string, string>;
 }
 
@@ -93,13 +97,15 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
   const base = { reference, digest: root.digest, mediaType: root.mediaType, size: root.size };
   if (isIndexMediaType(root.mediaType)) {
     const index = JSON.parse(manifestBytes.toString('utf8')) as ImageIndex;
+    const products = await indexEntryProducts(store, index.manifests ?? []);
     return {
       manifestBytes, manifest: index,
       summary: {
         kind: 'index', ...base, ...(index.artifactType ? { artifactType: index.artifactType } : {}),
-        manifests: (index.manifests ?? []).map((m) => ({
+        manifests: (index.manifests ?? []).map((m, i) => ({
           digest: m.digest, size: m.size, mediaType: m.mediaType,
           ...(m.platform ? { platform: m.platform } : {}), ...(m.artifactType ? { artifactType: m.artifactType } : {}),
+          ...(products[i] ? { product: products[i] } : {}),
         })),
         ...(index.annotations ? { annotations: index.annotations } : {}),
       },
@@ -151,6 +157,7 @@ export function renderSummary(s: InspectSummary): string {
   kv('Reference', s.reference);
   kv('Kind', s.kind);
   kv('Digest', s.digest);
+  kv('From index', s.index?.digest);
   kv('Media type', s.mediaType);
   kv('Artifact type', s.artifactType);
   kv('Size', s.size);
@@ -175,7 +182,11 @@ export function renderSummary(s: InspectSummary): string {
       lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE', 'COMPONENTS'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType, componentsCell(l.components ?? [])])));
     } else lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType])));
   }
-  if (s.manifests) {
+  if (s.manifests?.some((m) => m.product)) {
+    lines.push('', table(['MANIFEST', 'PLATFORM', 'PRODUCT', 'VERSION', 'VARIANT', 'SIZE'], s.manifests.map((m) => [
+      m.digest, plat(m.platform) ?? m.artifactType ?? '-', m.product ? m.product.name || m.product.id || '-' : m.artifactType ?? '-', m.product?.version || '-', m.product?.variant || '-', String(m.size),
+    ])));
+  } else if (s.manifests) {
     lines.push('', table(['MANIFEST', 'PLATFORM', 'SIZE', 'MEDIA TYPE'], s.manifests.map((m) => [m.digest, plat(m.platform) ?? m.artifactType ?? '-', String(m.size), m.mediaType])));
   }
   return lines.join('\n');

@@ -14,7 +14,8 @@ import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import { readManifestBytes } from './graph.js';
 import { MediaType } from '../oci/mediatypes.js';
 import type { ContentStore } from '../content/store.js';
-import type { Descriptor } from '../oci/descriptor.js';
+import type { Descriptor, Platform } from '../oci/descriptor.js';
+import { selectRoot } from '../image/platform-select.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */
 export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'onBlobStart' | 'onBlobProgress' | 'onBlobDone'> {
@@ -29,6 +30,8 @@ export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | '
    * is committed (default true). Registry destinations are not read back.
    */
   verifyOsImages?: boolean;
+  /** Copy only the image for this platform when the source is an index (image/platform-select.ts); a single image must match it. */
+  platform?: Platform;
 }
 
 /** What {@link transfer} did. */
@@ -60,14 +63,16 @@ export async function transfer(source: string, destination: string, options: Tra
   const src = await openLocationForReading(source, { client: options.client, signal: options.signal });
   try {
     if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
+    // One platform of an index is copied as a plain manifest: the index itself stays behind.
+    const root = options.platform ? (await selectRoot(src.store, src.root, options.platform, src.location)).root : src.root;
     const dst = await openLocationForWriting(destination, { client: options.client, signal: options.signal });
     try {
-      if (dst.digest && dst.digest !== src.root.digest) {
-        throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);
+      if (dst.digest && dst.digest !== root.digest) {
+        throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${root.digest}`);
       }
       const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? true);
-      const checking = verify ? await checkingStoreFor(src.store, src.root, dst.store) : undefined;
-      const result = await copyGraph(src.store, checking ?? dst.store, src.root, {
+      const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : undefined;
+      const result = await copyGraph(src.store, checking ?? dst.store, root, {
         jobs: options.jobs, signal: options.signal,
         onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
         // Layout tags only become visible on commit(), after the chunk checks below.
@@ -78,11 +83,11 @@ export async function transfer(source: string, destination: string, options: Tra
         if (checking?.complete) {
           verification = {
             // A blob shared by identical payloads was read once.
-            root: src.root, manifests: 1, blobs: checking.verified.size, bytes: checking.checkedBytes,
-            payloads: checking.results().map((v) => ({ ...v, manifest: src.root.digest })),
+            root, manifests: 1, blobs: checking.verified.size, bytes: checking.checkedBytes,
+            payloads: checking.results().map((v) => ({ ...v, manifest: root.digest })),
           };
         } else if (verify) {
-          verification = await verifyGraph(dst.store, src.root, { jobs: options.jobs, blobs: false, signal: options.signal });
+          verification = await verifyGraph(dst.store, root, { jobs: options.jobs, blobs: false, signal: options.signal });
         }
         // An interrupt that came after the last blob still leaves the destination as it was.
         if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');

@@ -2,7 +2,10 @@
  * Combining per-platform images into one image index (image-spec
  * image-index.md): each source's manifest (or every manifest of a source
  * that is itself an index) is copied with its config and layers, and
- * listed with the platform its config declares. Attestation manifests of
+ * listed with the platform its config declares. OS image artifacts are
+ * listed with `artifactType` and the platform given for them, else the one
+ * their product `variant` names (`x86_64` → linux/amd64, `aarch64-debug` →
+ * linux/arm64/debug), else refused with a line asking for `--platform`. Attestation manifests of
  * a source index (what buildx adds beside each image: provenance and SBOMs
  * as in-toto layers, platform unknown/unknown) are not images: they are
  * copied and listed exactly as the source lists them, annotations included,
@@ -12,14 +15,18 @@
  */
 import { Readable } from 'node:stream';
 import { OciError, InterruptedError } from '../errors.js';
-import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
+import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { copyGraph, readManifestBytes } from '../copy/graph.js';
 import { openLocationForReading, openLocationForWriting, parseLocation, type LocationOptions } from '../copy/locations.js';
 import { configPlatform } from './config.js';
-import { formatPlatform } from './platform.js';
+import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
+import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import type { ContentStore } from '../content/store.js';
+import { formatPlatform, platformFromProductVariant, platformMatches } from './platform.js';
+import { isAttestation } from './platform-select.js';
 import { readImage } from './source.js';
 
 /** Options of {@link buildIndexTo}. */
@@ -28,6 +35,8 @@ export interface IndexBuildOptions {
   annotations?: Record<string, string>;
   /** Blobs copied at once per source (default 4). */
   jobs?: number;
+  /** Platforms given per source (the SRC string exactly as in `sources`); OS images need one unless their variant names it. */
+  platforms?: ReadonlyMap<string, Platform>;
   signal?: AbortSignal;
 }
 
@@ -45,15 +54,35 @@ function platformEntry(desc: Descriptor, platform: NonNullable<Descriptor['platf
   return { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, platform };
 }
 
-/** Whether an index entry is an attestation manifest rather than an image (buildx marks them both ways). */
-function isAttestation(desc: Descriptor): boolean {
-  if (desc.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest') return true;
-  return desc.platform?.os === 'unknown' && desc.platform.architecture === 'unknown';
+/**
+ * The index entry of the manifest `desc`: an OS image (platform as given,
+ * as listed, or from its product variant; artifactType the format's) or a
+ * container image (platform from its config, which a given one must match).
+ */
+async function imageEntry(store: ContentStore, desc: Descriptor, what: string, given: Platform | undefined, listed: Platform | undefined): Promise<Descriptor> {
+  if (isOsImageManifest(await readManifestBytes(store, desc))) {
+    const image = await readOsImage(store, desc);
+    const variant = image.productInfo.variant;
+    const platform = given ?? listed ?? platformFromProductVariant(variant);
+    if (!platform) {
+      throw new OciError('INVALID_ARGUMENT', `${what} is an OS image whose product variant ${variant ? `"${variant}" names no known architecture` : 'is empty'}; give its platform with --platform ${what}=linux/ARCH[/VARIANT]`);
+    }
+    return { ...platformEntry(desc, platform), artifactType: OS_IMAGE_ARTIFACT_TYPE };
+  }
+  const image = await readImage(store, desc, what);
+  const declared = listed ?? configPlatform(image.config);
+  if (given && !platformMatches(declared, given)) {
+    throw new OciError('INVALID_ARGUMENT', `${what} is a container image for ${formatPlatform(declared)}, not ${formatPlatform(given)} as --platform says; its config decides`);
+  }
+  return platformEntry(desc, declared);
 }
 
 /** Builds an index of the images at `sources` into `dest`. */
 export async function buildIndexTo(dest: string, sources: string[], options: IndexBuildOptions = {}, locations: LocationOptions = {}): Promise<IndexBuildReport> {
   if (sources.length === 0) throw new OciError('USAGE', 'no images given: name at least one SRC image');
+  for (const src of options.platforms?.keys() ?? []) {
+    if (!sources.includes(src)) throw new OciError('USAGE', `--platform ${src}=…: "${src}" is not one of the SRC images (write it exactly as given)`);
+  }
   const parsed = parseLocation(dest);
   if (parsed.kind === 'registry' && parsed.digest && !parsed.tag) {
     throw new OciError('INVALID_REFERENCE', `${dest}: an index has no digest before it is built; push to a tag (REPO:TAG)`);
@@ -68,7 +97,9 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
         const children: Descriptor[] = [];
         // Carried over verbatim after the images: not read as images, not counted as platforms.
         const attestations: Descriptor[] = [];
+        const given = options.platforms?.get(src);
         if (isIndexMediaType(loc.root.mediaType)) {
+          if (given) throw new OciError('USAGE', `--platform ${src}=…: ${src} is an index, whose entries keep the platforms it lists`);
           const index = JSON.parse((await readManifestBytes(loc.store, loc.root)).toString('utf8')) as ImageIndex;
           for (const m of index.manifests ?? []) {
             if (!isManifestMediaType(m.mediaType)) continue;
@@ -76,12 +107,10 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
               attestations.push(m);
               continue;
             }
-            const image = await readImage(loc.store, m, `${src} (${m.digest})`);
-            children.push(platformEntry(m, m.platform ?? configPlatform(image.config)));
+            children.push(await imageEntry(loc.store, m, `${src} (${m.digest})`, undefined, m.platform));
           }
         } else {
-          const image = await readImage(loc.store, loc.root, src);
-          children.push(platformEntry(loc.root, configPlatform(image.config)));
+          children.push(await imageEntry(loc.store, loc.root, src, given, undefined));
         }
         for (const child of children) {
           if (entries.some((e) => e.digest === child.digest)) continue;

@@ -18,7 +18,8 @@ export {
 } from './config.js';
 export { buildOptionsFromInputs, keyValues, type ImageBuildInputs } from './inputs.js';
 export { compileExcludes, isExcluded, normalizeMtime, parseOwner, parseSourceDateEpoch, type NormalizeOptions } from './normalize.js';
-export { defaultPlatform, formatPlatform, knownArch, knownOs, parsePlatform, platformMatches } from './platform.js';
+export { defaultPlatform, formatPlatform, hostPlatform, knownArch, knownOs, normalizeArchitecture, parsePlatform, platformFromProductVariant, platformMatches, samePlatform, type ParsePlatformOptions } from './platform.js';
+export { isAttestation, platformOfManifest, selectRoot, type SelectedRoot } from './platform-select.js';
 export { entryComponents, resolveDirectory } from './secure-path.js';
 export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar/header.js';
 export { readTarInput, openTarFile, relativeEntryName } from './tar/input.js';

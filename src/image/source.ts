@@ -11,7 +11,10 @@ import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediaty
 import { readManifestBytes } from '../copy/graph.js';
 import { openLocationForReading, type LocationOptions, type ReadableLocation } from '../copy/locations.js';
 import { parseBaseConfig, type ImageConfig } from './config.js';
-import { defaultPlatform, formatPlatform, platformMatches } from './platform.js';
+import { formatPlatform, platformMatches } from './platform.js';
+import { selectFromIndex } from './platform-select.js';
+
+export { selectFromIndex };
 
 /** Config media types of container images. */
 export const imageConfigMediaTypes: readonly string[] = [MediaType.ociConfig, MediaType.dockerConfig];
@@ -51,23 +54,6 @@ export async function readSmallBlob(store: ContentStore, desc: Descriptor, what:
   const parts: Buffer[] = [];
   for await (const c of await store.fetch(desc)) parts.push(c as Buffer);
   return Buffer.concat(parts);
-}
-
-/**
- * Picks the manifest for `platform` from an index: the first entry whose
- * platform matches; with no platform asked for, the only entry or else
- * linux/amd64.
- */
-export function selectFromIndex(index: ImageIndex, platform: Platform | undefined, what: string): Descriptor {
-  const manifests = index.manifests.filter((m) => isManifestMediaType(m.mediaType));
-  if (!platform && manifests.length === 1) return manifests[0]!;
-  const want = platform ?? defaultPlatform;
-  const found = manifests.find((m) => platformMatches(m.platform, want));
-  if (!found) {
-    const have = manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none';
-    throw new OciError('NOT_FOUND', `${what} has no image for ${formatPlatform(want)} (it has: ${have}); choose one with --platform`);
-  }
-  return found;
 }
 
 /** Reads and checks an image manifest and its config. */
