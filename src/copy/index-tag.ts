@@ -164,6 +164,7 @@ export async function addToIndexTag(repo: RegistryRepository, tag: string, entry
       const bytes = canonicalJson(index);
       const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
       if (current?.etag) headers['if-match'] = current.etag;
+      else if (!current) headers['if-none-match'] = '*'; // only if still new, where the registry checks it
       const res = await repo.http.send({ method: 'PUT', url: `/v2/${repo.name}/manifests/${tag}`, body: bytes, scopes: [pushScope(repo.name)], headers, signal: options.signal });
       if (res.status === 412) {
         // Another writer got in between our read and our write: merge again with what it wrote.

@@ -179,7 +179,10 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange, name: stri
     tags.push(reference);
   }
   const record = { ...(await validate(ctx, name, mediaType, body)), digest, size: bytes.length };
-  await ctx.storage.putManifest(name, bytes, record, tags);
+  const store = () => ctx.storage.putManifest(name, bytes, record, tags);
+  const condition = writeCondition(ex.req);
+  if (condition && !isDigestReference(reference)) await ctx.storage.withTag(name, reference, condition, store);
+  else await store();
   const headers: Record<string, string | string[]> = {
     Location: `/v2/${name}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
@@ -187,6 +190,29 @@ export async function putManifest(ctx: RegistryContext, ex: Exchange, name: stri
   if (record.subject) headers['OCI-Subject'] = record.subject;
   if (isDigestReference(reference) && tags.length > 0) headers['OCI-Tag'] = tags;
   reply(ex.res, 201, headers);
+}
+
+/**
+ * The precondition of a tag write (RFC 9110 13.1): `If-Match` with the ETag
+ * a GET gave (the quoted digest, or `*` for "any"), `If-None-Match: *` for
+ * "only if the tag is new". Lets clients that merge into a tag (an index of
+ * several architectures) detect a concurrent writer instead of losing it.
+ */
+function writeCondition(req: IncomingMessage): ((current: string | undefined) => void) | undefined {
+  const ifMatch = req.headers['if-match'];
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
+  const tags = (v: string | undefined) => (v ?? '').split(',').map((t) => t.trim().replace(/^W\//, '')).filter(Boolean);
+  return (current) => {
+    const etag = current === undefined ? undefined : `"${current}"`;
+    const matches = (list: string[]) => etag !== undefined && (list.includes('*') || list.includes(etag));
+    if (ifMatch !== undefined && !matches(tags(ifMatch))) {
+      throw httpError(412, 'DENIED', `the tag now holds ${current ?? 'nothing'}, not what If-Match names`, { current: current ?? null });
+    }
+    if (ifNoneMatch !== undefined && (matches(tags(ifNoneMatch)) || (etag !== undefined && tags(ifNoneMatch).includes('*')))) {
+      throw httpError(412, 'DENIED', `the tag already holds ${current}`, { current: current ?? null });
+    }
+  };
 }
 
 async function resolve(ctx: RegistryContext, name: string, reference: string): Promise<ManifestRecord> {

@@ -55,8 +55,8 @@ async function syncDir(dir: string): Promise<void> {
 
 /** Filesystem-backed blob, manifest, tag and referrer storage. */
 export class RegistryStorage {
-  /** Per digest, the tail of the commits of that content, run one at a time. */
-  private readonly digestLocks = new Map<string, Promise<unknown>>();
+  /** Per digest (and per tag), the tail of the commits of that content, run one at a time. */
+  private readonly locks = new Map<string, Promise<unknown>>();
 
   constructor(readonly root: string) {}
 
@@ -65,16 +65,33 @@ export class RegistryStorage {
    * manifest put undoing itself cannot remove the bytes another request is
    * committing under the same address.
    */
-  private async withDigest<T>(digest: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.digestLocks.get(digest) ?? Promise.resolve();
+  private withDigest<T>(digest: string, fn: () => Promise<T>): Promise<T> {
+    return this.serially(`digest ${digest}`, fn);
+  }
+
+  /** Runs `fn` once every earlier holder of `key` has finished. */
+  private async serially<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(key) ?? Promise.resolve();
     const run = prev.then(fn, fn);
     const tail = run.catch(() => undefined);
-    this.digestLocks.set(digest, tail);
+    this.locks.set(key, tail);
     try {
       return await run;
     } finally {
-      if (this.digestLocks.get(digest) === tail) this.digestLocks.delete(digest);
+      if (this.locks.get(key) === tail) this.locks.delete(key);
     }
+  }
+
+  /**
+   * Runs `fn` holding tag `tag` of `name`, after `check` has accepted the
+   * digest the tag holds (undefined: none): a conditional write (If-Match)
+   * cannot pass its check and then lose to a write that came between.
+   */
+  withTag<T>(name: string, tag: string, check: (current: string | undefined) => void, fn: () => Promise<T>): Promise<T> {
+    return this.serially(`tag ${name}:${tag}`, async () => {
+      check(await this.resolveTag(name, tag));
+      return fn();
+    });
   }
 
   /** Creates the top-level directories. */
