@@ -12,7 +12,7 @@
  * destination with no temporary copy, hashed on both sides. Registry
  * sources resume broken downloads with `Range` (registry-fetch-resume.ts).
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, InterruptedError } from './errors.js';
 import type { ContentStore } from './content/store.js';
@@ -232,9 +232,13 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
       ? await fetchBlobResumable(src, desc, { signal: options.signal })
       : stopOnAbort(await src.fetch(desc));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
-    stream.on('error', (err) => counter.destroy(err));
     counter.on('end', () => { bytesTransferred += counter.bytes; });
-    return stream.pipe(counter);
+    // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
+    // with it the source. A registry response left open and unread would never end, and closing the
+    // client waits for every response to end: the copy would never settle and the process would
+    // exit with the error unreported.
+    pipeline(stream, counter, () => undefined);
+    return counter;
   };
 
   /**
@@ -245,9 +249,8 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
     const stream = stopOnAbort(await src.readBlobFrom!(desc, offset));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
-    stream.on('error', (err) => counter.destroy(err));
-    counter.on('close', () => stream.destroy());
-    return stream.pipe(counter);
+    pipeline(stream, counter, () => undefined);
+    return counter;
   });
 
   /** A source opened only when the destination reads it (a mount never opens it). */
