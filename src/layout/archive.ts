@@ -198,7 +198,7 @@ export class OciArchiveWriter implements CommittableStore {
     try {
       // Extracted now so that blobs already in the archive are not written again, and a bad archive fails before the build.
       if (extracted !== undefined) await unpackArchive(file, tmpDir);
-      const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json` });
+      const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json`, shownAs: file });
       return new OciArchiveWriter(file, tmpDir, layout, extracted, options.lockWait ?? ARCHIVE_LOCK_WAIT_MS);
     } catch (err) {
       await rm(tmpDir, { recursive: true, force: true });

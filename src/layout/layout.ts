@@ -54,6 +54,12 @@ export interface LayoutOptions {
    */
   indexName?: string;
   /**
+   * How messages about failed writes name the layout, when the directory is
+   * not what the user named (an archive being written through a temporary
+   * layout beside it).
+   */
+  shownAs?: string;
+  /**
    * How long to wait for another writer's lock on index.json, in
    * milliseconds (default 60 s), before failing.
    */
@@ -95,6 +101,7 @@ export class OciLayout implements CommittableStore {
     readonly dir: string,
     private readonly indexName: string | undefined,
     private readonly lockWait: number,
+    private readonly shownAs: string = dir,
   ) {}
 
   /**
@@ -102,7 +109,7 @@ export class OciLayout implements CommittableStore {
    * writing (`create`), an existing index.json is read and checked first.
    */
   static async open(dir: string, options: LayoutOptions = {}): Promise<OciLayout> {
-    const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS);
+    const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS, options.shownAs);
     let st;
     try {
       st = await stat(dir);
@@ -154,7 +161,7 @@ export class OciLayout implements CommittableStore {
       else await this.checkLayoutFile();
     } catch (err) {
       if (isOciError(err)) throw err;
-      throw fsError(err, this.dir, 'write');
+      throw fsError(err, this.shownAs, 'write');
     }
   }
 
@@ -309,7 +316,7 @@ export class OciLayout implements CommittableStore {
       await unlink(tmp).catch(() => {});
       if (isOciError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.dir, 'write');
+      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.shownAs, 'write');
       throw err;
     }
   }
@@ -414,7 +421,7 @@ export class OciLayout implements CommittableStore {
             await this.writeAtomic('index.json', canonicalJson(out));
             await syncDirectory(this.dir);
           } catch (err) {
-            throw fsError(err, join(this.dir, 'index.json'), 'write');
+            throw fsError(err, this.shownAs === this.dir ? join(this.dir, 'index.json') : this.shownAs, 'write');
           }
           this.pending.length = 0;
           this.committed = true;
@@ -485,7 +492,7 @@ export class OciLayout implements CommittableStore {
       await makeDirs(tmpDir);
       await writeFile(file, '', { flag: 'wx' });
     } catch (err) {
-      throw fsError(err, tmpDir, 'write');
+      throw fsError(err, this.shownAs === this.dir ? tmpDir : this.shownAs, 'write');
     }
     this.registration = file;
   }

@@ -95,6 +95,8 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
     const beside = (await readdir(disk)).sort();
     const r = await runCli(['copy', `${reg.host}/full/os:big`, `oci-archive:${archive}:big`, '-q']);
     assertOneLineNoSpace(r);
+    // Named as the user named it, not by the temporary layout beside it.
+    assert.match(r.stderr, new RegExp(`cannot write ${archive}: no space left on device`));
     assert.deepEqual(await readFile(archive), bytes, 'the archive as it was');
     assert.deepEqual((await readdir(disk)).sort(), beside, 'nothing left beside the archive');
     await rm(archive);
