@@ -13,6 +13,10 @@
  * writer is registered (one may have found a blob present and skipped it)
  * and no committed image uses them. A kept blob is at worst unreferenced
  * garbage; a removed one could break an image.
+ *
+ * Temporary files are named with their writer's owner tag (owner.ts). A
+ * writer killed outright cannot remove its own; every writer, on opening
+ * and on committing (under the lock), removes those whose owner is gone.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
@@ -29,6 +33,7 @@ import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
+import { ownerAlive, ownerTag } from './owner.js';
 
 /** The oci-layout file exactly as the format's reference builder writes it. */
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
@@ -41,8 +46,8 @@ const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 60_000;
 /** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
 const MAX_MANIFEST_READ = 4 << 20;
-/** Names in the temporary directory that carry their writer's pid: `<what>-<pid>-<16 hex>`. */
-const OWNED_NAME = /-(\d+)-[0-9a-f]{16}$/;
+/** Names in the temporary directory that carry their writer's owner tag (owner.ts): `<what>-<pid>[.<start>]-<16 hex>`. */
+const OWNED_NAME = /-(\d+(?:\.\d+)?)-[0-9a-f]{16}$/;
 
 /** Options for opening a layout. */
 export interface LayoutOptions {
@@ -138,6 +143,8 @@ export class OciLayout implements CommittableStore {
         // (and an abort could not tell which blobs no image uses, so they would stay).
         await layout.readIndex();
         await layout.init();
+        // What writers that were killed left behind goes now: nobody else ever would.
+        await layout.removeDeadTemporaries();
         await layout.register();
       });
     } catch (err) {
@@ -427,6 +434,7 @@ export class OciLayout implements CommittableStore {
           this.committed = true;
         }
         await this.unregister();
+        await this.removeDeadTemporaries();
         await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
       });
     }
@@ -509,21 +517,31 @@ export class OciLayout implements CommittableStore {
    * removed on the way.
    */
   private async otherWriters(): Promise<boolean> {
+    const left = await this.removeDeadTemporaries();
+    return left.some((name) => name.startsWith('writer-') && join(this.dir, TMP_DIR, name) !== this.registration);
+  }
+
+  /**
+   * Removes the temporary files (blobs being written, registrations, small
+   * files on their way in) of writers that are gone: killed, they could not
+   * remove their own. Returns the names left, those of writers that may
+   * still run (this one included). Call with the lock held.
+   */
+  private async removeDeadTemporaries(): Promise<string[]> {
     const tmpDir = join(this.dir, TMP_DIR);
     let names: string[];
     try {
       names = await readdir(tmpDir);
     } catch {
-      return false;
+      return [];
     }
-    let others = false;
+    const left: string[] = [];
     for (const name of names) {
-      const pid = Number(OWNED_NAME.exec(name)?.[1] ?? NaN);
-      if (!Number.isSafeInteger(pid)) continue;
-      if (!processAlive(pid)) await unlink(join(tmpDir, name)).catch(() => {});
-      else if (name.startsWith('writer-')) others = true;
+      const owner = OWNED_NAME.exec(name)?.[1];
+      if (owner !== undefined && !ownerAlive(owner)) await rm(join(tmpDir, name), { force: true, recursive: true }).catch(() => {});
+      else left.push(name);
     }
-    return others;
+    return left;
   }
 
   /**
@@ -646,7 +664,7 @@ export interface LockFileOptions {
 
 /**
  * Runs `fn` holding a lock: a file created exclusively (O_EXCL), holding the
- * pid of its holder. A lock whose holder is gone, or older than
+ * owner tag (pid and start time, owner.ts) of its holder. A lock whose holder is gone, or older than
  * LOCK_STALE_MS, is taken over; otherwise this waits up to `wait` ms and
  * then fails naming the lock file. While `fn` runs the lock's time is
  * renewed, so a holder that takes long (packing a large archive) is not
@@ -654,7 +672,7 @@ export interface LockFileOptions {
  */
 export async function withLockFile<T>(lock: string, fn: () => Promise<T>, options: LockFileOptions): Promise<T> {
   const wait = options.wait ?? LOCK_WAIT_MS;
-  const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  const token = `${ownerTag()} ${randomBytes(8).toString('hex')}\n`;
   const deadline = Date.now() + wait;
   let delay = 5;
   let missing = 0;
@@ -695,7 +713,7 @@ export async function withLockFile<T>(lock: string, fn: () => Promise<T>, option
 
 /** A temporary file name that says which process wrote it, so that one left by a process that is gone can be removed. */
 function ownedName(what: string): string {
-  return `${what}-${process.pid}-${randomBytes(8).toString('hex')}`;
+  return `${what}-${ownerTag()}-${randomBytes(8).toString('hex')}`;
 }
 
 /**
@@ -708,17 +726,6 @@ function ownedName(what: string): string {
 export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   return options.ctime ? `${key}:${st.ctimeMs}` : key;
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -741,8 +748,9 @@ async function takeOverStale(lock: string): Promise<boolean> {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
-  const pid = Number.parseInt(text, 10);
-  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || (pid > 0 && !processAlive(pid));
+  // The holder's owner tag (owner.ts); older versions wrote the pid alone.
+  const holder = text.trim().split(/\s+/)[0] ?? '';
+  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || !ownerAlive(holder);
   if (!stale) return false;
   const moved = `${lock}.stale-${randomBytes(8).toString('hex')}`;
   try {
