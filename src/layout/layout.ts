@@ -241,6 +241,8 @@ export class OciLayout implements CommittableStore {
     const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
     const src = createReadStream(path, { highWaterMark: 1 << 20 });
     src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
+    // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
+    verify.once('close', () => src.destroy());
     return src.pipe(verify);
   }
 
