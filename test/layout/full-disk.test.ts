@@ -5,12 +5,13 @@
  * destination is left exactly as it was.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { cliPath, runCli, tempDir } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
 import { requireTools } from '../helpers/tools.js';
 import { buildImage, KiB } from '../cli/image-helpers.js';
@@ -45,6 +46,24 @@ async function tree(dir: string, prefix = ''): Promise<string[]> {
     else out.push(`${rel} ${(await stat(join(dir, rel))).size}`);
   }
   return out;
+}
+
+/** Runs `oci-os ARGS`, killing it when it runs longer than `ms`. */
+function runCliWithin(args: string[], ms: number): Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, ms);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, timedOut });
+    });
+  });
 }
 
 /** One line on stderr, naming the lack of space. */
@@ -100,6 +119,24 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
     assert.deepEqual(await readFile(archive), bytes, 'the archive as it was');
     assert.deepEqual((await readdir(disk)).sort(), beside, 'nothing left beside the archive');
     await rm(archive);
+  });
+
+  await t.test('registry → layout while another blob\'s download hangs: the failure ends the copy at once', async () => {
+    const proxy = await startFaultProxy(reg.url, { otherListener: false });
+    try {
+      const kernel = big.payloads.find((p) => p.name === 'kernel.efi')!;
+      proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${kernel.digest}$`), times: Infinity, action: { type: 'stallResponse', afterBytes: 1 } });
+      const layout = join(disk, 'stalled');
+      const started = Date.now();
+      // The registry client would wait minutes for the hung body; the test gives it far less.
+      const r = await runCliWithin(['pull', `${proxy.host}/full/os:big`, '-o', `oci:${layout}`, '-q'], 60_000);
+      assert.equal(r.timedOut, false, `still running after ${Date.now() - started} ms: ${r.stderr}`);
+      assertOneLineNoSpace(r);
+      assert.ok(proxy.log.some((e) => e.fault === 'stallResponse'), 'the hanging download was under way');
+      assert.deepEqual(await readdir(disk), ['layout']);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   await t.test('registry → new layout with --json', async () => {
