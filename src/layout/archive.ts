@@ -97,6 +97,8 @@ export async function packLayout(dir: string, file: string): Promise<void> {
   const pack = tar.pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const written = pipeline(pack, out);
+  // Awaited below; the output can fail (no space left) while an entry is being read, before then.
+  written.catch(() => undefined);
   try {
     for (const e of await listTree(dir)) {
       if (e.dir) {
