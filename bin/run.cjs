@@ -17,5 +17,6 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 // Node.js 22.1 and newer keep compiled code between runs: a faster start for every command.
 module_.enableCompileCache?.();
 
-// execute() reports a command's errors and sets the exit code itself.
-void require('@oclif/core').execute({ dir: __filename });
+// execute() reports a command's errors and sets the exit code itself; a command
+// that can never end is reported here rather than passing for a success.
+require('./unsettled.cjs').exitIfUnsettled(require('@oclif/core').execute({ dir: __filename }), process.argv.slice(2));
