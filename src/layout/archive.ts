@@ -134,7 +134,7 @@ export async function packLayout(dir: string, file: string): Promise<void> {
  * name, same digest: same bytes). With `source`, a missing `file` is
  * NOT_FOUND rather than unreadable (an archive opened for reading).
  */
-export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean } = {}): Promise<void> {
+export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean; writeName?: string } = {}): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
@@ -168,8 +168,13 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
           entry.resume();
           continue;
         }
-        await mkdir(dirname(target), { recursive: true });
-        await pipeline(entry, createWriteStream(target));
+        // Failing to write what was read (no space left) is not the archive's fault: said as a write.
+        const written = (err: unknown): OciError => fsError(err, options.writeName ?? dir, 'write');
+        await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => { throw written(err); });
+        const out = createWriteStream(target);
+        let outFailed: unknown;
+        out.once('error', (err) => { outFailed = err; });
+        await pipeline(entry, out).catch((err: unknown) => { throw err === outFailed ? written(err) : err; });
       } else {
         entry.resume();
       }
@@ -230,7 +235,7 @@ export class OciArchiveWriter implements CommittableStore {
     }
     try {
       // Extracted now so that blobs already in the archive are not written again, and a bad archive fails before the build.
-      if (extracted !== undefined) await unpackArchive(file, tmpDir);
+      if (extracted !== undefined) await unpackArchive(file, tmpDir, undefined, { writeName: file });
       const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json`, shownAs: file });
       return new OciArchiveWriter(file, tmpDir, layout, extracted, options.lockWait ?? ARCHIVE_LOCK_WAIT_MS);
     } catch (err) {
@@ -292,7 +297,7 @@ export class OciArchiveWriter implements CommittableStore {
     }
     if (now === this.extracted) return;
     await rm(join(this.tmpDir, 'index.json'), { force: true });
-    if (now !== undefined) await unpackArchive(this.file, this.tmpDir, undefined, { keepBlobs: true });
+    if (now !== undefined) await unpackArchive(this.file, this.tmpDir, undefined, { keepBlobs: true, writeName: this.file });
   }
 
   async abort(): Promise<void> {

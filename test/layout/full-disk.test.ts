@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -119,6 +119,27 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
     assert.deepEqual(await readFile(archive), bytes, 'the archive as it was');
     assert.deepEqual((await readdir(disk)).sort(), beside, 'nothing left beside the archive');
     await rm(archive);
+  });
+
+  await t.test('an existing archive with no room to unpack it beside itself: said as a write, archive unchanged', async () => {
+    const midRoot = join(root, 'mid');
+    execFileSync('mkdir', ['-p', midRoot]);
+    const mid = await buildImage(midRoot, { size: 1100 * KiB, compression: 'none', tag: 'mid', seed: 9 });
+    const made = join(root, 'mid.tar');
+    const c = await runCli(['copy', mid.location, `oci-archive:${made}:mid`, '-q']);
+    assert.equal(c.code, 0, c.stderr);
+    const archive = join(disk, 'mid.tar');
+    await copyFile(made, archive);
+    try {
+      const bytes = await readFile(archive);
+      const r = await runCli(['copy', `${reg.host}/full/os:small`, `oci-archive:${archive}:small`, '-q']);
+      assertOneLineNoSpace(r);
+      assert.match(r.stderr, new RegExp(`cannot write ${archive}: no space left on device`));
+      assert.deepEqual(await readFile(archive), bytes, 'the archive as it was');
+      assert.deepEqual((await readdir(disk)).sort(), ['layout', 'mid.tar']);
+    } finally {
+      await rm(archive, { force: true });
+    }
   });
 
   await t.test('registry → layout while another blob\'s download hangs: the failure ends the copy at once', async () => {
