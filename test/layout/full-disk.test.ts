@@ -15,6 +15,7 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
 import { requireTools } from '../helpers/tools.js';
 import { buildImage, KiB } from '../cli/image-helpers.js';
+import { containerImage, writeLayout } from '../copy/fixtures.js';
 
 /**
  * A tmpfs of `size` mounted on a new directory, unmounted after the test.
@@ -152,6 +153,26 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
       // The registry client would wait minutes for the hung body; the test gives it far less.
       const r = await runCliWithin(['pull', `${proxy.host}/full/os:big`, '-o', `oci:${layout}`, '-q'], 60_000);
       assert.equal(r.timedOut, false, `still running after ${Date.now() - started} ms: ${r.stderr}`);
+      assertOneLineNoSpace(r);
+      assert.ok(proxy.log.some((e) => e.fault === 'stallResponse'), 'the hanging download was under way');
+      assert.deepEqual(await readdir(disk), ['layout']);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  await t.test('image build on a registry base into a full layout while another base layer\'s download hangs', async () => {
+    const baseImage = await containerImage('amd64', { layers: 2, layerSize: 5_000_000 });
+    await writeLayout(join(root, 'base'), baseImage.manifest, baseImage.blobs, 'v1');
+    const up = await runCli(['copy', `oci:${join(root, 'base')}:v1`, `${reg.host}/full/base:v1`, '-q']);
+    assert.equal(up.code, 0, up.stderr);
+    const layers = (JSON.parse(baseImage.manifest.bytes.toString()) as { layers: Array<{ digest: string }> }).layers;
+    const proxy = await startFaultProxy(reg.url, { otherListener: false });
+    try {
+      proxy.addRule({ method: 'GET', path: new RegExp(`/blobs/${layers[1]!.digest}$`), times: Infinity, action: { type: 'stallResponse', afterBytes: 1 } });
+      const out = join(disk, 'built');
+      const r = await runCliWithin(['image', 'build', '--base', `${proxy.host}/full/base:v1`, '-o', `oci:${out}`], 60_000);
+      assert.equal(r.timedOut, false, `still running: ${r.stderr}`);
       assertOneLineNoSpace(r);
       assert.ok(proxy.log.some((e) => e.fault === 'stallResponse'), 'the hanging download was under way');
       assert.deepEqual(await readdir(disk), ['layout']);
