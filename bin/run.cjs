@@ -24,5 +24,6 @@ if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
 }
 
-// execute() reports a command's errors and sets the exit code itself.
-void require('@oclif/core').execute({ dir: __filename });
+// execute() reports a command's errors and sets the exit code itself; a command
+// that can never end is reported here rather than passing for a success.
+require('./unsettled.cjs').exitIfUnsettled(require('@oclif/core').execute({ dir: __filename }), process.argv.slice(2));

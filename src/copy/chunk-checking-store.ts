@@ -111,7 +111,9 @@ export class ChunkCheckingStore implements ContentStore {
     const failed = check.then(() => new Promise<never>(() => undefined));
     failed.catch(() => undefined);
     let fed = false;
+    let started = false;
     async function* tee(): AsyncGenerator<Buffer> {
+      started = true;
       try {
         for await (const c of content as AsyncIterable<Uint8Array>) {
           const buf = Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
@@ -131,6 +133,14 @@ export class ChunkCheckingStore implements ContentStore {
       // A failed check is the cause; a check cut short by the failed write is not.
       const checkErr = await check.then(() => undefined, (e: unknown) => e);
       throw checkErr !== undefined && !(checkErr instanceof Error && /premature close/i.test(checkErr.message)) ? checkErr : err;
+    }
+    if (!started) {
+      // The store read none of it: it found the blob present after all (another writer stored it
+      // meanwhile). The check would wait for bytes that never come, and the copy with it; the blob
+      // is not counted as checked, so the check after the copy reads it.
+      feed.destroy();
+      await check.catch(() => undefined);
+      return;
     }
     await check;
     this.verified.add(desc.digest);

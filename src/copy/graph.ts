@@ -12,7 +12,7 @@
  * destination with no temporary copy, hashed on both sides. Registry
  * sources resume broken downloads with `Range` (registry/fetch-resume.ts).
  */
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
@@ -201,9 +201,17 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     contents.push(r);
     options.onBlobDone?.(r);
   };
-  // After the first failure nothing new starts, and every running transfer is awaited before
-  // copyGraph rejects, so a caller's abort() cleans up after all of them.
+  // After the first failure nothing new starts, the transfers under way are stopped, and every one
+  // is awaited before copyGraph rejects, so a caller's abort() cleans up after all of them. Stopped,
+  // a download from a registry that hangs (or a long one) does not hold back the failure that
+  // ends the copy anyway (no space left for the blob next to it).
   let firstError: unknown;
+  const stopAll = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stopAll.signal]) : stopAll.signal;
+  const fail = (err: unknown): void => {
+    firstError ??= err;
+    stopAll.abort();
+  };
   const aborted = (): void => {
     if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
     if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
@@ -216,8 +224,6 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
    * stream fails with ABORTED, so that is what the copy rejects with.
    */
   const stopOnAbort = (stream: Readable): Readable => {
-    const signal = options.signal;
-    if (!signal) return stream;
     const stop = (): void => { stream.destroy(new InterruptedError('copy interrupted; no tag was set')); };
     if (signal.aborted) stop();
     else {
@@ -229,12 +235,16 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
 
   const openSource = async (desc: Descriptor): Promise<Readable> => {
     const stream = src instanceof RegistryRepository
-      ? await fetchBlobResumable(src, desc, { signal: options.signal })
+      ? await fetchBlobResumable(src, desc, { signal })
       : stopOnAbort(await src.fetch(desc));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
-    stream.on('error', (err) => counter.destroy(err));
     counter.on('end', () => { bytesTransferred += counter.bytes; });
-    return stream.pipe(counter);
+    // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
+    // with it the source. A registry response left open and unread would never end, and closing the
+    // client waits for every response to end: the copy would never settle and the process would
+    // exit with the error unreported.
+    pipeline(stream, counter, () => undefined);
+    return counter;
   };
 
   /**
@@ -245,9 +255,8 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
     const stream = stopOnAbort(await src.readBlobFrom!(desc, offset));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
-    stream.on('error', (err) => counter.destroy(err));
-    counter.on('close', () => stream.destroy());
-    return stream.pipe(counter);
+    pipeline(stream, counter, () => undefined);
+    return counter;
   });
 
   /** A source opened only when the destination reads it (a mount never opens it). */
@@ -273,7 +282,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
       if (dst instanceof RegistryRepository) {
         const fromOffset = readAt(desc);
         const r = await dst.pushContent(desc, lazySource(desc), {
-          skipExistsCheck: true, mountFrom, signal: options.signal, reopen: () => lazySource(desc), readAt: fromOffset,
+          skipExistsCheck: true, mountFrom, signal, reopen: () => lazySource(desc), readAt: fromOffset,
         });
         if (fromOffset && r.status === 'uploaded') bytesTransferred += desc.size;
         done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: r.status, uploadedBytes: r.uploadedBytes });
@@ -318,13 +327,13 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     try {
       sizes.add(desc, from);
     } catch (err) {
-      firstError ??= err;
+      fail(err);
       return Promise.reject(err);
     }
     let p = started.get(desc.digest);
     if (!p) {
       p = (blob ? copyBlob(desc) : copyNode(desc)).catch((err: unknown) => {
-        firstError ??= err;
+        fail(err);
         throw err;
       });
       started.set(desc.digest, p);

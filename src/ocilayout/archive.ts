@@ -24,6 +24,7 @@ import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciLayout, fileKey, withLockFile } from './layout.js';
+import { ownerAlive, ownerTag } from './owner.js';
 
 const EPOCH = new Date(0);
 /**
@@ -36,6 +37,34 @@ const ARCHIVE_LOCK_WAIT_MS = 10 * 60_000;
 /** The name prefix of what a writer puts beside an archive while it works (its temporary layout and tar). */
 export function besideArchivePrefix(file: string): string {
   return `.${basename(file)}.oci-os-`;
+}
+
+/**
+ * After the prefix, the names beside an archive carry their writer's owner
+ * tag (owner.ts): `tmp-<owner>-<16 hex>` (the tar being packed) and
+ * `<owner>-<6 characters>` (the temporary layout, made by mkdtemp).
+ */
+const BESIDE_OWNER = /^(?:tmp-)?(\d+(?:\.\d+)?)-[0-9A-Za-z]+$/;
+
+/**
+ * Removes what writers of `file` that are gone (killed: they could not do
+ * it themselves) left beside it: temporary layouts and half-packed tars.
+ * What a writer that may still run left stays. Never fails.
+ */
+export async function removeDeadBesideArchive(file: string): Promise<void> {
+  const prefix = besideArchivePrefix(file);
+  const dir = dirname(file);
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const owner = BESIDE_OWNER.exec(name.slice(prefix.length))?.[1];
+    if (owner !== undefined && !ownerAlive(owner)) await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+  }
 }
 
 /** The lock file that archive writers of `file` take turns on. */
@@ -64,10 +93,12 @@ async function listTree(dir: string, prefix = ''): Promise<Array<{ name: string;
 /** Streams a deterministic tar of `dir` into `file` (atomically: temp file + rename). */
 export async function packLayout(dir: string, file: string): Promise<void> {
   // Random, not a time: two packs of one file in one process and millisecond must not share it.
-  const tmp = join(dirname(file), `${besideArchivePrefix(file)}tmp-${process.pid}-${randomBytes(8).toString('hex')}`);
+  const tmp = join(dirname(file), `${besideArchivePrefix(file)}tmp-${ownerTag()}-${randomBytes(8).toString('hex')}`);
   const pack = tar.pack();
   const out = createWriteStream(tmp, { flags: 'wx' });
   const written = pipeline(pack, out);
+  // Awaited below; the output can fail (no space left) while an entry is being read, before then.
+  written.catch(() => undefined);
   try {
     for (const e of await listTree(dir)) {
       if (e.dir) {
@@ -103,7 +134,7 @@ export async function packLayout(dir: string, file: string): Promise<void> {
  * name, same digest: same bytes). With `source`, a missing `file` is
  * NOT_FOUND rather than unreadable (an archive opened for reading).
  */
-export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean } = {}): Promise<void> {
+export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean; writeName?: string } = {}): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
@@ -138,8 +169,13 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
           entry.resume();
           continue;
         }
-        await mkdir(dirname(target), { recursive: true });
-        await pipeline(entry, createWriteStream(target));
+        // Failing to write what was read (no space left) is not the archive's fault: said as a write.
+        const written = (err: unknown): OciError => fsError(err, options.writeName ?? dir, 'write');
+        await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => { throw written(err); });
+        const out = createWriteStream(target);
+        let outFailed: unknown;
+        out.once('error', (err) => { outFailed = err; });
+        await pipeline(entry, out).catch((err: unknown) => { throw err === outFailed ? written(err) : err; });
       } else {
         entry.resume();
       }
@@ -189,17 +225,19 @@ export class OciArchiveWriter implements CommittableStore {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw fsError(err, file, 'read');
     }
+    // What killed writers left beside the archive goes first: nobody else ever would, and it takes space this writer may need.
+    await removeDeadBesideArchive(file);
     let tmpDir: string;
     try {
-      tmpDir = await mkdtemp(join(dirname(file), besideArchivePrefix(file)));
+      tmpDir = await mkdtemp(join(dirname(file), `${besideArchivePrefix(file)}${ownerTag()}-`));
     } catch (err) {
       // Named as the archive the user asked for, not the directory the temporary layout goes in.
       throw fsError(err, file, 'write');
     }
     try {
       // Extracted now so that blobs already in the archive are not written again, and a bad archive fails before the build.
-      if (extracted !== undefined) await unpackArchive(file, tmpDir);
-      const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json` });
+      if (extracted !== undefined) await unpackArchive(file, tmpDir, undefined, { writeName: file });
+      const layout = await OciLayout.open(tmpDir, { create: true, indexName: `${file}: index.json`, shownAs: file });
       return new OciArchiveWriter(file, tmpDir, layout, extracted, options.lockWait ?? ARCHIVE_LOCK_WAIT_MS);
     } catch (err) {
       await rm(tmpDir, { recursive: true, force: true });
@@ -234,6 +272,7 @@ export class OciArchiveWriter implements CommittableStore {
   async commit(): Promise<void> {
     try {
       await withLockFile(archiveLockFile(this.file), async () => {
+        await removeDeadBesideArchive(this.file);
         await this.catchUp();
         await this.layout.commit();
         await packLayout(this.tmpDir, this.file);
@@ -259,7 +298,7 @@ export class OciArchiveWriter implements CommittableStore {
     }
     if (now === this.extracted) return;
     await rm(join(this.tmpDir, 'index.json'), { force: true });
-    if (now !== undefined) await unpackArchive(this.file, this.tmpDir, undefined, { keepBlobs: true });
+    if (now !== undefined) await unpackArchive(this.file, this.tmpDir, undefined, { keepBlobs: true, writeName: this.file });
   }
 
   async abort(): Promise<void> {

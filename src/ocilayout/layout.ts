@@ -13,6 +13,10 @@
  * writer is registered (one may have found a blob present and skipped it)
  * and no committed image uses them. A kept blob is at worst unreferenced
  * garbage; a removed one could break an image.
+ *
+ * Temporary files are named with their writer's owner tag (owner.ts). A
+ * writer killed outright cannot remove its own; every writer, on opening
+ * and on committing (under the lock), removes those whose owner is gone.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
@@ -29,6 +33,7 @@ import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
+import { ownerAlive, ownerTag } from './owner.js';
 
 /** The oci-layout file exactly as the format's reference builder writes it. */
 const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
@@ -41,8 +46,8 @@ const LOCK_STALE_MS = 30_000;
 const LOCK_WAIT_MS = 60_000;
 /** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
 const MAX_MANIFEST_READ = 4 << 20;
-/** Names in the temporary directory that carry their writer's pid: `<what>-<pid>-<16 hex>`. */
-const OWNED_NAME = /-(\d+)-[0-9a-f]{16}$/;
+/** Names in the temporary directory that carry their writer's owner tag (owner.ts): `<what>-<pid>[.<start>]-<16 hex>`. */
+const OWNED_NAME = /-(\d+(?:\.\d+)?)-[0-9a-f]{16}$/;
 
 /** Options for opening a layout. */
 export interface LayoutOptions {
@@ -53,6 +58,12 @@ export interface LayoutOptions {
    * the user named (an archive extracted to a temporary directory).
    */
   indexName?: string;
+  /**
+   * How messages about failed writes name the layout, when the directory is
+   * not what the user named (an archive being written through a temporary
+   * layout beside it).
+   */
+  shownAs?: string;
   /**
    * How long to wait for another writer's lock on index.json, in
    * milliseconds (default 60 s), before failing.
@@ -95,6 +106,7 @@ export class OciLayout implements CommittableStore {
     readonly dir: string,
     private readonly indexName: string | undefined,
     private readonly lockWait: number,
+    private readonly shownAs: string = dir,
   ) {}
 
   /**
@@ -102,7 +114,7 @@ export class OciLayout implements CommittableStore {
    * writing (`create`), an existing index.json is read and checked first.
    */
   static async open(dir: string, options: LayoutOptions = {}): Promise<OciLayout> {
-    const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS);
+    const layout = new OciLayout(dir, options.indexName, options.lockWait ?? LOCK_WAIT_MS, options.shownAs);
     let st;
     try {
       st = await stat(dir);
@@ -131,6 +143,8 @@ export class OciLayout implements CommittableStore {
         // (and an abort could not tell which blobs no image uses, so they would stay).
         await layout.readIndex();
         await layout.init();
+        // What writers that were killed left behind goes now: nobody else ever would.
+        await layout.removeDeadTemporaries();
         await layout.register();
       });
     } catch (err) {
@@ -154,7 +168,7 @@ export class OciLayout implements CommittableStore {
       else await this.checkLayoutFile();
     } catch (err) {
       if (isOciError(err)) throw err;
-      throw fsError(err, this.dir, 'write');
+      throw fsError(err, this.shownAs, 'write');
     }
   }
 
@@ -230,6 +244,8 @@ export class OciLayout implements CommittableStore {
     const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
     const src = createReadStream(path, { highWaterMark: 1 << 20 });
     src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
+    // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
+    verify.once('close', () => src.destroy());
     return src.pipe(verify);
   }
 
@@ -312,7 +328,7 @@ export class OciLayout implements CommittableStore {
       await unlink(tmp).catch(() => {});
       if (isOciError(err)) throw err;
       const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.dir, 'write');
+      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.shownAs, 'write');
       throw err;
     }
   }
@@ -417,12 +433,13 @@ export class OciLayout implements CommittableStore {
             await this.writeAtomic('index.json', canonicalJson(out));
             await syncDirectory(this.dir);
           } catch (err) {
-            throw fsError(err, join(this.dir, 'index.json'), 'write');
+            throw fsError(err, this.shownAs === this.dir ? join(this.dir, 'index.json') : this.shownAs, 'write');
           }
           this.pending.length = 0;
           this.committed = true;
         }
         await this.unregister();
+        await this.removeDeadTemporaries();
         await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
       });
     }
@@ -488,7 +505,7 @@ export class OciLayout implements CommittableStore {
       await makeDirs(tmpDir);
       await writeFile(file, '', { flag: 'wx' });
     } catch (err) {
-      throw fsError(err, tmpDir, 'write');
+      throw fsError(err, this.shownAs === this.dir ? tmpDir : this.shownAs, 'write');
     }
     this.registration = file;
   }
@@ -505,21 +522,31 @@ export class OciLayout implements CommittableStore {
    * removed on the way.
    */
   private async otherWriters(): Promise<boolean> {
+    const left = await this.removeDeadTemporaries();
+    return left.some((name) => name.startsWith('writer-') && join(this.dir, TMP_DIR, name) !== this.registration);
+  }
+
+  /**
+   * Removes the temporary files (blobs being written, registrations, small
+   * files on their way in) of writers that are gone: killed, they could not
+   * remove their own. Returns the names left, those of writers that may
+   * still run (this one included). Call with the lock held.
+   */
+  private async removeDeadTemporaries(): Promise<string[]> {
     const tmpDir = join(this.dir, TMP_DIR);
     let names: string[];
     try {
       names = await readdir(tmpDir);
     } catch {
-      return false;
+      return [];
     }
-    let others = false;
+    const left: string[] = [];
     for (const name of names) {
-      const pid = Number(OWNED_NAME.exec(name)?.[1] ?? NaN);
-      if (!Number.isSafeInteger(pid)) continue;
-      if (!processAlive(pid)) await unlink(join(tmpDir, name)).catch(() => {});
-      else if (name.startsWith('writer-')) others = true;
+      const owner = OWNED_NAME.exec(name)?.[1];
+      if (owner !== undefined && !ownerAlive(owner)) await rm(join(tmpDir, name), { force: true, recursive: true }).catch(() => {});
+      else left.push(name);
     }
-    return others;
+    return left;
   }
 
   /**
@@ -642,7 +669,7 @@ export interface LockFileOptions {
 
 /**
  * Runs `fn` holding a lock: a file created exclusively (O_EXCL), holding the
- * pid of its holder. A lock whose holder is gone, or older than
+ * owner tag (pid and start time, owner.ts) of its holder. A lock whose holder is gone, or older than
  * LOCK_STALE_MS, is taken over; otherwise this waits up to `wait` ms and
  * then fails naming the lock file. While `fn` runs the lock's time is
  * renewed, so a holder that takes long (packing a large archive) is not
@@ -650,7 +677,7 @@ export interface LockFileOptions {
  */
 export async function withLockFile<T>(lock: string, fn: () => Promise<T>, options: LockFileOptions): Promise<T> {
   const wait = options.wait ?? LOCK_WAIT_MS;
-  const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  const token = `${ownerTag()} ${randomBytes(8).toString('hex')}\n`;
   const deadline = Date.now() + wait;
   let delay = 5;
   let missing = 0;
@@ -691,7 +718,7 @@ export async function withLockFile<T>(lock: string, fn: () => Promise<T>, option
 
 /** A temporary file name that says which process wrote it, so that one left by a process that is gone can be removed. */
 function ownedName(what: string): string {
-  return `${what}-${process.pid}-${randomBytes(8).toString('hex')}`;
+  return `${what}-${ownerTag()}-${randomBytes(8).toString('hex')}`;
 }
 
 /**
@@ -704,17 +731,6 @@ function ownedName(what: string): string {
 export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   return options.ctime ? `${key}:${st.ctimeMs}` : key;
-}
-
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
@@ -737,8 +753,9 @@ async function takeOverStale(lock: string): Promise<boolean> {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
-  const pid = Number.parseInt(text, 10);
-  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || (pid > 0 && !processAlive(pid));
+  // The holder's owner tag (owner.ts); older versions wrote the pid alone.
+  const holder = text.trim().split(/\s+/)[0] ?? '';
+  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || !ownerAlive(holder);
   if (!stale) return false;
   const moved = `${lock}.stale-${randomBytes(8).toString('hex')}`;
   try {

@@ -85,6 +85,8 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
 
   // The first request is made here so that "not found" and auth failures surface at once.
   let res = await get(0);
+  /** Set once the returned stream is closed: the reader stopped (or the blob is done), nothing more is fetched. */
+  let stopped = false;
 
   async function* body(): AsyncGenerator<Buffer> {
     let offset = 0;
@@ -125,6 +127,7 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
           }
           throw new OciError('NETWORK', `${what}: connection ended after ${offset} of ${size} bytes`);
         } catch (err) {
+          if (stopped) throw err;
           const resumable = !isOciError(err) || err.code === 'NETWORK';
           if (offset > stalledAt) resumes = 0;
           stalledAt = offset;
@@ -149,5 +152,13 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
 
   const verify = new DigestStream({ digest: desc.digest, size, what });
   pipeline(Readable.from(body(), { objectMode: false }), verify, () => undefined);
+  // A reader that stops early destroys verify, and pipeline() then asks the generator to return: it
+  // only can once the body it waits on gives a byte, which a stalled registry never does. The
+  // response is destroyed here at once, so the connection is let go and closing the client does not
+  // wait for it.
+  verify.once('close', () => {
+    stopped = true;
+    res.body.destroy();
+  });
   return verify;
 }

@@ -35,6 +35,12 @@ export type FaultAction =
    */
   | { type: 'resetResponse'; afterBytes?: number }
   /**
+   * Forward, and after `afterBytes` bytes of the response body were sent,
+   * send nothing more while keeping the connection open (a registry that
+   * hangs mid-download) until the client goes or the proxy stops.
+   */
+  | { type: 'stallResponse'; afterBytes?: number }
+  /**
    * Answer without forwarding. The request body is read and discarded first
    * unless `early` is true (then the answer goes out at once).
    */
@@ -369,6 +375,19 @@ export async function startFaultProxy(targetUrl: string, opts: FaultProxyOptions
           if (!res.write(c)) { ures.pause(); res.once('drain', () => ures.resume()); }
         });
         ures.on('end', () => res.end());
+        return;
+      }
+      if (action?.type === 'stallResponse') {
+        let sent = 0;
+        const limit = action.afterBytes ?? 0;
+        res.flushHeaders();
+        ures.on('data', (c: Buffer) => {
+          if (sent >= limit) return;
+          const part = c.subarray(0, limit - sent);
+          sent += part.length;
+          if (sent >= limit) ures.pause(); // the rest is held back until the client or the proxy ends it
+          res.write(part);
+        });
         return;
       }
       ures.pipe(res);

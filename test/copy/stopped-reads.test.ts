@@ -1,0 +1,87 @@
+/**
+ * A blob stream whose reader stops early (the destination failed, a check
+ * failed) lets go of what is under it at once: the registry response and
+ * its connection, the layout file. Otherwise closing the registry client
+ * waits for a response nobody reads, and the command never ends.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { tempRegistry } from '../server/helpers.js';
+import { sha } from './fixtures.js';
+
+/** Resolves with 'settled', or 'timeout' when `p` takes longer than `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  try {
+    return await Promise.race([p.then(() => 'settled' as const, () => 'settled' as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('a resumable download stopped by its reader while the registry stalls lets the connection go', async (t) => {
+  const reg = await tempRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url, { otherListener: false });
+  t.after(() => proxy.stop());
+  const data = pseudoRandom(2 << 20, 11);
+  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
+  const setup = new RegistryClient();
+  await setup.repository(`${reg.address}/r/stall`).pushContent(desc, Readable.from([data]));
+  await setup.close();
+  proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { type: 'stallResponse', afterBytes: 256 * 1024 } });
+
+  const client = new RegistryClient();
+  let closed = false;
+  t.after(async () => { if (!closed) await client.close(); });
+  const stream = await fetchBlobResumable(client.repository(`${proxy.host}/r/stall`), desc);
+  let got = 0;
+  for await (const c of stream) {
+    got += (c as Buffer).length;
+    if (got >= 256 * 1024) break; // the reader stops: the for-await destroys the stream
+  }
+  assert.equal(got, 256 * 1024);
+  // The proxy sends nothing more: only destroying the response ends it.
+  assert.equal(await within(client.close(), 5000), 'settled', 'closing the client waits for no response');
+  closed = true;
+});
+
+test('a layout blob stream stopped by its reader closes its file', async (t) => {
+  if (process.platform !== 'linux') {
+    t.skip('open files are listed from /proc/self/fd');
+    return;
+  }
+  const dir = join(await tempDir(t), 'layout');
+  const data = pseudoRandom(8 << 20, 12);
+  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
+  const w = await OciLayout.open(dir, { create: true });
+  await w.push(desc, Readable.from([data]));
+  await w.commit();
+  const path = w.blobPath(desc.digest);
+  const openOnBlob = async (): Promise<number> => {
+    let n = 0;
+    for (const fd of await readdir('/proc/self/fd')) {
+      if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === path) n++;
+    }
+    return n;
+  };
+
+  const layout = await OciLayout.open(dir);
+  for (let i = 0; i < 3; i++) {
+    const stream = await layout.fetch(desc);
+    for await (const _ of stream) break; // one chunk, then the reader stops
+  }
+  for (let i = 0; i < 50 && (await openOnBlob()) > 0; i++) await sleep(10);
+  assert.equal(await openOnBlob(), 0, 'no file left open');
+});
