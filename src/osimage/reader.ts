@@ -13,7 +13,6 @@ import { PassThrough } from 'node:stream';
 import { OciError, isOciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
-import { decodeUtf8AsGo, wellFormed } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
   chunkCount,
@@ -27,6 +26,7 @@ import {
   type ProductInfo,
 } from './format.js';
 import { decodeZstdStream } from '../codec/zstd-stream.js';
+import { decodeAsGo, type GoStruct } from './go-json.js';
 
 /** One payload of an OS image, as its config and manifest describe it. */
 export interface OsImagePayload {
@@ -140,154 +140,10 @@ export function parseOsImageConfig(bytes: Buffer, manifest: ImageManifest, where
 }
 
 /*
- * The format's reader decodes manifest and config with Go's encoding/json
- * into typed structs, and what that decoding refuses, it refuses: a value
- * of the wrong JSON type for its field (null leaves a field as it was and
- * empties a list, map or pointer), an integer field written with a
- * fraction or exponent (`24.0`, `2.4e1`) or outside int64, a []byte that is
- * not padded base64, nesting deeper than 10000. Keys the structs do not
- * name are ignored; a key matches a field regardless of case (Go's folding,
- * where `ſ` is `s` and the Kelvin sign `k`); a repeated key decodes again
- * into what the first one left (objects merge, list elements are reused).
- * JSON.parse keeps neither number literals nor repeated keys, so the text
- * is parsed here into a tree that keeps both.
+ * The Go types Monogon's reader decodes manifest and config into: what
+ * decoding them refuses (go-json.ts), this reader refuses.
  */
-
-type JsonNode =
-  | { t: 'object'; entries: Array<[string, JsonNode]> }
-  | { t: 'array'; items: JsonNode[] }
-  | { t: 'string'; v: string }
-  | { t: 'number'; raw: string }
-  | { t: 'bool'; v: boolean }
-  | { t: 'null' };
-
-/** Go's limit on nested arrays and objects. */
-const MAX_JSON_DEPTH = 10000;
-const numberRe = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-const hexRe = /^[0-9a-fA-F]{4}$/;
-
-class JsonSyntaxError extends Error {}
-
-/** Parses JSON text (RFC 8259) into a tree keeping number literals and repeated keys; iterative, so depth costs no stack. */
-function parseJsonTree(text: string): JsonNode {
-  let pos = 0;
-  const fail = (): never => {
-    throw new JsonSyntaxError(`unexpected ${pos < text.length ? JSON.stringify(text[pos]) : 'end of input'} at character ${pos}`);
-  };
-  const ws = (): void => {
-    for (let c = text.charCodeAt(pos); c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d; c = text.charCodeAt(++pos));
-  };
-  const string = (): string => {
-    if (text[pos] !== '"') fail();
-    const start = ++pos;
-    let escaped = false;
-    for (;;) {
-      const c = text.charCodeAt(pos);
-      if (c === 0x22) break;
-      if (c === 0x5c) {
-        escaped = true;
-        const e = text[pos + 1];
-        if (e === 'u') {
-          if (!hexRe.test(text.slice(pos + 2, pos + 6))) fail();
-          pos += 6;
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) {
-          pos += 2;
-        } else {
-          pos++;
-          fail();
-        }
-      } else if (c < 0x20 || Number.isNaN(c)) {
-        fail();
-      } else {
-        pos++;
-      }
-    }
-    const raw = text.slice(start, pos++);
-    // Go decodes a lone surrogate escape (`\ud800`) to U+FFFD; raw text holds none (decoded from UTF-8).
-    return escaped ? wellFormed(JSON.parse(`"${raw}"`) as string) : raw;
-  };
-  const key = (): string => {
-    ws();
-    const k = string();
-    ws();
-    if (text[pos++] !== ':') {
-      pos--;
-      fail();
-    }
-    return k;
-  };
-  type Open = { node: JsonNode & { t: 'object' | 'array' }; key: string };
-  const stack: Open[] = [];
-  let done: JsonNode | undefined;
-  while (done === undefined) {
-    ws();
-    let value: JsonNode | undefined;
-    const c = text[pos];
-    if (c === '{' || c === '[') {
-      pos++;
-      const node: Open['node'] = c === '{' ? { t: 'object', entries: [] } : { t: 'array', items: [] };
-      stack.push({ node, key: '' });
-      if (stack.length > MAX_JSON_DEPTH) throw new JsonSyntaxError(`nested deeper than ${MAX_JSON_DEPTH} at character ${pos}`);
-      ws();
-      if (text[pos] === (c === '{' ? '}' : ']')) {
-        pos++;
-        stack.pop();
-        value = node;
-      } else if (c === '{') {
-        stack[stack.length - 1]!.key = key();
-        continue;
-      } else {
-        continue;
-      }
-    } else if (c === '"') {
-      value = { t: 'string', v: string() };
-    } else if (text.startsWith('true', pos) || text.startsWith('false', pos) || text.startsWith('null', pos)) {
-      const word = text[pos] === 't' ? 'true' : text[pos] === 'f' ? 'false' : 'null';
-      pos += word.length;
-      value = word === 'null' ? { t: 'null' } : { t: 'bool', v: word === 'true' };
-    } else {
-      numberRe.lastIndex = pos;
-      const m = numberRe.exec(text);
-      if (!m) fail();
-      pos += m![0].length;
-      value = { t: 'number', raw: m![0] };
-    }
-    // Hand the value to the containers it completes.
-    while (value !== undefined) {
-      const open = stack[stack.length - 1];
-      if (!open) {
-        done = value;
-        break;
-      }
-      if (open.node.t === 'object') open.node.entries.push([open.key, value]);
-      else open.node.items.push(value);
-      value = undefined;
-      ws();
-      const next = text[pos++];
-      if (next === ',') {
-        if (open.node.t === 'object') open.key = key();
-      } else if (next === (open.node.t === 'object' ? '}' : ']')) {
-        stack.pop();
-        value = open.node;
-      } else {
-        pos--;
-        fail();
-      }
-    }
-  }
-  ws();
-  if (pos < text.length) fail();
-  return done;
-}
-
-/** A Go type, as encoding/json decodes into it. */
-type GoType = 'string' | 'bool' | 'int64' | 'bytes' | { slice: GoType } | { map: GoType } | { ptr: GoType } | GoStruct;
-/** A struct: JSON names of its fields, and those left out of the decoded object when empty (omitempty, omitzero). */
-interface GoStruct {
-  fields: Record<string, GoType>;
-  omitEmpty?: readonly string[];
-}
-
+/** image-spec v1 Platform. */
 const platformType: GoStruct = {
   fields: { architecture: 'string', os: 'string', 'os.version': 'string', 'os.features': { slice: 'string' }, variant: 'string' },
   omitEmpty: ['os.version', 'os.features', 'variant'],
@@ -322,121 +178,6 @@ const configType: GoStruct = {
     payloads: { slice: { fields: { name: 'string', size: 'int64', hash_chunk_size: 'int64', chunk_hashes_sha256: { slice: 'string' } } } },
   },
 };
-
-const isStruct = (t: GoType): t is GoStruct => typeof t === 'object' && 'fields' in t;
-
-function zeroOf(t: GoType): unknown {
-  if (t === 'string') return '';
-  if (t === 'bool') return false;
-  if (t === 'int64') return 0;
-  if (isStruct(t)) return Object.fromEntries(Object.entries(t.fields).map(([k, f]) => [k, zeroOf(f)]));
-  return null;
-}
-
-/** Go's key folding for matching field names: ASCII case, plus `ſ` → S and the Kelvin sign → K. */
-function foldName(s: string): string {
-  return s.replace(/[a-z\u017f\u212a]/g, (c) => (c === '\u017f' ? 'S' : c === '\u212a' ? 'K' : c.toUpperCase()));
-}
-
-function fieldFor(t: GoStruct, key: string): string | undefined {
-  if (Object.hasOwn(t.fields, key)) return key;
-  const folded = foldName(key);
-  return Object.keys(t.fields).find((f) => foldName(f) === folded);
-}
-
-const kindOf = (n: JsonNode): string => (n.t === 'object' ? 'an object' : n.t === 'array' ? 'an array' : n.t === 'bool' ? 'a boolean' : `a ${n.t}`);
-const intRe = /^-?(?:0|[1-9]\d*)$/;
-const base64Re = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
-
-/** Decodes `node` into a value of type `t` that holds `current`, as encoding/json does; `fail` gets the field path and what is wrong. */
-function decodeGo(node: JsonNode, t: GoType, current: unknown, path: string, fail: (what: string) => never): unknown {
-  if (node.t === 'null') return t === 'string' || t === 'bool' || t === 'int64' || isStruct(t) ? current : null;
-  const expect = (kind: JsonNode['t'], what: string): void => {
-    if (node.t !== kind) fail(`${path} must be ${what}, not ${kindOf(node)}`);
-  };
-  if (t === 'string') {
-    expect('string', 'a string');
-    return (node as { v: string }).v;
-  }
-  if (t === 'bool') {
-    expect('bool', 'true or false');
-    return (node as { v: boolean }).v;
-  }
-  if (t === 'int64') {
-    expect('number', 'an integer');
-    const raw = (node as { raw: string }).raw;
-    if (!intRe.test(raw)) fail(`${path} must be an integer, not ${raw}`);
-    if (raw.length > 15 && (BigInt(raw) < INT64_MIN || BigInt(raw) > INT64_MAX)) fail(`${path} ${raw} does not fit in a signed 64-bit integer`);
-    return Number(raw);
-  }
-  if (t === 'bytes') {
-    if (node.t === 'string') {
-      if (!base64Re.test(node.v.replace(/[\r\n]/g, ''))) fail(`${path} is not padded base64`);
-      return node.v;
-    }
-    expect('array', 'a base64 string');
-    const bytes = (node as { items: JsonNode[] }).items.map((b, i) => {
-      if (b.t === 'null') return 0;
-      if (b.t !== 'number' || !/^(?:0|[1-9]\d*)$/.test(b.raw) || Number(b.raw) > 255) fail(`${path}[${i}] must be a byte (0 to 255)`);
-      return Number((b as { raw: string }).raw);
-    });
-    return Buffer.from(bytes).toString('base64');
-  }
-  if (isStruct(t)) {
-    expect('object', 'an object');
-    const out = { ...((current ?? zeroOf(t)) as Record<string, unknown>) };
-    for (const [key, value] of (node as { entries: Array<[string, JsonNode]> }).entries) {
-      const name = fieldFor(t, key);
-      if (name !== undefined) out[name] = decodeGo(value, t.fields[name]!, out[name], path ? `${path}.${name}` : name, fail);
-    }
-    return out;
-  }
-  if ('ptr' in t) return decodeGo(node, t.ptr, current ?? zeroOf(t.ptr), path, fail);
-  if ('slice' in t) {
-    expect('array', 'an array');
-    const prev = Array.isArray(current) ? current : [];
-    return (node as { items: JsonNode[] }).items.map((item, i) => decodeGo(item, t.slice, i < prev.length ? prev[i] : zeroOf(t.slice), `${path}[${i}]`, fail));
-  }
-  expect('object', 'an object');
-  const out = new Map(Object.entries((current ?? {}) as Record<string, unknown>));
-  for (const [key, value] of (node as { entries: Array<[string, JsonNode]> }).entries) {
-    out.set(key, decodeGo(value, t.map, zeroOf(t.map), `${path}[${JSON.stringify(key)}]`, fail));
-  }
-  return Object.fromEntries(out);
-}
-
-/** Drops the empty fields Go would leave out when writing the value (empty string, nil list, map or pointer). */
-function withoutEmpty(v: unknown, t: GoType): unknown {
-  if (v === null || typeof t !== 'object') return v;
-  if ('ptr' in t) return withoutEmpty(v, t.ptr);
-  if ('slice' in t) return (v as unknown[]).map((x) => withoutEmpty(x, t.slice));
-  if ('map' in t) return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, f] of Object.entries(t.fields)) {
-    const x = (v as Record<string, unknown>)[k];
-    if (t.omitEmpty?.includes(k) && (x === '' || x === null)) continue;
-    out[k] = withoutEmpty(x, f);
-  }
-  return out;
-}
-
-/** Decodes JSON bytes into a struct the way the format reader does; INVALID_FORMAT names the field. */
-function decodeAsGo(bytes: Buffer, t: GoStruct, where: string): Record<string, unknown> {
-  let tree: JsonNode;
-  try {
-    tree = parseJsonTree(decodeUtf8AsGo(bytes));
-  } catch (err) {
-    if (err instanceof JsonSyntaxError) throw invalid(where, `not valid JSON (${err.message})`);
-    throw err;
-  }
-  if (tree.t !== 'object') throw invalid(where, 'not a JSON object');
-  const fail = (what: string): never => {
-    throw invalid(where, what);
-  };
-  return withoutEmpty(decodeGo(tree, t, zeroOf(t), '', fail), t) as Record<string, unknown>;
-}
 
 /** Reads a small blob (manifest, config) fully, verified by the store, refusing more than `cap` bytes. */
 async function readSmall(store: ContentStore, desc: Descriptor, cap: number, what: string): Promise<Buffer> {
