@@ -26,6 +26,7 @@ import { OciError, isOciError } from '../errors.js';
 import { decodeSeekTable, SEEKABLE_MAGIC, SKIPPABLE_MAGIC, type SeekFrame } from './seek-table.js';
 import { zstdDecompress } from './zstd.js';
 import { GcPacer } from '../util/gc.js';
+import { ByteQueue } from '../util/byte-queue.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;
 /** Default largest compressed frame held in memory (64 MiB). */
@@ -34,48 +35,6 @@ export const defaultMaxFrameBytes = 64 << 20;
 const maxFrameContent = 256 << 20;
 /** Most bytes one block decodes to (RFC 8878 Block_Maximum_Size). */
 const MAX_BLOCK_DECODED = 128 << 10;
-
-/** Bytes received but not yet cut into frames; read by absolute index without copying. */
-class ByteQueue {
-  private parts: Buffer[] = [];
-  length = 0;
-  push(b: Buffer): void {
-    if (b.length === 0) return;
-    this.parts.push(b);
-    this.length += b.length;
-  }
-  byteAt(i: number): number {
-    for (const p of this.parts) {
-      if (i < p.length) return p[i]!;
-      i -= p.length;
-    }
-    throw new OciError('INTERNAL', 'read past the queued bytes');
-  }
-  uint(i: number, n: number): number {
-    let v = 0;
-    for (let k = n - 1; k >= 0; k--) v = v * 256 + this.byteAt(i + k);
-    return v;
-  }
-  /** Removes and returns the first `n` bytes as one buffer. */
-  take(n: number): Buffer {
-    const out: Buffer[] = [];
-    let need = n;
-    while (need > 0) {
-      const p = this.parts[0]!;
-      if (p.length <= need) {
-        out.push(p);
-        this.parts.shift();
-        need -= p.length;
-      } else {
-        out.push(p.subarray(0, need));
-        this.parts[0] = p.subarray(need);
-        need = 0;
-      }
-    }
-    this.length -= n;
-    return out.length === 1 ? out[0]! : Buffer.concat(out, n);
-  }
-}
 
 /** Where a frame's end lies, as far as the queued bytes tell; `end` undefined = need more bytes. */
 interface FrameScan {
@@ -97,10 +56,10 @@ function scanAt(q: ByteQueue, offset: number): FrameScan | undefined {
 
 /** Starts scanning the frame at the queue head (needs 4+ bytes), or throws on a bad magic. */
 function startFrame(q: ByteQueue, offset: number): FrameScan | undefined {
-  const magic = q.uint(0, 4);
+  const magic = q.uintLE(0, 4);
   if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
     if (q.length < 8) return undefined;
-    return { kind: 'skippable', cursor: 8, end: 8 + q.uint(4, 4), decodedBound: 0, lastBlock: true, checksum: false };
+    return { kind: 'skippable', cursor: 8, end: 8 + q.uintLE(4, 4), decodedBound: 0, lastBlock: true, checksum: false };
   }
   if (magic !== ZSTD_MAGIC) throw new OciError('INVALID_FORMAT', `no zstd frame at compressed offset ${offset}`);
   if (q.length < 5) return undefined;
@@ -115,7 +74,7 @@ function startFrame(q: ByteQueue, offset: number): FrameScan | undefined {
   let contentSize: number | undefined;
   if (fcsSize > 0) {
     const at = header - fcsSize;
-    contentSize = fcsSize === 8 ? q.uint(at, 4) + q.uint(at + 4, 4) * 2 ** 32 : q.uint(at, fcsSize) + (fcsSize === 2 ? 256 : 0);
+    contentSize = fcsSize === 8 ? q.uintLE(at, 4) + q.uintLE(at + 4, 4) * 2 ** 32 : q.uintLE(at, fcsSize) + (fcsSize === 2 ? 256 : 0);
   }
   return { kind: 'data', cursor: header, contentSize, decodedBound: 0, lastBlock: false, checksum: (fhd & 0x04) !== 0 };
 }
@@ -127,7 +86,7 @@ function startFrame(q: ByteQueue, offset: number): FrameScan | undefined {
  */
 function walkBlocks(q: ByteQueue, s: FrameScan, offset: number, base = 0): void {
   while (s.end === undefined && s.cursor - base + 3 <= q.length) {
-    const h = q.uint(s.cursor - base, 3);
+    const h = q.uintLE(s.cursor - base, 3);
     const type = (h >> 1) & 3;
     if (type === 3) throw new OciError('INVALID_FORMAT', `zstd frame at compressed offset ${offset} has a block of reserved type`);
     s.cursor += 3 + (type === 1 ? 1 : h >>> 3);
