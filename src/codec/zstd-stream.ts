@@ -191,43 +191,14 @@ export interface DecodeZstdOptions {
 export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: DecodeZstdOptions = {}): AsyncGenerator<Buffer> {
   const maxFrame = options.maxFrameBytes ?? defaultMaxFrameBytes;
   const q = new ByteQueue();
-  const seen: SeenFrame[] = [];
+  const frames = new DecodingFrames(Math.max(1, options.framesInFlight ?? 2));
+  const seen = frames.seen;
   let offset = 0; // compressed offset of the queue head
   let scan: FrameScan | undefined;
   let seekTable: SeekFrame[] | undefined;
   let streamed: StreamedRest | undefined;
   const it = source[Symbol.asyncIterator]();
   let ended = false;
-
-  const pacer = new GcPacer();
-  const decode = async (frame: Buffer, at: number, index: number): Promise<Buffer> => {
-    try {
-      const out = await zstdDecompress(frame);
-      pacer.add(out.length);
-      return out;
-    } catch (err) {
-      throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  // Frames being decompressed on the thread pool while the next one is read (in order; at most `inflight`).
-  const pending: Array<{ out: Promise<Buffer>; offset: number; compressedSize: number; contentSize?: number }> = [];
-  const inflight = Math.max(1, options.framesInFlight ?? 2);
-  // Set once a frame failed to decode: the frames after it are not handed over.
-  let frameFailed = false;
-  async function* settle(keep: number): AsyncGenerator<Buffer> {
-    while (pending.length > keep) {
-      const f = pending.shift()!;
-      const out = await f.out.catch((err: unknown) => {
-        frameFailed = true;
-        throw err;
-      });
-      if (f.contentSize !== undefined && out.length !== f.contentSize) {
-        throw new OciError('INVALID_FORMAT', `zstd frame ${seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
-      }
-      seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
-      if (out.length > 0) yield out;
-    }
-  }
 
   try {
     reading: for (;;) {
@@ -239,7 +210,7 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
           walkBlocks(q, scan, offset);
           if ((scan.contentSize ?? scan.decodedBound) > maxFrameContent || (scan.end ?? scan.cursor) > maxFrame) {
             // Too big to hold: this frame and everything after it go through a streaming decoder.
-            yield* settle(0);
+            yield* frames.settle(0);
             streamed = yield* decodeStreaming(q, scan, it, offset, maxFrame);
             break reading;
           }
@@ -249,11 +220,9 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
         if (scan.end === undefined || q.length < scan.end) break;
         const bytes = q.take(scan.end);
         if (scan.kind === 'data') {
-          const out = decode(bytes, offset, seen.length + pending.length);
-          out.catch(() => undefined); // awaited in order by settle(); never an unhandled rejection
-          pending.push({ out, offset, compressedSize: bytes.length, contentSize: scan.contentSize });
+          frames.start(bytes, offset, scan.contentSize);
           seekTable = undefined; // a seek table counts only as the blob's last frame
-          yield* settle(inflight - 1);
+          yield* frames.settleToLimit();
         } else {
           seekTable = seekTableIn(bytes) ?? seekTable;
         }
@@ -265,15 +234,15 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
       if (next.done) ended = true;
       else q.push(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
     }
-    yield* settle(0);
+    yield* frames.settle(0);
   } catch (err) {
     // The frames before a failure in the stream (no frame where one should start, a truncated
     // blob) are sound: hand them over first, so that the caller's position names the frame that
     // failed, not one still decoding. An earlier frame that fails to decode is the first error.
-    if (!frameFailed) yield* settle(0);
+    if (!frames.failed) yield* frames.settle(0);
     throw err;
   } finally {
-    await Promise.allSettled(pending.map((f) => f.out));
+    await frames.stopped();
   }
   if (streamed) {
     if (streamed.seekTable) checkSeekTable(streamed.seekTable, seen, streamed);
@@ -287,6 +256,72 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
     throw new OciError('INVALID_FORMAT', offset === 0 ? 'zstd blob is empty: it holds no zstd frame' : 'zstd blob holds no zstd frame');
   }
   if (seekTable) checkSeekTable(seekTable, seen);
+}
+
+/** A data frame handed to the thread pool, not yet handed over. */
+interface PendingFrame {
+  out: Promise<Buffer>;
+  offset: number;
+  compressedSize: number;
+  contentSize?: number;
+}
+
+/**
+ * Data frames decompressing on the thread pool while the next ones are
+ * read, handed over in blob order; at most `inflight` at a time.
+ */
+class DecodingFrames {
+  /** Frames handed over, in order (what the seek table must list). */
+  readonly seen: SeenFrame[] = [];
+  private readonly pending: PendingFrame[] = [];
+  private readonly pacer = new GcPacer();
+  /** Set once a frame failed to decode: the frames after it are not handed over. */
+  failed = false;
+
+  constructor(private readonly inflight: number) {}
+
+  /** Starts decompressing a frame cut from the blob at compressed offset `offset`. */
+  start(frame: Buffer, offset: number, contentSize: number | undefined): void {
+    const out = this.decode(frame, offset, this.seen.length + this.pending.length);
+    out.catch(() => undefined); // awaited in order by settle(); never an unhandled rejection
+    this.pending.push({ out, offset, compressedSize: frame.length, contentSize });
+  }
+
+  /** Hands over frames until no more than `inflight - 1` are still decoding, so the next can start. */
+  settleToLimit(): AsyncGenerator<Buffer> {
+    return this.settle(this.inflight - 1);
+  }
+
+  /** Hands over decoded frames in order until `keep` are left decoding; fails on the first that does not decode. */
+  async *settle(keep: number): AsyncGenerator<Buffer> {
+    while (this.pending.length > keep) {
+      const f = this.pending.shift()!;
+      const out = await f.out.catch((err: unknown) => {
+        this.failed = true;
+        throw err;
+      });
+      if (f.contentSize !== undefined && out.length !== f.contentSize) {
+        throw new OciError('INVALID_FORMAT', `zstd frame ${this.seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
+      }
+      this.seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
+      if (out.length > 0) yield out;
+    }
+  }
+
+  /** Waits for every frame still decoding (after a failure or an early stop), so none outlives the stream. */
+  async stopped(): Promise<void> {
+    await Promise.allSettled(this.pending.map((f) => f.out));
+  }
+
+  private async decode(frame: Buffer, at: number, index: number): Promise<Buffer> {
+    try {
+      const out = await zstdDecompress(frame);
+      this.pacer.add(out.length);
+      return out;
+    } catch (err) {
+      throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
+    }
+  }
 }
 
 /**
