@@ -19,7 +19,8 @@ export { pushOsImage, type PushReport, type PushedBlob } from './osimage/push.js
 export { pushFromLocal } from './copy/push-local.js';
 export { copyGraph, childrenOf, readManifestBytes, type CopyOptions, type CopyResult, type CopiedContent } from './copy/graph.js';
 export * from './copy/locations.js';
-export { readOsImage, readPayload, verifyPayload, findPayload, isOsImageManifest, parseOsImageManifest, parseOsImageConfig, ChunkVerifier, ChunkHashMismatchError, type OsImage, type OsImagePayload, type PayloadVerification, type ReadPayloadOptions } from './osimage/reader.js';
+export { readOsImage, findPayload, isOsImageManifest, parseOsImageManifest, parseOsImageConfig, type OsImage, type OsImagePayload } from './osimage/reader.js';
+export { readPayload, verifyPayload, ChunkVerifier, ChunkHashMismatchError, type PayloadVerification, type ReadPayloadOptions } from './osimage/payload-reader.js';
 export { decodeZstdStream } from './codec/zstd-stream.js';
 export { verifyGraph, type VerifyOptions, type VerifyResult } from './copy/verify.js';
 export { transfer, type TransferOptions, type TransferResult } from './copy/transfer.js';

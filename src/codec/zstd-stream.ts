@@ -1,9 +1,9 @@
 /**
  * Decoding a zstd payload blob as a stream, in memory bounded by one frame
  * (osimage-format.md, "How oci-os lays out a zstd payload"): the blob is cut
- * into frames by walking zstd frame and block headers (RFC 8878 sections
- * 3.1.1 and 3.1.1.2), each data frame is decompressed on its own
- * (build/zstd.ts), skippable frames are skipped, and a trailing seek table
+ * into frames by walking zstd frame and block headers (frame-scan.ts, RFC
+ * 8878 sections 3.1.1 and 3.1.1.2), each data frame is decompressed on its
+ * own (zstd.ts), skippable frames are skipped, and a trailing seek table
  * (zstd seekable format) must agree with the frames that were read.
  *
  * A frame is decoded in memory only when what it decodes to is bounded
@@ -26,115 +26,13 @@ import { OciError, isOciError } from '../errors.js';
 import { decodeSeekTable, SEEKABLE_MAGIC, SKIPPABLE_MAGIC, type SeekFrame } from './seek-table.js';
 import { zstdDecompress } from './zstd.js';
 import { GcPacer } from '../util/gc.js';
+import { ByteQueue } from '../util/byte-queue.js';
+import { scanAt, walkBlocks, type FrameScan } from './frame-scan.js';
 
-const ZSTD_MAGIC = 0xfd2fb528;
 /** Default largest compressed frame held in memory (64 MiB). */
 export const defaultMaxFrameBytes = 64 << 20;
 /** Largest decoded frame size (declared, or bounded by its blocks) decompressed in one piece (256 MiB). */
 const maxFrameContent = 256 << 20;
-/** Most bytes one block decodes to (RFC 8878 Block_Maximum_Size). */
-const MAX_BLOCK_DECODED = 128 << 10;
-
-/** Bytes received but not yet cut into frames; read by absolute index without copying. */
-class ByteQueue {
-  private parts: Buffer[] = [];
-  length = 0;
-  push(b: Buffer): void {
-    if (b.length === 0) return;
-    this.parts.push(b);
-    this.length += b.length;
-  }
-  byteAt(i: number): number {
-    for (const p of this.parts) {
-      if (i < p.length) return p[i]!;
-      i -= p.length;
-    }
-    throw new OciError('INTERNAL', 'read past the queued bytes');
-  }
-  uint(i: number, n: number): number {
-    let v = 0;
-    for (let k = n - 1; k >= 0; k--) v = v * 256 + this.byteAt(i + k);
-    return v;
-  }
-  /** Removes and returns the first `n` bytes as one buffer. */
-  take(n: number): Buffer {
-    const out: Buffer[] = [];
-    let need = n;
-    while (need > 0) {
-      const p = this.parts[0]!;
-      if (p.length <= need) {
-        out.push(p);
-        this.parts.shift();
-        need -= p.length;
-      } else {
-        out.push(p.subarray(0, need));
-        this.parts[0] = p.subarray(need);
-        need = 0;
-      }
-    }
-    this.length -= n;
-    return out.length === 1 ? out[0]! : Buffer.concat(out, n);
-  }
-}
-
-/** Where a frame's end lies, as far as the queued bytes tell; `end` undefined = need more bytes. */
-interface FrameScan {
-  kind: 'data' | 'skippable';
-  /** Bytes of the frame known so far (header + blocks walked). */
-  cursor: number;
-  end?: number;
-  contentSize?: number;
-  /** Most bytes the blocks walked so far decode to. */
-  decodedBound: number;
-  lastBlock: boolean;
-  checksum: boolean;
-}
-
-/** Starts scanning the frame at the queue head; undefined while too few bytes are queued. */
-function scanAt(q: ByteQueue, offset: number): FrameScan | undefined {
-  return q.length < 4 ? undefined : startFrame(q, offset);
-}
-
-/** Starts scanning the frame at the queue head (needs 4+ bytes), or throws on a bad magic. */
-function startFrame(q: ByteQueue, offset: number): FrameScan | undefined {
-  const magic = q.uint(0, 4);
-  if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
-    if (q.length < 8) return undefined;
-    return { kind: 'skippable', cursor: 8, end: 8 + q.uint(4, 4), decodedBound: 0, lastBlock: true, checksum: false };
-  }
-  if (magic !== ZSTD_MAGIC) throw new OciError('INVALID_FORMAT', `no zstd frame at compressed offset ${offset}`);
-  if (q.length < 5) return undefined;
-  const fhd = q.byteAt(4);
-  if (fhd & 0x08) throw new OciError('INVALID_FORMAT', `zstd frame at compressed offset ${offset} has a reserved header bit set`);
-  const single = (fhd & 0x20) !== 0;
-  const fcsFlag = fhd >> 6;
-  const didSize = [0, 1, 2, 4][fhd & 3]!;
-  const fcsSize = fcsFlag === 0 ? (single ? 1 : 0) : [0, 2, 4, 8][fcsFlag]!;
-  const header = 5 + (single ? 0 : 1) + didSize + fcsSize;
-  if (q.length < header) return undefined;
-  let contentSize: number | undefined;
-  if (fcsSize > 0) {
-    const at = header - fcsSize;
-    contentSize = fcsSize === 8 ? q.uint(at, 4) + q.uint(at + 4, 4) * 2 ** 32 : q.uint(at, fcsSize) + (fcsSize === 2 ? 256 : 0);
-  }
-  return { kind: 'data', cursor: header, contentSize, decodedBound: 0, lastBlock: false, checksum: (fhd & 0x04) !== 0 };
-}
-
-/**
- * Walks block headers as far as the queued bytes allow; sets `end` once the
- * last block is known. `base` bytes of the frame have already left the queue
- * (a streamed frame is passed on as it is walked).
- */
-function walkBlocks(q: ByteQueue, s: FrameScan, offset: number, base = 0): void {
-  while (s.end === undefined && s.cursor - base + 3 <= q.length) {
-    const h = q.uint(s.cursor - base, 3);
-    const type = (h >> 1) & 3;
-    if (type === 3) throw new OciError('INVALID_FORMAT', `zstd frame at compressed offset ${offset} has a block of reserved type`);
-    s.cursor += 3 + (type === 1 ? 1 : h >>> 3);
-    s.decodedBound += type === 2 ? MAX_BLOCK_DECODED : h >>> 3; // raw and RLE blocks give their decoded size
-    if (h & 1) s.end = s.cursor + (s.checksum ? 4 : 0);
-  }
-}
 
 /** A streaming zstd decoder, fed through `input`; `done` rejects when it found the input corrupt. */
 interface StreamingDecoder {
@@ -232,43 +130,14 @@ export interface DecodeZstdOptions {
 export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: DecodeZstdOptions = {}): AsyncGenerator<Buffer> {
   const maxFrame = options.maxFrameBytes ?? defaultMaxFrameBytes;
   const q = new ByteQueue();
-  const seen: SeenFrame[] = [];
+  const frames = new DecodingFrames(Math.max(1, options.framesInFlight ?? 2));
+  const seen = frames.seen;
   let offset = 0; // compressed offset of the queue head
   let scan: FrameScan | undefined;
   let seekTable: SeekFrame[] | undefined;
   let streamed: StreamedRest | undefined;
   const it = source[Symbol.asyncIterator]();
   let ended = false;
-
-  const pacer = new GcPacer();
-  const decode = async (frame: Buffer, at: number, index: number): Promise<Buffer> => {
-    try {
-      const out = await zstdDecompress(frame);
-      pacer.add(out.length);
-      return out;
-    } catch (err) {
-      throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  // Frames being decompressed on the thread pool while the next one is read (in order; at most `inflight`).
-  const pending: Array<{ out: Promise<Buffer>; offset: number; compressedSize: number; contentSize?: number }> = [];
-  const inflight = Math.max(1, options.framesInFlight ?? 2);
-  // Set once a frame failed to decode: the frames after it are not handed over.
-  let frameFailed = false;
-  async function* settle(keep: number): AsyncGenerator<Buffer> {
-    while (pending.length > keep) {
-      const f = pending.shift()!;
-      const out = await f.out.catch((err: unknown) => {
-        frameFailed = true;
-        throw err;
-      });
-      if (f.contentSize !== undefined && out.length !== f.contentSize) {
-        throw new OciError('INVALID_FORMAT', `zstd frame ${seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
-      }
-      seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
-      if (out.length > 0) yield out;
-    }
-  }
 
   try {
     reading: for (;;) {
@@ -280,7 +149,7 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
           walkBlocks(q, scan, offset);
           if ((scan.contentSize ?? scan.decodedBound) > maxFrameContent || (scan.end ?? scan.cursor) > maxFrame) {
             // Too big to hold: this frame and everything after it go through a streaming decoder.
-            yield* settle(0);
+            yield* frames.settle(0);
             streamed = yield* decodeStreaming(q, scan, it, offset, maxFrame);
             break reading;
           }
@@ -290,11 +159,9 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
         if (scan.end === undefined || q.length < scan.end) break;
         const bytes = q.take(scan.end);
         if (scan.kind === 'data') {
-          const out = decode(bytes, offset, seen.length + pending.length);
-          out.catch(() => undefined); // awaited in order by settle(); never an unhandled rejection
-          pending.push({ out, offset, compressedSize: bytes.length, contentSize: scan.contentSize });
+          frames.start(bytes, offset, scan.contentSize);
           seekTable = undefined; // a seek table counts only as the blob's last frame
-          yield* settle(inflight - 1);
+          yield* frames.settleToLimit();
         } else {
           seekTable = seekTableIn(bytes) ?? seekTable;
         }
@@ -306,15 +173,15 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
       if (next.done) ended = true;
       else q.push(Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value));
     }
-    yield* settle(0);
+    yield* frames.settle(0);
   } catch (err) {
     // The frames before a failure in the stream (no frame where one should start, a truncated
     // blob) are sound: hand them over first, so that the caller's position names the frame that
     // failed, not one still decoding. An earlier frame that fails to decode is the first error.
-    if (!frameFailed) yield* settle(0);
+    if (!frames.failed) yield* frames.settle(0);
     throw err;
   } finally {
-    await Promise.allSettled(pending.map((f) => f.out));
+    await frames.stopped();
   }
   if (streamed) {
     if (streamed.seekTable) checkSeekTable(streamed.seekTable, seen, streamed);
@@ -328,6 +195,72 @@ export async function* decodeZstdStream(source: AsyncIterable<Buffer>, options: 
     throw new OciError('INVALID_FORMAT', offset === 0 ? 'zstd blob is empty: it holds no zstd frame' : 'zstd blob holds no zstd frame');
   }
   if (seekTable) checkSeekTable(seekTable, seen);
+}
+
+/** A data frame handed to the thread pool, not yet handed over. */
+interface PendingFrame {
+  out: Promise<Buffer>;
+  offset: number;
+  compressedSize: number;
+  contentSize?: number;
+}
+
+/**
+ * Data frames decompressing on the thread pool while the next ones are
+ * read, handed over in blob order; at most `inflight` at a time.
+ */
+class DecodingFrames {
+  /** Frames handed over, in order (what the seek table must list). */
+  readonly seen: SeenFrame[] = [];
+  private readonly pending: PendingFrame[] = [];
+  private readonly pacer = new GcPacer();
+  /** Set once a frame failed to decode: the frames after it are not handed over. */
+  failed = false;
+
+  constructor(private readonly inflight: number) {}
+
+  /** Starts decompressing a frame cut from the blob at compressed offset `offset`. */
+  start(frame: Buffer, offset: number, contentSize: number | undefined): void {
+    const out = this.decode(frame, offset, this.seen.length + this.pending.length);
+    out.catch(() => undefined); // awaited in order by settle(); never an unhandled rejection
+    this.pending.push({ out, offset, compressedSize: frame.length, contentSize });
+  }
+
+  /** Hands over frames until no more than `inflight - 1` are still decoding, so the next can start. */
+  settleToLimit(): AsyncGenerator<Buffer> {
+    return this.settle(this.inflight - 1);
+  }
+
+  /** Hands over decoded frames in order until `keep` are left decoding; fails on the first that does not decode. */
+  async *settle(keep: number): AsyncGenerator<Buffer> {
+    while (this.pending.length > keep) {
+      const f = this.pending.shift()!;
+      const out = await f.out.catch((err: unknown) => {
+        this.failed = true;
+        throw err;
+      });
+      if (f.contentSize !== undefined && out.length !== f.contentSize) {
+        throw new OciError('INVALID_FORMAT', `zstd frame ${this.seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
+      }
+      this.seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
+      if (out.length > 0) yield out;
+    }
+  }
+
+  /** Waits for every frame still decoding (after a failure or an early stop), so none outlives the stream. */
+  async stopped(): Promise<void> {
+    await Promise.allSettled(this.pending.map((f) => f.out));
+  }
+
+  private async decode(frame: Buffer, at: number, index: number): Promise<Buffer> {
+    try {
+      const out = await zstdDecompress(frame);
+      this.pacer.add(out.length);
+      return out;
+    } catch (err) {
+      throw new OciError('INVALID_FORMAT', `zstd frame ${index} at compressed offset ${at} is corrupt: ${(err as Error).message}`, { cause: err });
+    }
+  }
 }
 
 /**

@@ -9,7 +9,8 @@ import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { childrenOf, DescriptorSizes, readManifestBytes } from './graph.js';
-import { checkPayloadsFrom, isOsImageManifest, payloadsByBlob, readOsImage, verificationOf, type PayloadVerification } from '../osimage/reader.js';
+import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import { checkPayloadsFrom, payloadsByBlob, verificationOf, type PayloadVerification } from '../osimage/payload-reader.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
 export interface VerifyOptions {

@@ -3,6 +3,7 @@
  * the caller asks for (plus the chunk being split).
  */
 import { OciError } from '../errors.js';
+import { ByteQueue } from '../util/byte-queue.js';
 
 /** A count that is not a whole number of bytes would never be reached (`1.5` loops forever): callers validate theirs, this is the backstop. */
 function checkCount(n: number): void {
@@ -11,8 +12,8 @@ function checkCount(n: number): void {
 
 /** Reads exact byte counts from a stream of chunks. */
 export class ByteReader {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  /** Bytes read from the stream and not yet taken. */
+  private readonly queue = new ByteQueue();
   private readonly it: AsyncIterator<Uint8Array>;
   private ended = false;
   constructor(source: AsyncIterable<Uint8Array>) {
@@ -20,43 +21,22 @@ export class ByteReader {
   }
   /** Buffers at least `n` bytes; false when the stream ends first. */
   async fill(n: number): Promise<boolean> {
-    while (this.buffered < n && !this.ended) {
+    while (this.queue.length < n && !this.ended) {
       const r = await this.it.next();
       if (r.done) this.ended = true;
-      else if (r.value.length > 0) {
-        const b = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
-        this.chunks.push(b);
-        this.buffered += b.length;
-      }
+      else this.queue.push(Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length));
     }
-    return this.buffered >= n;
+    return this.queue.length >= n;
   }
   /** The first `n` buffered bytes (call fill first), without consuming them. */
   peek(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
-    this.chunks = [all];
-    return all.subarray(0, n);
+    return this.queue.peek(n);
   }
   /** Takes exactly `n` bytes as a list of pieces; throws INVALID_FORMAT (`${what}: ${short}`) on a short stream. */
   async take(n: number, what: string, short: string): Promise<Buffer[]> {
     checkCount(n);
     if (!(await this.fill(n))) throw new OciError('INVALID_FORMAT', `${what}: ${short}`);
-    const out: Buffer[] = [];
-    let need = n;
-    while (need > 0) {
-      const c = this.chunks[0]!;
-      if (c.length <= need) {
-        out.push(c);
-        this.chunks.shift();
-        need -= c.length;
-      } else {
-        out.push(c.subarray(0, need));
-        this.chunks[0] = c.subarray(need);
-        need = 0;
-      }
-    }
-    this.buffered -= n;
-    return out;
+    return this.queue.shift(n);
   }
 
   /**
@@ -67,12 +47,8 @@ export class ByteReader {
     checkCount(n);
     let left = n;
     while (left > 0) {
-      if (this.buffered === 0 && !(await this.fill(1))) throw new OciError('INVALID_FORMAT', `${what}: ${short}`);
-      const c = this.chunks[0]!;
-      const piece = c.length <= left ? c : c.subarray(0, left);
-      if (piece === c) this.chunks.shift();
-      else this.chunks[0] = c.subarray(left);
-      this.buffered -= piece.length;
+      if (this.queue.length === 0 && !(await this.fill(1))) throw new OciError('INVALID_FORMAT', `${what}: ${short}`);
+      const piece = this.queue.takePiece(left);
       left -= piece.length;
       yield piece;
     }
@@ -84,9 +60,7 @@ export class ByteReader {
   }
 
   async *rest(): AsyncGenerator<Buffer> {
-    for (const c of this.chunks) yield c;
-    this.chunks = [];
-    this.buffered = 0;
+    yield* this.queue.drain();
     for (;;) {
       const r = await this.it.next();
       if (r.done) return;

@@ -1,21 +1,19 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { OciError } from '../errors.js';
+import { digestRe, sha256DigestRe } from './reference-grammar.js';
 
 /** A content digest, `sha256:<64 lowercase hex>` (the only algorithm oci-os writes). */
 export type Digest = `sha256:${string}`;
 
-const sha256Re = /^sha256:[a-f0-9]{64}$/;
-const anyDigestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-
 /** True for a syntactically valid digest of any registered algorithm (image-spec descriptor grammar). */
 export function isDigest(s: string): boolean {
-  return anyDigestRe.test(s);
+  return digestRe.test(s);
 }
 
 /** Validates a sha256 digest and returns it typed; throws INVALID_ARGUMENT otherwise. */
 export function parseDigest(s: string): Digest {
-  if (!sha256Re.test(s)) {
+  if (!sha256DigestRe.test(s)) {
     throw new OciError('INVALID_ARGUMENT', `invalid digest "${s}": expected sha256:<64 lowercase hex characters>`);
   }
   return s as Digest;

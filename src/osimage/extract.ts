@@ -15,7 +15,8 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { isOsImageManifest, readOsImage, readPayload, findPayload, type ReadPayloadOptions } from './reader.js';
+import { isOsImageManifest, readOsImage, findPayload } from './reader.js';
+import { readPayload, type ReadPayloadOptions } from './payload-reader.js';
 import { readManifestBytes } from '../copy/graph.js';
 
 /** What was written. */

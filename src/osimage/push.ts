@@ -17,7 +17,8 @@ export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciEr
   return new InterruptedError(`push interrupted; nothing was tagged; ${sessions}`, { cause });
 }
 import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
-import { formatReference, parseReference, tagRe, type Reference } from '../registry/reference.js';
+import { formatReference, parseReference, type Reference } from '../registry/reference.js';
+import { tagRe } from '../oci/reference-grammar.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { childrenOf } from '../copy/graph.js';

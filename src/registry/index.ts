@@ -11,7 +11,8 @@ export { RegistryHttp, parseWarnings, type RegistryHttpOptions, type SendRequest
 export { Transport, type TransportOptions, type TransportRequest, type TransportResponse, type RequestBody } from './transport.js';
 export { RegistryError, TransportError, parseErrorBody, readCapped, mapTransportError, type RegistryErrorEntry, type ErrorBody } from './errors.js';
 export { RetryPolicy, parseRetryAfter, retryableStatuses, type RetryOptions, type RetryEvent } from './retry.js';
-export { parseReference, formatReference, manifestReference, isLoopbackHost, repositoryRe, tagRe, dockerHubRegistry, dockerHubApiHost, type Reference } from './reference.js';
+export { parseReference, formatReference, manifestReference, isLoopbackHost, dockerHubRegistry, dockerHubApiHost, type Reference } from './reference.js';
+export { repositoryNameRe as repositoryRe, tagRe } from '../oci/reference-grammar.js';
 export { redactUrl, redactText } from './redact.js';
 export { parseWwwAuthenticate, preferredChallenge, type Challenge } from './auth/challenge.js';
 export { resolveCredentials, readAuthFileCredentials, runCredentialHelper, authFilePaths, configKeysFor, type Credentials, type CredentialOptions } from './auth/credentials.js';

@@ -5,17 +5,13 @@
  */
 import { OciError } from '../errors.js';
 import { checkedAlgorithms, isDigest } from '../oci/digest.js';
+import { repositoryNameRe, tagRe } from '../oci/reference-grammar.js';
 import { hasUserinfo, looksLikeHost, redactCredentials, redactUserinfo, registryHostRe } from './redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
 export const dockerHubRegistry = 'docker.io';
 /** The API host behind {@link dockerHubRegistry}. */
 export const dockerHubApiHost = 'registry-1.docker.io';
-
-/** Repository name grammar (distribution-spec, "Pulling manifests"). */
-export const repositoryRe = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-/** Tag grammar (distribution-spec, "Pulling manifests"). */
-export const tagRe = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 
 /** Longest `host[:port]/name` accepted (the limit most clients apply). */
 export const maxReferenceNameLength = 255;
@@ -99,7 +95,7 @@ export function parseReference(input: string): Reference {
   }
   if (repository === '') throw invalid(input, 'the repository name is missing');
   if (registry === dockerHubRegistry && !repository.includes('/')) repository = `library/${repository}`;
-  if (!repositoryRe.test(repository)) {
+  if (!repositoryNameRe.test(repository)) {
     const why = /[A-Z]/.test(repository)
       ? `repository "${repository}" must be lowercase`
       : `repository "${repository}" must be lowercase letters and digits separated by "/", ".", "_", "__" or "-"`;

@@ -11,4 +11,4 @@ export { parseHtpasswd, basicChallenge } from './auth.js';
 export { RegistryHttpError } from './errors.js';
 export type { RegistryErrorCode } from './errors.js';
 export { acceptedManifestTypes } from './manifests.js';
-export { repositoryNameRe, tagRe } from './routes.js';
+export { repositoryNameRe, tagRe } from '../oci/reference-grammar.js';

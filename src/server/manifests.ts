@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
 import { httpError, RegistryHttpError } from './errors.js';
-import { checkDigest, digestRe, isDigestReference, tagRe } from './routes.js';
+import { digestRe, tagRe } from '../oci/reference-grammar.js';
+import { checkDigest, isDigestReference } from './routes.js';
 import type { ManifestRecord } from './storage.js';
 
 /** Manifest media types the registry accepts (OCI image-spec 1.1 and Docker schema 2). */

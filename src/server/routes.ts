@@ -4,20 +4,8 @@
  * `/manifests/`, `/tags/list` or `/referrers/` segment, and the name is then
  * checked against the spec grammar.
  */
+import { digestRe, repositoryNameRe, sha256DigestRe } from '../oci/reference-grammar.js';
 import { httpError } from './errors.js';
-
-/** Repository name grammar (distribution-spec "Pulling manifests"). */
-export const repositoryNameRe = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-/** Tag grammar. */
-export const tagRe = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
-/** Digest grammar of the image-spec (any algorithm). */
-export const digestRe = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
-/**
- * The only digests this registry can verify (and stores content under).
- * Anything else is refused wherever a digest is accepted, as the registry
- * could neither check nor serve such content.
- */
-const sha256Re = /^sha256:[a-f0-9]{64}$/;
 
 /** A parsed request path. */
 export type Route =
@@ -83,11 +71,13 @@ export function checkName(name: string): string {
 
 /**
  * Throws 400 DIGEST_INVALID unless `d` is a digest this registry can verify
- * (sha256, 64 lowercase hex characters).
+ * (sha256, 64 lowercase hex characters). Anything else is refused wherever
+ * a digest is accepted: the registry stores content under sha256 digests
+ * only, so it could neither check nor serve other content.
  */
 export function checkDigest(d: string): string {
   if (!digestRe.test(d)) throw httpError(400, 'DIGEST_INVALID', `invalid digest "${d}"`, { digest: d });
-  if (!sha256Re.test(d)) {
+  if (!sha256DigestRe.test(d)) {
     throw httpError(400, 'DIGEST_INVALID', `unsupported digest "${d}": only sha256 is supported`, { digest: d });
   }
   return d;

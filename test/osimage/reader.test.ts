@@ -12,9 +12,8 @@ import { openLocationForReading } from '../../src/copy/locations.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig, type OsImageConfig } from '../../src/osimage/format.js';
-import {
-  ChunkHashMismatchError, ChunkVerifier, parseOsImageConfig, parseOsImageManifest, readOsImage, readPayload, verifyPayload, type OsImagePayload,
-} from '../../src/osimage/reader.js';
+import { parseOsImageConfig, parseOsImageManifest, readOsImage, type OsImagePayload } from '../../src/osimage/reader.js';
+import { ChunkHashMismatchError, ChunkVerifier, readPayload, verifyPayload } from '../../src/osimage/payload-reader.js';
 import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';

@@ -18,9 +18,8 @@ import { zstdCompress } from '../../src/codec/zstd.js';
 import { encodeChunkHash } from '../../src/osimage/format.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
-import {
-  checkPayloadsFrom, ChunkHashMismatchError, ChunkVerifier, payloadsByBlob, readOsImage, type OsImagePayload,
-} from '../../src/osimage/reader.js';
+import { readOsImage, type OsImagePayload } from '../../src/osimage/reader.js';
+import { checkPayloadsFrom, ChunkHashMismatchError, ChunkVerifier, payloadsByBlob } from '../../src/osimage/payload-reader.js';
 
 const KiB = 1024;
 
