@@ -12,7 +12,7 @@ import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
 import { withInterrupt } from '../cli/transfer.js';
 import { addToIndexTag, indexEntryFor, type IndexTagReport } from '../src/copy/index-tag.js';
 import { parsePlatform, platformFromProductVariant } from '../src/image/platform.js';
-import { tagRe } from '../src/registry/reference.js';
+import { tagRe } from '../src/oci/reference-grammar.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';
