@@ -232,7 +232,7 @@ test('Ctrl-C during a push cancels the upload session and tags nothing', async (
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  for (let i = 0; i < 200 && !proxy.log.some((e) => e.method === 'PATCH'); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 1200 && !proxy.log.some((e) => e.method === 'PATCH'); i++) await new Promise((r) => setTimeout(r, 25));
   assert.ok(proxy.log.some((e) => e.method === 'PATCH'), 'the upload started');
   child.kill('SIGINT');
   const code = await exited;
