@@ -21,7 +21,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
 import type { Stats, WriteStream } from 'node:fs';
-import { makeDirs } from '../util/fs.js';
+import { makeDirs, syncDirectory, writeFileAtomic } from '../util/fs.js';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -428,10 +428,10 @@ export class OciLayout implements CommittableStore {
           if (index.annotations) out.annotations = index.annotations;
           try {
             // The blobs' renames reach the disk before the index that names them, and the index's
-            // own rename before commit returns: after a power loss a tag never points at nothing.
+            // own rename (writeAtomic syncs the directory) before commit returns: after a power loss
+            // a tag never points at nothing.
             for (const dir of new Set([...this.added.values()].map((f) => dirname(f)))) await syncDirectory(dir);
             await this.writeAtomic('index.json', canonicalJson(out));
-            await syncDirectory(this.dir);
           } catch (err) {
             throw fsError(err, this.shownAs === this.dir ? join(this.dir, 'index.json') : this.shownAs, 'write');
           }
@@ -636,24 +636,15 @@ export class OciLayout implements CommittableStore {
     });
   }
 
-  /** Writes a small file atomically (temp + fsync + rename). */
+  /**
+   * Replaces a small file of the layout atomically (writeFileAtomic). The
+   * temporary file is named in the temporary directory with this writer's
+   * owner tag, so one left by a killed writer is swept like its blobs.
+   */
   private async writeAtomic(name: string, data: Buffer): Promise<void> {
     const tmpDir = join(this.dir, TMP_DIR);
     await makeDirs(tmpDir);
-    const tmp = join(tmpDir, ownedName(name));
-    try {
-      await writeFile(tmp, data, { flag: 'wx' });
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(this.dir, name));
-    } catch (err) {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    await writeFileAtomic(join(this.dir, name), data, { temp: join(tmpDir, ownedName(name)) });
   }
 }
 
@@ -806,22 +797,4 @@ function orderDescriptor(d: Descriptor): Descriptor {
   if (d.platform) out.platform = d.platform;
   if (d.artifactType) out.artifactType = d.artifactType;
   return out as unknown as Descriptor;
-}
-
-/**
- * Makes the entries of a directory durable (renames into it included).
- * Where directories cannot be synced (some platforms and file systems
- * refuse it), the files themselves were synced and that has to do.
- */
-async function syncDirectory(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'ENOTSUP') throw err;
-  } finally {
-    await fh?.close();
-  }
 }
