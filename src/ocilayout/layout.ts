@@ -19,20 +19,20 @@
  * and on committing (under the lock), removes those whose owner is gone.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, rmdir } from 'node:fs/promises';
 import type { Stats, WriteStream } from 'node:fs';
 import { makeDirs, syncDirectory, writeFileAtomic } from '../util/fs.js';
 import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
+import { LOCK_WAIT_MS, withLockFile } from './lock.js';
 import { ownerAlive, ownerTag } from './owner.js';
 
 /** The oci-layout file exactly as the format's reference builder writes it. */
@@ -40,10 +40,6 @@ const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
 const TMP_DIR = '.oci-os-tmp';
 /** Next to index.json: whoever holds it may read and replace index.json (and remove blobs). */
 const LOCK_FILE = 'index.json.lock';
-/** A lock this old is taken over even when its holder seems alive (its pid may be reused). */
-const LOCK_STALE_MS = 30_000;
-/** How long a writer waits for the lock by default; longer than LOCK_STALE_MS, so a stale lock is always taken over first. */
-const LOCK_WAIT_MS = 60_000;
 /** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
 const MAX_MANIFEST_READ = 4 << 20;
 /** Names in the temporary directory that carry their writer's owner tag (owner.ts): `<what>-<pid>[.<start>]-<16 hex>`. */
@@ -648,65 +644,6 @@ export class OciLayout implements CommittableStore {
   }
 }
 
-/** How withLockFile waits, and what it names. */
-export interface LockFileOptions {
-  /** How long to wait for another holder, in milliseconds (default 60 s). */
-  wait?: number;
-  /** What the lock guards, as messages name it ("layout DIR", "archive FILE"). */
-  what: string;
-  /** Makes the lock's directory again when it is missing; without it, a missing directory fails. */
-  missing?: () => Promise<void>;
-}
-
-/**
- * Runs `fn` holding a lock: a file created exclusively (O_EXCL), holding the
- * owner tag (pid and start time, owner.ts) of its holder. A lock whose holder is gone, or older than
- * LOCK_STALE_MS, is taken over; otherwise this waits up to `wait` ms and
- * then fails naming the lock file. While `fn` runs the lock's time is
- * renewed, so a holder that takes long (packing a large archive) is not
- * taken for stale.
- */
-export async function withLockFile<T>(lock: string, fn: () => Promise<T>, options: LockFileOptions): Promise<T> {
-  const wait = options.wait ?? LOCK_WAIT_MS;
-  const token = `${ownerTag()} ${randomBytes(8).toString('hex')}\n`;
-  const deadline = Date.now() + wait;
-  let delay = 5;
-  let missing = 0;
-  for (;;) {
-    try {
-      await writeFile(lock, token, { flag: 'wx' });
-      break;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && options.missing && missing++ < 3) {
-        await options.missing().catch(() => {});
-        continue;
-      }
-      if (code !== 'EEXIST') throw fsError(err, lock, 'write');
-    }
-    if (await takeOverStale(lock)) continue;
-    if (Date.now() >= deadline) {
-      throw new OciError('OUTPUT_UNWRITABLE', `${options.what} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
-        hint: `if no oci-os process is writing to it, remove ${lock}`,
-      });
-    }
-    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-    delay = Math.min(delay * 2, 200);
-  }
-  const mine = async (): Promise<boolean> => (await readFile(lock, 'utf8').catch(() => undefined)) === token;
-  const renew = setInterval(() => {
-    void mine().then((yes) => (yes ? utimes(lock, new Date(), new Date()) : undefined)).catch(() => {});
-  }, LOCK_STALE_MS / 3);
-  renew.unref();
-  try {
-    return await fn();
-  } finally {
-    clearInterval(renew);
-    // Only a lock that is still this one is removed (a stale takeover may have replaced it).
-    if (await mine()) await unlink(lock).catch(() => {});
-  }
-}
-
 /** A temporary file name that says which process wrote it, so that one left by a process that is gone can be removed. */
 function ownedName(what: string): string {
   return `${what}-${ownerTag()}-${randomBytes(8).toString('hex')}`;
@@ -722,45 +659,6 @@ function ownedName(what: string): string {
 export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   return options.ctime ? `${key}:${st.ctimeMs}` : key;
-}
-
-/**
- * Removes a lock left by a holder that is gone, or held too long. The lock
- * is first renamed to a name of its own, so two waiters cannot both remove
- * it, and removed only if it is still the file that was judged stale.
- * True when the lock was gone or removed (try again at once).
- */
-async function takeOverStale(lock: string): Promise<boolean> {
-  let st: Stats;
-  let text: string;
-  try {
-    const fh = await open(lock, 'r');
-    try {
-      st = await fh.stat();
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-  // The holder's owner tag (owner.ts); older versions wrote the pid alone.
-  const holder = text.trim().split(/\s+/)[0] ?? '';
-  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || !ownerAlive(holder);
-  if (!stale) return false;
-  const moved = `${lock}.stale-${randomBytes(8).toString('hex')}`;
-  try {
-    await rename(lock, moved);
-  } catch {
-    return true;
-  }
-  const same = await stat(moved).then((m) => m.ino === st.ino && m.dev === st.dev, () => false);
-  if (!same) {
-    // A new holder's lock was moved: put back unless yet another one took its place.
-    await link(moved, lock).catch(() => {});
-  }
-  await unlink(moved).catch(() => {});
-  return true;
 }
 
 /** `dir` and its parents that do not exist, deepest first. */
