@@ -23,7 +23,8 @@ import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { OciLayout, fileKey } from './layout.js';
+import { fileKey } from '../util/fs.js';
+import { OciLayout } from './layout.js';
 import { withLockFile } from './lock.js';
 import { ownerAlive, ownerTag } from './owner.js';
 

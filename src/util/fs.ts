@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -92,3 +93,15 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   await syncDirectory(dirname(path));
 }
 
+
+/**
+ * Identifies a file as found: one replaced (another inode) or written to
+ * (size, mtime) does not look the same. A layout's blob checked once is not
+ * hashed again while its key stays. With `ctime`, a change that restored
+ * mtime or touched only metadata counts too: an archive writer, which reads
+ * the archive again when it changed, would rather read it once too often.
+ */
+export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  return options.ctime ? `${key}:${st.ctimeMs}` : key;
+}
