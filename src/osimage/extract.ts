@@ -17,6 +17,7 @@ import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isOsImageManifest, readOsImage, readPayload, findPayload, type ReadPayloadOptions } from './reader.js';
 import { readManifestBytes } from '../copy/graph.js';
+import { syncDirectory } from '../util/fs.js';
 
 /** What was written. */
 export interface ExtractResult {
@@ -84,6 +85,8 @@ export async function extractPayloadToFile(store: ContentStore, root: Descriptor
         await fh.close();
       }
       await rename(target, dest);
+      // The rename itself reaches the disk before the payload counts as written.
+      await syncDirectory(dirname(dest));
     }
   } catch (err) {
     data.destroy();
