@@ -23,7 +23,9 @@ import * as tar from 'tar-stream';
 import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { OciLayout, fileKey, withLockFile } from './layout.js';
+import { fileKey, syncDirectory } from '../util/fs.js';
+import { OciLayout } from './layout.js';
+import { withLockFile } from './lock.js';
 import { ownerAlive, ownerTag } from './owner.js';
 
 const EPOCH = new Date(0);
@@ -118,6 +120,8 @@ export async function packLayout(dir: string, file: string): Promise<void> {
       await fh.close();
     }
     await rename(tmp, file);
+    // The rename itself reaches the disk before the write counts as done.
+    await syncDirectory(dirname(file));
   } catch (err) {
     pack.destroy();
     await written.catch(() => {});

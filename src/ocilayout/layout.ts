@@ -17,37 +17,30 @@
  * Temporary files are named with their writer's owner tag (owner.ts). A
  * writer killed outright cannot remove its own; every writer, on opening
  * and on committing (under the lock), removes those whose owner is gone.
+ *
+ * This file composes the parts: blobs.ts (blob files), index-file.ts
+ * (index.json and oci-layout), lock.ts (the lock file) and temporaries.ts
+ * (the temporary directory and writer registrations).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile, rmdir } from 'node:fs/promises';
-import type { Stats, WriteStream } from 'node:fs';
-import { makeDirs } from '../util/fs.js';
+import { readFile, readdir, rm, stat, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
-import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
-import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
+import { isDigest } from '../oci/digest.js';
+import { Annotation, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { canonicalJson } from '../oci/json.js';
-import { ownerAlive, ownerTag } from './owner.js';
+import { makeDirs, syncDirectory, writeFileAtomic } from '../util/fs.js';
+import { LayoutBlobs } from './blobs.js';
+import { OCI_LAYOUT_FILE, checkLayoutFile, isObject, readIndexFile, withTags, type PendingTag } from './index-file.js';
+import { LOCK_WAIT_MS, withLockFile } from './lock.js';
+import { TMP_DIR, WriterRegistration, ownedName, removeDeadTemporaries } from './temporaries.js';
 
-/** The oci-layout file exactly as the format's reference builder writes it. */
-const OCI_LAYOUT_FILE = '{"imageLayoutVersion": "1.0.0"}\n';
-const TMP_DIR = '.oci-os-tmp';
 /** Next to index.json: whoever holds it may read and replace index.json (and remove blobs). */
 const LOCK_FILE = 'index.json.lock';
-/** A lock this old is taken over even when its holder seems alive (its pid may be reused). */
-const LOCK_STALE_MS = 30_000;
-/** How long a writer waits for the lock by default; longer than LOCK_STALE_MS, so a stale lock is always taken over first. */
-const LOCK_WAIT_MS = 60_000;
 /** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
 const MAX_MANIFEST_READ = 4 << 20;
-/** Names in the temporary directory that carry their writer's owner tag (owner.ts): `<what>-<pid>[.<start>]-<16 hex>`. */
-const OWNED_NAME = /-(\d+(?:\.\d+)?)-[0-9a-f]{16}$/;
 
 /** Options for opening a layout. */
 export interface LayoutOptions {
@@ -71,28 +64,12 @@ export interface LayoutOptions {
   lockWait?: number;
 }
 
-/** A pending change to index.json: tag → descriptor. */
-interface PendingTag {
-  tag: string;
-  desc: Descriptor;
-}
-
 export class OciLayout implements CommittableStore {
   private readonly pending: PendingTag[] = [];
-  /** Blobs this instance added, digest → path (removed again by abort() when no one else may use them). */
-  private readonly added = new Map<string, string>();
-  /** `blobs/<alg>` directories this instance created (removed again by abort() when empty). */
-  private readonly addedDirs = new Set<string>();
-  /** Temporary files being written by this instance: abort() removes these and no others. */
-  private readonly temps = new Set<string>();
-  /**
-   * Blobs whose bytes were hashed (or written) by this instance, by digest,
-   * with the file they were found in: a blob is hashed at most once while it
-   * stays the same file.
-   */
-  private readonly checked = new Map<string, { file: string; ok: Promise<boolean> }>();
-  /** This writer's registration file in the temporary directory, while it is open. */
-  private registration?: string;
+  /** The blobs, and what this writer added to them. */
+  private readonly blobs: LayoutBlobs;
+  /** This writer's registration in the temporary directory, while it is open. */
+  private readonly registration: WriterRegistration;
   private registering?: Promise<void>;
   /**
    * The layout directory and the parents this writer created, deepest
@@ -107,7 +84,11 @@ export class OciLayout implements CommittableStore {
     private readonly indexName: string | undefined,
     private readonly lockWait: number,
     private readonly shownAs: string = dir,
-  ) {}
+  ) {
+    this.blobs = new LayoutBlobs(dir, shownAs);
+    const tmpDir = join(dir, TMP_DIR);
+    this.registration = new WriterRegistration(tmpDir, shownAs === dir ? tmpDir : shownAs);
+  }
 
   /**
    * Opens (and with `create`, initializes) a layout directory. Opened for
@@ -126,7 +107,7 @@ export class OciLayout implements CommittableStore {
       throw new OciError('INVALID_ARGUMENT', `${dir} is not a directory; an oci: location names a layout directory`);
     }
     if (!options.create) {
-      await layout.checkLayoutFile();
+      await checkLayoutFile(dir);
       return layout;
     }
     try {
@@ -144,8 +125,8 @@ export class OciLayout implements CommittableStore {
         await layout.readIndex();
         await layout.init();
         // What writers that were killed left behind goes now: nobody else ever would.
-        await layout.removeDeadTemporaries();
-        await layout.register();
+        await removeDeadTemporaries(join(dir, TMP_DIR));
+        await layout.registration.register();
       });
     } catch (err) {
       if (layout.createdDirs.length > 0) await layout.abortWith(0);
@@ -165,100 +146,29 @@ export class OciLayout implements CommittableStore {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
       if (existing === undefined) await this.writeAtomic('oci-layout', Buffer.from(OCI_LAYOUT_FILE));
-      else await this.checkLayoutFile();
+      else await checkLayoutFile(this.dir);
     } catch (err) {
       if (isOciError(err)) throw err;
       throw fsError(err, this.shownAs, 'write');
     }
   }
 
-  private async checkLayoutFile(): Promise<void> {
-    const file = join(this.dir, 'oci-layout');
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new OciError('NOT_FOUND', `${this.dir} is not an OCI image layout (no oci-layout file)`);
-      }
-      throw fsError(err, file, 'read');
-    }
-    // A malformed oci-layout is bad input (exit 2), as a malformed index.json is: no content failed a check.
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw new OciError('INVALID_ARGUMENT', `${file} is not valid JSON`);
-    }
-    if (!isObject(parsed)) throw new OciError('INVALID_ARGUMENT', `${file} is not a JSON object`);
-    const version = parsed.imageLayoutVersion;
-    if (version !== '1.0.0') throw new OciError('UNSUPPORTED', `${file}: unsupported imageLayoutVersion ${JSON.stringify(version)}`);
-  }
-
   /** Path of a blob by digest. */
   blobPath(digest: string): string {
-    if (!isDigest(digest)) throw new OciError('INVALID_ARGUMENT', `invalid digest "${digest}"`);
-    const alg = digest.slice(0, digest.indexOf(':'));
-    return join(this.dir, 'blobs', alg, digestHex(digest));
+    return this.blobs.path(digest);
   }
 
-  /**
-   * Whether the blob is in place with the right bytes. Callers skip writing
-   * a blob that exists, so its size is not enough: a damaged file of the
-   * same size would end up tagged. The file is hashed (once per instance
-   * while it stays the same file); a mismatch counts as absent, and push()
-   * then replaces it atomically.
-   */
+  /** Whether the blob is in place with the right bytes (hashed once while it stays the same file; LayoutBlobs.exists). */
   async exists(desc: Descriptor): Promise<boolean> {
-    let path: string;
-    let st: Stats;
-    try {
-      path = this.blobPath(desc.digest);
-      st = await stat(path);
-    } catch {
-      return false;
-    }
-    if (!st.isFile() || st.size !== desc.size) return false;
-    const file = fileKey(st);
-    const cached = this.checked.get(desc.digest);
-    if (cached?.file === file) return cached.ok;
-    // Read through fetch(), which checks digest and size as it streams.
-    const ok = (async () => {
-      for await (const _ of await this.fetch(desc)) void _;
-      return true;
-    })().catch(() => false);
-    this.checked.set(desc.digest, { file, ok });
-    return ok;
+    return this.blobs.exists(desc);
   }
 
   async fetch(desc: Descriptor): Promise<Readable> {
-    const path = this.blobPath(desc.digest);
-    try {
-      await stat(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
-      }
-      throw fsError(err, path, 'read');
-    }
-    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
-    const src = createReadStream(path, { highWaterMark: 1 << 20 });
-    src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
-    // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
-    verify.once('close', () => src.destroy());
-    return src.pipe(verify);
+    return this.blobs.fetch(desc);
   }
 
   async readBlobFrom(desc: Descriptor, offset: number): Promise<Readable> {
-    const path = this.blobPath(desc.digest);
-    const src = createReadStream(path, { start: offset, highWaterMark: 1 << 20 });
-    await new Promise<void>((resolve, reject) => {
-      src.once('open', () => resolve());
-      src.once('error', (err) => reject(err));
-    }).catch((err: unknown) => {
-      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`) : fsError(err, path, 'read');
-    });
-    return src;
+    return this.blobs.readFrom(desc, offset);
   }
 
   async push(desc: Descriptor, content: ByteSource, options: PushOptions = {}): Promise<void> {
@@ -268,118 +178,18 @@ export class OciLayout implements CommittableStore {
       if (content instanceof Readable) content.resume();
       return;
     }
-    const stored = await this.writeBlob(content, { digest: desc.digest, size: desc.size }, options.verifiedSource === true);
+    const stored = await this.blobs.write(content, { digest: desc.digest, size: desc.size }, options.verifiedSource === true);
     if (stored.digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `blob digest ${stored.digest}, expected ${desc.digest}`);
   }
 
   async pushStream(content: ByteSource): Promise<StoredBlob> {
     await this.ensureRegistered();
-    return this.writeBlob(content);
-  }
-
-  /**
-   * Writes a blob to a temporary file while hashing it, verifies it, then
-   * renames it into place. A `trusted` source (one that fails unless its
-   * bytes match `expected`, PushOptions.verifiedSource) is not hashed again;
-   * its size is still checked.
-   */
-  private async writeBlob(content: ByteSource, expected?: { digest: string; size: number }, trusted = false): Promise<StoredBlob> {
-    const tmpDir = join(this.dir, TMP_DIR);
-    const tmp = join(tmpDir, ownedName('blob'));
-    // A digest that cannot be checked is refused before anything is written.
-    if (expected) digestAlgorithm(expected.digest, `blob ${expected.digest}`);
-    const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
-    this.temps.add(tmp);
-    let out: WriteStream | undefined;
-    try {
-      await makeDirs(tmpDir);
-      out = createWriteStream(tmp, { flags: 'wx' });
-      // Byte mode with a small high-water mark: an object-mode Readable.from would read 16 frames ahead.
-      const source = content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 });
-      await (hasher ? pipeline(source, hasher, out) : pipeline(source, out));
-      const fh = await open(tmp, 'r');
-      let written: number;
-      try {
-        await fh.sync();
-        written = (await fh.stat()).size;
-      } finally {
-        await fh.close();
-      }
-      const { digest, size } = hasher ? hasher.digestResult : { digest: expected!.digest, size: written };
-      if (!hasher && size !== expected!.size) throw new OciError('SIZE_MISMATCH', `blob ${expected!.digest}: got ${size} bytes, expected ${expected!.size}`);
-      const dest = this.blobPath(digest);
-      await this.algorithmDir(dirname(dest));
-      // Any file already there (even a damaged one now replaced) was not added by this writer, so abort() leaves it.
-      const existed = await lstat(dest).then(() => true, () => false);
-      await rename(tmp, dest);
-      this.temps.delete(tmp);
-      if (!existed) this.added.set(digest, dest);
-      const st = await stat(dest).catch(() => undefined);
-      if (st) this.checked.set(digest, { file: fileKey(st), ok: Promise.resolve(true) });
-      return { digest, size };
-    } catch (err) {
-      this.temps.delete(tmp);
-      // A stream failed early may still be opening (creating) the file: removed once it is closed, or it would stay.
-      if (out && !out.closed) {
-        const closed = new Promise<void>((resolve) => out!.once('close', () => resolve()));
-        out.destroy();
-        await closed;
-      }
-      await unlink(tmp).catch(() => {});
-      if (isOciError(err)) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.shownAs, 'write');
-      throw err;
-    }
-  }
-
-  /**
-   * Creates `blobs/<alg>` on first use: a layout starts with `blobs/sha256`
-   * only, and copied content may use another algorithm (sha512).
-   */
-  private async algorithmDir(dir: string): Promise<void> {
-    try {
-      await mkdir(dir);
-      this.addedDirs.add(dir);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return;
-      if (code !== 'ENOENT') throw err;
-      // `blobs` itself is gone (an empty layout removed by someone else): made again.
-      await makeDirs(dir);
-      this.addedDirs.add(dir);
-    }
+    return this.blobs.write(content);
   }
 
   /** The current index.json (an empty index when the file is missing), checked as far as resolve() and commit() rely on it. */
   async readIndex(): Promise<ImageIndex> {
-    const file = join(this.dir, 'index.json');
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] };
-      throw fsError(err, file, 'read');
-    }
-    const name = this.indexName ?? file;
-    const invalid = (what: string): OciError => new OciError('INVALID_ARGUMENT', `${name} ${what}`);
-    const invalidEntry = (i: number, what: string): OciError => new OciError('INVALID_ARGUMENT', `${name}: manifests[${i}] ${what}`);
-    let index: ImageIndex;
-    try {
-      index = JSON.parse(text) as ImageIndex;
-    } catch {
-      throw invalid('is not valid JSON');
-    }
-    if (!isObject(index)) throw invalid('is not a JSON object');
-    if (!Array.isArray(index.manifests)) throw invalid('has no manifests array');
-    index.manifests.forEach((d: unknown, i) => {
-      if (!isObject(d)) throw invalidEntry(i, `is ${d === null ? 'null' : Array.isArray(d) ? 'an array' : `a ${typeof d}`}, not a descriptor object`);
-      if (typeof d.mediaType !== 'string' || d.mediaType === '') throw invalidEntry(i, 'has no mediaType');
-      if (typeof d.digest !== 'string' || !isDigest(d.digest)) throw invalidEntry(i, `has no valid digest (${shown(d.digest)})`);
-      if (!Number.isSafeInteger(d.size) || (d.size as number) < 0) throw invalidEntry(i, `has no valid size (${shown(d.size)})`);
-      if (d.annotations !== undefined && !isObject(d.annotations)) throw invalidEntry(i, 'has annotations that are not an object');
-    });
-    return index;
+    return readIndexFile(join(this.dir, 'index.json'), this.indexName);
   }
 
   /**
@@ -414,37 +224,28 @@ export class OciLayout implements CommittableStore {
   async commit(): Promise<void> {
     // Settled, registering is cleared (its finally): what is left to undo is in registration.
     await this.registering?.catch(() => {});
-    if (this.pending.length > 0 || this.registration) {
+    if (this.pending.length > 0 || this.registration.registered) {
       await this.withLock(async () => {
         if (this.pending.length > 0) {
-          const index = await this.readIndex();
-          let manifests = index.manifests;
-          for (const { tag, desc } of this.pending) {
-            manifests = manifests.filter((d) => d.annotations?.[Annotation.refName] !== tag);
-            const entry: Descriptor = { ...desc, annotations: { ...(desc.annotations ?? {}), [Annotation.refName]: tag } };
-            manifests.push(orderDescriptor(entry));
-          }
-          const out: ImageIndex = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests };
-          if (index.annotations) out.annotations = index.annotations;
+          const out = withTags(await this.readIndex(), this.pending);
           try {
             // The blobs' renames reach the disk before the index that names them, and the index's
-            // own rename before commit returns: after a power loss a tag never points at nothing.
-            for (const dir of new Set([...this.added.values()].map((f) => dirname(f)))) await syncDirectory(dir);
+            // own rename (writeAtomic syncs the directory) before commit returns: after a power loss
+            // a tag never points at nothing.
+            for (const dir of new Set([...this.blobs.added.values()].map((f) => dirname(f)))) await syncDirectory(dir);
             await this.writeAtomic('index.json', canonicalJson(out));
-            await syncDirectory(this.dir);
           } catch (err) {
             throw fsError(err, this.shownAs === this.dir ? join(this.dir, 'index.json') : this.shownAs, 'write');
           }
           this.pending.length = 0;
           this.committed = true;
         }
-        await this.unregister();
-        await this.removeDeadTemporaries();
+        await this.registration.unregister();
+        await removeDeadTemporaries(join(this.dir, TMP_DIR));
         await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
       });
     }
-    this.added.clear();
-    this.addedDirs.clear();
+    this.blobs.forgetAdded();
   }
 
   /**
@@ -459,94 +260,41 @@ export class OciLayout implements CommittableStore {
 
   private async abortWith(lockWait: number): Promise<void> {
     this.pending.length = 0;
-    for (const tmp of this.temps) await unlink(tmp).catch(() => {});
-    this.temps.clear();
+    await this.blobs.removeTemporaries();
     await this.registering?.catch(() => {});
     // A directory that is gone (or never came to be) has nothing to clean up, and is not to be made again for the lock.
     const there = await stat(this.dir).then(() => true, () => false);
-    const work = there && (this.registration !== undefined || this.added.size > 0 || this.addedDirs.size > 0 || (this.createdDirs.length > 0 && !this.committed));
+    const { added, addedDirs } = this.blobs;
+    const work = there && (this.registration.registered || added.size > 0 || addedDirs.size > 0 || (this.createdDirs.length > 0 && !this.committed));
     if (work) {
       await this.withLock(async () => {
-        await this.unregister();
-        if (await this.otherWriters()) return;
-        if (this.added.size > 0) {
+        await this.registration.unregister();
+        if (await this.registration.othersRegistered()) return;
+        if (added.size > 0) {
           const used = await this.committedBlobs();
-          for (const [digest, path] of this.added) {
+          for (const [digest, path] of added) {
             if (used && !used.has(digest)) await rm(path, { force: true }).catch(() => {});
           }
         }
-        for (const dir of this.addedDirs) await rmdir(dir).catch(() => {});
+        for (const dir of addedDirs) await rmdir(dir).catch(() => {});
         await rmdir(join(this.dir, TMP_DIR)).catch(() => {});
         if (this.createdDirs.length > 0 && !this.committed) await this.removeCreatedLayout();
       }, lockWait).catch(async () => {
         // Without the lock nothing shared is removed; this writer only stops counting as open.
-        await this.unregister();
+        await this.registration.unregister();
       });
     }
-    this.registration = undefined;
-    this.added.clear();
-    this.addedDirs.clear();
+    this.registration.forget();
+    this.blobs.forgetAdded();
   }
 
   /** Joins the writers of this layout (under the lock), unless already registered. */
   private async ensureRegistered(): Promise<void> {
-    if (this.registration) return;
-    this.registering ??= this.withLock(() => this.register()).finally(() => {
+    if (this.registration.registered) return;
+    this.registering ??= this.withLock(() => this.registration.register()).finally(() => {
       this.registering = undefined;
     });
     await this.registering;
-  }
-
-  /** Call with the lock held. */
-  private async register(): Promise<void> {
-    const tmpDir = join(this.dir, TMP_DIR);
-    const file = join(tmpDir, ownedName('writer'));
-    try {
-      await makeDirs(tmpDir);
-      await writeFile(file, '', { flag: 'wx' });
-    } catch (err) {
-      throw fsError(err, this.shownAs === this.dir ? tmpDir : this.shownAs, 'write');
-    }
-    this.registration = file;
-  }
-
-  private async unregister(): Promise<void> {
-    if (!this.registration) return;
-    await unlink(this.registration).catch(() => {});
-    this.registration = undefined;
-  }
-
-  /**
-   * Whether another writer is registered. Call with the lock held.
-   * Registrations and temporary files of processes that are gone are
-   * removed on the way.
-   */
-  private async otherWriters(): Promise<boolean> {
-    const left = await this.removeDeadTemporaries();
-    return left.some((name) => name.startsWith('writer-') && join(this.dir, TMP_DIR, name) !== this.registration);
-  }
-
-  /**
-   * Removes the temporary files (blobs being written, registrations, small
-   * files on their way in) of writers that are gone: killed, they could not
-   * remove their own. Returns the names left, those of writers that may
-   * still run (this one included). Call with the lock held.
-   */
-  private async removeDeadTemporaries(): Promise<string[]> {
-    const tmpDir = join(this.dir, TMP_DIR);
-    let names: string[];
-    try {
-      names = await readdir(tmpDir);
-    } catch {
-      return [];
-    }
-    const left: string[] = [];
-    for (const name of names) {
-      const owner = OWNED_NAME.exec(name)?.[1];
-      if (owner !== undefined && !ownerAlive(owner)) await rm(join(tmpDir, name), { force: true, recursive: true }).catch(() => {});
-      else left.push(name);
-    }
-    return left;
   }
 
   /**
@@ -636,140 +384,16 @@ export class OciLayout implements CommittableStore {
     });
   }
 
-  /** Writes a small file atomically (temp + fsync + rename). */
+  /**
+   * Replaces a small file of the layout atomically (writeFileAtomic). The
+   * temporary file is named in the temporary directory with this writer's
+   * owner tag, so one left by a killed writer is swept like its blobs.
+   */
   private async writeAtomic(name: string, data: Buffer): Promise<void> {
     const tmpDir = join(this.dir, TMP_DIR);
     await makeDirs(tmpDir);
-    const tmp = join(tmpDir, ownedName(name));
-    try {
-      await writeFile(tmp, data, { flag: 'wx' });
-      const fh = await open(tmp, 'r');
-      try {
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(this.dir, name));
-    } catch (err) {
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    await writeFileAtomic(join(this.dir, name), data, { temp: join(tmpDir, ownedName(name)) });
   }
-}
-
-/** How withLockFile waits, and what it names. */
-export interface LockFileOptions {
-  /** How long to wait for another holder, in milliseconds (default 60 s). */
-  wait?: number;
-  /** What the lock guards, as messages name it ("layout DIR", "archive FILE"). */
-  what: string;
-  /** Makes the lock's directory again when it is missing; without it, a missing directory fails. */
-  missing?: () => Promise<void>;
-}
-
-/**
- * Runs `fn` holding a lock: a file created exclusively (O_EXCL), holding the
- * owner tag (pid and start time, owner.ts) of its holder. A lock whose holder is gone, or older than
- * LOCK_STALE_MS, is taken over; otherwise this waits up to `wait` ms and
- * then fails naming the lock file. While `fn` runs the lock's time is
- * renewed, so a holder that takes long (packing a large archive) is not
- * taken for stale.
- */
-export async function withLockFile<T>(lock: string, fn: () => Promise<T>, options: LockFileOptions): Promise<T> {
-  const wait = options.wait ?? LOCK_WAIT_MS;
-  const token = `${ownerTag()} ${randomBytes(8).toString('hex')}\n`;
-  const deadline = Date.now() + wait;
-  let delay = 5;
-  let missing = 0;
-  for (;;) {
-    try {
-      await writeFile(lock, token, { flag: 'wx' });
-      break;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' && options.missing && missing++ < 3) {
-        await options.missing().catch(() => {});
-        continue;
-      }
-      if (code !== 'EEXIST') throw fsError(err, lock, 'write');
-    }
-    if (await takeOverStale(lock)) continue;
-    if (Date.now() >= deadline) {
-      throw new OciError('OUTPUT_UNWRITABLE', `${options.what} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
-        hint: `if no oci-os process is writing to it, remove ${lock}`,
-      });
-    }
-    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-    delay = Math.min(delay * 2, 200);
-  }
-  const mine = async (): Promise<boolean> => (await readFile(lock, 'utf8').catch(() => undefined)) === token;
-  const renew = setInterval(() => {
-    void mine().then((yes) => (yes ? utimes(lock, new Date(), new Date()) : undefined)).catch(() => {});
-  }, LOCK_STALE_MS / 3);
-  renew.unref();
-  try {
-    return await fn();
-  } finally {
-    clearInterval(renew);
-    // Only a lock that is still this one is removed (a stale takeover may have replaced it).
-    if (await mine()) await unlink(lock).catch(() => {});
-  }
-}
-
-/** A temporary file name that says which process wrote it, so that one left by a process that is gone can be removed. */
-function ownedName(what: string): string {
-  return `${what}-${ownerTag()}-${randomBytes(8).toString('hex')}`;
-}
-
-/**
- * Identifies a file as found: one replaced (another inode) or written to
- * (size, mtime) does not look the same. A layout's blob checked once is not
- * hashed again while its key stays. With `ctime`, a change that restored
- * mtime or touched only metadata counts too: an archive writer, which reads
- * the archive again when it changed, would rather read it once too often.
- */
-export function fileKey(st: Stats, options: { ctime?: boolean } = {}): string {
-  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
-  return options.ctime ? `${key}:${st.ctimeMs}` : key;
-}
-
-/**
- * Removes a lock left by a holder that is gone, or held too long. The lock
- * is first renamed to a name of its own, so two waiters cannot both remove
- * it, and removed only if it is still the file that was judged stale.
- * True when the lock was gone or removed (try again at once).
- */
-async function takeOverStale(lock: string): Promise<boolean> {
-  let st: Stats;
-  let text: string;
-  try {
-    const fh = await open(lock, 'r');
-    try {
-      st = await fh.stat();
-      text = await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-  // The holder's owner tag (owner.ts); older versions wrote the pid alone.
-  const holder = text.trim().split(/\s+/)[0] ?? '';
-  const stale = Date.now() - st.mtimeMs > LOCK_STALE_MS || !ownerAlive(holder);
-  if (!stale) return false;
-  const moved = `${lock}.stale-${randomBytes(8).toString('hex')}`;
-  try {
-    await rename(lock, moved);
-  } catch {
-    return true;
-  }
-  const same = await stat(moved).then((m) => m.ino === st.ino && m.dev === st.dev, () => false);
-  if (!same) {
-    // A new holder's lock was moved: put back unless yet another one took its place.
-    await link(moved, lock).catch(() => {});
-  }
-  await unlink(moved).catch(() => {});
-  return true;
 }
 
 /** `dir` and its parents that do not exist, deepest first. */
@@ -784,44 +408,5 @@ async function missingDirs(dir: string): Promise<string[]> {
       out.push(p);
       if (dirname(p) === p) return out;
     }
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A JSON value for a message, cut short. */
-function shown(v: unknown): string {
-  const s = v === undefined ? 'missing' : JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/** Descriptor keys in the order the image-spec's Go types serialize them. */
-function orderDescriptor(d: Descriptor): Descriptor {
-  const out: Record<string, unknown> = { mediaType: d.mediaType, digest: d.digest, size: d.size };
-  if (d.urls) out.urls = d.urls;
-  if (d.annotations) out.annotations = d.annotations;
-  if (d.data) out.data = d.data;
-  if (d.platform) out.platform = d.platform;
-  if (d.artifactType) out.artifactType = d.artifactType;
-  return out as unknown as Descriptor;
-}
-
-/**
- * Makes the entries of a directory durable (renames into it included).
- * Where directories cannot be synced (some platforms and file systems
- * refuse it), the files themselves were synced and that has to do.
- */
-async function syncDirectory(dir: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(dir, 'r');
-    await fh.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM' && code !== 'ENOTSUP') throw err;
-  } finally {
-    await fh?.close();
   }
 }

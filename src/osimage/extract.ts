@@ -18,6 +18,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { isOsImageManifest, readOsImage, findPayload } from './reader.js';
 import { readPayload, type ReadPayloadOptions } from './payload-reader.js';
 import { readManifestBytes } from '../copy/graph.js';
+import { syncDirectory } from '../util/fs.js';
 
 /** What was written. */
 export interface ExtractResult {
@@ -85,6 +86,8 @@ export async function extractPayloadToFile(store: ContentStore, root: Descriptor
         await fh.close();
       }
       await rename(target, dest);
+      // The rename itself reaches the disk before the payload counts as written.
+      await syncDirectory(dirname(dest));
     }
   } catch (err) {
     data.destroy();

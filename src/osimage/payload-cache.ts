@@ -9,12 +9,13 @@
  * when they equal the recorded ones and the target store already holds the
  * blob. The config is built from the fresh hashes either way.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../util/fs.js';
 
 /** One remembered encoding of a payload file. */
 export interface PayloadCacheEntry {
@@ -124,8 +125,6 @@ export class PayloadCache {
 
   private async save(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(tmp, JSON.stringify({ entries: this.entries }) + '\n', { mode: 0o600 });
-    await rename(tmp, this.file);
+    await writeFileAtomic(this.file, JSON.stringify({ entries: this.entries }) + '\n', { mode: 0o600 });
   }
 }

@@ -18,9 +18,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { OciError, fsError } from '../errors.js';
+import { syncDirectory, writeFileAtomic } from '../util/fs.js';
 
 /** What the registry remembers about a stored manifest (the bytes are a blob). */
 export interface ManifestRecord {
@@ -41,16 +42,6 @@ function hexOf(digest: string): string {
 function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-/** Flushes a directory, so that a rename or a new entry in it survives a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /** Filesystem-backed blob, manifest, tag and referrer storage. */
@@ -148,28 +139,12 @@ export class RegistryStorage {
   }
 
   /**
-   * Writes a file atomically, creating parents: the bytes go to a temp
-   * file, which is flushed to disk and renamed into place. On any failure
-   * the temp file is removed and `path` keeps what it had.
+   * Writes a file atomically, creating parents (writeFileAtomic): the temp
+   * file is under tmp/, on the same file system as everything it replaces.
+   * On any failure the temp file is removed and `path` keeps what it had.
    */
   async writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-    const tmp = this.tmpPath();
-    try {
-      const fh = await open(tmp, 'wx');
-      try {
-        // writeFile goes on until every byte is written or a write fails.
-        await fh.writeFile(data);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await mkdir(dirname(path), { recursive: true });
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
-    }
-    await syncDir(dirname(path));
+    await writeFileAtomic(path, data, { temp: this.tmpPath(), makeParents: true });
   }
 
   /** Size of a stored blob, or undefined when the registry does not have it. */
@@ -233,7 +208,7 @@ export class RegistryStorage {
   async commitBlob(tmpFile: string, name: string, digest: string): Promise<void> {
     await this.withDigest(digest, async () => {
       await rename(tmpFile, this.blobPath(digest));
-      await syncDir(dirname(this.blobPath(digest)));
+      await syncDirectory(dirname(this.blobPath(digest)));
       await this.linkBlob(name, digest);
     });
   }

@@ -7,13 +7,14 @@
  * for Docker Hub, `host[:port]` otherwise), or a credential helper named by
  * `credHelpers[KEY]` / `credsStore` (docker-credential-helpers protocol:
  * `store` with `{"ServerURL","Username","Secret"}` on stdin, `erase` with the
- * server URL on stdin). Files are replaced atomically (temp file, fsync,
- * rename) with mode 0600; entries and fields oci-os does not know are kept.
+ * server URL on stdin). Files are replaced atomically (writeFileAtomic: temp
+ * file, fsync, rename, directory fsync) with mode 0600; entries and fields
+ * oci-os does not know are kept.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, realpath, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { OciError, fsError } from '../../errors.js';
+import { writeFileAtomic } from '../../util/fs.js';
 import { authConfigView, authFilePaths, configKeysFor, helperHasNothing, keyHost, spawnCredentialHelper } from './credentials.js';
 
 /** A user name and password (or token) to store. Never printed. */
@@ -79,8 +80,11 @@ async function readJsonObject(path: string): Promise<Json | undefined> {
   return v as Json;
 }
 
-/** Replaces `path` by `content` atomically, mode 0600 (symlinks are followed, as docker does). */
-async function writeFileAtomic(path: string, content: string): Promise<void> {
+/**
+ * Replaces `path` by `content` atomically, mode 0600 (symlinks are followed,
+ * as docker does); a directory made for it is private (0700).
+ */
+async function replaceAuthFile(path: string, content: string): Promise<void> {
   let target = path;
   try {
     target = await realpath(path);
@@ -93,19 +97,9 @@ async function writeFileAtomic(path: string, content: string): Promise<void> {
   } catch (err) {
     throw fsError(err, dir, 'write');
   }
-  const tmp = join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(content, 'utf8');
-      await fh.chmod(0o600);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
+    await writeFileAtomic(target, content, { mode: 0o600 });
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
     throw fsError(err, target, 'write');
   }
 }
@@ -171,7 +165,7 @@ export async function storeCredentials(registry: string, creds: LoginCredentials
     auths[key] = { auth: Buffer.from(`${creds.username}:${creds.password}`, 'utf8').toString('base64') };
   }
   cfg.auths = auths;
-  await writeFileAtomic(file, serialize(cfg));
+  await replaceAuthFile(file, serialize(cfg));
   return { file, key, ...(helper ? { helper: `docker-credential-${helper}` } : {}) };
 }
 
@@ -198,7 +192,7 @@ export async function eraseCredentials(registry: string, options: AuthStoreOptio
       delete auths[k];
     }
     cfg.auths = auths;
-    await writeFileAtomic(file, serialize(cfg));
+    await replaceAuthFile(file, serialize(cfg));
   }
   return { file, key, removed, ...(helper ? { helper: `docker-credential-${helper}` } : {}) };
 }

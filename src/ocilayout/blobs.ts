@@ -1,0 +1,198 @@
+/**
+ * The blobs of a layout (`blobs/<alg>/<hex>`) as one writer sees them:
+ * written to a temporary file while hashed, verified, fsynced and renamed
+ * into place; read back through a check of digest and size. It remembers
+ * what this writer added (which an aborted write may remove again) and
+ * which blobs it has already hashed.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import type { Stats, WriteStream } from 'node:fs';
+import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { OciError, fsError, isOciError } from '../errors.js';
+import type { ByteSource, StoredBlob } from '../content/store.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
+import { fileKey, makeDirs } from '../util/fs.js';
+import { TMP_DIR, ownedName } from './temporaries.js';
+
+export class LayoutBlobs {
+  /** Blobs this writer added, digest → path (removed again by an abort when no one else may use them). */
+  readonly added = new Map<string, string>();
+  /** `blobs/<alg>` directories this writer created (removed again by an abort when empty). */
+  readonly addedDirs = new Set<string>();
+  /** Temporary files being written by this writer: an abort removes these and no others. */
+  private readonly temps = new Set<string>();
+  /**
+   * Blobs whose bytes were hashed (or written) by this writer, by digest,
+   * with the file they were found in: a blob is hashed at most once while it
+   * stays the same file.
+   */
+  private readonly checked = new Map<string, { file: string; ok: Promise<boolean> }>();
+
+  /** `shownAs`: how failed writes name the layout (see LayoutOptions.shownAs). */
+  constructor(
+    private readonly dir: string,
+    private readonly shownAs: string,
+  ) {}
+
+  /** Path of a blob by digest. */
+  path(digest: string): string {
+    if (!isDigest(digest)) throw new OciError('INVALID_ARGUMENT', `invalid digest "${digest}"`);
+    const alg = digest.slice(0, digest.indexOf(':'));
+    return join(this.dir, 'blobs', alg, digestHex(digest));
+  }
+
+  /**
+   * Whether the blob is in place with the right bytes. Callers skip writing
+   * a blob that exists, so its size is not enough: a damaged file of the
+   * same size would end up tagged. The file is hashed (once per writer
+   * while it stays the same file); a mismatch counts as absent, and write()
+   * then replaces it atomically.
+   */
+  async exists(desc: Descriptor): Promise<boolean> {
+    let path: string;
+    let st: Stats;
+    try {
+      path = this.path(desc.digest);
+      st = await stat(path);
+    } catch {
+      return false;
+    }
+    if (!st.isFile() || st.size !== desc.size) return false;
+    const file = fileKey(st);
+    const cached = this.checked.get(desc.digest);
+    if (cached?.file === file) return cached.ok;
+    // Read through fetch(), which checks digest and size as it streams.
+    const ok = (async () => {
+      for await (const _ of await this.fetch(desc)) void _;
+      return true;
+    })().catch(() => false);
+    this.checked.set(desc.digest, { file, ok });
+    return ok;
+  }
+
+  /** The blob's bytes, checked against its digest and size as they are read. */
+  async fetch(desc: Descriptor): Promise<Readable> {
+    const path = this.path(desc.digest);
+    try {
+      await stat(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
+      }
+      throw fsError(err, path, 'read');
+    }
+    const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
+    const src = createReadStream(path, { highWaterMark: 1 << 20 });
+    src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
+    // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
+    verify.once('close', () => src.destroy());
+    return src.pipe(verify);
+  }
+
+  /** The blob's bytes from `offset` on, unchecked (the caller checks the whole). */
+  async readFrom(desc: Descriptor, offset: number): Promise<Readable> {
+    const path = this.path(desc.digest);
+    const src = createReadStream(path, { start: offset, highWaterMark: 1 << 20 });
+    await new Promise<void>((resolve, reject) => {
+      src.once('open', () => resolve());
+      src.once('error', (err) => reject(err));
+    }).catch((err: unknown) => {
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`) : fsError(err, path, 'read');
+    });
+    return src;
+  }
+
+  /**
+   * Writes a blob to a temporary file while hashing it, verifies it, then
+   * renames it into place. A `trusted` source (one that fails unless its
+   * bytes match `expected`, PushOptions.verifiedSource) is not hashed again;
+   * its size is still checked.
+   */
+  async write(content: ByteSource, expected?: { digest: string; size: number }, trusted = false): Promise<StoredBlob> {
+    const tmpDir = join(this.dir, TMP_DIR);
+    const tmp = join(tmpDir, ownedName('blob'));
+    // A digest that cannot be checked is refused before anything is written.
+    if (expected) digestAlgorithm(expected.digest, `blob ${expected.digest}`);
+    const hasher = trusted && expected ? undefined : new DigestStream(expected ? { ...expected, what: `blob ${expected.digest}` } : undefined);
+    this.temps.add(tmp);
+    let out: WriteStream | undefined;
+    try {
+      await makeDirs(tmpDir);
+      out = createWriteStream(tmp, { flags: 'wx' });
+      // Byte mode with a small high-water mark: an object-mode Readable.from would read 16 frames ahead.
+      const source = content instanceof Readable ? content : Readable.from(content, { objectMode: false, highWaterMark: 1 << 16 });
+      await (hasher ? pipeline(source, hasher, out) : pipeline(source, out));
+      const written = await syncedSize(tmp);
+      const { digest, size } = hasher ? hasher.digestResult : { digest: expected!.digest, size: written };
+      if (!hasher && size !== expected!.size) throw new OciError('SIZE_MISMATCH', `blob ${expected!.digest}: got ${size} bytes, expected ${expected!.size}`);
+      const dest = this.path(digest);
+      await this.algorithmDir(dirname(dest));
+      // Any file already there (even a damaged one now replaced) was not added by this writer, so an abort leaves it.
+      const existed = await lstat(dest).then(() => true, () => false);
+      await rename(tmp, dest);
+      this.temps.delete(tmp);
+      if (!existed) this.added.set(digest, dest);
+      const st = await stat(dest).catch(() => undefined);
+      if (st) this.checked.set(digest, { file: fileKey(st), ok: Promise.resolve(true) });
+      return { digest, size };
+    } catch (err) {
+      this.temps.delete(tmp);
+      // A stream failed early may still be opening (creating) the file: removed once it is closed, or it would stay.
+      if (out && !out.closed) {
+        const closed = new Promise<void>((resolve) => out!.once('close', () => resolve()));
+        out.destroy();
+        await closed;
+      }
+      await unlink(tmp).catch(() => {});
+      if (isOciError(err)) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) throw fsError(err, this.shownAs, 'write');
+      throw err;
+    }
+  }
+
+  /**
+   * Creates `blobs/<alg>` on first use: a layout starts with `blobs/sha256`
+   * only, and copied content may use another algorithm (sha512).
+   */
+  private async algorithmDir(dir: string): Promise<void> {
+    try {
+      await mkdir(dir);
+      this.addedDirs.add(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return;
+      if (code !== 'ENOENT') throw err;
+      // `blobs` itself is gone (an empty layout removed by someone else): made again.
+      await makeDirs(dir);
+      this.addedDirs.add(dir);
+    }
+  }
+
+  /** Removes the temporary files of writes still under way (an abort). */
+  async removeTemporaries(): Promise<void> {
+    for (const tmp of this.temps) await unlink(tmp).catch(() => {});
+    this.temps.clear();
+  }
+
+  /** Stops remembering what was added: committed, or left to stay. */
+  forgetAdded(): void {
+    this.added.clear();
+    this.addedDirs.clear();
+  }
+}
+
+/** Flushes a file just written to disk (before it is renamed into place) and tells its size. */
+async function syncedSize(file: string): Promise<number> {
+  const fh = await open(file, 'r');
+  try {
+    await fh.sync();
+    return (await fh.stat()).size;
+  } finally {
+    await fh.close();
+  }
+}
