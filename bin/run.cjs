@@ -24,5 +24,8 @@ if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
 }
 
-// execute() reports a command's errors and sets the exit code itself.
-void require('@oclif/core').execute({ dir: __filename });
+// The CLI is one bundled file (scripts/bundle.mjs): @oclif/core and the
+// commands as one CommonJS module instead of some 250 files to find, read and
+// compile, each command evaluated only when it runs. execute() reports a
+// command's errors and sets the exit code itself.
+void require('../dist/oci-os.cjs').execute({ dir: __filename });
