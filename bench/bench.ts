@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: performance figures as ratios against peers measured in
- * the same run. Sections can be picked: `npm run bench -- build push image`.
+ * the same run. Sections can be picked: `npm run bench -- build push image startup`.
  * BENCH_DIR chooses the scratch directory (default: a temp dir).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { benchBuild } from './build.js';
 import { benchPush } from './push.js';
 import { benchImage } from './image.js';
+import { benchStartup } from './startup.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -29,6 +30,7 @@ try {
   }
   if (want('push')) results.push = await benchPush(dir);
   if (want('image')) results.image = await benchImage(dir);
+  if (want('startup')) results.startup = await benchStartup(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }
