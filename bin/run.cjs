@@ -24,8 +24,8 @@ if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
 }
 
-// The CLI is one bundled file (scripts/bundle.mjs): @oclif/core and the
-// commands as one CommonJS module instead of some 250 files to find, read and
-// compile, each command evaluated only when it runs. execute() reports a
-// command's errors and sets the exit code itself.
+// The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
+// instead of some 190 files to find, read and compile; the commands in a
+// second one, read only when a command runs, each command evaluated only when
+// it runs. execute() reports a command's errors and sets the exit code itself.
 void require('../dist/oci-os.cjs').execute({ dir: __filename });

@@ -1,25 +1,26 @@
-// Bundles the CLI into one CommonJS file, dist/oci-os.cjs: @oclif/core and
-// its dependencies, the commands, cli/ and the library code they use. Run
-// after tsc, from its output (dist/), so the bundle holds exactly the code the
-// tests check.
+// Bundles the CLI into two CommonJS files: dist/oci-os.cjs, what every start
+// needs (@oclif/core and its dependencies, the command_not_found hook), and
+// dist/oci-os-commands.cjs, the commands, cli/ and the library code they use,
+// read only when a command runs (not for --version or --help). Run after tsc,
+// from its output (dist/), so the bundles hold exactly the code the tests check.
 //
-// Why a bundle: on Node 20 (no compile cache) start-up time went to finding,
+// Why bundle: on Node 20 (no compile cache) start-up time went to finding,
 // reading and compiling files, not to running them. @oclif/core alone is
 // ~190 CommonJS files (47 of them semver) and the commands another ~60 ES
 // modules; as one file the same code starts about three times faster (see
-// `npm run bench startup`).
+// `npm run bench -- startup`). Why not lazy imports in the sources alone: the
+// cost was in oclif, whose index loads all of it, and which we do not edit.
 //
 // What stays out, loaded from node_modules when first used: native addons
 // (@mongodb-js/zstd) and undici, both loaded through createRequire() in
 // src/, and @oclif/plugin-autocomplete, an oclif plugin that oclif loads from
 // its own package when `autocomplete` runs.
 //
-// Inside the bundle each command, and the command_not_found hook, is wrapped
-// so that its module (and the library code only it imports) is evaluated when
-// oclif asks for that command: `--version` evaluates no command, `inspect`
-// only inspect's code. oclif finds them through the explicit command
-// strategy (package.json oclif.commands: target dist/oci-os.cjs, identifier
-// COMMANDS).
+// In the commands bundle each command is wrapped so that its module (and the
+// library code only it imports) is evaluated when oclif asks for that
+// command: `inspect` evaluates only inspect's code. oclif finds them through
+// the explicit command strategy (package.json oclif.commands: target
+// dist/oci-os.cjs, identifier COMMANDS).
 import { build } from 'esbuild';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
@@ -48,16 +49,35 @@ const commands = commandFiles().map((file) => {
 if (commands.length === 0) throw new Error('no compiled commands in dist/commands: run tsc first');
 
 const req = (file) => JSON.stringify('./' + relative(dist, file).split(sep).join('/'));
+// The start-up bundle: oclif and the command_not_found hook. Its commands are
+// getters that load the commands bundle, parsed only when a command runs
+// (`--version` and `--help` never compile the commands' code).
 const entry = `'use strict';
-// Each command is a getter: a command's module is evaluated when oclif asks for it.
 const COMMANDS = {};
-${commands.map((c) => `Object.defineProperty(COMMANDS, ${JSON.stringify(c.id)}, { enumerable: true, get: () => require(${req(c.file)}).default });`).join('\n')}
+for (const id of ${JSON.stringify(commands.map((c) => c.id))}) {
+  Object.defineProperty(COMMANDS, id, { enumerable: true, get: () => require('./oci-os-commands.cjs').COMMANDS[id] });
+}
 exports.COMMANDS = COMMANDS;
 exports.commandNotFound = function (options) {
   return require(${req(join(dist, 'cli', 'not-found.js'))}).default.call(this, options);
 };
-exports.execute = require('@oclif/core').execute;
+exports.oclif = require('@oclif/core');
+exports.execute = exports.oclif.execute;
 `;
+// The commands bundle: each command a getter too, evaluated (with the library
+// code only it uses) when oclif asks for it. It shares the start-up bundle's oclif.
+const commandsEntry = `'use strict';
+const COMMANDS = {};
+${commands.map((c) => `Object.defineProperty(COMMANDS, ${JSON.stringify(c.id)}, { enumerable: true, get: () => require(${req(c.file)}).default });`).join('\n')}
+exports.COMMANDS = COMMANDS;
+`;
+const sharedOclif = {
+  name: 'shared-oclif',
+  setup(b) {
+    b.onResolve({ filter: /^@oclif\/core$/ }, () => ({ path: '@oclif/core', namespace: 'shared-oclif' }));
+    b.onLoad({ filter: /.*/, namespace: 'shared-oclif' }, () => ({ contents: "module.exports = require('./oci-os.cjs').oclif;", loader: 'js' }));
+  },
+};
 
 /**
  * import.meta.url of a bundled module, as if it had not been bundled: its
@@ -77,9 +97,7 @@ const importMetaUrl = {
   },
 };
 
-const result = await build({
-  stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' },
-  outfile: bundlePath,
+const options = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -88,13 +106,16 @@ const result = await build({
   keepNames: true,
   sourcemap: 'linked',
   sourcesContent: false,
-  external: ['@mongodb-js/zstd', 'undici', '@oclif/plugin-autocomplete'],
-  plugins: [importMetaUrl],
+  external: ['@mongodb-js/zstd', 'undici', '@oclif/plugin-autocomplete', './oci-os.cjs', './oci-os-commands.cjs'],
   // Defined before any module, where `require` is still Node's (a module may declare its own).
   banner: { js: "const __importMetaUrlOf = (file) => require('node:url').pathToFileURL(require('node:path').join(__dirname, file)).href;" },
   logLevel: 'warning',
   metafile: true,
-});
-// BUNDLE_META=FILE: what went into the bundle, for esbuild's analyzer.
-if (process.env.BUNDLE_META) writeFileSync(process.env.BUNDLE_META, JSON.stringify(result.metafile));
-if (result.errors.length) process.exit(1);
+};
+const results = await Promise.all([
+  build({ ...options, stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' }, outfile: bundlePath, plugins: [importMetaUrl] }),
+  build({ ...options, stdin: { contents: commandsEntry, resolveDir: dist, sourcefile: 'oci-os-commands-entry.cjs', loader: 'js' }, outfile: join(dist, 'oci-os-commands.cjs'), plugins: [sharedOclif, importMetaUrl] }),
+]);
+// BUNDLE_META=FILE: what went into the bundles, for esbuild's analyzer.
+if (process.env.BUNDLE_META) writeFileSync(process.env.BUNDLE_META, JSON.stringify({ inputs: Object.assign({}, ...results.map((r) => r.metafile.inputs)), outputs: Object.assign({}, ...results.map((r) => r.metafile.outputs)) }));
+if (results.some((r) => r.errors.length)) process.exit(1);
