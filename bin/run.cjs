@@ -24,6 +24,12 @@ if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
 }
 
+// Stack traces (--debug, DEBUG=oci-os) name the source files and lines,
+// not places in the bundle; the maps are read only then.
+if (process.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG || '')) {
+  process.setSourceMapsEnabled(true);
+}
+
 // The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
 // instead of some 190 files to find, read and compile; the commands in a
 // second one, read only when a command runs, each command evaluated only when
