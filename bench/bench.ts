@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: performance figures as ratios against peers measured in
- * the same run. Sections can be picked: `npm run bench -- build push image`.
+ * the same run. Sections can be picked: `npm run bench -- build push image startup`.
  * BENCH_DIR chooses the scratch directory (default: a temp dir).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { benchBuild } from './build.js';
 import { benchPush } from './push.js';
 import { benchImage } from './image.js';
 import { benchLayering } from './layering.js';
+import { benchStartup } from './startup.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -31,6 +32,7 @@ try {
   if (want('push')) results.push = await benchPush(dir);
   if (want('image')) results.image = await benchImage(dir);
   if (want('layering')) results.layering = await benchLayering(dir);
+  if (want('startup')) results.startup = await benchStartup(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }

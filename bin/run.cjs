@@ -24,6 +24,15 @@ if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
   module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
 }
 
-// execute() reports a command's errors and sets the exit code itself; a command
-// that can never end is reported here rather than passing for a success.
-require('./unsettled.cjs').exitIfUnsettled(require('@oclif/core').execute({ dir: __filename }), process.argv.slice(2));
+// Stack traces (--debug, DEBUG=oci-os) name the source files and lines,
+// not places in the bundle; the maps are read only then.
+if (process.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG || '')) {
+  process.setSourceMapsEnabled(true);
+}
+
+// The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
+// instead of some 190 files to find, read and compile; the commands in a
+// second one, read only when a command runs, each command evaluated only when
+// it runs. execute() reports a command's errors and sets the exit code itself;
+// a command that can never end is reported here rather than passing for a success.
+require('./unsettled.cjs').exitIfUnsettled(require('../dist/oci-os.cjs').execute({ dir: __filename }), process.argv.slice(2));

@@ -14,7 +14,10 @@ function walk(dir) {
   return out;
 }
 
-// Commands are found through oclif.manifest.json; refresh it from what was just compiled.
+// The CLI runs from its bundle, and finds its commands through
+// oclif.manifest.json: refresh both from what was just compiled.
+const bundle = spawnSync(process.execPath, ['scripts/bundle.mjs'], { stdio: 'inherit' });
+if (bundle.status !== 0) process.exit(bundle.status ?? 1);
 const manifest = spawnSync(process.execPath, ['scripts/oclif-manifest.mjs'], { stdio: 'inherit' });
 if (manifest.status !== 0) process.exit(manifest.status ?? 1);
 

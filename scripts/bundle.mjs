@@ -1,0 +1,121 @@
+// Bundles the CLI into two CommonJS files: dist/oci-os.cjs, what every start
+// needs (@oclif/core and its dependencies, the command_not_found hook), and
+// dist/oci-os-commands.cjs, the commands, cli/ and the library code they use,
+// read only when a command runs (not for --version or --help). Run after tsc,
+// from its output (dist/), so the bundles hold exactly the code the tests check.
+//
+// Why bundle: on Node 20 (no compile cache) start-up time went to finding,
+// reading and compiling files, not to running them. @oclif/core alone is
+// ~190 CommonJS files (47 of them semver) and the commands another ~60 ES
+// modules; as one file the same code starts about three times faster (see
+// `npm run bench -- startup`). Why not lazy imports in the sources alone: the
+// cost was in oclif, whose index loads all of it, and which we do not edit.
+//
+// What stays out, loaded from node_modules when first used: native addons
+// (@mongodb-js/zstd) and undici, both loaded through createRequire() in
+// src/, and @oclif/plugin-autocomplete, an oclif plugin that oclif loads from
+// its own package when `autocomplete` runs.
+//
+// In the commands bundle each command is wrapped so that its module (and the
+// library code only it imports) is evaluated when oclif asks for that
+// command: `inspect` evaluates only inspect's code. oclif finds them through
+// the explicit command strategy (package.json oclif.commands: target
+// dist/oci-os.cjs, identifier COMMANDS).
+import { build } from 'esbuild';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+export const bundlePath = join(dist, 'oci-os.cjs');
+
+/** Compiled command files, as oclif's default (pattern) discovery finds them: id from the path, `index` names its folder. */
+function commandFiles(dir = join(dist, 'commands')) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...commandFiles(p));
+    else if (name.endsWith('.js')) out.push(p);
+  }
+  return out;
+}
+
+const commands = commandFiles().map((file) => {
+  const parts = relative(join(dist, 'commands'), file).slice(0, -'.js'.length).split(sep);
+  if (parts.at(-1) === 'index') parts.pop();
+  return { id: parts.join(':'), file };
+});
+if (commands.length === 0) throw new Error('no compiled commands in dist/commands: run tsc first');
+
+const req = (file) => JSON.stringify('./' + relative(dist, file).split(sep).join('/'));
+// The start-up bundle: oclif and the command_not_found hook. Its commands are
+// getters that load the commands bundle, parsed only when a command runs
+// (`--version` and `--help` never compile the commands' code).
+const entry = `'use strict';
+const COMMANDS = {};
+for (const id of ${JSON.stringify(commands.map((c) => c.id))}) {
+  Object.defineProperty(COMMANDS, id, { enumerable: true, get: () => require('./oci-os-commands.cjs').COMMANDS[id] });
+}
+exports.COMMANDS = COMMANDS;
+exports.commandNotFound = function (options) {
+  return require(${req(join(dist, 'cli', 'not-found.js'))}).default.call(this, options);
+};
+exports.oclif = require('@oclif/core');
+exports.execute = exports.oclif.execute;
+`;
+// The commands bundle: each command a getter too, evaluated (with the library
+// code only it uses) when oclif asks for it. It shares the start-up bundle's oclif.
+const commandsEntry = `'use strict';
+const COMMANDS = {};
+${commands.map((c) => `Object.defineProperty(COMMANDS, ${JSON.stringify(c.id)}, { enumerable: true, get: () => require(${req(c.file)}).default });`).join('\n')}
+exports.COMMANDS = COMMANDS;
+`;
+const sharedOclif = {
+  name: 'shared-oclif',
+  setup(b) {
+    b.onResolve({ filter: /^@oclif\/core$/ }, () => ({ path: '@oclif/core', namespace: 'shared-oclif' }));
+    b.onLoad({ filter: /.*/, namespace: 'shared-oclif' }, () => ({ contents: "module.exports = require('./oci-os.cjs').oclif;", loader: 'js' }));
+  },
+};
+
+/**
+ * import.meta.url of a bundled module, as if it had not been bundled: its
+ * file under dist/, where it still is. src/ finds its worker scripts and
+ * createRequire()s undici and zstd relative to it.
+ */
+const importMetaUrl = {
+  name: 'import-meta-url',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(dist + sep)) return undefined;
+      const source = readFileSync(args.path, 'utf8');
+      if (!source.includes('import.meta.url')) return undefined;
+      const rel = JSON.stringify(relative(dist, args.path).split(sep).join('/'));
+      return { contents: source.replaceAll('import.meta.url', `__importMetaUrlOf(${rel})`), loader: 'js' };
+    });
+  },
+};
+
+const options = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // Class and function names stay as written: errors and logs show them.
+  keepNames: true,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  external: ['@mongodb-js/zstd', 'undici', '@oclif/plugin-autocomplete', './oci-os.cjs', './oci-os-commands.cjs'],
+  // Defined before any module, where `require` is still Node's (a module may declare its own).
+  banner: { js: "const __importMetaUrlOf = (file) => require('node:url').pathToFileURL(require('node:path').join(__dirname, file)).href;" },
+  logLevel: 'warning',
+  metafile: true,
+};
+const results = await Promise.all([
+  build({ ...options, stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' }, outfile: bundlePath, plugins: [importMetaUrl] }),
+  build({ ...options, stdin: { contents: commandsEntry, resolveDir: dist, sourcefile: 'oci-os-commands-entry.cjs', loader: 'js' }, outfile: join(dist, 'oci-os-commands.cjs'), plugins: [sharedOclif, importMetaUrl] }),
+]);
+// BUNDLE_META=FILE: what went into the bundles, for esbuild's analyzer.
+if (process.env.BUNDLE_META) writeFileSync(process.env.BUNDLE_META, JSON.stringify({ inputs: Object.assign({}, ...results.map((r) => r.metafile.inputs)), outputs: Object.assign({}, ...results.map((r) => r.metafile.outputs)) }));
+if (results.some((r) => r.errors.length)) process.exit(1);
