@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
-import { contentTap, scanTree } from '../../src/image/layering/tree-scan.js';
+import { contentTap, scanTree, sourceOf } from '../../src/image/layering/tree-scan.js';
 import { writeTar } from '../../src/image/tar/writer.js';
 
 test('content digests taken from a layer\'s tar stream, in chunks cut anywhere, equal those of reading the files', async (t) => {
@@ -22,7 +22,7 @@ test('content digests taken from a layer\'s tar stream, in chunks cut anywhere, 
     const tap = contentTap(streamed, entries)();
     const chunks: Buffer[] = [];
     for await (const c of writeTar((async function* () {
-      for (const i of entries) yield { entry: streamed.entries[i]!.entry, source: streamed.entries[i]!.source };
+      for (const i of entries) yield { entry: streamed.entries[i]!.entry, source: sourceOf(streamed, streamed.entries[i]!) };
     })())) chunks.push(c);
     const tar = Buffer.concat(chunks);
     for (let off = 0; off < tar.length; off += cut) tap(tar.subarray(off, off + cut));

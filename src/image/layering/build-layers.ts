@@ -26,7 +26,7 @@ import { readApk, readPacman } from './apk-pacman.js';
 import { readNixStore, readRpm } from './rpm-nix.js';
 import { FrameBudget } from './frame-budget.js';
 import { planLayers, type LayerPlan } from './plan.js';
-import { contentTap, scanTree, type ScannedTree } from './tree-scan.js';
+import { contentTap, scanTree, sourceOf, type ScannedTree } from './tree-scan.js';
 import type { PackageDb } from './db-path.js';
 
 /** Default and largest --max-layers. */
@@ -87,7 +87,7 @@ export async function planTree(root: string, layering: ComponentLayering, option
 async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGenerator<EntryWithContent> {
   for (const i of entries) {
     const s = tree.entries[i]!;
-    yield { entry: s.entry, source: s.source };
+    yield { entry: s.entry, source: sourceOf(tree, s) };
   }
 }
 
