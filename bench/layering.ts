@@ -1,24 +1,85 @@
 /**
  * Layering benchmark (`npm run bench -- layering`): a tree of the machine's
  * installed dpkg packages (files of their `info/*.list`, a status file for
- * them; up to BENCH_LAYERING_MIB of installed size, default 1024), built
- * as v1 with `--layering components`, then a routine update — 3 small
- * packages with a changed file each, 1 package added, 1 removed — built
- * with `--previous v1` and without. Reports the bytes of layers the update
- * adds against the changed files alone (tar + zstd -3) and against the
- * image, the same for the single-layer build, and the build times.
+ * them; up to BENCH_LAYERING_MIB of installed size, default 1024), padded
+ * with incompressible files (sizes cycling through 4 KiB to 4 MiB, a
+ * component directory of their own) to that many MiB of file content when
+ * the packages fall short. It is built as v1 single-layer and with
+ * `--layering components`, alternately, BENCH_LAYERING_RUNS times (default
+ * 2): time, CPU time and peak RSS side by side, and their ratios. Then a
+ * routine update — 3 small packages with a changed file each, 1 package
+ * added, 1 removed — built with `--previous v1` and without: the bytes of
+ * layers it adds against the changed files alone (tar + zstd -3) and
+ * against the image, and the same for the single-layer build. Last, a
+ * sweep over the tree's components without --previous: each removed (or,
+ * the same pair the other way, added) alone, how many of the layers
+ * change, at the default and at twice the default --max-layers.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostPackages, makeDpkgTree, packagePaths, type HostPackage } from '../test/helpers/dpkg-tree.js';
+import { assignComponents, LARGE_FILE } from '../src/image/layering/assign.js';
+import { readDatabases } from '../src/image/layering/build-layers.js';
+import { packUnits, type PackUnit } from '../src/image/layering/pack.js';
+import { scanTree } from '../src/image/layering/tree-scan.js';
 import { mib, timed } from './util.js';
 
 interface Report { layers: Array<{ digest: string; size: number }> }
 
-async function build(tree: string, layout: string, tag: string, extra: string[]): Promise<{ seconds: number; peakRss: number; report: Report }> {
+interface Build { seconds: number; cpuSeconds: number; peakRss: number; report: Report }
+
+async function build(tree: string, layout: string, tag: string, extra: string[]): Promise<Build> {
   const r = await timed('oci-os', ['image', 'build', '--rootfs', tree, '--layer-compression', 'zstd', '--source-date-epoch', '1700000000', '-o', `oci:${layout}:${tag}`, '--json', ...extra], { node: true });
-  return { seconds: r.seconds, peakRss: r.peakRss!, report: JSON.parse(r.stdout) as Report };
+  return { seconds: r.seconds, cpuSeconds: r.cpuSeconds!, peakRss: r.peakRss!, report: JSON.parse(r.stdout) as Report };
+}
+
+/** Bytes of file content under `root`. */
+function treeBytes(root: string): number {
+  return Number(spawnSync('sh', ['-c', 'find "$0" -type f -printf "%s\\n" | awk "{s+=\\$1} END {print s+0}"', root], { encoding: 'utf8' }).stdout.trim());
+}
+
+/** Pads `root` with incompressible files up to `target` bytes of content; returns the bytes added. */
+async function pad(root: string, target: number): Promise<number> {
+  const dir = join(root, 'srv/padding');
+  await mkdir(dir, { recursive: true });
+  let added = 0;
+  for (let n = 0, have = treeBytes(root); have + added < target; n++) {
+    const size = Math.min(4096 << (2 * (n % 6)), target - have - added);
+    await writeFile(join(dir, `f${n}`), randomBytes(size));
+    added += size;
+  }
+  return added;
+}
+
+/**
+ * Layers of the tree (without --previous) that change when one component is removed — or added, the
+ * same pair the other way — for each component in turn: packed as the build packs them, the
+ * components as units (hard links between packages, which would tie some together, are ignored).
+ */
+async function reshuffle(root: string, budgets: number[]): Promise<Record<string, string>> {
+  const warnings: string[] = [];
+  const tree = await scanTree(root, {}, warnings);
+  const a = assignComponents(tree, await readDatabases(tree, warnings), LARGE_FILE);
+  const bytes = new Float64Array(a.components.length);
+  tree.entries.forEach((s, i) => (bytes[a.of[i]!] += 512 + Math.ceil(s.entry.size / 512) * 512));
+  const units: PackUnit[] = a.components.map((c, i) => ({ name: c.name, bytes: bytes[i]!, volatile: c.volatile }));
+  const key = (us: PackUnit[], bins: number[][]) => new Set(bins.map((b) => b.map((u) => us[u]!.name).sort().join('\n')));
+  const out: Record<string, string> = {};
+  for (const budget of budgets) {
+    const before = key(units, packUnits(units, budget));
+    const counts = units.map((_, i) => {
+      const less = units.filter((_, j) => j !== i);
+      const after = key(less, packUnits(less, budget));
+      return [...before].filter((b) => !after.has(b)).length;
+    }).sort((x, y) => x - y);
+    const avg = counts.reduce((s, c) => s + c, 0) / counts.length;
+    const many = counts.filter((c) => c > 5).length;
+    out[`--max-layers ${budget} (${before.size} layers, ${units.length} components)`] =
+      `layers changed: average ${avg.toFixed(2)}, median ${counts[counts.length >> 1]}, 90th percentile ${counts[Math.floor(counts.length * 0.9)]}, most ${counts.at(-1)}; more than 5 for ${many} components`;
+  }
+  return out;
 }
 
 /** Bytes of the layers of `next` that `prev` does not have. */
@@ -52,6 +113,9 @@ export async function benchLayering(dir: string): Promise<Record<string, unknown
   for (const d of [v1Tree, v2Tree]) await rm(d, { recursive: true, force: true });
   await makeDpkgTree(v1Tree, chosen.map((p) => p.name));
   await makeDpkgTree(v2Tree, [...chosen.filter((p) => p !== removed), added].map((p) => p.name));
+  const padded = await pad(v1Tree, budget * 1024);
+  spawnSync('cp', ['-a', join(v1Tree, 'srv/padding'), join(v2Tree, 'srv/')]);
+  const v1Bytes = treeBytes(v1Tree);
   const touched: string[] = [];
   for (const p of changed) {
     const f = fileOf(v2Tree, p);
@@ -66,18 +130,33 @@ export async function benchLayering(dir: string): Promise<Record<string, unknown
 
   const layout = join(dir, 'layering-out');
   await rm(layout, { recursive: true, force: true });
-  const single1 = await build(v1Tree, layout, 'single-v1', []);
+  // Single-layer and layered builds of v1 alternately, so that both see the same load; best of each.
+  const singles: Build[] = [];
+  const layereds: Build[] = [];
+  for (let run = 0; run < Number(process.env.BENCH_LAYERING_RUNS ?? 2); run++) {
+    singles.push(await build(v1Tree, layout, 'single-v1', []));
+    layereds.push(await build(v1Tree, layout, 'v1', ['--layering', 'components']));
+  }
+  const best = (bs: Build[], k: 'seconds' | 'cpuSeconds' | 'peakRss') => Math.min(...bs.map((b) => b[k]));
+  const single1 = singles.at(-1)!;
+  const v1 = layereds.at(-1)!;
   const single2 = await build(v2Tree, layout, 'single-v2', []);
-  const v1 = await build(v1Tree, layout, 'v1', ['--layering', 'components']);
   const v2 = await build(v2Tree, layout, 'v2', ['--layering', 'components', '--previous', `oci:${layout}:v1`]);
   const fresh = await build(v2Tree, layout, 'v2-fresh', ['--layering', 'components']);
   const image = total(v2.report);
   const upd = newBytes(v1.report, v2.report);
   const limit = 2 * changedBytes + 4 * 2 ** 20;
   await rm(layout, { recursive: true, force: true });
+  const sweep = await reshuffle(v1Tree, [64, 128]);
   for (const d of [v1Tree, v2Tree]) await rm(d, { recursive: true, force: true });
+  const runs = (bs: Build[]) => bs.map((b) => `${b.seconds.toFixed(1)} s, ${b.cpuSeconds.toFixed(1)} s CPU, ${mib(b.peakRss)}`).join('; ');
   return {
-    tree: `${chosen.length} packages, ${mib(kib * 1024)} installed`,
+    tree: `${chosen.length} packages, ${mib(kib * 1024)} installed; ${mib(v1Bytes)} of files (${mib(padded)} of it padding)`,
+    'v1 single layer (each run: time, CPU, peak RSS)': runs(singles),
+    'v1 layered (each run: time, CPU, peak RSS)': runs(layereds),
+    'time ratio, layered / single (best of each)': +(best(layereds, 'seconds') / best(singles, 'seconds')).toFixed(2),
+    'CPU ratio, layered / single (best of each)': +(best(layereds, 'cpuSeconds') / best(singles, 'cpuSeconds')).toFixed(2),
+    'peak RSS, layered − single (best of each)': mib(best(layereds, 'peakRss') - best(singles, 'peakRss')),
     update: `changed ${changed.map((p) => p.name).join(', ')}; added ${added.name}; removed ${removed.name}`,
     'changed files, tar + zstd -3': mib(changedBytes),
     'image (v2, layered)': mib(image),
@@ -91,9 +170,6 @@ export async function benchLayering(dir: string): Promise<Record<string, unknown
     'without --previous: new layers': fresh.report.layers.filter((l) => !v1.report.layers.some((o) => o.digest === l.digest)).length,
     'single layer: new bytes': mib(newBytes(single1.report, single2.report)),
     'single layer: share of the image': `${(100 * newBytes(single1.report, single2.report) / total(single2.report)).toFixed(2)} %`,
-    'build seconds: single layer v1': +single1.seconds.toFixed(2),
-    'build seconds: layered v1': +v1.seconds.toFixed(2),
-    'time ratio (layered / single)': +(v1.seconds / single1.seconds).toFixed(2),
-    'peak RSS: single / layered': `${mib(single1.peakRss)} / ${mib(v1.peakRss)}`,
+    'one component removed or added, without --previous': sweep,
   };
 }

@@ -44,6 +44,8 @@ export interface Timed {
   seconds: number;
   /** Peak RSS in bytes, when the process reported it (our own CLI). */
   peakRss?: number;
+  /** CPU seconds (user + system) of our own CLI, which on a shared machine vary less than wall time. */
+  cpuSeconds?: number;
   stdout: string;
 }
 
@@ -64,11 +66,14 @@ export async function timed(cmd: string, args: string[], opts: { node?: boolean;
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   let peakRss: number | undefined;
+  let cpuSeconds: number | undefined;
   if (opts.node) {
-    peakRss = Number(await readFile(rssFile, 'utf8'));
+    const [rss, user, system] = (await readFile(rssFile, 'utf8')).split(' ').map(Number);
+    peakRss = rss;
+    cpuSeconds = ((user ?? 0) + (system ?? 0)) / 1e6;
     await rm(rssFile, { force: true });
   }
-  return { seconds, peakRss, stdout };
+  return { seconds, peakRss, cpuSeconds, stdout };
 }
 
 export const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;

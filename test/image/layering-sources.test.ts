@@ -78,4 +78,15 @@ test('packing: at most the budget; a large unit alone; one added unit changes fe
   const changed = [...old].filter((b) => !after.has(b)).length;
   assert.ok(changed <= 3, `adding one package changed ${changed} of ${old.size} layers`);
   for (const budget of [1, 2, 3, 250]) assert.ok(packUnits(units, budget).length <= budget);
+  // Each unit removed (or added: the same pair the other way) in turn. Most change their own layer
+  // and at most the next; when the total cost crosses a power of √2 the target moves and a whole
+  // list of runs is cut again (see pack.ts): measured 65 of 403 here, up to 38 layers.
+  const counts = units.map((_, i) => {
+    const less = units.filter((_, j) => j !== i);
+    const now = key(less, packUnits(less, 64));
+    return [...old].filter((b) => !now.has(b)).length;
+  }).sort((x, y) => x - y);
+  assert.ok(counts[counts.length >> 1]! <= 2, `median layers changed ${counts[counts.length >> 1]}`);
+  const many = counts.filter((c) => c > 5).length;
+  assert.ok(many <= units.length / 5, `${many} of ${units.length} single changes move more than 5 layers`);
 });

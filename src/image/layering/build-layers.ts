@@ -4,8 +4,9 @@
  * databases read, every path assigned to a component and the components
  * packed into layers (plan.ts); then each layer is written by reading its
  * files again in walk order, streamed through the tar writer, hashing and
- * compression into the store like any other layer (layer.ts), a few
- * layers at once. A layer the previous image already has with the same
+ * compression into the store like any other layer (layer.ts), two
+ * layers at once sharing one budget of zstd frames (frame-budget.ts), so
+ * the build holds no more than a single-layer build does. A layer the previous image already has with the same
  * content is not written at all: its blob is copied, mounted or found at
  * the destination, as the base image's are.
  */
@@ -23,8 +24,9 @@ import { assignComponents, LARGE_FILE } from './assign.js';
 import { readDpkg } from './dpkg.js';
 import { readApk, readPacman } from './apk-pacman.js';
 import { readNixStore, readRpm } from './rpm-nix.js';
+import { FrameBudget } from './frame-budget.js';
 import { planLayers, type LayerPlan } from './plan.js';
-import { scanTree, type ScannedTree } from './tree-scan.js';
+import { contentTap, scanTree, sourceOf, type ScannedTree } from './tree-scan.js';
 import type { PackageDb } from './db-path.js';
 
 /** Default and largest --max-layers. */
@@ -68,7 +70,7 @@ export async function readDatabases(tree: ScannedTree, warnings: string[]): Prom
 /** Scans and plans the layers of `root` (nothing is written). */
 export async function planTree(root: string, layering: ComponentLayering, options: LayerBuildOptions & { warnings: string[] }): Promise<{ tree: ScannedTree; plan: LayerPlan; names: string[] }> {
   const maxLayers = checkMaxLayers(layering.maxLayers);
-  const tree = await scanTree(root, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings, options.signal);
+  const tree = await scanTree(root, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings, options.signal, layering.previous !== undefined);
   const assignment = assignComponents(tree, await readDatabases(tree, options.warnings), layering.largeFile ?? LARGE_FILE);
   let previous = layering.previous ? previousLayers(layering.previous.manifest.layers, layering.previous.config.rootfs.diff_ids) : [];
   if (layering.previous && previous.length === 0) {
@@ -85,7 +87,7 @@ export async function planTree(root: string, layering: ComponentLayering, option
 async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGenerator<EntryWithContent> {
   for (const i of entries) {
     const s = tree.entries[i]!;
-    yield { entry: s.entry, source: s.source };
+    yield { entry: s.entry, source: sourceOf(tree, s) };
   }
 }
 
@@ -95,25 +97,30 @@ export async function pushComponentLayers(store: ContentStore, root: string, lay
   const limit = pLimit(Math.max(1, layering.jobs ?? Math.min(2, availableParallelism())));
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-  const jobs = plan.layers.map((layer, n) => limit(async (): Promise<ComponentLayer> => {
+  const zstd = resolveCompression(options).compression === 'zstd' ? new FrameBudget() : undefined;
+  // Without --previous the tree was not hashed: each layer hashes its files' content as it writes them.
+  const hashed = layering.previous !== undefined;
+  const jobs = plan.layers.map((layer, n) => limit(async (): Promise<Omit<ComponentLayer, 'annotations' | 'components'>> => {
     signal.throwIfAborted();
-    const members = layer.components.map((c) => ({ name: names[c]!, digest: plan.digests[c]! }));
-    const annotations = layerAnnotations(members);
-    const components = members.map((m) => m.name);
     const prev = layer.previous;
     if (prev && layering.previous) {
       const [copied] = await copyBlobs(layering.previous.store, store, [prev.descriptor], { jobs: 1, signal });
       const d = prev.descriptor;
-      return {
-        digest: d.digest, size: d.size, diffID: prev.diffID, mediaType: d.mediaType, tarSize: layer.bytes, source: `${root} (layer ${n + 1}, kept)`,
-        annotations, components, reused: true, status: copied!.status,
-      };
+      return { digest: d.digest, size: d.size, diffID: prev.diffID, mediaType: d.mediaType, tarSize: layer.bytes, source: `${root} (layer ${n + 1}, kept)`, reused: true, status: copied!.status };
     }
-    const built = await pushEntries(store, () => layerEntries(tree, layer.entries), `${root} (layer ${n + 1})`, { ...options, signal });
-    return { ...built, annotations, components, reused: false, status: 'built' };
+    const observe = hashed ? undefined : contentTap(tree, layer.entries);
+    const built = await pushEntries(store, () => layerEntries(tree, layer.entries), `${root} (layer ${n + 1})`, { ...options, signal }, { zstd, observe });
+    return { ...built, reused: false, status: 'built' };
   }));
+  const annotate = (layers: Array<Omit<ComponentLayer, 'annotations' | 'components'>>): ComponentLayer[] => {
+    const digests = plan.digests();
+    return layers.map((l, n) => {
+      const members = plan.layers[n]!.components.map((c) => ({ name: names[c]!, digest: digests[c]! }));
+      return { ...l, annotations: layerAnnotations(members), components: members.map((m) => m.name) };
+    });
+  };
   try {
-    return await Promise.all(jobs);
+    return annotate(await Promise.all(jobs));
   } catch (err) {
     stop.abort();
     await Promise.allSettled(jobs);

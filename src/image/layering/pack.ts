@@ -29,7 +29,18 @@
  * changes its own run and, at most, the next run up to where the cut
  * points meet again; T moves only when the total cost crosses a power of
  * √2, and then every run of that list may move. The "layering" section of
- * `npm run bench` measures how many layers one added package changes.
+ * `npm run bench` sweeps a real tree, removing (or, the same pair the other
+ * way, adding) each component alone: of 470 components of 1 GiB of Debian
+ * packages at 64 layers, most change 1 layer (their own), the 90th
+ * percentile 4, at most 5, average 1.66; at 128 layers the median is 2 but
+ * the average 6.2: for 97 components, removing one brings the number of
+ * runs at the current T down to the budget (or adding one pushes it over),
+ * so T moves by √2 and up to 34 layers are cut again. With 122 of 128
+ * layers used the runs at T are near the budget, so many single changes
+ * tip it; at 64 no run count was that close.
+ * Only --previous, which keeps unchanged layers whatever packing afresh
+ * would do, bounds an update by what changed; without it, expect 1-5
+ * layers for most single changes and occasionally a third of them.
  */
 import { createHash } from 'node:crypto';
 

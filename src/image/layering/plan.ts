@@ -12,7 +12,7 @@ import { encodeTarHeader } from '../tar/header.js';
 import type { Assignment } from './assign.js';
 import { groupDigest, type PreviousLayer } from './annotations.js';
 import { packUnits, type PackUnit } from './pack.js';
-import { entryPath, type ScannedTree } from './tree-scan.js';
+import { contentDigest, entryPath, hasContent, type ScannedTree } from './tree-scan.js';
 
 /** One layer to write (or to take from the previous image). */
 export interface PlannedLayer {
@@ -22,8 +22,6 @@ export interface PlannedLayer {
   entries: Uint32Array;
   /** Bytes of tar (headers and padded content). */
   bytes: number;
-  /** groupDigest of its components. */
-  content: string;
   /** The previous image's layer it equals, when kept. */
   previous?: PreviousLayer;
 }
@@ -31,8 +29,8 @@ export interface PlannedLayer {
 /** The plan, with what it was made from. */
 export interface LayerPlan {
   layers: PlannedLayer[];
-  /** Content digest of each component. */
-  digests: Buffer[];
+  /** Content digest of each component, once every file of the tree is hashed (scanTree or the layers' ContentTaps). */
+  digests: () => Buffer[];
   /** Previous layers kept, and previous layers with a plan. */
   kept: number;
   previousLayers: number;
@@ -69,7 +67,7 @@ function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array):
     }
     seen[c]!.add(i);
     h.update('E').update(encodeTarHeader(s.entry));
-    if (s.sha256) h.update(s.sha256);
+    if (hasContent(s)) h.update(contentDigest(tree, i));
   });
   return hashes.map((h) => h.digest());
 }
@@ -92,14 +90,20 @@ function unitsOf(tree: ScannedTree, a: Assignment): Int32Array {
   return up.map((_, i) => find(i));
 }
 
-/** Plans the layers of `tree`: at most `maxLayers`, keeping what `previous` layers still hold unchanged. */
+/**
+ * Plans the layers of `tree`: at most `maxLayers`, keeping what `previous`
+ * layers still hold unchanged. With `previous`, the tree must be hashed
+ * already; without, packing needs no content and the digests can be taken
+ * once the layers are written.
+ */
 export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, previous: PreviousLayer[] = []): LayerPlan {
   const parent = parents(tree);
-  const digests = componentDigests(tree, a, parent);
+  let known: Buffer[] | undefined;
+  const digests = () => (known ??= componentDigests(tree, a, parent));
   const unitOf = unitsOf(tree, a);
   const compBytes = new Float64Array(a.components.length);
   tree.entries.forEach((s, i) => (compBytes[a.of[i]!] += tarBytes(s.entry.size)));
-  const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests[c]! })));
+  const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests()[c]! })));
 
   // Previous layers kept: every component still here, the same content, and no unit reaching outside.
   const byName = new Map(a.components.map((c, i) => [c.name, i]));
@@ -152,7 +156,7 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
     ...bins.map((b) => ({ comps: b.flatMap((u) => units[u]!.comps), prev: undefined })),
   ];
   const layers = entriesOf(tree, a, parent, groups.map((g) => g.comps)).map((l, i) => ({
-    ...l, components: [...groups[i]!.comps].sort((x, y) => x - y), content: content(groups[i]!.comps), previous: groups[i]!.prev,
+    ...l, components: [...groups[i]!.comps].sort((x, y) => x - y), previous: groups[i]!.prev,
   }));
   return { layers, digests, kept: kept.length, previousLayers: previous.length };
 }

@@ -32,7 +32,10 @@ export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<Pa
     return undefined;
   }
   const root = await realpath(tree.root);
-  const child = spawn('rpm', ['--root', root, '-qa', '--qf', '[%{NAME}\\t%{FILENAMES}\\n]'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The database where the tree has it: rpm's own default differs between distributions (Debian's
+  // is ~/.rpmdb, below the root, where a tree has nothing, and rpm then lists nothing without a word).
+  // `=NAME` repeats the one name on every file's line; a bare scalar in an array iteration is an error.
+  const child = spawn('rpm', ['--root', root, '--dbpath', `/${dir}`, '-qa', '--qf', '[%{=NAME}\\t%{FILENAMES}\\n]'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {
