@@ -16,6 +16,7 @@ import { Readable, Transform, pipeline, type TransformCallback } from 'node:stre
 import pLimit from 'p-limit';
 import { OciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import { isManifestReader, isReportingPusher, mountSource, pushReported } from '../content/capabilities.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
@@ -71,7 +72,7 @@ export interface CopyResult {
 /** Reads a manifest's verified bytes from a store, refusing ones over `cap`. */
 export async function readManifestBytes(store: ContentStore, desc: Descriptor, cap = defaultMaxManifestBytes): Promise<Buffer> {
   if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `manifest ${desc.digest} is ${desc.size} bytes, more than the ${cap} accepted`);
-  if (store instanceof RegistryRepository) return store.fetchManifestBytes(desc);
+  if (isManifestReader(store)) return store.fetchManifestBytes(desc);
   const parts: Buffer[] = [];
   let n = 0;
   for await (const c of await store.fetch(desc)) {
@@ -177,12 +178,6 @@ class ByteCounter extends Transform {
   }
 }
 
-/** True when both stores are repositories of the same registry host (so a mount can work). */
-function sameRegistry(src: ContentStore, dst: ContentStore): src is RegistryRepository {
-  return src instanceof RegistryRepository && dst instanceof RegistryRepository
-    && src.reference.apiHost === dst.reference.apiHost && src.name !== dst.name;
-}
-
 /**
  * Copies the graph under `root` from `src` to `dst`, then sets `options.tags`.
  * Local destinations still need their commit() afterwards.
@@ -194,7 +189,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const started = new Map<string, Promise<void>>();
   const sizes = new DescriptorSizes();
   let bytesTransferred = 0;
-  const mountFrom = sameRegistry(src, dst) ? src.name : undefined;
+  const mountFrom = mountSource(dst, src);
   let rootTagged: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
 
   const done = (r: CopiedContent): void => {
@@ -279,7 +274,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
         return;
       }
       options.onBlobStart?.(desc);
-      if (dst instanceof RegistryRepository) {
+      if (isReportingPusher(dst)) {
         const fromOffset = readAt(desc);
         const r = await dst.pushContent(desc, lazySource(desc), {
           skipExistsCheck: true, mountFrom, signal, reopen: () => lazySource(desc), readAt: fromOffset,
@@ -317,8 +312,10 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
         done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'exists' });
         return;
       }
-      await dst.push(desc, Readable.from([bytes]));
-      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: dst instanceof RegistryRepository ? bytes.length : undefined });
+      const r = await pushReported(dst, desc, Readable.from([bytes]));
+      // A graph copy reports content stored locally as uploaded too (what its reports have always said).
+      const uploadedBytes = r.status === 'written' ? undefined : r.uploadedBytes;
+      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes });
     });
   };
 

@@ -6,6 +6,7 @@
  */
 import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
+import { isReportingPusher, mountSource } from '../content/capabilities.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { RegistryRepository } from '../registry/repository.js';
 import { fetchBlobResumable } from '../registry/fetch-resume.js';
@@ -47,8 +48,7 @@ function lazySource(src: ContentStore, desc: Descriptor, signal?: AbortSignal): 
  */
 export async function copyBlobs(src: ContentStore, dst: ContentStore, descs: Descriptor[], options: { jobs?: number; signal?: AbortSignal } = {}): Promise<CopiedBlob[]> {
   const limit = pLimit(options.jobs ?? 4);
-  const mountFrom = src instanceof RegistryRepository && dst instanceof RegistryRepository
-    && src.reference.apiHost === dst.reference.apiHost && src.name !== dst.name ? src.name : undefined;
+  const mountFrom = mountSource(dst, src);
   const unique = [...new Map(descs.map((d) => [d.digest, d])).values()];
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
@@ -57,7 +57,7 @@ export async function copyBlobs(src: ContentStore, dst: ContentStore, descs: Des
   const settled = await Promise.allSettled(unique.map((desc) => limit(async (): Promise<CopiedBlob> => {
     signal.throwIfAborted();
     if (await dst.exists(desc)) return { digest: desc.digest, size: desc.size, status: 'exists' };
-    if (dst instanceof RegistryRepository) {
+    if (isReportingPusher(dst)) {
       const r = await dst.pushContent(desc, lazySource(src, desc, signal), {
         skipExistsCheck: true, mountFrom, signal, reopen: () => lazySource(src, desc, signal),
       });

@@ -3,6 +3,13 @@
  * lines on a terminal, plain lines in logs, JSON lines for pipelines).
  */
 
+/**
+ * What happened to one blob or manifest at its destination: `uploaded`
+ * (bytes went over the network), `written` (bytes stored locally), `exists`
+ * (already there), `mounted` (cross-repository mount, nothing sent).
+ */
+export type BlobStatus = 'uploaded' | 'exists' | 'mounted' | 'written';
+
 /** One event. `id` identifies a blob in flight (payload name or digest). */
 export type ProgressEvent =
   | { type: 'blob-start'; id: string; name: string; total?: number }

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
+import type { BlobMounter, ManifestReader, ReportingPusher } from '../content/capabilities.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
@@ -86,9 +87,13 @@ function isManifestDescriptor(desc: { mediaType?: string }): boolean {
   return isRegistryManifestMediaType(desc.mediaType);
 }
 
-/** A repository on a registry, implementing {@link ContentStore}. */
-export class RegistryRepository implements ContentStore {
-  readonly kind = 'registry' as const;
+/**
+ * A repository on a registry, implementing {@link ContentStore} and the
+ * capabilities of content/capabilities.ts: pushes say what they did,
+ * blobs mount between repositories of one registry, manifests are read
+ * (and kept) whole.
+ */
+export class RegistryRepository implements ContentStore, ReportingPusher, BlobMounter, ManifestReader {
   /** Repository path, e.g. `library/alpine`. */
   readonly name: string;
   /** Every blob pushed through this object, in completion order. */
@@ -151,6 +156,11 @@ export class RegistryRepository implements ContentStore {
     return verify;
   }
 
+  /** The name of `src` when it is another repository of the same registry (so a mount can work). */
+  mountSourceFor(src: ContentStore): string | undefined {
+    return src instanceof RegistryRepository && src.reference.apiHost === this.reference.apiHost && src.name !== this.name ? src.name : undefined;
+  }
+
   /** The exact bytes of a manifest, verified. */
   async fetchManifestBytes(desc: { digest: string; mediaType?: string; size?: number }): Promise<Buffer> {
     const cached = this.manifests.get(desc.digest);
@@ -201,7 +211,7 @@ export class RegistryRepository implements ContentStore {
   /** ContentStore pushStream: uploads a blob whose digest is known only at the end. */
   async pushStream(content: ByteSource, options: { mediaType: string } & BlobPushOptions): Promise<StoredBlob> {
     const r = await this.uploadStream(content, options);
-    return { digest: r.digest, size: r.size, uploadedBytes: r.uploadedBytes };
+    return { digest: r.digest, size: r.size, uploadedBytes: r.uploadedBytes, status: 'uploaded' };
   }
 
   /** Like {@link pushStream}, returning the full per-blob result. */
