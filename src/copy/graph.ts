@@ -9,8 +9,8 @@
  * Blobs already at the destination are skipped; between two repositories
  * of the same registry blobs are mounted (distribution-spec "Mounting a
  * blob from another repository"); otherwise a blob streams from source to
- * destination with no temporary copy, hashed on both sides. Registry
- * sources resume broken downloads with `Range` (registry/fetch-resume.ts).
+ * destination with no temporary copy, hashed on both sides. (A registry
+ * source resumes a broken download by itself.)
  */
 import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
@@ -20,8 +20,6 @@ import { isManifestReader, isReportingPusher, mountSource, pushReported } from '
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
-import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry/fetch-resume.js';
 
 /** Largest manifest or index copied (the distribution-spec asks registries for at least 4 MiB). */
 export const defaultMaxManifestBytes = 16 * 1024 * 1024;
@@ -229,9 +227,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   };
 
   const openSource = async (desc: Descriptor): Promise<Readable> => {
-    const stream = src instanceof RegistryRepository
-      ? await fetchBlobResumable(src, desc, { signal })
-      : stopOnAbort(await src.fetch(desc));
+    const stream = stopOnAbort(await src.fetch(desc, { signal }));
     const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
     counter.on('end', () => { bytesTransferred += counter.bytes; });
     // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and

@@ -8,8 +8,6 @@ import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
 import { isReportingPusher, mountSource } from '../content/capabilities.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry/fetch-resume.js';
 
 /** What happened to one blob. */
 export interface CopiedBlob {
@@ -26,7 +24,7 @@ function lazySource(src: ContentStore, desc: Descriptor, signal?: AbortSignal): 
   return {
     async *[Symbol.asyncIterator]() {
       signal?.throwIfAborted();
-      const stream = src instanceof RegistryRepository ? await fetchBlobResumable(src, desc, { signal }) : await src.fetch(desc);
+      const stream = await src.fetch(desc, { signal });
       const stop = (): void => { stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error('blob copy stopped')); };
       if (signal?.aborted) stop();
       else signal?.addEventListener('abort', stop, { once: true });

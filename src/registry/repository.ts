@@ -16,6 +16,7 @@ import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
+import { fetchBlobResumable } from './fetch-resume.js';
 import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
 
 /** Largest manifest read or pushed (the spec asks registries to take at least 4 MiB). */
@@ -138,12 +139,18 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
     throw await this.http.error(res, 'HEAD');
   }
 
-  /** GETs content, verifying digest and size as it streams (redirects to other hosts get no credentials). */
+  /**
+   * GETs content, verifying digest and size as it streams (redirects to
+   * other hosts get no credentials). A blob download that breaks off goes
+   * on with `Range` from where it stopped (fetch-resume.ts), for every
+   * caller.
+   */
   async fetch(desc: Descriptor, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const manifest = isManifestDescriptor(desc);
+    if (!manifest) return fetchBlobResumable(this, desc, { signal: options.signal });
     const res = await this.http.send({
-      method: 'GET', url: `/v2/${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`, scopes: this.pull, signal: options.signal,
-      headers: manifest ? { accept: [desc.mediaType, manifestAccept].join(', ') } : undefined,
+      method: 'GET', url: `/v2/${this.name}/manifests/${desc.digest}`, scopes: this.pull, signal: options.signal,
+      headers: { accept: [desc.mediaType, manifestAccept].join(', ') },
     });
     if (res.status !== 200) {
       const err = await this.http.error(res, 'GET');
