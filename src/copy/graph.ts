@@ -12,30 +12,20 @@
  * destination with no temporary copy, hashed on both sides. (A registry
  * source resumes a broken download by itself.)
  */
-import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
-import { isManifestReader, isReportingPusher, mountSource, pushReported } from '../content/capabilities.js';
+import { isManifestReader, pushReported } from '../content/capabilities.js';
+import { BlobCopier, type CopiedContent } from './blob.js';
+
+export type { CopiedContent } from './blob.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 
 /** Largest manifest or index copied (the distribution-spec asks registries for at least 4 MiB). */
 export const defaultMaxManifestBytes = 16 * 1024 * 1024;
-
-/** What happened to one piece of content. */
-export interface CopiedContent {
-  digest: string;
-  size: number;
-  mediaType: string;
-  /** `blob` (config, layer) or `manifest` (manifest or index). */
-  kind: 'blob' | 'manifest';
-  /** `uploaded` (bytes were written), `exists` (already there), `mounted` (cross-repository mount). */
-  status: 'uploaded' | 'exists' | 'mounted';
-  /** Bytes sent to the destination, re-sent ones included, when the destination reports it (registries). */
-  uploadedBytes?: number;
-}
 
 /** Options of {@link copyGraph}. Zero values mean the defaults. */
 export interface CopyOptions {
@@ -163,19 +153,6 @@ export class DescriptorSizes {
   }
 }
 
-/** Counts bytes flowing through, for progress. */
-class ByteCounter extends Transform {
-  bytes = 0;
-  constructor(private readonly onBytes: (n: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.onBytes(this.bytes);
-    cb(null, chunk);
-  }
-}
-
 /**
  * Copies the graph under `root` from `src` to `dst`, then sets `options.tags`.
  * Local destinations still need their commit() afterwards.
@@ -186,8 +163,6 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
   const contents: CopiedContent[] = [];
   const started = new Map<string, Promise<void>>();
   const sizes = new DescriptorSizes();
-  let bytesTransferred = 0;
-  const mountFrom = mountSource(dst, src);
   let rootTagged: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
 
   const done = (r: CopiedContent): void => {
@@ -210,78 +185,14 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
   };
 
-  /**
-   * Local reads know nothing of the signal (registry ones take it): without
-   * this an interrupted copy between two layouts would run to the end of the
-   * blob it is on, several hundred megabytes for an OS image payload. The
-   * stream fails with ABORTED, so that is what the copy rejects with.
-   */
-  const stopOnAbort = (stream: Readable): Readable => {
-    const stop = (): void => { stream.destroy(new InterruptedError('copy interrupted; no tag was set')); };
-    if (signal.aborted) stop();
-    else {
-      signal.addEventListener('abort', stop, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', stop));
-    }
-    return stream;
-  };
-
-  const openSource = async (desc: Descriptor): Promise<Readable> => {
-    const stream = stopOnAbort(await src.fetch(desc, { signal }));
-    const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
-    counter.on('end', () => { bytesTransferred += counter.bytes; });
-    // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
-    // with it the source. A registry response left open and unread would never end, and closing the
-    // client waits for every response to end: the copy would never settle and the process would
-    // exit with the error unreported.
-    pipeline(stream, counter, () => undefined);
-    return counter;
-  };
-
-  /**
-   * Reading a local blob from any offset, so an upload streams its chunks
-   * straight from the file and reads again from where a registry stands
-   * after a failure (the upload hashes and checks what it sends).
-   */
-  const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
-    const stream = stopOnAbort(await src.readBlobFrom!(desc, offset));
-    const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
-    pipeline(stream, counter, () => undefined);
-    return counter;
+  const copier = new BlobCopier(src, dst, {
+    signal, interrupted: () => new InterruptedError('copy interrupted; no tag was set'),
+    onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress,
   });
-
-  /** A source opened only when the destination reads it (a mount never opens it). */
-  const lazySource = (desc: Descriptor): AsyncIterable<Uint8Array> => ({
-    async *[Symbol.asyncIterator]() {
-      const stream = await openSource(desc);
-      try {
-        for await (const c of stream) yield c as Buffer;
-      } finally {
-        stream.destroy();
-      }
-    },
-  });
-
   const copyBlob = (desc: Descriptor): Promise<void> =>
     limit(async () => {
       aborted();
-      if (await dst.exists(desc)) {
-        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: 'exists' });
-        return;
-      }
-      options.onBlobStart?.(desc);
-      if (isReportingPusher(dst)) {
-        const fromOffset = readAt(desc);
-        const r = await dst.pushContent(desc, lazySource(desc), {
-          skipExistsCheck: true, mountFrom, signal, reopen: () => lazySource(desc), readAt: fromOffset,
-        });
-        if (fromOffset && r.status === 'uploaded') bytesTransferred += desc.size;
-        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: r.status, uploadedBytes: r.uploadedBytes });
-        return;
-      }
-      // The source verifies digest and size itself (fetch streams do), so the destination need not hash again.
-      await dst.push(desc, lazySource(desc), { verifiedSource: true });
-      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: 'uploaded' });
+      done(await copier.copy(desc));
     });
 
   const copyNode = async (desc: Descriptor): Promise<void> => {
@@ -348,7 +259,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
     await dst.tag(rootTagged, tag);
     tags.push(tag);
   }
-  return { root, contents, tags, bytesTransferred };
+  return { root, contents, tags, bytesTransferred: copier.bytesTransferred };
 }
 
 /**

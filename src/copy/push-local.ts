@@ -8,7 +8,7 @@ import { openLocationForReading, parseLocation } from './locations.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { orderedBlobReport, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
+import { orderedBlobReport, pushedBlob, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
 import { copyProgress, type ProgressSink } from '../progress/events.js';
 
 /**
@@ -61,12 +61,7 @@ export async function pushFromLocal(
       mediaType: result.root.mediaType,
       size: result.root.size,
       tags: result.tags,
-      blobs: orderedBlobReport(
-        blobsInOrder(result.root, manifests),
-        result.contents
-          .filter((c) => c.kind === 'blob')
-          .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),
-      ),
+      blobs: orderedBlobReport(blobsInOrder(result.root, manifests), result.contents.filter((c) => c.kind === 'blob').map(pushedBlob)),
     };
   } finally {
     await src.close();

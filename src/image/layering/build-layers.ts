@@ -13,7 +13,7 @@ import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import { OciError } from '../../errors.js';
 import type { ContentStore } from '../../content/store.js';
-import { copyBlobs } from '../blobs.js';
+import { copyBlobs } from '../../copy/blob.js';
 import { layerMediaType, resolveCompression } from '../compress.js';
 import { pushEntries, type BuiltLayer, type LayerBuildOptions } from '../layer.js';
 import type { EntryWithContent } from '../tar/writer.js';
