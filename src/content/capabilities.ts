@@ -26,16 +26,16 @@ export interface ReportingPushOptions {
 }
 
 /** What a store reports about content it was given. */
-export interface PushOutcome<S extends BlobStatus = BlobStatus> {
+export interface PushOutcome {
   /** `uploaded` (bytes were sent), `written` (stored locally), `exists` (already there), `mounted` (taken from another repository). */
-  status: S;
+  status: BlobStatus;
   /** Bytes sent for it, re-sent ones included. */
   uploadedBytes: number;
 }
 
 /** A store that says what it did with content pushed to it (a registry: uploaded, found, or mounted). */
 export interface ReportingPusher {
-  pushContent(desc: Descriptor, content: ByteSource, options?: ReportingPushOptions): Promise<PushOutcome<Exclude<BlobStatus, 'written'>>>;
+  pushContent(desc: Descriptor, content: ByteSource, options?: ReportingPushOptions): Promise<PushOutcome>;
 }
 
 /** A store that can take a blob from another store without its bytes passing through (a cross-repository mount). */

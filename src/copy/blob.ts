@@ -13,6 +13,8 @@ import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
 import { isReportingPusher, mountSource } from '../content/capabilities.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { Annotation } from '../oci/mediatypes.js';
+import type { BlobStatus, ProgressSink } from '../progress/events.js';
 
 /** What happened to one piece of content. */
 export interface CopiedContent {
@@ -22,7 +24,7 @@ export interface CopiedContent {
   /** `blob` (config, layer) or `manifest` (manifest or index). */
   kind: 'blob' | 'manifest';
   /** `uploaded` (bytes were written), `exists` (already there), `mounted` (cross-repository mount). */
-  status: 'uploaded' | 'exists' | 'mounted';
+  status: BlobStatus;
   /** Bytes sent to the destination, re-sent ones included, when the destination reports it (registries). */
   uploadedBytes?: number;
 }
@@ -33,10 +35,8 @@ export interface BlobCopierOptions {
   signal: AbortSignal;
   /** The error a local read is stopped with when `signal` fires. */
   interrupted: () => Error;
-  /** A blob transfer starts. */
-  onBlobStart?: (desc: Descriptor) => void;
-  /** Bytes of a blob read from the source so far. */
-  onBlobProgress?: (desc: Descriptor, bytes: number) => void;
+  /** Receives blob-start and blob-progress events (blob-done is the caller's, once it has the result). */
+  progress?: ProgressSink;
 }
 
 /** Counts bytes flowing through, for progress. */
@@ -72,7 +72,7 @@ export class BlobCopier {
     const report = (status: CopiedContent['status'], uploadedBytes?: number): CopiedContent =>
       ({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status, uploadedBytes });
     if (await dst.exists(desc)) return report('exists');
-    options.onBlobStart?.(desc);
+    options.progress?.({ type: 'blob-start', id: desc.digest, name: desc.annotations?.[Annotation.title] ?? desc.digest.slice(7, 19), total: desc.size });
     if (isReportingPusher(dst)) {
       const fromOffset = this.readAt(desc);
       const r = await dst.pushContent(desc, this.lazySource(desc), {
@@ -84,6 +84,10 @@ export class BlobCopier {
     // The source verifies digest and size itself (fetch streams do), so the destination need not hash again.
     await dst.push(desc, this.lazySource(desc), { verifiedSource: true });
     return report('uploaded');
+  }
+
+  private progressed(desc: Descriptor, bytes: number): void {
+    this.options.progress?.({ type: 'blob-progress', id: desc.digest, bytes, total: desc.size });
   }
 
   /**
@@ -104,7 +108,7 @@ export class BlobCopier {
 
   private async openSource(desc: Descriptor): Promise<Readable> {
     const stream = this.stopOnAbort(await this.src.fetch(desc, { signal: this.options.signal }));
-    const counter = new ByteCounter((n) => this.options.onBlobProgress?.(desc, n));
+    const counter = new ByteCounter((n) => this.progressed(desc, n));
     counter.on('end', () => { this.bytesTransferred += counter.bytes; });
     // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
     // with it the source. A registry response left open and unread would never end, and closing the
@@ -124,7 +128,7 @@ export class BlobCopier {
     if (!src.readBlobFrom) return undefined;
     return async (offset: number): Promise<Readable> => {
       const stream = this.stopOnAbort(await src.readBlobFrom!(desc, offset));
-      const counter = new ByteCounter((n) => this.options.onBlobProgress?.(desc, offset + n));
+      const counter = new ByteCounter((n) => this.progressed(desc, offset + n));
       pipeline(stream, counter, () => undefined);
       return counter;
     };

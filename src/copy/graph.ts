@@ -16,6 +16,7 @@ import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import type { ProgressSink } from '../progress/events.js';
 import { isManifestReader, pushReported } from '../content/capabilities.js';
 import { BlobCopier, type CopiedContent } from './blob.js';
 
@@ -36,12 +37,12 @@ export interface CopyOptions {
   /** Largest manifest accepted (default 16 MiB). */
   maxManifestBytes?: number;
   signal?: AbortSignal;
-  /** A blob transfer starts. */
-  onBlobStart?: (desc: Descriptor) => void;
-  /** Bytes of a blob read from the source so far. */
-  onBlobProgress?: (desc: Descriptor, bytes: number) => void;
-  /** A blob or manifest is at the destination. */
-  onBlobDone?: (result: CopiedContent) => void;
+  /**
+   * Receives the copy's progress: blob-start, blob-progress and blob-done
+   * for each blob transferred (blob-done alone for one already there), a
+   * `manifest` event for each manifest or index at the destination.
+   */
+  progress?: ProgressSink;
   /** Called with a manifest's bytes after they were read and verified (e.g. to check an OS image). */
   onManifest?: (desc: Descriptor, bytes: Buffer) => void | Promise<void>;
 }
@@ -167,7 +168,9 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
 
   const done = (r: CopiedContent): void => {
     contents.push(r);
-    options.onBlobDone?.(r);
+    options.progress?.(r.kind === 'manifest'
+      ? { type: 'manifest', digest: r.digest, mediaType: r.mediaType, size: r.size }
+      : { type: 'blob-done', id: r.digest, name: r.digest.slice(7, 19), digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes ?? 0 });
   };
   // After the first failure nothing new starts, the transfers under way are stopped, and every one
   // is awaited before copyGraph rejects, so a caller's abort() cleans up after all of them. Stopped,
@@ -187,7 +190,7 @@ export async function copyGraph(src: ContentStore, dst: ContentStore, root: Desc
 
   const copier = new BlobCopier(src, dst, {
     signal, interrupted: () => new InterruptedError('copy interrupted; no tag was set'),
-    onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress,
+    progress: options.progress,
   });
   const copyBlob = (desc: Descriptor): Promise<void> =>
     limit(async () => {

@@ -9,7 +9,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { orderedBlobReport, pushedBlob, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
-import { copyProgress, type ProgressSink } from '../progress/events.js';
+import type { ProgressSink } from '../progress/events.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its
@@ -52,7 +52,7 @@ export async function pushFromLocal(
     // Kept as the copy reads them (checked against their digests), for the report's blob order.
     const manifests = new Map<string, Buffer>();
     const onManifest = (desc: Descriptor, bytes: Buffer): void => { manifests.set(desc.digest, bytes); };
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, ...copyProgress(progress) })
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, progress })
       .catch((err: unknown) => { throw options.signal?.aborted ? pushInterrupted(repo, err) : err; });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {

@@ -21,14 +21,14 @@ import { formatReference, parseReference, tagRe, type Reference } from '../regis
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { childrenOf } from '../copy/graph.js';
-import type { ProgressSink } from '../progress/events.js';
+import type { BlobStatus, ProgressSink } from '../progress/events.js';
 
 /** One blob of a push, for reports (`--json`). */
 export interface PushedBlob {
   digest: string;
   size: number;
   mediaType?: string;
-  status: 'uploaded' | 'exists' | 'mounted';
+  status: BlobStatus;
   uploadedBytes: number;
 }
 

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
+import type { BlobStatus } from '../progress/events.js';
 import type { BlobMounter, ManifestReader, ReportingPusher } from '../content/capabilities.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -31,7 +32,7 @@ export interface BlobPushResult {
   size: number;
   mediaType?: string;
   /** `uploaded` (bytes went over the wire), `exists` (HEAD found it), `mounted` (cross-repository mount). */
-  status: 'uploaded' | 'exists' | 'mounted';
+  status: BlobStatus;
   /** Bytes sent for this blob, re-sent ones included; 0 unless uploaded. */
   uploadedBytes: number;
   /** Details of the upload when there was one. */

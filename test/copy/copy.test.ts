@@ -50,7 +50,7 @@ describe('copyGraph', () => {
     const order: string[] = [];
     const s = await openLocationForReading(`oci:${join(dir, 'src')}:multi`);
     const d = await openLocationForWriting(`${reg.address}/multi/arch:v1`, { client });
-    const r = await copyGraph(s.store, d.store, s.root, { tags: ['v1'], onBlobDone: (c) => order.push(c.digest) });
+    const r = await copyGraph(s.store, d.store, s.root, { tags: ['v1'], progress: (e) => { if (e.type === 'blob-done' || e.type === 'manifest') order.push(e.digest); } });
     await s.close();
     assert.equal(r.root.digest, index.desc.digest);
     assert.deepEqual(r.tags, ['v1']);
@@ -165,7 +165,7 @@ describe('copyGraph failures', () => {
     let finishedAfterReject = 0;
     let rejected = false;
     await assert.rejects(
-      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], onBlobDone: () => { if (rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
+      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], progress: (e) => { if ((e.type === 'blob-done' || e.type === 'manifest') && rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
       (e: OciError) => e.code === 'DIGEST_MISMATCH' && e.message.includes(victim.desc.digest),
     );
     await d.abort();
