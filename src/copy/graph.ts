@@ -32,7 +32,7 @@ export interface CopyOptions {
   jobs?: number;
   /** Tags to set at the destination once everything is stored. */
   tags?: string[];
-  /** Largest manifest accepted (default 16 MiB). */
+  /** Largest manifest accepted (default 4 MiB, oci/limits.ts). */
   maxManifestBytes?: number;
   signal?: AbortSignal;
   /**

@@ -6,26 +6,18 @@
  */
 import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
-import { isManifestReader } from '../content/capabilities.js';
+import { fetchAll } from '../content/fetch-all.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 
-/** Largest manifest or index copied (the distribution-spec asks registries for at least 4 MiB). */
-export const defaultMaxManifestBytes = 16 * 1024 * 1024;
+/** Largest manifest or index copied (oci/limits.ts). */
+export const defaultMaxManifestBytes = MAX_MANIFEST_BYTES;
 
 /** Reads a manifest's verified bytes from a store, refusing ones over `cap`. */
-export async function readManifestBytes(store: ContentStore, desc: Descriptor, cap = defaultMaxManifestBytes): Promise<Buffer> {
-  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `manifest ${desc.digest} is ${desc.size} bytes, more than the ${cap} accepted`);
-  if (isManifestReader(store)) return store.fetchManifestBytes(desc);
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of await store.fetch(desc)) {
-    n += (c as Buffer).length;
-    if (n > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `manifest ${desc.digest} is more than ${cap} bytes`);
-    parts.push(c as Buffer);
-  }
-  return Buffer.concat(parts, n);
+export function readManifestBytes(store: ContentStore, desc: Descriptor, cap = defaultMaxManifestBytes): Promise<Buffer> {
+  return fetchAll(store, desc, { cap, what: `manifest ${desc.digest}` });
 }
 
 /**

@@ -32,6 +32,7 @@ import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../c
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { Annotation, MediaType, isGraphManifestMediaType } from '../oci/mediatypes.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { canonicalJson } from '../oci/json.js';
 import { ownerAlive, ownerTag } from './owner.js';
 
@@ -44,8 +45,6 @@ const LOCK_FILE = 'index.json.lock';
 const LOCK_STALE_MS = 30_000;
 /** How long a writer waits for the lock by default; longer than LOCK_STALE_MS, so a stale lock is always taken over first. */
 const LOCK_WAIT_MS = 60_000;
-/** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
-const MAX_MANIFEST_READ = 4 << 20;
 /** Names in the temporary directory that carry their writer's owner tag (owner.ts): `<what>-<pid>[.<start>]-<16 hex>`. */
 const OWNED_NAME = /-(\d+(?:\.\d+)?)-[0-9a-f]{16}$/;
 
@@ -575,7 +574,7 @@ export class OciLayout implements CommittableStore {
       let parsed: unknown;
       try {
         const path = this.blobPath(d.digest);
-        if ((await stat(path)).size > MAX_MANIFEST_READ) {
+        if ((await stat(path)).size > MAX_MANIFEST_BYTES) {
           if (graph) return undefined;
           continue;
         }

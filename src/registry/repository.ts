@@ -14,14 +14,15 @@ import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
 import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
 import { fetchBlobResumable } from './fetch-resume.js';
 import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
 
-/** Largest manifest read or pushed (the spec asks registries to take at least 4 MiB). */
-export const maxManifestBytes = 16 * 1024 * 1024;
+/** Largest manifest read or pushed (oci/limits.ts). */
+export const maxManifestBytes = MAX_MANIFEST_BYTES;
 
 /** `Accept` for manifest requests: OCI and Docker manifests and indexes. */
 export const manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ');
