@@ -10,25 +10,11 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { entriesLeft, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { containerImage, multiArchIndex, sha, writeLayout, type Blob } from './fixtures.js';
+import { containerImage, copyLocations, multiArchIndex, sha, writeLayout, type Blob } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 
-async function copy(src: string, dst: string, client: RegistryClient, jobs?: number) {
-  const s = await openLocationForReading(src, { client });
-  const d = await openLocationForWriting(dst, { client });
-  try {
-    const r = await copyGraph(s.store, d.store, s.root, { tags: d.tag ? [d.tag] : [], jobs });
-    await d.commit();
-    return r;
-  } catch (err) {
-    await d.abort();
-    throw err;
-  } finally {
-    await s.close();
-    await d.close();
-  }
-}
+const copy = copyLocations;
 
 describe('copyGraph', () => {
   let reg: Reg;
