@@ -2,7 +2,6 @@
 import { Flags } from '@oclif/core';
 import type { Command } from '@oclif/core';
 import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
-import { copyProgress } from '../src/progress/events.js';
 import { ProgressRenderer } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import { formatSize } from '../src/util/size.js';
@@ -127,7 +126,7 @@ export async function runTransfer(
     retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
   });
   try {
-    const r = await withInterrupt((signal) => transfer(source, destination, { client, jobs: flags.jobs, signal, ...copyProgress(progress.sink), ...options }));
+    const r = await withInterrupt((signal) => transfer(source, destination, { client, jobs: flags.jobs, signal, progress: progress.sink, ...options }));
     progress.close();
     if (!cmd.jsonEnabled()) renderTransfer(cmd, r, progress.mode === 'none');
     return transferSummary(r);

@@ -10,6 +10,8 @@ export interface StoredBlob {
   size: number;
   /** Bytes sent over the network for it, re-sent ones included (registries only). */
   uploadedBytes?: number;
+  /** `uploaded` when the bytes went over the network; stores that write locally leave it out (`written`). */
+  status?: 'uploaded' | 'written';
 }
 
 /** Options of ContentStore.pushStream. */
@@ -21,6 +23,12 @@ export interface PushStreamOptions {
    * takes whole blobs of known digest) use it; others ignore it.
    */
   reopen?: () => ByteSource | Promise<ByteSource>;
+  signal?: AbortSignal;
+}
+
+/** Options of ContentStore.fetch. */
+export interface FetchOptions {
+  /** Stops a remote download; local stores may ignore it (the caller then destroys the stream). */
   signal?: AbortSignal;
 }
 
@@ -41,15 +49,13 @@ export interface PushOptions {
  * media type (registries keep them on different endpoints; layouts do not).
  */
 export interface ContentStore {
-  /** `registry` for remote stores (content goes over the network), else local. */
-  readonly kind?: 'registry' | 'local';
   /** Whether the content a descriptor names is present. */
   exists(desc: Descriptor): Promise<boolean>;
   /**
    * The content a descriptor names, as a stream. Implementations verify the
    * digest and size while streaming and fail the stream on a mismatch.
    */
-  fetch(desc: Descriptor): Promise<Readable>;
+  fetch(desc: Descriptor, options?: FetchOptions): Promise<Readable>;
   /**
    * The stored bytes of a blob from `offset` to its end, not verified: for a
    * reader that hashes them itself, such as an upload that reads a blob again

@@ -30,10 +30,6 @@ export class ChunkCheckingStore implements ContentStore {
     this.byBlob = payloadsByBlob(payloads);
   }
 
-  get kind(): ContentStore['kind'] {
-    return this.inner.kind;
-  }
-
   /** True when every payload given was checked on the way in. */
   get complete(): boolean {
     return this.payloads.every((p) => this.verified.has(p.layer.digest));

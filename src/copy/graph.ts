@@ -9,34 +9,22 @@
  * Blobs already at the destination are skipped; between two repositories
  * of the same registry blobs are mounted (distribution-spec "Mounting a
  * blob from another repository"); otherwise a blob streams from source to
- * destination with no temporary copy, hashed on both sides. Registry
- * sources resume broken downloads with `Range` (registry/fetch-resume.ts).
+ * destination with no temporary copy, hashed on both sides. (A registry
+ * source resumes a broken download by itself.)
  */
-import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
-import pLimit from 'p-limit';
+import { Readable } from 'node:stream';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { OciError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
-import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
-import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
-import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry/fetch-resume.js';
+import { pushReported } from '../content/capabilities.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
+import type { ProgressSink } from '../progress/events.js';
+import { BlobCopier, type CopiedContent } from './blob.js';
+import { childrenOf, defaultMaxManifestBytes, DescriptorSizes, indexArtifactType, readManifestBytes } from './manifest.js';
 
-/** Largest manifest or index copied (the distribution-spec asks registries for at least 4 MiB). */
-export const defaultMaxManifestBytes = 16 * 1024 * 1024;
-
-/** What happened to one piece of content. */
-export interface CopiedContent {
-  digest: string;
-  size: number;
-  mediaType: string;
-  /** `blob` (config, layer) or `manifest` (manifest or index). */
-  kind: 'blob' | 'manifest';
-  /** `uploaded` (bytes were written), `exists` (already there), `mounted` (cross-repository mount). */
-  status: 'uploaded' | 'exists' | 'mounted';
-  /** Bytes sent to the destination, re-sent ones included, when the destination reports it (registries). */
-  uploadedBytes?: number;
-}
+export type { CopiedContent } from './blob.js';
+export { childrenOf, defaultMaxManifestBytes, DescriptorSizes, readManifestBytes } from './manifest.js';
 
 /** Options of {@link copyGraph}. Zero values mean the defaults. */
 export interface CopyOptions {
@@ -44,15 +32,15 @@ export interface CopyOptions {
   jobs?: number;
   /** Tags to set at the destination once everything is stored. */
   tags?: string[];
-  /** Largest manifest accepted (default 16 MiB). */
+  /** Largest manifest accepted (default 4 MiB, oci/limits.ts). */
   maxManifestBytes?: number;
   signal?: AbortSignal;
-  /** A blob transfer starts. */
-  onBlobStart?: (desc: Descriptor) => void;
-  /** Bytes of a blob read from the source so far. */
-  onBlobProgress?: (desc: Descriptor, bytes: number) => void;
-  /** A blob or manifest is at the destination. */
-  onBlobDone?: (result: CopiedContent) => void;
+  /**
+   * Receives the copy's progress: blob-start, blob-progress and blob-done
+   * for each blob transferred (blob-done alone for one already there), a
+   * `manifest` event for each manifest or index at the destination.
+   */
+  progress?: ProgressSink;
   /** Called with a manifest's bytes after they were read and verified (e.g. to check an OS image). */
   onManifest?: (desc: Descriptor, bytes: Buffer) => void | Promise<void>;
 }
@@ -68,307 +56,151 @@ export interface CopyResult {
   bytesTransferred: number;
 }
 
-/** Reads a manifest's verified bytes from a store, refusing ones over `cap`. */
-export async function readManifestBytes(store: ContentStore, desc: Descriptor, cap = defaultMaxManifestBytes): Promise<Buffer> {
-  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `manifest ${desc.digest} is ${desc.size} bytes, more than the ${cap} accepted`);
-  if (store instanceof RegistryRepository) return store.fetchManifestBytes(desc);
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of await store.fetch(desc)) {
-    n += (c as Buffer).length;
-    if (n > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `manifest ${desc.digest} is more than ${cap} bytes`);
-    parts.push(c as Buffer);
-  }
-  return Buffer.concat(parts, n);
-}
-
-/**
- * Checks that an index entry is a manifest this walk can copy. Index entries
- * are always manifests (image-spec "Image Index": `manifests`), so one of
- * unknown type is refused rather than guessed to be a blob: fetched from
- * `/blobs/` it is "not found", pushed there it leaves the index tagged with
- * a child no manifest request can reach. Attestations (buildx) are plain
- * image manifests and need nothing special.
- */
-function checkIndexEntry(index: Descriptor, entry: Descriptor, i: number): Descriptor {
-  if (entry.mediaType === MediaType.dockerSchema1Manifest || entry.mediaType === MediaType.dockerSchema1Signed) {
-    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) is a Docker schema 1 manifest (${entry.mediaType}), which oci-os does not copy`);
-  }
-  if (!isGraphManifestMediaType(entry.mediaType)) {
-    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) has media type ${entry.mediaType}, which is not a manifest type oci-os knows`);
-  }
-  return entry;
-}
-
-/** The descriptors a manifest or index references (not `subject`). */
-export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descriptor[]; blobs: Descriptor[] } {
-  let doc: Partial<ImageManifest & ImageIndex> & { blobs?: unknown };
-  try {
-    doc = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest & ImageIndex>;
-  } catch {
-    throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} is not valid JSON`);
-  }
-  if (typeof doc !== 'object' || doc === null) throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} is not a JSON object`);
-  if (doc.mediaType !== undefined && doc.mediaType !== desc.mediaType) {
-    throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} says its media type is ${doc.mediaType}, but it was found as ${desc.mediaType}`);
-  }
-  const check = (d: unknown, where: string): Descriptor => {
-    const x = d as Descriptor;
-    if (!x || typeof x.digest !== 'string' || typeof x.mediaType !== 'string' || !Number.isSafeInteger(x.size) || x.size < 0) {
-      throw new OciError('INVALID_FORMAT', `manifest ${desc.digest}: ${where} is not a valid descriptor`);
-    }
-    return x;
-  };
-  if (isIndexMediaType(desc.mediaType) || (!isGraphManifestMediaType(desc.mediaType) && Array.isArray(doc.manifests))) {
-    if (!Array.isArray(doc.manifests)) throw new OciError('INVALID_FORMAT', `index ${desc.digest} has no manifests array`);
-    return { manifests: doc.manifests.map((m, i) => checkIndexEntry(desc, check(m, `manifests[${i}]`), i)), blobs: [] };
-  }
-  if (desc.mediaType === MediaType.ociArtifactManifest) {
-    // An artifact manifest has no config; what it references is in `blobs` (optional).
-    if (doc.blobs === undefined) return { manifests: [], blobs: [] };
-    if (!Array.isArray(doc.blobs)) throw new OciError('INVALID_FORMAT', `manifest ${desc.digest}: blobs is not an array`);
-    return { manifests: [], blobs: doc.blobs.map((b, i) => check(b, `blobs[${i}]`)) };
-  }
-  const blobs: Descriptor[] = [];
-  if (doc.config !== undefined) blobs.push(check(doc.config, 'config'));
-  if (doc.layers !== undefined) {
-    if (!Array.isArray(doc.layers)) throw new OciError('INVALID_FORMAT', `manifest ${desc.digest}: layers is not an array`);
-    doc.layers.forEach((l, i) => blobs.push(check(l, `layers[${i}]`)));
-  }
-  if (isManifestMediaType(desc.mediaType) && doc.config === undefined) {
-    throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} has no config`);
-  }
-  return { manifests: [], blobs };
-}
-
-/**
- * Remembers the size each digest was first referenced with, so a second
- * descriptor naming the same digest with another size is refused: only one
- * of them can be right, and a walk that copies or checks each digest once
- * would otherwise pass the wrong one along unnoticed.
- */
-export class DescriptorSizes {
-  private readonly sizes = new Map<string, { size: number; from: string }>();
-
-  /** Records `desc` as referenced by `from`; false when the digest was seen before (with the same size). */
-  add(desc: Descriptor, from: string): boolean {
-    const first = this.sizes.get(desc.digest);
-    if (!first) {
-      this.sizes.set(desc.digest, { size: desc.size, from });
-      return true;
-    }
-    if (first.size !== desc.size) {
-      throw new OciError('INVALID_FORMAT', `${desc.digest} is ${first.size} bytes in ${first.from} but ${desc.size} bytes in ${from}`);
-    }
-    return false;
-  }
-}
-
-/** Counts bytes flowing through, for progress. */
-class ByteCounter extends Transform {
-  bytes = 0;
-  constructor(private readonly onBytes: (n: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.bytes += chunk.length;
-    this.onBytes(this.bytes);
-    cb(null, chunk);
-  }
-}
-
-/** True when both stores are repositories of the same registry host (so a mount can work). */
-function sameRegistry(src: ContentStore, dst: ContentStore): src is RegistryRepository {
-  return src instanceof RegistryRepository && dst instanceof RegistryRepository
-    && src.reference.apiHost === dst.reference.apiHost && src.name !== dst.name;
-}
-
 /**
  * Copies the graph under `root` from `src` to `dst`, then sets `options.tags`.
  * Local destinations still need their commit() afterwards.
  */
 export async function copyGraph(src: ContentStore, dst: ContentStore, root: Descriptor, options: CopyOptions = {}): Promise<CopyResult> {
-  const limit = pLimit(options.jobs ?? 4);
-  const cap = options.maxManifestBytes ?? defaultMaxManifestBytes;
-  const contents: CopiedContent[] = [];
-  const started = new Map<string, Promise<void>>();
-  const sizes = new DescriptorSizes();
-  let bytesTransferred = 0;
-  const mountFrom = sameRegistry(src, dst) ? src.name : undefined;
-  let rootTagged: Descriptor = { mediaType: root.mediaType, digest: root.digest, size: root.size };
-
-  const done = (r: CopiedContent): void => {
-    contents.push(r);
-    options.onBlobDone?.(r);
-  };
-  // After the first failure nothing new starts, the transfers under way are stopped, and every one
-  // is awaited before copyGraph rejects, so a caller's abort() cleans up after all of them. Stopped,
-  // a download from a registry that hangs (or a long one) does not hold back the failure that
-  // ends the copy anyway (no space left for the blob next to it).
-  let firstError: unknown;
-  const stopAll = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, stopAll.signal]) : stopAll.signal;
-  const fail = (err: unknown): void => {
-    firstError ??= err;
-    stopAll.abort();
-  };
-  const aborted = (): void => {
-    if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
-    if (firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
-  };
-
-  /**
-   * Local reads know nothing of the signal (registry ones take it): without
-   * this an interrupted copy between two layouts would run to the end of the
-   * blob it is on, several hundred megabytes for an OS image payload. The
-   * stream fails with ABORTED, so that is what the copy rejects with.
-   */
-  const stopOnAbort = (stream: Readable): Readable => {
-    const stop = (): void => { stream.destroy(new InterruptedError('copy interrupted; no tag was set')); };
-    if (signal.aborted) stop();
-    else {
-      signal.addEventListener('abort', stop, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', stop));
-    }
-    return stream;
-  };
-
-  const openSource = async (desc: Descriptor): Promise<Readable> => {
-    const stream = src instanceof RegistryRepository
-      ? await fetchBlobResumable(src, desc, { signal })
-      : stopOnAbort(await src.fetch(desc));
-    const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, n));
-    counter.on('end', () => { bytesTransferred += counter.bytes; });
-    // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
-    // with it the source. A registry response left open and unread would never end, and closing the
-    // client waits for every response to end: the copy would never settle and the process would
-    // exit with the error unreported.
-    pipeline(stream, counter, () => undefined);
-    return counter;
-  };
-
-  /**
-   * Reading a local blob from any offset, so an upload streams its chunks
-   * straight from the file and reads again from where a registry stands
-   * after a failure (the upload hashes and checks what it sends).
-   */
-  const readAt = (desc: Descriptor) => src.readBlobFrom && (async (offset: number): Promise<Readable> => {
-    const stream = stopOnAbort(await src.readBlobFrom!(desc, offset));
-    const counter = new ByteCounter((n) => options.onBlobProgress?.(desc, offset + n));
-    pipeline(stream, counter, () => undefined);
-    return counter;
-  });
-
-  /** A source opened only when the destination reads it (a mount never opens it). */
-  const lazySource = (desc: Descriptor): AsyncIterable<Uint8Array> => ({
-    async *[Symbol.asyncIterator]() {
-      const stream = await openSource(desc);
-      try {
-        for await (const c of stream) yield c as Buffer;
-      } finally {
-        stream.destroy();
-      }
-    },
-  });
-
-  const copyBlob = (desc: Descriptor): Promise<void> =>
-    limit(async () => {
-      aborted();
-      if (await dst.exists(desc)) {
-        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: 'exists' });
-        return;
-      }
-      options.onBlobStart?.(desc);
-      if (dst instanceof RegistryRepository) {
-        const fromOffset = readAt(desc);
-        const r = await dst.pushContent(desc, lazySource(desc), {
-          skipExistsCheck: true, mountFrom, signal, reopen: () => lazySource(desc), readAt: fromOffset,
-        });
-        if (fromOffset && r.status === 'uploaded') bytesTransferred += desc.size;
-        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: r.status, uploadedBytes: r.uploadedBytes });
-        return;
-      }
-      // The source verifies digest and size itself (fetch streams do), so the destination need not hash again.
-      await dst.push(desc, lazySource(desc), { verifiedSource: true });
-      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status: 'uploaded' });
-    });
-
-  const copyNode = async (desc: Descriptor): Promise<void> => {
-    // Manifest reads and writes take a slot of the same limit as blobs: an index
-    // of hundreds of platforms would otherwise open a request per entry at once.
-    // Only the requests hold a slot, never the wait for the children below
-    // (which need slots themselves), so the walk cannot starve itself.
-    const bytes = await limit(() => {
-      aborted();
-      return readManifestBytes(src, desc, cap);
-    });
-    await options.onManifest?.(desc, bytes);
-    if (desc.digest === root.digest) {
-      const artifactType = indexArtifactType(bytes);
-      if (artifactType) rootTagged = { ...rootTagged, artifactType };
-    }
-    const { manifests, blobs } = childrenOf(desc, bytes);
-    const from = `manifest ${desc.digest}`;
-    const settled = await Promise.allSettled([...manifests.map((m) => visit(m, false, from)), ...blobs.map((b) => visit(b, true, from))]);
-    if (settled.some((r) => r.status === 'rejected')) throw firstError;
-    await limit(async () => {
-      aborted();
-      if (await dst.exists(desc)) {
-        done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'exists' });
-        return;
-      }
-      await dst.push(desc, Readable.from([bytes]));
-      done({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: dst instanceof RegistryRepository ? bytes.length : undefined });
-    });
-  };
-
-  /** Each digest is copied once, however often the graph references it (always with the same size). */
-  const visit = (desc: Descriptor, blob = false, from = 'the root descriptor'): Promise<void> => {
-    try {
-      sizes.add(desc, from);
-    } catch (err) {
-      fail(err);
-      return Promise.reject(err);
-    }
-    let p = started.get(desc.digest);
-    if (!p) {
-      p = (blob ? copyBlob(desc) : copyNode(desc)).catch((err: unknown) => {
-        fail(err);
-        throw err;
-      });
-      started.set(desc.digest, p);
-    }
-    return p;
-  };
-
   if (!isManifestMediaType(root.mediaType) && !isIndexMediaType(root.mediaType)) {
     throw new OciError('UNSUPPORTED', `${root.digest} has media type ${root.mediaType}, which is neither an image manifest nor an index`);
   }
-  try {
-    await visit(root);
-  } catch (err) {
-    throw firstError ?? err;
-  }
-  const tags: string[] = [];
-  for (const tag of options.tags ?? []) {
-    aborted();
-    await dst.tag(rootTagged, tag);
-    tags.push(tag);
-  }
-  return { root, contents, tags, bytesTransferred };
+  return new GraphCopy(src, dst, root, options).run();
 }
 
 /**
- * The `artifactType` a layout's index.json gives a manifest: for OS images
- * the config media type, as the format's builder writes it
- * (osimage-format.md, "OCI image layout"); else the manifest's artifactType.
+ * One run of {@link copyGraph}: the walk (each digest once, children before
+ * parents), one blob, one manifest, and the tags.
+ *
+ * After the first failure nothing new starts, the transfers under way are
+ * stopped, and every one is awaited before the copy rejects, so a caller's
+ * abort() cleans up after all of them. Stopped, a download from a registry
+ * that hangs (or a long one) does not hold back the failure that ends the
+ * copy anyway (no space left for the blob next to it).
  */
-function indexArtifactType(bytes: Buffer): string | undefined {
-  try {
-    const m = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest>;
-    if (m.artifactType === OS_IMAGE_ARTIFACT_TYPE) return m.config?.mediaType;
-    return typeof m.artifactType === 'string' ? m.artifactType : undefined;
-  } catch {
-    return undefined;
+class GraphCopy {
+  private readonly limit: LimitFunction;
+  private readonly cap: number;
+  private readonly contents: CopiedContent[] = [];
+  private readonly started = new Map<string, Promise<void>>();
+  private readonly sizes = new DescriptorSizes();
+  private readonly stopAll = new AbortController();
+  private readonly blobs: BlobCopier;
+  private firstError: unknown;
+  /** The descriptor tags point at (with the artifactType an index gives it). */
+  private rootTagged: Descriptor;
+
+  constructor(
+    private readonly src: ContentStore,
+    private readonly dst: ContentStore,
+    private readonly root: Descriptor,
+    private readonly options: CopyOptions,
+  ) {
+    this.limit = pLimit(options.jobs ?? 4);
+    this.cap = options.maxManifestBytes ?? defaultMaxManifestBytes;
+    this.rootTagged = { mediaType: root.mediaType, digest: root.digest, size: root.size };
+    const signal = options.signal ? AbortSignal.any([options.signal, this.stopAll.signal]) : this.stopAll.signal;
+    this.blobs = new BlobCopier(src, dst, {
+      signal, interrupted: () => new InterruptedError('copy interrupted; no tag was set'), progress: options.progress,
+    });
+  }
+
+  async run(): Promise<CopyResult> {
+    try {
+      await this.visit(this.root);
+    } catch (err) {
+      throw this.firstError ?? err;
+    }
+    const tags = await this.tagRoot();
+    return { root: this.root, contents: this.contents, tags, bytesTransferred: this.blobs.bytesTransferred };
+  }
+
+  /** Each digest is copied once, however often the graph references it (always with the same size). */
+  private visit(desc: Descriptor, blob = false, from = 'the root descriptor'): Promise<void> {
+    try {
+      this.sizes.add(desc, from);
+    } catch (err) {
+      this.fail(err);
+      return Promise.reject(err);
+    }
+    let p = this.started.get(desc.digest);
+    if (!p) {
+      p = (blob ? this.copyBlob(desc) : this.copyManifest(desc)).catch((err: unknown) => {
+        this.fail(err);
+        throw err;
+      });
+      this.started.set(desc.digest, p);
+    }
+    return p;
+  }
+
+  private copyBlob(desc: Descriptor): Promise<void> {
+    return this.limit(async () => {
+      this.checkNotStopped();
+      this.done(await this.blobs.copy(desc));
+    });
+  }
+
+  /**
+   * A manifest or index: read, its children copied, then stored itself.
+   * Manifest reads and writes take a slot of the same limit as blobs: an
+   * index of hundreds of platforms would otherwise open a request per entry
+   * at once. Only the requests hold a slot, never the wait for the children
+   * (which need slots themselves), so the walk cannot starve itself.
+   */
+  private async copyManifest(desc: Descriptor): Promise<void> {
+    const bytes = await this.limit(() => {
+      this.checkNotStopped();
+      return readManifestBytes(this.src, desc, this.cap);
+    });
+    await this.options.onManifest?.(desc, bytes);
+    if (desc.digest === this.root.digest) {
+      const artifactType = indexArtifactType(bytes);
+      if (artifactType) this.rootTagged = { ...this.rootTagged, artifactType };
+    }
+    const { manifests, blobs } = childrenOf(desc, bytes);
+    const from = `manifest ${desc.digest}`;
+    const settled = await Promise.allSettled([...manifests.map((m) => this.visit(m, false, from)), ...blobs.map((b) => this.visit(b, true, from))]);
+    if (settled.some((r) => r.status === 'rejected')) throw this.firstError;
+    await this.limit(() => this.storeManifest(desc, bytes));
+  }
+
+  private async storeManifest(desc: Descriptor, bytes: Buffer): Promise<void> {
+    this.checkNotStopped();
+    const report = { digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'manifest' as const };
+    if (await this.dst.exists(desc)) {
+      this.done({ ...report, status: 'exists' });
+      return;
+    }
+    const r = await pushReported(this.dst, desc, Readable.from([bytes]));
+    // A graph copy reports content stored locally as uploaded too (what its reports have always said).
+    this.done({ ...report, status: 'uploaded', uploadedBytes: r.status === 'written' ? undefined : r.uploadedBytes });
+  }
+
+  /** Sets the tags, one after the other, once everything is stored. */
+  private async tagRoot(): Promise<string[]> {
+    const tags: string[] = [];
+    for (const tag of this.options.tags ?? []) {
+      this.checkNotStopped();
+      await this.dst.tag(this.rootTagged, tag);
+      tags.push(tag);
+    }
+    return tags;
+  }
+
+  private done(r: CopiedContent): void {
+    this.contents.push(r);
+    this.options.progress?.(r.kind === 'manifest'
+      ? { type: 'manifest', digest: r.digest, mediaType: r.mediaType, size: r.size }
+      : { type: 'blob-done', id: r.digest, name: r.digest.slice(7, 19), digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes ?? 0 });
+  }
+
+  private fail(err: unknown): void {
+    this.firstError ??= err;
+    this.stopAll.abort();
+  }
+
+  private checkNotStopped(): void {
+    if (this.options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
+    if (this.firstError !== undefined) throw new OciError('ABORTED', 'copy stopped after an earlier failure');
   }
 }

@@ -6,6 +6,8 @@
  * configs are not read.
  */
 import type { ContentStore } from '../content/store.js';
+import { fetchAll } from '../content/fetch-all.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import { formatSize } from '../util/size.js';
 import { OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
@@ -18,7 +20,6 @@ import { readComponents } from '../image/layering/annotations.js';
 import { indexEntryProducts, type IndexEntryProduct } from '../osimage/index-entries.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
-const maxConfigBytes = 4 << 20;
 
 /** One layer or blob as summarized. */
 export interface BlobSummary {
@@ -65,11 +66,10 @@ export interface Inspection {
 }
 
 async function readJsonBlob(store: ContentStore, desc: Descriptor): Promise<unknown> {
-  if (!/json/.test(desc.mediaType) || desc.size > maxConfigBytes) return undefined;
-  const parts: Buffer[] = [];
-  for await (const c of await store.fetch(desc)) parts.push(c as Buffer);
+  if (!/json/.test(desc.mediaType) || desc.size > MAX_CONFIG_BYTES) return undefined;
+  const bytes = await fetchAll(store, desc, { cap: MAX_CONFIG_BYTES, what: `config ${desc.digest}` });
   try {
-    return JSON.parse(Buffer.concat(parts).toString('utf8'));
+    return JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new OciError('INVALID_FORMAT', `config ${desc.digest} is not valid JSON`);
   }

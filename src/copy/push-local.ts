@@ -8,8 +8,8 @@ import { openLocationForReading, parseLocation } from './locations.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { orderedBlobReport, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
-import { copyProgress, type ProgressSink } from '../progress/events.js';
+import { orderedBlobReport, pushedBlob, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
+import type { ProgressSink } from '../progress/events.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its
@@ -52,7 +52,7 @@ export async function pushFromLocal(
     // Kept as the copy reads them (checked against their digests), for the report's blob order.
     const manifests = new Map<string, Buffer>();
     const onManifest = (desc: Descriptor, bytes: Buffer): void => { manifests.set(desc.digest, bytes); };
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, ...copyProgress(progress) })
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, progress })
       .catch((err: unknown) => { throw options.signal?.aborted ? pushInterrupted(repo, err) : err; });
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
@@ -61,12 +61,7 @@ export async function pushFromLocal(
       mediaType: result.root.mediaType,
       size: result.root.size,
       tags: result.tags,
-      blobs: orderedBlobReport(
-        blobsInOrder(result.root, manifests),
-        result.contents
-          .filter((c) => c.kind === 'blob')
-          .map((c) => ({ digest: c.digest, size: c.size, mediaType: c.mediaType, status: c.status, uploadedBytes: c.uploadedBytes ?? 0 })),
-      ),
+      blobs: orderedBlobReport(blobsInOrder(result.root, manifests), result.contents.filter((c) => c.kind === 'blob').map(pushedBlob)),
     };
   } finally {
     await src.close();

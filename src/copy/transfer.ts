@@ -18,7 +18,7 @@ import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { selectRoot } from '../image/platform-select.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */
-export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'onBlobStart' | 'onBlobProgress' | 'onBlobDone'> {
+export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'progress'> {
   /** Registry client shared by both ends (one with default options is made otherwise). */
   client?: RegistryClient;
   /** Only these source kinds are accepted (e.g. `pull` takes registries only). */
@@ -74,7 +74,7 @@ export async function transfer(source: string, destination: string, options: Tra
       const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : undefined;
       const result = await copyGraph(src.store, checking ?? dst.store, root, {
         jobs: options.jobs, signal: options.signal,
-        onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
+        progress: options.progress,
         // Layout tags only become visible on commit(), after the chunk checks below.
         tags: dst.tag ? [dst.tag] : [],
       });

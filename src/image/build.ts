@@ -12,7 +12,7 @@ import type { Descriptor, ImageManifest, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { copyBlobs, type CopiedBlob } from './blobs.js';
+import { copyBlobs, type CopiedBlob } from '../copy/blob.js';
 import type { CompressionOptions } from './compress.js';
 import { epochTimestamp, mergeExecConfig, serializeConfig, type ConfigOverrides, type HistoryEntry, type ImageConfig } from './config.js';
 import { checkLayerPath, layerDiffId, pushLayer, type BuiltLayer } from './layer.js';

@@ -11,7 +11,7 @@ export { openImage, readImage, selectFromIndex, imageConfigMediaTypes, tarLayerM
 export { pushLayer, layerDiffId, layerTar, layerEntries, checkLayerPath, type BuiltLayer, type LayerBuildOptions } from './layer.js';
 export { compressLayer, layerMediaType, resolveCompression, type CompressionOptions, type LayerCompression } from './compress.js';
 export { decompress } from './decompress.js';
-export { copyBlobs, type CopiedBlob } from './blobs.js';
+export { copyBlobs, type CopiedBlob } from '../copy/blob.js';
 export {
   mergeExecConfig, parseBaseConfig, parseCommand, parseKeyValue, parsePort, parseStopSignal, serializeConfig, configPlatform, epochTimestamp,
   type ConfigOverrides, type ExecConfig, type HistoryEntry, type ImageConfig,

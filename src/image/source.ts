@@ -6,6 +6,8 @@
  */
 import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import { fetchAll } from '../content/fetch-all.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { readManifestBytes } from '../copy/graph.js';
@@ -48,14 +50,6 @@ function parseJson<T>(bytes: Buffer, what: string): T {
   }
 }
 
-/** Reads a blob that is small enough to hold (a config), verified. */
-export async function readSmallBlob(store: ContentStore, desc: Descriptor, what: string, cap = 16 << 20): Promise<Buffer> {
-  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is ${desc.size} bytes, more than the ${cap} accepted`);
-  const parts: Buffer[] = [];
-  for await (const c of await store.fetch(desc)) parts.push(c as Buffer);
-  return Buffer.concat(parts);
-}
-
 /** Reads and checks an image manifest and its config. */
 export async function readImage(store: ContentStore, desc: Descriptor, what: string): Promise<Omit<ImageSource, 'location' | 'store'>> {
   const manifest = parseJson<ImageManifest>(await readManifestBytes(store, desc), `${what}: manifest ${desc.digest}`);
@@ -69,7 +63,7 @@ export async function readImage(store: ContentStore, desc: Descriptor, what: str
       throw new OciError('UNSUPPORTED', `${what}: layer ${l.digest} has media type ${l.mediaType}, which is not a tar layer`);
     }
   }
-  const configBytes = await readSmallBlob(store, manifest.config, `${what}: config`);
+  const configBytes = await fetchAll(store, manifest.config, { cap: MAX_CONFIG_BYTES, what: `${what}: config` });
   const config = parseBaseConfig(configBytes, what);
   if (config.rootfs.diff_ids.length !== (manifest.layers ?? []).length) {
     throw new OciError('INVALID_FORMAT', `${what}: the config lists ${config.rootfs.diff_ids.length} diff_ids for ${(manifest.layers ?? []).length} layers`);

@@ -25,8 +25,6 @@ import { pipeline } from 'node:stream/promises';
 import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { Platform } from '../oci/descriptor.js';
 import type { LocationOptions } from '../copy/locations.js';
-import { RegistryRepository } from '../registry/repository.js';
-import { fetchBlobResumable } from '../registry/fetch-resume.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { decompress } from './decompress.js';
 import { entryComponents, joinHost, resolveDirectory, type HostPath } from './secure-path.js';
@@ -301,9 +299,7 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
     for (const [i, layer] of image.manifest.layers.entries()) {
       options.signal?.throwIfAborted();
       const what = `${src}: layer ${i + 1} (${layer.digest})`;
-      const stream = image.store instanceof RegistryRepository
-        ? await fetchBlobResumable(image.store, layer, { signal: options.signal })
-        : await image.store.fetch(layer);
+      const stream = await image.store.fetch(layer, { signal: options.signal });
       const counter = new Sha256Counter();
       await applyLayer(state, counted(decompress(stream as AsyncIterable<Buffer>, what), counter), what);
       const diffID = image.config.rootfs.diff_ids[i];

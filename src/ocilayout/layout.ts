@@ -30,6 +30,7 @@ import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../c
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { isDigest } from '../oci/digest.js';
 import { Annotation, isGraphManifestMediaType } from '../oci/mediatypes.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { canonicalJson } from '../oci/json.js';
 import { makeDirs, syncDirectory, writeFileAtomic } from '../util/fs.js';
 import { LayoutBlobs } from './blobs.js';
@@ -39,8 +40,6 @@ import { TMP_DIR, WriterRegistration, ownedName, removeDeadTemporaries } from '.
 
 /** Next to index.json: whoever holds it may read and replace index.json (and remove blobs). */
 const LOCK_FILE = 'index.json.lock';
-/** Manifests and indexes larger than this are not read when looking for what a committed image uses. */
-const MAX_MANIFEST_READ = 4 << 20;
 
 /** Options for opening a layout. */
 export interface LayoutOptions {
@@ -323,7 +322,7 @@ export class OciLayout implements CommittableStore {
       let parsed: unknown;
       try {
         const path = this.blobPath(d.digest);
-        if ((await stat(path)).size > MAX_MANIFEST_READ) {
+        if ((await stat(path)).size > MAX_MANIFEST_BYTES) {
           if (graph) return undefined;
           continue;
         }

@@ -11,7 +11,8 @@ import type { Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { OciError, fsError, InterruptedError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
+import type { ContentStore, StoredBlob } from '../content/store.js';
+import { pushReported } from '../content/capabilities.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
@@ -199,11 +200,12 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   // Every blob-done has its blob-start, so that a consumer counting events sees each blob open and close.
   options.progress?.({ type: 'blob-start', id: 'config', name: 'config', total: config.length });
   const configExists = await store.exists(configDescriptor);
-  if (!configExists) await store.push(configDescriptor, Readable.from([config]));
+  // The store says whether the bytes went over the network (uploaded) or were written locally.
+  const configStored = configExists ? { status: 'exists' as const, uploadedBytes: 0 } : await pushReported(store, configDescriptor, Readable.from([config]));
   options.progress?.({ type: 'blob-progress', id: 'config', bytes: config.length, total: config.length });
   options.progress?.({
     type: 'blob-done', id: 'config', name: 'config', digest: configDescriptor.digest, size: config.length, mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
-    status: configExists ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes: configExists || store.kind !== 'registry' ? 0 : config.length,
+    status: configStored.status, uploadedBytes: configStored.uploadedBytes,
   });
 
   const layers: Descriptor[] = built.map(({ payload }) => {
@@ -332,16 +334,16 @@ async function storePayload(
   const settings = encodingSettings(encoding);
   const info = (enc: EncodedPayload): PayloadInfo => ({ name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes });
   options.progress?.({ type: 'blob-start', id: input.name, name: input.name, total: st.size });
-  const done = (payload: BuiltPayload, uploadedBytes: number) => {
+  const done = (payload: BuiltPayload, stored?: StoredBlob) => {
     options.progress?.({
       type: 'blob-done', id: input.name, name: input.name, digest: payload.digest, size: payload.blobSize, mediaType,
-      status: payload.reused ? 'exists' : store.kind === 'registry' ? 'uploaded' : 'written', uploadedBytes,
+      status: payload.reused ? 'exists' : stored?.status ?? 'written', uploadedBytes: stored?.uploadedBytes ?? 0,
     });
     options.onPayloadDone?.(payload);
   };
   const reused = await reuseCached(store, input, st, encoding, settings, mediaType, options);
   if (reused) {
-    done(reused.payload, 0);
+    done(reused.payload);
     return { payload: reused.payload, info: info(reused.enc) };
   }
   // Raw frames are the blob itself and stay with the store; compressed ones are reused.
@@ -367,6 +369,6 @@ async function storePayload(
     dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
     contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType,
   });
-  done(payload, stored.uploadedBytes ?? 0);
+  done(payload, stored);
   return { payload, info: info(enc) };
 }

@@ -22,14 +22,14 @@ import { tagRe } from '../oci/reference-grammar.js';
 import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { childrenOf } from '../copy/graph.js';
-import type { ProgressSink } from '../progress/events.js';
+import type { BlobStatus, ProgressSink } from '../progress/events.js';
 
 /** One blob of a push, for reports (`--json`). */
 export interface PushedBlob {
   digest: string;
   size: number;
   mediaType?: string;
-  status: 'uploaded' | 'exists' | 'mounted';
+  status: BlobStatus;
   uploadedBytes: number;
 }
 
@@ -62,10 +62,18 @@ export function pushTags(ref: Reference, extra: string[] = []): string[] {
   return [...new Set(tags)];
 }
 
+/**
+ * One blob as every push report lists it, from what a repository recorded
+ * (push --payload) or what a graph copy did (push --from).
+ */
+export function pushedBlob(r: Pick<PushedBlob, 'digest' | 'size' | 'mediaType' | 'status'> & { uploadedBytes?: number }): PushedBlob {
+  return { digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes ?? 0 };
+}
+
 /** Turns what the repository recorded into the report's blob list, one entry per digest. */
 export function blobReport(results: readonly BlobPushResult[], extra: PushedBlob[] = []): PushedBlob[] {
   const byDigest = new Map<string, PushedBlob>();
-  for (const r of [...results.map((r) => ({ digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes })), ...extra]) {
+  for (const r of [...results.map(pushedBlob), ...extra]) {
     const prev = byDigest.get(r.digest);
     byDigest.set(r.digest, prev ? { ...r, uploadedBytes: prev.uploadedBytes + r.uploadedBytes, status: prev.status === 'uploaded' ? 'uploaded' : r.status } : r);
   }

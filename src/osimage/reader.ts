@@ -8,6 +8,7 @@
  */
 import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import { fetchAll } from '../content/fetch-all.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
@@ -166,27 +167,15 @@ const configType: GoStruct = {
   },
 };
 
-/** Reads a small blob (manifest, config) fully, verified by the store, refusing more than `cap` bytes. */
-async function readSmall(store: ContentStore, desc: Descriptor, cap: number, what: string): Promise<Buffer> {
-  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is ${desc.size} bytes, more than ${cap}`);
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const c of await store.fetch(desc)) {
-    n += (c as Buffer).length;
-    if (n > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is more than ${cap} bytes`);
-    parts.push(c as Buffer);
-  }
-  return Buffer.concat(parts, n);
-}
 
 /** Reads and checks an OS image's manifest and config from a store. */
 export async function readOsImage(store: ContentStore, desc: Descriptor): Promise<OsImage> {
   if (desc.mediaType !== MediaType.ociManifest) {
     throw invalid(`manifest ${desc.digest}`, `media type ${desc.mediaType}, an OS image is an ${MediaType.ociManifest}`);
   }
-  const manifestBytes = await readSmall(store, desc, MAX_METADATA_SIZE, `manifest ${desc.digest}`);
+  const manifestBytes = await fetchAll(store, desc, { cap: MAX_METADATA_SIZE, what: `manifest ${desc.digest}` });
   const manifest = parseOsImageManifest(manifestBytes, `manifest ${desc.digest}`);
-  const configBytes = await readSmall(store, manifest.config, MAX_METADATA_SIZE, `config ${manifest.config.digest}`);
+  const configBytes = await fetchAll(store, manifest.config, { cap: MAX_METADATA_SIZE, what: `config ${manifest.config.digest}` });
   const { config, payloads } = parseOsImageConfig(configBytes, manifest, `config ${manifest.config.digest}`);
   return { descriptor: desc, manifestBytes, manifest, configBytes, config, productInfo: config.product_info, payloads };
 }

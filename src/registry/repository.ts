@@ -8,17 +8,21 @@
 import { createHash } from 'node:crypto';
 import { Readable, pipeline } from 'node:stream';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
+import type { BlobStatus } from '../progress/events.js';
+import type { BlobMounter, ManifestReader, ReportingPusher } from '../content/capabilities.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
 import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
+import { fetchBlobResumable } from './fetch-resume.js';
 import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
 
-/** Largest manifest read or pushed (the spec asks registries to take at least 4 MiB). */
-export const maxManifestBytes = 16 * 1024 * 1024;
+/** Largest manifest read or pushed (oci/limits.ts). */
+export const maxManifestBytes = MAX_MANIFEST_BYTES;
 
 /** `Accept` for manifest requests: OCI and Docker manifests and indexes. */
 export const manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ');
@@ -29,7 +33,7 @@ export interface BlobPushResult {
   size: number;
   mediaType?: string;
   /** `uploaded` (bytes went over the wire), `exists` (HEAD found it), `mounted` (cross-repository mount). */
-  status: 'uploaded' | 'exists' | 'mounted';
+  status: BlobStatus;
   /** Bytes sent for this blob, re-sent ones included; 0 unless uploaded. */
   uploadedBytes: number;
   /** Details of the upload when there was one. */
@@ -86,9 +90,13 @@ function isManifestDescriptor(desc: { mediaType?: string }): boolean {
   return isRegistryManifestMediaType(desc.mediaType);
 }
 
-/** A repository on a registry, implementing {@link ContentStore}. */
-export class RegistryRepository implements ContentStore {
-  readonly kind = 'registry' as const;
+/**
+ * A repository on a registry, implementing {@link ContentStore} and the
+ * capabilities of content/capabilities.ts: pushes say what they did,
+ * blobs mount between repositories of one registry, manifests are read
+ * (and kept) whole.
+ */
+export class RegistryRepository implements ContentStore, ReportingPusher, BlobMounter, ManifestReader {
   /** Repository path, e.g. `library/alpine`. */
   readonly name: string;
   /** Every blob pushed through this object, in completion order. */
@@ -133,12 +141,18 @@ export class RegistryRepository implements ContentStore {
     throw await this.http.error(res, 'HEAD');
   }
 
-  /** GETs content, verifying digest and size as it streams (redirects to other hosts get no credentials). */
+  /**
+   * GETs content, verifying digest and size as it streams (redirects to
+   * other hosts get no credentials). A blob download that breaks off goes
+   * on with `Range` from where it stopped (fetch-resume.ts), for every
+   * caller.
+   */
   async fetch(desc: Descriptor, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const manifest = isManifestDescriptor(desc);
+    if (!manifest) return fetchBlobResumable(this, desc, { signal: options.signal });
     const res = await this.http.send({
-      method: 'GET', url: `/v2/${this.name}/${manifest ? 'manifests' : 'blobs'}/${desc.digest}`, scopes: this.pull, signal: options.signal,
-      headers: manifest ? { accept: [desc.mediaType, manifestAccept].join(', ') } : undefined,
+      method: 'GET', url: `/v2/${this.name}/manifests/${desc.digest}`, scopes: this.pull, signal: options.signal,
+      headers: { accept: [desc.mediaType, manifestAccept].join(', ') },
     });
     if (res.status !== 200) {
       const err = await this.http.error(res, 'GET');
@@ -149,6 +163,11 @@ export class RegistryRepository implements ContentStore {
     const verify = new DigestStream({ digest: desc.digest, size, what: this.what(desc) });
     pipeline(res.body, verify, () => undefined);
     return verify;
+  }
+
+  /** The name of `src` when it is another repository of the same registry (so a mount can work). */
+  mountSourceFor(src: ContentStore): string | undefined {
+    return src instanceof RegistryRepository && src.reference.apiHost === this.reference.apiHost && src.name !== this.name ? src.name : undefined;
   }
 
   /** The exact bytes of a manifest, verified. */
@@ -201,7 +220,7 @@ export class RegistryRepository implements ContentStore {
   /** ContentStore pushStream: uploads a blob whose digest is known only at the end. */
   async pushStream(content: ByteSource, options: { mediaType: string } & BlobPushOptions): Promise<StoredBlob> {
     const r = await this.uploadStream(content, options);
-    return { digest: r.digest, size: r.size, uploadedBytes: r.uploadedBytes };
+    return { digest: r.digest, size: r.size, uploadedBytes: r.uploadedBytes, status: 'uploaded' };
   }
 
   /** Like {@link pushStream}, returning the full per-blob result. */

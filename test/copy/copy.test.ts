@@ -10,25 +10,11 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { entriesLeft, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { containerImage, multiArchIndex, sha, writeLayout, type Blob } from './fixtures.js';
+import { containerImage, copyLocations, multiArchIndex, sha, writeLayout, type Blob } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 
-async function copy(src: string, dst: string, client: RegistryClient, jobs?: number) {
-  const s = await openLocationForReading(src, { client });
-  const d = await openLocationForWriting(dst, { client });
-  try {
-    const r = await copyGraph(s.store, d.store, s.root, { tags: d.tag ? [d.tag] : [], jobs });
-    await d.commit();
-    return r;
-  } catch (err) {
-    await d.abort();
-    throw err;
-  } finally {
-    await s.close();
-    await d.close();
-  }
-}
+const copy = copyLocations;
 
 describe('copyGraph', () => {
   let reg: Reg;
@@ -50,7 +36,7 @@ describe('copyGraph', () => {
     const order: string[] = [];
     const s = await openLocationForReading(`oci:${join(dir, 'src')}:multi`);
     const d = await openLocationForWriting(`${reg.address}/multi/arch:v1`, { client });
-    const r = await copyGraph(s.store, d.store, s.root, { tags: ['v1'], onBlobDone: (c) => order.push(c.digest) });
+    const r = await copyGraph(s.store, d.store, s.root, { tags: ['v1'], progress: (e) => { if (e.type === 'blob-done' || e.type === 'manifest') order.push(e.digest); } });
     await s.close();
     assert.equal(r.root.digest, index.desc.digest);
     assert.deepEqual(r.tags, ['v1']);
@@ -165,7 +151,7 @@ describe('copyGraph failures', () => {
     let finishedAfterReject = 0;
     let rejected = false;
     await assert.rejects(
-      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], onBlobDone: () => { if (rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
+      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], progress: (e) => { if ((e.type === 'blob-done' || e.type === 'manifest') && rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
       (e: OciError) => e.code === 'DIGEST_MISMATCH' && e.message.includes(victim.desc.digest),
     );
     await d.abort();

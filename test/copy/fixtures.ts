@@ -13,6 +13,9 @@ import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBl
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
 import { pseudoRandom } from '../helpers/cli.js';
+import { copyGraph, type CopyResult } from '../../src/copy/graph.js';
+import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
+import type { RegistryClient } from '../../src/registry/client.js';
 
 export const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 export const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
@@ -105,21 +108,48 @@ export class Gauge {
 }
 
 /**
- * A store that hands everything to `inner` and counts the manifest reads in
- * flight, and how often each manifest was read. Each read is held a little,
- * so that reads started together do overlap.
+ * A store that hands every call to `inner`: a test store extends it and
+ * overrides only the calls it watches or changes.
  */
-export class ManifestReadCounter implements ContentStore {
-  readonly reads = new Gauge();
-  /** Reads, by manifest digest. */
-  readonly readCount = new Map<string, number>();
+export class ForwardingStore implements ContentStore {
   constructor(protected readonly inner: ContentStore) {}
 
   exists(desc: Descriptor): Promise<boolean> {
     return this.inner.exists(desc);
   }
 
-  async fetch(desc: Descriptor): Promise<Readable> {
+  fetch(desc: Descriptor): Promise<Readable> {
+    return this.inner.fetch(desc);
+  }
+
+  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
+    return this.inner.push(desc, content, options);
+  }
+
+  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
+    return this.inner.pushStream(content, options);
+  }
+
+  resolve(reference: string): Promise<Descriptor> {
+    return this.inner.resolve(reference);
+  }
+
+  tag(desc: Descriptor, tag: string): Promise<void> {
+    return this.inner.tag(desc, tag);
+  }
+}
+
+/**
+ * A store that hands everything to `inner` and counts the manifest reads in
+ * flight, and how often each manifest was read. Each read is held a little,
+ * so that reads started together do overlap.
+ */
+export class ManifestReadCounter extends ForwardingStore {
+  readonly reads = new Gauge();
+  /** Reads, by manifest digest. */
+  readonly readCount = new Map<string, number>();
+
+  override async fetch(desc: Descriptor): Promise<Readable> {
     if (!isGraphManifestMediaType(desc.mediaType)) return this.inner.fetch(desc);
     this.readCount.set(desc.digest, (this.readCount.get(desc.digest) ?? 0) + 1);
     this.reads.enter();
@@ -139,20 +169,21 @@ export class ManifestReadCounter implements ContentStore {
       throw err;
     }
   }
+}
 
-  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
-    return this.inner.push(desc, content, options);
-  }
-
-  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
-    return this.inner.pushStream(content, options);
-  }
-
-  resolve(reference: string): Promise<Descriptor> {
-    return this.inner.resolve(reference);
-  }
-
-  tag(desc: Descriptor, tag: string): Promise<void> {
-    return this.inner.tag(desc, tag);
+/** Copies what `src` names to `dst` (location strings) with copyGraph, committing or aborting the destination. */
+export async function copyLocations(src: string, dst: string, client?: RegistryClient, jobs?: number): Promise<CopyResult> {
+  const s = await openLocationForReading(src, { client });
+  const d = await openLocationForWriting(dst, { client });
+  try {
+    const r = await copyGraph(s.store, d.store, s.root, { tags: d.tag ? [d.tag] : [], jobs });
+    await d.commit();
+    return r;
+  } catch (err) {
+    await d.abort();
+    throw err;
+  } finally {
+    await s.close();
+    await d.close();
   }
 }

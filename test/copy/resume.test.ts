@@ -62,6 +62,15 @@ describe('resumable blob fetch', () => {
     assert.ok(resumes[0]! > 0 && resumes[0]! <= 700_000);
   });
 
+  it('is what a repository\'s fetch() does for blobs, with no opt-in', async () => {
+    seenRanges.length = 0;
+    proxy.clearRules();
+    proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, nth: 1, action: { type: 'resetResponse', afterBytes: 700_000 } });
+    const s = await client.repository(`${proxy.host}/r/blob`).fetch(desc);
+    assert.ok((await drain(s)).equals(data));
+    assert.equal(seenRanges.length, 1);
+  });
+
   it('accepts a 200 answer to the Range request by skipping what it already has', async () => {
     seenRanges.length = 0;
     ignoreRanges = true;

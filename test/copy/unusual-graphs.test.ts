@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { copyGraph } from '../../src/copy/graph.js';
 import { isOciError } from '../../src/errors.js';
-import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
+import { openLocationForReading } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -17,29 +16,11 @@ import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { verifyGraph } from '../../src/copy/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { containerImage, sha, writeLayout, type Blob } from './fixtures.js';
+import { blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout, type Blob } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 
-const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
-const blob = (mediaType: string, bytes: Buffer): Blob => ({ desc: { mediaType, digest: sha(bytes), size: bytes.length }, bytes });
-const index = (manifests: Descriptor[]): Blob => blob(MediaType.ociIndex, json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
-
-async function copy(src: string, dst: string, client?: RegistryClient) {
-  const s = await openLocationForReading(src, { client });
-  const d = await openLocationForWriting(dst, { client });
-  try {
-    const r = await copyGraph(s.store, d.store, s.root, { tags: d.tag ? [d.tag] : [] });
-    await d.commit();
-    return r;
-  } catch (err) {
-    await d.abort();
-    throw err;
-  } finally {
-    await s.close();
-    await d.close();
-  }
-}
+const copy = (src: string, dst: string, client?: RegistryClient) => copyLocations(src, dst, client);
 
 async function verify(location: string) {
   const s = await openLocationForReading(location);

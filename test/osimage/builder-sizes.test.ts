@@ -34,7 +34,6 @@ test('a cached payload that grows after its stat is encoded again, not reused wi
   // (here while the store is asked whether it has the cached blob).
   let appended = false;
   const racing: ContentStore = {
-    kind: 'local',
     exists: async (d) => {
       if (d.digest === first.payloads[0]!.digest && !appended) {
         appended = true;

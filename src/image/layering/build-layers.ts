@@ -14,7 +14,8 @@ import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import { OciError } from '../../errors.js';
 import type { ContentStore } from '../../content/store.js';
-import { copyBlobs } from '../blobs.js';
+import type { BlobStatus } from '../../progress/events.js';
+import { copyBlobs } from '../../copy/blob.js';
 import { layerMediaType, resolveCompression } from '../compress.js';
 import { pushEntries, type BuiltLayer, type LayerBuildOptions } from '../layer.js';
 import type { EntryWithContent } from '../tar/writer.js';
@@ -51,7 +52,7 @@ export interface ComponentLayer extends BuiltLayer {
   components: string[];
   /** Taken from the previous image unchanged; `exists` when the destination already had it. */
   reused: boolean;
-  status: 'built' | 'uploaded' | 'exists' | 'mounted';
+  status: 'built' | BlobStatus;
 }
 
 /** Checks --max-layers. */

@@ -1,0 +1,82 @@
+/**
+ * Optional capabilities a {@link ContentStore} may have beyond the common
+ * interface, asked for by what a store can do, never by what it is (as
+ * oras-go v2 asks `if mounter, ok := dst.(Mounter)`). The registry client
+ * has them all; local stores have none, and code written against these
+ * guards works for any store that gains one.
+ */
+import type { Descriptor } from '../oci/descriptor.js';
+import type { BlobStatus } from '../progress/events.js';
+import type { ByteSource, ContentStore } from './store.js';
+
+/** The stored bytes of a blob from an offset, for an upload that starts again from where its destination stands. */
+export type ReadBlobAt = (offset: number) => ByteSource | Promise<ByteSource>;
+
+/** Options of {@link ReportingPusher.pushContent}. */
+export interface ReportingPushOptions {
+  /** Repositories of the same store host to try to mount the blob from first (see {@link BlobMounter}). */
+  mountFrom?: string | string[];
+  /** Skip asking whether the content is there (the caller knows it is missing). */
+  skipExistsCheck?: boolean;
+  /** Produces the same bytes again from the start, for a store that must start over. */
+  reopen?: () => ByteSource | Promise<ByteSource>;
+  /** Reads the blob again from any offset (see {@link ReadBlobAt}). */
+  readAt?: ReadBlobAt;
+  signal?: AbortSignal;
+}
+
+/** What a store reports about content it was given. */
+export interface PushOutcome {
+  /** `uploaded` (bytes were sent), `written` (stored locally), `exists` (already there), `mounted` (taken from another repository). */
+  status: BlobStatus;
+  /** Bytes sent for it, re-sent ones included. */
+  uploadedBytes: number;
+}
+
+/** A store that says what it did with content pushed to it (a registry: uploaded, found, or mounted). */
+export interface ReportingPusher {
+  pushContent(desc: Descriptor, content: ByteSource, options?: ReportingPushOptions): Promise<PushOutcome>;
+}
+
+/** A store that can take a blob from another store without its bytes passing through (a cross-repository mount). */
+export interface BlobMounter {
+  /** The repository to mount blobs of `src` from, or undefined when this store cannot mount from it. */
+  mountSourceFor(src: ContentStore): string | undefined;
+}
+
+/** A store that reads (and may keep) a manifest's exact bytes itself, verified. */
+export interface ManifestReader {
+  fetchManifestBytes(desc: Descriptor): Promise<Buffer>;
+}
+
+export function isReportingPusher(store: ContentStore): store is ContentStore & ReportingPusher {
+  return typeof (store as Partial<ReportingPusher>).pushContent === 'function';
+}
+
+export function isMounter(store: ContentStore): store is ContentStore & BlobMounter {
+  return typeof (store as Partial<BlobMounter>).mountSourceFor === 'function';
+}
+
+export function isManifestReader(store: ContentStore): store is ContentStore & ManifestReader {
+  return typeof (store as Partial<ManifestReader>).fetchManifestBytes === 'function';
+}
+
+/** The repository `dst` can mount blobs of `src` from, if any. */
+export function mountSource(dst: ContentStore, src: ContentStore): string | undefined {
+  return isMounter(dst) ? dst.mountSourceFor(src) : undefined;
+}
+
+/**
+ * Pushes content and says what happened: what a {@link ReportingPusher}
+ * reports, else `written` (a local store wrote the bytes).
+ */
+export async function pushReported(
+  store: ContentStore, desc: Descriptor, content: ByteSource, options: ReportingPushOptions & { verifiedSource?: boolean } = {},
+): Promise<PushOutcome> {
+  if (isReportingPusher(store)) {
+    const { verifiedSource: _, ...rest } = options;
+    return store.pushContent(desc, content, rest);
+  }
+  await store.push(desc, content, { verifiedSource: options.verifiedSource });
+  return { status: 'written', uploadedBytes: 0 };
+}
