@@ -10,6 +10,7 @@ import { benchBuild } from './build.js';
 import { benchPush } from './push.js';
 import { benchImage } from './image.js';
 import { benchLayering } from './layering.js';
+import { benchLink } from './link.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -31,6 +32,7 @@ try {
   if (want('push')) results.push = await benchPush(dir);
   if (want('image')) results.image = await benchImage(dir);
   if (want('layering')) results.layering = await benchLayering(dir);
+  if (want('link')) results.link = await benchLink(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }
