@@ -1,7 +1,8 @@
 /**
  * Copying between two location strings (`copy`, `pull`): open both ends
- * (locations.ts), copy the graph (copy.ts), check OS images chunk by chunk
- * before a local destination is committed (verify.ts), set the tag last.
+ * (locations.ts), copy the graph (copy.ts), check OS images' manifest and
+ * config (and, when asked, every chunk) before a local destination is
+ * committed (verify.ts), set the tag last.
  * On any failure a local destination is left as it was.
  */
 import { OciError, InterruptedError } from '../errors.js';
@@ -26,7 +27,11 @@ export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | '
   destinationKinds?: LocationKind[];
   /**
    * Check every chunk of every OS image payload before a local destination
-   * is committed (default true). Registry destinations are not read back.
+   * is committed (`--verify-chunks`; default false). Without it a copy
+   * checks what every OCI client checks, the digest and size of every blob
+   * and manifest as they stream, and an OS image's manifest and config;
+   * decoding and hashing every chunk is left to `verify` and `extract`.
+   * Registry destinations are not read back.
    */
   verifyOsImages?: boolean;
 }
@@ -65,8 +70,8 @@ export async function transfer(source: string, destination: string, options: Tra
       if (dst.digest && dst.digest !== src.root.digest) {
         throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${src.root.digest}`);
       }
-      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? true);
-      const checking = verify ? await checkingStoreFor(src.store, src.root, dst.store) : undefined;
+      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
+      const checking = verify ? await checkingStoreFor(src.store, src.root, dst.store) : await checkOsImage(src.store, src.root);
       const result = await copyGraph(src.store, checking ?? dst.store, src.root, {
         jobs: options.jobs, signal: options.signal,
         onBlobStart: options.onBlobStart, onBlobProgress: options.onBlobProgress, onBlobDone: options.onBlobDone,
@@ -98,6 +103,12 @@ export async function transfer(source: string, destination: string, options: Tra
   } finally {
     await src.close();
   }
+}
+
+/** An OS image root's manifest and config, checked as its reader checks them (no payload is read). */
+async function checkOsImage(src: ContentStore, root: Descriptor): Promise<undefined> {
+  if (root.mediaType === MediaType.ociManifest && isOsImageManifest(await readManifestBytes(src, root))) await readOsImage(src, root);
+  return undefined;
 }
 
 /**
