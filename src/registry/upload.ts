@@ -31,157 +31,17 @@ import type { ByteSource } from '../content/store.js';
 import type { Digest } from '../oci/digest.js';
 import { pushScope, type Scope } from './auth/token-cache.js';
 import { ChunkSource } from './chunk-source.js';
-import { ReplaySource, type ReadAt } from './replay-source.js';
+import { ReplaySource } from './replay-source.js';
 import { Readable } from 'node:stream';
 import { RegistryError, TransportError } from './errors.js';
 export { withDigest } from './monolithic.js';
+export { defaultChunkSize, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, minAdaptiveChunkSize } from './chunk-sizing.js';
+import { ChunkSizer, defaultChunkSizeFor, defaultStreamedChunkSizeFor, isGhcr, tooLargeText } from './chunk-sizing.js';
 import type { RegistryHttp } from './http.js';
 import { monolithicPut, withDigest } from './monolithic.js';
+import { afterGrace, SessionLost, parseUploadRange, wireGraceMs, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload-parts.js';
+export { parseUploadRange, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload-parts.js';
 import type { TransportResponse } from './transport.js';
-
-const MiB = 1024 * 1024;
-/** Default chunk size. */
-export const defaultChunkSize = 8 * MiB;
-/** Smallest chunk the uploader shrinks to. */
-export const minAdaptiveChunkSize = 64 * 1024;
-/** How long a request carrying chunk bytes may go on after the caller's signal (see ChunkedUpload.wire). */
-const wireGraceMs = 5_000;
-
-/**
- * A signal that fires `ms` after `signal` does (never without `signal`), and
- * `dispose`, which takes the listener off `signal` again: one command's
- * signal serves every upload, and listeners left behind pile up.
- */
-function afterGrace(signal: AbortSignal | undefined, ms: number): { signal?: AbortSignal; dispose: () => void } {
-  if (!signal) return { dispose: () => undefined };
-  const c = new AbortController();
-  const later = (): void => {
-    setTimeout(() => c.abort(signal.reason), ms).unref();
-  };
-  if (signal.aborted) later();
-  else signal.addEventListener('abort', later, { once: true });
-  return { signal: c.signal, dispose: () => signal.removeEventListener('abort', later) };
-}
-
-/** ECR refuses non-final parts under 5 MiB. */
-const tooSmallFloor = 5 * MiB;
-
-/**
- * True for GHCR. Parsed references already spell hosts in lower case; this
- * is also called with hosts library users pass as written (`GHCR.io`).
- */
-function isGhcr(host: string): boolean {
-  return host.toLowerCase() === 'ghcr.io';
-}
-
-/** Default chunk size for a registry host: 4 MiB for ghcr.io (its PATCH limit), else 8 MiB. */
-export function defaultChunkSizeFor(host: string): number {
-  return isGhcr(host) ? 4 * MiB : defaultChunkSize;
-}
-
-/**
- * Default chunk size when chunks stream from a source that can be read
- * again (nothing held in memory): 4 MiB for ghcr.io, else 64 MiB, which a
- * registry ingests about as fast as one streamed request.
- */
-export function defaultStreamedChunkSizeFor(host: string): number {
-  return isGhcr(host) ? 4 * MiB : 64 * MiB;
-}
-
-/** Error text of a "too large" answer (GHCR's 416, proxies' 413). */
-const tooLargeText = /exceed|too large|maximum|limit/i;
-
-/** Largest streamed chunk the uploader grows to on a fast link. */
-export const maxStreamedChunkSize = 1024 * MiB;
-/** Streamed chunks grow until one request takes about this long. */
-const streamedChunkSeconds = 8;
-
-/**
- * The next streamed chunk size after a chunk of `length` bytes took
- * `seconds`: large enough for about {@link streamedChunkSeconds} of sending
- * at the rate just seen, never smaller than `current`, at most `ceiling`.
- * Each request ends with the registry writing the chunk away (an fsync for
- * distribution), time in which nothing is sent: on a fast link fewer, larger
- * requests finish sooner, while a slow link keeps requests short enough for
- * proxies with request timeouts.
- */
-export function grownStreamedChunkSize(current: number, length: number, seconds: number, ceiling: number): number {
-  if (length < current || seconds <= 0) return current;
-  const wanted = Math.floor((length / seconds) * streamedChunkSeconds / MiB) * MiB;
-  return Math.max(current, Math.min(ceiling, wanted));
-}
-
-/** An upload session the registry opened (202 to a POST or to a mount attempt). */
-export interface UploadSession {
-  location: URL;
-  /** `OCI-Chunk-Min-Length`, when sent. */
-  minChunkLength?: number;
-}
-
-/** Options of {@link ChunkedUpload}. */
-export interface ChunkedUploadOptions {
-  /** Told when a session could not be cancelled (its DELETE failed): the registry keeps it until it expires. */
-  onNotCancelled?: () => void;
-  /** Digest (and size) when known up front: verified before the upload is committed. */
-  expected?: { digest: string; size?: number };
-  /** Initial chunk size. Default {@link defaultChunkSizeFor} the host. */
-  chunkSize?: number;
-  /** Largest chunk the uploader grows to. Default 64 MiB. */
-  maxChunkSize?: number;
-  /** Restarts the source from byte 0 (for a lost session or a monolithic fallback with unknown digest). */
-  reopen?: () => ByteSource | Promise<ByteSource>;
-  /**
-   * Reads the blob again from any offset (unverified: the upload hashes what
-   * it sends). With `expected` digest and size, chunks stream from it and
-   * nothing is held; the source given to the constructor is then not read.
-   */
-  readAt?: ReadAt;
-  signal?: AbortSignal;
-  /** Called with the number of bytes the registry has acknowledged. */
-  onProgress?: (acknowledged: number) => void;
-  /** Use this session instead of opening one (a mount answered 202). */
-  session?: UploadSession;
-  /** Name used in messages. Default `blob`. */
-  what?: string;
-}
-
-/** What an upload did. */
-export interface UploadResult {
-  digest: Digest;
-  size: number;
-  /** Bytes sent in request bodies, re-sent ones included. */
-  uploadedBytes: number;
-  /** Bytes sent more than once. */
-  resentBytes: number;
-  /** Chunks acknowledged. */
-  chunks: number;
-  /** Recoveries after a failure (status checks followed by a resend). */
-  resumes: number;
-  /** Times the upload started over from byte 0 via `reopen()`. */
-  restarts: number;
-  /** `chunked`, or `monolithic` after a PATCH refusal. */
-  mode: 'chunked' | 'monolithic';
-  /** Chunk size in use at the end. */
-  chunkSize: number;
-}
-
-/** The registry no longer knows the session (or lost acknowledged bytes). */
-class SessionLost extends Error {
-  constructor(readonly reason: string, readonly original?: unknown) {
-    super(reason);
-  }
-}
-
-/** Parses `Range: 0-<end>` into the number of bytes the registry holds; `0-0` means 0 unless `ack` ≥ 1. */
-export function parseUploadRange(header: string | undefined, ack: number): number | undefined {
-  if (!header) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)/i.exec(header.trim());
-  if (!m) return undefined;
-  const end = Number(m[2]);
-  if (end === 0 && Number(m[1]) === 0 && ack === 0) return 0;
-  return end + 1;
-}
-
 
 /** One blob upload; call {@link run} once. */
 export class ChunkedUpload {
@@ -195,9 +55,7 @@ export class ChunkedUpload {
   private readonly wire: { signal?: AbortSignal; dispose: () => void };
   private src: ChunkSource | ReplaySource;
   private location?: URL;
-  private minChunk = 0;
-  private chunkSize: number;
-  private readonly maxChunk: number;
+  private readonly size: ChunkSizer;
   private readonly scopes: Scope[];
   private readonly what: string;
   private failures = 0;
@@ -208,12 +66,6 @@ export class ChunkedUpload {
   private patched = 0;
   private mode: 'chunked' | 'monolithic' = 'chunked';
   private completed?: { digest: Digest; size: number };
-  /** Largest size streamed chunks may grow to by timing; 0 (no growth) after a "too large" answer or a failed grown chunk. */
-  private streamedCeiling: number;
-  /** Largest chunk the registry took; smallest it refused as too large; largest it refused as too small. */
-  private accepted = 0;
-  private tooLarge = Infinity;
-  private tooSmall = 0;
 
   constructor(
     private readonly http: RegistryHttp,
@@ -230,10 +82,9 @@ export class ChunkedUpload {
       this.src = new ChunkSource(source, exp?.size, options.what ?? 'blob');
     }
     const replay = this.src instanceof ReplaySource;
-    this.chunkSize = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
-    this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
+    const initial = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
-    this.streamedCeiling = replay && options.chunkSize === undefined && !isGhcr(http.host) ? maxStreamedChunkSize : 0;
+    this.size = new ChunkSizer(http.host, initial, Math.max(initial, options.maxChunkSize ?? 64 * 1024 * 1024), replay && options.chunkSize === undefined && !isGhcr(http.host));
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
     if (options.session) this.useSession(options.session);
@@ -256,12 +107,12 @@ export class ChunkedUpload {
       for (;;) {
         this.checkAborted();
         try {
-          await this.src.fill(this.chunkSize + 1);
-          if (this.src.ended && this.src.pending <= this.chunkSize) {
+          await this.src.fill(this.size.size + 1);
+          if (this.src.ended && this.src.pending <= this.size.size) {
             if (await this.finish()) break;
           } else {
             // The next chunk is read (and compressed, for a payload) while this one is on the wire.
-            if (this.src instanceof ChunkSource) this.src.readAhead(2 * this.chunkSize + 1);
+            if (this.src instanceof ChunkSource) this.src.readAhead(2 * this.size.size + 1);
             await this.patch();
             if (this.completed) break;
           }
@@ -295,7 +146,7 @@ export class ChunkedUpload {
     const { digest, size } = this.completed ?? { digest: this.knownDigest() ?? this.src.digest(), size: this.src.size };
     return {
       digest, size, uploadedBytes: this.sent, resentBytes: Math.max(0, this.sent - size),
-      chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.chunkSize,
+      chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.size.size,
     };
   }
 
@@ -305,8 +156,7 @@ export class ChunkedUpload {
 
   private useSession(s: UploadSession): void {
     this.location = s.location;
-    this.minChunk = s.minChunkLength ?? 0;
-    if (this.chunkSize < this.minChunk) this.chunkSize = this.minChunk;
+    this.size.setMinimum(s.minChunkLength);
   }
 
   /** `POST /v2/<name>/blobs/uploads/` → 202 + Location. */
@@ -335,7 +185,7 @@ export class ChunkedUpload {
   /** Sends the next chunk with PATCH and handles every answer. */
   private async patch(): Promise<void> {
     const start = this.src.offset;
-    const { body, length } = this.src.peek(this.chunkSize);
+    const { body, length } = this.src.peek(this.size.size);
     const began = performance.now();
     let res: TransportResponse;
     try {
@@ -348,7 +198,7 @@ export class ChunkedUpload {
       this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) {
         // A grown chunk that broke (a proxy may cut large bodies short): back to the size that worked.
-        this.settleGrowth();
+        this.size.broke(length);
         return this.recover(err);
       }
       throw err;
@@ -362,17 +212,14 @@ export class ChunkedUpload {
       this.patched++;
       this.chunks++;
       if (held === undefined || held === end) {
-        this.accepted = Math.max(this.accepted, length);
-        if (this.streamedCeiling > this.chunkSize) {
-          this.chunkSize = grownStreamedChunkSize(this.chunkSize, length, (performance.now() - began) / 1000, Math.min(this.streamedCeiling, this.tooLarge - 1));
-        }
+        this.size.taken(length, (performance.now() - began) / 1000);
         return this.progress(length);
       }
       if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
       const now = await this.status();
       if (now === undefined || now >= end) {
-        this.accepted = Math.max(this.accepted, length);
+        this.size.taken(length);
         return this.progress(length);
       }
       this.chunks--;
@@ -382,13 +229,13 @@ export class ChunkedUpload {
     }
     const err = await this.http.error(res, 'PATCH');
     const text = err.allText;
-    if (status === 413 || (status === 416 && tooLargeText.test(text))) return this.shrink(err, length);
+    if (status === 413 || (status === 416 && tooLargeText.test(text))) return this.size.shrink(err, length);
     if (status === 416) {
       const held = parseUploadRange(res.header('range'), start) ?? (await this.status());
-      if (held === undefined || held === start) return this.shrink(err, length);
+      if (held === undefined || held === start) return this.size.shrink(err, length);
       return this.resync(held);
     }
-    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err, length);
+    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.size.grow(err, length);
     // A streamed body cannot be answered with a fresh token by the transport: it was renewed, send again.
     if (status === 401 && this.src instanceof ReplaySource) return this.recover(err);
     if (this.patched === 0 && (status === 405 || status === 404 || status === 400 || status === 501)) {
@@ -397,47 +244,6 @@ export class ChunkedUpload {
     if (this.http.retry.isRetryableStatus(status)) return this.recover(err);
     if (status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
     throw err;
-  }
-
-  /** Stops streamed chunks growing, back to the largest size the registry took. */
-  private settleGrowth(): void {
-    if (this.streamedCeiling === 0) return;
-    this.streamedCeiling = 0;
-    if (this.accepted > 0 && this.chunkSize > this.accepted) this.chunkSize = this.accepted;
-  }
-
-  /**
-   * A chunk of `refused` bytes was "too large": the next is the largest size
-   * taken before (a chunk grown past what a proxy allows), else half. Sizes
-   * stay between the largest refused as too small and the smallest refused as
-   * too large; when no size is left between them the upload fails.
-   */
-  private shrink(err: RegistryError, refused: number): void {
-    this.streamedCeiling = 0;
-    this.tooLarge = Math.min(this.tooLarge, refused);
-    let next = this.accepted > 0 && this.accepted < refused ? this.accepted : Math.floor(refused / 2);
-    next = Math.max(next, this.minChunk, minAdaptiveChunkSize);
-    if (next <= this.tooSmall) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
-    if (next >= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooLarge} bytes as too large${this.tooSmall ? ` and of ${this.tooSmall} bytes as too small` : ' and does not accept smaller ones'}`, { cause: err });
-    }
-    this.chunkSize = next;
-  }
-
-  /** A chunk of `refused` bytes was "too small" (ECR): double it, at least 5 MiB, below any size refused as too large. */
-  private grow(err: RegistryError, refused: number): void {
-    this.tooSmall = Math.max(this.tooSmall, refused);
-    let next = Math.min(this.maxChunk, Math.max(refused * 2, tooSmallFloor));
-    if (next >= this.tooLarge) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
-    if (next <= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooSmall} bytes as too small${Number.isFinite(this.tooLarge) ? ` and of ${this.tooLarge} bytes as too large` : ''}`, { cause: err });
-    }
-    this.chunkSize = next;
-  }
-
-  /** Whether a chunk size lies strictly between the sizes refused so far, with room to matter (64 KiB). */
-  private fits(size: number): boolean {
-    return size > this.tooSmall && size < this.tooLarge && this.tooLarge - this.tooSmall > minAdaptiveChunkSize;
   }
 
   /** `GET <location>` → bytes the registry holds (undefined when it sends no Range). */
@@ -469,6 +275,13 @@ export class ChunkedUpload {
 
   /** After a failure: wait (backoff / Retry-After), ask the registry where it is, continue from there. */
   private async recover(cause: unknown): Promise<void> {
+    await this.backOff(cause);
+    const held = await this.status();
+    this.resync(held ?? this.src.offset);
+  }
+
+  /** Counts a failure (failing once there were too many in a row) and waits before the next attempt. */
+  private async backOff(cause: unknown): Promise<void> {
     this.failures++;
     if (this.failures > this.http.retry.retries) {
       throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row with ${formatSize(this.src.offset)} stored: ${describeError(cause)}`, {
@@ -478,9 +291,8 @@ export class ChunkedUpload {
     const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
     await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal, `upload of ${this.what}: ${describeError(cause)}`);
     this.resumes++;
-    const held = await this.status();
-    this.resync(held ?? this.src.offset);
   }
+
 
   /** A request body broken by its source (a file that shrank), not by the network: that error, as is. */
   private throwSourceFailure(err: unknown): void {
@@ -542,7 +354,7 @@ export class ChunkedUpload {
     if (length > 0 && (res.status === 413 || (res.status === 416 && tooLargeText.test(err.allText)))) {
       // The last piece is too large for one request (a chunk grown on a fast link, a proxy's body
       // limit): send it in smaller chunks, then commit.
-      this.shrink(err, length);
+      this.size.shrink(err, length);
       return false;
     }
     if (res.status === 416) {
