@@ -15,6 +15,12 @@
  * from it into the request (replay-source.ts), chunks default to 64 MiB,
  * and a failure reads again from the offset the registry holds.
  *
+ * A source that can be produced again (`reopen()`) and whose chunk size
+ * nobody chose goes in one streamed PATCH of unknown length, as skopeo and
+ * crane send blobs: no chunk is held and the link never waits for a chunk
+ * to be committed. After a failure it is produced again and read, not
+ * sent, up to the offset the registry holds (see {@link ChunkedUpload.stream}).
+ *
  * When a registry refuses PATCH (Google Artifact Registry) the upload falls
  * back to one streamed `PUT ?digest=`, which needs the digest before the
  * first byte is sent. Trade-off: with a known digest (a descriptor) the
@@ -66,6 +72,8 @@ export class ChunkedUpload {
   private patched = 0;
   private mode: 'chunked' | 'monolithic' = 'chunked';
   private completed?: { digest: Digest; size: number };
+  /** The rest of the blob goes in one streamed PATCH (see {@link stream}). */
+  private streaming: boolean;
 
   constructor(
     private readonly http: RegistryHttp,
@@ -85,6 +93,7 @@ export class ChunkedUpload {
     const initial = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
     this.size = new ChunkSizer(http.host, initial, Math.max(initial, options.maxChunkSize ?? 64 * 1024 * 1024), replay && options.chunkSize === undefined && !isGhcr(http.host));
+    this.streaming = this.canStream();
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
     if (options.session) this.useSession(options.session);
@@ -107,6 +116,10 @@ export class ChunkedUpload {
       for (;;) {
         this.checkAborted();
         try {
+          if (this.streaming) {
+            await this.stream();
+            continue;
+          }
           await this.src.fill(this.size.size + 1);
           if (this.src.ended && this.src.pending <= this.size.size) {
             if (await this.finish()) break;
@@ -247,12 +260,12 @@ export class ChunkedUpload {
   }
 
   /** `GET <location>` → bytes the registry holds (undefined when it sends no Range). */
-  private async status(): Promise<number | undefined> {
+  private async status(acknowledged = this.src.offset): Promise<number | undefined> {
     const res = await this.http.send({ method: 'GET', url: this.location!, scopes: this.scopes, signal: this.options.signal });
     if (res.status === 204 || res.status === 200) {
       this.newLocation(res);
       await res.body.dump().catch(() => undefined);
-      return parseUploadRange(res.header('range'), this.src.offset);
+      return parseUploadRange(res.header('range'), acknowledged);
     }
     const err = await this.http.error(res, 'GET');
     if (err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
@@ -293,6 +306,101 @@ export class ChunkedUpload {
     this.resumes++;
   }
 
+  /** Whether the rest of the blob may go in one streamed PATCH (see {@link stream}). */
+  private canStream(): boolean {
+    return this.src instanceof ChunkSource && this.options.reopen !== undefined && this.options.chunkSize === undefined && !isGhcr(this.http.host);
+  }
+
+  /**
+   * One PATCH carrying the rest of the blob as the source produces it, with
+   * no Content-Length (chunked transfer encoding), as skopeo, crane and
+   * docker push: the link never waits for a chunk to be committed, and
+   * nothing is held. The commit (an empty `PUT ?digest=`) follows. After a
+   * broken request the source is opened again (`reopen()`) and read, not
+   * sent, up to the offset the registry holds; the upload goes on from
+   * there. A registry that refuses a PATCH of unknown length gets chunks of
+   * known length instead.
+   */
+  private async stream(): Promise<void> {
+    const src = this.src as ChunkSource;
+    const start = src.offset;
+    let failure: unknown;
+    const self = this;
+    // Only errors of the source are its failures; the transport's are thrown into the yield.
+    async function* body(): AsyncGenerator<Buffer> {
+      const it = src.drain();
+      try {
+        for (;;) {
+          let r: IteratorResult<Buffer>;
+          try {
+            r = await it.next();
+          } catch (err) {
+            failure = err;
+            throw err;
+          }
+          if (r.done) return;
+          self.sent += r.value.length;
+          yield r.value;
+        }
+      } finally {
+        await it.return(undefined);
+      }
+    }
+    let res: TransportResponse;
+    try {
+      res = await this.http.send({
+        method: 'PATCH', url: this.location!, body: Readable.from(body(), { objectMode: false }), scopes: this.scopes, retry: false, signal: this.wire.signal,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+    } catch (err) {
+      if (failure) throw failure;
+      if (err instanceof TransportError && err.transient) return this.resumeStream(err, start);
+      throw err;
+    }
+    const status = res.status;
+    if (status === 202 || status === 201 || status === 204) {
+      this.newLocation(res);
+      const held = parseUploadRange(res.header('range'), start);
+      await res.body.dump().catch(() => undefined);
+      if (!src.ended) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} answered the PATCH of ${this.what} before its end`), start);
+      const end = src.offset;
+      if (held !== undefined && held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
+      if (held !== undefined && held < end) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} holds ${held} of the ${end} bytes of ${this.what} sent`), start);
+      this.patched++;
+      this.chunks++;
+      this.streaming = false;
+      this.failures = 0;
+      this.options.onProgress?.(end);
+      return;
+    }
+    const err = await this.http.error(res, 'PATCH');
+    if (status === 401 || this.http.retry.isRetryableStatus(status)) return this.resumeStream(err, start);
+    if (this.patched > 0 && (status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID'))) throw new SessionLost(err.message, err);
+    // Refused as a stream (a registry that wants Content-Length, a body limit, no PATCH at all): chunks
+    // of known length from where the registry stands, or the whole-blob fallback they lead to.
+    this.streaming = false;
+    await this.reopenAt((await this.status(start)) ?? start);
+  }
+
+  /**
+   * After a failed streamed PATCH that started at `start`: wait, ask the
+   * registry where it stands, read the source again up to there.
+   */
+  private async resumeStream(cause: unknown, start: number): Promise<void> {
+    await this.backOff(cause);
+    const held = await this.status(start);
+    // ECR Public tells nothing: start over rather than guess.
+    if (held === undefined) throw new SessionLost(`${this.http.host} does not report how much of ${this.what} it holds`, cause);
+    await this.reopenAt(held);
+  }
+
+  /** A fresh read of the source, its first `offset` bytes read and hashed but not sent again. */
+  private async reopenAt(offset: number): Promise<void> {
+    await this.src.close();
+    const src = new ChunkSource(await this.options.reopen!(), this.options.expected?.size, this.what);
+    this.src = src;
+    if (!(await src.skip(offset))) throw new SessionLost(`${this.http.host} holds ${offset} bytes of ${this.what}, more than the source now has`);
+  }
 
   /** A request body broken by its source (a file that shrank), not by the network: that error, as is. */
   private throwSourceFailure(err: unknown): void {
@@ -413,6 +521,7 @@ export class ChunkedUpload {
     }
     this.patched = 0;
     this.failures = 0;
+    this.streaming = this.canStream();
     this.location = undefined;
     await this.open();
   }
