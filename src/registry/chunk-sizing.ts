@@ -44,7 +44,7 @@ export function defaultChunkSizeFor(host: string): number {
  * while the registry writes the chunk away.
  */
 export function defaultStreamedChunkSizeFor(host: string): number {
-  return isGhcr(host) ? 4 * MiB : 64 * MiB;
+  return isGhcr(host) ? 4 * MiB : maxStreamedChunkSize;
 }
 
 /** Error text of a "too large" answer (GHCR's 416, proxies' 413). */
@@ -79,7 +79,7 @@ export class ChunkSizer {
     initial: number,
     private readonly maxChunk: number,
     /** Whether the size may grow with the rate seen (streamed chunks of the default size). */
-    grows: boolean,
+    private readonly grows: boolean,
   ) {
     this.size = Math.max(1, initial);
     this.ceiling = grows ? maxStreamedChunkSize : 0;
@@ -105,10 +105,11 @@ export class ChunkSizer {
    * {@link fallbackStreamedChunkSize} when a large first chunk broke.
    */
   broke(length: number): void {
-    void length;
-    if (this.ceiling === 0) return;
+    // A size the caller chose stays.
+    if (!this.grows || (this.ceiling === 0 && length <= fallbackStreamedChunkSize)) return;
     this.ceiling = 0;
     if (this.accepted > 0 && this.size > this.accepted) this.size = this.accepted;
+    else if (this.accepted === 0 && length > fallbackStreamedChunkSize) this.size = Math.max(fallbackStreamedChunkSize, this.minChunk);
   }
 
   /**

@@ -12,8 +12,9 @@
  *
  * A source that can be read again from any offset, of known size
  * (`readAt`: files, layout blobs), is not held at all: each chunk streams
- * from it into the request (replay-source.ts), chunks default to 64 MiB,
- * and a failure reads again from the offset the registry holds.
+ * from it into the request (replay-source.ts), and a blob of up to 1 GiB
+ * goes in one request (chunk-sizing.ts); a failure reads again from the
+ * offset the registry holds.
  *
  * A source that can be produced again (`reopen()`) and whose chunk size
  * nobody chose goes in one streamed PATCH of unknown length, as skopeo and
@@ -281,6 +282,7 @@ export class ChunkedUpload extends UploadState {
       this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) {
         if (await this.blobExists(digest)) return true;
+        this.size.broke(length);
         await this.recover(err);
         return false;
       }
