@@ -23,7 +23,8 @@
  * - one-pass `push -p` (build + upload) against skopeo pushing the
  *   pre-built layout.
  * The payload is BENCH_LINK_MIB MiB (default 2048) of mixed data, which
- * compresses to a layout of about 1 GiB.
+ * compresses to a layout of about 1 GiB, or the file BENCH_LINK_PAYLOAD
+ * (generating 2 GiB takes minutes on a busy machine).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -141,8 +142,9 @@ export async function benchLink(dir: string): Promise<Record<string, unknown>> {
       return timed('skopeo', ['--insecure-policy', 'copy', ...args], { prefix: inNs, env: { HOME: home }, cpu: true, timeoutMs: LIMIT_MS });
     };
 
-    const payload = join(work, 'payload.bin');
-    await makeMixedFile(payload, PAYLOAD_MIB, 7);
+    const payload = process.env.BENCH_LINK_PAYLOAD ?? join(work, 'payload.bin');
+    if (!process.env.BENCH_LINK_PAYLOAD) await makeMixedFile(payload, PAYLOAD_MIB, 7);
+    const payloadBytes = (await stat(payload)).size;
     const layout = join(work, 'layout');
     await timed('oci-os', ['build', '-p', `system=${payload}`, '-o', `oci:${layout}:1`], { node: true });
     const layoutBytes = await dirSize(layout);
@@ -183,7 +185,7 @@ export async function benchLink(dir: string): Promise<Record<string, unknown>> {
     await rm(pulled, { recursive: true, force: true });
     return {
       link: `tbf ${RATE} burst 256kb latency 50ms on lo of netns ${ns}`,
-      payload: mib(PAYLOAD_MIB * 2 ** 20),
+      payload: mib(payloadBytes),
       layout: mib(layoutBytes),
       'push --from layout vs skopeo copy oci: docker://': summary('push --from', pushFrom, 1.02),
       'pull vs skopeo copy docker:// oci:': summary('pull', pull, 1.02),
