@@ -11,6 +11,7 @@ import { benchPush } from './push.js';
 import { benchImage } from './image.js';
 import { benchLayering } from './layering.js';
 import { benchStartup } from './startup.js';
+import { benchLink } from './link.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -33,6 +34,7 @@ try {
   if (want('image')) results.image = await benchImage(dir);
   if (want('layering')) results.layering = await benchLayering(dir);
   if (want('startup')) results.startup = await benchStartup(dir);
+  if (want('link')) results.link = await benchLink(dir);
 } finally {
   if (!process.env.BENCH_DIR) await rm(dir, { recursive: true, force: true });
 }

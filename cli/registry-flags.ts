@@ -17,7 +17,7 @@ export const registryFlags = {
 
 /** Flags of commands that upload (push, copy, attach, image build/index --push), beside {@link registryFlags}. */
 export const uploadFlags = {
-  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
+  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; blobs read from a file or layout, and blobs compressed while they are pushed, go in one request (up to 1GiB)].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
 };
 
 export interface RegistryFlagValues {

@@ -118,7 +118,7 @@ export async function runTransfer(
   flags: RegistryFlagValues & { progress?: string; quiet?: boolean; jobs?: number },
   source: string,
   destination: string,
-  options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds' | 'platform'> = {},
+  options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds' | 'platform' | 'verifyOsImages'> = {},
 ): Promise<Record<string, unknown>> {
   const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
   const client = await registryClientFromFlags(flags, { writes: destination, reads: [source] }, {

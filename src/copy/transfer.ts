@@ -1,7 +1,8 @@
 /**
  * Copying between two location strings (`copy`, `pull`): open both ends
- * (locations.ts), copy the graph (copy.ts), check OS images chunk by chunk
- * before a local destination is committed (verify.ts), set the tag last.
+ * (locations.ts), copy the graph (copy.ts), check OS images' manifest and
+ * config (and, when asked, every chunk) before a local destination is
+ * committed (verify.ts), set the tag last.
  * On any failure a local destination is left as it was.
  */
 import { OciError, InterruptedError } from '../errors.js';
@@ -27,7 +28,11 @@ export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | '
   destinationKinds?: LocationKind[];
   /**
    * Check every chunk of every OS image payload before a local destination
-   * is committed (default true). Registry destinations are not read back.
+   * is committed (`--verify-chunks`; default false). Without it a copy
+   * checks what every OCI client checks, the digest and size of every blob
+   * and manifest as they stream, and an OS image's manifest and config;
+   * decoding and hashing every chunk is left to `verify` and `extract`.
+   * Registry destinations are not read back.
    */
   verifyOsImages?: boolean;
   /** Copy only the image for this platform when the source is an index (image/platform-select.ts); a single image must match it. */
@@ -70,8 +75,8 @@ export async function transfer(source: string, destination: string, options: Tra
       if (dst.digest && dst.digest !== root.digest) {
         throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${root.digest}`);
       }
-      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? true);
-      const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : undefined;
+      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
+      const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : await checkOsImage(src.store, root);
       const result = await copyGraph(src.store, checking ?? dst.store, root, {
         jobs: options.jobs, signal: options.signal,
         progress: options.progress,
@@ -103,6 +108,12 @@ export async function transfer(source: string, destination: string, options: Tra
   } finally {
     await src.close();
   }
+}
+
+/** An OS image root's manifest and config, checked as its reader checks them (no payload is read). */
+async function checkOsImage(src: ContentStore, root: Descriptor): Promise<undefined> {
+  if (root.mediaType === MediaType.ociManifest && isOsImageManifest(await readManifestBytes(src, root))) await readOsImage(src, root);
+  return undefined;
 }
 
 /**

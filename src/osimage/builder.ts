@@ -37,7 +37,7 @@ import { readFileFrames } from '../codec/frames.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { hashFileChunks } from './parallel-hash.js';
 import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
-import { contentKey, encodingSettings, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
+import { contentKey, encodingSettings, fileIdentity, type FileIdentity, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
 import type { ProgressSink } from '../progress/events.js';
 
 /** A payload to put into the image: its name and the file it is read from. */
@@ -271,13 +271,13 @@ async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>
   return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
 }
 
-/** The chunk hash of the first `length` bytes of `path` (as the config spells chunk hashes). */
-async function firstChunkHash(path: string, length: number): Promise<string> {
+/** The chunk hash of `length` bytes of `path` at `offset` (the first chunk by default), as the config spells chunk hashes. */
+async function firstChunkHash(path: string, length: number, offset = 0): Promise<string> {
   let fh;
   try {
     fh = await open(path, 'r');
     const buf = Buffer.allocUnsafe(length);
-    const { bytesRead } = await fh.read(buf, 0, length, 0);
+    const { bytesRead } = await fh.read(buf, 0, length, offset);
     return encodeChunkHash(createHash('sha256').update(buf.subarray(0, bytesRead)).digest());
   } catch (err) {
     throw fsError(err, path, 'read');
@@ -303,6 +303,12 @@ async function reuseCached(
   const held = (e: PayloadCacheEntry) => store.exists({ mediaType, digest: e.blobDigest, size: e.blobSize });
   const exact = await cache.lookup(st, settings);
   if (exact && !(await held(exact))) return undefined;
+  // Taken before the file is read: what the entry records is the file as it was before that read.
+  const identity = await fileIdentity(input.path);
+  if (exact) {
+    const trusted = await trustedEntry(cache, exact, identity, input, st, encoding, options);
+    if (trusted) return { payload: { name: input.name, size: st.size, digest: exact.blobDigest, blobSize: exact.blobSize, mediaType, chunkCount: trusted.chunkHashes.length, reused: true }, enc: trusted };
+  }
   let candidates = exact ? [exact] : await cache.withSize(st.size, settings);
   if (!exact && candidates.length > 0 && st.size > 0) {
     // A changed payload of a known size (a rebuilt partition image) would be read twice, once here
@@ -316,10 +322,39 @@ async function reuseCached(
   const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
   for (const c of candidates) {
     if (c.contentKey !== key || (c !== exact && !(await held(c)))) continue;
-    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, firstChunk: enc.chunkHashes[0] });
+    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, firstChunk: enc.chunkHashes[0], ...nsIdentity(identity, st) });
+    await cache.keepChunkHashes(key, enc.chunkHashes);
     return { payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true }, enc };
   }
   return undefined;
+}
+
+/** The nanosecond fields of an entry from `identity`, when it is the file `st` describes (else none: never trusted). */
+function nsIdentity(identity: FileIdentity | undefined, st: Stats): Pick<PayloadCacheEntry, 'mtimeNs' | 'ctimeNs' | 'statAtNs'> {
+  if (!identity || identity.dev !== st.dev || identity.ino !== st.ino || identity.size !== st.size) return { mtimeNs: undefined, ctimeNs: undefined, statAtNs: undefined };
+  return { mtimeNs: identity.mtimeNs, ctimeNs: identity.ctimeNs, statAtNs: identity.statAtNs };
+}
+
+/**
+ * The recorded encoding of a payload whose file the cache may trust by its
+ * identity (see payload-cache.ts), without reading the file: its chunk
+ * hashes as recorded, once its first and last chunks hash as recorded.
+ */
+async function trustedEntry(
+  cache: PayloadCache, entry: PayloadCacheEntry, identity: FileIdentity | undefined, input: PayloadInput, st: Stats, encoding: Required<PayloadEncoding>, options: OsImageBuildOptions,
+): Promise<EncodedPayload | undefined> {
+  if (!cache.trusts(entry, identity) || identity!.size !== st.size) return undefined;
+  const size = encoding.hashChunkSize;
+  const hashes = await cache.chunkHashes(entry, size);
+  if (!hashes || hashes.length !== chunkCount(st.size, size)) return undefined;
+  if (st.size > 0) {
+    const last = hashes.length - 1;
+    if (hashes[0] !== (await firstChunkHash(input.path, Math.min(st.size, size)))) return undefined;
+    if (last > 0 && hashes[last] !== (await firstChunkHash(input.path, st.size - last * size, last * size))) return undefined;
+  }
+  options.onProgress?.(input.name, st.size, st.size);
+  options.progress?.({ type: 'blob-progress', id: input.name, bytes: st.size, total: st.size });
+  return { size: st.size, hashChunkSize: size, chunkHashes: hashes, mediaType: MediaType.octetStream, frames: 0 };
 }
 
 /** Stores one payload: reuses its blob when the cache and the content say it is unchanged, else encodes and streams it. */
@@ -351,6 +386,8 @@ async function storePayload(
     const pool = encoding.compression === 'zstd' ? new BufferPool(encoding.frameSize) : undefined;
     return encodePayload(payloadFrames(input, encoding.frameSize, st.size, options, pool), encoding, pool);
   };
+  // Taken before the file is read: what the entry records is the file as it was before that read.
+  const identity = options.cache ? await fileIdentity(input.path) : undefined;
   let current = encode();
   const stored = await store.pushStream(current.blob, {
     mediaType,
@@ -365,10 +402,12 @@ async function storePayload(
     throw new OciError('INPUT_UNREADABLE', `payload "${input.name}": ${input.path} changed size while it was read (${st.size} → ${enc.size} bytes)`);
   }
   const payload: BuiltPayload = { name: input.name, size: enc.size, digest: stored.digest, blobSize: stored.size, mediaType, chunkCount: enc.chunkHashes.length, reused: false };
+  const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
   await options.cache?.record({
     dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
-    contentKey: contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes), firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType,
+    contentKey: key, firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType, ...nsIdentity(identity, st),
   });
+  await options.cache?.keepChunkHashes(key, enc.chunkHashes);
   done(payload, stored);
   return { payload, info: info(enc) };
 }

@@ -124,6 +124,28 @@ export class ChunkSource {
     }
   }
 
+  /**
+   * Reads and hashes the source's first `n` bytes without keeping them (the
+   * registry holds them already): the pending bytes then start at `n`.
+   * False when the source ends before `n`.
+   */
+  async skip(n: number): Promise<boolean> {
+    if (this.hasher.size > 0) throw new OciError('INTERNAL', `${this.what}: skip after bytes were read`);
+    while (this.hasher.size < n) {
+      const r = await this.iterator.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      const b = this.hashed(r.value);
+      const over = this.hasher.size - n;
+      if (over > 0) this.keep(b.subarray(b.length - over));
+    }
+    this.offset = n;
+    this.pacer.add(n);
+    return true;
+  }
+
   /** The first `n` pending bytes (fewer when fewer are pending), as the pieces that hold them, not joined. */
   peek(n: number): ChunkBody {
     const length = Math.min(n, this.length);

@@ -12,8 +12,15 @@
  *
  * A source that can be read again from any offset, of known size
  * (`readAt`: files, layout blobs), is not held at all: each chunk streams
- * from it into the request (replay-source.ts), chunks default to 64 MiB,
- * and a failure reads again from the offset the registry holds.
+ * from it into the request (replay-source.ts), and a blob of up to 1 GiB
+ * goes in one request (chunk-sizing.ts); a failure reads again from the
+ * offset the registry holds.
+ *
+ * A source that can be produced again (`reopen()`) and whose chunk size
+ * nobody chose goes in one streamed PATCH of unknown length, as skopeo and
+ * crane send blobs: no chunk is held and the link never waits for a chunk
+ * to be committed. After a failure it is produced again and read, not
+ * sent, up to the offset the registry holds (see {@link ChunkedUpload.stream}).
  *
  * When a registry refuses PATCH (Google Artifact Registry) the upload falls
  * back to one streamed `PUT ?digest=`, which needs the digest before the
@@ -25,228 +32,31 @@
  * the registry dropped the session (404 BLOB_UPLOAD_UNKNOWN, ACR's
  * BLOB_UPLOAD_INVALID, distribution after a partial PATCH).
  */
-import { formatSize } from '../util/size.js';
-import { OciError, describeError } from '../errors.js';
+import { OciError } from '../errors.js';
 import type { ByteSource } from '../content/store.js';
 import type { Digest } from '../oci/digest.js';
-import { pushScope, type Scope } from './auth/token-cache.js';
 import { ChunkSource } from './chunk-source.js';
-import { ReplaySource, type ReadAt } from './replay-source.js';
+import { ReplaySource } from './replay-source.js';
 import { Readable } from 'node:stream';
-import { RegistryError, TransportError } from './errors.js';
+import { TransportError } from './errors.js';
 export { withDigest } from './monolithic.js';
+export { defaultChunkSize, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, minAdaptiveChunkSize } from './chunk-sizing.js';
+import { isGhcr, tooLargeText } from './chunk-sizing.js';
 import type { RegistryHttp } from './http.js';
 import { monolithicPut, withDigest } from './monolithic.js';
+import { SessionLost, parseUploadRange, type ChunkedUploadOptions, type UploadResult } from './upload-parts.js';
+import { UploadState } from './upload-state.js';
+export { parseUploadRange, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload-parts.js';
 import type { TransportResponse } from './transport.js';
 
-const MiB = 1024 * 1024;
-/** Default chunk size. */
-export const defaultChunkSize = 8 * MiB;
-/** Smallest chunk the uploader shrinks to. */
-export const minAdaptiveChunkSize = 64 * 1024;
-/** How long a request carrying chunk bytes may go on after the caller's signal (see ChunkedUpload.wire). */
-const wireGraceMs = 5_000;
-
-/**
- * A signal that fires `ms` after `signal` does (never without `signal`), and
- * `dispose`, which takes the listener off `signal` again: one command's
- * signal serves every upload, and listeners left behind pile up.
- */
-function afterGrace(signal: AbortSignal | undefined, ms: number): { signal?: AbortSignal; dispose: () => void } {
-  if (!signal) return { dispose: () => undefined };
-  const c = new AbortController();
-  const later = (): void => {
-    setTimeout(() => c.abort(signal.reason), ms).unref();
-  };
-  if (signal.aborted) later();
-  else signal.addEventListener('abort', later, { once: true });
-  return { signal: c.signal, dispose: () => signal.removeEventListener('abort', later) };
-}
-
-/** ECR refuses non-final parts under 5 MiB. */
-const tooSmallFloor = 5 * MiB;
-
-/**
- * True for GHCR. Parsed references already spell hosts in lower case; this
- * is also called with hosts library users pass as written (`GHCR.io`).
- */
-function isGhcr(host: string): boolean {
-  return host.toLowerCase() === 'ghcr.io';
-}
-
-/** Default chunk size for a registry host: 4 MiB for ghcr.io (its PATCH limit), else 8 MiB. */
-export function defaultChunkSizeFor(host: string): number {
-  return isGhcr(host) ? 4 * MiB : defaultChunkSize;
-}
-
-/**
- * Default chunk size when chunks stream from a source that can be read
- * again (nothing held in memory): 4 MiB for ghcr.io, else 64 MiB, which a
- * registry ingests about as fast as one streamed request.
- */
-export function defaultStreamedChunkSizeFor(host: string): number {
-  return isGhcr(host) ? 4 * MiB : 64 * MiB;
-}
-
-/** Error text of a "too large" answer (GHCR's 416, proxies' 413). */
-const tooLargeText = /exceed|too large|maximum|limit/i;
-
-/** Largest streamed chunk the uploader grows to on a fast link. */
-export const maxStreamedChunkSize = 1024 * MiB;
-/** Streamed chunks grow until one request takes about this long. */
-const streamedChunkSeconds = 8;
-
-/**
- * The next streamed chunk size after a chunk of `length` bytes took
- * `seconds`: large enough for about {@link streamedChunkSeconds} of sending
- * at the rate just seen, never smaller than `current`, at most `ceiling`.
- * Each request ends with the registry writing the chunk away (an fsync for
- * distribution), time in which nothing is sent: on a fast link fewer, larger
- * requests finish sooner, while a slow link keeps requests short enough for
- * proxies with request timeouts.
- */
-export function grownStreamedChunkSize(current: number, length: number, seconds: number, ceiling: number): number {
-  if (length < current || seconds <= 0) return current;
-  const wanted = Math.floor((length / seconds) * streamedChunkSeconds / MiB) * MiB;
-  return Math.max(current, Math.min(ceiling, wanted));
-}
-
-/** An upload session the registry opened (202 to a POST or to a mount attempt). */
-export interface UploadSession {
-  location: URL;
-  /** `OCI-Chunk-Min-Length`, when sent. */
-  minChunkLength?: number;
-}
-
-/** Options of {@link ChunkedUpload}. */
-export interface ChunkedUploadOptions {
-  /** Told when a session could not be cancelled (its DELETE failed): the registry keeps it until it expires. */
-  onNotCancelled?: () => void;
-  /** Digest (and size) when known up front: verified before the upload is committed. */
-  expected?: { digest: string; size?: number };
-  /** Initial chunk size. Default {@link defaultChunkSizeFor} the host. */
-  chunkSize?: number;
-  /** Largest chunk the uploader grows to. Default 64 MiB. */
-  maxChunkSize?: number;
-  /** Restarts the source from byte 0 (for a lost session or a monolithic fallback with unknown digest). */
-  reopen?: () => ByteSource | Promise<ByteSource>;
-  /**
-   * Reads the blob again from any offset (unverified: the upload hashes what
-   * it sends). With `expected` digest and size, chunks stream from it and
-   * nothing is held; the source given to the constructor is then not read.
-   */
-  readAt?: ReadAt;
-  signal?: AbortSignal;
-  /** Called with the number of bytes the registry has acknowledged. */
-  onProgress?: (acknowledged: number) => void;
-  /** Use this session instead of opening one (a mount answered 202). */
-  session?: UploadSession;
-  /** Name used in messages. Default `blob`. */
-  what?: string;
-}
-
-/** What an upload did. */
-export interface UploadResult {
-  digest: Digest;
-  size: number;
-  /** Bytes sent in request bodies, re-sent ones included. */
-  uploadedBytes: number;
-  /** Bytes sent more than once. */
-  resentBytes: number;
-  /** Chunks acknowledged. */
-  chunks: number;
-  /** Recoveries after a failure (status checks followed by a resend). */
-  resumes: number;
-  /** Times the upload started over from byte 0 via `reopen()`. */
-  restarts: number;
-  /** `chunked`, or `monolithic` after a PATCH refusal. */
-  mode: 'chunked' | 'monolithic';
-  /** Chunk size in use at the end. */
-  chunkSize: number;
-}
-
-/** The registry no longer knows the session (or lost acknowledged bytes). */
-class SessionLost extends Error {
-  constructor(readonly reason: string, readonly original?: unknown) {
-    super(reason);
-  }
-}
-
-/** Parses `Range: 0-<end>` into the number of bytes the registry holds; `0-0` means 0 unless `ack` ≥ 1. */
-export function parseUploadRange(header: string | undefined, ack: number): number | undefined {
-  if (!header) return undefined;
-  const m = /^(?:bytes[ =])?(\d+)-(\d+)/i.exec(header.trim());
-  if (!m) return undefined;
-  const end = Number(m[2]);
-  if (end === 0 && Number(m[1]) === 0 && ack === 0) return 0;
-  return end + 1;
-}
-
-
 /** One blob upload; call {@link run} once. */
-export class ChunkedUpload {
-  /**
-   * The signal of a request with chunk bytes on the wire: it fires a few
-   * seconds after the caller's, so that a chunk under way may finish and the
-   * session be cancelled at the registry's newest Location (distribution
-   * refuses to cancel a session at the Location before a request it had to
-   * cut off).
-   */
-  private readonly wire: { signal?: AbortSignal; dispose: () => void };
-  private src: ChunkSource | ReplaySource;
-  private location?: URL;
-  private minChunk = 0;
-  private chunkSize: number;
-  private readonly maxChunk: number;
-  private readonly scopes: Scope[];
-  private readonly what: string;
-  private failures = 0;
-  private sent = 0;
-  private chunks = 0;
-  private resumes = 0;
-  private restarts = 0;
-  private patched = 0;
-  private mode: 'chunked' | 'monolithic' = 'chunked';
-  private completed?: { digest: Digest; size: number };
-  /** Largest size streamed chunks may grow to by timing; 0 (no growth) after a "too large" answer or a failed grown chunk. */
-  private streamedCeiling: number;
-  /** Largest chunk the registry took; smallest it refused as too large; largest it refused as too small. */
-  private accepted = 0;
-  private tooLarge = Infinity;
-  private tooSmall = 0;
+export class ChunkedUpload extends UploadState {
+  /** The rest of the blob goes in one streamed PATCH (see {@link stream}). */
+  private streaming: boolean;
 
-  constructor(
-    private readonly http: RegistryHttp,
-    private readonly repository: string,
-    source: ByteSource,
-    private readonly options: ChunkedUploadOptions = {},
-  ) {
-    this.wire = afterGrace(options.signal, wireGraceMs);
-    const exp = options.expected;
-    if (options.readAt && exp?.size !== undefined) {
-      this.src = new ReplaySource(options.readAt, exp.size, options.what ?? 'blob');
-      if (source instanceof Readable) source.destroy();
-    } else {
-      this.src = new ChunkSource(source, exp?.size, options.what ?? 'blob');
-    }
-    const replay = this.src instanceof ReplaySource;
-    this.chunkSize = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
-    this.maxChunk = Math.max(this.chunkSize, options.maxChunkSize ?? 64 * MiB);
-    // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
-    this.streamedCeiling = replay && options.chunkSize === undefined && !isGhcr(http.host) ? maxStreamedChunkSize : 0;
-    this.scopes = [pushScope(repository)];
-    this.what = options.what ?? 'blob';
-    if (options.session) this.useSession(options.session);
-  }
-
-  /** Bytes sent so far, re-sent ones included. */
-  get uploadedBytes(): number {
-    return this.sent;
-  }
-
-  /** Bytes the registry has acknowledged. */
-  get acknowledged(): number {
-    return this.src.offset;
+  constructor(http: RegistryHttp, repository: string, source: ByteSource, options: ChunkedUploadOptions = {}) {
+    super(http, repository, source, options);
+    this.streaming = this.canStream();
   }
 
   /** Uploads the whole source and commits the blob. */
@@ -256,12 +66,16 @@ export class ChunkedUpload {
       for (;;) {
         this.checkAborted();
         try {
-          await this.src.fill(this.chunkSize + 1);
-          if (this.src.ended && this.src.pending <= this.chunkSize) {
+          if (this.streaming) {
+            await this.stream();
+            continue;
+          }
+          await this.src.fill(this.size.size + 1);
+          if (this.src.ended && this.src.pending <= this.size.size) {
             if (await this.finish()) break;
           } else {
             // The next chunk is read (and compressed, for a payload) while this one is on the wire.
-            if (this.src instanceof ChunkSource) this.src.readAhead(2 * this.chunkSize + 1);
+            if (this.src instanceof ChunkSource) this.src.readAhead(2 * this.size.size + 1);
             await this.patch();
             if (this.completed) break;
           }
@@ -285,57 +99,10 @@ export class ChunkedUpload {
     }
   }
 
-  /** The blob's digest when it is known already: the expected one, or ours once the source has ended. */
-  private knownDigest(): Digest | undefined {
-    if (this.src instanceof ReplaySource) return this.options.expected!.digest as Digest;
-    return this.src.ended ? this.src.digest() : undefined;
-  }
-
-  private result(): UploadResult {
-    const { digest, size } = this.completed ?? { digest: this.knownDigest() ?? this.src.digest(), size: this.src.size };
-    return {
-      digest, size, uploadedBytes: this.sent, resentBytes: Math.max(0, this.sent - size),
-      chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.chunkSize,
-    };
-  }
-
-  private checkAborted(): void {
-    if (this.options.signal?.aborted) throw new OciError('ABORTED', `upload of ${this.what} was cancelled`);
-  }
-
-  private useSession(s: UploadSession): void {
-    this.location = s.location;
-    this.minChunk = s.minChunkLength ?? 0;
-    if (this.chunkSize < this.minChunk) this.chunkSize = this.minChunk;
-  }
-
-  /** `POST /v2/<name>/blobs/uploads/` → 202 + Location. */
-  private async open(): Promise<void> {
-    const res = await this.http.send({ method: 'POST', url: `/v2/${this.repository}/blobs/uploads/`, scopes: this.scopes, signal: this.options.signal });
-    if (res.status !== 202) throw await this.http.error(res, 'POST');
-    const location = this.http.resolveLocation(res);
-    const min = Number(res.header('oci-chunk-min-length'));
-    await res.body.dump().catch(() => undefined);
-    if (!location) throw new OciError('REGISTRY', `${this.http.host} opened an upload without a Location`);
-    this.useSession({ location, minChunkLength: Number.isFinite(min) && min > 0 ? min : undefined });
-  }
-
-  private newLocation(res: TransportResponse): void {
-    const loc = this.http.resolveLocation(res);
-    if (loc) this.location = loc;
-  }
-
-  /** `reuse`: see ChunkSource.ack (false when the request that carried the bytes failed). */
-  private progress(n: number, reuse = true): void {
-    this.src.ack(n, reuse);
-    this.failures = 0;
-    this.options.onProgress?.(this.src.offset);
-  }
-
   /** Sends the next chunk with PATCH and handles every answer. */
   private async patch(): Promise<void> {
     const start = this.src.offset;
-    const { body, length } = this.src.peek(this.chunkSize);
+    const { body, length } = this.src.peek(this.size.size);
     const began = performance.now();
     let res: TransportResponse;
     try {
@@ -348,7 +115,7 @@ export class ChunkedUpload {
       this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) {
         // A grown chunk that broke (a proxy may cut large bodies short): back to the size that worked.
-        this.settleGrowth();
+        this.size.broke(length);
         return this.recover(err);
       }
       throw err;
@@ -362,17 +129,14 @@ export class ChunkedUpload {
       this.patched++;
       this.chunks++;
       if (held === undefined || held === end) {
-        this.accepted = Math.max(this.accepted, length);
-        if (this.streamedCeiling > this.chunkSize) {
-          this.chunkSize = grownStreamedChunkSize(this.chunkSize, length, (performance.now() - began) / 1000, Math.min(this.streamedCeiling, this.tooLarge - 1));
-        }
+        this.size.taken(length, (performance.now() - began) / 1000);
         return this.progress(length);
       }
       if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
       const now = await this.status();
       if (now === undefined || now >= end) {
-        this.accepted = Math.max(this.accepted, length);
+        this.size.taken(length);
         return this.progress(length);
       }
       this.chunks--;
@@ -382,13 +146,13 @@ export class ChunkedUpload {
     }
     const err = await this.http.error(res, 'PATCH');
     const text = err.allText;
-    if (status === 413 || (status === 416 && tooLargeText.test(text))) return this.shrink(err, length);
+    if (status === 413 || (status === 416 && tooLargeText.test(text))) return this.size.shrink(err, length);
     if (status === 416) {
       const held = parseUploadRange(res.header('range'), start) ?? (await this.status());
-      if (held === undefined || held === start) return this.shrink(err, length);
+      if (held === undefined || held === start) return this.size.shrink(err, length);
       return this.resync(held);
     }
-    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.grow(err, length);
+    if (status === 400 && /too ?small|layerparttoosmall/.test(text)) return this.size.grow(err, length);
     // A streamed body cannot be answered with a fresh token by the transport: it was renewed, send again.
     if (status === 401 && this.src instanceof ReplaySource) return this.recover(err);
     if (this.patched === 0 && (status === 405 || status === 404 || status === 400 || status === 501)) {
@@ -399,93 +163,100 @@ export class ChunkedUpload {
     throw err;
   }
 
-  /** Stops streamed chunks growing, back to the largest size the registry took. */
-  private settleGrowth(): void {
-    if (this.streamedCeiling === 0) return;
-    this.streamedCeiling = 0;
-    if (this.accepted > 0 && this.chunkSize > this.accepted) this.chunkSize = this.accepted;
+  /** Whether the rest of the blob may go in one streamed PATCH (see {@link stream}). */
+  private canStream(): boolean {
+    return this.src instanceof ChunkSource && this.options.reopen !== undefined && this.options.chunkSize === undefined && !isGhcr(this.http.host);
   }
 
   /**
-   * A chunk of `refused` bytes was "too large": the next is the largest size
-   * taken before (a chunk grown past what a proxy allows), else half. Sizes
-   * stay between the largest refused as too small and the smallest refused as
-   * too large; when no size is left between them the upload fails.
+   * One PATCH carrying the rest of the blob as the source produces it, with
+   * no Content-Length (chunked transfer encoding), as skopeo, crane and
+   * docker push: the link never waits for a chunk to be committed, and
+   * nothing is held. The commit (an empty `PUT ?digest=`) follows. After a
+   * broken request the source is opened again (`reopen()`) and read, not
+   * sent, up to the offset the registry holds; the upload goes on from
+   * there. A registry that refuses a PATCH of unknown length gets chunks of
+   * known length instead.
    */
-  private shrink(err: RegistryError, refused: number): void {
-    this.streamedCeiling = 0;
-    this.tooLarge = Math.min(this.tooLarge, refused);
-    let next = this.accepted > 0 && this.accepted < refused ? this.accepted : Math.floor(refused / 2);
-    next = Math.max(next, this.minChunk, minAdaptiveChunkSize);
-    if (next <= this.tooSmall) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
-    if (next >= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooLarge} bytes as too large${this.tooSmall ? ` and of ${this.tooSmall} bytes as too small` : ' and does not accept smaller ones'}`, { cause: err });
+  private async stream(): Promise<void> {
+    const src = this.src as ChunkSource;
+    const start = src.offset;
+    let failure: unknown;
+    const self = this;
+    // Only errors of the source are its failures; the transport's are thrown into the yield.
+    async function* body(): AsyncGenerator<Buffer> {
+      const it = src.drain();
+      try {
+        for (;;) {
+          let r: IteratorResult<Buffer>;
+          try {
+            r = await it.next();
+          } catch (err) {
+            failure = err;
+            throw err;
+          }
+          if (r.done) return;
+          self.sent += r.value.length;
+          yield r.value;
+        }
+      } finally {
+        await it.return(undefined);
+      }
     }
-    this.chunkSize = next;
-  }
-
-  /** A chunk of `refused` bytes was "too small" (ECR): double it, at least 5 MiB, below any size refused as too large. */
-  private grow(err: RegistryError, refused: number): void {
-    this.tooSmall = Math.max(this.tooSmall, refused);
-    let next = Math.min(this.maxChunk, Math.max(refused * 2, tooSmallFloor));
-    if (next >= this.tooLarge) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
-    if (next <= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.http.host} refuses chunks of ${this.tooSmall} bytes as too small${Number.isFinite(this.tooLarge) ? ` and of ${this.tooLarge} bytes as too large` : ''}`, { cause: err });
-    }
-    this.chunkSize = next;
-  }
-
-  /** Whether a chunk size lies strictly between the sizes refused so far, with room to matter (64 KiB). */
-  private fits(size: number): boolean {
-    return size > this.tooSmall && size < this.tooLarge && this.tooLarge - this.tooSmall > minAdaptiveChunkSize;
-  }
-
-  /** `GET <location>` → bytes the registry holds (undefined when it sends no Range). */
-  private async status(): Promise<number | undefined> {
-    const res = await this.http.send({ method: 'GET', url: this.location!, scopes: this.scopes, signal: this.options.signal });
-    if (res.status === 204 || res.status === 200) {
-      this.newLocation(res);
-      await res.body.dump().catch(() => undefined);
-      return parseUploadRange(res.header('range'), this.src.offset);
-    }
-    const err = await this.http.error(res, 'GET');
-    if (err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID')) throw new SessionLost(err.message, err);
-    // A bare 404 is how ECR Public answers every status request: trust our own offset; if the
-    // session really is gone, the next PATCH says so.
-    if (res.status === 404 || res.status === 405) return undefined;
-    throw err;
-  }
-
-  /** Continues from the offset the registry holds; fails over to a restart when it lost acknowledged bytes. */
-  private resync(held: number): void {
-    if (held < this.src.offset) {
-      throw new SessionLost(`${this.http.host} holds ${held} bytes of ${this.what}, fewer than the ${this.src.offset} it acknowledged`);
-    }
-    if (held > this.src.offset + this.src.pending) {
-      throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what}, more than were sent`);
-    }
-    if (held > this.src.offset) this.progress(held - this.src.offset, false);
-  }
-
-  /** After a failure: wait (backoff / Retry-After), ask the registry where it is, continue from there. */
-  private async recover(cause: unknown): Promise<void> {
-    this.failures++;
-    if (this.failures > this.http.retry.retries) {
-      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row with ${formatSize(this.src.offset)} stored: ${describeError(cause)}`, {
-        cause, hint: 'run the push again: blobs already complete are skipped; --retries raises the number of attempts',
+    let res: TransportResponse;
+    try {
+      res = await this.http.send({
+        method: 'PATCH', url: this.location!, body: Readable.from(body(), { objectMode: false }), scopes: this.scopes, retry: false, signal: this.wire.signal,
+        headers: { 'content-type': 'application/octet-stream' },
       });
+    } catch (err) {
+      if (failure) throw failure;
+      if (err instanceof TransportError && err.transient) return this.resumeStream(err, start);
+      throw err;
     }
-    const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
-    await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal, `upload of ${this.what}: ${describeError(cause)}`);
-    this.resumes++;
-    const held = await this.status();
-    this.resync(held ?? this.src.offset);
+    const status = res.status;
+    if (status === 202 || status === 201 || status === 204) {
+      this.newLocation(res);
+      const held = parseUploadRange(res.header('range'), start);
+      await res.body.dump().catch(() => undefined);
+      if (!src.ended) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} answered the PATCH of ${this.what} before its end`), start);
+      const end = src.offset;
+      if (held !== undefined && held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
+      if (held !== undefined && held < end) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} holds ${held} of the ${end} bytes of ${this.what} sent`), start);
+      this.patched++;
+      this.chunks++;
+      this.streaming = false;
+      this.failures = 0;
+      this.options.onProgress?.(end);
+      return;
+    }
+    const err = await this.http.error(res, 'PATCH');
+    if (status === 401 || this.http.retry.isRetryableStatus(status)) return this.resumeStream(err, start);
+    if (this.patched > 0 && (status === 404 || err.hasCode('BLOB_UPLOAD_UNKNOWN', 'BLOB_UPLOAD_INVALID'))) throw new SessionLost(err.message, err);
+    // Refused as a stream (a registry that wants Content-Length, a body limit, no PATCH at all): chunks
+    // of known length from where the registry stands, or the whole-blob fallback they lead to.
+    this.streaming = false;
+    await this.reopenAt((await this.status(start)) ?? start);
   }
 
-  /** A request body broken by its source (a file that shrank), not by the network: that error, as is. */
-  private throwSourceFailure(err: unknown): void {
-    const failure = this.src instanceof ReplaySource ? this.src.failure : undefined;
-    if (failure) throw new OciError(failure.code, failure.message, { cause: err });
+  /**
+   * After a failed streamed PATCH that started at `start`: wait, ask the
+   * registry where it stands, read the source again up to there.
+   */
+  private async resumeStream(cause: unknown, start: number): Promise<void> {
+    await this.backOff(cause);
+    const held = await this.status(start);
+    // ECR Public tells nothing: start over rather than guess.
+    if (held === undefined) throw new SessionLost(`${this.http.host} does not report how much of ${this.what} it holds`, cause);
+    await this.reopenAt(held);
+  }
+
+  /** A fresh read of the source, its first `offset` bytes read and hashed but not sent again. */
+  private async reopenAt(offset: number): Promise<void> {
+    await this.src.close();
+    const src = new ChunkSource(await this.options.reopen!(), this.options.expected?.size, this.what);
+    this.src = src;
+    if (!(await src.skip(offset))) throw new SessionLost(`${this.http.host} holds ${offset} bytes of ${this.what}, more than the source now has`);
   }
 
   /**
@@ -511,6 +282,7 @@ export class ChunkedUpload {
       this.throwSourceFailure(err);
       if (err instanceof TransportError && err.transient) {
         if (await this.blobExists(digest)) return true;
+        this.size.broke(length);
         await this.recover(err);
         return false;
       }
@@ -542,7 +314,7 @@ export class ChunkedUpload {
     if (length > 0 && (res.status === 413 || (res.status === 416 && tooLargeText.test(err.allText)))) {
       // The last piece is too large for one request (a chunk grown on a fast link, a proxy's body
       // limit): send it in smaller chunks, then commit.
-      this.shrink(err, length);
+      this.size.shrink(err, length);
       return false;
     }
     if (res.status === 416) {
@@ -560,25 +332,6 @@ export class ChunkedUpload {
       throw new SessionLost(err.message, err);
     }
     throw err;
-  }
-
-  private verify(digest: Digest): void {
-    const exp = this.options.expected;
-    if (!exp) return;
-    if (exp.size !== undefined && this.src instanceof ChunkSource && this.src.size !== exp.size) {
-      throw new OciError('SIZE_MISMATCH', `${this.what}: got ${this.src.size} bytes, expected ${exp.size}`);
-    }
-    if (digest !== exp.digest) throw new OciError('DIGEST_MISMATCH', `${this.what}: content has digest ${digest}, expected ${exp.digest}`);
-  }
-
-  private async blobExists(digest: string): Promise<boolean> {
-    try {
-      const res = await this.http.send({ method: 'HEAD', url: `/v2/${this.repository}/blobs/${digest}`, scopes: this.scopes, signal: this.options.signal });
-      await res.body.dump().catch(() => undefined);
-      return res.status === 200;
-    } catch {
-      return false;
-    }
   }
 
   /** Starts over from byte 0 with a fresh session, when the caller can reopen the source. */
@@ -601,6 +354,7 @@ export class ChunkedUpload {
     }
     this.patched = 0;
     this.failures = 0;
+    this.streaming = this.canStream();
     this.location = undefined;
     await this.open();
   }
@@ -653,19 +407,4 @@ export class ChunkedUpload {
     this.options.onProgress?.(r.size);
   }
 
-  /** `DELETE <location>`, best effort (the session may already be gone). */
-  private async cancel(): Promise<void> {
-    const loc = this.location;
-    if (!loc) return;
-    this.location = undefined;
-    let ok = false;
-    try {
-      const res = await this.http.send({ method: 'DELETE', url: loc, scopes: this.scopes, retry: false, signal: AbortSignal.timeout(10_000) });
-      await res.body.dump().catch(() => undefined);
-      ok = res.status >= 200 && res.status < 300;
-    } catch {
-      // best effort
-    }
-    if (!ok) this.options.onNotCancelled?.();
-  }
 }

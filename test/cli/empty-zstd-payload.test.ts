@@ -80,7 +80,7 @@ test('an empty payload stored as a 0-byte zstd blob, as Monogon builds it, verif
   t.after(() => server.close());
   const pushed = await runCli(['copy', src, `${server.address}/os/empty:1`]);
   assert.equal(pushed.code, 0, pushed.stderr);
-  const pulled = await runCli(['pull', `${server.address}/os/empty:1`, '-o', `oci:${join(root, 'pulled')}:1`, '--json']);
+  const pulled = await runCli(['pull', `${server.address}/os/empty:1`, '-o', `oci:${join(root, 'pulled')}:1`, '--json', '--verify-chunks']);
   assert.equal(pulled.code, 0, pulled.stderr);
   const report = JSON.parse(pulled.stdout);
   assert.deepEqual(report.verifiedPayloads.map((p: { name: string }) => p.name), ['system', 'kernel.efi']);

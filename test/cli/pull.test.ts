@@ -50,7 +50,7 @@ test('pull from the real registry an image skopeo pushed (Docker manifest list +
   assert.equal(sha256(Buffer.from(skopeoSees.stdout)), img.digest);
 
   const archive = join(root, 'os.tar');
-  const pulled = await runCli(['pull', `${reg.host}/os/image:1.0`, '-o', `oci-archive:${archive}`, '--json']);
+  const pulled = await runCli(['pull', `${reg.host}/os/image:1.0`, '-o', `oci-archive:${archive}`, '--json', '--verify-chunks']);
   assert.equal(pulled.code, 0, pulled.stderr);
   const po = JSON.parse(pulled.stdout);
   assert.equal(po.digest, img.digest);

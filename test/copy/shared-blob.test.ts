@@ -35,7 +35,7 @@ describe('copy of an OS image whose payloads share a blob', () => {
         config.payloads[index].chunk_hashes_sha256[0] = 'A'.repeat(43);
       });
       const dst = join(dir, 'dst');
-      const r = await runCli(['copy', `oci:${src}:v1`, `oci:${dst}:v1`]);
+      const r = await runCli(['copy', `oci:${src}:v1`, `oci:${dst}:v1`, '--verify-chunks']);
       assert.equal(r.code, 5, r.stderr);
       assert.match(r.stderr, new RegExp(`payload "${name}": chunk 0 at byte offset 0 does not match its hash`));
       assert.ok(!(await entriesLeft(dst)).includes('index.json'), 'nothing tagged at the destination');
@@ -45,7 +45,7 @@ describe('copy of an OS image whose payloads share a blob', () => {
   it('checks every payload of the shared blob while it streams, reading the blob once', async (t) => {
     for (const compression of ['zstd', 'none'] as const) {
       const { dir, src } = await sharedBlobImage(t, compression);
-      const r = await transfer(`oci:${src}:v1`, `oci:${join(dir, 'dst')}:v1`);
+      const r = await transfer(`oci:${src}:v1`, `oci:${join(dir, 'dst')}:v1`, { verifyOsImages: true });
       const v = r.verification!;
       assert.deepEqual(v.payloads.map((p) => p.name), ['a', 'b'], compression);
       assert.ok(v.payloads.every((p) => p.chunks === 5 && p.compression === compression));

@@ -46,10 +46,10 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     return { r, opened };
   };
 
-  await t.test('chunks are not held: 64 MiB by default, each PATCH carries Content-Range and Content-Length', async () => {
+  await t.test('chunks are not held: the whole blob in one request by default, each PATCH carries Content-Range and Content-Length', async () => {
     reset();
     const { r, opened } = await upload(5 * MiB + 3);
-    assert.equal(r.upload!.chunkSize, 64 * MiB);
+    assert.equal(r.upload!.chunkSize, 1024 * MiB);
     assert.equal(opened, 1, 'one read of the file');
     const put = proxy.log.find((e) => e.method === 'PUT')!;
     assert.equal(put.requestBodyBytes, 5 * MiB + 3, 'a blob smaller than a chunk goes in the final PUT');
@@ -63,13 +63,21 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     assert.ok(proxy.connections <= 3, `${proxy.connections} connections for ${proxy.log.length} requests`);
   });
 
-  await t.test('on a fast link the default streamed chunk grows: 64 MiB first, then the rest in one request', async () => {
+  await t.test('a blob of up to 1 GiB goes in one request: POST, then PUT ?digest= with every byte', async () => {
     reset();
     const { r } = await upload(130 * MiB + 5);
-    assert.ok(r.upload!.chunkSize > 66 * MiB, `chunk size ${r.upload!.chunkSize}`);
-    const bodies = proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').map((e) => e.requestBodyBytes);
-    assert.deepEqual(bodies, [64 * MiB, 66 * MiB + 5]);
+    const bodies = proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').map((e) => [e.method, e.requestBodyBytes, e.contentRange]);
+    assert.deepEqual(bodies, [['PUT', 130 * MiB + 5, `0-${130 * MiB + 4}`]]);
     assert.equal(r.upload!.resentBytes, 0);
+  });
+
+  await t.test('a large first request that breaks: on from where the registry stands, in 64 MiB requests', async () => {
+    reset();
+    proxy.addRule({ method: 'PUT', path: UPLOAD, action: { type: 'reset', afterBytes: 0 } });
+    const { r } = await upload(130 * MiB + 5);
+    assert.equal(r.upload!.chunkSize, 64 * MiB);
+    const bodies = proxy.log.filter((e) => (e.method === 'PATCH' || e.method === 'PUT') && e.status !== 0).map((e) => e.requestBodyBytes);
+    assert.deepEqual(bodies, [64 * MiB, 64 * MiB, 2 * MiB + 5]);
   });
 
   await t.test('a reset before the registry got a chunk: the file is read again from the offset the registry holds', async () => {

@@ -42,7 +42,7 @@ test('registry hosts are case-insensitive: one spelling, lower case, from parsin
   // Library callers may pass a host as written.
   assert.equal(defaultChunkSizeFor('GHCR.io'), 4 * 1024 * 1024);
   assert.equal(defaultStreamedChunkSizeFor('GHCR.io'), 4 * 1024 * 1024);
-  assert.equal(defaultStreamedChunkSizeFor('quay.io'), 64 * 1024 * 1024);
+  assert.equal(defaultStreamedChunkSizeFor('quay.io'), maxStreamedChunkSize);
 });
 
 test('invalid references name what is wrong', () => {
