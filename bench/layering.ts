@@ -9,7 +9,7 @@
  * image, the same for the single-layer build, and the build times.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFile, readFile, rm } from 'node:fs/promises';
+import { appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostPackages, makeDpkgTree, packagePaths, type HostPackage } from '../test/helpers/dpkg-tree.js';
 import { mib, timed } from './util.js';

@@ -50,7 +50,7 @@ export class ProgressRenderer {
   constructor(
     readonly mode: ProgressMode,
     private readonly out: NodeJS.WriteStream = process.stderr,
-    private readonly summaryEveryMs = 10_000,
+    summaryEveryMs = 10_000,
   ) {
     if (mode === 'plain') {
       this.timer = setInterval(() => this.summary(), summaryEveryMs);
