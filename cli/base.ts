@@ -5,7 +5,7 @@
  * (lines, JSON documents, errors) passes through the one credential
  * sanitizer, redactCredentials / redactValue.
  */
-import { Command, Flags } from '@oclif/core';
+import { Command, Flags, type Interfaces } from '@oclif/core';
 import { stripVTControlCharacters } from 'node:util';
 import { ExitCode, OciError } from '../src/errors.js';
 import { redactCredentials, redactValue } from '../src/registry/redact.js';
@@ -18,6 +18,13 @@ interface OclifLikeError {
   /** The framework's missing-arguments error: the arguments' definitions. */
   args?: unknown[];
 }
+
+/**
+ * The values `this.parse` gives for a set of flag definitions, inferred from
+ * the definitions so that the two cannot drift apart (without `json`, which
+ * every command has).
+ */
+export type FlagValues<F> = Omit<Interfaces.InferredFlags<F>, 'json'>;
 
 /** What `--json` prints for a failure, the same for every command (and an unknown one). */
 export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {

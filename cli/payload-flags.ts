@@ -9,6 +9,7 @@ import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/pro
 import { parseAnnotationFlags } from './annotations.js';
 import { jsonMap } from '../src/oci/json.js';
 import { parseSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
 
 export const osImageFlags = {
   payload: Flags.string({
@@ -18,7 +19,7 @@ export const osImageFlags = {
     description: 'A payload as NAME=PATH (repeatable; order is kept). Names: letters, digits, ".", "_", "-".',
     helpValue: 'NAME=PATH',
   }),
-  compression: Flags.string({ options: ['zstd', 'none'], default: 'zstd', description: 'Payload compression.' }),
+  compression: Flags.option({ options: ['zstd', 'none'] as const satisfies readonly Compression[], default: 'zstd', description: 'Payload compression.' })(),
   'compression-level': Flags.integer({ min: 1, max: 19, default: 3, description: 'zstd level, 1 (fastest) to 19 (smallest).' }),
   'hash-chunk-size': Flags.string({ default: '1MiB', description: 'Uncompressed bytes per SHA-256 chunk hash (more than 0, at most 16MiB).', helpValue: 'SIZE' }),
   'frame-size': Flags.string({ description: 'Uncompressed bytes per independent zstd frame, a multiple of the hash chunk size [default: 4MiB].', helpValue: 'SIZE' }),
@@ -37,22 +38,6 @@ export const osImageFlags = {
   'annotate-git': Flags.boolean({ description: 'Annotate the manifest with org.opencontainers.image.revision (HEAD), .source (origin URL without credentials) and .created (commit date).' }),
 };
 
-type OsImageFlagValues = {
-  payload?: string[];
-  compression: string;
-  'compression-level': number;
-  'hash-chunk-size': string;
-  'frame-size'?: string;
-  'product-info'?: string;
-  'product-id'?: string;
-  'product-name'?: string;
-  'product-version'?: string;
-  variant?: string;
-  'layer-titles': boolean;
-  git?: boolean;
-  annotation?: string[];
-  'annotate-git'?: boolean;
-};
 
 /** Parses `NAME=PATH` payload flags. */
 export function parsePayloadFlags(values: string[] | undefined): PayloadInput[] {
@@ -67,7 +52,7 @@ export function parsePayloadFlags(values: string[] | undefined): PayloadInput[] 
 }
 
 /** Turns the shared flags into build options. */
-export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise<{
+export async function osImageOptionsFromFlags(flags: FlagValues<typeof osImageFlags>): Promise<{
   payloads: PayloadInput[];
   encoding: PayloadEncoding;
   productInfo: Partial<ProductInfo>;
@@ -77,7 +62,7 @@ export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise
   const payloads = parsePayloadFlags(flags.payload);
   const hashChunkSize = parseSize(flags['hash-chunk-size'], 'hash chunk size');
   const encoding: PayloadEncoding = {
-    compression: flags.compression as Compression,
+    compression: flags.compression,
     level: flags['compression-level'],
     hashChunkSize,
     frameSize: flags['frame-size'] === undefined ? undefined : parseSize(flags['frame-size'], 'frame size'),

@@ -7,16 +7,17 @@
 import { Flags } from '@oclif/core';
 import type { ProgressEvent, ProgressSink } from '../src/progress/events.js';
 import { formatSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';
 
 export const progressFlags = {
-  progress: Flags.string({
-    options: ['auto', 'tty', 'plain', 'json', 'none'],
+  progress: Flags.option({
+    options: ['auto', 'tty', 'plain', 'json', 'none'] as const satisfies ReadonlyArray<ProgressMode | 'auto'>,
     default: 'auto',
     description: 'Progress on stderr: auto (live lines on a terminal, plain lines otherwise), tty, plain, json (JSON lines: blob-start, blob-progress, blob-done, retry, manifest, tag) or none.',
     helpGroup: 'OUTPUT',
-  }),
+  })(),
   quiet: Flags.boolean({ char: 'q', description: 'Print only the result (same as --progress none).', helpGroup: 'OUTPUT' }),
 };
 
@@ -59,11 +60,11 @@ export class ProgressRenderer {
   }
 
   /** Picks the mode from the flags and whether stderr is a terminal. */
-  static fromFlags(flags: { progress?: string; quiet?: boolean; json?: boolean }, out: NodeJS.WriteStream = process.stderr): ProgressRenderer {
+  static fromFlags(flags: Partial<FlagValues<typeof progressFlags>> & { json?: boolean }, out: NodeJS.WriteStream = process.stderr): ProgressRenderer {
     let mode: ProgressMode;
     if (flags.quiet) mode = 'none';
     else if (!flags.progress || flags.progress === 'auto') mode = out.isTTY && !flags.json ? 'tty' : flags.json ? 'none' : 'plain';
-    else mode = flags.progress as ProgressMode;
+    else mode = flags.progress;
     return new ProgressRenderer(mode, out);
   }
 

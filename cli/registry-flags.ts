@@ -5,6 +5,7 @@ import { isLocalLocation } from '../src/ocilayout/location.js';
 import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
 
 export const registryFlags = {
   username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes to (else the one it reads from); any other registry gets what the auth file holds for it.', helpGroup: 'REGISTRY' }),
@@ -20,15 +21,8 @@ export const uploadFlags = {
   'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
 };
 
-export interface RegistryFlagValues {
-  username?: string;
-  'password-stdin'?: boolean;
-  'ca-file'?: string;
-  insecure?: boolean;
-  'plain-http'?: boolean;
-  retries?: number;
-  'chunk-size'?: string;
-}
+/** The values of {@link registryFlags}, and of {@link uploadFlags} for the commands that have them. */
+export type RegistryFlagValues = FlagValues<typeof registryFlags> & Partial<FlagValues<typeof uploadFlags>>;
 
 /** Smallest --chunk-size accepted. */
 export const MIN_CHUNK_SIZE = 1024;

@@ -3,8 +3,9 @@ import { Flags } from '@oclif/core';
 import type { Command } from '@oclif/core';
 import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
 import { copyProgress } from '../src/progress/events.js';
-import { ProgressRenderer } from './progress.js';
+import { ProgressRenderer, type progressFlags } from './progress.js';
 import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
+import type { FlagValues } from './base.js';
 import { formatSize } from '../src/util/size.js';
 import { InterruptedError } from '../src/errors.js';
 import { openLocationForReading, type ReadableLocation } from '../src/copy/locations.js';
@@ -20,7 +21,7 @@ export const jobsFlag = { jobs: jobs('Blob transfers and manifest reads/writes a
 export const verifyJobsFlag = { jobs: jobs('Blob and manifest checks at once.') };
 
 /** The JSON form of a transfer. */
-export function transferSummary(r: TransferResult): Record<string, unknown> {
+export function transferSummary(r: TransferResult) {
   const count = (s: string) => r.contents.filter((c) => c.kind === 'blob' && c.status === s).length;
   return {
     source: r.source,
@@ -38,7 +39,7 @@ export function transferSummary(r: TransferResult): Record<string, unknown> {
 
 /** Prints the digest, then one line of counts on stderr (stdout stays machine-readable). */
 export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): void {
-  const s = transferSummary(r) as { blobs: { uploaded: number; exists: number; mounted: number } };
+  const s = transferSummary(r);
   cmd.log(r.root.digest);
   // --quiet and --progress none: the result only.
   if (quiet) return;
@@ -116,7 +117,7 @@ export function withReadableLocation<T>(source: string, client: RegistryClient, 
  */
 export async function runTransfer(
   cmd: Command & { jsonEnabled(): boolean },
-  flags: RegistryFlagValues & { progress?: string; quiet?: boolean; jobs?: number },
+  flags: RegistryFlagValues & FlagValues<typeof progressFlags & typeof jobsFlag>,
   source: string,
   destination: string,
   options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds' | 'platform'> = {},
