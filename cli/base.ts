@@ -26,6 +26,14 @@ interface OclifLikeError {
  */
 export type FlagValues<F> = Omit<Interfaces.InferredFlags<F>, 'json'>;
 
+/**
+ * The flags given on the command line, told apart by what the parser reports
+ * from the ones it filled in from their defaults.
+ */
+export function givenFlags(parsed: { flags: Record<string, unknown>; metadata: Interfaces.ParserOutput['metadata'] }): Set<string> {
+  return new Set(Object.keys(parsed.flags).filter((name) => parsed.flags[name] !== undefined && !parsed.metadata.flags[name]?.setFromDefault));
+}
+
 /** What `--json` prints for a failure, the same for every command (and an unknown one). */
 export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {
   return { error: { code, message: redactCredentials(message), ...(hint ? { hint: redactCredentials(hint) } : {}) }, exitCode };
@@ -118,6 +126,7 @@ export abstract class BaseCommand extends Command {
     return super.warn(typeof input === 'string' ? redactCredentials(input) : new Error(redactCredentials(input.message)));
   }
 
+  // Read from argv, not from the parsed flags: a parse error, reported by catch(), leaves none.
   private debugEnabled(): boolean {
     return this.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG ?? '');
   }

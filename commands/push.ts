@@ -1,5 +1,5 @@
 import { Flags, Args } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, givenFlags } from '../cli/base.js';
 import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
@@ -52,7 +52,7 @@ Prints HOST/REPO@DIGEST (with --index-tag, then HOST/REPO:T@INDEX-DIGEST, the in
   };
 
   async run(): Promise<unknown> {
-    const { args, flags } = await this.parse(Push);
+    const { args, flags, metadata } = await this.parse(Push);
     // Checked before a password is read or a byte is sent: found at the end, a bad tag or
     // an unwritable --digest-file would fail a push that has already published the image.
     const tags = pushTags(parseReference(args.ref), flags.tag);
@@ -74,9 +74,12 @@ Prints HOST/REPO@DIGEST (with --index-tag, then HOST/REPO:T@INDEX-DIGEST, the in
       // opened gets the outcome given here.
       report = await withInterrupt(async (signal): Promise<PushReport> => {
         if (flags.from) {
-          const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && this.argv.some((a) => a === `--${k}` || a.startsWith(`--${k}=`)));
-          if (building.length > 0 || this.argv.includes('--no-layer-titles')) {
-            throw new OciError('USAGE', `--from pushes an existing image unchanged; ${[...building.map((k) => `--${k}`), ...(this.argv.includes('--no-layer-titles') ? ['--no-layer-titles'] : [])].join(', ')} only apply when building with --payload`);
+          // Build flags that were given (--payload is refused by the parser; --layer-titles is what a push keeps anyway).
+          const given = givenFlags({ flags, metadata });
+          const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && given.has(k)).map((k) => `--${k}`);
+          if (given.has('layer-titles') && !flags['layer-titles']) building.push('--no-layer-titles');
+          if (building.length > 0) {
+            throw new OciError('USAGE', `--from pushes an existing image unchanged; ${building.join(', ')} only apply when building with --payload`);
           }
           return await pushFromLocal(client, flags.from, args.ref, { tags: flags.tag, jobs: flags.jobs, signal, progress: progress.sink });
         }
