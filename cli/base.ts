@@ -26,7 +26,12 @@ export function givenFlags(parsed: { flags: Record<string, unknown>; metadata: I
 }
 
 /** What `--json` prints for a failure, the same for every command (and an unknown one). */
-export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {
+export function errorJson(
+  code: string,
+  message: string,
+  exitCode: number,
+  hint?: string,
+): { error: { code: string; message: string; hint?: string }; exitCode: number } {
   return { error: { code, message: redactCredentials(message), ...(hint ? { hint: redactCredentials(hint) } : {}) }, exitCode };
 }
 

@@ -8,6 +8,7 @@ import { Flags } from '@oclif/core';
 import type { ProgressEvent, ProgressSink } from '../src/progress/events.js';
 import { formatSize } from '../src/util/size.js';
 import type { FlagValues } from './base.js';
+import { prose } from './prose.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';
 
@@ -15,7 +16,8 @@ export const progressFlags = {
   progress: Flags.option({
     options: ['auto', 'tty', 'plain', 'json', 'none'] as const satisfies ReadonlyArray<ProgressMode | 'auto'>,
     default: 'auto',
-    description: 'Progress on stderr: auto (live lines on a terminal, plain lines otherwise), tty, plain, json (JSON lines: blob-start, blob-progress, blob-done, retry, manifest, tag) or none.',
+    description: prose`Progress on stderr: auto (live lines on a terminal, plain lines otherwise), tty, plain, json
+      (JSON lines: blob-start, blob-progress, blob-done, retry, manifest, tag) or none.`,
     helpGroup: 'OUTPUT',
   })(),
   quiet: Flags.boolean({ char: 'q', description: 'Print only the result (same as --progress none).', helpGroup: 'OUTPUT' }),
@@ -160,7 +162,9 @@ export class ProgressRenderer {
       total += f.total ?? 0;
     }
     const pct = total ? ` (${Math.floor((bytes / total) * 100)}%)` : '';
-    this.out.write(`progress: ${this.flights.size} blob(s) in flight, ${formatSize(bytes)}${total ? ` of ${formatSize(total)}` : ''}${pct}, ${this.doneCount} done, ${rate(bytes + this.doneBytes, Date.now() - this.start)}\n`);
+    const of = total ? ` of ${formatSize(total)}` : '';
+    const speed = rate(bytes + this.doneBytes, Date.now() - this.start);
+    this.out.write(`progress: ${this.flights.size} blob(s) in flight, ${formatSize(bytes)}${of}${pct}, ${this.doneCount} done, ${speed}\n`);
   }
 
   /** Stops the timer and removes the live lines. */

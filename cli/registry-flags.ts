@@ -6,23 +6,54 @@ import { RegistryClient, parseReference, type RegistryClientOptions } from '../s
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
 import type { FlagValues } from './base.js';
+import { prose } from './prose.js';
 
 export const registryFlags = {
-  username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes to (else the one it reads from); any other registry gets what the auth file holds for it.', helpGroup: 'REGISTRY' }),
-  'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input (sent only to the registry --username is for).', helpGroup: 'REGISTRY' }),
+  username: Flags.string({
+    char: 'u',
+    description: prose`Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman
+      auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes
+      to (else the one it reads from); any other registry gets what the auth file holds for it.`,
+    helpGroup: 'REGISTRY',
+  }),
+  'password-stdin': Flags.boolean({
+    description: 'Read the password or token from standard input (sent only to the registry --username is for).',
+    helpGroup: 'REGISTRY',
+  }),
   'ca-file': Flags.string({ description: 'PEM file of CA certificates to trust in addition to the system ones.', helpValue: 'FILE', helpGroup: 'REGISTRY' }),
   insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
-  'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost, 127.0.0.0/8 and [::1]; --no-plain-http to use HTTPS there).', helpGroup: 'REGISTRY' }),
-  retries: Flags.integer({ min: 0, max: 100, default: 5, description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).', helpGroup: 'REGISTRY' }),
+  'plain-http': Flags.boolean({
+    allowNo: true,
+    description: prose`Speak plain HTTP (default only for localhost, 127.0.0.0/8 and [::1]; --no-plain-http to use
+      HTTPS there).`,
+    helpGroup: 'REGISTRY',
+  }),
+  retries: Flags.integer({
+    min: 0,
+    max: 100,
+    default: 5,
+    description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).',
+    helpGroup: 'REGISTRY',
+  }),
 };
 
 /** Flags of commands that upload (push, copy, attach, image build/index --push), beside {@link registryFlags}. */
 export const uploadFlags = {
-  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
+  'chunk-size': Flags.string({
+    description: prose`Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; for
+      blobs read from a file or layout 64MiB, grown on a fast link up to 1GiB].`,
+    helpValue: 'SIZE',
+    helpGroup: 'REGISTRY',
+  }),
 };
 
 /** The values of {@link registryFlags}, and of {@link uploadFlags} for the commands that have them. */
 export type RegistryFlagValues = FlagValues<typeof registryFlags> & Partial<FlagValues<typeof uploadFlags>>;
+
+/** Prints a warning a registry sent (a Warning header), naming the registry. */
+export function printRegistryWarning(message: string, registry: string): void {
+  process.stderr.write(`oci-os: warning: ${registry}: ${message}\n`);
+}
 
 /** Smallest --chunk-size accepted. */
 export const MIN_CHUNK_SIZE = 1024;
@@ -91,7 +122,11 @@ export function credentialsRegistry(target: CredentialsTarget, explicit = false)
  * printed, and go only to the registry {@link credentialsRegistry} picks
  * from `target`.
  */
-export async function registryClientFromFlags(flags: RegistryFlagValues, target: CredentialsTarget, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
+export async function registryClientFromFlags(
+  flags: RegistryFlagValues,
+  target: CredentialsTarget,
+  extra: RegistryClientOptions = {},
+): Promise<RegistryClient> {
   const options: RegistryClientOptions = { ...extra };
   // First, so a usage error comes before standard input is read for a password.
   if (flags['chunk-size']) options.chunkSize = parseChunkSize(flags['chunk-size']);

@@ -4,7 +4,7 @@ import type { Command } from '@oclif/core';
 import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
 import { copyProgress } from '../src/progress/events.js';
 import { ProgressRenderer, type progressFlags } from './progress.js';
-import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
+import { printRegistryWarning, registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
 import type { FlagValues } from './base.js';
 import { formatSize } from '../src/util/size.js';
 import { InterruptedError } from '../src/errors.js';
@@ -33,7 +33,9 @@ export function transferSummary(r: TransferResult) {
     blobs: { uploaded: count('uploaded'), exists: count('exists'), mounted: count('mounted') },
     bytesTransferred: r.bytesTransferred,
     contents: r.contents,
-    ...(r.verification ? { verifiedPayloads: r.verification.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks })) } : {}),
+    ...(r.verification
+      ? { verifiedPayloads: r.verification.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks })) }
+      : {}),
   };
 }
 
@@ -124,7 +126,7 @@ export async function runTransfer(
 ): Promise<Record<string, unknown>> {
   const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
   const client = await registryClientFromFlags(flags, { writes: destination, reads: [source] }, {
-    onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
+    onWarning: printRegistryWarning,
     retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
   });
   try {
