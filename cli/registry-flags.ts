@@ -6,6 +6,7 @@ import { RegistryClient, parseReference, type RegistryClientOptions } from '../s
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
 import type { FlagValues } from './base.js';
+import { readStdinSecret } from './prompt.js';
 import { prose } from './prose.js';
 
 export const registryFlags = {
@@ -71,12 +72,6 @@ export function parseChunkSize(text: string): number {
   return n;
 }
 
-async function readStdin(): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const c of process.stdin) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
-}
-
 /** The locations a command writes to and reads from, which decide where explicit credentials go. */
 export interface CredentialsTarget {
   /** What the command writes to (a registry reference, or oci:/oci-archive:), if anything. */
@@ -132,7 +127,7 @@ export async function registryClientFromFlags(
   if (flags['chunk-size']) options.chunkSize = parseChunkSize(flags['chunk-size']);
   options.credentialsHost = credentialsRegistry(target, flags['password-stdin'] || flags.username !== undefined);
   if (flags['password-stdin']) {
-    const password = await readStdin();
+    const password = await readStdinSecret();
     if (!password) throw new OciError('USAGE', '--password-stdin given but standard input was empty');
     const username = flags.username ?? process.env.OCI_OS_USERNAME;
     if (!username) throw new OciError('USAGE', '--password-stdin needs --username (or OCI_OS_USERNAME)');
