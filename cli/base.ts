@@ -5,22 +5,33 @@
  * (lines, JSON documents, errors) passes through the one credential
  * sanitizer, redactCredentials / redactValue.
  */
-import { Command, Flags } from '@oclif/core';
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { stripVTControlCharacters } from 'node:util';
 import { ExitCode, OciError } from '../src/errors.js';
 import { redactCredentials, redactValue } from '../src/registry/redact.js';
 
-interface OclifLikeError {
-  message?: string;
-  oclif?: { exit?: number };
-  exitCode?: number;
-  code?: string;
-  /** The framework's missing-arguments error: the arguments' definitions. */
-  args?: unknown[];
+/**
+ * The values `this.parse` gives for a set of flag definitions, inferred from
+ * the definitions so that the two cannot drift apart (without `json`, which
+ * every command has).
+ */
+export type FlagValues<F> = Omit<Interfaces.InferredFlags<F>, 'json'>;
+
+/**
+ * The flags given on the command line, told apart by what the parser reports
+ * from the ones it filled in from their defaults.
+ */
+export function givenFlags(parsed: { flags: Record<string, unknown>; metadata: Interfaces.ParserOutput['metadata'] }): Set<string> {
+  return new Set(Object.keys(parsed.flags).filter((name) => parsed.flags[name] !== undefined && !parsed.metadata.flags[name]?.setFromDefault));
 }
 
 /** What `--json` prints for a failure, the same for every command (and an unknown one). */
-export function errorJson(code: string, message: string, exitCode: number, hint?: string): { error: { code: string; message: string; hint?: string }; exitCode: number } {
+export function errorJson(
+  code: string,
+  message: string,
+  exitCode: number,
+  hint?: string,
+): { error: { code: string; message: string; hint?: string }; exitCode: number } {
   return { error: { code, message: redactCredentials(message), ...(hint ? { hint: redactCredentials(hint) } : {}) }, exitCode };
 }
 
@@ -31,62 +42,146 @@ export function stderrLine(text: string): void {
 
 const lowerFirst = (s: string): string => (/^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s);
 
-/** One reason of a failed flag check, reworded; pairs of exclusive flags are collected in `exclusive`. */
-function flagReason(reason: string, exclusive: string[][]): string | undefined {
-  let m: RegExpExecArray | null;
-  if ((m = /^Exactly one of the following must be provided: (.*)$/.exec(reason))) return `give exactly one of ${m[1]}`;
-  if ((m = /^At least one of the following must be provided: (.*)$/.exec(reason))) return `give at least one of ${m[1]}`;
-  if ((m = /^Missing required flag (\S+)$/.exec(reason))) return `missing option --${m[1]}`;
-  if ((m = /^All of the following must be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} needs ${m[2]}`;
-  if ((m = /^One of the following must be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} needs one of ${m[2]}`;
-  if ((m = /^Only the following can be provided when using (--\S+): (.*)$/.exec(reason))) return `${m[1]} goes only with ${m[2]}`;
-  // Reported once from each side ("--a cannot also be provided when using --b" and the reverse).
-  if ((m = /^(--[\w-]+)(?:=.*)? cannot also be provided when using (--[\w-]+)$/s.exec(reason))) {
-    const pair = [m[1]!, m[2]!];
-    if (!exclusive.some((p) => p.includes(pair[0]!) && p.includes(pair[1]!))) exclusive.push(pair);
-    return undefined;
+/** A flag or argument definition, as far as the messages below read it. */
+interface Definition {
+  name: string;
+  description?: string;
+  type?: string;
+  multiple?: boolean;
+  required?: boolean;
+  exclusive?: unknown[];
+  exactlyOne?: unknown[];
+  atLeastOne?: unknown[];
+  dependsOn?: unknown[];
+  relationships?: unknown[];
+  combinable?: unknown[];
+}
+
+/** What the parser's errors carry beside their text (`parse` is set by every one of them). */
+interface ParseErrorFields {
+  parse?: {
+    input?: { flags?: Record<string, Definition> };
+    output?: { flags?: Record<string, unknown>; metadata?: Interfaces.ParserOutput['metadata'] };
+  };
+  /** RequiredArgsError: the missing arguments' definitions; UnexpectedArgsError: the extra arguments. */
+  args?: unknown[];
+  /** NonExistentFlagsError: the unknown flags as typed. */
+  flags?: string[];
+}
+
+/**
+ * The class of a parse error of the CLI framework. The parser's error classes
+ * (RequiredArgsError, FailedFlagValidationError, …) are not exported by
+ * @oclif/core: its package exports give only Errors.CLIError, their base, and
+ * @oclif/core/parser exports parse() and validate() but not the errors. So
+ * they are told apart by class name (the bundle keeps class names).
+ */
+function parseErrorClass(err: unknown): string | undefined {
+  return err instanceof Errors.CLIError ? err.constructor.name : undefined;
+}
+
+/** A relation's flag names; null when it holds more than names (a condition), which our commands do not use. */
+function names(list: unknown[] | undefined): string[] | null {
+  const out = (list ?? []).filter((f): f is string => typeof f === 'string');
+  return out.length === (list ?? []).length ? out : null;
+}
+const dashed = (names: readonly string[]): string => names.map((n) => `--${n}`).join(', ');
+
+/**
+ * The failed flag checks of a FailedFlagValidationError, reworded, in the
+ * order the framework lists them: pairs of flags that exclude each other
+ * first, then what a flag needs, at least one of, exactly one of, required
+ * flags. The error keeps no list of the failed checks (only its English text),
+ * so they are made again from what it does keep: the definitions
+ * (`parse.input`) and the values (`parse.output`), checked as the framework
+ * checks them. Undefined for a relation our commands do not use (the
+ * framework's own text is shown then).
+ */
+function flagProblems(parse: ParseErrorFields['parse']): string[] | undefined {
+  const defs = parse?.input?.flags;
+  const values = parse?.output?.flags;
+  if (!defs || !values) return undefined;
+  const given = (name: string) => values[name] !== undefined;
+  const fromDefault = (name: string) => parse?.output?.metadata?.flags[name]?.setFromDefault === true;
+  // [flag, the one whose definition excludes it]: reported once from each side, shown once.
+  const pairs: Array<[string, string]> = [];
+  const needs: Array<[number, string, string]> = [];
+  for (const [name, def] of Object.entries(defs)) {
+    const [exclusive, exactlyOne, atLeastOne, dependsOn] = [def.exclusive, def.exactlyOne, def.atLeastOne, def.dependsOn].map(names);
+    if (def.relationships || def.combinable || !exclusive || !exactlyOne || !atLeastOne || !dependsOn) return undefined;
+    if (given(name)) {
+      if (dependsOn.some((f) => !given(f))) needs.push([0, name, `--${name} needs ${dashed(dependsOn)}`]);
+      // A value from a default excludes nothing.
+      const excluded = fromDefault(name) ? undefined : exclusive.find((f) => given(f) && !fromDefault(f));
+      if (excluded !== undefined) pairs.push([excluded, name]);
+      const other = exactlyOne.find((f) => f !== name && given(f));
+      if (other !== undefined) pairs.push([other, name]);
+    } else if (def.required) {
+      needs.push([3, name, `missing option --${name}`]);
+    } else if (exactlyOne.length > 0) {
+      if (!exactlyOne.some(given)) needs.push([2, name, `give exactly one of ${dashed([...new Set(exactlyOne)].sort())}`]);
+    } else if (atLeastOne.length > 0 && !atLeastOne.some(given)) {
+      needs.push([1, name, `give at least one of ${dashed([...new Set(atLeastOne)].sort())}`]);
+    }
   }
-  return lowerFirst(reason);
+  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const shown: Array<[string, string]> = [];
+  for (const [a, b] of pairs) if (!shown.some((p) => p.includes(a) && p.includes(b))) shown.push([a, b]);
+  needs.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  return [...new Set([...shown.map((p) => `give only one of ${dashed(p)}`), ...needs.map((n) => n[2])])];
 }
 
 /**
  * One line for a parse error of the CLI framework, whose messages span
  * several lines and end in "See more help with --help" ("Missing 1 required
  * arg:\nsource  What to inspect.\nSee more help with --help" becomes
- * "missing argument SOURCE (what to inspect); see --help").
+ * "missing argument SOURCE (what to inspect); see --help"). The line is made
+ * from the error's fields; only two errors have nothing but their text:
+ * an option flag's value that is not one of its options
+ * (FlagInvalidOptionError) and a value a flag's parser refused ("Parsing
+ * --jobs" and the parser's reason).
  */
-export function usageMessage(err: OclifLikeError): string {
+export function usageMessage(err: Error & ParseErrorFields): string {
   const text = stripVTControlCharacters(err.message ?? String(err));
   const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'See more help with --help');
+  const defs = Object.values(err.parse?.input?.flags ?? {});
   let m: RegExpExecArray | null;
-  let line: string;
-  if (/^Missing \d+ required args?\b/.test(text) && err.args?.every((a) => typeof a === 'object' && a !== null && 'name' in a)) {
-    const args = (err.args as Array<{ name: string; description?: string }>).map((a) => {
-      const d = a.description?.trim().replace(/\.$/, '');
-      return `${a.name.toUpperCase()}${d ? ` (${lowerFirst(d)})` : ''}`;
-    });
-    line = `missing argument${args.length === 1 ? '' : 's'} ${args.join(', ')}`;
-    // Arguments after a flag that takes several values are read as its values.
-    if ((m = /Note: (.+?) allows? multiple values/.exec(text))) {
-      const several = m[1]!.includes(',');
-      line += ` (${m[1]} take${several ? '' : 's'} several values: give arguments before ${several ? 'them' : 'it'} or after "--")`;
+  let line: string | undefined;
+  switch (parseErrorClass(err)) {
+    case 'RequiredArgsError': {
+      const args = (err.args ?? []) as Definition[];
+      line = `missing argument${args.length === 1 ? '' : 's'} ${args.map((a) => {
+        const d = a.description?.trim().replace(/\.$/, '');
+        return `${a.name.toUpperCase()}${d ? ` (${lowerFirst(d)})` : ''}`;
+      }).join(', ')}`;
+      // Arguments after a flag that takes several values are read as its values.
+      const several = defs.filter((f) => f.type === 'option' && f.multiple).map((f) => f.name);
+      if (several.length > 0) {
+        const them = several.length > 1;
+        line += ` (${dashed(several)} take${them ? '' : 's'} several values: give arguments before ${them ? 'them' : 'it'} or after "--")`;
+      }
+      break;
     }
-  } else if (/^The following errors? occurred:/.test(lines[0] ?? '')) {
-    const exclusive: string[][] = [];
-    const reasons = lines.slice(1).map((r) => flagReason(r, exclusive)).filter((r): r is string => r !== undefined);
-    line = [...new Set([...exclusive.map((p) => `give only one of ${p.join(', ')}`), ...reasons])].join('; ');
-  } else if ((m = /^Nonexistent flags?: (.*)$/.exec(lines[0] ?? ''))) {
-    line = `unknown option${m[1]!.includes(',') ? 's' : ''} ${m[1]}`;
-  } else if ((m = /^Expected (--[\w-]+)=(.*) to be one of: (.*)$/s.exec(lines.join(' ')))) {
-    line = `invalid ${m[1]} ${JSON.stringify(m[2])}: use one of ${m[3]}`;
-  } else if ((m = /^Parsing (--[\w-]+)$/.exec(lines[0] ?? ''))) {
-    // "Parsing --jobs" then what is wrong with its value (which may name the flag itself).
-    const detail = lines.slice(1).map(lowerFirst).join('; ');
-    line = detail.includes(m[1]!) ? detail : `${m[1]}: ${detail}`;
-  } else {
-    line = lowerFirst(lines.join('; '));
+    case 'UnexpectedArgsError':
+      line = `unexpected argument${err.args?.length === 1 ? '' : 's'}: ${(err.args ?? []).join(', ')}`;
+      break;
+    case 'NonExistentFlagsError':
+      line = `unknown option${err.flags?.length === 1 ? '' : 's'} ${(err.flags ?? []).join(', ')}`;
+      break;
+    case 'FailedFlagValidationError':
+      line = flagProblems(err.parse)?.join('; ') || lines.slice(1).map(lowerFirst).join('; ');
+      break;
+    case 'FlagInvalidOptionError':
+      if ((m = /^Expected (--[\w-]+)=(.*) to be one of: (.*)$/s.exec(lines.join(' ')))) line = `invalid ${m[1]} ${JSON.stringify(m[2])}: use one of ${m[3]}`;
+      break;
+    default:
+      if ((m = /^Parsing (--[\w-]+)$/.exec(lines[0] ?? ''))) {
+        // "Parsing --jobs" then what is wrong with its value (which may name the flag itself).
+        const detail = lines.slice(1).map(lowerFirst).join('; ');
+        line = detail.includes(m[1]!) ? detail : `${m[1]}: ${detail}`;
+      }
   }
-  return `${line}; see --help`;
+  return `${line ?? lowerFirst(lines.join('; '))}; see --help`;
 }
 
 export abstract class BaseCommand extends Command {
@@ -111,11 +206,12 @@ export abstract class BaseCommand extends Command {
     return super.warn(typeof input === 'string' ? redactCredentials(input) : new Error(redactCredentials(input.message)));
   }
 
+  // Read from argv, not from the parsed flags: a parse error, reported by catch(), leaves none.
   private debugEnabled(): boolean {
     return this.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG ?? '');
   }
 
-  protected override async catch(err: Error & OclifLikeError): Promise<void> {
+  protected override async catch(err: Error & ParseErrorFields & { oclif?: { exit?: number } }): Promise<void> {
     let code: number;
     let message: string;
     let errorCode: string;

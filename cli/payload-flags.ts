@@ -9,6 +9,8 @@ import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/pro
 import { parseAnnotationFlags } from './annotations.js';
 import { jsonMap } from '../src/oci/json.js';
 import { parseSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
+import { prose } from './prose.js';
 
 export const osImageFlags = {
   payload: Flags.string({
@@ -18,41 +20,51 @@ export const osImageFlags = {
     description: 'A payload as NAME=PATH (repeatable; order is kept). Names: letters, digits, ".", "_", "-".',
     helpValue: 'NAME=PATH',
   }),
-  compression: Flags.string({ options: ['zstd', 'none'], default: 'zstd', description: 'Payload compression.' }),
+  compression: Flags.option({ options: ['zstd', 'none'] as const satisfies readonly Compression[], default: 'zstd', description: 'Payload compression.' })(),
   'compression-level': Flags.integer({ min: 1, max: 19, default: 3, description: 'zstd level, 1 (fastest) to 19 (smallest).' }),
-  'hash-chunk-size': Flags.string({ default: '1MiB', description: 'Uncompressed bytes per SHA-256 chunk hash (more than 0, at most 16MiB).', helpValue: 'SIZE' }),
-  'frame-size': Flags.string({ description: 'Uncompressed bytes per independent zstd frame, a multiple of the hash chunk size [default: 4MiB].', helpValue: 'SIZE' }),
-  'product-info': Flags.string({ description: 'JSON file with product_info fields (id, name, version, variant, commit_hash, commit_date, build_tree_dirty, components).', helpValue: 'FILE' }),
+  'hash-chunk-size': Flags.string({
+    default: '1MiB',
+    description: 'Uncompressed bytes per SHA-256 chunk hash (more than 0, at most 16MiB).',
+    helpValue: 'SIZE',
+  }),
+  'frame-size': Flags.string({
+    description: 'Uncompressed bytes per independent zstd frame, a multiple of the hash chunk size [default: 4MiB].',
+    helpValue: 'SIZE',
+  }),
+  'product-info': Flags.string({
+    description: prose`JSON file with product_info fields (id, name, version, variant, commit_hash, commit_date,
+      build_tree_dirty, components).`,
+    helpValue: 'FILE',
+  }),
   'product-id': Flags.string({ description: 'product_info.id (overrides --product-info).' }),
   'product-name': Flags.string({ description: 'product_info.name (overrides --product-info).' }),
-  'product-version': Flags.string({ description: 'product_info.version (overrides --product-info); "{git-describe}" in it is replaced by `git describe --tags --always --dirty`.' }),
+  'product-version': Flags.string({
+    description: prose`product_info.version (overrides --product-info); "{git-describe}" in it is replaced by \`git
+      describe --tags --always --dirty\`.`,
+  }),
   variant: Flags.string({ description: 'product_info.variant, usable in a tag; its first "-" part is the architecture (x86_64-debug).' }),
   'layer-titles': Flags.boolean({
     default: true,
     allowNo: true,
-    description: 'Annotate each payload layer with org.opencontainers.image.title so oras pull writes files. --no-layer-titles reproduces the reference builder\'s manifest byte for byte.',
+    description: prose`Annotate each payload layer with org.opencontainers.image.title so oras pull writes files.
+      --no-layer-titles reproduces the reference builder's manifest byte for byte.`,
   }),
-  git: Flags.boolean({ description: 'Fill product_info.commit_hash, commit_date and build_tree_dirty from the git repository of the current directory (untracked files that are not ignored count as dirty).' }),
-  annotation: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'A manifest annotation KEY=VALUE (repeatable; wins over --annotate-git).', helpValue: 'KEY=VALUE' }),
-  'annotate-git': Flags.boolean({ description: 'Annotate the manifest with org.opencontainers.image.revision (HEAD), .source (origin URL without credentials) and .created (commit date).' }),
+  git: Flags.boolean({
+    description: prose`Fill product_info.commit_hash, commit_date and build_tree_dirty from the git repository of the
+      current directory (untracked files that are not ignored count as dirty).`,
+  }),
+  annotation: Flags.string({
+    multiple: true,
+    multipleNonGreedy: true,
+    description: 'A manifest annotation KEY=VALUE (repeatable; wins over --annotate-git).',
+    helpValue: 'KEY=VALUE',
+  }),
+  'annotate-git': Flags.boolean({
+    description: prose`Annotate the manifest with org.opencontainers.image.revision (HEAD), .source (origin URL
+      without credentials) and .created (commit date).`,
+  }),
 };
 
-type OsImageFlagValues = {
-  payload?: string[];
-  compression: string;
-  'compression-level': number;
-  'hash-chunk-size': string;
-  'frame-size'?: string;
-  'product-info'?: string;
-  'product-id'?: string;
-  'product-name'?: string;
-  'product-version'?: string;
-  variant?: string;
-  'layer-titles': boolean;
-  git?: boolean;
-  annotation?: string[];
-  'annotate-git'?: boolean;
-};
 
 /** Parses `NAME=PATH` payload flags. */
 export function parsePayloadFlags(values: string[] | undefined): PayloadInput[] {
@@ -67,7 +79,7 @@ export function parsePayloadFlags(values: string[] | undefined): PayloadInput[] 
 }
 
 /** Turns the shared flags into build options. */
-export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise<{
+export async function osImageOptionsFromFlags(flags: FlagValues<typeof osImageFlags>): Promise<{
   payloads: PayloadInput[];
   encoding: PayloadEncoding;
   productInfo: Partial<ProductInfo>;
@@ -77,7 +89,7 @@ export async function osImageOptionsFromFlags(flags: OsImageFlagValues): Promise
   const payloads = parsePayloadFlags(flags.payload);
   const hashChunkSize = parseSize(flags['hash-chunk-size'], 'hash chunk size');
   const encoding: PayloadEncoding = {
-    compression: flags.compression as Compression,
+    compression: flags.compression,
     level: flags['compression-level'],
     hashChunkSize,
     frameSize: flags['frame-size'] === undefined ? undefined : parseSize(flags['frame-size'], 'frame size'),

@@ -7,16 +7,19 @@
 import { Flags } from '@oclif/core';
 import type { ProgressEvent, ProgressSink } from '../src/progress/events.js';
 import { formatSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
+import { prose } from './prose.js';
 
 export type ProgressMode = 'tty' | 'plain' | 'json' | 'none';
 
 export const progressFlags = {
-  progress: Flags.string({
-    options: ['auto', 'tty', 'plain', 'json', 'none'],
+  progress: Flags.option({
+    options: ['auto', 'tty', 'plain', 'json', 'none'] as const satisfies ReadonlyArray<ProgressMode | 'auto'>,
     default: 'auto',
-    description: 'Progress on stderr: auto (live lines on a terminal, plain lines otherwise), tty, plain, json (JSON lines: blob-start, blob-progress, blob-done, retry, manifest, tag) or none.',
+    description: prose`Progress on stderr: auto (live lines on a terminal, plain lines otherwise), tty, plain, json
+      (JSON lines: blob-start, blob-progress, blob-done, retry, manifest, tag) or none.`,
     helpGroup: 'OUTPUT',
-  }),
+  })(),
   quiet: Flags.boolean({ char: 'q', description: 'Print only the result (same as --progress none).', helpGroup: 'OUTPUT' }),
 };
 
@@ -50,7 +53,7 @@ export class ProgressRenderer {
   constructor(
     readonly mode: ProgressMode,
     private readonly out: NodeJS.WriteStream = process.stderr,
-    private readonly summaryEveryMs = 10_000,
+    summaryEveryMs = 10_000,
   ) {
     if (mode === 'plain') {
       this.timer = setInterval(() => this.summary(), summaryEveryMs);
@@ -59,11 +62,11 @@ export class ProgressRenderer {
   }
 
   /** Picks the mode from the flags and whether stderr is a terminal. */
-  static fromFlags(flags: { progress?: string; quiet?: boolean; json?: boolean }, out: NodeJS.WriteStream = process.stderr): ProgressRenderer {
+  static fromFlags(flags: Partial<FlagValues<typeof progressFlags>> & { json?: boolean }, out: NodeJS.WriteStream = process.stderr): ProgressRenderer {
     let mode: ProgressMode;
     if (flags.quiet) mode = 'none';
     else if (!flags.progress || flags.progress === 'auto') mode = out.isTTY && !flags.json ? 'tty' : flags.json ? 'none' : 'plain';
-    else mode = flags.progress as ProgressMode;
+    else mode = flags.progress;
     return new ProgressRenderer(mode, out);
   }
 
@@ -159,7 +162,9 @@ export class ProgressRenderer {
       total += f.total ?? 0;
     }
     const pct = total ? ` (${Math.floor((bytes / total) * 100)}%)` : '';
-    this.out.write(`progress: ${this.flights.size} blob(s) in flight, ${formatSize(bytes)}${total ? ` of ${formatSize(total)}` : ''}${pct}, ${this.doneCount} done, ${rate(bytes + this.doneBytes, Date.now() - this.start)}\n`);
+    const of = total ? ` of ${formatSize(total)}` : '';
+    const speed = rate(bytes + this.doneBytes, Date.now() - this.start);
+    this.out.write(`progress: ${this.flights.size} blob(s) in flight, ${formatSize(bytes)}${of}${pct}, ${this.doneCount} done, ${speed}\n`);
   }
 
   /** Stops the timer and removes the live lines. */

@@ -5,29 +5,55 @@ import { isLocalLocation } from '../src/ocilayout/location.js';
 import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
+import { readStdinSecret } from './prompt.js';
+import { prose } from './prose.js';
 
 export const registryFlags = {
-  username: Flags.string({ char: 'u', description: 'Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes to (else the one it reads from); any other registry gets what the auth file holds for it.', helpGroup: 'REGISTRY' }),
-  'password-stdin': Flags.boolean({ description: 'Read the password or token from standard input (sent only to the registry --username is for).', helpGroup: 'REGISTRY' }),
+  username: Flags.string({
+    char: 'u',
+    description: prose`Registry user name (with --password-stdin). Default: $OCI_OS_USERNAME, then the Docker/podman
+      auth file. These credentials, like $OCI_OS_USERNAME/$OCI_OS_PASSWORD, go only to the registry the command writes
+      to (else the one it reads from); any other registry gets what the auth file holds for it.`,
+    helpGroup: 'REGISTRY',
+  }),
+  'password-stdin': Flags.boolean({
+    description: 'Read the password or token from standard input (sent only to the registry --username is for).',
+    helpGroup: 'REGISTRY',
+  }),
   'ca-file': Flags.string({ description: 'PEM file of CA certificates to trust in addition to the system ones.', helpValue: 'FILE', helpGroup: 'REGISTRY' }),
   insecure: Flags.boolean({ description: 'Skip TLS certificate verification.', helpGroup: 'REGISTRY' }),
-  'plain-http': Flags.boolean({ allowNo: true, description: 'Speak plain HTTP (default only for localhost, 127.0.0.0/8 and [::1]; --no-plain-http to use HTTPS there).', helpGroup: 'REGISTRY' }),
-  retries: Flags.integer({ min: 0, max: 100, default: 5, description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).', helpGroup: 'REGISTRY' }),
+  'plain-http': Flags.boolean({
+    allowNo: true,
+    description: prose`Speak plain HTTP (default only for localhost, 127.0.0.0/8 and [::1]; --no-plain-http to use
+      HTTPS there).`,
+    helpGroup: 'REGISTRY',
+  }),
+  retries: Flags.integer({
+    min: 0,
+    max: 100,
+    default: 5,
+    description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).',
+    helpGroup: 'REGISTRY',
+  }),
 };
 
 /** Flags of commands that upload (push, copy, attach, image build/index --push), beside {@link registryFlags}. */
 export const uploadFlags = {
-  'chunk-size': Flags.string({ description: 'Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; blobs read from a file or layout, and blobs compressed while they are pushed, go in one request (up to 1GiB)].', helpValue: 'SIZE', helpGroup: 'REGISTRY' }),
+  'chunk-size': Flags.string({
+    description: prose`Upload chunk size; adapted to what the registry accepts [default: 8MiB; 4MiB for ghcr.io; blobs
+      read from a file or layout, and blobs compressed while they are pushed, go in one request (up to 1GiB)].`,
+    helpValue: 'SIZE',
+    helpGroup: 'REGISTRY',
+  }),
 };
 
-export interface RegistryFlagValues {
-  username?: string;
-  'password-stdin'?: boolean;
-  'ca-file'?: string;
-  insecure?: boolean;
-  'plain-http'?: boolean;
-  retries?: number;
-  'chunk-size'?: string;
+/** The values of {@link registryFlags}, and of {@link uploadFlags} for the commands that have them. */
+export type RegistryFlagValues = FlagValues<typeof registryFlags> & Partial<FlagValues<typeof uploadFlags>>;
+
+/** Prints a warning a registry sent (a Warning header), naming the registry. */
+export function printRegistryWarning(message: string, registry: string): void {
+  process.stderr.write(`oci-os: warning: ${registry}: ${message}\n`);
 }
 
 /** Smallest --chunk-size accepted. */
@@ -44,12 +70,6 @@ export function parseChunkSize(text: string): number {
     throw new OciError('USAGE', `invalid --chunk-size "${text}": use at least 1KiB (the default is 8MiB)`);
   }
   return n;
-}
-
-async function readStdin(): Promise<string> {
-  const parts: Buffer[] = [];
-  for await (const c of process.stdin) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
 }
 
 /** The locations a command writes to and reads from, which decide where explicit credentials go. */
@@ -97,13 +117,17 @@ export function credentialsRegistry(target: CredentialsTarget, explicit = false)
  * printed, and go only to the registry {@link credentialsRegistry} picks
  * from `target`.
  */
-export async function registryClientFromFlags(flags: RegistryFlagValues, target: CredentialsTarget, extra: RegistryClientOptions = {}): Promise<RegistryClient> {
+export async function registryClientFromFlags(
+  flags: RegistryFlagValues,
+  target: CredentialsTarget,
+  extra: RegistryClientOptions = {},
+): Promise<RegistryClient> {
   const options: RegistryClientOptions = { ...extra };
   // First, so a usage error comes before standard input is read for a password.
   if (flags['chunk-size']) options.chunkSize = parseChunkSize(flags['chunk-size']);
   options.credentialsHost = credentialsRegistry(target, flags['password-stdin'] || flags.username !== undefined);
   if (flags['password-stdin']) {
-    const password = await readStdin();
+    const password = await readStdinSecret();
     if (!password) throw new OciError('USAGE', '--password-stdin given but standard input was empty');
     const username = flags.username ?? process.env.OCI_OS_USERNAME;
     if (!username) throw new OciError('USAGE', '--password-stdin needs --username (or OCI_OS_USERNAME)');

@@ -2,8 +2,9 @@
 import { Flags } from '@oclif/core';
 import type { Command } from '@oclif/core';
 import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
-import { ProgressRenderer } from './progress.js';
-import { registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
+import { ProgressRenderer, type progressFlags } from './progress.js';
+import { printRegistryWarning, registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
+import type { FlagValues } from './base.js';
 import { formatSize } from '../src/util/size.js';
 import { InterruptedError } from '../src/errors.js';
 import { openLocationForReading, type ReadableLocation } from '../src/copy/locations.js';
@@ -19,7 +20,7 @@ export const jobsFlag = { jobs: jobs('Blob transfers and manifest reads/writes a
 export const verifyJobsFlag = { jobs: jobs('Blob and manifest checks at once.') };
 
 /** The JSON form of a transfer. */
-export function transferSummary(r: TransferResult): Record<string, unknown> {
+export function transferSummary(r: TransferResult) {
   const count = (s: string) => r.contents.filter((c) => c.kind === 'blob' && c.status === s).length;
   return {
     source: r.source,
@@ -31,13 +32,15 @@ export function transferSummary(r: TransferResult): Record<string, unknown> {
     blobs: { uploaded: count('uploaded'), exists: count('exists'), mounted: count('mounted') },
     bytesTransferred: r.bytesTransferred,
     contents: r.contents,
-    ...(r.verification ? { verifiedPayloads: r.verification.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks })) } : {}),
+    ...(r.verification
+      ? { verifiedPayloads: r.verification.payloads.map((p) => ({ manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks })) }
+      : {}),
   };
 }
 
 /** Prints the digest, then one line of counts on stderr (stdout stays machine-readable). */
 export function renderTransfer(cmd: Command, r: TransferResult, quiet = false): void {
-  const s = transferSummary(r) as { blobs: { uploaded: number; exists: number; mounted: number } };
+  const s = transferSummary(r);
   cmd.log(r.root.digest);
   // --quiet and --progress none: the result only.
   if (quiet) return;
@@ -115,14 +118,14 @@ export function withReadableLocation<T>(source: string, client: RegistryClient, 
  */
 export async function runTransfer(
   cmd: Command & { jsonEnabled(): boolean },
-  flags: RegistryFlagValues & { progress?: string; quiet?: boolean; jobs?: number },
+  flags: RegistryFlagValues & FlagValues<typeof progressFlags & typeof jobsFlag>,
   source: string,
   destination: string,
   options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds' | 'platform' | 'verifyOsImages'> = {},
 ): Promise<Record<string, unknown>> {
   const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
   const client = await registryClientFromFlags(flags, { writes: destination, reads: [source] }, {
-    onWarning: (m, r) => process.stderr.write(`oci-os: warning: ${r}: ${m}\n`),
+    onWarning: printRegistryWarning,
     retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
   });
   try {

@@ -6,14 +6,23 @@ import { formatLocalLocation, parseLocalLocation } from '../src/ocilayout/locati
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { withInterrupt } from '../cli/transfer.js';
 import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
+import { prose } from '../cli/prose.js';
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
-  static override description = `Each payload is read once, in bounded pieces: SHA-256 per hash chunk of the uncompressed bytes, then (by default) zstd in independent frames closed by a seek table, so readers can fetch and verify single chunks. The same inputs and flags give the same bytes and manifest digest on every run and machine.
+  static override description = prose`
+    Each payload is read once, in bounded pieces: SHA-256 per hash chunk of the uncompressed bytes, then (by default)
+    zstd in independent frames closed by a seek table, so readers can fetch and verify single chunks. The same inputs
+    and flags give the same bytes and manifest digest on every run and machine.
 
-DEST is oci:DIR[:TAG] (an OCI image layout directory) or oci-archive:FILE[:TAG] (the same layout as a tar file). TAG defaults to "latest"; other images in an existing layout are kept and an existing TAG is moved. Nothing becomes visible until every blob is in place.
+    DEST is oci:DIR[:TAG] (an OCI image layout directory) or oci-archive:FILE[:TAG] (the same layout as a tar file). TAG
+    defaults to "latest"; other images in an existing layout are kept and an existing TAG is moved. Nothing becomes
+    visible until every blob is in place.
 
-Prints the manifest digest (--digest-file also writes it to a file); --json prints the digest, media types, size, output, every payload and warnings. A build that leaves more than one image in oci:DIR warns (on stderr, or in warnings with --json): Monogon's reader takes a layout holding one.`;
+    Prints the manifest digest (--digest-file also writes it to a file); --json prints the digest, media types, size,
+    output, every payload and warnings. A build that leaves more than one image in oci:DIR warns (on stderr, or in
+    warnings with --json): Monogon's reader takes a layout holding one.
+  `;
   static override examples = [
     '<%= config.bin %> build --payload system=rootfs.img --payload kernel.efi=kernel.efi --output oci:out/image:v1.2.0',
     '<%= config.bin %> build -p system=rootfs.img --product-id myos --product-version 1.2.0 --variant x86_64 --output oci-archive:myos.tar',
@@ -43,7 +52,9 @@ Prints the manifest digest (--digest-file also writes it to a file); --json prin
         artifactType: JSON.parse(r.manifest.toString('utf8')).artifactType as string,
         size: r.descriptor.size,
         output: r.output,
-        payloads: r.payloads.map((p) => ({ name: p.name, size: p.size, digest: p.digest, blobSize: p.blobSize, mediaType: p.mediaType, chunkCount: p.chunkCount })),
+        payloads: r.payloads.map((p) => ({
+          name: p.name, size: p.size, digest: p.digest, blobSize: p.blobSize, mediaType: p.mediaType, chunkCount: p.chunkCount,
+        })),
         warnings: [] as string[],
       };
       if (r.images !== undefined && r.images > 1) {

@@ -3,12 +3,17 @@ import { BaseCommand, stderrLine } from '../cli/base.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { listReferrers } from '../src/registry/referrers.js';
 import { printable } from '../src/util/printable.js';
+import { prose } from '../cli/prose.js';
 
 export default class Referrers extends BaseCommand {
   static override summary = 'List the artifacts that refer to an image (made by "oci-os attach", oras, cosign…).';
-  static override description = `Asks the registry's referrers API (GET /v2/<name>/referrers/<digest>); when the registry has none (404), reads the fallback index at tag sha256-<hex of the subject digest> that clients maintain instead.
+  static override description = prose`
+    Asks the registry's referrers API (GET /v2/<name>/referrers/<digest>); when the registry has none (404), reads the
+    fallback index at tag sha256-<hex of the subject digest> that clients maintain instead.
 
-Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --json prints {subject, source, referrers}.`;
+    Prints one line per referrer: DIGEST ARTIFACT-TYPE SIZE and its annotations; --json prints {subject, source,
+    referrers}.
+  `;
   static override examples = [
     '<%= config.bin %> referrers ghcr.io/acme/myos:1.2.0',
     '<%= config.bin %> referrers localhost:5000/myos:dev --artifact-type application/spdx+json --json',

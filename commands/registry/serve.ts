@@ -1,16 +1,24 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
 import { defaultListenAddress, parseListenAddress, startRegistryServer } from '../../src/server/index.js';
+import { prose } from '../../cli/prose.js';
 
 export default class RegistryServe extends BaseCommand {
   static override summary = 'Serve an OCI distribution registry from a directory.';
-  static override description = `Speaks the OCI distribution-spec v1.1 (pull, push with chunked and monolithic uploads, cross-repository mounts, tags, referrers), storing blobs and manifests under --root. Plain HTTP: put a TLS proxy in front of it to serve beyond the local machine.
+  static override description = prose`
+    Speaks the OCI distribution-spec v1.1 (pull, push with chunked and monolithic uploads, cross-repository mounts,
+    tags, referrers), storing blobs and manifests under --root. Plain HTTP: put a TLS proxy in front of it to serve
+    beyond the local machine.
 
-With --htpasswd, every request needs Basic credentials from that file (bcrypt hashes, as written by htpasswd -B). Passwords are checked on worker threads; after 10 failed logins within a minute from one address, or for one user name, further attempts get 429 with Retry-After until the minute is over, while clients already logged in carry on.
+    With --htpasswd, every request needs Basic credentials from that file (bcrypt hashes, as written by htpasswd -B).
+    Passwords are checked on worker threads; after 10 failed logins within a minute from one address, or for one user
+    name, further attempts get 429 with Retry-After until the minute is over, while clients already logged in carry on.
 
-When the disk fills up, uploads answer 507 and keep the bytes already stored: the client can resume from the offset the upload reports once space is freed.
+    When the disk fills up, uploads answer 507 and keep the bytes already stored: the client can resume from the offset
+    the upload reports once space is freed.
 
-Prints the URL it listens on (with --json: {"url", "address", "root"}), then serves until SIGINT or SIGTERM.`;
+    Prints the URL it listens on (with --json: {"url", "address", "root"}), then serves until SIGINT or SIGTERM.
+  `;
   static override examples = [
     '<%= config.bin %> registry serve --root /var/lib/oci-os-registry',
     '<%= config.bin %> registry serve --root ./registry --listen 127.0.0.1:5001 --htpasswd ./htpasswd',

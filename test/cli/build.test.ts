@@ -78,6 +78,7 @@ test('same inputs give the same bytes; oci-archive output is a deterministic tar
   await new Promise((r) => setTimeout(r, 1100)); // a different wall clock second must not matter
   const d = await runCli(args(`oci-archive:${join(dir, 'b.tar')}:rel`));
   assert.equal(c.code, 0, c.stderr);
+  assert.equal(d.code, 0, d.stderr);
   assert.equal(c.stdout, a.stdout);
   assert.ok((await readFile(join(dir, 'a.tar'))).equals(await readFile(join(dir, 'b.tar'))), 'archives are byte-identical');
   const raw = await skopeo(['inspect', '--raw', `oci-archive:${join(dir, 'a.tar')}:rel`]);

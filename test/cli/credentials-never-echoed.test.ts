@@ -74,7 +74,7 @@ test('no command echoes a password or token typed into an invalid reference, in 
   ];
   const runs: Array<{ args: string[] }> = [];
   // Every command, plain and --json, with the first two shapes in turn; the other shapes with the commands that parse differently (a location, a login target).
-  for (const [c, args] of commands(refs[0]!).entries()) {
+  for (const c of commands(refs[0]!).keys()) {
     runs.push({ args: commands(refs[c % 2]!)[c]! }, { args: [...commands(refs[(c + 1) % 2]!)[c]!, '--json'] });
   }
   for (const ref of refs.slice(2)) {

@@ -93,7 +93,7 @@ test('verify names the frame that failed in a zstd payload: no frame where one s
   const bad = join(root, 'badmagic');
   await cp(img.dir, bad, { recursive: true });
   const broken = Buffer.from(blob);
-  broken[frame3] ^= 0xff;
+  broken[frame3]! ^= 0xff;
   await writeFile(blobPath(bad, system.digest), broken);
   const m = await runCli(['verify', `oci:${bad}:v1`]);
   assert.equal(m.code, 5, m.stderr);

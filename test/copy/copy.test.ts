@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -125,7 +125,7 @@ describe('copyGraph', () => {
     const img = await containerImage('amd64', { layers: 1 });
     const layer = img.blobs[1]!;
     const bad: Blob = { desc: layer.desc, bytes: Buffer.from(layer.bytes) };
-    bad.bytes[100] ^= 1;
+    bad.bytes[100]! ^= 1;
     // Store the corrupt bytes under the right name, as a damaged disk would.
     await writeLayout(join(dir, 'src'), img.manifest, [img.blobs[0]!], 'v1');
     await mkdir(join(dir, 'src', 'blobs', 'sha256'), { recursive: true });

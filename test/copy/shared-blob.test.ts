@@ -4,7 +4,7 @@
  * last payload that names it.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { buildOsImageToLocal } from '../../src/osimage/build-local.js';

@@ -16,7 +16,7 @@ import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { verifyGraph } from '../../src/copy/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout, type Blob } from './fixtures.js';
+import { blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 

@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openLocationForReading } from '../../src/copy/locations.js';
-import type { Descriptor } from '../../src/oci/descriptor.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { access, mkdir, open, readdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cliPath, entriesLeft, runCli, tempDir } from '../helpers/cli.js';
 import { OciError } from '../../src/errors.js';

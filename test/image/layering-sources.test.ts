@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile, link } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { assertPlanInvariants, assertUnpacksEqual, buildJson, readLayers } from './layering-helpers.js';
 import { packUnits, type PackUnit } from '../../src/image/layering/pack.js';
 

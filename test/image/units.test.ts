@@ -135,7 +135,7 @@ test('the tar reader: GNU long names, checksums, truncation, unread content skip
   assert.deepEqual(names, ['dir/', long]);
   const bytes = tarOf([file('a', Buffer.from('abc'))]);
   const corrupt = Buffer.from(bytes);
-  corrupt[10] ^= 1;
+  corrupt[10]! ^= 1;
   await assert.rejects(async () => { for await (const _ of readTar(Readable.from([corrupt]), 'bad.tar')) { /* read */ } }, /bad\.tar is not a tar archive \(its first header's checksum does not match\)/);
   await assert.rejects(async () => {
     for await (const e of readTar(Readable.from([bytes.subarray(0, 514)]), 'cut.tar')) for await (const _ of e.body) { /* read */ }

@@ -18,7 +18,7 @@ test('a failed image unpack leaves nothing unchecked behind in a new or empty di
   // One changed byte near the end of the layer: entries before it are written before the digest is known.
   const layer = blobPath(img, manifest.layers[0].digest);
   const bytes = await readFile(layer);
-  bytes[bytes.length - 3000] ^= 0xff;
+  bytes[bytes.length - 3000]! ^= 0xff;
   await writeFile(layer, bytes);
 
   const fresh = join(root, 'new', 'dir');

@@ -125,7 +125,7 @@ describe('OS image reader', () => {
     const dir = await tempDir(t);
     const data = pseudoRandom(5 * 64 * KiB, 11);
     const stored = Buffer.from(data);
-    stored[2 * 64 * KiB + 10] ^= 0x40; // in chunk 2
+    stored[2 * 64 * KiB + 10]! ^= 0x40; // in chunk 2
     const loc = await openLocationForReading(await imageWithBlob(dir, data, data, MediaType.octetStream));
     const image = await readOsImage(loc.store, loc.root);
     await writeFile(join(dir, 'blobs', 'sha256', image.payloads[0]!.layer.digest.slice(7)), stored);

@@ -3,27 +3,49 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, tempDir } from '../helpers/cli.js';
-import Attach from '../../commands/attach.js';
-import Login from '../../commands/login.js';
-import Logout from '../../commands/logout.js';
-import Referrers from '../../commands/referrers.js';
+/** Environment that keeps every auth file inside `dir`. */
+function isolated(dir: string): NodeJS.ProcessEnv {
+  return { HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), REGISTRY_AUTH_FILE: '', OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' };
+}
 
-test('login, logout, attach and referrers have --help with examples and --json; usage errors exit 2', async () => {
-  for (const C of [Login, Logout, Attach, Referrers]) {
-    assert.ok((C.examples?.length ?? 0) >= 2, `${C.name} has examples`);
-    assert.equal(C.enableJsonFlag, true, `${C.name} takes --json`);
-    assert.ok(C.summary && C.description, `${C.name} is described`);
+test('login, logout, attach and referrers have --help with a description and examples', async () => {
+  for (const command of ['login', 'logout', 'attach', 'referrers']) {
+    const r = await runCli([command, '--help']);
+    assert.equal(r.code, 0, `${command}: ${r.stderr}`);
+    assert.match(r.stdout, /^DESCRIPTION\n {2}\S/m, command);
+    assert.match(r.stdout, /^ {2}--json +Format output as json\.$/m, `${command} takes --json`);
+    const examples = r.stdout.slice(r.stdout.indexOf('\nEXAMPLES\n'));
+    assert.ok(examples.length > 1, `${command} has examples`);
+    assert.ok(examples.split(`oci-os ${command} `).length - 1 >= 2, `${command} has at least two examples:\n${examples}`);
   }
-  const [help, missing, badHost] = await Promise.all([
-    runCli(['attach', '--help']),
-    runCli(['attach', 'localhost:5000/x:1']),
-    runCli(['login', 'ftp://example.com', '--password-stdin', '-u', 'x'], { input: 'y' }),
-  ]);
-  assert.equal(help.code, 0, help.stderr);
-  assert.match(help.stdout, /EXAMPLES[\s\S]*oci-os attach /);
-  assert.equal(missing.code, 2, missing.stderr);
-  assert.match(missing.stderr, /artifact-type/);
-  assert.equal(badHost.code, 2, badHost.stderr);
+});
+
+test('login, logout, attach and referrers: usage errors exit 2, as JSON with --json; logout --json reports', async (t) => {
+  const home = await tempDir(t);
+  const usage: Array<[string[], RegExp, string?]> = [
+    [['attach', 'localhost:5000/x:1'], /--artifact-type/],
+    [['referrers'], /missing argument REF/],
+    [['login', 'ftp://example.com', '--password-stdin', '-u', 'x'], /ftp/, 'y'],
+    [['logout', 'localhost:5000', 'extra'], /unexpected argument: extra/],
+  ];
+  for (const [args, message, input] of usage) {
+    const text = await runCli(args, { env: isolated(home), input });
+    assert.equal(text.code, 2, `${args.join(' ')}: ${text.stderr}`);
+    assert.match(text.stderr, /^oci-os: error: /, args.join(' '));
+    assert.match(text.stderr, message, args.join(' '));
+    const json = await runCli([...args, '--json'], { env: isolated(home), input });
+    assert.equal(json.code, 2, `${args.join(' ')} --json: ${json.stderr}`);
+    const doc = JSON.parse(json.stdout) as { error: { code: string; message: string }; exitCode: number };
+    assert.equal(doc.error.code, 'USAGE', args.join(' '));
+    assert.equal(doc.exitCode, 2);
+    assert.match(doc.error.message, message, args.join(' '));
+  }
+  // Not being logged in is no error; --json says what was (not) removed, and where from.
+  const out = await runCli(['logout', 'localhost:5999', '--json'], { env: isolated(home) });
+  assert.equal(out.code, 0, out.stderr);
+  assert.deepEqual(JSON.parse(out.stdout), {
+    registry: 'localhost:5999', file: join(home, 'docker', 'config.json'), key: 'localhost:5999', removed: false, stillIn: [],
+  });
 });
 
 test('shell completion is generated and knows the commands', async (t) => {

@@ -8,7 +8,7 @@ import bcrypt from 'bcryptjs';
 import { parseListenAddress, startRegistryServer, type RequestLogEntry } from '../../src/server/index.js';
 import { call, errorCode, pushBlob, sha, tempRegistry } from './helpers.js';
 
-function basic(user: string, pass: string): Record<string, string> {
+function basic(user: string, pass: string): { authorization: string } {
   return { authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
 }
 

@@ -102,7 +102,7 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
   const digests = () => (known ??= componentDigests(tree, a, parent));
   const unitOf = unitsOf(tree, a);
   const compBytes = new Float64Array(a.components.length);
-  tree.entries.forEach((s, i) => (compBytes[a.of[i]!] += tarBytes(s.entry.size)));
+  tree.entries.forEach((s, i) => (compBytes[a.of[i]!]! += tarBytes(s.entry.size)));
   const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests()[c]! })));
 
   // Previous layers kept: every component still here, the same content, and no unit reaching outside.
