@@ -4,7 +4,7 @@ import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { buildOsImageToLocal } from '../src/osimage/build-local.js';
 import { formatLocalLocation, parseLocalLocation } from '../src/ocilayout/location.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
-import { withInterrupt } from '../cli/transfer.js';
+import { withInterrupt } from '../cli/interrupt.js';
 import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
 import { prose } from '../cli/prose.js';
 

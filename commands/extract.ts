@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { OciError } from '../src/errors.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { withReadableLocation } from '../cli/transfer.js';
+import { withReadableLocation } from '../cli/interrupt.js';
 import { extractPayloadTo, extractPayloadToFile } from '../src/osimage/extract.js';
 import { selectRoot } from '../src/image/platform-select.js';
 import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';

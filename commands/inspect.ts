@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { withReadableLocation } from '../cli/transfer.js';
+import { withReadableLocation } from '../cli/interrupt.js';
 import { inspect, renderSummary } from '../src/copy/inspect.js';
 import { OciError } from '../src/errors.js';
 import { selectRoot } from '../src/image/platform-select.js';

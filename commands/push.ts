@@ -9,7 +9,7 @@ import { pushFromLocal } from '../src/copy/push-local.js';
 import { parseReference } from '../src/registry/reference.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
-import { withInterrupt } from '../cli/transfer.js';
+import { withInterrupt } from '../cli/interrupt.js';
 import { addToIndexTag, indexEntryFor, type IndexTagReport } from '../src/copy/index-tag.js';
 import { parsePlatform, platformFromProductVariant } from '../src/image/platform.js';
 import { tagRe } from '../src/oci/reference-grammar.js';

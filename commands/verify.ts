@@ -1,7 +1,8 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { verifyJobsFlag, withReadableLocation } from '../cli/transfer.js';
+import { verifyJobsFlag } from '../cli/transfer.js';
+import { withReadableLocation } from '../cli/interrupt.js';
 import { formatSize } from '../src/util/size.js';
 import { verifyGraph } from '../src/copy/verify.js';
 import { selectRoot } from '../src/image/platform-select.js';

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { BaseCommand, writtenSummary } from '../../cli/base.js';
 import { checkWritableFile, writeOutputFile } from '../../cli/output-file.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
-import { withInterrupt } from '../../cli/transfer.js';
+import { withInterrupt } from '../../cli/interrupt.js';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs } from '../../src/image/inputs.js';
 import { buildImageTo } from '../../src/image/publish.js';

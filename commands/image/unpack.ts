@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
-import { withInterrupt } from '../../cli/transfer.js';
+import { withInterrupt } from '../../cli/interrupt.js';
 import { platformFlag, platformFromFlags } from '../../cli/platform-flags.js';
 import { unpackImage } from '../../src/image/unpack.js';
 import { prose } from '../../cli/prose.js';

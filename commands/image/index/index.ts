@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, writtenSummary } from '../../../cli/base.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
-import { jobsFlag, withInterrupt } from '../../../cli/transfer.js';
+import { jobsFlag } from '../../../cli/transfer.js';
+import { withInterrupt } from '../../../cli/interrupt.js';
 import { OciError } from '../../../src/errors.js';
 import { buildIndexTo } from '../../../src/image/index-image.js';
 import { keyValues } from '../../../src/image/inputs.js';
