@@ -27,9 +27,9 @@ import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson } from '../oci/json.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatypes.js';
-import { pullScope, pushScope } from '../registry/auth/token-cache.js';
-import { readCapped } from '../registry/errors.js';
-import { manifestAccept, maxManifestBytes, type RegistryRepository } from '../registry/repository.js';
+import { pushScope } from '../registry/auth/token-cache.js';
+import { manifestAccept, type RegistryRepository } from '../registry/repository.js';
+import { sleep } from '../util/sleep.js';
 import { formatReference } from '../registry/reference.js';
 import { formatPlatform, samePlatform } from '../image/platform.js';
 import type { ProgressSink } from '../progress/events.js';
@@ -72,30 +72,12 @@ interface CurrentIndex {
   etag?: string;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new OciError('ABORTED', 'cancelled'));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new OciError('ABORTED', 'cancelled'));
-    }, { once: true });
-  });
-}
 
 /** Reads what the tag holds: undefined when nothing; an index (OCI or Docker list) with its ETag; anything else refused. */
 async function readIndex(repo: RegistryRepository, tag: string, signal?: AbortSignal): Promise<CurrentIndex | undefined> {
-  const res = await repo.http.send({
-    method: 'GET', url: `/v2/${repo.name}/manifests/${tag}`, scopes: [pullScope(repo.name)], signal,
-    headers: { accept: manifestAccept },
-  });
-  if (res.status === 404) {
-    await res.body.dump().catch(() => undefined);
-    return undefined;
-  }
-  if (res.status !== 200) throw await repo.http.error(res, 'GET');
-  const etag = res.header('etag');
-  const bytes = await readCapped(res.body, maxManifestBytes);
+  const read = await repo.fetchTagged(tag, manifestAccept, signal);
+  if (!read) return undefined;
+  const { bytes, etag } = read;
   const where = formatReference({ ...repo.reference, tag, digest: undefined });
   let index: ImageIndex;
   try {
@@ -103,7 +85,7 @@ async function readIndex(repo: RegistryRepository, tag: string, signal?: AbortSi
   } catch {
     throw new OciError('INVALID_FORMAT', `${where} is not JSON`);
   }
-  const type = res.header('content-type')?.split(';')[0]?.trim() || index?.mediaType;
+  const type = read.contentType || index?.mediaType;
   if (!index || !Array.isArray(index.manifests) || !isIndexMediaType(type)) {
     throw new OciError('INVALID_ARGUMENT', `--index-tag ${tag}: ${where} holds a single image, not an index; choose another --index-tag, or delete that tag first`);
   }

@@ -25,6 +25,7 @@ import { pullScope, pushScope } from './auth/token-cache.js';
 import { readCapped } from './errors.js';
 import { maxManifestBytes, type RegistryRepository } from './repository.js';
 import { formatReference, manifestReference } from './reference.js';
+import { sleep } from '../util/sleep.js';
 
 /** The empty JSON blob `{}` that artifact manifests use as their config (image-spec "Guidance for an Empty Descriptor"). */
 export const emptyJsonDescriptor: Descriptor = {
@@ -180,17 +181,9 @@ interface ReadIndex {
 }
 
 async function readFallbackIndex(repo: RegistryRepository, tag: string, signal?: AbortSignal): Promise<ReadIndex | undefined> {
-  const res = await repo.http.send({
-    method: 'GET', url: `/v2/${repo.name}/manifests/${tag}`, scopes: [pullScope(repo.name)], signal,
-    headers: { accept: MediaType.ociIndex },
-  });
-  if (res.status === 404) {
-    await res.body.dump().catch(() => undefined);
-    return undefined;
-  }
-  if (res.status !== 200) throw await repo.http.error(res, 'GET');
-  const etag = res.header('etag');
-  const bytes = await readCapped(res.body, maxManifestBytes);
+  const read = await repo.fetchTagged(tag, MediaType.ociIndex, signal);
+  if (!read) return undefined;
+  const { bytes, etag } = read;
   let index: ImageIndex;
   try {
     index = JSON.parse(bytes.toString('utf8')) as ImageIndex;
@@ -207,15 +200,6 @@ function hasEntry(index: ImageIndex | undefined, digest: string): boolean {
   return !!index?.manifests.some((m) => m.digest === digest);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new OciError('ABORTED', 'cancelled'));
-    }, { once: true });
-  });
-}
 
 /**
  * Adds `entry` to the fallback index of `subjectDigest` (referrers tag

@@ -24,6 +24,13 @@ import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './u
 /** Largest manifest read or pushed (oci/limits.ts). */
 export const maxManifestBytes = MAX_MANIFEST_BYTES;
 
+/** A tag's manifest as {@link RegistryRepository.fetchTagged} read it. */
+export interface TaggedManifest {
+  bytes: Buffer;
+  contentType?: string;
+  etag?: string;
+}
+
 /** `Accept` for manifest requests: OCI and Docker manifests and indexes. */
 export const manifestAccept = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ');
 
@@ -339,6 +346,26 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
     if (!type) throw new OciError('INVALID_FORMAT', `manifest ${reference} has no media type`);
     this.manifests.set(actual, { bytes, mediaType: type });
     return { mediaType: type, digest: actual as Digest, size: bytes.length };
+  }
+
+  /**
+   * What a tag holds now, for a read-modify-write of it (an index several
+   * writers merge into, the referrers fallback index): the bytes, their
+   * content type and the ETag a conditional write (`If-Match`) can name;
+   * undefined when the tag does not exist. A tag has no digest to check the
+   * bytes against; callers parse them as the document they expect.
+   */
+  async fetchTagged(tag: string, accept: string, signal?: AbortSignal): Promise<TaggedManifest | undefined> {
+    const res = await this.http.send({ method: 'GET', url: `/v2/${this.name}/manifests/${tag}`, scopes: this.pull, signal, headers: { accept } });
+    if (res.status === 404) {
+      await res.body.dump().catch(() => undefined);
+      return undefined;
+    }
+    if (res.status !== 200) throw await this.http.error(res, 'GET');
+    const etag = res.header('etag');
+    const contentType = res.header('content-type')?.split(';')[0]?.trim();
+    const bytes = await readAll(res.body, maxManifestBytes, `manifest ${tag}`);
+    return { bytes, ...(contentType ? { contentType } : {}), ...(etag ? { etag } : {}) };
   }
 
   /** Points a tag at a manifest: PUTs its bytes (kept from this session, or fetched by digest) under the tag. */
