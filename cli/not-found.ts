@@ -8,7 +8,7 @@ import { type Hook, ux } from '@oclif/core';
 import { ExitCode } from '../src/errors.js';
 import { errorJson, stderrLine } from './base.js';
 
-const hook: Hook<'command_not_found'> = async function ({ argv = [], config, id }) {
+const hook: Hook<'command_not_found'> = async ({ argv = [], config, id }) => {
   // The id comes standardized and takes in every word up to the first flag
   // ("image:bogus:x" for "image bogus x"): name the known topic and the first unknown word.
   const words = id.split(':');

@@ -42,8 +42,14 @@ export function promptHidden(question: string): Promise<string> {
     };
     const onData = (chunk: Buffer | string): void => {
       for (const ch of chunk.toString('utf8')) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish();
-        if (ch === '\u0003') return finish(new OciError('ABORTED', 'login cancelled'));
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          finish();
+          return;
+        }
+        if (ch === '\u0003') {
+          finish(new OciError('ABORTED', 'login cancelled'));
+          return;
+        }
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;
       }

@@ -21,7 +21,7 @@ import { OciLayout } from '../ocilayout/layout.js';
 import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLocation } from '../ocilayout/location.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
 import { formatReference, manifestReference, parseReference, type Reference } from '../registry/reference.js';
-import { maxManifestBytes, RegistryRepository } from '../registry/repository.js';
+import { maxManifestBytes, type RegistryRepository } from '../registry/repository.js';
 import { redactUrl, redactUserinfo } from '../registry/redact.js';
 
 /** Which kind of place a location names. */

@@ -71,7 +71,7 @@ export function childrenOf(desc: Descriptor, bytes: Buffer): { manifests: Descri
   if (doc.config !== undefined) blobs.push(check(doc.config, 'config'));
   if (doc.layers !== undefined) {
     if (!Array.isArray(doc.layers)) throw new OciError('INVALID_FORMAT', `manifest ${desc.digest}: layers is not an array`);
-    doc.layers.forEach((l, i) => blobs.push(check(l, `layers[${i}]`)));
+    for (const [i, l] of doc.layers.entries()) blobs.push(check(l, `layers[${i}]`));
   }
   if (isManifestMediaType(desc.mediaType) && doc.config === undefined) {
     throw new OciError('INVALID_FORMAT', `manifest ${desc.digest} has no config`);

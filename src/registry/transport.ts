@@ -8,7 +8,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { undiciPool } from './undici-pool.js';
@@ -168,7 +168,7 @@ export function readCaFile(caFile: string): string {
   } catch (err) {
     throw fsError(err, `the CA file ${caFile}`, 'read');
   }
-  if (!/-----BEGIN CERTIFICATE-----[^]+?-----END CERTIFICATE-----/.test(pem)) {
+  if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(pem)) {
     throw new OciError('INVALID_ARGUMENT', `the CA file ${caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   return pem;

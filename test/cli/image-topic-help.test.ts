@@ -13,7 +13,7 @@ test('image --help and the topic list give the image topic its own summary', asy
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.split('\n\n')[0]!.replace(/\n/g, ' '), ownSummary, args.join(' '));
     assert.ok(!r.stdout.startsWith(buildSummary), `${args.join(' ')}: not image build's summary`);
-    assert.match(r.stdout, /^  image build\s+Build a container image/m, 'image build keeps its own summary');
+    assert.match(r.stdout, /^ {2}image build\s+Build a container image/m, 'image build keeps its own summary');
   }
   const top = await runCli(['--help']);
   const topics = top.stdout.slice(top.stdout.indexOf('TOPICS'), top.stdout.indexOf('COMMANDS')).replace(/\s+/g, ' ');

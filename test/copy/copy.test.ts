@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { copyGraph, childrenOf, readManifestBytes } from '../../src/copy/graph.js';
-import { OciError } from '../../src/errors.js';
+import type { OciError } from '../../src/errors.js';
 import { openLocationForReading, openLocationForWriting, parseLocation } from '../../src/copy/locations.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';

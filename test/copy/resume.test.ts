@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
-import { OciError } from '../../src/errors.js';
+import type { OciError } from '../../src/errors.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { contentRangeStart, fetchBlobResumable } from '../../src/registry/fetch-resume.js';

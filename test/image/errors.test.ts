@@ -84,7 +84,10 @@ test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the l
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   let exited: string | undefined;
-  const closed = new Promise<number | null>((resolve) => child.on('close', (c, sig) => ((exited = `code ${c}, signal ${sig}`), resolve(c))));
+  const closed = new Promise<number | null>((resolve) => child.on('close', (c, sig) => {
+    exited = `code ${c}, signal ${sig}`;
+    resolve(c);
+  }));
   // Signal once the layer is being written (its temporary blob exists).
   for (let i = 0; i < 600 && !exited && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(exited, undefined, `the build ended before it was interrupted: ${stderr}`);

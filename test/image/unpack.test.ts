@@ -157,5 +157,5 @@ test('directory modes and times applied at the end never go through a symlink a 
   assert.equal(r.code, 0, r.stderr);
   const after = await stat(join(outside, 'b'));
   assert.equal(after.mtimeMs, before, 'the outside directory kept its mtime');
-  assert.equal((await snapshot(join(dir, 'out')))['a']!.target, outside);
+  assert.equal((await snapshot(join(dir, 'out'))).a!.target, outside);
 });

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { encodeSeekTable } from '../../src/codec/seek-table.js';
 import { zstdCompress } from '../../src/codec/zstd.js';
-import { OciError } from '../../src/errors.js';
+import type { OciError } from '../../src/errors.js';
 import { openLocationForReading } from '../../src/copy/locations.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { encodeSeekTable } from '../../src/codec/seek-table.js';
 import { zstdCompress } from '../../src/codec/zstd.js';
-import { OciError } from '../../src/errors.js';
+import type { OciError } from '../../src/errors.js';
 import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
 import { pseudoRandom } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';

@@ -93,7 +93,7 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
     const isDir = e.type === 'directory';
     let id: number;
     let xattr = above?.xattr;
-    let nix = subtree.get(i) ?? above?.nix;
+    const nix = subtree.get(i) ?? above?.nix;
     if (own && own.length > 0) id = xattr = comp(own.toString('utf8'), 'xattr');
     else if (xattr !== undefined) id = xattr;
     else if (owner[i]! >= 0 && !isDir) id = owner[i]!;

@@ -58,7 +58,7 @@ export async function readDpkg(tree: ScannedTree): Promise<PackageDb | undefined
     const name = s.fields.get('package');
     const status = s.fields.get('status');
     if (!name || !/^[a-z0-9][a-z0-9+.-]*$/.test(name)) throw new OciError('INVALID_FORMAT', `${STATUS}: the stanza at line ${s.line} has no valid Package field; the status file is corrupt`);
-    if (!status || status.split(/\s+/).length !== 3) throw new OciError('INVALID_FORMAT', `${STATUS}: package ${name} (line ${s.line}) has no valid Status field; the status file is corrupt`);
+    if (status?.split(/\s+/).length !== 3) throw new OciError('INVALID_FORMAT', `${STATUS}: package ${name} (line ${s.line}) has no valid Status field; the status file is corrupt`);
     if (!onDisk.has(status.split(/\s+/)[2]!)) continue;
     const arch = s.fields.get('architecture');
     const base = infoNames.has(`${name}:${arch}.list`) ? `${name}:${arch}` : name;

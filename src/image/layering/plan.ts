@@ -102,7 +102,9 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
   const digests = () => (known ??= componentDigests(tree, a, parent));
   const unitOf = unitsOf(tree, a);
   const compBytes = new Float64Array(a.components.length);
-  tree.entries.forEach((s, i) => (compBytes[a.of[i]!]! += tarBytes(s.entry.size)));
+  tree.entries.forEach((s, i) => {
+    compBytes[a.of[i]!]! += tarBytes(s.entry.size);
+  });
   const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests()[c]! })));
 
   // Previous layers kept: every component still here, the same content, and no unit reaching outside.
@@ -164,12 +166,16 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
 /** The entries of each group: its components' and the directories above them, in walk order. */
 function entriesOf(tree: ScannedTree, a: Assignment, parent: Int32Array, groups: number[][]): Array<{ entries: Uint32Array; bytes: number }> {
   const layerOf = new Int32Array(a.components.length).fill(-1);
-  groups.forEach((g, l) => g.forEach((c) => (layerOf[c] = l)));
+  groups.forEach((g, l) => {
+    for (const c of g) layerOf[c] = l;
+  });
   const lists: number[][] = groups.map(() => []);
   const stamp = new Int32Array(tree.entries.length).fill(-1);
   // A directory may be wanted by several layers: stamp per layer while filling, walking each layer's entries.
   const own: number[][] = groups.map(() => []);
-  tree.entries.forEach((_, i) => own[layerOf[a.of[i]!]!]!.push(i));
+  tree.entries.forEach((_, i) => {
+    own[layerOf[a.of[i]!]!]!.push(i);
+  });
   return own.map((mine, l) => {
     const out = lists[l]!;
     for (const i of mine) {
