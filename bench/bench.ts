@@ -7,11 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchBuild } from './build.js';
-import { benchPush } from './push.js';
 import { benchImage } from './image.js';
 import { benchLayering } from './layering.js';
-import { benchStartup } from './startup.js';
 import { benchLink } from './link.js';
+import { benchPush } from './push.js';
+import { benchStartup } from './startup.js';
 import { makeMixedFile } from './util.js';
 
 const sections = process.argv.slice(2);
@@ -27,7 +27,7 @@ try {
     await rm(p1, { force: true });
     const p2 = join(dir, 'payload-2g.bin');
     await makeMixedFile(p2, 2048, 2);
-    results["build 2 GiB"] = await benchBuild(dir, p2, 2 * 2 ** 30);
+    results['build 2 GiB'] = await benchBuild(dir, p2, 2 * 2 ** 30);
     await rm(p2, { force: true });
   }
   if (want('push')) results.push = await benchPush(dir);

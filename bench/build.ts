@@ -13,7 +13,10 @@ export async function benchBuild(dir: string, payload: string, size: number): Pr
   await rm(out, { recursive: true, force: true });
   const ours = await timed('oci-os', ['build', '-p', `system=${payload}`, '-o', `oci:${out}:bench`], { node: true });
   await rm(out, { recursive: true, force: true });
-  const peer = await timed('sh', ['-c', `sha256sum "${payload}" >/dev/null & zstd -q -3 -T0 -c "${payload}" | tee "${join(dir, 'peer.zst')}" | sha256sum >/dev/null; wait`]);
+  const peer = await timed('sh', [
+    '-c',
+    `sha256sum "${payload}" >/dev/null & zstd -q -3 -T0 -c "${payload}" | tee "${join(dir, 'peer.zst')}" | sha256sum >/dev/null; wait`,
+  ]);
   await rm(join(dir, 'peer.zst'), { force: true });
   return {
     payload: mib(size),

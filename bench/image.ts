@@ -56,10 +56,30 @@ export async function benchImage(dir: string): Promise<Record<string, unknown>> 
   const size = await makeTree(tree);
   const out: Record<string, unknown> = { tree: mib(size), files: LARGE_FILES + SMALL_DIRS * SMALL_PER_DIR };
   try {
-    for (const [compression, peerCmd, level] of [['gzip', 'gzip -1', '1'], ['zstd', 'zstd -q -T0', '3']] as const) {
+    for (const [compression, peerCmd, level] of [
+      ['gzip', 'gzip -1', '1'],
+      ['zstd', 'zstd -q -T0', '3'],
+    ] as const) {
       const layout = join(dir, `image-${compression}`);
       await rm(layout, { recursive: true, force: true });
-      const ours = await timed('oci-os', ['image', 'build', '--rootfs', tree, '--layer-compression', compression, '--compression-level', level, '--source-date-epoch', '0', '--output', `oci:${layout}`], { node: true });
+      const ours = await timed(
+        'oci-os',
+        [
+          'image',
+          'build',
+          '--rootfs',
+          tree,
+          '--layer-compression',
+          compression,
+          '--compression-level',
+          level,
+          '--source-date-epoch',
+          '0',
+          '--output',
+          `oci:${layout}`,
+        ],
+        { node: true },
+      );
       await rm(layout, { recursive: true, force: true });
       const theirs = peer(`tar --sort=name -C "${tree}" -cf - . | ${peerCmd} > "${join(dir, 'peer.out')}"`);
       await rm(join(dir, 'peer.out'), { force: true });

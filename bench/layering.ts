@@ -27,19 +27,30 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { hostPackages, makeDpkgTree, packagePaths, type HostPackage } from '../test/helpers/dpkg-tree.js';
 import { assignComponents, LARGE_FILE } from '../src/image/layering/assign.js';
 import { readDatabases } from '../src/image/layering/build-layers.js';
-import { packUnits, type PackUnit } from '../src/image/layering/pack.js';
+import { type PackUnit, packUnits } from '../src/image/layering/pack.js';
 import { scanTree } from '../src/image/layering/tree-scan.js';
+import { type HostPackage, hostPackages, makeDpkgTree, packagePaths } from '../test/helpers/dpkg-tree.js';
 import { mib, timed } from './util.js';
 
-interface Report { layers: Array<{ digest: string; size: number }> }
+interface Report {
+  layers: Array<{ digest: string; size: number }>;
+}
 
-interface Build { seconds: number; cpuSeconds: number; peakRss: number; report: Report }
+interface Build {
+  seconds: number;
+  cpuSeconds: number;
+  peakRss: number;
+  report: Report;
+}
 
 async function build(tree: string, layout: string, tag: string, extra: string[]): Promise<Build> {
-  const r = await timed('oci-os', ['image', 'build', '--rootfs', tree, '--layer-compression', 'zstd', '--source-date-epoch', '1700000000', '-o', `oci:${layout}:${tag}`, '--json', ...extra], { node: true });
+  const r = await timed(
+    'oci-os',
+    ['image', 'build', '--rootfs', tree, '--layer-compression', 'zstd', '--source-date-epoch', '1700000000', '-o', `oci:${layout}:${tag}`, '--json', ...extra],
+    { node: true },
+  );
   return { seconds: r.seconds, cpuSeconds: r.cpuSeconds!, peakRss: r.peakRss!, report: JSON.parse(r.stdout) as Report };
 }
 
@@ -75,15 +86,25 @@ async function reshuffle(root: string, budgets: number[]): Promise<Record<string
     bytes[a.of[i]!]! += 512 + Math.ceil(s.entry.size / 512) * 512;
   });
   const units: PackUnit[] = a.components.map((c, i) => ({ name: c.name, bytes: bytes[i]!, volatile: c.volatile }));
-  const key = (us: PackUnit[], bins: number[][]) => new Set(bins.map((b) => b.map((u) => us[u]!.name).sort().join('\n')));
+  const key = (us: PackUnit[], bins: number[][]) =>
+    new Set(
+      bins.map((b) =>
+        b
+          .map((u) => us[u]!.name)
+          .sort()
+          .join('\n'),
+      ),
+    );
   const out: Record<string, string> = {};
   for (const budget of budgets) {
     const before = key(units, packUnits(units, budget));
-    const counts = units.map((_, i) => {
-      const less = units.filter((_, j) => j !== i);
-      const after = key(less, packUnits(less, budget));
-      return [...before].filter((b) => !after.has(b)).length;
-    }).sort((x, y) => x - y);
+    const counts = units
+      .map((_, i) => {
+        const less = units.filter((_, j) => j !== i);
+        const after = key(less, packUnits(less, budget));
+        return [...before].filter((b) => !after.has(b)).length;
+      })
+      .sort((x, y) => x - y);
     const avg = counts.reduce((s, c) => s + c, 0) / counts.length;
     const many = counts.filter((c) => c > 5).length;
     out[`--max-layers ${budget} (${before.size} layers, ${units.length} components)`] =
@@ -128,8 +149,14 @@ export async function benchUpdate(dir: string, all: HostPackage[]): Promise<Reco
   const v1Tree = join(dir, 'layering-v1');
   const v2Tree = join(dir, 'layering-v2');
   for (const d of [v1Tree, v2Tree]) await rm(d, { recursive: true, force: true });
-  await makeDpkgTree(v1Tree, chosen.map((p) => p.name));
-  await makeDpkgTree(v2Tree, [...chosen.filter((p) => p !== removed), added].map((p) => p.name));
+  await makeDpkgTree(
+    v1Tree,
+    chosen.map((p) => p.name),
+  );
+  await makeDpkgTree(
+    v2Tree,
+    [...chosen.filter((p) => p !== removed), added].map((p) => p.name),
+  );
   const v1Bytes = treeBytes(v1Tree);
   const touched: string[] = [];
   for (const p of changed) {
@@ -140,7 +167,10 @@ export async function benchUpdate(dir: string, all: HostPackage[]): Promise<Reco
   }
   // What the update changes: the touched files, the added package's, the dpkg status file.
   const changedList = [...touched, ...packagePaths(added), 'var/lib/dpkg/status'];
-  const tarZstd = spawnSync('sh', ['-c', `tar -C "$0" --no-recursion -cf - -T - 2>/dev/null | zstd -3 -q -c | wc -c`, v2Tree], { input: changedList.join('\n') + '\n', encoding: 'utf8' });
+  const tarZstd = spawnSync('sh', ['-c', `tar -C "$0" --no-recursion -cf - -T - 2>/dev/null | zstd -3 -q -c | wc -c`, v2Tree], {
+    input: changedList.join('\n') + '\n',
+    encoding: 'utf8',
+  });
   const changedBytes = Number(tarZstd.stdout.trim());
 
   const layout = join(dir, 'layering-update');
@@ -184,7 +214,10 @@ export async function benchCost(dir: string, all: HostPackage[]): Promise<Record
   }
   const tree = join(dir, 'layering-large');
   await rm(tree, { recursive: true, force: true });
-  await makeDpkgTree(tree, chosen.map((p) => p.name));
+  await makeDpkgTree(
+    tree,
+    chosen.map((p) => p.name),
+  );
   const padded = await pad(tree, budget * 1024);
   const bytes = treeBytes(tree);
   const layout = join(dir, 'layering-out');

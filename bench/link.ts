@@ -26,11 +26,11 @@
  * compresses to a layout of about 1 GiB, or the file BENCH_LINK_PAYLOAD
  * (generating 2 GiB takes minutes on a busy machine).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, stat, writeFile, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeMixedFile, mib, timed, type Timed } from './util.js';
+import { makeMixedFile, mib, type Timed, timed } from './util.js';
 
 const RATE = process.env.BENCH_LINK_RATE ?? '400mbit';
 const RUNS = Number(process.env.BENCH_LINK_RUNS ?? 3);
@@ -70,17 +70,37 @@ async function dirSize(dir: string): Promise<number> {
 async function startRegistry(ns: string, dir: string): Promise<ChildProcess> {
   const config = join(dir, 'registry.yml');
   await mkdir(join(dir, 'storage'), { recursive: true });
-  await writeFile(config, [
-    'version: 0.1', 'log:', '  level: error',
-    'storage:', '  filesystem:', `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`, '  delete:', '    enabled: true',
-    '  maintenance:', '    uploadpurging:', '      enabled: false',
-    'http:', `  addr: 127.0.0.1:${PORT}`, `  secret: ${randomBytes(16).toString('hex')}`, '',
-  ].join('\n'));
+  await writeFile(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
+      '  delete:',
+      '    enabled: true',
+      '  maintenance:',
+      '    uploadpurging:',
+      '      enabled: false',
+      'http:',
+      `  addr: 127.0.0.1:${PORT}`,
+      `  secret: ${randomBytes(16).toString('hex')}`,
+      '',
+    ].join('\n'),
+  );
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: process.env.TMPDIR ?? '/tmp' };
   const proc = spawn('ip', ['netns', 'exec', ns, 'docker-registry', 'serve', config], { env, stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
-    const probe = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e',
-      `fetch('http://127.0.0.1:${PORT}/v2/').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))`]);
+    const probe = spawnSync('ip', [
+      'netns',
+      'exec',
+      ns,
+      process.execPath,
+      '-e',
+      `fetch('http://127.0.0.1:${PORT}/v2/').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))`,
+    ]);
     if (probe.status === 0) return proc;
     if (proc.exitCode !== null) break;
     await new Promise((r) => setTimeout(r, 100));
@@ -89,7 +109,10 @@ async function startRegistry(ns: string, dir: string): Promise<ChildProcess> {
   throw new Error('the registry in the namespace did not start');
 }
 
-interface Pair { ours: Timed[]; theirs: Timed[] }
+interface Pair {
+  ours: Timed[];
+  theirs: Timed[];
+}
 
 function summary(name: string, p: Pair, limit: number): Record<string, unknown> {
   const o = median(p.ours.map((t) => t.seconds));
@@ -156,10 +179,13 @@ export async function benchLink(dir: string): Promise<Record<string, unknown>> {
     for (let i = 0; i < RUNS; i++) {
       // In turn, the first side alternating, so that neither always gets the quieter moment.
       const pairs: Array<[Pair, () => Promise<Timed>, () => Promise<Timed>]> = [
-        [pushFrom,
+        [
+          pushFrom,
           () => ours(['push', `${host}/from/o${i}:1`, '--from', `oci:${layout}:1`, '--quiet']),
-          () => skopeo(['--dest-tls-verify=false', `oci:${layout}:1`, `docker://${host}/from/s${i}:1`])],
-        [pull,
+          () => skopeo(['--dest-tls-verify=false', `oci:${layout}:1`, `docker://${host}/from/s${i}:1`]),
+        ],
+        [
+          pull,
           async () => {
             await rm(pulled, { recursive: true, force: true });
             return ours(['pull', `${host}/from/o${i}:1`, '-o', `oci:${pulled}:1`, '--quiet']);
@@ -167,10 +193,13 @@ export async function benchLink(dir: string): Promise<Record<string, unknown>> {
           async () => {
             await rm(pulled, { recursive: true, force: true });
             return skopeo(['--src-tls-verify=false', `docker://${host}/from/o${i}:1`, `oci:${pulled}:1`]);
-          }],
-        [onePass,
+          },
+        ],
+        [
+          onePass,
           () => ours(['push', `${host}/onepass/o${i}:1`, '-p', `system=${payload}`, '--no-cache', '--quiet']),
-          () => skopeo(['--dest-tls-verify=false', `oci:${layout}:1`, `docker://${host}/onepass/s${i}:1`])],
+          () => skopeo(['--dest-tls-verify=false', `oci:${layout}:1`, `docker://${host}/onepass/s${i}:1`]),
+        ],
       ];
       for (const [pair, a, b] of pairs) {
         if (i % 2 === 0) {

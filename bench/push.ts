@@ -43,17 +43,21 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
     // Both sides best of two, taken in turn, so that neither gets the quieter moment of the machine.
     const fromLayout = fromLayout1.seconds <= fromLayout2.seconds ? fromLayout1 : fromLayout2;
     out['push --payload 1 GiB (build + upload in one pass)'] = {
-      seconds: +first.seconds.toFixed(2), throughput: rate(size, first.seconds), peakRss: mib(first.peakRss!),
+      seconds: +first.seconds.toFixed(2),
+      throughput: rate(size, first.seconds),
+      peakRss: mib(first.peakRss!),
       'peer: oci-os build + skopeo copy (s)': +(build.seconds + skopeoBest).toFixed(2),
       'ratio (want <= 0.6)': +(first.seconds / (build.seconds + skopeoBest)).toFixed(2),
     };
     out['push --from layout 1 GiB'] = {
-      'seconds (best of 2)': +fromLayout.seconds.toFixed(2), peakRss: mib(Math.max(fromLayout1.peakRss!, fromLayout2.peakRss!)),
+      'seconds (best of 2)': +fromLayout.seconds.toFixed(2),
+      peakRss: mib(Math.max(fromLayout1.peakRss!, fromLayout2.peakRss!)),
       'skopeo copy (s, best of 2)': +skopeoBest.toFixed(2),
       'ratio (want <= 1)': +(fromLayout.seconds / skopeoBest).toFixed(2),
     };
     out['re-push unchanged 1 GiB'] = {
-      seconds: +again.seconds.toFixed(2), 'first push (s)': +first.seconds.toFixed(2),
+      seconds: +again.seconds.toFixed(2),
+      'first push (s)': +first.seconds.toFixed(2),
       'ratio (want < 0.1)': +(again.seconds / first.seconds).toFixed(3),
     };
     await rm(layout, { recursive: true, force: true });
@@ -70,13 +74,20 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
       pullRss = Math.max(pullRss, p.peakRss!);
       await rm(pulled, { recursive: true, force: true });
       await rm('/var/lib/containers/cache/blob-info-cache-v1.boltdb', { force: true });
-      skopeoPulls.push((await timed('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/bench/onepass:1`, `oci:${pulled}:1`], { env: { HOME: home } })).seconds);
+      skopeoPulls.push(
+        (
+          await timed('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', `docker://${reg.host}/bench/onepass:1`, `oci:${pulled}:1`], {
+            env: { HOME: home },
+          })
+        ).seconds,
+      );
       await rm(pulled, { recursive: true, force: true });
     }
     const pull = { seconds: Math.min(...pulls), peakRss: pullRss };
     const skopeoPull = { seconds: Math.min(...skopeoPulls) };
     out['pull 1 GiB OS image (verifying every blob and chunk hash)'] = {
-      'seconds (best of 2)': +pull.seconds.toFixed(2), peakRss: mib(pull.peakRss),
+      'seconds (best of 2)': +pull.seconds.toFixed(2),
+      peakRss: mib(pull.peakRss),
       'skopeo copy docker:// → oci: (s, best of 2)': +skopeoPull.seconds.toFixed(2),
       'ratio (want <= 1)': +(pull.seconds / skopeoPull.seconds).toFixed(2),
     };

@@ -18,7 +18,7 @@ const words = 'kernel module init systemd service network mount proc sys usr lib
 export async function makeMixedFile(path: string, mib: number, seed = 1): Promise<void> {
   const fh = await open(path, 'w');
   let x = seed;
-  const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32;
   try {
     for (let i = 0; i < mib; i++) {
       let block: Buffer;
@@ -54,7 +54,8 @@ export interface Timed {
 
 /** Runs a command, returns wall time; with `node: true` runs our CLI under the RSS reporter. */
 export async function timed(
-  cmd: string, args: string[],
+  cmd: string,
+  args: string[],
   opts: { node?: boolean; env?: NodeJS.ProcessEnv; shell?: boolean; prefix?: string[]; timeoutMs?: number; cpu?: boolean } = {},
 ): Promise<Timed> {
   const rssFile = join('/tmp', `oci-os-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
@@ -79,7 +80,12 @@ export async function timed(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}${signal === 'SIGKILL' && opts.timeoutMs ? ` (time limit ${opts.timeoutMs} ms)` : ''}: ${err.slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.join(' ')} exited ${code ?? signal}${signal === 'SIGKILL' && opts.timeoutMs ? ` (time limit ${opts.timeoutMs} ms)` : ''}: ${err.slice(-2000)}`,
+          ),
+        );
     });
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;

@@ -8,7 +8,9 @@
 /** Makes the process fail when it runs out of work while `done` has not settled. */
 function exitIfUnsettled(done, argv) {
   let settled = false;
-  const mark = () => { settled = true; };
+  const mark = () => {
+    settled = true;
+  };
   done.then(mark, mark);
   process.once('beforeExit', () => {
     if (settled) return;

@@ -9,9 +9,11 @@ import { jsonMap } from '../src/oci/json.js';
  * document, so neither does its digest.
  */
 export function parseAnnotationFlags(values: readonly string[] | undefined, flag = '--annotation'): Record<string, string> {
-  return jsonMap((values ?? []).map((v): [string, string] => {
-    const eq = v.indexOf('=');
-    if (eq <= 0) throw new OciError('USAGE', `invalid ${flag} "${v}": write KEY=VALUE, e.g. ${flag} org.opencontainers.image.description=nightly`);
-    return [v.slice(0, eq), v.slice(eq + 1)];
-  }));
+  return jsonMap(
+    (values ?? []).map((v): [string, string] => {
+      const eq = v.indexOf('=');
+      if (eq <= 0) throw new OciError('USAGE', `invalid ${flag} "${v}": write KEY=VALUE, e.g. ${flag} org.opencontainers.image.description=nightly`);
+      return [v.slice(0, eq), v.slice(eq + 1)];
+    }),
+  );
 }

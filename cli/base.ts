@@ -5,8 +5,9 @@
  * (lines, JSON documents, errors) passes through the one credential
  * sanitizer, redactCredentials / redactValue.
  */
-import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+
 import { stripVTControlCharacters } from 'node:util';
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { ExitCode, OciError } from '../src/errors.js';
 import { redactCredentials, redactValue } from '../src/registry/redact.js';
 
@@ -143,17 +144,22 @@ function flagProblems(parse: ParseErrorFields['parse']): string[] | undefined {
  */
 export function usageMessage(err: Error & ParseErrorFields): string {
   const text = stripVTControlCharacters(err.message ?? String(err));
-  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'See more help with --help');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && l !== 'See more help with --help');
   const defs = Object.values(err.parse?.input?.flags ?? {});
   let m: RegExpExecArray | null;
   let line: string | undefined;
   switch (parseErrorClass(err)) {
     case 'RequiredArgsError': {
       const args = (err.args ?? []) as Definition[];
-      line = `missing argument${args.length === 1 ? '' : 's'} ${args.map((a) => {
-        const d = a.description?.trim().replace(/\.$/, '');
-        return `${a.name.toUpperCase()}${d ? ` (${lowerFirst(d)})` : ''}`;
-      }).join(', ')}`;
+      line = `missing argument${args.length === 1 ? '' : 's'} ${args
+        .map((a) => {
+          const d = a.description?.trim().replace(/\.$/, '');
+          return `${a.name.toUpperCase()}${d ? ` (${lowerFirst(d)})` : ''}`;
+        })
+        .join(', ')}`;
       // Arguments after a flag that takes several values are read as its values.
       const several = defs.filter((f) => f.type === 'option' && f.multiple).map((f) => f.name);
       if (several.length > 0) {

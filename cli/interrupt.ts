@@ -1,6 +1,7 @@
 /** Ctrl-C and SIGTERM for every command: cancel the work, let it clean up, and say what was left. */
-import { InterruptedError } from '../src/errors.js';
+
 import { openLocationForReading, type ReadableLocation } from '../src/copy/locations.js';
+import { InterruptedError } from '../src/errors.js';
 import type { RegistryClient } from '../src/registry/index.js';
 
 /**

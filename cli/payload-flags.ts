@@ -1,14 +1,14 @@
 /** Flags shared by every command that builds an OS image (`build`, `push`). */
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
+import { jsonMap } from '../src/oci/json.js';
 import type { PayloadInput } from '../src/osimage/builder.js';
-import type { PayloadEncoding, Compression } from '../src/osimage/payload.js';
 import type { ProductInfo } from '../src/osimage/format.js';
+import type { Compression, PayloadEncoding } from '../src/osimage/payload.js';
 import { readProductInfoFile } from '../src/osimage/product-file.js';
 import { expandGitDescribe, gitAnnotations, readGitProvenance } from '../src/provenance/git.js';
-import { parseAnnotationFlags } from './annotations.js';
-import { jsonMap } from '../src/oci/json.js';
 import { parseSize } from '../src/util/size.js';
+import { parseAnnotationFlags } from './annotations.js';
 import type { FlagValues } from './base.js';
 import { prose } from './prose.js';
 
@@ -64,7 +64,6 @@ export const osImageFlags = {
       without credentials) and .created (commit date).`,
   }),
 };
-
 
 /** Parses `NAME=PATH` payload flags. */
 export function parsePayloadFlags(values: string[] | undefined): PayloadInput[] {

@@ -1,8 +1,8 @@
 /** `--platform` and `--all`: choosing one image of an index, the same way in every command. */
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
-import type { Platform } from '../src/oci/descriptor.js';
 import { parsePlatform } from '../src/image/platform.js';
+import type { Platform } from '../src/oci/descriptor.js';
 import type { FlagValues } from './base.js';
 
 /** `--platform OS/ARCH[/VARIANT]`; `what` says what the command does with the chosen image and what it does without the flag. */

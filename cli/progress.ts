@@ -36,7 +36,7 @@ function rate(bytes: number, ms: number): string {
 
 function eta(bytes: number, total: number | undefined, ms: number): string {
   if (!total || bytes <= 0 || bytes >= total) return '';
-  const s = Math.round((((total - bytes) * ms) / bytes) / 1000);
+  const s = Math.round(((total - bytes) * ms) / bytes / 1000);
   return s >= 60 ? `ETA ${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `ETA ${s}s`;
 }
 

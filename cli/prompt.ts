@@ -6,7 +6,9 @@ import { OciError } from '../src/errors.js';
 export async function readStdinSecret(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(parts)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** True when prompts can be shown and answered. */

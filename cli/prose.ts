@@ -6,5 +6,14 @@
  */
 export function prose(strings: TemplateStringsArray, ...values: unknown[]): string {
   const text = strings.reduce((out, s, i) => out + s + (i < values.length ? String(values[i]) : ''), '');
-  return text.trim().split(/\n[ \t]*\n/).map((p) => p.split('\n').map((l) => l.trim()).join(' ')).join('\n\n');
+  return text
+    .trim()
+    .split(/\n[ \t]*\n/)
+    .map((p) =>
+      p
+        .split('\n')
+        .map((l) => l.trim())
+        .join(' '),
+    )
+    .join('\n\n');
 }

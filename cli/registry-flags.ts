@@ -2,7 +2,7 @@
 import { Flags } from '@oclif/core';
 import { OciError } from '../src/errors.js';
 import { isLocalLocation } from '../src/ocilayout/location.js';
-import { RegistryClient, parseReference, type RegistryClientOptions } from '../src/registry/index.js';
+import { parseReference, RegistryClient, type RegistryClientOptions } from '../src/registry/index.js';
 import { readCaFile } from '../src/registry/transport.js';
 import { parseSize } from '../src/util/size.js';
 import type { FlagValues } from './base.js';

@@ -1,12 +1,13 @@
 /** Flags, rendering and the runner shared by the commands that copy content (`copy`, `pull`). */
-import { Flags } from '@oclif/core';
+
 import type { Command } from '@oclif/core';
-import { transfer, type TransferOptions, type TransferResult } from '../src/copy/transfer.js';
-import { ProgressRenderer, type progressFlags } from './progress.js';
-import { printRegistryWarning, registryClientFromFlags, type RegistryFlagValues } from './registry-flags.js';
-import type { FlagValues } from './base.js';
+import { Flags } from '@oclif/core';
+import { type TransferOptions, type TransferResult, transfer } from '../src/copy/transfer.js';
 import { formatSize } from '../src/util/size.js';
+import type { FlagValues } from './base.js';
 import { withInterrupt } from './interrupt.js';
+import { ProgressRenderer, type progressFlags } from './progress.js';
+import { printRegistryWarning, type RegistryFlagValues, registryClientFromFlags } from './registry-flags.js';
 
 /** `-j/--jobs N`: one limit for all of a command's requests; `description` says which. */
 const jobs = (description: string) => Flags.integer({ char: 'j', min: 1, max: 64, default: 4, description });
@@ -61,10 +62,14 @@ export async function runTransfer(
   options: Pick<TransferOptions, 'sourceKinds' | 'destinationKinds' | 'platform' | 'verifyOsImages'> = {},
 ): Promise<Record<string, unknown>> {
   const progress = ProgressRenderer.fromFlags({ ...flags, json: cmd.jsonEnabled() });
-  const client = await registryClientFromFlags(flags, { writes: destination, reads: [source] }, {
-    onWarning: printRegistryWarning,
-    retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
-  });
+  const client = await registryClientFromFlags(
+    flags,
+    { writes: destination, reads: [source] },
+    {
+      onWarning: printRegistryWarning,
+      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
+    },
+  );
   try {
     const r = await withInterrupt((signal) => transfer(source, destination, { client, jobs: flags.jobs, signal, progress: progress.sink, ...options }));
     progress.close();

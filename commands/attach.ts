@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand, stderrLine } from '../cli/base.js';
 import { parseAnnotationFlags } from '../cli/annotations.js';
+import { BaseCommand, stderrLine } from '../cli/base.js';
+import { prose } from '../cli/prose.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { attach } from '../src/registry/referrers.js';
-import { prose } from '../cli/prose.js';
 
 export default class Attach extends BaseCommand {
   static override summary = 'Attach files to an image as an artifact that refers to it (SBOM, signature, release notes).';
@@ -21,8 +21,8 @@ export default class Attach extends BaseCommand {
   `;
   static override examples = [
     '<%= config.bin %> attach ghcr.io/acme/myos:1.2.0 --artifact-type application/spdx+json --file sbom.spdx.json',
-    '<%= config.bin %> attach localhost:5000/myos@sha256:0123… --artifact-type application/vnd.acme.release-notes'
-      + ' --file NOTES.md --annotation org.opencontainers.image.description="1.2.0 notes"',
+    '<%= config.bin %> attach localhost:5000/myos@sha256:0123… --artifact-type application/vnd.acme.release-notes' +
+      ' --file NOTES.md --annotation org.opencontainers.image.description="1.2.0 notes"',
   ];
   static override args = {
     ref: Args.string({ required: true, description: 'The image to attach to: [HOST[:PORT]/]REPO[:TAG][@DIGEST].' }),

@@ -1,12 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
-import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
-import { buildOsImageToLocal } from '../src/osimage/build-local.js';
-import { formatLocalLocation, parseLocalLocation } from '../src/ocilayout/location.js';
-import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { withInterrupt } from '../cli/interrupt.js';
 import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
+import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { prose } from '../cli/prose.js';
+import { formatLocalLocation, parseLocalLocation } from '../src/ocilayout/location.js';
+import { buildOsImageToLocal } from '../src/osimage/build-local.js';
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OS image artifact into an OCI layout directory or archive.';
@@ -53,7 +53,12 @@ export default class Build extends BaseCommand {
         size: r.descriptor.size,
         output: r.output,
         payloads: r.payloads.map((p) => ({
-          name: p.name, size: p.size, digest: p.digest, blobSize: p.blobSize, mediaType: p.mediaType, chunkCount: p.chunkCount,
+          name: p.name,
+          size: p.size,
+          digest: p.digest,
+          blobSize: p.blobSize,
+          mediaType: p.mediaType,
+          chunkCount: p.chunkCount,
         })),
         warnings: [] as string[],
       };

@@ -1,10 +1,10 @@
 import { Args, Flags } from '@oclif/core';
-import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
+import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
+import { progressFlags } from '../cli/progress.js';
+import { prose } from '../cli/prose.js';
 import { registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { jobsFlag, runTransfer } from '../cli/transfer.js';
-import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
-import { prose } from '../cli/prose.js';
 
 export default class Copy extends BaseCommand {
   static override summary = 'Copy an image, index or artifact between registries, OCI layouts and archives.';
@@ -32,8 +32,7 @@ export default class Copy extends BaseCommand {
     },
     {
       description: 'Only the x86_64 debug build:',
-      command: '<%= config.bin %> copy registry.example.com/myos:1.2.0 oci:out/myos:1.2.0-debug'
-        + ' --platform linux/amd64/debug',
+      command: '<%= config.bin %> copy registry.example.com/myos:1.2.0 oci:out/myos:1.2.0-debug' + ' --platform linux/amd64/debug',
     },
   ];
   static override args = {
@@ -44,8 +43,13 @@ export default class Copy extends BaseCommand {
     ...platformFlag(prose`From an index, copy only the image for this platform (linux/arm64, linux/amd64/debug; x86_64
       and aarch64 are read as amd64 and arm64). A single image must be for this platform.`),
     ...allFlag('Copy an index with every platform (the default; as skopeo copy --all).'),
-    'verify-chunks': Flags.boolean({ description: 'Also decode every OS image payload and check each chunk against its hash before a layout or archive is written (as verify does).' }),
-    ...jobsFlag, ...registryFlags, ...uploadFlags, ...progressFlags,
+    'verify-chunks': Flags.boolean({
+      description: 'Also decode every OS image payload and check each chunk against its hash before a layout or archive is written (as verify does).',
+    }),
+    ...jobsFlag,
+    ...registryFlags,
+    ...uploadFlags,
+    ...progressFlags,
   };
 
   async run(): Promise<unknown> {

@@ -1,12 +1,12 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
-import { OciError } from '../src/errors.js';
-import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { withReadableLocation } from '../cli/interrupt.js';
-import { extractPayloadTo, extractPayloadToFile } from '../src/osimage/extract.js';
-import { selectRoot } from '../src/image/platform-select.js';
 import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 import { prose } from '../cli/prose.js';
+import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { OciError } from '../src/errors.js';
+import { selectRoot } from '../src/image/platform-select.js';
+import { extractPayloadTo, extractPayloadToFile } from '../src/osimage/extract.js';
 
 export default class Extract extends BaseCommand {
   static override summary = 'Write one payload of an OS image to a file or to standard output.';
@@ -26,8 +26,7 @@ export default class Extract extends BaseCommand {
     '<%= config.bin %> extract oci-archive:image.tar --payload system --output /dev/sdX',
     {
       description: 'The kernel of the arm64 build of a multi-architecture release:',
-      command: '<%= config.bin %> extract registry.example.com/myos:1.2.0 --platform linux/arm64 --payload kernel.efi'
-        + ' --output kernel.efi',
+      command: '<%= config.bin %> extract registry.example.com/myos:1.2.0 --platform linux/arm64 --payload kernel.efi' + ' --output kernel.efi',
     },
   ];
   static override args = {
@@ -52,9 +51,10 @@ export default class Extract extends BaseCommand {
     try {
       const { source, digest, r } = await withReadableLocation(args.source, client, async (loc, signal) => {
         const { root } = await selectRoot(loc.store, loc.root, platform, loc.location, { required: true });
-        const written = flags.output === '-'
-          ? await extractPayloadTo(loc.store, root, flags.payload, process.stdout, { signal })
-          : await extractPayloadToFile(loc.store, root, flags.payload, flags.output, { signal });
+        const written =
+          flags.output === '-'
+            ? await extractPayloadTo(loc.store, root, flags.payload, process.stdout, { signal })
+            : await extractPayloadToFile(loc.store, root, flags.payload, flags.output, { signal });
         return { source: loc.location, digest: root.digest, r: written };
       });
       if (!this.jsonEnabled() && flags.output !== '-') this.log(`${r.output}: payload "${r.payload}", ${r.size} bytes, ${r.chunks} chunk(s) verified`);

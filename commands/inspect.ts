@@ -1,13 +1,13 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
-import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { renderTemplate } from '../cli/format-template.js';
 import { withReadableLocation } from '../cli/interrupt.js';
+import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
+import { prose } from '../cli/prose.js';
+import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { inspect, renderSummary } from '../src/copy/inspect.js';
 import { OciError } from '../src/errors.js';
 import { selectRoot } from '../src/image/platform-select.js';
-import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
-import { renderTemplate } from '../cli/format-template.js';
-import { prose } from '../cli/prose.js';
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what an image, index or OS image holds.';
@@ -31,13 +31,13 @@ export default class Inspect extends BaseCommand {
     '<%= config.bin %> inspect localhost:5000/library/alpine:3 --raw | jq .',
     {
       description: 'The arm64 manifest digest of a multi-architecture OS release, to pin:',
-      command: '<%= config.bin %> inspect registry.example.com/myos:1.2.0 --platform linux/arm64'
-        + ' --format \'{{digest}}\'',
+      command: '<%= config.bin %> inspect registry.example.com/myos:1.2.0 --platform linux/arm64' + " --format '{{digest}}'",
     },
     {
       description: 'The same from --json of the index:',
-      command: '<%= config.bin %> inspect registry.example.com/myos:1.2.0 --json'
-        + ' | jq -r \'.summary.manifests[] | select(.platform.architecture == "arm64" and .platform.variant == null) | .digest\'',
+      command:
+        '<%= config.bin %> inspect registry.example.com/myos:1.2.0 --json' +
+        ' | jq -r \'.summary.manifests[] | select(.platform.architecture == "arm64" and .platform.variant == null) | .digest\'',
     },
   ];
   static override args = {

@@ -1,10 +1,10 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, stderrLine } from '../cli/base.js';
 import { canPrompt, promptHidden, promptLine, readStdinSecret } from '../cli/prompt.js';
+import { prose } from '../cli/prose.js';
 import { registryFlags } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
 import { login, parseLoginTarget } from '../src/registry/auth/login.js';
-import { prose } from '../cli/prose.js';
 
 export default class Login extends BaseCommand {
   static override summary = 'Check credentials with a registry and store them for oci-os, docker, podman and skopeo.';
@@ -58,10 +58,17 @@ export default class Login extends BaseCommand {
       password = await promptHidden('Password: ');
       if (!password) throw new OciError('USAGE', 'no password given');
     }
-    const r = await login(target, { username, password }, {
-      caFile: flags['ca-file'], insecure: flags.insecure || undefined, plainHttp: flags['plain-http'], retry: { retries: flags.retries },
-      onWarning: (m) => stderrLine(`oci-os: warning: ${m}`),
-    });
+    const r = await login(
+      target,
+      { username, password },
+      {
+        caFile: flags['ca-file'],
+        insecure: flags.insecure || undefined,
+        plainHttp: flags['plain-http'],
+        retry: { retries: flags.retries },
+        onWarning: (m) => stderrLine(`oci-os: warning: ${m}`),
+      },
+    );
     if (!this.jsonEnabled()) {
       const where = r.helper ? `credential helper ${r.helper}` : r.file;
       const unchecked = r.verified ? '' : '; the registry did not ask for credentials, so they were not checked';

@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { BaseCommand, stderrLine } from '../cli/base.js';
-import { logout, parseLoginTarget } from '../src/registry/auth/login.js';
 import { prose } from '../cli/prose.js';
+import { logout, parseLoginTarget } from '../src/registry/auth/login.js';
 
 export default class Logout extends BaseCommand {
   static override summary = 'Remove the stored credentials of a registry.';
@@ -12,10 +12,7 @@ export default class Logout extends BaseCommand {
 
     If another auth file that oci-os reads still holds credentials for the registry, it is named on stderr.
   `;
-  static override examples = [
-    '<%= config.bin %> logout ghcr.io',
-    'REGISTRY_AUTH_FILE=auth.json <%= config.bin %> logout localhost:5000 --json',
-  ];
+  static override examples = ['<%= config.bin %> logout ghcr.io', 'REGISTRY_AUTH_FILE=auth.json <%= config.bin %> logout localhost:5000 --json'];
   static override args = {
     registry: Args.string({ required: false, description: 'Registry HOST[:PORT] (default: docker.io).' }),
   };

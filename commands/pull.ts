@@ -1,11 +1,11 @@
 import { Args, Flags } from '@oclif/core';
-import { progressFlags } from '../cli/progress.js';
 import { BaseCommand } from '../cli/base.js';
+import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
+import { progressFlags } from '../cli/progress.js';
+import { prose } from '../cli/prose.js';
 import { registryFlags } from '../cli/registry-flags.js';
 import { jobsFlag, runTransfer } from '../cli/transfer.js';
 import { parseLocation } from '../src/copy/locations.js';
-import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
-import { prose } from '../cli/prose.js';
 
 export default class Pull extends BaseCommand {
   static override summary = 'Pull an image, index or OS image from a registry into an OCI layout or archive.';
@@ -45,7 +45,9 @@ export default class Pull extends BaseCommand {
     ...platformFlag(prose`From an index, pull only the image for this platform (linux/arm64, linux/amd64/debug; x86_64
       and aarch64 are read as amd64 and arm64). A single image must be for this platform.`),
     ...allFlag('Pull an index with every platform (the default; as skopeo copy --all).'),
-    'verify-chunks': Flags.boolean({ description: 'Also decode every OS image payload and check each chunk against its hash before the image is written (as verify does).' }),
+    'verify-chunks': Flags.boolean({
+      description: 'Also decode every OS image payload and check each chunk against its hash before the image is written (as verify does).',
+    }),
     ...jobsFlag,
     ...registryFlags,
     ...progressFlags,

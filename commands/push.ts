@@ -1,19 +1,19 @@
-import { Flags, Args } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { BaseCommand, givenFlags } from '../cli/base.js';
-import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
-import { registryFlags, uploadFlags, registryClientFromFlags } from '../cli/registry-flags.js';
-import { OciError } from '../src/errors.js';
-import { PayloadCache } from '../src/osimage/payload-cache.js';
-import { pushOsImage, pushTags, type PushReport } from '../src/osimage/push.js';
-import { pushFromLocal } from '../src/copy/push-local.js';
-import { parseReference } from '../src/registry/reference.js';
-import { ProgressRenderer, progressFlags } from '../cli/progress.js';
-import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
 import { withInterrupt } from '../cli/interrupt.js';
-import { addToIndexTag, indexEntryFor, type IndexTagReport } from '../src/copy/index-tag.js';
+import { checkWritableFile, writeOutputFile } from '../cli/output-file.js';
+import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
+import { ProgressRenderer, progressFlags } from '../cli/progress.js';
+import { prose } from '../cli/prose.js';
+import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
+import { addToIndexTag, type IndexTagReport, indexEntryFor } from '../src/copy/index-tag.js';
+import { pushFromLocal } from '../src/copy/push-local.js';
+import { OciError } from '../src/errors.js';
 import { parsePlatform, platformFromProductVariant } from '../src/image/platform.js';
 import { tagRe } from '../src/oci/reference-grammar.js';
-import { prose } from '../cli/prose.js';
+import { PayloadCache } from '../src/osimage/payload-cache.js';
+import { type PushReport, pushOsImage, pushTags } from '../src/osimage/push.js';
+import { parseReference } from '../src/registry/reference.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';
@@ -51,13 +51,12 @@ export default class Push extends BaseCommand {
     '<%= config.bin %> push localhost:5000/myos:dev --from oci:out/image:dev --json',
     {
       description: 'Each architecture job of a release pushes its own tag and joins the shared one (run in parallel):',
-      command: '<%= config.bin %> push registry.example.com/myos:1.2.0-aarch64 -p system=rootfs.img -p kernel.efi=kernel.efi'
-        + ' --variant aarch64 --index-tag 1.2.0',
+      command:
+        '<%= config.bin %> push registry.example.com/myos:1.2.0-aarch64 -p system=rootfs.img -p kernel.efi=kernel.efi' + ' --variant aarch64 --index-tag 1.2.0',
     },
     {
       description: 'An image whose variant names no architecture:',
-      command: '<%= config.bin %> push registry.example.com/myos:1.2.0-rpi --from oci:out/rpi:1.2.0 --index-tag 1.2.0'
-        + ' --platform linux/arm64/rpi',
+      command: '<%= config.bin %> push registry.example.com/myos:1.2.0-rpi --from oci:out/rpi:1.2.0 --index-tag 1.2.0' + ' --platform linux/arm64/rpi',
     },
   ];
   static override args = {
@@ -111,19 +110,27 @@ export default class Push extends BaseCommand {
     const platform = flags.platform !== undefined ? parsePlatform(flags.platform, { anyVariant: true }) : undefined;
     if (indexTag !== undefined) {
       if (!tagRe.test(indexTag)) {
-        throw new OciError('USAGE', `invalid --index-tag "${indexTag}": a tag is 1-128 characters of letters, digits, "_", "." and "-", `
-          + 'not starting with "." or "-"');
+        throw new OciError(
+          'USAGE',
+          `invalid --index-tag "${indexTag}": a tag is 1-128 characters of letters, digits, "_", "." and "-", ` + 'not starting with "." or "-"',
+        );
       }
       if (tags.includes(indexTag)) {
-        throw new OciError('USAGE', `--index-tag ${indexTag} is also a tag of the image itself; `
-          + `give the image its own tag (REPO:${indexTag}-ARCH) and the index another`);
+        throw new OciError(
+          'USAGE',
+          `--index-tag ${indexTag} is also a tag of the image itself; ` + `give the image its own tag (REPO:${indexTag}-ARCH) and the index another`,
+        );
       }
     }
     const progress = ProgressRenderer.fromFlags({ ...flags, json: this.jsonEnabled() });
-    const client = await registryClientFromFlags(flags, { writes: args.ref }, {
-      onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
-      retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
-    });
+    const client = await registryClientFromFlags(
+      flags,
+      { writes: args.ref },
+      {
+        onWarning: (m, registry) => process.stderr.write(`oci-os: warning from ${registry}: ${m}\n`),
+        retry: { onRetry: (e) => progress.sink({ type: 'retry', ...e }) },
+      },
+    );
     let report: PushReport & { index?: IndexTagReport };
     try {
       // A push that was under way says what became of its upload sessions; one stopped before any was
@@ -132,7 +139,9 @@ export default class Push extends BaseCommand {
         if (flags.from) {
           // Build flags that were given (--payload is refused by the parser; --layer-titles is what a push keeps anyway).
           const given = givenFlags({ flags, metadata });
-          const building = Object.keys(osImageFlags).filter((k) => k !== 'payload' && k !== 'layer-titles' && given.has(k)).map((k) => `--${k}`);
+          const building = Object.keys(osImageFlags)
+            .filter((k) => k !== 'payload' && k !== 'layer-titles' && given.has(k))
+            .map((k) => `--${k}`);
           if (given.has('layer-titles') && !flags['layer-titles']) building.push('--no-layer-titles');
           if (building.length > 0) {
             throw new OciError('USAGE', `--from pushes an existing image unchanged; ${building.join(', ')} only apply when building with --payload`);

@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, stderrLine } from '../cli/base.js';
+import { prose } from '../cli/prose.js';
 import { registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { listReferrers } from '../src/registry/referrers.js';
 import { printable } from '../src/util/printable.js';
-import { prose } from '../cli/prose.js';
 
 export default class Referrers extends BaseCommand {
   static override summary = 'List the artifacts that refer to an image (made by "oci-os attach", oras, cosign…).';
@@ -33,7 +33,9 @@ export default class Referrers extends BaseCommand {
       const r = await listReferrers(client.repository(args.ref), { artifactType: flags['artifact-type'] });
       if (!this.jsonEnabled()) {
         for (const d of r.referrers) {
-          const notes = Object.entries(d.annotations ?? {}).map(([k, v]) => `${printable(k)}=${printable(v)}`).join(' ');
+          const notes = Object.entries(d.annotations ?? {})
+            .map(([k, v]) => `${printable(k)}=${printable(v)}`)
+            .join(' ');
           this.log([printable(d.digest), printable(d.artifactType ?? '-'), String(d.size), notes].filter(Boolean).join('\t'));
         }
         if (r.referrers.length === 0) stderrLine(`oci-os: no referrers of ${r.subject.digest}`);

@@ -1,13 +1,13 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
-import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { verifyJobsFlag } from '../cli/transfer.js';
 import { withReadableLocation } from '../cli/interrupt.js';
-import { formatSize } from '../src/util/size.js';
-import { verifyGraph } from '../src/copy/verify.js';
-import { selectRoot } from '../src/image/platform-select.js';
 import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 import { prose } from '../cli/prose.js';
+import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
+import { verifyJobsFlag } from '../cli/transfer.js';
+import { verifyGraph } from '../src/copy/verify.js';
+import { selectRoot } from '../src/image/platform-select.js';
+import { formatSize } from '../src/util/size.js';
 
 export default class Verify extends BaseCommand {
   static override summary = 'Check every blob, and every chunk of every OS image payload.';
@@ -36,7 +36,8 @@ export default class Verify extends BaseCommand {
     ...platformFlag(prose`From an index, verify only the image for this platform (linux/arm64, linux/amd64/debug;
       x86_64 and aarch64 are read as amd64 and arm64). A single image must be for this platform.`),
     ...allFlag('Verify an index with every image it lists (the default).'),
-    ...verifyJobsFlag, ...registryFlags,
+    ...verifyJobsFlag,
+    ...registryFlags,
   };
 
   async run(): Promise<unknown> {
@@ -49,10 +50,20 @@ export default class Verify extends BaseCommand {
         return { location: loc.location, r: await verifyGraph(loc.store, root, { jobs: flags.jobs, signal }) };
       });
       const summary = {
-        reference: location, digest: r.root.digest, mediaType: r.root.mediaType, ok: true,
-        manifests: r.manifests, blobs: r.blobs, bytes: r.bytes,
+        reference: location,
+        digest: r.root.digest,
+        mediaType: r.root.mediaType,
+        ok: true,
+        manifests: r.manifests,
+        blobs: r.blobs,
+        bytes: r.bytes,
         payloads: r.payloads.map((p) => ({
-          manifest: p.manifest, name: p.name, size: p.size, chunks: p.chunks, blobSize: p.blobSize, compression: p.compression,
+          manifest: p.manifest,
+          name: p.name,
+          size: p.size,
+          chunks: p.chunks,
+          blobSize: p.blobSize,
+          compression: p.compression,
         })),
       };
       if (!this.jsonEnabled()) {

@@ -21,10 +21,11 @@
 // command: `inspect` evaluates only inspect's code. oclif finds them through
 // the explicit command strategy (package.json oclif.commands: target
 // dist/oci-os.cjs, identifier COMMANDS).
-import { build } from 'esbuild';
+
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -113,9 +114,26 @@ const options = {
   metafile: true,
 };
 const results = await Promise.all([
-  build({ ...options, stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' }, outfile: bundlePath, plugins: [importMetaUrl] }),
-  build({ ...options, stdin: { contents: commandsEntry, resolveDir: dist, sourcefile: 'oci-os-commands-entry.cjs', loader: 'js' }, outfile: join(dist, 'oci-os-commands.cjs'), plugins: [sharedOclif, importMetaUrl] }),
+  build({
+    ...options,
+    stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' },
+    outfile: bundlePath,
+    plugins: [importMetaUrl],
+  }),
+  build({
+    ...options,
+    stdin: { contents: commandsEntry, resolveDir: dist, sourcefile: 'oci-os-commands-entry.cjs', loader: 'js' },
+    outfile: join(dist, 'oci-os-commands.cjs'),
+    plugins: [sharedOclif, importMetaUrl],
+  }),
 ]);
 // BUNDLE_META=FILE: what went into the bundles, for esbuild's analyzer.
-if (process.env.BUNDLE_META) writeFileSync(process.env.BUNDLE_META, JSON.stringify({ inputs: Object.assign({}, ...results.map((r) => r.metafile.inputs)), outputs: Object.assign({}, ...results.map((r) => r.metafile.outputs)) }));
+if (process.env.BUNDLE_META)
+  writeFileSync(
+    process.env.BUNDLE_META,
+    JSON.stringify({
+      inputs: Object.assign({}, ...results.map((r) => r.metafile.inputs)),
+      outputs: Object.assign({}, ...results.map((r) => r.metafile.outputs)),
+    }),
+  );
 if (results.some((r) => r.errors.length)) process.exit(1);

@@ -5,8 +5,8 @@
 // to out/demo either way.
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'bin', 'run.cjs');
@@ -18,7 +18,10 @@ function run(args, { capture = false } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['inherit', capture ? 'pipe' : 'inherit', 'inherit'] });
     let out = '';
-    child.stdout?.on('data', (d) => { out += d; process.stdout.write(d); });
+    child.stdout?.on('data', (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`oci-os ${args[0]} exited with ${code}`))));
   });
 }
@@ -29,7 +32,9 @@ try {
   await run(['build', ...payloads, ...product, '--output', `oci:${join(root, 'out/demo')}:latest`]);
   let ref = process.argv[2];
   if (!ref) {
-    server = spawn(process.execPath, [cli, 'registry', 'serve', '--root', join(root, 'out/registry'), '--listen', '127.0.0.1:0', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server = spawn(process.execPath, [cli, 'registry', 'serve', '--root', join(root, 'out/registry'), '--listen', '127.0.0.1:0', '--json'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const address = await new Promise((resolve, reject) => {
       let buf = '';
       server.stdout.on('data', (d) => {

@@ -2,10 +2,11 @@
 // loads only the command it runs instead of importing every command module
 // at start-up (about 20 MiB less memory and a faster start). Generated on
 // every build; never committed, so it cannot go stale in a checkout.
-import { Plugin } from '@oclif/core';
+
 import { renameSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Plugin } from '@oclif/core';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const file = join(root, 'oclif.manifest.json');

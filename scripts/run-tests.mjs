@@ -1,8 +1,9 @@
 // Runs every compiled test file (dist/test/**/*.test.js) with node's test runner.
 // Arguments filter the files by substring: `npm test -- layout registry`.
+
+import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 
 function walk(dir) {
   const out = [];

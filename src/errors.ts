@@ -126,13 +126,19 @@ export function describeError(err: unknown): string {
 export function fsError(err: unknown, path: string, what: 'read' | 'write' | 'source'): OciError {
   const e = err as NodeJS.ErrnoException;
   const reason =
-    e?.code === 'ENOENT' ? 'no such file or directory'
-    : e?.code === 'EACCES' || e?.code === 'EPERM' ? 'permission denied'
-    : e?.code === 'EISDIR' ? 'is a directory'
-    : e?.code === 'ENOTDIR' ? 'a parent is not a directory'
-    : e?.code === 'ENOSPC' ? 'no space left on device'
-    : e?.code === 'EROFS' ? 'read-only file system'
-    : (e?.message ?? String(err));
+    e?.code === 'ENOENT'
+      ? 'no such file or directory'
+      : e?.code === 'EACCES' || e?.code === 'EPERM'
+        ? 'permission denied'
+        : e?.code === 'EISDIR'
+          ? 'is a directory'
+          : e?.code === 'ENOTDIR'
+            ? 'a parent is not a directory'
+            : e?.code === 'ENOSPC'
+              ? 'no space left on device'
+              : e?.code === 'EROFS'
+                ? 'read-only file system'
+                : (e?.message ?? String(err));
   return new OciError(
     what === 'write' ? 'OUTPUT_UNWRITABLE' : what === 'source' && e?.code === 'ENOENT' ? 'NOT_FOUND' : 'INPUT_UNREADABLE',
     `cannot ${what === 'write' ? 'write' : 'read'} ${path}: ${reason}`,

@@ -1,38 +1,65 @@
 /** The public surface of the oci-os library. */
-export * from './errors.js';
-export * from './oci/digest.js';
-export * from './oci/descriptor.js';
-export * from './oci/mediatypes.js';
-export { canonicalJson } from './oci/json.js';
-export type { ByteSource, ContentStore, CommittableStore, PushStreamOptions, StoredBlob } from './content/store.js';
-export * from './osimage/format.js';
-export { readProductInfoFile } from './osimage/product-file.js';
-export { encodePayload, resolveEncoding, type PayloadEncoding, type EncodedPayload, type Compression } from './osimage/payload.js';
-export { buildOsImage, checkPayloadInputs, type OsImageBuildOptions, type BuiltOsImage, type BuiltPayload, type PayloadInput } from './osimage/builder.js';
-export { buildOsImageToLocal, type LocalBuildResult } from './osimage/build-local.js';
-export { PayloadCache, defaultCacheDir } from './osimage/payload-cache.js';
-export { encodeSeekTable, decodeSeekTable, type SeekFrame } from './codec/seek-table.js';
-export { OciLayout } from './ocilayout/layout.js';
-export { OciArchiveWriter, openArchiveForReading, packLayout, unpackArchive } from './ocilayout/archive.js';
-export { parseLocalLocation, formatLocalLocation, type LocalLocation } from './ocilayout/location.js';
-export { pushOsImage, type PushReport, type PushedBlob } from './osimage/push.js';
-export { pushFromLocal } from './copy/push-local.js';
-export { copyGraph, childrenOf, readManifestBytes, type CopyOptions, type CopyResult, type CopiedContent } from './copy/graph.js';
-export * from './copy/locations.js';
-export { readOsImage, findPayload, isOsImageManifest, parseOsImageManifest, parseOsImageConfig, type OsImage, type OsImagePayload } from './osimage/reader.js';
-export { readPayload, verifyPayload, ChunkVerifier, ChunkHashMismatchError, type PayloadVerification, type ReadPayloadOptions } from './osimage/payload-reader.js';
+
+export { decodeSeekTable, encodeSeekTable, type SeekFrame } from './codec/seek-table.js';
 export { decodeZstdStream } from './codec/zstd-stream.js';
-export { verifyGraph, type VerifyOptions, type VerifyResult } from './copy/verify.js';
-export { transfer, type TransferOptions, type TransferResult } from './copy/transfer.js';
-export { inspect, renderSummary, type Inspection, type InspectSummary } from './copy/inspect.js';
-export { extractPayloadTo, extractPayloadToFile, type ExtractResult } from './osimage/extract.js';
+export type { ByteSource, CommittableStore, ContentStore, PushStreamOptions, StoredBlob } from './content/store.js';
+export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, copyGraph, readManifestBytes } from './copy/graph.js';
+export { type Inspection, type InspectSummary, inspect, renderSummary } from './copy/inspect.js';
+export * from './copy/locations.js';
+export { pushFromLocal } from './copy/push-local.js';
+export { type TransferOptions, type TransferResult, transfer } from './copy/transfer.js';
+export { type VerifyOptions, type VerifyResult, verifyGraph } from './copy/verify.js';
+export * from './errors.js';
+export * as image from './image/index.js';
+export * from './oci/descriptor.js';
+export * from './oci/digest.js';
+export { canonicalJson } from './oci/json.js';
+export * from './oci/mediatypes.js';
+export { OciArchiveWriter, openArchiveForReading, packLayout, unpackArchive } from './ocilayout/archive.js';
+export { OciLayout } from './ocilayout/layout.js';
+export { formatLocalLocation, type LocalLocation, parseLocalLocation } from './ocilayout/location.js';
+export { buildOsImageToLocal, type LocalBuildResult } from './osimage/build-local.js';
+export { type BuiltOsImage, type BuiltPayload, buildOsImage, checkPayloadInputs, type OsImageBuildOptions, type PayloadInput } from './osimage/builder.js';
+export { type ExtractResult, extractPayloadTo, extractPayloadToFile } from './osimage/extract.js';
+export * from './osimage/format.js';
+export { type Compression, type EncodedPayload, encodePayload, type PayloadEncoding, resolveEncoding } from './osimage/payload.js';
+export { defaultCacheDir, PayloadCache } from './osimage/payload-cache.js';
+export {
+  ChunkHashMismatchError,
+  ChunkVerifier,
+  type PayloadVerification,
+  type ReadPayloadOptions,
+  readPayload,
+  verifyPayload,
+} from './osimage/payload-reader.js';
+export { readProductInfoFile } from './osimage/product-file.js';
+export { type PushedBlob, type PushReport, pushOsImage } from './osimage/push.js';
+export { findPayload, isOsImageManifest, type OsImage, type OsImagePayload, parseOsImageConfig, parseOsImageManifest, readOsImage } from './osimage/reader.js';
+export type { ProgressEvent, ProgressSink } from './progress/events.js';
+export { expandGitDescribe, type GitOptions, type GitProvenance, gitAnnotations, gitDescribe, readGitProvenance } from './provenance/git.js';
+export {
+  type LoginOptions,
+  type LoginResult,
+  type LoginTarget,
+  type LogoutResult,
+  login,
+  logout,
+  parseLoginTarget,
+  verifyCredentials,
+} from './registry/auth/login.js';
+export { authFileForWriting, authKeyFor, eraseCredentials, type LoginCredentials, storeCredentials } from './registry/auth/store.js';
 export { fetchBlobResumable, type ResumableFetchOptions } from './registry/fetch-resume.js';
 export * from './registry/index.js';
-export { startRegistryServer, createRegistryHandler, parseListenAddress, defaultListenAddress } from './server/index.js';
-export { parseSize, formatSize } from './util/size.js';
-export type { ProgressEvent, ProgressSink } from './progress/events.js';
-export { attach, listReferrers, referrersTag, addToFallbackIndex, type AttachOptions, type AttachResult, type AttachFile, type ListReferrersOptions, type ReferrersList } from './registry/referrers.js';
-export { readGitProvenance, gitDescribe, expandGitDescribe, gitAnnotations, type GitProvenance, type GitOptions } from './provenance/git.js';
-export { login, logout, verifyCredentials, parseLoginTarget, type LoginTarget, type LoginOptions, type LoginResult, type LogoutResult } from './registry/auth/login.js';
-export { storeCredentials, eraseCredentials, authFileForWriting, authKeyFor, type LoginCredentials } from './registry/auth/store.js';
-export * as image from './image/index.js';
+export {
+  type AttachFile,
+  type AttachOptions,
+  type AttachResult,
+  addToFallbackIndex,
+  attach,
+  type ListReferrersOptions,
+  listReferrers,
+  type ReferrersList,
+  referrersTag,
+} from './registry/referrers.js';
+export { createRegistryHandler, defaultListenAddress, parseListenAddress, startRegistryServer } from './server/index.js';
+export { formatSize, parseSize } from './util/size.js';

@@ -1,18 +1,19 @@
 // Self-tests of the test infrastructure: the real registry in each auth/TLS
 // mode, the token server, skopeo, and every fault kind of the fault proxy.
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { request } from 'undici';
 import { pack } from 'tar-stream';
-import { requireTools } from './helpers/tools.js';
-import { startDockerRegistry, type RegistryHandle, type DockerRegistryOptions } from './helpers/docker-registry.js';
-import { startFaultProxy, ghcrRules, ecrRules, garRules, basicChallengeRules } from './helpers/fault-proxy.js';
+import { request } from 'undici';
+import { type DockerRegistryOptions, type RegistryHandle, startDockerRegistry } from './helpers/docker-registry.js';
+import { basicChallengeRules, ecrRules, garRules, ghcrRules, startFaultProxy } from './helpers/fault-proxy.js';
 import { skopeo } from './helpers/skopeo.js';
+import { requireTools } from './helpers/tools.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -38,21 +39,33 @@ async function makeLayout(dir: string, tag: string): Promise<Buffer> {
   };
   const tar = await tarOf('hello.txt', `hello from ${dir}\n`);
   const layer = await put(gzipSync(tar));
-  const config = await put(Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
-  })));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-  }));
+  const config = await put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
+      }),
+    ),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+    }),
+  );
   const m = await put(manifest);
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m,
-      annotations: { 'org.opencontainers.image.ref.name': tag } }],
-  }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
   return manifest;
 }
 
@@ -122,7 +135,8 @@ test('tls registry: trusted through the test CA only', async (t) => {
   const dispatcher = new Agent({ connect: { ca: await readFile(r.caFile) } });
   t.after(() => dispatcher.close());
   const res = await request(`${r.url}/v2/infra/test/manifests/v1`, {
-    dispatcher, headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+    dispatcher,
+    headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
   });
   await res.body.dump();
   assert.equal(res.statusCode, 200);
@@ -161,12 +175,25 @@ test('token registry: Bearer flow, scopes recorded, OAuth2 POST and refresh, exp
   assert.equal(anon.statusCode, 401);
 
   const form = (f: Record<string, string>): Promise<{ statusCode: number; json: Record<string, unknown> }> =>
-    request(ts.realm, { method: 'POST', body: new URLSearchParams(f).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } })
-      .then(async (res) => ({ statusCode: res.statusCode, json: (await res.body.json()) as Record<string, unknown> }));
-  const pw = await form({ grant_type: 'password', username: r.username!, password: r.password!, service: ts.service, scope: 'repository:infra/test:pull', client_id: 'oci-os' });
+    request(ts.realm, { method: 'POST', body: new URLSearchParams(f).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } }).then(
+      async (res) => ({ statusCode: res.statusCode, json: (await res.body.json()) as Record<string, unknown> }),
+    );
+  const pw = await form({
+    grant_type: 'password',
+    username: r.username!,
+    password: r.password!,
+    service: ts.service,
+    scope: 'repository:infra/test:pull',
+    client_id: 'oci-os',
+  });
   assert.equal(pw.statusCode, 200);
   assert.equal(typeof pw.json.refresh_token, 'string');
-  const refreshed = await form({ grant_type: 'refresh_token', refresh_token: String(pw.json.refresh_token), service: ts.service, scope: 'repository:infra/test:pull' });
+  const refreshed = await form({
+    grant_type: 'refresh_token',
+    refresh_token: String(pw.json.refresh_token),
+    service: ts.service,
+    scope: 'repository:infra/test:pull',
+  });
   assert.equal(refreshed.statusCode, 200);
   const header = JSON.parse(Buffer.from(String(refreshed.json.access_token).split('.')[0]!, 'base64url').toString());
   assert.equal(header.alg, 'RS256');
@@ -209,9 +236,15 @@ async function startUpload(base: string, headers: Record<string, string> = {}): 
   return String(res.headers.location);
 }
 
-async function patch(location: string, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
+async function patch(
+  location: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, unknown>; text: string }> {
   const res = await request(location, {
-    method: 'PATCH', body, headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), ...headers },
+    method: 'PATCH',
+    body,
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), ...headers },
   });
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
@@ -230,7 +263,12 @@ test('fault proxy against the plain registry', async (t) => {
   const proxy = await startFaultProxy(r.url);
   t.after(() => proxy.stop());
   const blob = Buffer.alloc(3 * MiB, 1);
-  const reset = (): void => { proxy.clearRules(); proxy.clearLog(); proxy.locationMode = 'proxy'; proxy.onRequest = undefined; };
+  const reset = (): void => {
+    proxy.clearRules();
+    proxy.clearLog();
+    proxy.locationMode = 'proxy';
+    proxy.onRequest = undefined;
+  };
 
   await t.test('forwards, streams and rewrites Location to the proxy', async () => {
     reset();
@@ -244,7 +282,10 @@ test('fault proxy against the plain registry', async (t) => {
     await head.body.dump();
     assert.equal(head.statusCode, 200);
     assert.equal(head.headers['docker-content-digest'], sha256(blob));
-    assert.deepEqual(proxy.log.map((e) => `${e.method} ${e.status}`), ['POST 202', 'PATCH 202', 'PUT 201', 'HEAD 200']);
+    assert.deepEqual(
+      proxy.log.map((e) => `${e.method} ${e.status}`),
+      ['POST 202', 'PATCH 202', 'PUT 201', 'HEAD 200'],
+    );
     assert.equal(proxy.log[1]!.requestBodyBytes, blob.length);
   });
 
@@ -398,8 +439,7 @@ test('fault proxy: 401 with the upstream token challenge mid-upload', async (t) 
   const body = Buffer.alloc(4096, 7);
   const denied = await patch(loc, body, auth);
   assert.equal(denied.status, 401);
-  assert.equal(denied.headers['www-authenticate'],
-    `Bearer realm="${ts.realm}",service="${ts.service}",scope="repository:infra/fault:pull,push"`);
+  assert.equal(denied.headers['www-authenticate'], `Bearer realm="${ts.realm}",service="${ts.service}",scope="repository:infra/fault:pull,push"`);
   const again = await patch(loc, body, auth);
   assert.equal(again.status, 202);
   assert.ok(proxy.log.every((e) => e.hadAuthorization));

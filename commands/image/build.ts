@@ -1,12 +1,12 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, writtenSummary } from '../../cli/base.js';
-import { checkWritableFile, writeOutputFile } from '../../cli/output-file.js';
-import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { withInterrupt } from '../../cli/interrupt.js';
+import { checkWritableFile, writeOutputFile } from '../../cli/output-file.js';
+import { prose } from '../../cli/prose.js';
+import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../cli/registry-flags.js';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs } from '../../src/image/inputs.js';
 import { buildImageTo } from '../../src/image/publish.js';
-import { prose } from '../../cli/prose.js';
 
 export default class ImageBuild extends BaseCommand {
   static override summary = 'Build a container image from directories and tar files, optionally on a base image.';
@@ -43,8 +43,8 @@ export default class ImageBuild extends BaseCommand {
     '<%= config.bin %> image build --base docker.io/library/alpine:3.20 --layer ./app --cmd "app --serve" --expose 8080 --push registry.example.com/app:v1',
     'SOURCE_DATE_EPOCH=1700000000 <%= config.bin %> image build --rootfs ./rootfs --owner 0:0 --layer-compression zstd --output oci-archive:app.tar',
     '<%= config.bin %> image build --rootfs ./debian-rootfs --layering components --source-date-epoch 1700000000 --push registry.example.com/os:v1',
-    '<%= config.bin %> image build --rootfs ./debian-rootfs --layering components --previous registry.example.com/os:v1'
-      + ' --source-date-epoch 1700000000 --push registry.example.com/os:v2',
+    '<%= config.bin %> image build --rootfs ./debian-rootfs --layering components --previous registry.example.com/os:v1' +
+      ' --source-date-epoch 1700000000 --push registry.example.com/os:v2',
     '<%= config.bin %> image build --rootfs ./rootfs --layering components --max-layers 16 --previous oci:out/os:v1 --output oci:out/os:v2 --json',
   ];
   static override flags = {
@@ -139,12 +139,28 @@ export default class ImageBuild extends BaseCommand {
   async run(): Promise<unknown> {
     const { flags } = await this.parse(ImageBuild);
     const options = buildOptionsFromInputs({
-      rootfs: flags.rootfs, layer: flags.layer, base: flags.base, entrypoint: flags.entrypoint, cmd: flags.cmd, env: flags.env,
-      workdir: flags.workdir, user: flags.user, expose: flags.expose, volume: flags.volume, label: flags.label,
-      stopSignal: flags['stop-signal'], platform: flags.platform, annotation: flags.annotation,
-      layerCompression: flags['layer-compression'], compressionLevel: flags['compression-level'],
-      sourceDateEpoch: flags['source-date-epoch'], owner: flags.owner, exclude: flags.exclude,
-      layering: flags.layering === 'inputs' ? undefined : flags.layering, maxLayers: flags['max-layers'], previous: flags.previous,
+      rootfs: flags.rootfs,
+      layer: flags.layer,
+      base: flags.base,
+      entrypoint: flags.entrypoint,
+      cmd: flags.cmd,
+      env: flags.env,
+      workdir: flags.workdir,
+      user: flags.user,
+      expose: flags.expose,
+      volume: flags.volume,
+      label: flags.label,
+      stopSignal: flags['stop-signal'],
+      platform: flags.platform,
+      annotation: flags.annotation,
+      layerCompression: flags['layer-compression'],
+      compressionLevel: flags['compression-level'],
+      sourceDateEpoch: flags['source-date-epoch'],
+      owner: flags.owner,
+      exclude: flags.exclude,
+      layering: flags.layering === 'inputs' ? undefined : flags.layering,
+      maxLayers: flags['max-layers'],
+      previous: flags.previous,
     });
     const dest = flags.output ?? flags.push;
     if (!dest) throw new OciError('USAGE', 'give --output DEST or --push REF');
@@ -160,8 +176,10 @@ export default class ImageBuild extends BaseCommand {
       if (planned.length > 0 && !flags.quiet) {
         const kept = planned.filter((l) => l.reused);
         const present = kept.filter((l) => l.status === 'exists').length;
-        process.stderr.write(`oci-os: ${planned.length} layers from components; `
-          + `${kept.length} kept from the previous image (${present} already at the destination), ${planned.length - kept.length} new\n`);
+        process.stderr.write(
+          `oci-os: ${planned.length} layers from components; ` +
+            `${kept.length} kept from the previous image (${present} already at the destination), ${planned.length - kept.length} new\n`,
+        );
       }
       if (flags['digest-file']) await writeOutputFile(flags['digest-file'], r.descriptor.digest + '\n');
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
@@ -169,7 +187,11 @@ export default class ImageBuild extends BaseCommand {
         ...writtenSummary(r.descriptor, r.output, !!flags.push),
         config: { digest: r.configDescriptor.digest, size: r.configDescriptor.size },
         layers: r.layers.map((l) => ({
-          digest: l.digest, diffID: l.diffID, size: l.size, mediaType: l.mediaType, source: l.source,
+          digest: l.digest,
+          diffID: l.diffID,
+          size: l.size,
+          mediaType: l.mediaType,
+          source: l.source,
           ...(l.components && { components: l.components, reused: l.reused, status: l.status }),
         })),
         ...(r.baseDigest ? { base: { digest: r.baseDigest, blobs: r.baseBlobs } } : {}),

@@ -1,13 +1,13 @@
 import { Args } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
 import { withInterrupt } from '../../cli/interrupt.js';
 import { platformFlag, platformFromFlags } from '../../cli/platform-flags.js';
-import { unpackImage } from '../../src/image/unpack.js';
 import { prose } from '../../cli/prose.js';
+import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../../cli/registry-flags.js';
+import { unpackImage } from '../../src/image/unpack.js';
 
 export default class ImageUnpack extends BaseCommand {
-  static override summary = 'Unpack a container image\'s layers into a directory.';
+  static override summary = "Unpack a container image's layers into a directory.";
   static override description = prose`
     SRC is a registry reference, oci:DIR[:TAG] or oci-archive:FILE[:TAG]; from an index the image for --platform is
     taken (default: the only image, else the one for this machine, e.g. linux/amd64 on x86_64). Layers are applied in

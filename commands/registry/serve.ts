@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { defaultListenAddress, parseListenAddress, startRegistryServer } from '../../src/server/index.js';
 import { prose } from '../../cli/prose.js';
+import { defaultListenAddress, parseListenAddress, startRegistryServer } from '../../src/server/index.js';
 
 export default class RegistryServe extends BaseCommand {
   static override summary = 'Serve an OCI distribution registry from a directory.';
@@ -34,7 +34,10 @@ export default class RegistryServe extends BaseCommand {
     const { flags } = await this.parse(RegistryServe);
     const { host, port } = parseListenAddress(flags.listen);
     const registry = await startRegistryServer({
-      root: flags.root, host, port, htpasswdFile: flags.htpasswd,
+      root: flags.root,
+      host,
+      port,
+      htpasswdFile: flags.htpasswd,
       onWarning: (m) => process.stderr.write(`oci-os: warning: ${m}\n`),
     });
     const info = { url: registry.url, address: registry.address, root: flags.root };

@@ -22,12 +22,12 @@
 import { spawn } from 'node:child_process';
 import { Readable, type Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { OciError, isOciError } from '../errors.js';
-import { decodeSeekTable, SEEKABLE_MAGIC, SKIPPABLE_MAGIC, type SeekFrame } from './seek-table.js';
-import { zstdDecompress } from './zstd.js';
-import { GcPacer } from '../util/gc.js';
+import { isOciError, OciError } from '../errors.js';
 import { ByteQueue } from '../util/byte-queue.js';
-import { scanAt, walkBlocks, type FrameScan } from './frame-scan.js';
+import { GcPacer } from '../util/gc.js';
+import { type FrameScan, scanAt, walkBlocks } from './frame-scan.js';
+import { decodeSeekTable, SEEKABLE_MAGIC, type SeekFrame, SKIPPABLE_MAGIC } from './seek-table.js';
+import { zstdDecompress } from './zstd.js';
 
 /** Default largest compressed frame held in memory (64 MiB). */
 export const defaultMaxFrameBytes = 64 << 20;
@@ -53,21 +53,35 @@ function streamingDecoder(): StreamingDecoder {
   const child = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => { stderr = (stderr + d).slice(-2000); });
+  child.stderr.on('data', (d: string) => {
+    stderr = (stderr + d).slice(-2000);
+  });
   // EPIPE when zstd stops reading early; its exit status says why.
   child.stdin.on('error', () => undefined);
   // The exit status arrives after the output has ended, so the reader waits for it before accepting the data.
   const done = new Promise<void>((resolve, reject) => {
-    child.once('error', (err) => reject(new OciError('UNSUPPORTED', `a zstd frame cannot be decoded in memory and no streaming zstd decoder is available (${err.message})`, { hint: 'use Node.js 22.15 or newer, or install the zstd program' })));
+    child.once('error', (err) =>
+      reject(
+        new OciError('UNSUPPORTED', `a zstd frame cannot be decoded in memory and no streaming zstd decoder is available (${err.message})`, {
+          hint: 'use Node.js 22.15 or newer, or install the zstd program',
+        }),
+      ),
+    );
     child.once('close', (code, signal) => {
       if (code === 0) return resolve();
-      const said = stderr.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+      const said = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .at(-1);
       reject(new Error(`zstd ${code === null ? `was stopped by ${signal}` : `exited with ${code}`}${said ? ` (${said})` : ''}`));
     });
   });
   done.catch(() => undefined); // awaited by the reader; never an unhandled rejection when it stops early
   return {
-    input: child.stdin, output: child.stdout, done,
+    input: child.stdin,
+    output: child.stdout,
+    done,
     stop: () => {
       child.stdout.destroy();
       child.stdin.destroy();
@@ -240,7 +254,10 @@ class DecodingFrames {
         throw err;
       });
       if (f.contentSize !== undefined && out.length !== f.contentSize) {
-        throw new OciError('INVALID_FORMAT', `zstd frame ${this.seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`);
+        throw new OciError(
+          'INVALID_FORMAT',
+          `zstd frame ${this.seen.length} at compressed offset ${f.offset} decodes to ${out.length} bytes, its header says ${f.contentSize}`,
+        );
       }
       this.seen.push({ offset: f.offset, compressedSize: f.compressedSize, decompressedSize: out.length });
       if (out.length > 0) yield out;
@@ -276,7 +293,10 @@ function checkSeekTable(table: SeekFrame[], seen: SeenFrame[], streamed?: Stream
   seen.forEach((s, i) => {
     const f = table[i]!;
     if (f.compressedSize !== s.compressedSize || f.decompressedSize !== s.decompressedSize) {
-      throw new OciError('INVALID_FORMAT', `seek table entry ${i} (${f.compressedSize} -> ${f.decompressedSize} bytes) does not match frame ${i} at compressed offset ${s.offset} (${s.compressedSize} -> ${s.decompressedSize} bytes)`);
+      throw new OciError(
+        'INVALID_FORMAT',
+        `seek table entry ${i} (${f.compressedSize} -> ${f.decompressedSize} bytes) does not match frame ${i} at compressed offset ${s.offset} (${s.compressedSize} -> ${s.decompressedSize} bytes)`,
+      );
     }
   });
   if (!streamed) return;
@@ -286,13 +306,19 @@ function checkSeekTable(table: SeekFrame[], seen: SeenFrame[], streamed?: Stream
     const f = table[i]!;
     listed += f.decompressedSize;
     if (f.compressedSize !== s.compressedSize || (s.contentSize !== undefined && f.decompressedSize !== s.contentSize)) {
-      throw new OciError('INVALID_FORMAT', `seek table entry ${i} (${f.compressedSize} -> ${f.decompressedSize} bytes) does not match frame ${i} at compressed offset ${s.offset} (${s.compressedSize} -> ${s.contentSize ?? 'undeclared'} bytes)`);
+      throw new OciError(
+        'INVALID_FORMAT',
+        `seek table entry ${i} (${f.compressedSize} -> ${f.decompressedSize} bytes) does not match frame ${i} at compressed offset ${s.offset} (${s.compressedSize} -> ${s.contentSize ?? 'undeclared'} bytes)`,
+      );
     }
   });
   if (listed !== streamed.decodedSize) {
     const first = seen.length;
     const entries = first === table.length - 1 ? `entry ${first} lists` : `entries ${first} to ${table.length - 1} list`;
-    throw new OciError('INVALID_FORMAT', `seek table ${entries} ${listed} decompressed bytes, the frames from compressed offset ${streamed.frames[0]!.offset} decode to ${streamed.decodedSize}`);
+    throw new OciError(
+      'INVALID_FORMAT',
+      `seek table ${entries} ${listed} decompressed bytes, the frames from compressed offset ${streamed.frames[0]!.offset} decode to ${streamed.decodedSize}`,
+    );
   }
 }
 
@@ -304,7 +330,13 @@ function checkSeekTable(table: SeekFrame[], seen: SeenFrame[], streamed?: Stream
  * in-memory path on trailing bytes that are no frame and on a truncated
  * frame, and on a decoder that found the data corrupt.
  */
-async function* decodeStreaming(q: ByteQueue, first: FrameScan, rest: AsyncIterator<Buffer>, start: number, maxFrame: number): AsyncGenerator<Buffer, StreamedRest> {
+async function* decodeStreaming(
+  q: ByteQueue,
+  first: FrameScan,
+  rest: AsyncIterator<Buffer>,
+  start: number,
+  maxFrame: number,
+): AsyncGenerator<Buffer, StreamedRest> {
   const decoder = streamingDecoder();
   const frames: StreamedFrame[] = [];
   let seekTable: SeekFrame[] | undefined;

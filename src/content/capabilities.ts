@@ -71,7 +71,10 @@ export function mountSource(dst: ContentStore, src: ContentStore): string | unde
  * reports, else `written` (a local store wrote the bytes).
  */
 export async function pushReported(
-  store: ContentStore, desc: Descriptor, content: ByteSource, options: ReportingPushOptions & { verifiedSource?: boolean } = {},
+  store: ContentStore,
+  desc: Descriptor,
+  content: ByteSource,
+  options: ReportingPushOptions & { verifiedSource?: boolean } = {},
 ): Promise<PushOutcome> {
   if (isReportingPusher(store)) {
     const { verifiedSource: _, ...rest } = options;

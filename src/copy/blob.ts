@@ -8,10 +8,10 @@
  * any offset by an upload that starts again; every read stops with the
  * signal; the destination trusts the source's own digest check.
  */
-import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
-import type { ContentStore } from '../content/store.js';
 import { isReportingPusher, mountSource } from '../content/capabilities.js';
+import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { Annotation } from '../oci/mediatypes.js';
 import type { BlobStatus, ProgressSink } from '../progress/events.js';
@@ -69,14 +69,24 @@ export class BlobCopier {
   /** Copies one blob (unless the destination has it) and says what happened. */
   async copy(desc: Descriptor): Promise<CopiedContent> {
     const { dst, options } = this;
-    const report = (status: CopiedContent['status'], uploadedBytes?: number): CopiedContent =>
-      ({ digest: desc.digest, size: desc.size, mediaType: desc.mediaType, kind: 'blob', status, uploadedBytes });
+    const report = (status: CopiedContent['status'], uploadedBytes?: number): CopiedContent => ({
+      digest: desc.digest,
+      size: desc.size,
+      mediaType: desc.mediaType,
+      kind: 'blob',
+      status,
+      uploadedBytes,
+    });
     if (await dst.exists(desc)) return report('exists');
     options.progress?.({ type: 'blob-start', id: desc.digest, name: desc.annotations?.[Annotation.title] ?? desc.digest.slice(7, 19), total: desc.size });
     if (isReportingPusher(dst)) {
       const fromOffset = this.readAt(desc);
       const r = await dst.pushContent(desc, this.lazySource(desc), {
-        skipExistsCheck: true, mountFrom: this.mountFrom, signal: options.signal, reopen: () => this.lazySource(desc), readAt: fromOffset,
+        skipExistsCheck: true,
+        mountFrom: this.mountFrom,
+        signal: options.signal,
+        reopen: () => this.lazySource(desc),
+        readAt: fromOffset,
       });
       if (fromOffset && r.status === 'uploaded') this.bytesTransferred += desc.size;
       return report(r.status, r.uploadedBytes);
@@ -97,7 +107,9 @@ export class BlobCopier {
    */
   private stopOnAbort(stream: Readable): Readable {
     const { signal } = this.options;
-    const stop = (): void => { stream.destroy(this.options.interrupted()); };
+    const stop = (): void => {
+      stream.destroy(this.options.interrupted());
+    };
     if (signal.aborted) stop();
     else {
       signal.addEventListener('abort', stop, { once: true });
@@ -109,7 +121,9 @@ export class BlobCopier {
   private async openSource(desc: Descriptor): Promise<Readable> {
     const stream = this.stopOnAbort(await this.src.fetch(desc, { signal: this.options.signal }));
     const counter = new ByteCounter((n) => this.progressed(desc, n));
-    counter.on('end', () => { this.bytesTransferred += counter.bytes; });
+    counter.on('end', () => {
+      this.bytesTransferred += counter.bytes;
+    });
     // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
     // with it the source. A registry response left open and unread would never end, and closing the
     // client waits for every response to end: the copy would never settle and the process would
@@ -160,28 +174,38 @@ export type CopiedBlob = Pick<CopiedContent, 'digest' | 'size' | 'status'>;
  * a caller that then aborts the destination does not do it while a blob is
  * still being written.
  */
-export async function copyBlobs(src: ContentStore, dst: ContentStore, descs: Descriptor[], options: { jobs?: number; signal?: AbortSignal } = {}): Promise<CopiedBlob[]> {
+export async function copyBlobs(
+  src: ContentStore,
+  dst: ContentStore,
+  descs: Descriptor[],
+  options: { jobs?: number; signal?: AbortSignal } = {},
+): Promise<CopiedBlob[]> {
   const limit = pLimit(options.jobs ?? 4);
   const unique = [...new Map(descs.map((d) => [d.digest, d])).values()];
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const copier = new BlobCopier(src, dst, {
-    signal, interrupted: () => (signal.reason instanceof Error ? signal.reason : new Error('blob copy stopped')),
+    signal,
+    interrupted: () => (signal.reason instanceof Error ? signal.reason : new Error('blob copy stopped')),
   });
   let failed = false;
   let first: unknown;
-  const settled = await Promise.allSettled(unique.map((desc) => limit(async (): Promise<CopiedBlob> => {
-    signal.throwIfAborted();
-    const { digest, size, status } = await copier.copy(desc);
-    return { digest, size, status };
-  }).catch((err: unknown) => {
-    if (!failed) {
-      failed = true;
-      first = err;
-      stop.abort();
-    }
-    throw err;
-  })));
+  const settled = await Promise.allSettled(
+    unique.map((desc) =>
+      limit(async (): Promise<CopiedBlob> => {
+        signal.throwIfAborted();
+        const { digest, size, status } = await copier.copy(desc);
+        return { digest, size, status };
+      }).catch((err: unknown) => {
+        if (!failed) {
+          failed = true;
+          first = err;
+          stop.abort();
+        }
+        throw err;
+      }),
+    ),
+  );
   if (failed) throw first;
   return settled.map((r) => (r as PromiseFulfilledResult<CopiedBlob>).value);
 }

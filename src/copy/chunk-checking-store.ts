@@ -10,8 +10,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../content/store.js';
 import { isOciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from '../osimage/payload-reader.js';
 import type { OsImagePayload } from '../osimage/reader.js';
-import { checkPayloadsFrom, payloadsByBlob, verificationOf, type PayloadVerification } from '../osimage/payload-reader.js';
 
 export class ChunkCheckingStore implements ContentStore {
   /** Blobs whose every payload was checked on the way in. */
@@ -128,7 +128,10 @@ export class ChunkCheckingStore implements ContentStore {
     } catch (err) {
       feed.destroy();
       // A failed check is the cause; a check cut short by the failed write is not.
-      const checkErr = await check.then(() => undefined, (e: unknown) => e);
+      const checkErr = await check.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       throw checkErr !== undefined && !(checkErr instanceof Error && /premature close/i.test(checkErr.message)) ? checkErr : err;
     }
     if (!started) {

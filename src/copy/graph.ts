@@ -14,17 +14,17 @@
  */
 import { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { OciError, InterruptedError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
 import { pushReported } from '../content/capabilities.js';
+import type { ContentStore } from '../content/store.js';
+import { InterruptedError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import type { ProgressSink } from '../progress/events.js';
 import { BlobCopier, type CopiedContent } from './blob.js';
-import { childrenOf, defaultMaxManifestBytes, DescriptorSizes, indexArtifactType, readManifestBytes } from './manifest.js';
+import { childrenOf, DescriptorSizes, defaultMaxManifestBytes, indexArtifactType, readManifestBytes } from './manifest.js';
 
 export type { CopiedContent } from './blob.js';
-export { childrenOf, defaultMaxManifestBytes, DescriptorSizes, readManifestBytes } from './manifest.js';
+export { childrenOf, DescriptorSizes, defaultMaxManifestBytes, readManifestBytes } from './manifest.js';
 
 /** Options of {@link copyGraph}. Zero values mean the defaults. */
 export interface CopyOptions {
@@ -100,7 +100,9 @@ class GraphCopy {
     this.rootTagged = { mediaType: root.mediaType, digest: root.digest, size: root.size };
     const signal = options.signal ? AbortSignal.any([options.signal, this.stopAll.signal]) : this.stopAll.signal;
     this.blobs = new BlobCopier(src, dst, {
-      signal, interrupted: () => new InterruptedError('copy interrupted; no tag was set'), progress: options.progress,
+      signal,
+      interrupted: () => new InterruptedError('copy interrupted; no tag was set'),
+      progress: options.progress,
     });
   }
 
@@ -189,9 +191,20 @@ class GraphCopy {
 
   private done(r: CopiedContent): void {
     this.contents.push(r);
-    this.options.progress?.(r.kind === 'manifest'
-      ? { type: 'manifest', digest: r.digest, mediaType: r.mediaType, size: r.size }
-      : { type: 'blob-done', id: r.digest, name: r.digest.slice(7, 19), digest: r.digest, size: r.size, mediaType: r.mediaType, status: r.status, uploadedBytes: r.uploadedBytes ?? 0 });
+    this.options.progress?.(
+      r.kind === 'manifest'
+        ? { type: 'manifest', digest: r.digest, mediaType: r.mediaType, size: r.size }
+        : {
+            type: 'blob-done',
+            id: r.digest,
+            name: r.digest.slice(7, 19),
+            digest: r.digest,
+            size: r.size,
+            mediaType: r.mediaType,
+            status: r.status,
+            uploadedBytes: r.uploadedBytes ?? 0,
+          },
+    );
   }
 
   private fail(err: unknown): void {

@@ -23,19 +23,19 @@
  *   apart, so that needs a registry slower than the pause.
  */
 import { OciError } from '../errors.js';
+import { formatPlatform, samePlatform } from '../image/platform.js';
+import { platformOfManifest } from '../image/platform-select.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson } from '../oci/json.js';
 import { isIndexMediaType, MediaType } from '../oci/mediatypes.js';
-import { pushScope } from '../registry/auth/token-cache.js';
-import { manifestAccept, type RegistryRepository } from '../registry/repository.js';
-import { sleep } from '../util/sleep.js';
-import { formatReference } from '../registry/reference.js';
-import { formatPlatform, samePlatform } from '../image/platform.js';
-import type { ProgressSink } from '../progress/events.js';
-import { platformOfManifest } from '../image/platform-select.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 import { isOsImageManifest } from '../osimage/reader.js';
+import type { ProgressSink } from '../progress/events.js';
+import { pushScope } from '../registry/auth/token-cache.js';
+import { formatReference } from '../registry/reference.js';
+import { manifestAccept, type RegistryRepository } from '../registry/repository.js';
+import { sleep } from '../util/sleep.js';
 
 /** Options of {@link addToIndexTag}. */
 export interface IndexTagOptions {
@@ -72,7 +72,6 @@ interface CurrentIndex {
   etag?: string;
 }
 
-
 /** Reads what the tag holds: undefined when nothing; an index (OCI or Docker list) with its ETag; anything else refused. */
 async function readIndex(repo: RegistryRepository, tag: string, signal?: AbortSignal): Promise<CurrentIndex | undefined> {
   const read = await repo.fetchTagged(tag, manifestAccept, signal);
@@ -87,7 +86,10 @@ async function readIndex(repo: RegistryRepository, tag: string, signal?: AbortSi
   }
   const type = read.contentType || index?.mediaType;
   if (!index || !Array.isArray(index.manifests) || !isIndexMediaType(type)) {
-    throw new OciError('INVALID_ARGUMENT', `--index-tag ${tag}: ${where} holds a single image, not an index; choose another --index-tag, or delete that tag first`);
+    throw new OciError(
+      'INVALID_ARGUMENT',
+      `--index-tag ${tag}: ${where} holds a single image, not an index; choose another --index-tag, or delete that tag first`,
+    );
   }
   return { index, digest: sha256Digest(bytes), ...(etag ? { etag } : {}) };
 }
@@ -95,11 +97,14 @@ async function readIndex(repo: RegistryRepository, tag: string, signal?: AbortSi
 /** The platform order of a merged index: by OS/ARCH/VARIANT; entries without a platform (attestations) after, as they were. */
 function byPlatform(entries: Descriptor[]): Descriptor[] {
   const key = (d: Descriptor): string => (d.platform ? formatPlatform(d.platform) : '\uffff');
-  return entries.map((d, i) => ({ d, i })).sort((a, b) => {
-    const ka = key(a.d);
-    const kb = key(b.d);
-    return ka < kb ? -1 : ka > kb ? 1 : a.i - b.i;
-  }).map(({ d }) => d);
+  return entries
+    .map((d, i) => ({ d, i }))
+    .sort((a, b) => {
+      const ka = key(a.d);
+      const kb = key(b.d);
+      return ka < kb ? -1 : ka > kb ? 1 : a.i - b.i;
+    })
+    .map(({ d }) => d);
 }
 
 const listed = (index: ImageIndex | undefined, entry: Descriptor): boolean =>
@@ -109,7 +114,12 @@ const listed = (index: ImageIndex | undefined, entry: Descriptor): boolean =>
  * Puts `entry` (a manifest already in `repo`, with its platform) into the
  * index at `tag`; see the module comment for concurrent writers.
  */
-export async function addToIndexTag(repo: RegistryRepository, tag: string, entry: Descriptor & { platform: Platform }, options: IndexTagOptions = {}): Promise<IndexTagReport> {
+export async function addToIndexTag(
+  repo: RegistryRepository,
+  tag: string,
+  entry: Descriptor & { platform: Platform },
+  options: IndexTagOptions = {},
+): Promise<IndexTagReport> {
   const settle = options.settleMs ?? 400;
   const maxAttempts = options.maxAttempts ?? 10;
   const reference = formatReference({ ...repo.reference, tag, digest: undefined });
@@ -120,11 +130,17 @@ export async function addToIndexTag(repo: RegistryRepository, tag: string, entry
    * undone: two jobs that build one architecture would otherwise take turns for ever.
    */
   const checkRival = (read: CurrentIndex | undefined): ImageIndex | undefined => {
-    const rival = read?.index.manifests.find((m) => m.platform && samePlatform(m.platform, entry.platform) && m.digest !== entry.digest && m.digest !== replaced);
+    const rival = read?.index.manifests.find(
+      (m) => m.platform && samePlatform(m.platform, entry.platform) && m.digest !== entry.digest && m.digest !== replaced,
+    );
     if (rival) {
-      throw new OciError('REGISTRY', `another push put ${rival.digest} for ${formatPlatform(entry.platform)} into ${reference} at the same time as this one; the index lists that image, not ${entry.digest}`, {
-        hint: 'push one image per platform and index tag at a time',
-      });
+      throw new OciError(
+        'REGISTRY',
+        `another push put ${rival.digest} for ${formatPlatform(entry.platform)} into ${reference} at the same time as this one; the index lists that image, not ${entry.digest}`,
+        {
+          hint: 'push one image per platform and index tag at a time',
+        },
+      );
     }
     return read?.index;
   };
@@ -140,14 +156,23 @@ export async function addToIndexTag(repo: RegistryRepository, tag: string, entry
         return m.digest !== entry.digest;
       });
       const index: ImageIndex = {
-        schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: byPlatform([...others, entry]),
+        schemaVersion: 2,
+        mediaType: MediaType.ociIndex,
+        manifests: byPlatform([...others, entry]),
         ...(current?.index.annotations ? { annotations: current.index.annotations } : {}),
       };
       const bytes = canonicalJson(index);
       const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
       if (current?.etag) headers['if-match'] = current.etag;
       else if (!current) headers['if-none-match'] = '*'; // only if still new, where the registry checks it
-      const res = await repo.http.send({ method: 'PUT', url: `/v2/${repo.name}/manifests/${tag}`, body: bytes, scopes: [pushScope(repo.name)], headers, signal: options.signal });
+      const res = await repo.http.send({
+        method: 'PUT',
+        url: `/v2/${repo.name}/manifests/${tag}`,
+        body: bytes,
+        scopes: [pushScope(repo.name)],
+        headers,
+        signal: options.signal,
+      });
       if (res.status === 412) {
         // Another writer got in between our read and our write: merge again with what it wrote.
         await res.body.dump().catch(() => undefined);
@@ -165,8 +190,14 @@ export async function addToIndexTag(repo: RegistryRepository, tag: string, entry
     if (!after || !listed(after, entry)) continue;
     options.progress?.({ type: 'tag', tag, reference });
     return {
-      tag, reference, digest: read!.digest, platform: entry.platform, manifests: after.manifests,
-      ...(replaced && replaced !== entry.digest ? { replaced } : {}), rounds: round, conditional,
+      tag,
+      reference,
+      digest: read!.digest,
+      platform: entry.platform,
+      manifests: after.manifests,
+      ...(replaced && replaced !== entry.digest ? { replaced } : {}),
+      rounds: round,
+      conditional,
     };
   }
   throw new OciError('REGISTRY', `could not add ${entry.digest} to the index ${reference} after ${maxAttempts} attempts (too many concurrent writers)`, {
@@ -185,12 +216,15 @@ export async function indexEntryFor(repo: RegistryRepository, desc: Descriptor, 
     throw new OciError('USAGE', `--index-tag adds one image to an index, but ${desc.digest} is an index itself; use 'oci-os index' to combine indexes`);
   }
   const bytes = await repo.fetchManifestBytes(desc);
-  const platform = given ?? await platformOfManifest(repo, desc, bytes);
+  const platform = given ?? (await platformOfManifest(repo, desc, bytes));
   if (!platform) {
     throw new OciError('USAGE', `--index-tag: the platform of ${desc.digest} cannot be told from its content; give it with --platform OS/ARCH[/VARIANT]`);
   }
   return {
-    mediaType: desc.mediaType, digest: desc.digest, size: desc.size, platform,
+    mediaType: desc.mediaType,
+    digest: desc.digest,
+    size: desc.size,
+    platform,
     ...(isOsImageManifest(bytes) ? { artifactType: OS_IMAGE_ARTIFACT_TYPE } : {}),
   };
 }

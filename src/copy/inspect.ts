@@ -5,19 +5,20 @@
  * other artifact (config and layers). Blobs other than manifests and
  * configs are not read.
  */
-import type { ContentStore } from '../content/store.js';
+
 import { fetchAll } from '../content/fetch-all.js';
-import { MAX_CONFIG_BYTES } from '../oci/limits.js';
-import { formatSize } from '../util/size.js';
+import type { ContentStore } from '../content/store.js';
 import { OciError } from '../errors.js';
-import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
-import { Annotation, isIndexMediaType, MediaType } from '../oci/mediatypes.js';
-import { readManifestBytes } from './graph.js';
-import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import type { ProductInfo } from '../osimage/format.js';
-import { printable } from '../util/printable.js';
 import { readComponents } from '../image/layering/annotations.js';
-import { indexEntryProducts, type IndexEntryProduct } from '../osimage/index-entries.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { Annotation, isIndexMediaType, MediaType } from '../oci/mediatypes.js';
+import type { ProductInfo } from '../osimage/format.js';
+import { type IndexEntryProduct, indexEntryProducts } from '../osimage/index-entries.js';
+import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import { printable } from '../util/printable.js';
+import { formatSize } from '../util/size.js';
+import { readManifestBytes } from './graph.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
 
@@ -76,7 +77,9 @@ async function readJsonBlob(store: ContentStore, desc: Descriptor): Promise<unkn
 }
 
 const blob = (d: Descriptor): BlobSummary => ({
-  digest: d.digest, size: d.size, mediaType: d.mediaType,
+  digest: d.digest,
+  size: d.size,
+  mediaType: d.mediaType,
   ...(d.annotations?.[Annotation.title] ? { title: d.annotations[Annotation.title] } : {}),
   ...(readComponents(d) ? { components: readComponents(d) } : {}),
 });
@@ -99,12 +102,18 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
     const index = JSON.parse(manifestBytes.toString('utf8')) as ImageIndex;
     const products = await indexEntryProducts(store, index.manifests ?? []);
     return {
-      manifestBytes, manifest: index,
+      manifestBytes,
+      manifest: index,
       summary: {
-        kind: 'index', ...base, ...(index.artifactType ? { artifactType: index.artifactType } : {}),
+        kind: 'index',
+        ...base,
+        ...(index.artifactType ? { artifactType: index.artifactType } : {}),
         manifests: (index.manifests ?? []).map((m, i) => ({
-          digest: m.digest, size: m.size, mediaType: m.mediaType,
-          ...(m.platform ? { platform: m.platform } : {}), ...(m.artifactType ? { artifactType: m.artifactType } : {}),
+          digest: m.digest,
+          size: m.size,
+          mediaType: m.mediaType,
+          ...(m.platform ? { platform: m.platform } : {}),
+          ...(m.artifactType ? { artifactType: m.artifactType } : {}),
           ...(products[i] ? { product: products[i] } : {}),
         })),
         ...(index.annotations ? { annotations: index.annotations } : {}),
@@ -114,13 +123,23 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
   if (isOsImageManifest(manifestBytes)) {
     const image = await readOsImage(store, root);
     return {
-      manifestBytes, manifest: image.manifest, config: image.config,
+      manifestBytes,
+      manifest: image.manifest,
+      config: image.config,
       summary: {
-        kind: 'os-image', ...base, artifactType: image.manifest.artifactType, productInfo: image.productInfo,
+        kind: 'os-image',
+        ...base,
+        artifactType: image.manifest.artifactType,
+        productInfo: image.productInfo,
         config: blob(image.manifest.config),
         payloads: image.payloads.map((p) => ({
-          name: p.name, size: p.size, storedSize: p.layer.size, compression: p.compression,
-          chunkCount: p.chunkHashes.length, hashChunkSize: p.hashChunkSize, digest: p.layer.digest,
+          name: p.name,
+          size: p.size,
+          storedSize: p.layer.size,
+          compression: p.compression,
+          chunkCount: p.chunkHashes.length,
+          hashChunkSize: p.hashChunkSize,
+          digest: p.layer.digest,
         })),
         ...(image.manifest.annotations ? { annotations: image.manifest.annotations } : {}),
       },
@@ -136,9 +155,11 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
   const containerConfig = manifest.config.mediaType === MediaType.ociConfig || manifest.config.mediaType === MediaType.dockerConfig;
   const config = await readJsonBlob(store, manifest.config);
   const summary: InspectSummary = {
-    kind: containerConfig && !manifest.artifactType ? 'image' : 'artifact', ...base,
+    kind: containerConfig && !manifest.artifactType ? 'image' : 'artifact',
+    ...base,
     ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
-    config: blob(manifest.config), layers: manifest.layers.map(blob),
+    config: blob(manifest.config),
+    layers: manifest.layers.map(blob),
     ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
   };
   if (containerConfig && config && typeof config === 'object') {
@@ -152,7 +173,9 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
 /** Renders a summary as aligned text lines; every value goes through {@link printable}. */
 export function renderSummary(s: InspectSummary): string {
   const lines: string[] = [];
-  const kv = (k: string, v: string | number | undefined): void => { if (v !== undefined && v !== '') lines.push(`${(k + ':').padEnd(15)}${printable(v)}`); };
+  const kv = (k: string, v: string | number | undefined): void => {
+    if (v !== undefined && v !== '') lines.push(`${(k + ':').padEnd(15)}${printable(v)}`);
+  };
   const plat = (p?: Platform): string | undefined => (p ? `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}` : undefined);
   kv('Reference', s.reference);
   kv('Kind', s.kind);
@@ -176,18 +199,54 @@ export function renderSummary(s: InspectSummary): string {
   const annotations = Object.entries(s.annotations ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (annotations.length > 0) lines.push('Annotations:', ...annotations.map(([k, v]) => `  ${printable(k)}=${printable(v)}`));
   if (s.payloads) {
-    lines.push('', table(['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'], s.payloads.map((p) => [p.name, formatSize(p.size), formatSize(p.storedSize), p.compression, String(p.chunkCount)])));
+    lines.push(
+      '',
+      table(
+        ['PAYLOAD', 'SIZE', 'STORED', 'COMPRESSION', 'CHUNKS'],
+        s.payloads.map((p) => [p.name, formatSize(p.size), formatSize(p.storedSize), p.compression, String(p.chunkCount)]),
+      ),
+    );
   } else if (s.layers) {
     if (s.layers.some((l) => l.components)) {
-      lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE', 'COMPONENTS'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType, componentsCell(l.components ?? [])])));
-    } else lines.push('', table(['LAYER', 'SIZE', 'MEDIA TYPE'], s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType])));
+      lines.push(
+        '',
+        table(
+          ['LAYER', 'SIZE', 'MEDIA TYPE', 'COMPONENTS'],
+          s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType, componentsCell(l.components ?? [])]),
+        ),
+      );
+    } else
+      lines.push(
+        '',
+        table(
+          ['LAYER', 'SIZE', 'MEDIA TYPE'],
+          s.layers.map((l) => [l.title ?? l.digest, formatSize(l.size), l.mediaType]),
+        ),
+      );
   }
   if (s.manifests?.some((m) => m.product)) {
-    lines.push('', table(['MANIFEST', 'PLATFORM', 'PRODUCT', 'VERSION', 'VARIANT', 'SIZE'], s.manifests.map((m) => [
-      m.digest, plat(m.platform) ?? m.artifactType ?? '-', m.product ? m.product.name || m.product.id || '-' : m.artifactType ?? '-', m.product?.version || '-', m.product?.variant || '-', String(m.size),
-    ])));
+    lines.push(
+      '',
+      table(
+        ['MANIFEST', 'PLATFORM', 'PRODUCT', 'VERSION', 'VARIANT', 'SIZE'],
+        s.manifests.map((m) => [
+          m.digest,
+          plat(m.platform) ?? m.artifactType ?? '-',
+          m.product ? m.product.name || m.product.id || '-' : (m.artifactType ?? '-'),
+          m.product?.version || '-',
+          m.product?.variant || '-',
+          String(m.size),
+        ]),
+      ),
+    );
   } else if (s.manifests) {
-    lines.push('', table(['MANIFEST', 'PLATFORM', 'SIZE', 'MEDIA TYPE'], s.manifests.map((m) => [m.digest, plat(m.platform) ?? m.artifactType ?? '-', String(m.size), m.mediaType])));
+    lines.push(
+      '',
+      table(
+        ['MANIFEST', 'PLATFORM', 'SIZE', 'MEDIA TYPE'],
+        s.manifests.map((m) => [m.digest, plat(m.platform) ?? m.artifactType ?? '-', String(m.size), m.mediaType]),
+      ),
+    );
   }
   return lines.join('\n');
 }

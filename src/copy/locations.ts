@@ -12,17 +12,17 @@
  * repository, and the tag (a manifest PUT by tag) is the caller's last step.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { openLocalForWriting } from '../ocilayout/open.js';
-import { OciError, isOciError } from '../errors.js';
-import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import type { ContentStore } from '../content/store.js';
+import { isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { OciLayout } from '../ocilayout/layout.js';
-import { formatLocalLocation, isLocalLocation, parseLocalLocation, type LocalLocation } from '../ocilayout/location.js';
+import { formatLocalLocation, isLocalLocation, type LocalLocation, parseLocalLocation } from '../ocilayout/location.js';
+import { openLocalForWriting } from '../ocilayout/open.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
+import { redactUrl, redactUserinfo } from '../registry/redact.js';
 import { formatReference, manifestReference, parseReference, type Reference } from '../registry/reference.js';
 import { maxManifestBytes, type RegistryRepository } from '../registry/repository.js';
-import { redactUrl, redactUserinfo } from '../registry/redact.js';
 
 /** Which kind of place a location names. */
 export type LocationKind = 'registry' | 'oci' | 'oci-archive';
@@ -101,7 +101,10 @@ export function parseLocation(input: string): ParsedLocation {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
     // A pasted URL can carry a password or a signed query: neither is echoed.
     const shown = /[?#]/.test(input) ? redactUrl(input) : redactUserinfo(input);
-    throw new OciError('INVALID_REFERENCE', `invalid location "${shown}": write a registry reference without a scheme (HOST/REPO:TAG), oci:DIR[:TAG] or oci-archive:FILE[:TAG]`);
+    throw new OciError(
+      'INVALID_REFERENCE',
+      `invalid location "${shown}": write a registry reference without a scheme (HOST/REPO:TAG), oci:DIR[:TAG] or oci-archive:FILE[:TAG]`,
+    );
   }
   const reference = parseReference(input);
   return { kind: 'registry', input, reference, tag: reference.tag, digest: reference.digest };
@@ -137,14 +140,23 @@ export async function openLocationForReading(input: string, options: LocationOpt
   if (p.kind === 'registry') {
     const ref = p.reference!;
     const { client, owned } = clientFor(options);
-    const close = once(async () => { if (owned) await client.close(); });
+    const close = once(async () => {
+      if (owned) await client.close();
+    });
     try {
       const repository = client.repository(ref, { signal: options.signal });
       // resolve holds a digest in the reference to the registry's answer.
       const root = await repository.resolve(manifestReference(ref));
       return {
-        kind: 'registry', location: formatReference(ref), tag: ref.tag, digest: ref.digest, reference: ref,
-        store: repository, repository, root: rootDescriptor(root), close,
+        kind: 'registry',
+        location: formatReference(ref),
+        tag: ref.tag,
+        digest: ref.digest,
+        reference: ref,
+        store: repository,
+        repository,
+        root: rootDescriptor(root),
+        close,
       };
     } catch (err) {
       await close();
@@ -166,7 +178,16 @@ export async function openLocationForReading(input: string, options: LocationOpt
   }
   try {
     const root = loc.digest ? await resolveLayoutDigest(layout, loc.digest) : await layout.resolve(loc.tag);
-    return { kind: loc.kind, location: formatLocalLocation(loc), tag: loc.tag, digest: loc.digest, path: loc.path, store: layout, root: rootDescriptor(root), close };
+    return {
+      kind: loc.kind,
+      location: formatLocalLocation(loc),
+      tag: loc.tag,
+      digest: loc.digest,
+      path: loc.path,
+      store: layout,
+      root: rootDescriptor(root),
+      close,
+    };
   } catch (err) {
     await close();
     throw err;
@@ -216,10 +237,18 @@ export async function openLocationForWriting(input: string, options: LocationOpt
     const repository = client.repository(ref, { signal: options.signal });
     const tag = ref.tag ?? (ref.digest ? undefined : 'latest');
     return {
-      kind: 'registry', location: formatReference({ ...ref, tag }), tag, digest: ref.digest, reference: { ...ref, tag },
-      store: repository, repository,
-      commit: async () => undefined, abort: async () => undefined,
-      close: once(async () => { if (owned) await client.close(); }),
+      kind: 'registry',
+      location: formatReference({ ...ref, tag }),
+      tag,
+      digest: ref.digest,
+      reference: { ...ref, tag },
+      store: repository,
+      repository,
+      commit: async () => undefined,
+      abort: async () => undefined,
+      close: once(async () => {
+        if (owned) await client.close();
+      }),
     };
   }
   const loc = p.local!;
@@ -230,9 +259,21 @@ export async function openLocationForWriting(input: string, options: LocationOpt
   const store = await openLocalForWriting(loc);
   let finished = false;
   return {
-    kind: loc.kind, location: formatLocalLocation({ ...loc, tag }), tag, path: loc.path, store,
-    commit: async () => { await store.commit(); finished = true; },
-    abort: async () => { finished = true; await store.abort(); },
-    close: once(async () => { if (!finished) await store.abort(); }),
+    kind: loc.kind,
+    location: formatLocalLocation({ ...loc, tag }),
+    tag,
+    path: loc.path,
+    store,
+    commit: async () => {
+      await store.commit();
+      finished = true;
+    },
+    abort: async () => {
+      finished = true;
+      await store.abort();
+    },
+    close: once(async () => {
+      if (!finished) await store.abort();
+    }),
   };
 }

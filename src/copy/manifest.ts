@@ -4,11 +4,12 @@
  * always referenced with one size, and the artifactType an index gives a
  * manifest. Shared by the graph copy and the graph verifier.
  */
-import { OciError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
+
 import { fetchAll } from '../content/fetch-all.js';
-import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
+import type { ContentStore } from '../content/store.js';
+import { OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 
@@ -30,10 +31,16 @@ export function readManifestBytes(store: ContentStore, desc: Descriptor, cap = d
  */
 function checkIndexEntry(index: Descriptor, entry: Descriptor, i: number): Descriptor {
   if (entry.mediaType === MediaType.dockerSchema1Manifest || entry.mediaType === MediaType.dockerSchema1Signed) {
-    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) is a Docker schema 1 manifest (${entry.mediaType}), which oci-os does not copy`);
+    throw new OciError(
+      'UNSUPPORTED',
+      `index ${index.digest}: manifests[${i}] (${entry.digest}) is a Docker schema 1 manifest (${entry.mediaType}), which oci-os does not copy`,
+    );
   }
   if (!isGraphManifestMediaType(entry.mediaType)) {
-    throw new OciError('UNSUPPORTED', `index ${index.digest}: manifests[${i}] (${entry.digest}) has media type ${entry.mediaType}, which is not a manifest type oci-os knows`);
+    throw new OciError(
+      'UNSUPPORTED',
+      `index ${index.digest}: manifests[${i}] (${entry.digest}) has media type ${entry.mediaType}, which is not a manifest type oci-os knows`,
+    );
   }
   return entry;
 }

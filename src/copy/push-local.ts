@@ -3,13 +3,13 @@
  * artifact) copied verbatim to a registry, tags last.
  */
 import { OciError } from '../errors.js';
-import { childrenOf, copyGraph } from './graph.js';
-import { openLocationForReading, parseLocation } from './locations.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from '../osimage/push.js';
+import type { ProgressSink } from '../progress/events.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { orderedBlobReport, pushedBlob, pushInterrupted, pushTags, type PushReport } from '../osimage/push.js';
-import type { ProgressSink } from '../progress/events.js';
+import { childrenOf, copyGraph } from './graph.js';
+import { openLocationForReading, parseLocation } from './locations.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its
@@ -51,9 +51,14 @@ export async function pushFromLocal(
     const progress = options.progress;
     // Kept as the copy reads them (checked against their digests), for the report's blob order.
     const manifests = new Map<string, Buffer>();
-    const onManifest = (desc: Descriptor, bytes: Buffer): void => { manifests.set(desc.digest, bytes); };
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, progress })
-      .catch((err: unknown) => { throw options.signal?.aborted ? pushInterrupted(repo, err) : err; });
+    const onManifest = (desc: Descriptor, bytes: Buffer): void => {
+      manifests.set(desc.digest, bytes);
+    };
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, progress }).catch(
+      (err: unknown) => {
+        throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
+      },
+    );
     for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
       reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${result.root.digest}`,

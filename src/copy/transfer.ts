@@ -5,18 +5,18 @@
  * committed (verify.ts), set the tag last.
  * On any failure a local destination is left as it was.
  */
-import { OciError, InterruptedError } from '../errors.js';
-import type { RegistryClient } from '../registry/client.js';
-import { copyGraph, type CopyOptions, type CopyResult } from './graph.js';
-import { openLocationForReading, openLocationForWriting, parseLocation, type LocationKind } from './locations.js';
-import { verifyGraph, type VerifyResult } from './verify.js';
-import { ChunkCheckingStore } from './chunk-checking-store.js';
-import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import { readManifestBytes } from './graph.js';
-import { MediaType } from '../oci/mediatypes.js';
+
 import type { ContentStore } from '../content/store.js';
-import type { Descriptor, Platform } from '../oci/descriptor.js';
+import { InterruptedError, OciError } from '../errors.js';
 import { selectRoot } from '../image/platform-select.js';
+import type { Descriptor, Platform } from '../oci/descriptor.js';
+import { MediaType } from '../oci/mediatypes.js';
+import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import type { RegistryClient } from '../registry/client.js';
+import { ChunkCheckingStore } from './chunk-checking-store.js';
+import { type CopyOptions, type CopyResult, copyGraph, readManifestBytes } from './graph.js';
+import { type LocationKind, openLocationForReading, openLocationForWriting, parseLocation } from './locations.js';
+import { type VerifyResult, verifyGraph } from './verify.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */
 export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | 'progress'> {
@@ -78,7 +78,8 @@ export async function transfer(source: string, destination: string, options: Tra
       const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
       const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : await checkOsImage(src.store, root);
       const result = await copyGraph(src.store, checking ?? dst.store, root, {
-        jobs: options.jobs, signal: options.signal,
+        jobs: options.jobs,
+        signal: options.signal,
         progress: options.progress,
         // Layout tags only become visible on commit(), after the chunk checks below.
         tags: dst.tag ? [dst.tag] : [],
@@ -88,7 +89,10 @@ export async function transfer(source: string, destination: string, options: Tra
         if (checking?.complete) {
           verification = {
             // A blob shared by identical payloads was read once.
-            root, manifests: 1, blobs: checking.verified.size, bytes: checking.checkedBytes,
+            root,
+            manifests: 1,
+            blobs: checking.verified.size,
+            bytes: checking.checkedBytes,
             payloads: checking.results().map((v) => ({ ...v, manifest: root.digest })),
           };
         } else if (verify) {

@@ -8,9 +8,9 @@ import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isManifestMediaType } from '../oci/mediatypes.js';
-import { childrenOf, DescriptorSizes, readManifestBytes } from './graph.js';
+import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from '../osimage/payload-reader.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import { checkPayloadsFrom, payloadsByBlob, verificationOf, type PayloadVerification } from '../osimage/payload-reader.js';
+import { childrenOf, DescriptorSizes, readManifestBytes } from './graph.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
 export interface VerifyOptions {
@@ -78,17 +78,21 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
       result.bytes += image.manifest.config.size;
       for (const p of image.payloads) seen.add(p.layer, `manifest ${desc.digest}`);
       // Identical payloads share one blob: it is read (and counted) once, checked against each of them.
-      await Promise.all([...payloadsByBlob(image.payloads).values()].map((payloads) => limit(async () => {
-        const blob = await store.fetch(payloads[0]!.layer);
-        try {
-          await checkPayloadsFrom(blob, payloads, { signal: options.signal });
-        } finally {
-          blob.destroy();
-        }
-        result.blobs++;
-        result.bytes += payloads[0]!.layer.size;
-        for (const p of payloads) options.onVerified?.({ digest: p.layer.digest, size: p.layer.size, payload: p.name });
-      })));
+      await Promise.all(
+        [...payloadsByBlob(image.payloads).values()].map((payloads) =>
+          limit(async () => {
+            const blob = await store.fetch(payloads[0]!.layer);
+            try {
+              await checkPayloadsFrom(blob, payloads, { signal: options.signal });
+            } finally {
+              blob.destroy();
+            }
+            result.blobs++;
+            result.bytes += payloads[0]!.layer.size;
+            for (const p of payloads) options.onVerified?.({ digest: p.layer.digest, size: p.layer.size, payload: p.name });
+          }),
+        ),
+      );
       result.payloads.push(...image.payloads.map((p) => ({ ...verificationOf(p), manifest: desc.digest })));
       return;
     }

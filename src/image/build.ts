@@ -6,21 +6,21 @@
  * the caller's, so a tag only ever points at a complete image.
  */
 import { Readable } from 'node:stream';
-import { OciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import { type CopiedBlob, copyBlobs } from '../copy/blob.js';
+import { OciError } from '../errors.js';
 import type { Descriptor, ImageManifest, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { copyBlobs, type CopiedBlob } from '../copy/blob.js';
 import type { CompressionOptions } from './compress.js';
-import { epochTimestamp, mergeExecConfig, serializeConfig, type ConfigOverrides, type HistoryEntry, type ImageConfig } from './config.js';
-import { checkLayerPath, layerDiffId, pushLayer, type BuiltLayer } from './layer.js';
+import { type ConfigOverrides, epochTimestamp, type HistoryEntry, type ImageConfig, mergeExecConfig, serializeConfig } from './config.js';
+import { type BuiltLayer, checkLayerPath, layerDiffId, pushLayer } from './layer.js';
+import { type ComponentLayer, type ComponentLayering, pushComponentLayers } from './layering/build-layers.js';
 import type { NormalizeOptions } from './normalize.js';
 import { defaultPlatform } from './platform.js';
 import type { ImageSource } from './source.js';
 import type { LeftOutPath } from './tree.js';
-import { pushComponentLayers, type ComponentLayer, type ComponentLayering } from './layering/build-layers.js';
 
 /** Options of {@link buildImage}. Zero values mean the defaults. */
 export interface ImageBuildOptions extends CompressionOptions {
@@ -154,7 +154,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
     os: platform.os,
     ...(baseConfig?.['os.version'] ? { 'os.version': baseConfig['os.version'] } : {}),
     ...(baseConfig?.['os.features'] ? { 'os.features': baseConfig['os.features'] } : {}),
-    ...(platform.variant ?? baseConfig?.variant ? { variant: platform.variant ?? baseConfig?.variant } : {}),
+    ...((platform.variant ?? baseConfig?.variant) ? { variant: platform.variant ?? baseConfig?.variant } : {}),
     config: mergeExecConfig(base?.config.config, options.overrides ?? {}),
     rootfs: { type: 'layers', diff_ids: [...(base?.config.rootfs.diff_ids ?? []), ...built.map((l) => l.diffID)] },
     history: buildHistory(base?.config, built.length, epoch),
@@ -175,7 +175,10 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
     schemaVersion: 2,
     mediaType: MediaType.ociManifest,
     config: configDescriptor,
-    layers: [...baseLayers.map(baseLayerDescriptor), ...built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations && { annotations: l.annotations }) }))],
+    layers: [
+      ...baseLayers.map(baseLayerDescriptor),
+      ...built.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.annotations && { annotations: l.annotations }) })),
+    ],
   };
   // A prototype-less map: any key is kept, and it is written with its keys sorted.
   if (Object.keys(annotations).length > 0) manifest.annotations = annotations;
@@ -186,12 +189,18 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
 
   const diffIds = config.rootfs.diff_ids;
   const layers: ImageLayer[] = manifest.layers.map((l, i) => ({
-    digest: l.digest, size: l.size, mediaType: l.mediaType, diffID: diffIds[i]!,
+    digest: l.digest,
+    size: l.size,
+    mediaType: l.mediaType,
+    diffID: diffIds[i]!,
     source: i < baseLayers.length ? 'base' : built[i - baseLayers.length]!.source,
-    ...(i >= baseLayers.length && built[i - baseLayers.length]!.components && {
-      components: built[i - baseLayers.length]!.components, reused: built[i - baseLayers.length]!.reused,
-      status: built[i - baseLayers.length]!.status, annotations: built[i - baseLayers.length]!.annotations,
-    }),
+    ...(i >= baseLayers.length &&
+      built[i - baseLayers.length]!.components && {
+        components: built[i - baseLayers.length]!.components,
+        reused: built[i - baseLayers.length]!.reused,
+        status: built[i - baseLayers.length]!.status,
+        annotations: built[i - baseLayers.length]!.annotations,
+      }),
   }));
   // The DiffID pass and the build pass read the same inputs: report each warning once.
   return { manifest: manifestBytes, descriptor, config: configBytes, configDescriptor, layers, skipped, baseBlobs, warnings: [...new Set(warnings)] };

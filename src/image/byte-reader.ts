@@ -71,4 +71,3 @@ export class ByteReader {
     await this.it.return?.();
   }
 }
-

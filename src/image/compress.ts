@@ -14,10 +14,10 @@
  */
 import { Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import { OciError } from '../errors.js';
-import { MediaType } from '../oci/mediatypes.js';
 import { recutFrames } from '../codec/frames.js';
 import { defaultZstdFramesInFlight, zstdCompress } from '../codec/zstd.js';
+import { OciError } from '../errors.js';
+import { MediaType } from '../oci/mediatypes.js';
 
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 

@@ -194,7 +194,8 @@ export function parseBaseConfig(bytes: Buffer, what: string): ImageConfig {
     throw new OciError('INVALID_FORMAT', `${what}: the image config lacks os, architecture or rootfs.diff_ids`);
   }
   const c: ImageConfig = {
-    architecture: v.architecture, os: v.os,
+    architecture: v.architecture,
+    os: v.os,
     rootfs: { type: 'layers', diff_ids: rootfs.diff_ids as string[] },
   };
   if (typeof v.variant === 'string') c.variant = v.variant;

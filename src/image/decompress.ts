@@ -7,8 +7,8 @@
  */
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { OciError } from '../errors.js';
 import { decodeZstdStream } from '../codec/zstd-stream.js';
+import { OciError } from '../errors.js';
 import { ByteReader } from './byte-reader.js';
 
 const ZSTD_MAGIC = 0xfd2fb528;

@@ -5,7 +5,7 @@
  * give a reproducible layer).
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 
 /** The error for a file whose size is not what lstat said by the time it is read. */
 export function changed(path: string): OciError {

@@ -14,17 +14,17 @@
  * committed at the end.
  */
 import { Readable } from 'node:stream';
-import { OciError, InterruptedError } from '../errors.js';
+import type { ContentStore } from '../content/store.js';
+import { copyGraph, readManifestBytes } from '../copy/graph.js';
+import { type LocationOptions, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
+import { InterruptedError, OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
-import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
-import { copyGraph, readManifestBytes } from '../copy/graph.js';
-import { openLocationForReading, openLocationForWriting, parseLocation, type LocationOptions } from '../copy/locations.js';
-import { configPlatform } from './config.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import type { ContentStore } from '../content/store.js';
+import { configPlatform } from './config.js';
 import { formatPlatform, platformFromProductVariant, platformMatches } from './platform.js';
 import { isAttestation } from './platform-select.js';
 import { readImage } from './source.js';
@@ -65,20 +65,31 @@ async function imageEntry(store: ContentStore, desc: Descriptor, what: string, g
     const variant = image.productInfo.variant;
     const platform = given ?? listed ?? platformFromProductVariant(variant);
     if (!platform) {
-      throw new OciError('INVALID_ARGUMENT', `${what} is an OS image whose product variant ${variant ? `"${variant}" names no known architecture` : 'is empty'}; give its platform with --platform ${what}=linux/ARCH[/VARIANT]`);
+      throw new OciError(
+        'INVALID_ARGUMENT',
+        `${what} is an OS image whose product variant ${variant ? `"${variant}" names no known architecture` : 'is empty'}; give its platform with --platform ${what}=linux/ARCH[/VARIANT]`,
+      );
     }
     return { ...platformEntry(desc, platform), artifactType: OS_IMAGE_ARTIFACT_TYPE };
   }
   const image = await readImage(store, desc, what);
   const declared = listed ?? configPlatform(image.config);
   if (given && !platformMatches(declared, given)) {
-    throw new OciError('INVALID_ARGUMENT', `${what} is a container image for ${formatPlatform(declared)}, not ${formatPlatform(given)} as --platform says; its config decides`);
+    throw new OciError(
+      'INVALID_ARGUMENT',
+      `${what} is a container image for ${formatPlatform(declared)}, not ${formatPlatform(given)} as --platform says; its config decides`,
+    );
   }
   return platformEntry(desc, declared);
 }
 
 /** Builds an index of the images at `sources` into `dest`. */
-export async function buildIndexTo(dest: string, sources: string[], options: IndexBuildOptions = {}, locations: LocationOptions = {}): Promise<IndexBuildReport> {
+export async function buildIndexTo(
+  dest: string,
+  sources: string[],
+  options: IndexBuildOptions = {},
+  locations: LocationOptions = {},
+): Promise<IndexBuildReport> {
   if (sources.length === 0) throw new OciError('USAGE', 'no images given: name at least one SRC image');
   for (const src of options.platforms?.keys() ?? []) {
     if (!sources.includes(src)) throw new OciError('USAGE', `--platform ${src}=…: "${src}" is not one of the SRC images (write it exactly as given)`);
@@ -118,14 +129,24 @@ export async function buildIndexTo(dest: string, sources: string[], options: Ind
           const other = seen.get(key);
           if (other) throw new OciError('INVALID_ARGUMENT', `${src} and ${other} are both images for ${key}; an index holds one image per platform`);
           seen.set(key, src);
-          await copyGraph(loc.store, out.store, { mediaType: child.mediaType, digest: child.digest, size: child.size }, { jobs: options.jobs, signal: options.signal });
+          await copyGraph(
+            loc.store,
+            out.store,
+            { mediaType: child.mediaType, digest: child.digest, size: child.size },
+            { jobs: options.jobs, signal: options.signal },
+          );
           entries.push({ ...child, source: src });
         }
         for (const att of attestations) {
           // The same source named twice; one attestation listed for two images stays listed twice.
           const about = att.annotations?.['vnd.docker.reference.digest'];
           if (entries.some((e) => e.digest === att.digest && e.annotations?.['vnd.docker.reference.digest'] === about)) continue;
-          await copyGraph(loc.store, out.store, { mediaType: att.mediaType, digest: att.digest, size: att.size }, { jobs: options.jobs, signal: options.signal });
+          await copyGraph(
+            loc.store,
+            out.store,
+            { mediaType: att.mediaType, digest: att.digest, size: att.size },
+            { jobs: options.jobs, signal: options.signal },
+          );
           entries.push({ ...att, source: src });
         }
       } finally {

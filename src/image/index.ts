@@ -3,28 +3,52 @@
  * multi-platform indexes and a confined unpack. `src/index.ts` can re-export
  * this module as a whole.
  */
-export { buildImage, type BuiltImage, type ImageBuildOptions, type ImageLayer } from './build.js';
-export { buildImageTo, type ImageBuildReport, type ImageBuildToOptions } from './publish.js';
-export { buildIndexTo, type IndexBuildOptions, type IndexBuildReport } from './index-image.js';
-export { unpackImage, startUnpack, applyLayer, finishUnpack, type UnpackReport, type UnpackState } from './unpack.js';
-export { openImage, readImage, selectFromIndex, imageConfigMediaTypes, tarLayerMediaTypes, type ImageSource } from './source.js';
-export { pushLayer, layerDiffId, layerTar, layerEntries, checkLayerPath, type BuiltLayer, type LayerBuildOptions } from './layer.js';
-export { compressLayer, layerMediaType, resolveCompression, type CompressionOptions, type LayerCompression } from './compress.js';
-export { decompress } from './decompress.js';
-export { copyBlobs, type CopiedBlob } from '../copy/blob.js';
-export {
-  mergeExecConfig, parseBaseConfig, parseCommand, parseKeyValue, parsePort, parseStopSignal, serializeConfig, configPlatform, epochTimestamp,
-  type ConfigOverrides, type ExecConfig, type HistoryEntry, type ImageConfig,
-} from './config.js';
-export { buildOptionsFromInputs, keyValues, type ImageBuildInputs } from './inputs.js';
-export { compileExcludes, isExcluded, normalizeMtime, parseOwner, parseSourceDateEpoch, type NormalizeOptions } from './normalize.js';
-export { defaultPlatform, formatPlatform, hostPlatform, knownArch, knownOs, normalizeArchitecture, parsePlatform, platformFromProductVariant, platformMatches, samePlatform, type ParsePlatformOptions } from './platform.js';
-export { isAttestation, platformOfManifest, selectRoot, type SelectedRoot } from './platform-select.js';
-export { entryComponents, resolveDirectory } from './secure-path.js';
-export { encodeTarHeader, paddingFor, BLOCK, END_OF_ARCHIVE, type TarEntry, type TarEntryType } from './tar/header.js';
-export { readTarInput, openTarFile, relativeEntryName } from './tar/input.js';
-export { readTar, parsePaxRecords, type TarReadEntry } from './tar/reader.js';
+
+export { type CopiedBlob, copyBlobs } from '../copy/blob.js';
+export { type BuiltImage, buildImage, type ImageBuildOptions, type ImageLayer } from './build.js';
 export { ByteReader } from './byte-reader.js';
-export { writeTar, type EntryWithContent } from './tar/writer.js';
-export { walkTree, deviceNumbers, checkTreeRoot, type TreeEntry } from './tree.js';
+export { type CompressionOptions, compressLayer, type LayerCompression, layerMediaType, resolveCompression } from './compress.js';
+export {
+  type ConfigOverrides,
+  configPlatform,
+  type ExecConfig,
+  epochTimestamp,
+  type HistoryEntry,
+  type ImageConfig,
+  mergeExecConfig,
+  parseBaseConfig,
+  parseCommand,
+  parseKeyValue,
+  parsePort,
+  parseStopSignal,
+  serializeConfig,
+} from './config.js';
+export { decompress } from './decompress.js';
+export { buildIndexTo, type IndexBuildOptions, type IndexBuildReport } from './index-image.js';
+export { buildOptionsFromInputs, type ImageBuildInputs, keyValues } from './inputs.js';
+export { type BuiltLayer, checkLayerPath, type LayerBuildOptions, layerDiffId, layerEntries, layerTar, pushLayer } from './layer.js';
+export { compileExcludes, isExcluded, type NormalizeOptions, normalizeMtime, parseOwner, parseSourceDateEpoch } from './normalize.js';
+export {
+  defaultPlatform,
+  formatPlatform,
+  hostPlatform,
+  knownArch,
+  knownOs,
+  normalizeArchitecture,
+  type ParsePlatformOptions,
+  parsePlatform,
+  platformFromProductVariant,
+  platformMatches,
+  samePlatform,
+} from './platform.js';
+export { isAttestation, platformOfManifest, type SelectedRoot, selectRoot } from './platform-select.js';
+export { buildImageTo, type ImageBuildReport, type ImageBuildToOptions } from './publish.js';
+export { entryComponents, resolveDirectory } from './secure-path.js';
+export { type ImageSource, imageConfigMediaTypes, openImage, readImage, selectFromIndex, tarLayerMediaTypes } from './source.js';
+export { BLOCK, END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry, type TarEntryType } from './tar/header.js';
+export { openTarFile, readTarInput, relativeEntryName } from './tar/input.js';
+export { parsePaxRecords, readTar, type TarReadEntry } from './tar/reader.js';
+export { type EntryWithContent, writeTar } from './tar/writer.js';
+export { checkTreeRoot, deviceNumbers, type TreeEntry, walkTree } from './tree.js';
+export { applyLayer, finishUnpack, startUnpack, type UnpackReport, type UnpackState, unpackImage } from './unpack.js';
 export { canReadXattrs, canWriteXattrs, readTreeXattrs } from './xattrs.js';

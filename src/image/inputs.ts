@@ -3,14 +3,15 @@
  * build options, with one clear line for every mistake. Kept apart from
  * the CLI framework so it can be tested and reused.
  */
-import { jsonMap } from '../oci/json.js';
+
 import { OciError } from '../errors.js';
-import type { ImageBuildToOptions } from './publish.js';
-import { parseCommand, parseKeyValue, parsePort, parseStopSignal, type ConfigOverrides } from './config.js';
-import { resolveCompression, type LayerCompression } from './compress.js';
+import { jsonMap } from '../oci/json.js';
+import { type LayerCompression, resolveCompression } from './compress.js';
+import { type ConfigOverrides, parseCommand, parseKeyValue, parsePort, parseStopSignal } from './config.js';
+import { checkMaxLayers } from './layering/build-layers.js';
 import { compileExcludes, parseOwner, parseSourceDateEpoch } from './normalize.js';
 import { parsePlatform } from './platform.js';
-import { checkMaxLayers } from './layering/build-layers.js';
+import type { ImageBuildToOptions } from './publish.js';
 
 /** Raw values of `image build`. */
 export interface ImageBuildInputs {
@@ -68,8 +69,8 @@ export function buildOptionsFromInputs(v: ImageBuildInputs, env: NodeJS.ProcessE
   if (v.label?.length) overrides.labels = keyValues(v.label, '--label');
   if (v.stopSignal !== undefined) overrides.stopSignal = parseStopSignal(v.stopSignal);
   const epochText = v.sourceDateEpoch ?? (env.SOURCE_DATE_EPOCH ? env.SOURCE_DATE_EPOCH : undefined);
-  const sourceDateEpoch = epochText === undefined ? undefined
-    : parseSourceDateEpoch(epochText, v.sourceDateEpoch !== undefined ? '--source-date-epoch' : 'SOURCE_DATE_EPOCH');
+  const sourceDateEpoch =
+    epochText === undefined ? undefined : parseSourceDateEpoch(epochText, v.sourceDateEpoch !== undefined ? '--source-date-epoch' : 'SOURCE_DATE_EPOCH');
   const { compression, level } = resolveCompression({ compression: (v.layerCompression ?? 'gzip') as LayerCompression, level: v.compressionLevel });
   const annotations = jsonMap(keyValues(v.annotation, '--annotation'));
   const layering = layeringFromInputs(v);

@@ -5,17 +5,17 @@
  * ever held in memory.
  */
 import { stat } from 'node:fs/promises';
-import { OciError, fsError, InterruptedError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
+import { fsError, InterruptedError, OciError } from '../errors.js';
 import { Sha256Counter } from '../oci/digest.js';
-import { GcPacer } from '../util/gc.js';
 import { BufferPool } from '../util/buffer-pool.js';
-import { ZSTD_FRAME, compressLayer, layerMediaType, resolveCompression, zstdFrames, type CompressionOptions } from './compress.js';
+import { GcPacer } from '../util/gc.js';
+import { type CompressionOptions, compressLayer, layerMediaType, resolveCompression, ZSTD_FRAME, zstdFrames } from './compress.js';
 import type { NormalizeOptions } from './normalize.js';
-import { readTarInput } from './tar/input.js';
 import { tarFrames } from './tar/frames.js';
-import { writeTar, type EntryWithContent } from './tar/writer.js';
-import { walkTree, type LeftOutPath } from './tree.js';
+import { readTarInput } from './tar/input.js';
+import { type EntryWithContent, writeTar } from './tar/writer.js';
+import { type LeftOutPath, walkTree } from './tree.js';
 
 /** A layer as stored. */
 export interface BuiltLayer {
@@ -118,7 +118,13 @@ export interface EntriesStreamOptions {
  * Stores the layer holding the entries `entries()` yields (called again for
  * each opening the store needs); `source` names it in the report and errors.
  */
-export async function pushEntries(store: ContentStore, entries: () => AsyncIterable<EntryWithContent>, source: string, options: LayerBuildOptions = {}, stream: EntriesStreamOptions = {}): Promise<BuiltLayer> {
+export async function pushEntries(
+  store: ContentStore,
+  entries: () => AsyncIterable<EntryWithContent>,
+  source: string,
+  options: LayerBuildOptions = {},
+  stream: EntriesStreamOptions = {},
+): Promise<BuiltLayer> {
   const { compression, level } = resolveCompression(options);
   const mediaType = layerMediaType(compression);
   // Every opening of the layer hashes its own tar stream; the bytes are the same each time, so

@@ -6,11 +6,12 @@
  * image artifacts (platform from the index entry, else the product
  * `variant`, e.g. `x86_64-debug` → linux/amd64/debug).
  */
-import { OciError } from '../errors.js';
+
 import type { ContentStore } from '../content/store.js';
+import { readManifestBytes } from '../copy/graph.js';
+import { OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
-import { readManifestBytes } from '../copy/graph.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import { formatPlatform, hostPlatform, platformFromProductVariant, platformMatches, samePlatform } from './platform.js';
 
@@ -35,7 +36,7 @@ export function selectFromIndex(index: ImageIndex, platform: Platform | undefine
   const found = images.find((m) => samePlatform(m.platform, want)) ?? images.find((m) => platformMatches(m.platform, want));
   if (!found) {
     const have = images.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ') || 'none';
-    const whose = platform ? '' : ' (this machine\'s platform)';
+    const whose = platform ? '' : " (this machine's platform)";
     throw new OciError('NOT_FOUND', `${what} has no image for ${formatPlatform(want)}${whose} (it has: ${have}); choose one with --platform`);
   }
   return found;
@@ -47,7 +48,7 @@ export function selectFromIndex(index: ImageIndex, platform: Platform | undefine
  * none (other artifacts, a variant that names no architecture).
  */
 export async function platformOfManifest(store: ContentStore, desc: Descriptor, bytes?: Buffer): Promise<Platform | undefined> {
-  const manifestBytes = bytes ?? await readManifestBytes(store, desc);
+  const manifestBytes = bytes ?? (await readManifestBytes(store, desc));
   if (isOsImageManifest(manifestBytes)) {
     return platformFromProductVariant((await readOsImage(store, desc)).productInfo.variant);
   }
@@ -86,7 +87,13 @@ export interface SelectedRoot {
  * machine's); a single manifest is kept, and refused when `platform` was
  * asked for and the manifest declares another one.
  */
-export async function selectRoot(store: ContentStore, root: Descriptor, platform: Platform | undefined, what: string, options: { required?: boolean } = {}): Promise<SelectedRoot> {
+export async function selectRoot(
+  store: ContentStore,
+  root: Descriptor,
+  platform: Platform | undefined,
+  what: string,
+  options: { required?: boolean } = {},
+): Promise<SelectedRoot> {
   if (isIndexMediaType(root.mediaType)) {
     if (!platform && !options.required) return { root };
     let index: ImageIndex;

@@ -7,14 +7,51 @@ import type { Platform } from '../oci/descriptor.js';
 
 /** Operating systems the image spec accepts (Go's GOOS values). */
 export const knownOs: readonly string[] = [
-  'aix', 'android', 'darwin', 'dragonfly', 'freebsd', 'hurd', 'illumos', 'ios', 'js', 'linux',
-  'nacl', 'netbsd', 'openbsd', 'plan9', 'solaris', 'wasip1', 'windows', 'zos',
+  'aix',
+  'android',
+  'darwin',
+  'dragonfly',
+  'freebsd',
+  'hurd',
+  'illumos',
+  'ios',
+  'js',
+  'linux',
+  'nacl',
+  'netbsd',
+  'openbsd',
+  'plan9',
+  'solaris',
+  'wasip1',
+  'windows',
+  'zos',
 ];
 /** Architectures the image spec accepts (Go's GOARCH values). */
 export const knownArch: readonly string[] = [
-  '386', 'amd64', 'amd64p32', 'arm', 'arm64', 'arm64be', 'armbe', 'loong64', 'mips', 'mips64', 'mips64le',
-  'mips64p32', 'mips64p32le', 'mipsle', 'ppc', 'ppc64', 'ppc64le', 'riscv', 'riscv64', 's390', 's390x',
-  'sparc', 'sparc64', 'wasm',
+  '386',
+  'amd64',
+  'amd64p32',
+  'arm',
+  'arm64',
+  'arm64be',
+  'armbe',
+  'loong64',
+  'mips',
+  'mips64',
+  'mips64le',
+  'mips64p32',
+  'mips64p32le',
+  'mipsle',
+  'ppc',
+  'ppc64',
+  'ppc64le',
+  'riscv',
+  'riscv64',
+  's390',
+  's390x',
+  'sparc',
+  'sparc64',
+  'wasm',
 ];
 
 /** The platform used when none is given. */
@@ -25,8 +62,19 @@ export const defaultPlatform: Platform = { architecture: 'amd64', os: 'linux' };
  * Go names the image spec uses (`x86_64` → `amd64`, `aarch64` → `arm64`).
  */
 const archAliases: Readonly<Record<string, string>> = {
-  x86_64: 'amd64', 'x86-64': 'amd64', x64: 'amd64', aarch64: 'arm64', i386: '386', i486: '386', i586: '386', i686: '386',
-  armv7l: 'arm', armhf: 'arm', ppc64el: 'ppc64le', riscv64gc: 'riscv64', loongarch64: 'loong64',
+  x86_64: 'amd64',
+  'x86-64': 'amd64',
+  x64: 'amd64',
+  aarch64: 'arm64',
+  i386: '386',
+  i486: '386',
+  i586: '386',
+  i686: '386',
+  armv7l: 'arm',
+  armhf: 'arm',
+  ppc64el: 'ppc64le',
+  riscv64gc: 'riscv64',
+  loongarch64: 'loong64',
 };
 
 /** The Go name of an architecture (`x86_64` → `amd64`), or undefined for a name that is not one. */
@@ -67,7 +115,7 @@ export interface ParsePlatformOptions {
 export function parsePlatform(text: string, options: ParsePlatformOptions = {}): Platform {
   const parts = text.trim().split('/');
   const [os, arch, variant] = parts;
-  const architecture = arch ? normalizeArchitecture(arch) ?? arch : arch;
+  const architecture = arch ? (normalizeArchitecture(arch) ?? arch) : arch;
   if (parts.length < 2 || parts.length > 3 || !os || !architecture || variant === '') {
     throw new OciError('INVALID_ARGUMENT', `invalid platform "${text}": use OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm/v7`);
   }
@@ -79,7 +127,10 @@ export function parsePlatform(text: string, options: ParsePlatformOptions = {}):
   }
   if (variant !== undefined && options.anyVariant) {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(variant)) {
-      throw new OciError('INVALID_ARGUMENT', `invalid platform variant "${variant}" in "${text}": a variant is letters, digits, ".", "_" and "-" (e.g. v8 or debug)`);
+      throw new OciError(
+        'INVALID_ARGUMENT',
+        `invalid platform variant "${variant}" in "${text}": a variant is letters, digits, ".", "_" and "-" (e.g. v8 or debug)`,
+      );
     }
   } else if (variant !== undefined && !/^v[0-9]+(\.[0-9]+)?$/.test(variant)) {
     throw new OciError('INVALID_ARGUMENT', `invalid platform variant "${variant}" in "${text}": variants look like v7, v8 or v8.2`);

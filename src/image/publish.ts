@@ -7,12 +7,12 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { OciError, InterruptedError } from '../errors.js';
-import { openLocationForWriting, parseLocation, type LocationOptions, type WritableLocation } from '../copy/locations.js';
-import { buildImage, type BuiltImage, type ImageBuildOptions } from './build.js';
-import { checkLayerPath } from './layer.js';
-import { openImage, type ImageSource } from './source.js';
+import { type LocationOptions, openLocationForWriting, parseLocation, type WritableLocation } from '../copy/locations.js';
+import { InterruptedError, OciError } from '../errors.js';
 import { archiveLockFile, besideArchivePrefix } from '../ocilayout/archive.js';
+import { type BuiltImage, buildImage, type ImageBuildOptions } from './build.js';
+import { checkLayerPath } from './layer.js';
+import { type ImageSource, openImage } from './source.js';
 import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */

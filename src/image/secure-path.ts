@@ -15,7 +15,7 @@
 import { lstat, mkdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OciError } from '../errors.js';
-import { nameParts, shownName, type NamePart } from './tar/reader.js';
+import { type NamePart, nameParts, shownName } from './tar/reader.js';
 
 const MAX_LINKS = 40;
 const SLASH = Buffer.from('/');

@@ -4,15 +4,16 @@
  * one for the wanted platform; its config; and a refusal, in one line, of
  * anything that is not a container image (an OS image artifact, say).
  */
-import { OciError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
+
 import { fetchAll } from '../content/fetch-all.js';
-import { MAX_CONFIG_BYTES } from '../oci/limits.js';
-import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
-import { MediaType, isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
+import type { ContentStore } from '../content/store.js';
 import { readManifestBytes } from '../copy/graph.js';
-import { openLocationForReading, type LocationOptions, type ReadableLocation } from '../copy/locations.js';
-import { parseBaseConfig, type ImageConfig } from './config.js';
+import { type LocationOptions, openLocationForReading, type ReadableLocation } from '../copy/locations.js';
+import { OciError } from '../errors.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
+import { MAX_CONFIG_BYTES } from '../oci/limits.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { type ImageConfig, parseBaseConfig } from './config.js';
 import { formatPlatform, platformMatches } from './platform.js';
 import { selectFromIndex } from './platform-select.js';
 
@@ -23,7 +24,10 @@ export const imageConfigMediaTypes: readonly string[] = [MediaType.ociConfig, Me
 
 /** Layer media types whose content is a (possibly compressed) tar. */
 export const tarLayerMediaTypes: readonly string[] = [
-  MediaType.ociLayer, MediaType.ociLayerGzip, MediaType.ociLayerZstd, MediaType.dockerLayerGzip,
+  MediaType.ociLayer,
+  MediaType.ociLayerGzip,
+  MediaType.ociLayerZstd,
+  MediaType.dockerLayerGzip,
   'application/vnd.docker.image.rootfs.diff.tar',
   'application/vnd.oci.image.layer.nondistributable.v1.tar',
   'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
@@ -56,7 +60,10 @@ export async function readImage(store: ContentStore, desc: Descriptor, what: str
   const configType = manifest.config?.mediaType;
   if (!configType || !imageConfigMediaTypes.includes(configType) || (manifest.artifactType !== undefined && manifest.artifactType !== MediaType.ociConfig)) {
     const kind = manifest.artifactType ?? configType ?? 'unknown';
-    throw new OciError('INVALID_ARGUMENT', `${what} is not a container image (it is an artifact of type ${kind}); name an image whose config is ${MediaType.ociConfig}`);
+    throw new OciError(
+      'INVALID_ARGUMENT',
+      `${what} is not a container image (it is an artifact of type ${kind}); name an image whose config is ${MediaType.ociConfig}`,
+    );
   }
   for (const l of manifest.layers ?? []) {
     if (!tarLayerMediaTypes.includes(l.mediaType)) {
@@ -88,7 +95,10 @@ export async function openImage(input: string, options: LocationOptions & { plat
     const image = await readImage(location.store, desc, input);
     const { os, architecture, variant } = image.config;
     if (options.platform && !platformMatches({ os, architecture, variant }, options.platform)) {
-      throw new OciError('INVALID_ARGUMENT', `${input} is an image for ${formatPlatform({ os, architecture, variant })}, not ${formatPlatform(options.platform)}`);
+      throw new OciError(
+        'INVALID_ARGUMENT',
+        `${input} is an image for ${formatPlatform({ os, architecture, variant })}, not ${formatPlatform(options.platform)}`,
+      );
     }
     return { location, store: location.store, ...image };
   } catch (err) {

@@ -14,15 +14,15 @@
  * Memory: one directory listing per level and the hard-link table.
  */
 import { isUtf8 } from 'node:buffer';
+import type { BigIntStats } from 'node:fs';
 import { lstatSync } from 'node:fs';
 import { readdir, readlink, realpath, stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
-import { OciError, fsError } from '../errors.js';
-import { isExcluded, normalizeMtime, type NormalizeOptions } from './normalize.js';
-import type { TarEntry, TarEntryType } from './tar/header.js';
-import { readTreeXattrs } from './xattrs.js';
-import { nameKey, shownName } from './tar/reader.js';
+import { fsError, OciError } from '../errors.js';
+import { isExcluded, type NormalizeOptions, normalizeMtime } from './normalize.js';
 import { joinHost } from './secure-path.js';
+import type { TarEntry, TarEntryType } from './tar/header.js';
+import { nameKey, shownName } from './tar/reader.js';
+import { readTreeXattrs } from './xattrs.js';
 
 /** An entry of a walked tree; `source` is the file to read content from (bytes when its path is not UTF-8). */
 export interface TreeEntry {

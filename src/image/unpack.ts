@@ -22,15 +22,15 @@ import { chmod, lchown, link, lstat, lutimes, mkdir, readdir, realpath, rename, 
 import { join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
-import type { Platform } from '../oci/descriptor.js';
 import type { LocationOptions } from '../copy/locations.js';
+import { fsError, InterruptedError, isOciError, OciError } from '../errors.js';
+import type { Platform } from '../oci/descriptor.js';
 import { Sha256Counter } from '../oci/digest.js';
 import { decompress } from './decompress.js';
-import { entryComponents, joinHost, resolveDirectory, type HostPath } from './secure-path.js';
+import { entryComponents, type HostPath, joinHost, resolveDirectory } from './secure-path.js';
+import { openImage } from './source.js';
 import { nameKey, namePart, readTar, shownName } from './tar/reader.js';
 import { canWriteXattrs } from './xattrs.js';
-import { openImage } from './source.js';
 
 /** Unpacking state carried across layers. */
 export interface UnpackState {
@@ -162,7 +162,10 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
         const hidden = namePart(baseBytes.subarray(WHITEOUT.length));
         if (baseBytes.equals(OPAQUE)) await clearLower(state, parent, created);
         else if (hidden === '' || hidden === '.' || hidden === '..') {
-          throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`);
+          throw new OciError(
+            'INVALID_FORMAT',
+            `layer entry "${e.name}" is a whiteout of "${hidden}", which would delete a directory above it; refusing to unpack it`,
+          );
         } else await removeExisting(state, joinHost(parent, hidden));
         continue;
       }
@@ -189,7 +192,8 @@ export async function applyLayer(state: UnpackState, tarBytes: AsyncIterable<Buf
           const { host } = await resolveDirectory(state.root, lc.slice(0, -1), e.name);
           const from = joinHost(host, lc[lc.length - 1]!);
           const st = await lstat(from).catch(() => undefined);
-          if (!st || st.isDirectory()) throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to ${e.linkname}, which is ${st ? 'a directory' : 'missing'}`);
+          if (!st || st.isDirectory())
+            throw new OciError('INVALID_FORMAT', `layer entry "${e.name}" is a hard link to ${e.linkname}, which is ${st ? 'a directory' : 'missing'}`);
           if (nameKey(from) !== nameKey(target)) {
             await removeExisting(state, target);
             await link(from, target);
@@ -291,7 +295,11 @@ async function* counted(source: AsyncIterable<Buffer>, counter: Sha256Counter): 
 }
 
 /** Unpacks the image at `src` (any location) into `dir`. */
-export async function unpackImage(src: string, dir: string, options: LocationOptions & { platform?: Platform; signal?: AbortSignal } = {}): Promise<UnpackReport> {
+export async function unpackImage(
+  src: string,
+  dir: string,
+  options: LocationOptions & { platform?: Platform; signal?: AbortSignal } = {},
+): Promise<UnpackReport> {
   const image = await openImage(src, options);
   let state: UnpackState | undefined;
   try {
@@ -313,7 +321,11 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
     return {
       digest: image.descriptor.digest,
       platform: variant ? { os, architecture, variant } : { os, architecture },
-      layers: image.manifest.layers.length, entries: state.entries, skippedDevices: state.skippedDevices, skippedXattrs: state.skippedXattrs, directory: state.root,
+      layers: image.manifest.layers.length,
+      entries: state.entries,
+      skippedDevices: state.skippedDevices,
+      skippedXattrs: state.skippedXattrs,
+      directory: state.root,
     };
   } catch (err) {
     // A layer is checked against its DiffID only once it is unpacked: what was written before a
@@ -322,7 +334,10 @@ export async function unpackImage(src: string, dir: string, options: LocationOpt
     const left = undone ? `nothing was left in ${dir}` : `${dir} holds part of the image`;
     if (options.signal?.aborted) throw new InterruptedError(`unpack aborted; ${left}`, { cause: err });
     if (undone || !isOciError(err)) throw err;
-    throw new OciError(err.code, err.message, { cause: err, hint: err.hint ?? `${left}, unchecked; unpack into a new directory to keep failures from mixing with it` });
+    throw new OciError(err.code, err.message, {
+      cause: err,
+      hint: err.hint ?? `${left}, unchecked; unpack into a new directory to keep failures from mixing with it`,
+    });
   } finally {
     await image.location.close();
   }

@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import { nameKey } from './tar/reader.js';
 
 const available = new Map<string, boolean>();
@@ -118,7 +118,8 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Map<stri
     p.on('error', reject);
     p.on('close', (code) => {
       // getfattr exits 1 when some file has no xattr support; only a crash with no output is fatal.
-      if (code !== 0 && parts.length === 0 && err.trim()) reject(new OciError('INPUT_UNREADABLE', `cannot read extended attributes below ${root}: ${err.trim().split('\n')[0]}`));
+      if (code !== 0 && parts.length === 0 && err.trim())
+        reject(new OciError('INPUT_UNREADABLE', `cannot read extended attributes below ${root}: ${err.trim().split('\n')[0]}`));
       else resolve(Buffer.concat(parts));
     });
   });

@@ -12,16 +12,17 @@
  * packs it while no other writer can. Otherwise the last writer's copy
  * would win and tags committed meanwhile would be lost.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, sep } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
-import { OciError, fsError, isOciError, InterruptedError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
+import { fsError, InterruptedError, isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { fileKey, syncDirectory } from '../util/fs.js';
 import { OciLayout } from './layout.js';
@@ -138,7 +139,12 @@ export async function packLayout(dir: string, file: string): Promise<void> {
  * name, same digest: same bytes). With `source`, a missing `file` is
  * NOT_FOUND rather than unreadable (an archive opened for reading).
  */
-export async function unpackArchive(file: string, dir: string, signal?: AbortSignal, options: { keepBlobs?: boolean; source?: boolean; writeName?: string } = {}): Promise<void> {
+export async function unpackArchive(
+  file: string,
+  dir: string,
+  signal?: AbortSignal,
+  options: { keepBlobs?: boolean; source?: boolean; writeName?: string } = {},
+): Promise<void> {
   const extract = tar.extract();
   let input: Readable;
   try {
@@ -154,7 +160,9 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
   // Awaited below; an interrupt can fail it while an entry's directory is being made.
   done.catch(() => undefined);
   // Failing the input fails the extractor, and with it the entry being written.
-  const onAbort = (): void => { input.destroy(new InterruptedError(`interrupted while unpacking ${file}`)); };
+  const onAbort = (): void => {
+    input.destroy(new InterruptedError(`interrupted while unpacking ${file}`));
+  };
   signal?.addEventListener('abort', onAbort, { once: true });
   if (signal?.aborted) onAbort();
   try {
@@ -169,17 +177,30 @@ export async function unpackArchive(file: string, dir: string, signal?: AbortSig
         await mkdir(target, { recursive: true });
         entry.resume();
       } else if (entry.header.type === 'file' || entry.header.type === 'contiguous-file') {
-        if (options.keepBlobs && target.startsWith(blobs) && (await lstat(target).then((st) => st.isFile(), () => false))) {
+        if (
+          options.keepBlobs &&
+          target.startsWith(blobs) &&
+          (await lstat(target).then(
+            (st) => st.isFile(),
+            () => false,
+          ))
+        ) {
           entry.resume();
           continue;
         }
         // Failing to write what was read (no space left) is not the archive's fault: said as a write.
         const written = (err: unknown): OciError => fsError(err, options.writeName ?? dir, 'write');
-        await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => { throw written(err); });
+        await mkdir(dirname(target), { recursive: true }).catch((err: unknown) => {
+          throw written(err);
+        });
         const out = createWriteStream(target);
         let outFailed: unknown;
-        out.once('error', (err) => { outFailed = err; });
-        await pipeline(entry, out).catch((err: unknown) => { throw err === outFailed ? written(err) : err; });
+        out.once('error', (err) => {
+          outFailed = err;
+        });
+        await pipeline(entry, out).catch((err: unknown) => {
+          throw err === outFailed ? written(err) : err;
+        });
       } else {
         entry.resume();
       }
@@ -220,7 +241,8 @@ export class OciArchiveWriter implements CommittableStore {
     let extracted: string | undefined;
     try {
       const st = await stat(file);
-      if (st.isDirectory()) throw new OciError('INVALID_ARGUMENT', `${file} is a directory; an oci-archive: location names a tar file (use oci:${file} for a layout directory)`);
+      if (st.isDirectory())
+        throw new OciError('INVALID_ARGUMENT', `${file} is a directory; an oci-archive: location names a tar file (use oci:${file} for a layout directory)`);
       // Taken before extracting: if the archive is replaced in between, commit() sees a change and reads it again.
       extracted = fileKey(st, { ctime: true });
     } catch (err) {
@@ -275,12 +297,16 @@ export class OciArchiveWriter implements CommittableStore {
    */
   async commit(): Promise<void> {
     try {
-      await withLockFile(archiveLockFile(this.file), async () => {
-        await removeDeadBesideArchive(this.file);
-        await this.catchUp();
-        await this.layout.commit();
-        await packLayout(this.tmpDir, this.file);
-      }, { wait: this.lockWait, what: `archive ${this.file}` });
+      await withLockFile(
+        archiveLockFile(this.file),
+        async () => {
+          await removeDeadBesideArchive(this.file);
+          await this.catchUp();
+          await this.layout.commit();
+          await packLayout(this.tmpDir, this.file);
+        },
+        { wait: this.lockWait, what: `archive ${this.file}` },
+      );
     } finally {
       await rm(this.tmpDir, { recursive: true, force: true });
     }

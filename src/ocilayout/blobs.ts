@@ -5,18 +5,19 @@
  * what this writer added (which an aborted write may remove again) and
  * which blobs it has already hashed.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+
 import type { Stats, WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, StoredBlob } from '../content/store.js';
+import { fsError, isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream, digestAlgorithm, digestHex, isDigest } from '../oci/digest.js';
 import { fileKey, makeDirs } from '../util/fs.js';
-import { TMP_DIR, ownedName } from './temporaries.js';
+import { ownedName, TMP_DIR } from './temporaries.js';
 
 export class LayoutBlobs {
   /** Blobs this writer added, digest → path (removed again by an abort when no one else may use them). */
@@ -101,7 +102,9 @@ export class LayoutBlobs {
       src.once('open', () => resolve());
       src.once('error', (err) => reject(err));
     }).catch((err: unknown) => {
-      throw (err as NodeJS.ErrnoException).code === 'ENOENT' ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`) : fsError(err, path, 'read');
+      throw (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`)
+        : fsError(err, path, 'read');
     });
     return src;
   }
@@ -132,7 +135,10 @@ export class LayoutBlobs {
       const dest = this.path(digest);
       await this.algorithmDir(dirname(dest));
       // Any file already there (even a damaged one now replaced) was not added by this writer, so an abort leaves it.
-      const existed = await lstat(dest).then(() => true, () => false);
+      const existed = await lstat(dest).then(
+        () => true,
+        () => false,
+      );
       await rename(tmp, dest);
       this.temps.delete(tmp);
       if (!existed) this.added.set(digest, dest);

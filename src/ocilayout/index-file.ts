@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { isDigest } from '../oci/digest.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';

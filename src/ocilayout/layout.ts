@@ -22,21 +22,21 @@
  * (index.json and oci-layout), lock.ts (the lock file) and temporaries.ts
  * (the temporary directory and writer registrations).
  */
-import { readFile, readdir, rm, stat, rmdir } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { OciError, fsError, isOciError } from '../errors.js';
 import type { ByteSource, CommittableStore, PushOptions, StoredBlob } from '../content/store.js';
+import { fsError, isOciError, OciError } from '../errors.js';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.js';
 import { isDigest } from '../oci/digest.js';
-import { Annotation, isGraphManifestMediaType } from '../oci/mediatypes.js';
-import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { canonicalJson } from '../oci/json.js';
+import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
+import { Annotation, isGraphManifestMediaType } from '../oci/mediatypes.js';
 import { makeDirs, syncDirectory, writeFileAtomic } from '../util/fs.js';
 import { LayoutBlobs } from './blobs.js';
-import { OCI_LAYOUT_FILE, checkLayoutFile, isObject, readIndexFile, withTags, type PendingTag } from './index-file.js';
+import { checkLayoutFile, isObject, OCI_LAYOUT_FILE, type PendingTag, readIndexFile, withTags } from './index-file.js';
 import { LOCK_WAIT_MS, withLockFile } from './lock.js';
-import { TMP_DIR, WriterRegistration, ownedName, removeDeadTemporaries } from './temporaries.js';
+import { ownedName, removeDeadTemporaries, TMP_DIR, WriterRegistration } from './temporaries.js';
 
 /** Next to index.json: whoever holds it may read and replace index.json (and remove blobs). */
 const LOCK_FILE = 'index.json.lock';
@@ -262,7 +262,10 @@ export class OciLayout implements CommittableStore {
     await this.blobs.removeTemporaries();
     await this.registering?.catch(() => {});
     // A directory that is gone (or never came to be) has nothing to clean up, and is not to be made again for the lock.
-    const there = await stat(this.dir).then(() => true, () => false);
+    const there = await stat(this.dir).then(
+      () => true,
+      () => false,
+    );
     const { added, addedDirs } = this.blobs;
     const work = there && (this.registration.registered || added.size > 0 || addedDirs.size > 0 || (this.createdDirs.length > 0 && !this.committed));
     if (work) {

@@ -43,7 +43,7 @@ export function parseLocalLocation(s: string): LocalLocation {
     throw new OciError('INVALID_REFERENCE', `invalid location "${s}": use oci:DIR[:TAG] or oci-archive:FILE[:TAG]`);
   }
   const kind = m[1] as LocalLocation['kind'];
-  const [what, form] = kind === 'oci' ? ['directory', 'oci:DIR'] as const : ['file', 'oci-archive:FILE'] as const;
+  const [what, form] = kind === 'oci' ? (['directory', 'oci:DIR'] as const) : (['file', 'oci-archive:FILE'] as const);
   const colon = m[2]!.indexOf(':');
   let path = colon < 0 ? m[2]! : m[2]!.slice(0, colon);
   const rest = colon < 0 ? undefined : m[2]!.slice(colon + 1);
@@ -54,7 +54,10 @@ export function parseLocalLocation(s: string): LocalLocation {
     digest = `${alg[1]}:${rest}`;
     path = path.slice(0, alg.index);
     if (!new RegExp(`^[a-f0-9]{${checkedAlgorithms[alg[1]!]}}$`).test(rest!)) {
-      throw new OciError('INVALID_REFERENCE', `invalid digest "${digest}" in "${s}": expected ${alg[1]}:<${checkedAlgorithms[alg[1]!]} lowercase hex characters>`);
+      throw new OciError(
+        'INVALID_REFERENCE',
+        `invalid digest "${digest}" in "${s}": expected ${alg[1]}:<${checkedAlgorithms[alg[1]!]} lowercase hex characters>`,
+      );
     }
   } else if (rest !== undefined) {
     if (/@sha(?:256|384|512):/.test(rest)) {
@@ -64,7 +67,10 @@ export function parseLocalLocation(s: string): LocalLocation {
       throw new OciError('INVALID_REFERENCE', `invalid location "${s}": the tag after ':' is empty (${form}[:TAG])`);
     }
     if (!refNameRe.test(rest)) {
-      throw new OciError('INVALID_REFERENCE', `invalid tag "${rest}" in "${s}": the ${what} ends at the first ':', and a tag is letters and digits joined by one of - . _ : @ + or --, in parts separated by /`);
+      throw new OciError(
+        'INVALID_REFERENCE',
+        `invalid tag "${rest}" in "${s}": the ${what} ends at the first ':', and a tag is letters and digits joined by one of - . _ : @ + or --, in parts separated by /`,
+      );
     }
     tag = rest;
   }

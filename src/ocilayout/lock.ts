@@ -10,11 +10,12 @@
  * takes long keeps it fresh; and locks written by older versions, which
  * hold a bare pid, are understood.
  */
+
+import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { link, open, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import { ownerAlive, ownerTag } from './owner.js';
 
 /** A lock this old is taken over even when its holder seems alive (its pid may be reused). */
@@ -73,9 +74,13 @@ async function acquire(lock: string, token: string, options: LockFileOptions): P
     }
     if (await takeOverStale(lock)) continue;
     if (Date.now() >= deadline) {
-      throw new OciError('OUTPUT_UNWRITABLE', `${options.what} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`, {
-        hint: `if no oci-os process is writing to it, remove ${lock}`,
-      });
+      throw new OciError(
+        'OUTPUT_UNWRITABLE',
+        `${options.what} is locked by another writer (${lock}); gave up after ${wait < 1000 ? `${wait} ms` : `${Math.round(wait / 1000)} s`}`,
+        {
+          hint: `if no oci-os process is writing to it, remove ${lock}`,
+        },
+      );
     }
     await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     delay = Math.min(delay * 2, 200);
@@ -90,7 +95,9 @@ async function holds(lock: string, token: string): Promise<boolean> {
 /** Renews the lock's time while it is held, so waiters do not take it for stale; returns what stops it. */
 function keepFresh(lock: string, token: string): () => void {
   const renew = setInterval(() => {
-    void holds(lock, token).then((yes) => (yes ? utimes(lock, new Date(), new Date()) : undefined)).catch(() => {});
+    void holds(lock, token)
+      .then((yes) => (yes ? utimes(lock, new Date(), new Date()) : undefined))
+      .catch(() => {});
   }, LOCK_STALE_MS / 3);
   renew.unref();
   return () => clearInterval(renew);
@@ -126,7 +133,10 @@ async function takeOverStale(lock: string): Promise<boolean> {
   } catch {
     return true;
   }
-  const same = await stat(moved).then((m) => m.ino === st.ino && m.dev === st.dev, () => false);
+  const same = await stat(moved).then(
+    (m) => m.ino === st.ino && m.dev === st.dev,
+    () => false,
+  );
   if (!same) {
     // A new holder's lock was moved: put back unless yet another one took its place.
     await link(moved, lock).catch(() => {});

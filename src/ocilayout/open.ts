@@ -12,7 +12,10 @@ import { formatLocalLocation, type LocalLocation } from './location.js';
  */
 export async function openLocalForWriting(loc: LocalLocation): Promise<CommittableStore> {
   if (loc.digest) {
-    throw new OciError('INVALID_REFERENCE', `${formatLocalLocation(loc)}: a ${loc.kind === 'oci' ? 'layout' : 'archive'} destination is named by tag (${loc.kind}:${loc.path}:TAG), not by digest`);
+    throw new OciError(
+      'INVALID_REFERENCE',
+      `${formatLocalLocation(loc)}: a ${loc.kind === 'oci' ? 'layout' : 'archive'} destination is named by tag (${loc.kind}:${loc.path}:TAG), not by digest`,
+    );
   }
   if (loc.kind === 'oci') return OciLayout.open(loc.path, { create: true });
   // Loaded when needed: the tar library is a noticeable part of a command's start.

@@ -3,9 +3,9 @@
  * `oci-archive:FILE[:TAG]`): the whole image or nothing becomes visible.
  */
 import { OciLayout } from '../ocilayout/layout.js';
-import { openLocalForWriting } from '../ocilayout/open.js';
 import { formatLocalLocation, parseLocalLocation } from '../ocilayout/location.js';
-import { buildOsImage, checkOsImageBuild, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
+import { openLocalForWriting } from '../ocilayout/open.js';
+import { type BuiltOsImage, buildOsImage, checkOsImageBuild, type OsImageBuildOptions } from './builder.js';
 
 export interface LocalBuildResult extends BuiltOsImage {
   /** The location written, with its tag. */
@@ -22,11 +22,7 @@ export interface LocalBuildResult extends BuiltOsImage {
  * Builds into `dest`; the tag (default `latest`) is written last, and on any
  * failure (or `signal` abort) blobs written so far are removed again.
  */
-export async function buildOsImageToLocal(
-  dest: string,
-  options: OsImageBuildOptions,
-  signal?: AbortSignal,
-): Promise<LocalBuildResult> {
+export async function buildOsImageToLocal(dest: string, options: OsImageBuildOptions, signal?: AbortSignal): Promise<LocalBuildResult> {
   const loc = parseLocalLocation(dest);
   const tag = loc.tag ?? 'latest';
   // Bad inputs are refused before the destination is created (a new layout directory would be made, then removed).
@@ -39,7 +35,13 @@ export async function buildOsImageToLocal(
     options.progress?.({ type: 'tag', tag, reference: formatLocalLocation({ ...loc, tag, digest: undefined }) });
     const result: LocalBuildResult = { ...built, output: formatLocalLocation({ ...loc, tag, digest: undefined }), tag };
     // Counted once committed, with tags other writers committed meanwhile; the build stands if the count cannot be read.
-    const images = store instanceof OciLayout ? await store.readIndex().then((index) => index.manifests.length, () => undefined) : undefined;
+    const images =
+      store instanceof OciLayout
+        ? await store.readIndex().then(
+            (index) => index.manifests.length,
+            () => undefined,
+          )
+        : undefined;
     return images === undefined ? result : { ...result, images };
   } catch (err) {
     await store.abort();

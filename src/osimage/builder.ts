@@ -6,39 +6,39 @@
  * is only ever written after everything it points to.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import pLimit from 'p-limit';
-import { OciError, fsError, InterruptedError } from '../errors.js';
-import type { ContentStore, StoredBlob } from '../content/store.js';
+import { readFileFrames } from '../codec/frames.js';
 import { pushReported } from '../content/capabilities.js';
+import type { ContentStore, StoredBlob } from '../content/store.js';
+import { fsError, InterruptedError, OciError } from '../errors.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
+import type { ProgressSink } from '../progress/events.js';
+import { BufferPool } from '../util/buffer-pool.js';
+import { formatSize } from '../util/size.js';
 import {
+  chunkCount,
+  encodeChunkHash,
   MAX_HASH_CHUNK_SIZE,
   MAX_METADATA_SIZE,
+  normalizeProductInfo,
   OS_IMAGE_ARTIFACT_TYPE,
   OS_IMAGE_CONFIG_MEDIA_TYPE,
   OS_IMAGE_FORMAT_VERSION,
-  chunkCount,
-  encodeChunkHash,
-  normalizeProductInfo,
+  type PayloadInfo,
+  type ProductInfo,
   predictConfigSize,
   serializeConfig,
   validatePayloadName,
-  type PayloadInfo,
-  type ProductInfo,
 } from './format.js';
-import { formatSize } from '../util/size.js';
-import { readFileFrames } from '../codec/frames.js';
-import { BufferPool } from '../util/buffer-pool.js';
 import { hashFileChunks } from './parallel-hash.js';
-import { encodePayload, resolveEncoding, type EncodedPayload, type PayloadEncoding } from './payload.js';
-import { contentKey, encodingSettings, fileIdentity, type FileIdentity, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
-import type { ProgressSink } from '../progress/events.js';
+import { type EncodedPayload, encodePayload, type PayloadEncoding, resolveEncoding } from './payload.js';
+import { contentKey, encodingSettings, type FileIdentity, fileIdentity, type PayloadCache, type PayloadCacheEntry } from './payload-cache.js';
 
 /** A payload to put into the image: its name and the file it is read from. */
 export interface PayloadInput {
@@ -123,7 +123,10 @@ export async function checkPayloadInputs(payloads: PayloadInput[]): Promise<Stat
     // A payload's size goes into the config before it is read, and it may be read twice (a cached
     // blob is confirmed by hashing): a pipe cannot be read again and /dev/zero never ends.
     if (!st.isFile()) {
-      throw new OciError('USAGE', `payload "${p.name}": ${p.path} is not a regular file but ${fileKind(st)}; payloads are read from regular files (copy it to one first)`);
+      throw new OciError(
+        'USAGE',
+        `payload "${p.name}": ${p.path} is not a regular file but ${fileKind(st)}; payloads are read from regular files (copy it to one first)`,
+      );
     }
     stats.push(st);
   }
@@ -151,7 +154,14 @@ function checkConfigSize(payloads: PayloadInput[], stats: Stats[], productInfo: 
   if (size <= MAX_METADATA_SIZE) return;
   const largest = sized.reduce((a, b) => (b.size > a.size ? b : a));
   let enough = hashChunkSize;
-  while (enough < MAX_HASH_CHUNK_SIZE && predictConfigSize(productInfo, sized.map((p) => ({ ...p, hashChunkSize: enough }))) > MAX_METADATA_SIZE) enough *= 2;
+  while (
+    enough < MAX_HASH_CHUNK_SIZE &&
+    predictConfigSize(
+      productInfo,
+      sized.map((p) => ({ ...p, hashChunkSize: enough })),
+    ) > MAX_METADATA_SIZE
+  )
+    enough *= 2;
   enough = Math.min(enough, MAX_HASH_CHUNK_SIZE);
   throw new OciError(
     'USAGE',
@@ -187,14 +197,14 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   const titles = options.layerTitles ?? true;
   const limit = pLimit(options.jobs ?? 1);
 
-  const built = await Promise.all(
-    options.payloads.map((input, i) => limit(() => storePayload(store, input, stats[i]!, encoding, options))),
-  );
+  const built = await Promise.all(options.payloads.map((input, i) => limit(() => storePayload(store, input, stats[i]!, encoding, options))));
 
   const config = serializeConfig({ format_version: OS_IMAGE_FORMAT_VERSION, product_info: productInfo, payloads: built.map((b) => b.info) });
   if (config.length > MAX_METADATA_SIZE) {
     // Only when payloads grew after they were checked (a changed size is refused, so not expected).
-    throw new OciError('USAGE', `the config is ${formatSize(config.length)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept`, { hint: 'use a larger --hash-chunk-size' });
+    throw new OciError('USAGE', `the config is ${formatSize(config.length)}, more than the ${formatSize(MAX_METADATA_SIZE)} readers accept`, {
+      hint: 'use a larger --hash-chunk-size',
+    });
   }
   const configDescriptor: Descriptor = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha256Digest(config), size: config.length };
   // Every blob-done has its blob-start, so that a consumer counting events sees each blob open and close.
@@ -204,8 +214,14 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   const configStored = configExists ? { status: 'exists' as const, uploadedBytes: 0 } : await pushReported(store, configDescriptor, Readable.from([config]));
   options.progress?.({ type: 'blob-progress', id: 'config', bytes: config.length, total: config.length });
   options.progress?.({
-    type: 'blob-done', id: 'config', name: 'config', digest: configDescriptor.digest, size: config.length, mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
-    status: configStored.status, uploadedBytes: configStored.uploadedBytes,
+    type: 'blob-done',
+    id: 'config',
+    name: 'config',
+    digest: configDescriptor.digest,
+    size: config.length,
+    mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE,
+    status: configStored.status,
+    uploadedBytes: configStored.uploadedBytes,
   });
 
   const layers: Descriptor[] = built.map(({ payload }) => {
@@ -255,7 +271,12 @@ async function* payloadFrames(input: PayloadInput, frameSize: number, total: num
  * once the hashes are in, and any change sends the payload down the normal
  * path, which reads to the end and reports the change.
  */
-async function hashOnly(input: PayloadInput, encoding: Required<PayloadEncoding>, st: Stats, options: OsImageBuildOptions): Promise<EncodedPayload | undefined> {
+async function hashOnly(
+  input: PayloadInput,
+  encoding: Required<PayloadEncoding>,
+  st: Stats,
+  options: OsImageBuildOptions,
+): Promise<EncodedPayload | undefined> {
   const total = st.size;
   const chunkHashes = await hashFileChunks(input.path, total, encoding.hashChunkSize);
   options.signal?.throwIfAborted();
@@ -296,7 +317,13 @@ async function firstChunkHash(path: string, length: number, offset = 0): Promise
  * store holds. The file's new identity is then recorded too.
  */
 async function reuseCached(
-  store: ContentStore, input: PayloadInput, st: Stats, encoding: Required<PayloadEncoding>, settings: string, mediaType: string, options: OsImageBuildOptions,
+  store: ContentStore,
+  input: PayloadInput,
+  st: Stats,
+  encoding: Required<PayloadEncoding>,
+  settings: string,
+  mediaType: string,
+  options: OsImageBuildOptions,
 ): Promise<{ payload: BuiltPayload; enc: EncodedPayload } | undefined> {
   const cache = options.cache;
   if (!cache) return undefined;
@@ -307,7 +334,19 @@ async function reuseCached(
   const identity = await fileIdentity(input.path);
   if (exact) {
     const trusted = await trustedEntry(cache, exact, identity, input, st, encoding, options);
-    if (trusted) return { payload: { name: input.name, size: st.size, digest: exact.blobDigest, blobSize: exact.blobSize, mediaType, chunkCount: trusted.chunkHashes.length, reused: true }, enc: trusted };
+    if (trusted)
+      return {
+        payload: {
+          name: input.name,
+          size: st.size,
+          digest: exact.blobDigest,
+          blobSize: exact.blobSize,
+          mediaType,
+          chunkCount: trusted.chunkHashes.length,
+          reused: true,
+        },
+        enc: trusted,
+      };
   }
   let candidates = exact ? [exact] : await cache.withSize(st.size, settings);
   if (!exact && candidates.length > 0 && st.size > 0) {
@@ -322,16 +361,29 @@ async function reuseCached(
   const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
   for (const c of candidates) {
     if (c.contentKey !== key || (c !== exact && !(await held(c)))) continue;
-    await cache.record({ ...c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, firstChunk: enc.chunkHashes[0], ...nsIdentity(identity, st) });
+    await cache.record({
+      ...c,
+      dev: st.dev,
+      ino: st.ino,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ctimeMs: st.ctimeMs,
+      firstChunk: enc.chunkHashes[0],
+      ...nsIdentity(identity, st),
+    });
     await cache.keepChunkHashes(key, enc.chunkHashes);
-    return { payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true }, enc };
+    return {
+      payload: { name: input.name, size: enc.size, digest: c.blobDigest, blobSize: c.blobSize, mediaType, chunkCount: enc.chunkHashes.length, reused: true },
+      enc,
+    };
   }
   return undefined;
 }
 
 /** The nanosecond fields of an entry from `identity`, when it is the file `st` describes (else none: never trusted). */
 function nsIdentity(identity: FileIdentity | undefined, st: Stats): Pick<PayloadCacheEntry, 'mtimeNs' | 'ctimeNs' | 'statAtNs'> {
-  if (!identity || identity.dev !== st.dev || identity.ino !== st.ino || identity.size !== st.size) return { mtimeNs: undefined, ctimeNs: undefined, statAtNs: undefined };
+  if (!identity || identity.dev !== st.dev || identity.ino !== st.ino || identity.size !== st.size)
+    return { mtimeNs: undefined, ctimeNs: undefined, statAtNs: undefined };
   return { mtimeNs: identity.mtimeNs, ctimeNs: identity.ctimeNs, statAtNs: identity.statAtNs };
 }
 
@@ -341,7 +393,13 @@ function nsIdentity(identity: FileIdentity | undefined, st: Stats): Pick<Payload
  * hashes as recorded, once its first and last chunks hash as recorded.
  */
 async function trustedEntry(
-  cache: PayloadCache, entry: PayloadCacheEntry, identity: FileIdentity | undefined, input: PayloadInput, st: Stats, encoding: Required<PayloadEncoding>, options: OsImageBuildOptions,
+  cache: PayloadCache,
+  entry: PayloadCacheEntry,
+  identity: FileIdentity | undefined,
+  input: PayloadInput,
+  st: Stats,
+  encoding: Required<PayloadEncoding>,
+  options: OsImageBuildOptions,
 ): Promise<EncodedPayload | undefined> {
   if (!cache.trusts(entry, identity) || identity!.size !== st.size) return undefined;
   const size = encoding.hashChunkSize;
@@ -367,12 +425,23 @@ async function storePayload(
 ): Promise<{ payload: BuiltPayload; info: PayloadInfo }> {
   const mediaType = encoding.compression === 'zstd' ? MediaType.zstd : MediaType.octetStream;
   const settings = encodingSettings(encoding);
-  const info = (enc: EncodedPayload): PayloadInfo => ({ name: input.name, size: enc.size, hash_chunk_size: enc.hashChunkSize, chunk_hashes_sha256: enc.chunkHashes });
+  const info = (enc: EncodedPayload): PayloadInfo => ({
+    name: input.name,
+    size: enc.size,
+    hash_chunk_size: enc.hashChunkSize,
+    chunk_hashes_sha256: enc.chunkHashes,
+  });
   options.progress?.({ type: 'blob-start', id: input.name, name: input.name, total: st.size });
   const done = (payload: BuiltPayload, stored?: StoredBlob) => {
     options.progress?.({
-      type: 'blob-done', id: input.name, name: input.name, digest: payload.digest, size: payload.blobSize, mediaType,
-      status: payload.reused ? 'exists' : stored?.status ?? 'written', uploadedBytes: stored?.uploadedBytes ?? 0,
+      type: 'blob-done',
+      id: input.name,
+      name: input.name,
+      digest: payload.digest,
+      size: payload.blobSize,
+      mediaType,
+      status: payload.reused ? 'exists' : (stored?.status ?? 'written'),
+      uploadedBytes: stored?.uploadedBytes ?? 0,
     });
     options.onPayloadDone?.(payload);
   };
@@ -401,11 +470,29 @@ async function storePayload(
   if (enc.size !== st.size) {
     throw new OciError('INPUT_UNREADABLE', `payload "${input.name}": ${input.path} changed size while it was read (${st.size} → ${enc.size} bytes)`);
   }
-  const payload: BuiltPayload = { name: input.name, size: enc.size, digest: stored.digest, blobSize: stored.size, mediaType, chunkCount: enc.chunkHashes.length, reused: false };
+  const payload: BuiltPayload = {
+    name: input.name,
+    size: enc.size,
+    digest: stored.digest,
+    blobSize: stored.size,
+    mediaType,
+    chunkCount: enc.chunkHashes.length,
+    reused: false,
+  };
   const key = contentKey(enc.size, enc.hashChunkSize, enc.chunkHashes);
   await options.cache?.record({
-    dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, settings,
-    contentKey: key, firstChunk: enc.chunkHashes[0], blobDigest: stored.digest, blobSize: stored.size, mediaType, ...nsIdentity(identity, st),
+    dev: st.dev,
+    ino: st.ino,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    ctimeMs: st.ctimeMs,
+    settings,
+    contentKey: key,
+    firstChunk: enc.chunkHashes[0],
+    blobDigest: stored.digest,
+    blobSize: stored.size,
+    mediaType,
+    ...nsIdentity(identity, st),
   });
   await options.cache?.keepChunkHashes(key, enc.chunkHashes);
   done(payload, stored);

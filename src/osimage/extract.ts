@@ -6,19 +6,20 @@
  * devices and pipes (a disk to write an image to, a FIFO) are written in
  * place.
  */
+
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { open, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OciError, fsError, isOciError } from '../errors.js';
 import type { ContentStore } from '../content/store.js';
-import type { Descriptor } from '../oci/descriptor.js';
-import { isOsImageManifest, readOsImage, findPayload } from './reader.js';
-import { readPayload, type ReadPayloadOptions } from './payload-reader.js';
 import { readManifestBytes } from '../copy/graph.js';
+import { fsError, isOciError, OciError } from '../errors.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import { syncDirectory } from '../util/fs.js';
+import { type ReadPayloadOptions, readPayload } from './payload-reader.js';
+import { findPayload, isOsImageManifest, readOsImage } from './reader.js';
 
 /** What was written. */
 export interface ExtractResult {
@@ -38,7 +39,13 @@ async function openImage(store: ContentStore, root: Descriptor): Promise<Awaited
 }
 
 /** Streams payload `name` of the image `root` into `out` (e.g. stdout); the caller ends `out`. */
-export async function extractPayloadTo(store: ContentStore, root: Descriptor, name: string, out: Writable, options: ReadPayloadOptions = {}): Promise<ExtractResult> {
+export async function extractPayloadTo(
+  store: ContentStore,
+  root: Descriptor,
+  name: string,
+  out: Writable,
+  options: ReadPayloadOptions = {},
+): Promise<ExtractResult> {
   const image = await openImage(store, root);
   const p = findPayload(image, name);
   await pipeline(Readable.from(readPayload(store, image, name, options)), out, { end: false });
@@ -46,7 +53,13 @@ export async function extractPayloadTo(store: ContentStore, root: Descriptor, na
 }
 
 /** Writes payload `name` of the image `root` to `path`; on failure the target is untouched (regular files) and no partial file remains. */
-export async function extractPayloadToFile(store: ContentStore, root: Descriptor, name: string, path: string, options: ReadPayloadOptions = {}): Promise<ExtractResult> {
+export async function extractPayloadToFile(
+  store: ContentStore,
+  root: Descriptor,
+  name: string,
+  path: string,
+  options: ReadPayloadOptions = {},
+): Promise<ExtractResult> {
   const image = await openImage(store, root);
   const p = findPayload(image, name);
   let special = false;
@@ -72,7 +85,10 @@ export async function extractPayloadToFile(store: ContentStore, root: Descriptor
     let file;
     try {
       file = createWriteStream(target, { flags: special ? 'r+' : 'wx' });
-      await new Promise<void>((resolve, reject) => { file!.once('open', () => resolve()); file!.once('error', reject); });
+      await new Promise<void>((resolve, reject) => {
+        file!.once('open', () => resolve());
+        file!.once('error', reject);
+      });
     } catch (err) {
       throw fsError(err, path, 'write');
     }

@@ -16,7 +16,7 @@
  */
 import { OciError } from '../errors.js';
 import { decodeUtf8AsGo } from '../oci/json.js';
-import { JsonSyntaxError, parseJsonTree, type JsonNode } from '../oci/json-tree.js';
+import { type JsonNode, JsonSyntaxError, parseJsonTree } from '../oci/json-tree.js';
 
 /** A Go type, as encoding/json decodes into it. */
 export type GoType = 'string' | 'bool' | 'int64' | 'bytes' | { slice: GoType } | { map: GoType } | { ptr: GoType } | GoStruct;

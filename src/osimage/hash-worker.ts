@@ -2,9 +2,10 @@
  * Worker side of hashFileChunks: hashes the chunks of one byte range of a
  * file and posts the base64 chunk hashes back.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { closeSync, openSync, readSync } from 'node:fs';
+
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
 
 interface Job {
   path: string;
@@ -30,7 +31,12 @@ try {
       filled += bytesRead;
     }
     for (let off = 0; off < filled; off += chunkSize) {
-      hashes.push(createHash('sha256').update(buf.subarray(off, Math.min(off + chunkSize, filled))).digest('base64').replace(/=+$/, ''));
+      hashes.push(
+        createHash('sha256')
+          .update(buf.subarray(off, Math.min(off + chunkSize, filled)))
+          .digest('base64')
+          .replace(/=+$/, ''),
+      );
     }
     pos += filled;
     if (filled < want) break;

@@ -5,9 +5,9 @@
  */
 import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
+import { readManifestBytes } from '../copy/graph.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
-import { readManifestBytes } from '../copy/graph.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from './format.js';
 import { isOsImageManifest, readOsImage } from './reader.js';
 
@@ -33,14 +33,16 @@ export function isOsImageEntry(desc: Descriptor): boolean {
  */
 export async function indexEntryProducts(store: ContentStore, entries: readonly Descriptor[], jobs = 4): Promise<Array<IndexEntryProduct | undefined>> {
   const limit = pLimit(jobs);
-  return Promise.all(entries.map((e) => {
-    const maybe = isOsImageEntry(e) || (e.artifactType === undefined && e.mediaType === MediaType.ociManifest);
-    if (!maybe) return undefined;
-    return limit(async () => {
-      const desc = { mediaType: e.mediaType, digest: e.digest, size: e.size };
-      if (!isOsImageEntry(e) && !isOsImageManifest(await readManifestBytes(store, desc))) return undefined;
-      const p = (await readOsImage(store, desc)).productInfo;
-      return { id: p.id, name: p.name, version: p.version, variant: p.variant };
-    });
-  }));
+  return Promise.all(
+    entries.map((e) => {
+      const maybe = isOsImageEntry(e) || (e.artifactType === undefined && e.mediaType === MediaType.ociManifest);
+      if (!maybe) return undefined;
+      return limit(async () => {
+        const desc = { mediaType: e.mediaType, digest: e.digest, size: e.size };
+        if (!isOsImageEntry(e) && !isOsImageManifest(await readManifestBytes(store, desc))) return undefined;
+        const p = (await readOsImage(store, desc)).productInfo;
+        return { id: p.id, name: p.name, version: p.version, variant: p.variant };
+      });
+    }),
+  );
 }

@@ -6,7 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 
 /** The SHA-256 of every `chunkSize` bytes of the first `size` bytes of `path`, base64 without padding. */
 export async function hashFileChunks(path: string, size: number, chunkSize: number, threads = Math.min(availableParallelism(), 8)): Promise<string[]> {

@@ -27,9 +27,9 @@
  * ctime, defeats this: `--no-cache` then.
  */
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { mkdir, readFile, stat } from 'node:fs/promises';
 import type { BigIntStats, Stats } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.js';
@@ -86,7 +86,14 @@ export async function fileIdentity(path: string): Promise<FileIdentity | undefin
   const statAtNs = BigInt(Date.now()) * 1_000_000n;
   try {
     const st: BigIntStats = await stat(path, { bigint: true });
-    return { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), statAtNs: String(statAtNs) };
+    return {
+      dev: Number(st.dev),
+      ino: Number(st.ino),
+      size: Number(st.size),
+      mtimeNs: String(st.mtimeNs),
+      ctimeNs: String(st.ctimeNs),
+      statAtNs: String(statAtNs),
+    };
   } catch {
     return undefined;
   }
@@ -101,7 +108,9 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Identifies a chunk hash list (and so the uncompressed content). */
 export function contentKey(size: number, chunkHashSize: number, hashes: readonly string[]): string {
-  return createHash('sha256').update(`${size}/${chunkHashSize}/${hashes.join(',')}`).digest('hex');
+  return createHash('sha256')
+    .update(`${size}/${chunkHashSize}/${hashes.join(',')}`)
+    .digest('hex');
 }
 
 const zstdVersion = (() => {
@@ -114,9 +123,7 @@ const zstdVersion = (() => {
 
 /** Settings string that must match for an encoding to be reused. */
 export function encodingSettings(e: { compression: string; level: number; hashChunkSize: number; frameSize: number }): string {
-  return e.compression === 'none'
-    ? `none/${e.hashChunkSize}`
-    : `zstd-${zstdVersion}/${e.level}/${e.hashChunkSize}/${e.frameSize}`;
+  return e.compression === 'none' ? `none/${e.hashChunkSize}` : `zstd-${zstdVersion}/${e.level}/${e.hashChunkSize}/${e.frameSize}`;
 }
 
 /** A small JSON file of entries, written atomically; losing it only costs time. */
@@ -158,9 +165,7 @@ export class PayloadCache {
    */
   async withSize(size: number, settings: string, max = 4): Promise<PayloadCacheEntry[]> {
     const seen = new Set<string>();
-    return (await this.load())
-      .filter((e) => e.size === size && e.settings === settings && !seen.has(e.contentKey) && seen.add(e.contentKey))
-      .slice(0, max);
+    return (await this.load()).filter((e) => e.size === size && e.settings === settings && !seen.has(e.contentKey) && seen.add(e.contentKey)).slice(0, max);
   }
 
   /**
@@ -171,7 +176,8 @@ export class PayloadCache {
    */
   trusts(entry: PayloadCacheEntry, now: FileIdentity | undefined): boolean {
     if (!now || entry.mtimeNs === undefined || entry.ctimeNs === undefined || entry.statAtNs === undefined) return false;
-    if (now.dev !== entry.dev || now.ino !== entry.ino || now.size !== entry.size || now.mtimeNs !== entry.mtimeNs || now.ctimeNs !== entry.ctimeNs) return false;
+    if (now.dev !== entry.dev || now.ino !== entry.ino || now.size !== entry.size || now.mtimeNs !== entry.mtimeNs || now.ctimeNs !== entry.ctimeNs)
+      return false;
     return BigInt(entry.statAtNs) - BigInt(entry.ctimeNs) >= racyMarginNs;
   }
 

@@ -9,16 +9,25 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
-import { OciError, isOciError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
 import { decodeZstdStream } from '../codec/zstd-stream.js';
+import type { ContentStore } from '../content/store.js';
+import { isOciError, OciError } from '../errors.js';
 import { encodeChunkHash } from './format.js';
 import { findPayload, type OsImage, type OsImagePayload } from './reader.js';
 
 /** A chunk whose data does not match its hash (exit code 5). */
 export class ChunkHashMismatchError extends OciError {
-  constructor(readonly payload: string, readonly chunkIndex: number, readonly offset: number, expected: string, actual: string) {
-    super('CHUNK_HASH_MISMATCH', `payload "${payload}": chunk ${chunkIndex} at byte offset ${offset} does not match its hash (expected ${expected}, got ${actual})`);
+  constructor(
+    readonly payload: string,
+    readonly chunkIndex: number,
+    readonly offset: number,
+    expected: string,
+    actual: string,
+  ) {
+    super(
+      'CHUNK_HASH_MISMATCH',
+      `payload "${payload}": chunk ${chunkIndex} at byte offset ${offset} does not match its hash (expected ${expected}, got ${actual})`,
+    );
   }
 }
 
@@ -80,7 +89,10 @@ export class ChunkVerifier {
   end(): void {
     if (this.index < this.payload.chunkHashes.length) {
       const offset = this.index * this.payload.hashChunkSize + this.filled;
-      throw new OciError('SIZE_MISMATCH', `payload "${this.payload.name}": the stream ended at byte ${offset} of ${this.payload.size} (in chunk ${this.index} at byte offset ${this.index * this.payload.hashChunkSize})`);
+      throw new OciError(
+        'SIZE_MISMATCH',
+        `payload "${this.payload.name}": the stream ended at byte ${offset} of ${this.payload.size} (in chunk ${this.index} at byte offset ${this.index * this.payload.hashChunkSize})`,
+      );
     }
   }
 }
@@ -140,7 +152,11 @@ export function payloadsByBlob(payloads: readonly OsImagePayload[]): Map<string,
  * bytes are checked against every payload's hashes, in image order. All
  * payloads given must be stored in `blob` ({@link payloadsByBlob}).
  */
-export async function checkPayloadsFrom(blob: AsyncIterable<Buffer>, payloads: readonly OsImagePayload[], options: ReadPayloadOptions = {}): Promise<PayloadVerification[]> {
+export async function checkPayloadsFrom(
+  blob: AsyncIterable<Buffer>,
+  payloads: readonly OsImagePayload[],
+  options: ReadPayloadOptions = {},
+): Promise<PayloadVerification[]> {
   const drain = async (from: AsyncIterable<Buffer>, group: readonly OsImagePayload[]): Promise<void> => {
     for await (const _ of checkedChunks(from, group, options)) {
       // Data is dropped once its hash matched.
@@ -153,10 +169,12 @@ export async function checkPayloadsFrom(blob: AsyncIterable<Buffer>, payloads: r
   }
   const feeds = groups.map(() => new PassThrough({ highWaterMark: 1 << 20 }));
   let first: unknown;
-  const checks = groups.map((group, i) => drain(feeds[i]!, group).catch((err: unknown) => {
-    first ??= err;
-    throw err;
-  }));
+  const checks = groups.map((group, i) =>
+    drain(feeds[i]!, group).catch((err: unknown) => {
+      first ??= err;
+      throw err;
+    }),
+  );
   const all = Promise.all(checks);
   // Rejects when a check fails, so the feeding waiting for 'drain' is released.
   const failed = all.then(() => new Promise<never>(() => undefined));

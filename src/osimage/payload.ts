@@ -7,13 +7,13 @@
  * bytes are deterministic. Memory: at most `concurrency` frames in flight.
  */
 import { createHash } from 'node:crypto';
-import { OciError } from '../errors.js';
-import { MediaType } from '../oci/mediatypes.js';
-import { encodeChunkHash, validateHashChunkSize } from './format.js';
 import { encodeSeekTable, type SeekFrame } from '../codec/seek-table.js';
 import { defaultZstdFramesInFlight, zstdCompress } from '../codec/zstd.js';
+import { OciError } from '../errors.js';
+import { MediaType } from '../oci/mediatypes.js';
 import type { BufferPool } from '../util/buffer-pool.js';
 import { GcPacer } from '../util/gc.js';
+import { encodeChunkHash, validateHashChunkSize } from './format.js';
 
 export type Compression = 'zstd' | 'none';
 

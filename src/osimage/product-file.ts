@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import { fsError, OciError } from '../errors.js';
 import { decodeUtf8AsGo } from '../oci/json.js';
-import { OciError, fsError } from '../errors.js';
-import { parseProductInfo, type ProductInfo } from './format.js';
+import { type ProductInfo, parseProductInfo } from './format.js';
 
 /** Reads a `--product-info` JSON file: an object with product_info fields; unknown keys are rejected. */
 export async function readProductInfoFile(path: string): Promise<Partial<ProductInfo>> {

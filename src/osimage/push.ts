@@ -4,7 +4,7 @@
  * memory; then the config, the manifest by digest, and the tags last, so an
  * interrupted push leaves nothing tagged.
  */
-import { OciError, InterruptedError } from '../errors.js';
+import { InterruptedError, OciError } from '../errors.js';
 
 /**
  * The error of a push stopped by its signal: nothing was tagged (tags come
@@ -16,13 +16,14 @@ export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciEr
   const sessions = n === 0 ? 'upload sessions were cancelled' : `${n} upload session(s) could not be cancelled (the registry removes them when they expire)`;
   return new InterruptedError(`push interrupted; nothing was tagged; ${sessions}`, { cause });
 }
-import type { RegistryClient, RegistryRepository, BlobPushResult } from '../registry/index.js';
-import { formatReference, parseReference, type Reference } from '../registry/reference.js';
-import { tagRe } from '../oci/reference-grammar.js';
-import { buildOsImage, type BuiltOsImage, type OsImageBuildOptions } from './builder.js';
-import type { Descriptor } from '../oci/descriptor.js';
+
 import { childrenOf } from '../copy/graph.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { tagRe } from '../oci/reference-grammar.js';
 import type { BlobStatus, ProgressSink } from '../progress/events.js';
+import type { BlobPushResult, RegistryClient, RegistryRepository } from '../registry/index.js';
+import { formatReference, parseReference, type Reference } from '../registry/reference.js';
+import { type BuiltOsImage, buildOsImage, type OsImageBuildOptions } from './builder.js';
 
 /** One blob of a push, for reports (`--json`). */
 export interface PushedBlob {
@@ -75,7 +76,10 @@ export function blobReport(results: readonly BlobPushResult[], extra: PushedBlob
   const byDigest = new Map<string, PushedBlob>();
   for (const r of [...results.map(pushedBlob), ...extra]) {
     const prev = byDigest.get(r.digest);
-    byDigest.set(r.digest, prev ? { ...r, uploadedBytes: prev.uploadedBytes + r.uploadedBytes, status: prev.status === 'uploaded' ? 'uploaded' : r.status } : r);
+    byDigest.set(
+      r.digest,
+      prev ? { ...r, uploadedBytes: prev.uploadedBytes + r.uploadedBytes, status: prev.status === 'uploaded' ? 'uploaded' : r.status } : r,
+    );
   }
   return [...byDigest.values()];
 }
@@ -93,7 +97,10 @@ export function orderedBlobReport(blobs: readonly Descriptor[], recorded: readon
   for (const d of blobs) {
     if (out.has(d.digest)) continue;
     const r = byDigest.get(d.digest);
-    out.set(d.digest, r ? { ...r, mediaType: r.mediaType ?? d.mediaType } : { digest: d.digest, size: d.size, mediaType: d.mediaType, status: 'exists', uploadedBytes: 0 });
+    out.set(
+      d.digest,
+      r ? { ...r, mediaType: r.mediaType ?? d.mediaType } : { digest: d.digest, size: d.size, mediaType: d.mediaType, status: 'exists', uploadedBytes: 0 },
+    );
   }
   // Anything recorded that the manifest does not name (none expected) is still reported.
   for (const r of recorded) if (!out.has(r.digest)) out.set(r.digest, r);
@@ -115,7 +122,7 @@ export async function pushOsImage(
   options: OsImageBuildOptions & { tags?: string[] },
 ): Promise<PushReport & { image: BuiltOsImage }> {
   const ref = parseReference(reference);
-  if (ref.digest && !ref.tag && !(options.tags?.length)) {
+  if (ref.digest && !ref.tag && !options.tags?.length) {
     throw new OciError('INVALID_REFERENCE', `${reference}: a build has no digest before it is built; push to a tag (REPO:TAG)`);
   }
   const tags = pushTags(ref, options.tags);
@@ -131,7 +138,9 @@ export async function pushOsImage(
   } catch (err) {
     throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
   }
-  const reused = image.payloads.filter((p) => p.reused).map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
+  const reused = image.payloads
+    .filter((p) => p.reused)
+    .map((p) => ({ digest: p.digest, size: p.blobSize, mediaType: p.mediaType, status: 'exists' as const, uploadedBytes: 0 }));
   return {
     reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${image.descriptor.digest}`,
     digest: image.descriptor.digest,

@@ -6,9 +6,10 @@
  * payload-reader.ts then releases payload data only after the SHA-256 of
  * its hash chunk matched.
  */
-import { OciError } from '../errors.js';
-import type { ContentStore } from '../content/store.js';
+
 import { fetchAll } from '../content/fetch-all.js';
+import type { ContentStore } from '../content/store.js';
+import { OciError } from '../errors.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
 import {
@@ -139,16 +140,27 @@ const platformType: GoStruct = {
 /** image-spec v1 Descriptor. */
 const descriptorType: GoStruct = {
   fields: {
-    mediaType: 'string', digest: 'string', size: 'int64', urls: { slice: 'string' }, annotations: { map: 'string' },
-    data: 'bytes', platform: { ptr: platformType }, artifactType: 'string',
+    mediaType: 'string',
+    digest: 'string',
+    size: 'int64',
+    urls: { slice: 'string' },
+    annotations: { map: 'string' },
+    data: 'bytes',
+    platform: { ptr: platformType },
+    artifactType: 'string',
   },
   omitEmpty: ['urls', 'annotations', 'data', 'platform', 'artifactType'],
 };
 /** image-spec v1 Manifest, as the format reader's NewImage decodes it. */
 const manifestType: GoStruct = {
   fields: {
-    schemaVersion: 'int64', mediaType: 'string', artifactType: 'string', config: descriptorType,
-    layers: { slice: descriptorType }, subject: { ptr: descriptorType }, annotations: { map: 'string' },
+    schemaVersion: 'int64',
+    mediaType: 'string',
+    artifactType: 'string',
+    config: descriptorType,
+    layers: { slice: descriptorType },
+    subject: { ptr: descriptorType },
+    annotations: { map: 'string' },
   },
   omitEmpty: ['mediaType', 'artifactType', 'subject', 'annotations'],
 };
@@ -158,15 +170,20 @@ const configType: GoStruct = {
     format_version: 'string',
     product_info: {
       fields: {
-        id: 'string', name: 'string', version: 'string', variant: 'string', commit_hash: 'string', commit_date: 'string',
-        build_tree_dirty: 'bool', components: { slice: { fields: { id: 'string', version: 'string' } } },
+        id: 'string',
+        name: 'string',
+        version: 'string',
+        variant: 'string',
+        commit_hash: 'string',
+        commit_date: 'string',
+        build_tree_dirty: 'bool',
+        components: { slice: { fields: { id: 'string', version: 'string' } } },
       },
       omitEmpty: ['components'],
     },
     payloads: { slice: { fields: { name: 'string', size: 'int64', hash_chunk_size: 'int64', chunk_hashes_sha256: { slice: 'string' } } } },
   },
 };
-
 
 /** Reads and checks an OS image's manifest and config from a store. */
 export async function readOsImage(store: ContentStore, desc: Descriptor): Promise<OsImage> {

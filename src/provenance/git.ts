@@ -36,23 +36,32 @@ export const gitDescribePlaceholder = '{git-describe}';
 /** Runs git; rejects with its first stderr line (never a URL with credentials: callers strip those). */
 function git(args: string[], options: GitOptions): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('git', ['--no-optional-locks', ...args], {
-      cwd: options.cwd ?? process.cwd(),
-      env: { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
-      maxBuffer: 64 * 1024 * 1024,
-    }, (err, stdout, stderr) => {
-      if (!err) {
-        resolve(stdout);
-        return;
-      }
-      const e = err as NodeJS.ErrnoException & { code?: unknown };
-      if (e.code === 'ENOENT') {
-        reject(new OciError('USAGE', 'git is not installed (or not on PATH); it is needed for --git, --annotate-git and {git-describe}'));
-        return;
-      }
-      const line = String(stderr).split('\n').map((l) => l.replace(/^(fatal|error):\s*/, '').trim()).find(Boolean) ?? e.message;
-      reject(Object.assign(new Error(line), { gitArgs: args }));
-    });
+    execFile(
+      'git',
+      ['--no-optional-locks', ...args],
+      {
+        cwd: options.cwd ?? process.cwd(),
+        env: { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
+        maxBuffer: 64 * 1024 * 1024,
+      },
+      (err, stdout, stderr) => {
+        if (!err) {
+          resolve(stdout);
+          return;
+        }
+        const e = err as NodeJS.ErrnoException & { code?: unknown };
+        if (e.code === 'ENOENT') {
+          reject(new OciError('USAGE', 'git is not installed (or not on PATH); it is needed for --git, --annotate-git and {git-describe}'));
+          return;
+        }
+        const line =
+          String(stderr)
+            .split('\n')
+            .map((l) => l.replace(/^(fatal|error):\s*/, '').trim())
+            .find(Boolean) ?? e.message;
+        reject(Object.assign(new Error(line), { gitArgs: args }));
+      },
+    );
   });
 }
 

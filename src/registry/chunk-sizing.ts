@@ -57,7 +57,7 @@ export const tooLargeText = /exceed|too large|maximum|limit/i;
  */
 export function grownStreamedChunkSize(current: number, length: number, seconds: number, ceiling: number): number {
   if (length < current || seconds <= 0) return current;
-  const wanted = Math.floor((length / seconds) * streamedChunkSeconds / MiB) * MiB;
+  const wanted = Math.floor(((length / seconds) * streamedChunkSeconds) / MiB) * MiB;
   return Math.max(current, Math.min(ceiling, wanted));
 }
 
@@ -125,7 +125,11 @@ export class ChunkSizer {
     next = Math.max(next, this.minChunk, minAdaptiveChunkSize);
     if (next <= this.tooSmall) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
     if (next >= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.host} refuses chunks of ${this.tooLarge} bytes as too large${this.tooSmall ? ` and of ${this.tooSmall} bytes as too small` : ' and does not accept smaller ones'}`, { cause: err });
+      throw new OciError(
+        'REGISTRY',
+        `${this.host} refuses chunks of ${this.tooLarge} bytes as too large${this.tooSmall ? ` and of ${this.tooSmall} bytes as too small` : ' and does not accept smaller ones'}`,
+        { cause: err },
+      );
     }
     this.size = next;
   }
@@ -136,7 +140,11 @@ export class ChunkSizer {
     let next = Math.min(this.maxChunk, Math.max(refused * 2, tooSmallFloor));
     if (next >= this.tooLarge) next = Math.floor((this.tooSmall + this.tooLarge) / 2);
     if (next <= refused || !this.fits(next)) {
-      throw new OciError('REGISTRY', `${this.host} refuses chunks of ${this.tooSmall} bytes as too small${Number.isFinite(this.tooLarge) ? ` and of ${this.tooLarge} bytes as too large` : ''}`, { cause: err });
+      throw new OciError(
+        'REGISTRY',
+        `${this.host} refuses chunks of ${this.tooSmall} bytes as too small${Number.isFinite(this.tooLarge) ? ` and of ${this.tooLarge} bytes as too large` : ''}`,
+        { cause: err },
+      );
     }
     this.size = next;
   }

@@ -10,11 +10,12 @@
  * frames, file reads) die young and the pending bytes never pile up as old
  * garbage.
  */
-import { OciError } from '../errors.js';
-import { GcPacer } from '../util/gc.js';
-import { BufferPool } from '../util/buffer-pool.js';
-import { Sha256Counter, type Digest } from '../oci/digest.js';
+
 import type { ByteSource } from '../content/store.js';
+import { OciError } from '../errors.js';
+import { type Digest, Sha256Counter } from '../oci/digest.js';
+import { BufferPool } from '../util/buffer-pool.js';
+import { GcPacer } from '../util/gc.js';
 import type { ChunkBody } from './replay-source.js';
 
 /** Bytes per slab that pending bytes are kept in. */
@@ -38,7 +39,11 @@ export class ChunkSource {
   /** Absolute offset of the first pending byte (= bytes acknowledged). */
   offset = 0;
 
-  constructor(source: ByteSource, private readonly maxSize?: number, private readonly what = 'blob') {
+  constructor(
+    source: ByteSource,
+    private readonly maxSize?: number,
+    private readonly what = 'blob',
+  ) {
     const s = source as Partial<AsyncIterable<Uint8Array> & Iterable<Uint8Array>>;
     if (typeof s[Symbol.asyncIterator] === 'function') this.iterator = s[Symbol.asyncIterator]!();
     else if (typeof s[Symbol.iterator] === 'function') {

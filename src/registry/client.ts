@@ -4,13 +4,13 @@
  * by every concurrent request, and `client.repository(ref)` to get a
  * {@link RegistryRepository}. Parallelism is the caller's (p-limit).
  */
-import { resolveCredentials, type CredentialOptions, type Credentials } from './auth/credentials.js';
+import { type CredentialOptions, type Credentials, resolveCredentials } from './auth/credentials.js';
 import { TokenCache } from './auth/token-cache.js';
 import { RegistryHttp } from './http.js';
 import { redactCredentials } from './redact.js';
 import { parseReference, type Reference } from './reference.js';
 import { RegistryRepository, type RepositoryDefaults } from './repository.js';
-import { RetryPolicy, type RetryOptions } from './retry.js';
+import { type RetryOptions, RetryPolicy } from './retry.js';
 import type { TransportOptions } from './transport.js';
 
 /** Options of {@link RegistryClient}; every field has a default. */
@@ -59,8 +59,10 @@ export class RegistryClient {
     if (!h) {
       this.credentialsHost ??= ref.registry;
       const credOpts: CredentialOptions = {
-        credentials: this.options.credentials, credentialsHost: this.credentialsHost,
-        env: this.options.env, explicitOnly: this.options.explicitCredentialsOnly,
+        credentials: this.options.credentials,
+        credentialsHost: this.credentialsHost,
+        env: this.options.env,
+        explicitOnly: this.options.explicitCredentialsOnly,
         onWarning: this.options.onWarning ? (m) => this.options.onWarning!(m, ref.registry) : undefined,
       };
       h = new RegistryHttp({

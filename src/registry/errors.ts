@@ -3,7 +3,7 @@
  * (distribution-spec, "Error Codes"), the HTTP status, the method and a
  * redacted URL, so users see what the registry said without leaking tokens.
  */
-import { OciError, type ErrorCode } from '../errors.js';
+import { type ErrorCode, OciError } from '../errors.js';
 import { redactCredentials, redactUrl, redactValue } from './redact.js';
 
 /** One entry of a registry's `{"errors": [...]}` body. */
@@ -63,7 +63,11 @@ export function parseErrorBody(raw: Buffer | string): ErrorBody {
   } catch {
     // not JSON
   }
-  const clean = text.replace(/<[^>]*>/g, ' ').replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/\s+/g, ' ').trim();
+  const clean = text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/[\x00-\x1f\x7f]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return { errors: [], text: redactCredentials(clean.length > 300 ? `${clean.slice(0, 300)}…` : clean) };
 }
 
@@ -115,7 +119,14 @@ export class RegistryError extends OciError {
   constructor(init: RegistryErrorInit) {
     const url = redactUrl(init.url);
     const body = init.body ?? { errors: [] };
-    const code: ErrorCode = init.status === 401 || init.status === 403 ? 'AUTH_FAILED' : init.status === 404 ? 'NOT_FOUND' : init.retried !== undefined ? 'RETRIES_EXHAUSTED' : 'REGISTRY';
+    const code: ErrorCode =
+      init.status === 401 || init.status === 403
+        ? 'AUTH_FAILED'
+        : init.status === 404
+          ? 'NOT_FOUND'
+          : init.retried !== undefined
+            ? 'RETRIES_EXHAUSTED'
+            : 'REGISTRY';
     const said = summarize(body);
     const tries = init.retried !== undefined ? ` (tried ${init.retried + 1} times)` : '';
     const message = `${init.message ?? `${init.method} ${url}: registry answered ${init.status}${said ? ` ${said}` : ''}`}${tries}`;
@@ -137,7 +148,10 @@ export class RegistryError extends OciError {
 
   /** Every message and the body text, lowercased, for quirk detection. */
   get allText(): string {
-    return [...this.errors.map((e) => `${e.code} ${e.message ?? ''} ${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail ?? '')}`), this.bodyText ?? '']
+    return [
+      ...this.errors.map((e) => `${e.code} ${e.message ?? ''} ${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail ?? '')}`),
+      this.bodyText ?? '',
+    ]
       .join(' ')
       .toLowerCase();
   }
@@ -159,10 +173,20 @@ export class TransportError extends OciError {
 }
 
 const tlsCodes = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH', 'EPROTO',
-  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'EPROTO',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
 ]);
 
 /** Maps an error thrown by undici or the socket layer to a {@link TransportError}; other errors pass through. */
@@ -182,9 +206,7 @@ export function mapTransportError(err: unknown, host: string, plainHttp: boolean
     return new TransportError('TLS', host, wrongProto ? `${host} does not speak TLS (${reason})` : `TLS connection to ${host} failed: ${reason}`, {
       transient: false,
       cause: err,
-      hint: wrongProto
-        ? 'the registry may speak plain HTTP: use --plain-http'
-        : 'trust its CA with --ca-file FILE, or skip verification with --insecure',
+      hint: wrongProto ? 'the registry may speak plain HTTP: use --plain-http' : 'trust its CA with --ca-file FILE, or skip verification with --insecure',
     });
   }
   if (!plainHttp && /HPE_|parse/i.test(code)) {
@@ -192,27 +214,48 @@ export function mapTransportError(err: unknown, host: string, plainHttp: boolean
   }
   if (code.startsWith('HPE_') && plainHttp) {
     return new TransportError('NETWORK', host, `${host} did not answer with HTTP: ${msg}`, {
-      transient: false, cause: err, hint: 'the registry may require HTTPS: drop --plain-http',
+      transient: false,
+      cause: err,
+      hint: 'the registry may require HTTPS: drop --plain-http',
     });
   }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') {
     return new TransportError('NETWORK', host, `cannot resolve registry host ${host}`, {
-      transient: code === 'EAI_AGAIN', cause: err, hint: 'check the host name in the reference and your DNS',
+      transient: code === 'EAI_AGAIN',
+      cause: err,
+      hint: 'check the host name in the reference and your DNS',
     });
   }
   if (code === 'ECONNREFUSED') {
     return new TransportError('NETWORK', host, `connection to ${host} refused`, {
-      transient: true, cause: err, hint: 'is the registry running and listening on that port?',
+      transient: true,
+      cause: err,
+      hint: 'is the registry running and listening on that port?',
     });
   }
-  const transientCodes = ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENETUNREACH', 'EHOSTUNREACH', 'ECONNABORTED',
-    'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED'];
+  const transientCodes = [
+    'ECONNRESET',
+    'EPIPE',
+    'ETIMEDOUT',
+    'ENETUNREACH',
+    'EHOSTUNREACH',
+    'ECONNABORTED',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'UND_ERR_HEADERS_TIMEOUT',
+    'UND_ERR_BODY_TIMEOUT',
+    'UND_ERR_CLOSED',
+  ];
   if (transientCodes.includes(code) || transientCodes.includes(causeCode)) {
     const which = code || causeCode;
-    const what = which === 'UND_ERR_HEADERS_TIMEOUT' ? `${host} did not answer in time`
-      : which === 'UND_ERR_BODY_TIMEOUT' ? `${host} stopped sending`
-        : which === 'UND_ERR_CONNECT_TIMEOUT' ? `connecting to ${host} timed out`
-          : `connection to ${host} failed: ${which || msg}`;
+    const what =
+      which === 'UND_ERR_HEADERS_TIMEOUT'
+        ? `${host} did not answer in time`
+        : which === 'UND_ERR_BODY_TIMEOUT'
+          ? `${host} stopped sending`
+          : which === 'UND_ERR_CONNECT_TIMEOUT'
+            ? `connecting to ${host} timed out`
+            : `connection to ${host} failed: ${which || msg}`;
     return new TransportError('NETWORK', host, what, { transient: true, cause: err });
   }
   return err;

@@ -10,13 +10,13 @@
  * than the descriptor is a wrong descriptor, not a broken connection, and
  * fails at once with SIZE_MISMATCH.
  */
-import { Readable, pipeline } from 'node:stream';
-import { OciError, isOciError } from '../errors.js';
+import { pipeline, Readable } from 'node:stream';
+import { isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { DigestStream } from '../oci/digest.js';
 import { pullScope } from './auth/token-cache.js';
-import type { TransportResponse } from './transport.js';
 import type { RegistryRepository } from './repository.js';
+import type { TransportResponse } from './transport.js';
 
 /** Options of {@link fetchBlobResumable}. Zero values mean the defaults. */
 export interface ResumableFetchOptions {
@@ -74,7 +74,10 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
 
   const get = async (offset: number): Promise<TransportResponse> => {
     const res = await repo.http.send({
-      method: 'GET', url, scopes, signal: options.signal,
+      method: 'GET',
+      url,
+      scopes,
+      signal: options.signal,
       headers: offset > 0 ? { range: `bytes=${offset}-` } : undefined,
     });
     if (res.status === 200 || (offset > 0 && res.status === 206)) return res;
@@ -103,7 +106,8 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
           if (offset > 0) {
             if (res.status === 206) {
               const start = contentRangeStart(res.header('content-range'));
-              if (start !== offset) throw new OciError('REGISTRY', `${what}: asked for bytes from ${offset}, got Content-Range ${res.header('content-range') ?? '(none)'}`);
+              if (start !== offset)
+                throw new OciError('REGISTRY', `${what}: asked for bytes from ${offset}, got Content-Range ${res.header('content-range') ?? '(none)'}`);
             } else skip = offset; // 200: the whole blob again
           }
           for await (const piece of res.body as AsyncIterable<Buffer>) {

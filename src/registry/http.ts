@@ -8,10 +8,10 @@
 import { OciError } from '../errors.js';
 import { Authenticator, loginHint } from './auth/authenticator.js';
 import type { Credentials } from './auth/credentials.js';
-import type { TokenCache, Scope } from './auth/token-cache.js';
-import { RegistryError, TransportError, parseErrorBody, readCapped } from './errors.js';
-import { RetryPolicy, parseRetryAfter } from './retry.js';
-import { Transport, replayableLength, type RequestBody, type TransportOptions, type TransportResponse } from './transport.js';
+import type { Scope, TokenCache } from './auth/token-cache.js';
+import { parseErrorBody, RegistryError, readCapped, TransportError } from './errors.js';
+import { parseRetryAfter, RetryPolicy } from './retry.js';
+import { type RequestBody, replayableLength, Transport, type TransportOptions, type TransportResponse } from './transport.js';
 
 /** Options of {@link RegistryHttp}. */
 export interface RegistryHttpOptions extends TransportOptions {
@@ -118,8 +118,13 @@ export class RegistryHttp {
       let res: TransportResponse;
       try {
         res = await this.transport.request({
-          method: req.method, url, headers: req.headers, body: req.body, authorization,
-          signal: req.signal, followRedirects: req.followRedirects,
+          method: req.method,
+          url,
+          headers: req.headers,
+          body: req.body,
+          authorization,
+          signal: req.signal,
+          followRedirects: req.followRedirects,
         });
       } catch (err) {
         if (canRetry && err instanceof TransportError && err.transient && attempt < this.retry.retries) {
@@ -156,13 +161,20 @@ export class RegistryHttp {
   async error(res: TransportResponse, method: string, opts: { hint?: string; message?: string } = {}): Promise<RegistryError> {
     const body = method === 'HEAD' ? { errors: [] } : parseErrorBody(await readCapped(res.body));
     if (method === 'HEAD') await res.body.dump().catch(() => undefined);
-    let hint = opts.hint ?? (res.status === 401 ? loginHint : res.status === 403 ? 'the account lacks access to this repository (push needs write access)' : undefined);
+    let hint =
+      opts.hint ?? (res.status === 401 ? loginHint : res.status === 403 ? 'the account lacks access to this repository (push needs write access)' : undefined);
     if (!hint && res.status === 400 && this.transport.plainHttp && (method === 'HEAD' || /https/i.test(body.text ?? ''))) {
       hint = 'the registry may speak HTTPS only: plain HTTP is the default for loopback hosts, turn it off (--no-plain-http)';
     }
     return new RegistryError({
-      status: res.status, method, url: res.url, body, hint, message: opts.message,
-      retryAfterMs: parseRetryAfter(res.header('retry-after')), retried: res.retried,
+      status: res.status,
+      method,
+      url: res.url,
+      body,
+      hint,
+      message: opts.message,
+      retryAfterMs: parseRetryAfter(res.header('retry-after')),
+      retried: res.retried,
     });
   }
 

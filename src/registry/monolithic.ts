@@ -73,8 +73,13 @@ export async function monolithicPut(o: MonolithicPutOptions): Promise<Monolithic
       let res: TransportResponse | undefined;
       try {
         res = await http.send({
-          method: 'PUT', url: withDigest(location, o.digest), body: Readable.from(counting(source.drain(), o.onSent)),
-          headers, scopes: o.scopes, retry: false, signal: o.signal,
+          method: 'PUT',
+          url: withDigest(location, o.digest),
+          body: Readable.from(counting(source.drain(), o.onSent)),
+          headers,
+          scopes: o.scopes,
+          retry: false,
+          signal: o.signal,
         });
       } catch (err) {
         if (source.ended && o.size !== undefined && source.size !== o.size) {
@@ -96,7 +101,12 @@ export async function monolithicPut(o: MonolithicPutOptions): Promise<Monolithic
         failure = err;
       }
       if (!o.reopen || attempt >= http.retry.retries) throw failure;
-      await http.retry.wait(attempt, failure instanceof RegistryError ? failure.retryAfterMs : undefined, o.signal, `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`);
+      await http.retry.wait(
+        attempt,
+        failure instanceof RegistryError ? failure.retryAfterMs : undefined,
+        o.signal,
+        `whole-blob upload: ${failure instanceof Error ? failure.message : String(failure)}`,
+      );
       await source.close();
       source = new ChunkSource(await o.reopen(), o.size, o.what);
       restarts++;

@@ -81,7 +81,8 @@ export function redactUserinfo(text: string, options: { always?: boolean } = {})
 }
 
 /** Names of fields and parameters that hold secrets (JSON keys, form and query parameters, headers). */
-const secretNames = 'access_token|refresh_token|id_token|identity_?token|registry_?token|token|password|passwd|client_secret|secret|auth|authorization|x-amz-security-token|x-amz-signature|x-goog-signature';
+const secretNames =
+  'access_token|refresh_token|id_token|identity_?token|registry_?token|token|password|passwd|client_secret|secret|auth|authorization|x-amz-security-token|x-amz-signature|x-goog-signature';
 const secretKeyRe = new RegExp(`^(?:${secretNames})$`, 'i');
 /** A JSON field holding a secret, quoted plainly or escaped inside another JSON string. */
 const secretJsonFieldRe = new RegExp(`(\\\\?"(?:${secretNames})\\\\?"\\s*:\\s*\\\\?")[^"\\\\]+`, 'gi');

@@ -58,7 +58,8 @@ export function parseReference(input: string): Reference {
   const s = input.trim();
   if (s === '') throw invalid(input, 'it is empty');
   // Checked first: other messages quote parts of the input, which could be parts of the password.
-  if (redactUserinfo(s) !== s || hasUserinfo(s)) throw invalid(input, 'a user name and password do not belong in a reference; give them to the login options (--username, --password-stdin)');
+  if (redactUserinfo(s) !== s || hasUserinfo(s))
+    throw invalid(input, 'a user name and password do not belong in a reference; give them to the login options (--username, --password-stdin)');
   let rest = s;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -70,7 +71,8 @@ export function parseReference(input: string): Reference {
     const alg = digest.slice(0, digest.indexOf(':'));
     const hex = Object.hasOwn(checkedAlgorithms, alg) ? checkedAlgorithms[alg]! : undefined;
     if (hex === undefined) throw invalid(input, `digest algorithm "${alg}" is not supported (supported: ${Object.keys(checkedAlgorithms).join(', ')})`);
-    if (!new RegExp(`^${alg}:[a-f0-9]{${hex}}$`).test(digest)) throw invalid(input, `"${digest}" is not a valid ${alg} digest (${hex} lowercase hex characters)`);
+    if (!new RegExp(`^${alg}:[a-f0-9]{${hex}}$`).test(digest))
+      throw invalid(input, `"${digest}" is not a valid ${alg} digest (${hex} lowercase hex characters)`);
   }
   let tag: string | undefined;
   const colon = rest.lastIndexOf(':');

@@ -16,16 +16,16 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
+import { sleep } from '../util/sleep.js';
 import { pullScope, pushScope } from './auth/token-cache.js';
 import { readCapped } from './errors.js';
-import { maxManifestBytes, type RegistryRepository } from './repository.js';
 import { formatReference, manifestReference } from './reference.js';
-import { sleep } from '../util/sleep.js';
+import { maxManifestBytes, type RegistryRepository } from './repository.js';
 
 /** The empty JSON blob `{}` that artifact manifests use as their config (image-spec "Guidance for an Empty Descriptor"). */
 export const emptyJsonDescriptor: Descriptor = {
@@ -97,7 +97,12 @@ async function fileDescriptor(file: AttachFile): Promise<Descriptor> {
       h.update(c);
       size += c.length;
     }
-    return { mediaType: file.mediaType ?? MediaType.octetStream, digest: `sha256:${h.digest('hex')}`, size, annotations: { [Annotation.title]: basename(file.path) } };
+    return {
+      mediaType: file.mediaType ?? MediaType.octetStream,
+      digest: `sha256:${h.digest('hex')}`,
+      size,
+      annotations: { [Annotation.title]: basename(file.path) },
+    };
   } catch (err) {
     if (err instanceof OciError) throw err;
     throw fsError(err, file.path, 'read');
@@ -123,7 +128,11 @@ export async function attach(repo: RegistryRepository, options: AttachOptions): 
   await repo.pushContent(emptyJsonDescriptor, Readable.from([emptyJson]));
   for (const [i, layer] of layers.entries()) {
     const path = options.files[i]!.path;
-    await repo.pushContent(layer, createReadStream(path), { reopen: () => createReadStream(path), readAt: (start) => createReadStream(path, { start }), signal: options.signal });
+    await repo.pushContent(layer, createReadStream(path), {
+      reopen: () => createReadStream(path),
+      readAt: (start) => createReadStream(path, { start }),
+      signal: options.signal,
+    });
   }
   const manifestObj: ImageManifest = {
     schemaVersion: 2,
@@ -144,7 +153,12 @@ export async function attach(repo: RegistryRepository, options: AttachOptions): 
   if (echoed && echoed !== digest) throw new OciError('DIGEST_MISMATCH', `the registry stored the artifact manifest as ${echoed}, expected ${digest}`);
   const base: AttachResult = {
     reference: `${formatReference({ ...repo.reference, tag: undefined, digest: undefined })}@${digest}`,
-    digest, mediaType: MediaType.ociManifest, size: bytes.length, artifactType: options.artifactType, subject, referrersSource: 'api',
+    digest,
+    mediaType: MediaType.ociManifest,
+    size: bytes.length,
+    artifactType: options.artifactType,
+    subject,
+    referrersSource: 'api',
   };
   if (ociSubject === subject.digest) return base;
   const entry: Descriptor = { mediaType: MediaType.ociManifest, digest, size: bytes.length, artifactType: options.artifactType };
@@ -164,8 +178,12 @@ export async function attach(repo: RegistryRepository, options: AttachOptions): 
 async function putArtifactManifest(repo: RegistryRepository, digest: string, bytes: Buffer, signal?: AbortSignal) {
   for (let attempt = 0; ; attempt++) {
     const res = await repo.http.send({
-      method: 'PUT', url: `/v2/${repo.name}/manifests/${digest}`, body: bytes, scopes: [pushScope(repo.name)],
-      headers: { 'content-type': MediaType.ociManifest }, signal,
+      method: 'PUT',
+      url: `/v2/${repo.name}/manifests/${digest}`,
+      body: bytes,
+      scopes: [pushScope(repo.name)],
+      headers: { 'content-type': MediaType.ociManifest },
+      signal,
     });
     if (res.status === 201 || res.status === 200 || res.status === 202) return res;
     const err = await repo.http.error(res, 'PUT');
@@ -191,7 +209,9 @@ async function readFallbackIndex(repo: RegistryRepository, tag: string, signal?:
     throw new OciError('INVALID_FORMAT', `${repo.name}:${tag} is not JSON; it should be a referrers index`);
   }
   if (!index || !Array.isArray(index.manifests) || (index.mediaType !== undefined && index.mediaType !== MediaType.ociIndex)) {
-    throw new OciError('INVALID_FORMAT', `${repo.name}:${tag} is not an image index, so it cannot hold referrers`, { hint: 'the tag is taken by something else; remove it or push to a registry with the referrers API' });
+    throw new OciError('INVALID_FORMAT', `${repo.name}:${tag} is not an image index, so it cannot hold referrers`, {
+      hint: 'the tag is taken by something else; remove it or push to a registry with the referrers API',
+    });
   }
   return { index, ...(etag ? { etag } : {}) };
 }
@@ -200,12 +220,16 @@ function hasEntry(index: ImageIndex | undefined, digest: string): boolean {
   return !!index?.manifests.some((m) => m.digest === digest);
 }
 
-
 /**
  * Adds `entry` to the fallback index of `subjectDigest` (referrers tag
  * schema), de-duplicating by digest. Returns the number of write rounds.
  */
-export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest: string, entry: Descriptor, options: Pick<AttachOptions, 'settleMs' | 'maxAttempts' | 'signal'> = {}): Promise<number> {
+export async function addToFallbackIndex(
+  repo: RegistryRepository,
+  subjectDigest: string,
+  entry: Descriptor,
+  options: Pick<AttachOptions, 'settleMs' | 'maxAttempts' | 'signal'> = {},
+): Promise<number> {
   const tag = referrersTag(subjectDigest);
   const settle = options.settleMs ?? 400;
   const maxAttempts = options.maxAttempts ?? 10;
@@ -221,7 +245,14 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
       const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests });
       const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
       if (current?.etag) headers['if-match'] = current.etag;
-      const res = await repo.http.send({ method: 'PUT', url: `/v2/${repo.name}/manifests/${tag}`, body: bytes, scopes: [pushScope(repo.name)], headers, signal: options.signal });
+      const res = await repo.http.send({
+        method: 'PUT',
+        url: `/v2/${repo.name}/manifests/${tag}`,
+        body: bytes,
+        scopes: [pushScope(repo.name)],
+        headers,
+        signal: options.signal,
+      });
       if (res.status === 412) {
         // Someone wrote the index since we read it: read again.
         await res.body.dump().catch(() => undefined);
@@ -247,9 +278,13 @@ export async function addToFallbackIndex(repo: RegistryRepository, subjectDigest
     await sleep(settle * (0.5 + Math.random()), options.signal);
     if (hasEntry((await readFallbackIndex(repo, tag, options.signal))?.index, entry.digest)) return round;
   }
-  throw new OciError('REGISTRY', `could not add ${entry.digest} to the referrers index ${repo.name}:${tag} after ${maxAttempts} attempts (too many concurrent writers)`, {
-    hint: 'run the command again',
-  });
+  throw new OciError(
+    'REGISTRY',
+    `could not add ${entry.digest} to the referrers index ${repo.name}:${tag} after ${maxAttempts} attempts (too many concurrent writers)`,
+    {
+      hint: 'run the command again',
+    },
+  );
 }
 
 /** Options of {@link listReferrers}. */
@@ -278,14 +313,20 @@ export async function listReferrers(repo: RegistryRepository, options: ListRefer
   const subject: Descriptor = { mediaType: found.mediaType, digest: found.digest, size: found.size };
   const q = options.artifactType ? `?${new URLSearchParams({ artifactType: options.artifactType })}` : '';
   const res = await repo.http.send({
-    method: 'GET', url: `/v2/${repo.name}/referrers/${subject.digest}${q}`, scopes: [pullScope(repo.name)], signal: options.signal,
+    method: 'GET',
+    url: `/v2/${repo.name}/referrers/${subject.digest}${q}`,
+    scopes: [pullScope(repo.name)],
+    signal: options.signal,
     headers: { accept: MediaType.ociIndex },
   });
   let source: 'api' | 'tag';
   let manifests: Descriptor[];
   let filtered = false;
   if (res.status === 200) {
-    filtered = (res.header('oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
+    filtered = (res.header('oci-filters-applied') ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .includes('artifactType');
     const bytes = await readCapped(res.body, maxManifestBytes);
     try {
       manifests = (JSON.parse(bytes.toString('utf8')) as ImageIndex).manifests ?? [];

@@ -9,9 +9,9 @@
  * hashed once, the first time it is read, in the stream that sends it.
  */
 import { Readable } from 'node:stream';
-import { OciError, fsError, isOciError } from '../errors.js';
-import { Sha256Counter, type Digest } from '../oci/digest.js';
 import type { ByteSource } from '../content/store.js';
+import { fsError, isOciError, OciError } from '../errors.js';
+import { type Digest, Sha256Counter } from '../oci/digest.js';
 import type { RequestBody } from './transport.js';
 
 /** Opens the blob's bytes from `offset` to its end. */
@@ -45,7 +45,11 @@ export class ReplaySource {
   /** Which body is current; a piece read for an earlier one cannot fail the upload. */
   private body = 0;
 
-  constructor(private readonly readAt: ReadAt, readonly size: number, private readonly what = 'blob') {}
+  constructor(
+    private readonly readAt: ReadAt,
+    readonly size: number,
+    private readonly what = 'blob',
+  ) {}
 
   /** Bytes not acknowledged yet. */
   get pending(): number {
@@ -82,11 +86,14 @@ export class ReplaySource {
           body.push(null);
           return;
         }
-        this.piece(start + length - left, left, id).then((b) => {
-          left -= b.length;
-          body.push(b);
-          if (left === 0) body.push(null);
-        }, (err: unknown) => body.destroy(err as Error));
+        this.piece(start + length - left, left, id).then(
+          (b) => {
+            left -= b.length;
+            body.push(b);
+            if (left === 0) body.push(null);
+          },
+          (err: unknown) => body.destroy(err as Error),
+        );
       },
     });
     return body;

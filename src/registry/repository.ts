@@ -6,19 +6,19 @@
  * checked against ours. Every blob push is recorded for reporting.
  */
 import { createHash } from 'node:crypto';
-import { Readable, pipeline } from 'node:stream';
-import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
-import type { BlobStatus } from '../progress/events.js';
+import { pipeline, Readable } from 'node:stream';
 import type { BlobMounter, ManifestReader, ReportingPusher } from '../content/capabilities.js';
+import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { DigestStream, digestAlgorithm, isDigest, sha256Digest, type Digest } from '../oci/digest.js';
-import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import { type Digest, DigestStream, digestAlgorithm, isDigest, sha256Digest } from '../oci/digest.js';
 import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
+import { isRegistryManifestMediaType, MediaType } from '../oci/mediatypes.js';
+import type { BlobStatus } from '../progress/events.js';
 import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cache.js';
+import { fetchBlobResumable } from './fetch-resume.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
-import { fetchBlobResumable } from './fetch-resume.js';
 import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
 
 /** Largest manifest read or pushed (oci/limits.ts). */
@@ -139,7 +139,9 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
   async exists(desc: Descriptor): Promise<boolean> {
     const kind = isManifestDescriptor(desc) ? 'manifests' : 'blobs';
     const res = await this.http.send({
-      method: 'HEAD', url: `/v2/${this.name}/${kind}/${desc.digest}`, scopes: this.pull,
+      method: 'HEAD',
+      url: `/v2/${this.name}/${kind}/${desc.digest}`,
+      scopes: this.pull,
       headers: kind === 'manifests' ? { accept: manifestAccept } : undefined,
     });
     await res.body.dump().catch(() => undefined);
@@ -158,7 +160,10 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
     const manifest = isManifestDescriptor(desc);
     if (!manifest) return fetchBlobResumable(this, desc, { signal: options.signal });
     const res = await this.http.send({
-      method: 'GET', url: `/v2/${this.name}/manifests/${desc.digest}`, scopes: this.pull, signal: options.signal,
+      method: 'GET',
+      url: `/v2/${this.name}/manifests/${desc.digest}`,
+      scopes: this.pull,
+      signal: options.signal,
       headers: { accept: [desc.mediaType, manifestAccept].join(', ') },
     });
     if (res.status !== 200) {
@@ -217,8 +222,10 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
       if (m && !session) session = m;
     }
     const upload = new ChunkedUpload(this.http, this.name, content, {
-      ...this.uploadDefaults(options), session,
-      expected: { digest: desc.digest, size: desc.size }, what: this.what(desc),
+      ...this.uploadDefaults(options),
+      session,
+      expected: { digest: desc.digest, size: desc.size },
+      what: this.what(desc),
     });
     const r = await upload.run();
     return this.record({ digest: r.digest, size: r.size, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: r.uploadedBytes, upload: r });
@@ -232,16 +239,23 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
 
   /** Like {@link pushStream}, returning the full per-blob result. */
   async uploadStream(content: ByteSource, options: { mediaType?: string } & BlobPushOptions = {}): Promise<BlobPushResult> {
-    const upload = new ChunkedUpload(this.http, this.name, content, { ...this.uploadDefaults(options), what: `blob for ${this.reference.registry}/${this.name}` });
+    const upload = new ChunkedUpload(this.http, this.name, content, {
+      ...this.uploadDefaults(options),
+      what: `blob for ${this.reference.registry}/${this.name}`,
+    });
     const r = await upload.run();
     return this.record({ digest: r.digest, size: r.size, mediaType: options.mediaType, status: 'uploaded', uploadedBytes: r.uploadedBytes, upload: r });
   }
 
   private uploadDefaults(o: BlobPushOptions): ChunkedUploadOptions {
     return {
-      chunkSize: o.chunkSize ?? this.defaults.chunkSize, maxChunkSize: this.defaults.maxChunkSize,
+      chunkSize: o.chunkSize ?? this.defaults.chunkSize,
+      maxChunkSize: this.defaults.maxChunkSize,
       // The repository's signal too: an upload's own abort handling (the chunk on the wire let finish) keys on it.
-      reopen: o.reopen, readAt: o.readAt, signal: o.signal ?? this.defaults.signal, onProgress: o.onProgress,
+      reopen: o.reopen,
+      readAt: o.readAt,
+      signal: o.signal ?? this.defaults.signal,
+      onProgress: o.onProgress,
       onNotCancelled: () => this.uncancelledUploads++,
     };
   }
@@ -294,14 +308,20 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
   async putManifest(bytes: Buffer, mediaType: string, reference: string): Promise<Descriptor> {
     const digest = sha256Digest(bytes);
     const res = await this.http.send({
-      method: 'PUT', url: `/v2/${this.name}/manifests/${reference}`, body: bytes, scopes: this.push_,
+      method: 'PUT',
+      url: `/v2/${this.name}/manifests/${reference}`,
+      body: bytes,
+      scopes: this.push_,
       headers: { 'content-type': mediaType },
     });
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.http.error(res, 'PUT');
     const echoed = res.header('docker-content-digest');
     await res.body.dump().catch(() => undefined);
     if (echoed && echoed !== digest) {
-      throw new OciError('DIGEST_MISMATCH', `${this.reference.registry}/${this.name}:${reference}: registry stored the manifest as ${echoed}, expected ${digest}`);
+      throw new OciError(
+        'DIGEST_MISMATCH',
+        `${this.reference.registry}/${this.name}:${reference}: registry stored the manifest as ${echoed}, expected ${digest}`,
+      );
     }
     this.manifests.set(digest, { bytes, mediaType });
     return { mediaType, digest, size: bytes.length };

@@ -6,15 +6,15 @@
  * blobs": a registry may redirect to another host), and socket/TLS failures
  * mapped to OciErrors that name the host.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import * as tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
-import { undiciPool } from './undici-pool.js';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
+import { undiciPool } from './undici-pool.js';
 
 /** Connection options of a registry; every field has a default. */
 export interface TransportOptions {
@@ -297,7 +297,10 @@ export class Transport {
       }
       if (body !== undefined && replayableLength(body)! > 0 && next.origin !== url.origin) {
         // Origins hold no user-info or query, so they can be named as they are.
-        throw new OciError('REGISTRY', `${req.method} to ${url.origin} was redirected (${status}) to another origin, ${next.origin}; a request body is only sent where it was addressed`);
+        throw new OciError(
+          'REGISTRY',
+          `${req.method} to ${url.origin} was redirected (${status}) to another origin, ${next.origin}; a request body is only sent where it was addressed`,
+        );
       }
       url = next;
     }

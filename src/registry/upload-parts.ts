@@ -82,7 +82,10 @@ export interface UploadResult {
 
 /** The registry no longer knows the session (or lost acknowledged bytes). */
 export class SessionLost extends Error {
-  constructor(readonly reason: string, readonly original?: unknown) {
+  constructor(
+    readonly reason: string,
+    readonly original?: unknown,
+  ) {
     super(reason);
   }
 }
@@ -96,5 +99,3 @@ export function parseUploadRange(header: string | undefined, ack: number): numbe
   if (end === 0 && Number(m[1]) === 0 && ack === 0) return 0;
   return end + 1;
 }
-
-

@@ -6,18 +6,18 @@
  * failures.
  */
 import { Readable } from 'node:stream';
-import { formatSize } from '../util/size.js';
-import { OciError, describeError } from '../errors.js';
 import type { ByteSource } from '../content/store.js';
+import { describeError, OciError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { formatSize } from '../util/size.js';
 import { pushScope, type Scope } from './auth/token-cache.js';
-import { ChunkSource } from './chunk-source.js';
 import { ChunkSizer, defaultChunkSizeFor, defaultStreamedChunkSizeFor, isGhcr } from './chunk-sizing.js';
+import { ChunkSource } from './chunk-source.js';
 import { RegistryError } from './errors.js';
 import type { RegistryHttp } from './http.js';
 import { ReplaySource } from './replay-source.js';
 import type { TransportResponse } from './transport.js';
-import { afterGrace, SessionLost, parseUploadRange, wireGraceMs, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload-parts.js';
+import { afterGrace, type ChunkedUploadOptions, parseUploadRange, SessionLost, type UploadResult, type UploadSession, wireGraceMs } from './upload-parts.js';
 
 /** The state of one blob upload and its requests; {@link ChunkedUpload} sends the bytes. */
 export abstract class UploadState {
@@ -60,7 +60,12 @@ export abstract class UploadState {
     const replay = this.src instanceof ReplaySource;
     const initial = Math.max(1, options.chunkSize ?? (replay ? defaultStreamedChunkSizeFor(http.host) : defaultChunkSizeFor(http.host)));
     // Streamed chunks of the default size grow on a fast link; a size the caller chose stays.
-    this.size = new ChunkSizer(http.host, initial, Math.max(initial, options.maxChunkSize ?? 64 * 1024 * 1024), replay && options.chunkSize === undefined && !isGhcr(http.host));
+    this.size = new ChunkSizer(
+      http.host,
+      initial,
+      Math.max(initial, options.maxChunkSize ?? 64 * 1024 * 1024),
+      replay && options.chunkSize === undefined && !isGhcr(http.host),
+    );
     this.scopes = [pushScope(repository)];
     this.what = options.what ?? 'blob';
     if (options.session) this.useSession(options.session);
@@ -85,8 +90,15 @@ export abstract class UploadState {
   protected result(): UploadResult {
     const { digest, size } = this.completed ?? { digest: this.knownDigest() ?? this.src.digest(), size: this.src.size };
     return {
-      digest, size, uploadedBytes: this.sent, resentBytes: Math.max(0, this.sent - size),
-      chunks: this.chunks, resumes: this.resumes, restarts: this.restarts, mode: this.mode, chunkSize: this.size.size,
+      digest,
+      size,
+      uploadedBytes: this.sent,
+      resentBytes: Math.max(0, this.sent - size),
+      chunks: this.chunks,
+      resumes: this.resumes,
+      restarts: this.restarts,
+      mode: this.mode,
+      chunkSize: this.size.size,
     };
   }
 
@@ -160,9 +172,14 @@ export abstract class UploadState {
   protected async backOff(cause: unknown): Promise<void> {
     this.failures++;
     if (this.failures > this.http.retry.retries) {
-      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row with ${formatSize(this.src.offset)} stored: ${describeError(cause)}`, {
-        cause, hint: 'run the push again: blobs already complete are skipped; --retries raises the number of attempts',
-      });
+      throw new OciError(
+        'RETRIES_EXHAUSTED',
+        `upload of ${this.what} to ${this.http.host} failed ${this.failures} times in a row with ${formatSize(this.src.offset)} stored: ${describeError(cause)}`,
+        {
+          cause,
+          hint: 'run the push again: blobs already complete are skipped; --retries raises the number of attempts',
+        },
+      );
     }
     const retryAfter = cause instanceof RegistryError ? cause.retryAfterMs : undefined;
     await this.http.retry.wait(this.failures - 1, retryAfter, this.options.signal, `upload of ${this.what}: ${describeError(cause)}`);

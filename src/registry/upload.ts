@@ -32,21 +32,33 @@
  * the registry dropped the session (404 BLOB_UPLOAD_UNKNOWN, ACR's
  * BLOB_UPLOAD_INVALID, distribution after a partial PATCH).
  */
-import { OciError } from '../errors.js';
+
+import { Readable } from 'node:stream';
 import type { ByteSource } from '../content/store.js';
+import { OciError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { ChunkSource } from './chunk-source.js';
-import { ReplaySource } from './replay-source.js';
-import { Readable } from 'node:stream';
 import { TransportError } from './errors.js';
+import { ReplaySource } from './replay-source.js';
+
+export {
+  defaultChunkSize,
+  defaultChunkSizeFor,
+  defaultStreamedChunkSizeFor,
+  grownStreamedChunkSize,
+  maxStreamedChunkSize,
+  minAdaptiveChunkSize,
+} from './chunk-sizing.js';
 export { withDigest } from './monolithic.js';
-export { defaultChunkSize, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, minAdaptiveChunkSize } from './chunk-sizing.js';
+
 import { isGhcr, tooLargeText } from './chunk-sizing.js';
 import type { RegistryHttp } from './http.js';
 import { monolithicPut, withDigest } from './monolithic.js';
-import { SessionLost, parseUploadRange, type ChunkedUploadOptions, type UploadResult } from './upload-parts.js';
+import { type ChunkedUploadOptions, parseUploadRange, SessionLost, type UploadResult } from './upload-parts.js';
 import { UploadState } from './upload-state.js';
-export { parseUploadRange, type ChunkedUploadOptions, type UploadResult, type UploadSession } from './upload-parts.js';
+
+export { type ChunkedUploadOptions, parseUploadRange, type UploadResult, type UploadSession } from './upload-parts.js';
+
 import type { TransportResponse } from './transport.js';
 
 /** One blob upload; call {@link run} once. */
@@ -108,7 +120,12 @@ export class ChunkedUpload extends UploadState {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PATCH', url: this.location!, body, scopes: this.scopes, retry: false, signal: this.wire.signal,
+        method: 'PATCH',
+        url: this.location!,
+        body,
+        scopes: this.scopes,
+        retry: false,
+        signal: this.wire.signal,
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${start}-${start + length - 1}`, 'content-length': String(length) },
       });
     } catch (err) {
@@ -141,7 +158,8 @@ export class ChunkedUpload extends UploadState {
       }
       this.chunks--;
       // Answered as taken, yet nothing of it is held: a failure like any other (counted, backed off).
-      if (now === start) return this.recover(new OciError('REGISTRY', `${this.http.host} accepted bytes ${start}-${end - 1} of ${this.what} but holds none of them`));
+      if (now === start)
+        return this.recover(new OciError('REGISTRY', `${this.http.host} accepted bytes ${start}-${end - 1} of ${this.what} but holds none of them`));
       return this.resync(now);
     }
     const err = await this.http.error(res, 'PATCH');
@@ -206,7 +224,12 @@ export class ChunkedUpload extends UploadState {
     let res: TransportResponse;
     try {
       res = await this.http.send({
-        method: 'PATCH', url: this.location!, body: Readable.from(body(), { objectMode: false }), scopes: this.scopes, retry: false, signal: this.wire.signal,
+        method: 'PATCH',
+        url: this.location!,
+        body: Readable.from(body(), { objectMode: false }),
+        scopes: this.scopes,
+        retry: false,
+        signal: this.wire.signal,
         headers: { 'content-type': 'application/octet-stream' },
       });
     } catch (err) {
@@ -222,7 +245,8 @@ export class ChunkedUpload extends UploadState {
       if (!src.ended) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} answered the PATCH of ${this.what} before its end`), start);
       const end = src.offset;
       if (held !== undefined && held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
-      if (held !== undefined && held < end) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} holds ${held} of the ${end} bytes of ${this.what} sent`), start);
+      if (held !== undefined && held < end)
+        return this.resumeStream(new OciError('REGISTRY', `${this.http.host} holds ${held} of the ${end} bytes of ${this.what} sent`), start);
       this.patched++;
       this.chunks++;
       this.streaming = false;
@@ -276,7 +300,13 @@ export class ChunkedUpload extends UploadState {
     try {
       this.sent += length;
       res = await this.http.send({
-        method: 'PUT', url: withDigest(this.location!, digest), body, headers, scopes: this.scopes, retry: false, signal: this.wire.signal,
+        method: 'PUT',
+        url: withDigest(this.location!, digest),
+        body,
+        headers,
+        scopes: this.scopes,
+        retry: false,
+        signal: this.wire.signal,
       });
     } catch (err) {
       this.throwSourceFailure(err);
@@ -338,13 +368,20 @@ export class ChunkedUpload extends UploadState {
   private async restart(lost: SessionLost): Promise<void> {
     const reopen = this.options.reopen;
     if (!reopen && !(this.src instanceof ReplaySource)) {
-      throw new OciError('REGISTRY', `${this.http.host} dropped the upload session of ${this.what} after ${this.src.offset} bytes (${lost.reason}); the source stream was already consumed and cannot be sent again`, {
-        cause: lost.original, hint: 'retry the push; pushing from a file or layout lets oci-os start over by itself',
-      });
+      throw new OciError(
+        'REGISTRY',
+        `${this.http.host} dropped the upload session of ${this.what} after ${this.src.offset} bytes (${lost.reason}); the source stream was already consumed and cannot be sent again`,
+        {
+          cause: lost.original,
+          hint: 'retry the push; pushing from a file or layout lets oci-os start over by itself',
+        },
+      );
     }
     this.restarts++;
     if (this.restarts > this.http.retry.retries) {
-      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} restarted ${this.restarts - 1} times: ${lost.reason}`, { cause: lost.original });
+      throw new OciError('RETRIES_EXHAUSTED', `upload of ${this.what} to ${this.http.host} restarted ${this.restarts - 1} times: ${lost.reason}`, {
+        cause: lost.original,
+      });
     }
     await this.cancel();
     if (this.src instanceof ReplaySource) this.src.rewind();
@@ -388,14 +425,23 @@ export class ChunkedUpload extends UploadState {
     let r;
     try {
       r = await monolithicPut({
-        http: this.http, scopes: this.scopes, what: this.what, location: this.location!, source, digest, size,
-        reopen, signal: this.options.signal,
+        http: this.http,
+        scopes: this.scopes,
+        what: this.what,
+        location: this.location!,
+        source,
+        digest,
+        size,
+        reopen,
+        signal: this.options.signal,
         open: async () => {
           this.location = undefined;
           await this.open();
           return this.location!;
         },
-        onSent: (n) => { this.sent += n; },
+        onSent: (n) => {
+          this.sent += n;
+        },
       });
     } finally {
       if (source !== this.src) await source.close();
@@ -406,5 +452,4 @@ export class ChunkedUpload extends UploadState {
     this.completed = { digest: r.digest, size: r.size };
     this.options.onProgress?.(r.size);
   }
-
 }

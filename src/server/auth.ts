@@ -18,7 +18,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import { BcryptPool } from './bcrypt-pool.js';
 import { httpError, type RegistryHttpError } from './errors.js';
 
@@ -145,7 +145,10 @@ export class BasicAuthenticator {
   private readonly pool: BcryptPool;
   private readonly throttle = new FailureThrottle();
 
-  constructor(private readonly users: Map<string, string>, threads?: number) {
+  constructor(
+    private readonly users: Map<string, string>,
+    threads?: number,
+  ) {
     this.dummy = dummyHash(users);
     this.pool = new BcryptPool(threads);
   }

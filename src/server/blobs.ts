@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
+import { contentLength, type Exchange, type RegistryContext, reply } from './context.js';
 import { httpError, RegistryHttpError } from './errors.js';
 import { checkDigest, checkName } from './routes.js';
 import { progressHeaders } from './uploads.js';
@@ -24,8 +24,7 @@ export async function getBlob(ctx: RegistryContext, ex: Exchange, name: string, 
   const range = parseRange(ex.req.headers.range, size);
   if (range === 'unsatisfiable') {
     // The spec's error table has no code for a range; SIZE_INVALID says the request does not fit the blob's size.
-    throw httpError(416, 'SIZE_INVALID', `range not satisfiable for a blob of ${size} bytes`,
-      { size }, { 'Content-Range': `bytes */${size}` });
+    throw httpError(416, 'SIZE_INVALID', `range not satisfiable for a blob of ${size} bytes`, { size }, { 'Content-Range': `bytes */${size}` });
   }
   const { res } = ex;
   if (range) {
@@ -147,11 +146,12 @@ export async function patchUpload(ctx: RegistryContext, ex: Exchange, name: stri
   await ctx.uploads.exclusive(session, ex.req, async () => {
     const min = ctx.limits.chunkMinLength;
     if (min && session.shortChunkSeen) {
-      throw httpError(400, 'SIZE_INVALID', `only the last chunk may be shorter than ${min} bytes`, { minLength: min },
-        progressHeaders(session));
+      throw httpError(400, 'SIZE_INVALID', `only the last chunk may be shorter than ${min} bytes`, { minLength: min }, progressHeaders(session));
     }
     const received = await ctx.uploads.append(session, ex.req, {
-      start: range?.start, length, maxLength: ctx.limits.chunkMaxLength,
+      start: range?.start,
+      length,
+      maxLength: ctx.limits.chunkMaxLength,
     });
     if (min && received < min) session.shortChunkSeen = true;
   });

@@ -20,12 +20,7 @@ export interface Exchange {
 }
 
 /** Sends a response with headers and an optional small body. */
-export function reply(
-  res: ServerResponse,
-  status: number,
-  headers: Record<string, string | number | string[]>,
-  body?: string | Buffer,
-): void {
+export function reply(res: ServerResponse, status: number, headers: Record<string, string | number | string[]>, body?: string | Buffer): void {
   res.statusCode = status;
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
   if (body === undefined) {

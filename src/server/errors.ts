@@ -61,13 +61,7 @@ export class RegistryHttpError extends Error {
 }
 
 /** Shorthand constructor: `httpError(404, 'BLOB_UNKNOWN', undefined, { digest })`. */
-export function httpError(
-  status: number,
-  code: RegistryErrorCode,
-  message?: string,
-  detail?: unknown,
-  headers?: Record<string, string>,
-): RegistryHttpError {
+export function httpError(status: number, code: RegistryErrorCode, message?: string, detail?: unknown, headers?: Record<string, string>): RegistryHttpError {
   return new RegistryHttpError(status, code, message, detail, headers);
 }
 
@@ -95,9 +89,7 @@ export function sendError(res: ServerResponse, err: RegistryHttpError, withBody 
     res.destroy();
     return;
   }
-  const body = Buffer.from(
-    JSON.stringify({ errors: [{ code: err.code, message: err.message, detail: err.detail ?? {} }] }),
-  );
+  const body = Buffer.from(JSON.stringify({ errors: [{ code: err.code, message: err.message, detail: err.detail ?? {} }] }));
   res.statusCode = err.status;
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   res.setHeader('Content-Type', 'application/json');

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BasicAuthenticator } from './auth.js';
 import { cancelUpload, deleteBlob, getBlob, patchUpload, putUpload, startUpload, uploadStatus } from './blobs.js';
-import { reply, type Exchange, type RegistryContext } from './context.js';
+import { type Exchange, type RegistryContext, reply } from './context.js';
 import { httpError, internalError, RegistryHttpError, sendError } from './errors.js';
 import { deleteManifest, getManifest, listReferrers, listTags, putManifest } from './manifests.js';
 import { parseRoute, type Route } from './routes.js';
@@ -109,12 +109,7 @@ export async function createRegistryHandler(options: RegistryHandlerOptions): Pr
   return listener;
 }
 
-async function handle(
-  ctx: RegistryContext,
-  auth: BasicAuthenticator | undefined,
-  hooks: RegistryHooks | undefined,
-  ex: Exchange,
-): Promise<void> {
+async function handle(ctx: RegistryContext, auth: BasicAuthenticator | undefined, hooks: RegistryHooks | undefined, ex: Exchange): Promise<void> {
   const { req, res } = ex;
   try {
     if (hooks?.onRequest && (await hooks.onRequest(req, res))) return;

@@ -6,9 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { contentLength, reply, type Exchange, type RegistryContext } from './context.js';
-import { httpError, RegistryHttpError } from './errors.js';
 import { digestRe, tagRe } from '../oci/reference-grammar.js';
+import { contentLength, type Exchange, type RegistryContext, reply } from './context.js';
+import { httpError, RegistryHttpError } from './errors.js';
 import { checkDigest, isDigestReference } from './routes.js';
 import type { ManifestRecord } from './storage.js';
 
@@ -73,7 +73,8 @@ function checkDepth(bytes: Uint8Array): void {
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      if (c === 0x5c)
+        i++; // backslash: the next byte is escaped
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;
@@ -117,7 +118,7 @@ function mediaTypeOf(req: IncomingMessage, body: Record<string, unknown>): strin
   if (headerIsManifest && declared !== undefined && declared !== header) {
     throw invalid(`Content-Type ${header} differs from the manifest's mediaType ${declared}`);
   }
-  const mt = headerIsManifest ? header : declared ?? (Array.isArray(body.manifests) ? acceptedManifestTypes.ociIndex : acceptedManifestTypes.ociManifest);
+  const mt = headerIsManifest ? header : (declared ?? (Array.isArray(body.manifests) ? acceptedManifestTypes.ociIndex : acceptedManifestTypes.ociManifest));
   if (!imageTypes.includes(mt) && !indexTypes.includes(mt)) {
     throw invalid(`unsupported manifest media type ${mt}`, { mediaType: mt });
   }
@@ -203,7 +204,11 @@ function writeCondition(req: IncomingMessage): ((current: string | undefined) =>
   const ifMatch = req.headers['if-match'];
   const ifNoneMatch = req.headers['if-none-match'];
   if (ifMatch === undefined && ifNoneMatch === undefined) return undefined;
-  const tags = (v: string | undefined) => (v ?? '').split(',').map((t) => t.trim().replace(/^W\//, '')).filter(Boolean);
+  const tags = (v: string | undefined) =>
+    (v ?? '')
+      .split(',')
+      .map((t) => t.trim().replace(/^W\//, ''))
+      .filter(Boolean);
   return (current) => {
     const etag = current === undefined ? undefined : `"${current}"`;
     const matches = (list: string[]) => etag !== undefined && (list.includes('*') || list.includes(etag));

@@ -18,9 +18,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { OciError, fsError } from '../errors.js';
+import { fsError, OciError } from '../errors.js';
 import { syncDirectory, writeFileAtomic } from '../util/fs.js';
 
 /** What the registry remembers about a stored manifest (the bytes are a blob). */

@@ -11,10 +11,10 @@
  * holds a directory and memory, so sessions idle for longer than a limit are
  * removed, and the number of open sessions is capped.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { httpError, internalError, isStorageFull, RegistryHttpError } from './errors.js';
@@ -86,7 +86,10 @@ export class UploadSessions {
   private lastSweep = 0;
   private sweeping?: Promise<void>;
 
-  constructor(private readonly storage: RegistryStorage, options: UploadSessionOptions = {}) {
+  constructor(
+    private readonly storage: RegistryStorage,
+    options: UploadSessionOptions = {},
+  ) {
     this.idleMs = options.idleMs || defaultUploadIdleMs;
     this.maxSessions = options.maxSessions || defaultMaxUploadSessions;
   }
@@ -97,8 +100,13 @@ export class UploadSessions {
     const full = this.sessions.size + this.creating >= this.maxSessions;
     await this.sweepIfDue(full ? Math.min(this.idleMs, 1000) : undefined);
     if (this.sessions.size + this.creating >= this.maxSessions) {
-      throw httpError(429, 'TOOMANYREQUESTS', `too many open upload sessions (limit ${this.maxSessions})`,
-        { limit: this.maxSessions }, { 'Retry-After': String(sessionsFullRetryAfter) });
+      throw httpError(
+        429,
+        'TOOMANYREQUESTS',
+        `too many open upload sessions (limit ${this.maxSessions})`,
+        { limit: this.maxSessions },
+        { 'Retry-After': String(sessionsFullRetryAfter) },
+      );
     }
     this.creating++;
     try {
@@ -164,9 +172,11 @@ export class UploadSessions {
       this.lastSweep = now;
       // Requests wait for the sweep, but its failures are not theirs: a
       // session that cannot be removed now is tried again at the next sweep.
-      this.sweeping = this.sweep().catch(() => undefined).finally(() => {
-        this.sweeping = undefined;
-      });
+      this.sweeping = this.sweep()
+        .catch(() => undefined)
+        .finally(() => {
+          this.sweeping = undefined;
+        });
     }
     return this.sweeping ?? Promise.resolve();
   }
@@ -219,8 +229,15 @@ export class UploadSessions {
     const existing = this.sessions.get(id);
     if (existing) return existing;
     const session: UploadSession = {
-      id, name, dataPath: join(dir, 'data'), size, hash, shortChunkSeen: false, tail: Promise.resolve(),
-      lastActive: Date.now(), pending: 0,
+      id,
+      name,
+      dataPath: join(dir, 'data'),
+      size,
+      hash,
+      shortChunkSeen: false,
+      tail: Promise.resolve(),
+      lastActive: Date.now(),
+      pending: 0,
     };
     this.sessions.set(id, session);
     return session;
@@ -275,12 +292,16 @@ export class UploadSessions {
    */
   async append(session: UploadSession, source: Readable, opts: AppendOptions = {}): Promise<number> {
     if (opts.start !== undefined && opts.start !== session.size) {
-      throw httpError(416, 'BLOB_UPLOAD_INVALID', `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
-        { start: opts.start, size: session.size }, progressHeaders(session));
+      throw httpError(
+        416,
+        'BLOB_UPLOAD_INVALID',
+        `chunk starts at ${opts.start}, the upload has ${session.size} bytes`,
+        { start: opts.start, size: session.size },
+        progressHeaders(session),
+      );
     }
     if (opts.maxLength && opts.length !== undefined && opts.length > opts.maxLength) {
-      throw httpError(413, 'SIZE_INVALID', `chunk of ${opts.length} bytes exceeds the limit of ${opts.maxLength}`,
-        { limit: opts.maxLength });
+      throw httpError(413, 'SIZE_INVALID', `chunk of ${opts.length} bytes exceeds the limit of ${opts.maxLength}`, { limit: opts.maxLength });
     }
     const before = { size: session.size, hash: session.hash.copy() };
     let received = 0;
@@ -333,8 +354,7 @@ export class UploadSessions {
       await truncate(session.dataPath, before.size);
       session.size = before.size;
       session.hash = before.hash;
-      throw failure ?? httpError(400, 'SIZE_INVALID', `received ${received} bytes, ${opts.length} were announced`,
-        { received, announced: opts.length });
+      throw failure ?? httpError(400, 'SIZE_INVALID', `received ${received} bytes, ${opts.length} were announced`, { received, announced: opts.length });
     }
     return received;
   }
@@ -370,8 +390,13 @@ export class UploadSessions {
       if (onDisk !== session.size) {
         // Cannot happen while every write is counted; if it does, the hash is of other bytes.
         await this.resync(session);
-        throw httpError(400, 'BLOB_UPLOAD_INVALID', `the upload holds ${onDisk} bytes, not the ${session.size} counted`,
-          { size: onDisk }, progressHeaders(session));
+        throw httpError(
+          400,
+          'BLOB_UPLOAD_INVALID',
+          `the upload holds ${onDisk} bytes, not the ${session.size} counted`,
+          { size: onDisk },
+          progressHeaders(session),
+        );
       }
       await fh.sync();
     } catch (err) {

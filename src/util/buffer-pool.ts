@@ -8,7 +8,10 @@
 export class BufferPool {
   private readonly free: Buffer[] = [];
   /** `size`: bytes per buffer; `keep`: most buffers kept for reuse. */
-  constructor(readonly size: number, private readonly keep = 8) {}
+  constructor(
+    readonly size: number,
+    private readonly keep = 8,
+  ) {}
 
   /** A buffer of {@link size} bytes, reused when one was given back. */
   take = (): Buffer => this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);

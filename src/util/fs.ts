@@ -93,7 +93,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   await syncDirectory(dirname(path));
 }
 
-
 /**
  * Identifies a file as found: one replaced (another inode) or written to
  * (size, mtime) does not look the same. A layout's blob checked once is not

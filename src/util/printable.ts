@@ -6,7 +6,7 @@
  * \u00XX where JSON has no short one.
  */
 export function printable(v: unknown): string {
-  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  const text = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     const j = JSON.stringify(c).slice(1, -1);

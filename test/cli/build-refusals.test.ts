@@ -5,12 +5,13 @@
  * (every key kept, order of the flags irrelevant), and SIGTERM/SIGINT
  * removing what an interrupted build wrote.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliPath, entriesLeft, runCli, tempDir, pseudoRandom, type CliResult } from '../helpers/cli.js';
+import { test } from 'node:test';
+import { type CliResult, cliPath, entriesLeft, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 /** Runs the CLI, killed after `ms` (a build that never ends fails the test instead of hanging it). */
 function runCliWithin(args: string[], ms: number): Promise<CliResult & { killed: boolean }> {
@@ -19,11 +20,17 @@ function runCliWithin(args: string[], ms: number): Promise<CliResult & { killed:
     let stdout = '';
     let stderr = '';
     let killed = false;
-    const timer = setTimeout(() => { killed = true; child.kill('SIGKILL'); }, ms);
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, ms);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr, killed }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, killed });
+    });
   });
 }
 
@@ -34,7 +41,10 @@ test('a config over the 50MiB readers accept is refused before anything is writt
   await truncate(big, 20_000_000); // sparse: only its size matters, it is never read
   const r = await runCli(['build', '-p', `system=${big}`, '--hash-chunk-size', '16', '--compression', 'none', '-o', `oci:${join(dir, 'out')}`]);
   assert.equal(r.code, 2, r.stderr);
-  assert.match(r.stderr, /the config would be 60\.8 MiB, more than the 50\.0 MiB readers accept: payload "system" \(19\.1 MiB\) alone has 1250000 hash chunks of 16 B/);
+  assert.match(
+    r.stderr,
+    /the config would be 60\.8 MiB, more than the 50\.0 MiB readers accept: payload "system" \(19\.1 MiB\) alone has 1250000 hash chunks of 16 B/,
+  );
   assert.match(r.stderr, /hint: use a larger --hash-chunk-size: at least 32 for these payloads/);
   assert.deepEqual(await entriesLeft(join(dir, 'out')), [], 'no layout was created');
   const json = await runCli(['build', '-p', `system=${big}`, '--hash-chunk-size', '16', '-o', `oci-archive:${join(dir, 'out.tar')}`, '--json']);
@@ -60,7 +70,11 @@ test('payloads must be regular files: pipes and devices are refused up front, a 
   const fifo = join(dir, 'fifo');
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
   const out = join(dir, 'out');
-  for (const [path, kind] of [['/dev/null', 'a character device'], ['/dev/zero', 'a character device'], [fifo, 'a pipe']] as const) {
+  for (const [path, kind] of [
+    ['/dev/null', 'a character device'],
+    ['/dev/zero', 'a character device'],
+    [fifo, 'a pipe'],
+  ] as const) {
     const r = await runCliWithin(['build', '-p', `system=${path}`, '-o', `oci:${out}`], 20_000);
     assert.equal(r.killed, false, `${path}: the build never ended`);
     assert.equal(r.code, 2, `${path}: ${r.stderr}`);
@@ -73,7 +87,7 @@ test('payloads must be regular files: pipes and devices are refused up front, a 
   assert.equal(ok.code, 0, ok.stderr);
 });
 
-test('an oci-archive in a directory that cannot take it is reported by the archive\'s own path', async (t) => {
+test("an oci-archive in a directory that cannot take it is reported by the archive's own path", async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'k.efi'), 'kernel');
   for (const file of [join(dir, 'missing', 'x.tar'), join(dir, 'k.efi', 'x.tar'), '/proc/nope.tar']) {
@@ -87,7 +101,14 @@ test('annotations are a map: keys sorted whatever the flag order, __proto__ kept
   const dir = await tempDir(t);
   await writeFile(join(dir, 'k.efi'), 'kernel');
   const build = async (out: string, annotations: string[]): Promise<{ digest: string; manifest: string }> => {
-    const r = await runCli(['build', '-p', `kernel.efi=${join(dir, 'k.efi')}`, '-o', `oci:${join(dir, out)}`, ...annotations.flatMap((a) => ['--annotation', a])]);
+    const r = await runCli([
+      'build',
+      '-p',
+      `kernel.efi=${join(dir, 'k.efi')}`,
+      '-o',
+      `oci:${join(dir, out)}`,
+      ...annotations.flatMap((a) => ['--annotation', a]),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const digest = r.stdout.trim();
     return { digest, manifest: await readFile(join(dir, out, 'blobs', 'sha256', digest.slice(7)), 'utf8') };
@@ -110,11 +131,18 @@ test('SIGTERM, then SIGINT, during a build: exit code 1 and the new layout is re
   await truncate(big, 3 * 1024 ** 3); // sparse: zeros after the first MiB cost no disk
   const out = join(dir, 'out');
   const child = spawn(process.execPath, [cliPath, 'build', '-p', `system=${big}`, '-o', `oci:${out}:v1`, '-q'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   let ended = false;
-  const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => { ended = true; resolve({ code, signal }); }));
+  const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('close', (code, signal) => {
+      ended = true;
+      resolve({ code, signal });
+    }),
+  );
   const writing = async (): Promise<boolean> => (await readdir(join(out, '.oci-os-tmp')).catch(() => [] as string[])).some((n) => n.startsWith('blob-'));
   for (let i = 0; i < 3000 && !ended && !(await writing()); i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(ended, false, `the build ended before it was interrupted: ${stderr}`);

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, pseudoRandom } from '../helpers/cli.js';
+import { test } from 'node:test';
+import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 const warningLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.includes('warning'));
 
@@ -10,7 +10,8 @@ test('build warns once when a layout ends up holding more than one image (Monogo
   const dir = await tempDir(t);
   await writeFile(join(dir, 'system.img'), pseudoRandom(50_000, 3));
   const lay = join(dir, 'lay');
-  const build = (tag: string, ...more: string[]) => runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--compression', 'none', '-o', `oci:${lay}:${tag}`, ...more]);
+  const build = (tag: string, ...more: string[]) =>
+    runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--compression', 'none', '-o', `oci:${lay}:${tag}`, ...more]);
   const expected = `oci-os: warning: oci:${lay} now holds 2 images; Monogon's reader accepts a layout with one`;
 
   const a = await build('a');

@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, repoRoot, tempDir, pseudoRandom } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
+import { test } from 'node:test';
+import { pseudoRandom, repoRoot, runCli, tempDir } from '../helpers/cli.js';
 import { checkOsImageLayout } from '../helpers/osimage-check.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 
 const fixture = (...p: string[]) => join(repoRoot, 'fixtures', ...p);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -19,8 +19,18 @@ async function blobs(dir: string): Promise<string[]> {
 test('uncompressed build without titles reproduces the reference manifest byte for byte', async (t) => {
   const dir = await tempDir(t);
   const r = await runCli([
-    'build', '-p', `system=${fixture('payloads', 'system.img')}`, '-p', `kernel.efi=${fixture('payloads', 'kernel.efi')}`,
-    '--product-info', fixture('product-info.json'), '--compression', 'none', '--no-layer-titles', '-o', `oci:${join(dir, 'img')}`,
+    'build',
+    '-p',
+    `system=${fixture('payloads', 'system.img')}`,
+    '-p',
+    `kernel.efi=${fixture('payloads', 'kernel.efi')}`,
+    '--product-info',
+    fixture('product-info.json'),
+    '--compression',
+    'none',
+    '--no-layer-titles',
+    '-o',
+    `oci:${join(dir, 'img')}`,
   ]);
   assert.equal(r.code, 0, r.stderr);
   const goldenManifest = await readFile(fixture('golden', 'manifest-uncompressed.json'));
@@ -41,19 +51,34 @@ test('zstd build: skopeo reads and copies it, zstd -d restores every payload, ch
   const dir = await tempDir(t);
   const big = pseudoRandom(9 * (1 << 20) + 777, 42, true);
   await writeFile(join(dir, 'system.img'), big);
-  const r = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '-p', `kernel.efi=${fixture('payloads', 'kernel.efi')}`, '-o', `oci:${join(dir, 'img')}:v1`, '--json']);
+  const r = await runCli([
+    'build',
+    '-p',
+    `system=${join(dir, 'system.img')}`,
+    '-p',
+    `kernel.efi=${fixture('payloads', 'kernel.efi')}`,
+    '-o',
+    `oci:${join(dir, 'img')}:v1`,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.output, `oci:${join(dir, 'img')}:v1`);
   assert.equal(out.artifactType, 'application/vnd.monogon.os.image.v1');
-  assert.deepEqual(out.payloads.map((p: { name: string }) => p.name), ['system', 'kernel.efi']);
+  assert.deepEqual(
+    out.payloads.map((p: { name: string }) => p.name),
+    ['system', 'kernel.efi'],
+  );
   assert.equal(out.payloads[0].chunkCount, 10);
 
   const raw = await skopeo(['inspect', '--raw', `oci:${join(dir, 'img')}:v1`]);
   const manifestBytes = await readFile(join(dir, 'img', 'blobs', 'sha256', out.digest.slice(7)));
   assert.equal(raw.stdout, manifestBytes.toString());
   const manifest = JSON.parse(raw.stdout);
-  assert.deepEqual(manifest.layers.map((l: { annotations: Record<string, string> }) => l.annotations['org.opencontainers.image.title']), ['system.zst', 'kernel.efi.zst']);
+  assert.deepEqual(
+    manifest.layers.map((l: { annotations: Record<string, string> }) => l.annotations['org.opencontainers.image.title']),
+    ['system.zst', 'kernel.efi.zst'],
+  );
 
   await skopeo(['copy', `oci:${join(dir, 'img')}:v1`, `oci:${join(dir, 'copy')}:v1`]);
   const copied = await skopeo(['inspect', '--raw', `oci:${join(dir, 'copy')}:v1`]);
@@ -102,7 +127,9 @@ test('an existing layout keeps its other images and a tag built again is moved',
   const again = await build(fixture('payloads', 'kernel.efi'), 'one');
   for (const r of [one, two, again]) assert.equal(r.code, 0, r.stderr);
   const index = JSON.parse(await readFile(join(lay, 'index.json'), 'utf8'));
-  const byTag = Object.fromEntries(index.manifests.map((m: { digest: string; annotations: Record<string, string> }) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]));
+  const byTag = Object.fromEntries(
+    index.manifests.map((m: { digest: string; annotations: Record<string, string> }) => [m.annotations['org.opencontainers.image.ref.name'], m.digest]),
+  );
   assert.equal(index.manifests.length, 2, 'the tag was moved, not duplicated');
   assert.equal(byTag.one, again.stdout.trim());
   assert.equal(byTag.two, two.stdout.trim());

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { openArchiveForReading } from '../../src/ocilayout/archive.js';
+import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
-import { openArchiveForReading } from '../../src/ocilayout/archive.js';
-import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 
 test('copy: registry -> layout -> registry keeps every digest; a multi-arch index copies completely; same-registry copies mount', async (t) => {
@@ -59,7 +59,10 @@ test('copy: registry -> layout -> registry keeps every digest; a multi-arch inde
   const mj = JSON.parse(mounted.stdout);
   assert.deepEqual(mj.blobs, { uploaded: 0, exists: 0, mounted: 6 });
   assert.equal(mj.bytesTransferred, 0);
-  assert.deepEqual(mj.contents.filter((c: { kind: string }) => c.kind === 'manifest').map((c: { status: string }) => c.status), ['uploaded', 'uploaded', 'uploaded']);
+  assert.deepEqual(
+    mj.contents.filter((c: { kind: string }) => c.kind === 'manifest').map((c: { status: string }) => c.status),
+    ['uploaded', 'uploaded', 'uploaded'],
+  );
 });
 
 test('copy refuses a destination digest that is not the source, and bad locations', async (t) => {

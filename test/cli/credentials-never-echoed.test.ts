@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OciError } from '../../src/errors.js';
-import { RegistryError, parseErrorBody } from '../../src/registry/errors.js';
+import { parseErrorBody, RegistryError } from '../../src/registry/errors.js';
 import { redactCredentials, redactValue } from '../../src/registry/redact.js';
-import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
@@ -30,20 +30,32 @@ test('the sanitizer hides user-info of any reference-like text and leaves refere
   for (const [input, want] of hidden) assert.equal(redactCredentials(input), want, input);
   const kept = [
     '127.0.0.1:5000/os/img@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
-    'alpine:3.20@sha256:abc', 'ghcr.io/o/r@nodigest', 'localhost:5000/os/img:1@latest', 'ubuntu@latest',
-    'Maintainer <jane@example.com>', 'expected [HOST[:PORT]/]REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/org/image:1.0',
+    'alpine:3.20@sha256:abc',
+    'ghcr.io/o/r@nodigest',
+    'localhost:5000/os/img:1@latest',
+    'ubuntu@latest',
+    'Maintainer <jane@example.com>',
+    'expected [HOST[:PORT]/]REPOSITORY[:TAG][@DIGEST], e.g. ghcr.io/org/image:1.0',
   ];
   for (const text of kept) assert.equal(redactCredentials(text), text);
   // Values a registry or token server echoes.
-  const echoed = redactCredentials('x refresh_token=S3cretTok&scope=a {"access_token":"S3cretTok"} {\\"password\\":\\"pAss5\\"} Authorization: Token S3cretTok');
+  const echoed = redactCredentials(
+    'x refresh_token=S3cretTok&scope=a {"access_token":"S3cretTok"} {\\"password\\":\\"pAss5\\"} Authorization: Token S3cretTok',
+  );
   assert.doesNotMatch(echoed, /S3cretTok|pAss5/);
   assert.match(echoed, /scope=a/);
-  assert.deepEqual(redactValue({ a: [{ Authorization: 'x', token: 'y', auth: 'z', n: 1, ref: 'u:pAss5@h.io/r' }] }),
-    { a: [{ Authorization: 'REDACTED', token: 'REDACTED', auth: 'REDACTED', n: 1, ref: 'u:***@h.io/r' }] });
+  assert.deepEqual(redactValue({ a: [{ Authorization: 'x', token: 'y', auth: 'z', n: 1, ref: 'u:pAss5@h.io/r' }] }), {
+    a: [{ Authorization: 'REDACTED', token: 'REDACTED', auth: 'REDACTED', n: 1, ref: 'u:***@h.io/r' }],
+  });
   // Library errors are made clean: whoever prints them prints no secret.
   assert.doesNotMatch(new OciError('INTERNAL', 'failed for alice:s3cretPW@h.example/x', { hint: 'token=S3cretTok' }).message, /s3cretPW/);
   assert.doesNotMatch(new OciError('INTERNAL', 'x', { hint: 'token=S3cretTok' }).hint!, /S3cretTok/);
-  const e = new RegistryError({ status: 400, method: 'GET', url: 'https://r/v2/', body: parseErrorBody('{"errors":[{"code":"DENIED","message":"bad password=pAss5","detail":{"token":"S3cretTok","nested":{"refresh_token":"S3cretTok"}}}]}') });
+  const e = new RegistryError({
+    status: 400,
+    method: 'GET',
+    url: 'https://r/v2/',
+    body: parseErrorBody('{"errors":[{"code":"DENIED","message":"bad password=pAss5","detail":{"token":"S3cretTok","nested":{"refresh_token":"S3cretTok"}}}]}'),
+  });
   assert.doesNotMatch(`${e.message} ${JSON.stringify(e.errors)} ${e.allText}`, /S3cretTok|pAss5/);
   assert.ok(e.hasCode('DENIED'));
 });
@@ -82,18 +94,20 @@ test('no command echoes a password or token typed into an invalid reference, in 
   }
   // A few at a time: each is its own process.
   for (let i = 0; i < runs.length; i += 4) {
-    await Promise.all(runs.slice(i, i + 4).map(async ({ args }) => {
-      const r = await runCli(args, { env, input: 'pw\n' });
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}${r.stdout}`);
-      assertNoSecret(r, args.join(' '));
-      if (args.includes('--json')) {
-        const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
-        assert.match(doc.error.code, /^(INVALID_REFERENCE|USAGE)$/);
-        assert.match(doc.error.message, /\*\*\*@/, `${args.join(' ')} says where the credentials were`);
-      } else {
-        assert.match(r.stderr, /^oci-os: error: .*\*\*\*@/, args.join(' '));
-      }
-    }));
+    await Promise.all(
+      runs.slice(i, i + 4).map(async ({ args }) => {
+        const r = await runCli(args, { env, input: 'pw\n' });
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}${r.stdout}`);
+        assertNoSecret(r, args.join(' '));
+        if (args.includes('--json')) {
+          const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+          assert.match(doc.error.code, /^(INVALID_REFERENCE|USAGE)$/);
+          assert.match(doc.error.message, /\*\*\*@/, `${args.join(' ')} says where the credentials were`);
+        } else {
+          assert.match(r.stderr, /^oci-os: error: .*\*\*\*@/, args.join(' '));
+        }
+      }),
+    );
   }
 });
 
@@ -106,17 +120,31 @@ test('what a registry echoes (tokens and passwords in error details, Warning hea
   const proxy = await startFaultProxy(reg.url, { otherListener: false });
   t.after(() => proxy.stop());
   const body = {
-    errors: [{
-      code: 'DENIED', message: 'request refused: refresh_token=S3cretTok is not valid for alice:s3cretPW@registry.example.com/os/img',
-      detail: { Authorization: 'Token S3cretTok', access_token: 'S3cretTok', request: { headers: { authorization: 'Basic w0rdPart' } }, auth: 'pAss5' },
-    }],
+    errors: [
+      {
+        code: 'DENIED',
+        message: 'request refused: refresh_token=S3cretTok is not valid for alice:s3cretPW@registry.example.com/os/img',
+        detail: { Authorization: 'Token S3cretTok', access_token: 'S3cretTok', request: { headers: { authorization: 'Basic w0rdPart' } }, auth: 'pAss5' },
+      },
+    ],
   };
   proxy.addRule(
-    { method: 'HEAD', path: /\/manifests\//, times: Infinity, action: { type: 'respond', status: 400, headers: { warning: '299 - "your access_token=S3cretTok expires soon"' } } },
+    {
+      method: 'HEAD',
+      path: /\/manifests\//,
+      times: Infinity,
+      action: { type: 'respond', status: 400, headers: { warning: '299 - "your access_token=S3cretTok expires soon"' } },
+    },
     { method: 'GET', path: /\/manifests\//, times: Infinity, action: { type: 'respond', status: 400, body } },
   );
   const ref = `${proxy.host}/os/img:1`;
-  for (const args of [['inspect', ref], ['pull', ref, '-o', `oci:${join(root, 'out')}:x`], ['referrers', ref], ['attach', ref, '--artifact-type', 'application/vnd.test'], ['verify', ref]]) {
+  for (const args of [
+    ['inspect', ref],
+    ['pull', ref, '-o', `oci:${join(root, 'out')}:x`],
+    ['referrers', ref],
+    ['attach', ref, '--artifact-type', 'application/vnd.test'],
+    ['verify', ref],
+  ]) {
     for (const json of [false, true]) {
       const all = json ? [...args, '--json'] : args;
       const r = await runCli([...all, '--retries', '0'], { env });
@@ -127,7 +155,11 @@ test('what a registry echoes (tokens and passwords in error details, Warning hea
   }
   // A plain-text body (a token server's or proxy's) is cleaned too.
   proxy.clearRules();
-  proxy.addRule({ path: /\/manifests\//, times: Infinity, action: { type: 'respond', status: 502, body: 'upstream said: access_token=S3cretTok password=pAss5 Authorization: Bearer w0rdPart' } });
+  proxy.addRule({
+    path: /\/manifests\//,
+    times: Infinity,
+    action: { type: 'respond', status: 502, body: 'upstream said: access_token=S3cretTok password=pAss5 Authorization: Bearer w0rdPart' },
+  });
   const r = await runCli(['inspect', ref, '--retries', '0', '--json'], { env });
   assert.notEqual(r.code, 0);
   assertNoSecret(r, 'inspect of a plain-text error');

@@ -22,11 +22,13 @@ test('explicit credentials are for the registry a command writes to, else the on
   assert.equal(credentialsRegistry({ writes: 'Bad Ref!', reads: ['ghcr.io/o/x'] }), false);
   // Several sources and no registry destination: ambiguous.
   assert.equal(credentialsRegistry({ writes: 'oci:out', reads: ['a.example/x', 'b.example/y'] }), false);
-  assert.throws(() => credentialsRegistry({ writes: 'oci:out', reads: ['a.example/x', 'b.example/y'] }, true),
-    (e: unknown) => isOciError(e, 'USAGE') && /one registry/.test((e as Error).message));
+  assert.throws(
+    () => credentialsRegistry({ writes: 'oci:out', reads: ['a.example/x', 'b.example/y'] }, true),
+    (e: unknown) => isOciError(e, 'USAGE') && /one registry/.test((e as Error).message),
+  );
 });
 
-test('copy -u/--password-stdin and OCI_OS_* send the password to the destination only, never to the source\'s token server', async (t) => {
+test("copy -u/--password-stdin and OCI_OS_* send the password to the destination only, never to the source's token server", async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
   const root = await tempDir(t);
   const env = { HOME: root, DOCKER_CONFIG: join(root, 'docker'), REGISTRY_AUTH_FILE: '', OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' };
@@ -43,8 +45,14 @@ test('copy -u/--password-stdin and OCI_OS_* send the password to the destination
   const src = await startFaultProxy(open.url, { otherListener: false });
   t.after(() => src.stop());
   src.addRule({
-    listener: 'main', times: Infinity, when: (r) => r.headers.authorization === undefined,
-    action: { type: 'respond', status: 401, headers: { 'www-authenticate': `Bearer realm="http://127.0.0.1:${(realm.address() as AddressInfo).port}/token",service="src"` } },
+    listener: 'main',
+    times: Infinity,
+    when: (r) => r.headers.authorization === undefined,
+    action: {
+      type: 'respond',
+      status: 401,
+      headers: { 'www-authenticate': `Bearer realm="http://127.0.0.1:${(realm.address() as AddressInfo).port}/token",service="src"` },
+    },
   });
   // Destination: Basic auth (htpasswd).
   const dst = await startDockerRegistry({ auth: 'htpasswd' });
@@ -54,13 +62,22 @@ test('copy -u/--password-stdin and OCI_OS_* send the password to the destination
   const seed = await runCli(['copy', img.location, `${open.host}/public/img:1`], { env });
   assert.equal(seed.code, 0, seed.stderr);
 
-  const flags = await runCli(['copy', `${src.host}/public/img:1`, `${dst.host}/mine/img:1`, '-u', dst.username!, '--password-stdin', '--retries', '0'], { env, input: `${dst.password}\n` });
+  const flags = await runCli(['copy', `${src.host}/public/img:1`, `${dst.host}/mine/img:1`, '-u', dst.username!, '--password-stdin', '--retries', '0'], {
+    env,
+    input: `${dst.password}\n`,
+  });
   assert.equal(flags.code, 0, flags.stderr);
   assert.equal(flags.stdout.trim(), img.digest);
-  const vars = await runCli(['copy', `${src.host}/public/img:1`, `${dst.host}/mine/img:2`, '--retries', '0'], { env: { ...env, OCI_OS_USERNAME: dst.username!, OCI_OS_PASSWORD: dst.password! } });
+  const vars = await runCli(['copy', `${src.host}/public/img:1`, `${dst.host}/mine/img:2`, '--retries', '0'], {
+    env: { ...env, OCI_OS_USERNAME: dst.username!, OCI_OS_PASSWORD: dst.password! },
+  });
   assert.equal(vars.code, 0, vars.stderr);
   assert.ok(realmSaw.length >= 2, 'the source asked for tokens');
-  assert.deepEqual(realmSaw.filter((a) => a !== undefined), [], 'no credentials went to the source\'s token server');
+  assert.deepEqual(
+    realmSaw.filter((a) => a !== undefined),
+    [],
+    "no credentials went to the source's token server",
+  );
 
   // A single-registry command still uses them for its one registry.
   const inspect = await runCli(['inspect', `${dst.host}/mine/img:1`, '-u', dst.username!, '--password-stdin', '--json'], { env, input: dst.password! });

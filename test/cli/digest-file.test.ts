@@ -1,11 +1,16 @@
 /** `build` and `image build --digest-file`: the digest written, the path checked first. */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('build and image build --digest-file: the manifest digest, the path checked before anything is written', async (t) => {
   const dir = await tempDir(t);

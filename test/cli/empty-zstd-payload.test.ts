@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { startRegistryServer } from '../../src/server/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 import { blobPath, sha256 } from './image-helpers.js';
 
 // For an empty payload with compression on, Monogon's builder writes a 0-byte
@@ -30,7 +30,12 @@ async function monogonLayoutWithEmptyPayload(dir: string): Promise<{ manifestDig
     product_info: { id: 'testos', name: 'Test OS', version: '1.0', variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
     payloads: [
       { name: 'system', size: 0, hash_chunk_size: 1048576, chunk_hashes_sha256: null },
-      { name: 'kernel.efi', size: kernel.length, hash_chunk_size: 1048576, chunk_hashes_sha256: [createHash('sha256').update(kernel).digest('base64').replace(/=+$/, '')] },
+      {
+        name: 'kernel.efi',
+        size: kernel.length,
+        hash_chunk_size: 1048576,
+        chunk_hashes_sha256: [createHash('sha256').update(kernel).digest('base64').replace(/=+$/, '')],
+      },
     ],
   });
   const manifest = tabbed({
@@ -45,11 +50,21 @@ async function monogonLayoutWithEmptyPayload(dir: string): Promise<{ manifestDig
   });
   const manifestDigest = await put(manifest);
   await writeFile(join(dir, 'oci-layout'), tabbed({ imageLayoutVersion: '1.0.0' }));
-  await writeFile(join(dir, 'index.json'), tabbed({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, artifactType: 'application/vnd.monogon.os.image.config.v1+json' }],
-  }));
+  await writeFile(
+    join(dir, 'index.json'),
+    tabbed({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: manifestDigest,
+          size: manifest.length,
+          artifactType: 'application/vnd.monogon.os.image.config.v1+json',
+        },
+      ],
+    }),
+  );
   return { manifestDigest, kernel };
 }
 
@@ -62,7 +77,13 @@ test('an empty payload stored as a 0-byte zstd blob, as Monogon builds it, verif
   const verify = await runCli(['verify', src, '--json']);
   assert.equal(verify.code, 0, verify.stderr);
   const payloads = JSON.parse(verify.stdout).payloads as Array<{ name: string; size: number; compression: string }>;
-  assert.deepEqual(payloads.map((p) => [p.name, p.size, p.compression]), [['system', 0, 'zstd'], ['kernel.efi', kernel.length, 'none']]);
+  assert.deepEqual(
+    payloads.map((p) => [p.name, p.size, p.compression]),
+    [
+      ['system', 0, 'zstd'],
+      ['kernel.efi', kernel.length, 'none'],
+    ],
+  );
 
   const out = join(root, 'system.img');
   const extract = await runCli(['extract', src, '-p', 'system', '-o', out]);
@@ -83,7 +104,10 @@ test('an empty payload stored as a 0-byte zstd blob, as Monogon builds it, verif
   const pulled = await runCli(['pull', `${server.address}/os/empty:1`, '-o', `oci:${join(root, 'pulled')}:1`, '--json', '--verify-chunks']);
   assert.equal(pulled.code, 0, pulled.stderr);
   const report = JSON.parse(pulled.stdout);
-  assert.deepEqual(report.verifiedPayloads.map((p: { name: string }) => p.name), ['system', 'kernel.efi']);
+  assert.deepEqual(
+    report.verifiedPayloads.map((p: { name: string }) => p.name),
+    ['system', 'kernel.efi'],
+  );
   assert.equal((await stat(blobPath(join(root, 'pulled'), sha256(Buffer.alloc(0))))).size, 0);
 });
 
@@ -107,7 +131,7 @@ async function withFirstLayer(dir: string, manifestDigest: string, blob: Buffer,
   return `oci:${dir}`;
 }
 
-test('a 0-byte zstd blob stands for an empty payload only, and damage in an empty payload\'s blob is still caught', async (t) => {
+test("a 0-byte zstd blob stands for an empty payload only, and damage in an empty payload's blob is still caught", async (t) => {
   const root = await tempDir(t);
   // An empty payload whose blob is one byte that is no zstd frame: Monogon's reader never opens it, oci-os verify does.
   const junkDir = join(root, 'junk');
@@ -124,7 +148,10 @@ test('a 0-byte zstd blob stands for an empty payload only, and damage in an empt
     c.payloads[0].size = 5;
     c.payloads[0].chunk_hashes_sha256 = [hash];
   });
-  for (const args of [['verify', location], ['extract', location, '-p', 'system', '-o', join(root, 'short.img')]]) {
+  for (const args of [
+    ['verify', location],
+    ['extract', location, '-p', 'system', '-o', join(root, 'short.img')],
+  ]) {
     const res = await runCli(args);
     assert.equal(res.code, 5, `${args[0]}: ${res.stderr}`);
     assert.match(res.stderr, /payload "system"/, args[0]);

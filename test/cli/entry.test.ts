@@ -22,10 +22,13 @@ async function allowedCpus(): Promise<number[]> {
 async function threadsOf(dir: string, cpus: number[], args: string[], env: NodeJS.ProcessEnv): Promise<{ pool: string | undefined; threads: number }> {
   const probe = join(dir, 'probe.cjs');
   const report = join(dir, 'report.json');
-  await writeFile(probe, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify({
+  await writeFile(
+    probe,
+    `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(report)}, JSON.stringify({
     pool: process.env.UV_THREADPOOL_SIZE,
     threads: require('node:fs').readdirSync('/proc/self/task').length,
-  })));\n`);
+  })));\n`,
+  );
   const code = await new Promise<number | null>((resolve, reject) => {
     const child = spawn('taskset', ['-c', cpus.join(','), process.execPath, '--require', probe, cliPath, ...args], {
       env: { ...process.env, UV_THREADPOOL_SIZE: undefined, ...env },
@@ -38,7 +41,9 @@ async function threadsOf(dir: string, cpus: number[], args: string[], env: NodeJ
   return JSON.parse(await readFile(report, 'utf8')) as { pool: string | undefined; threads: number };
 }
 
-test('the CLI entry sizes libuv\'s thread pool to the cores before it starts, and keeps a size the user set', { skip: process.platform !== 'linux' && 'counts threads in /proc' }, async (t) => {
+test("the CLI entry sizes libuv's thread pool to the cores before it starts, and keeps a size the user set", {
+  skip: process.platform !== 'linux' && 'counts threads in /proc',
+}, async (t) => {
   const dir = await tempDir(t);
   const payload = join(dir, 'p.bin');
   await writeFile(payload, Buffer.alloc(300 * 1024, 7));
@@ -47,7 +52,14 @@ test('the CLI entry sizes libuv\'s thread pool to the cores before it starts, an
   const args = () => ['build', '-p', `system=${payload}`, '-o', `oci:${join(dir, `out${++runs}`)}:1`, '-q'];
   const cpus = await allowedCpus();
   // Cores -> pool: at least 2, at most 4. Counts above what this machine has are left out.
-  const cases: Array<[number, string]> = [[1, '2'], [2, '2'], [3, '3'], [4, '4'], [6, '4'], [16, '4']];
+  const cases: Array<[number, string]> = [
+    [1, '2'],
+    [2, '2'],
+    [3, '3'],
+    [4, '4'],
+    [6, '4'],
+    [16, '4'],
+  ];
   for (const [cores, pool] of cases.filter(([n]) => n <= cpus.length)) {
     assert.equal((await threadsOf(dir, cpus.slice(0, cores), args(), {})).pool, pool, `${cores} core(s)`);
   }

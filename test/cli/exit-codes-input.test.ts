@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { buildImage } from './image-helpers.js';
 
@@ -27,11 +27,18 @@ function gnuTar(cwd: string, args: string[]): void {
 test('an oci-layout file that is not JSON, or not a JSON object, is invalid input (2)', async (t) => {
   const root = await tempDir(t);
   const img = await buildImage(root, { size: 1000 });
-  for (const [name, text] of [['notjson', 'not json\n'], ['notobject', 'null\n']] as const) {
+  for (const [name, text] of [
+    ['notjson', 'not json\n'],
+    ['notobject', 'null\n'],
+  ] as const) {
     const bad = join(root, name);
     await cp(img.dir, bad, { recursive: true });
     await writeFile(join(bad, 'oci-layout'), text);
-    for (const args of [['inspect', `oci:${bad}`], ['verify', `oci:${bad}:v1`], ['copy', img.location, `oci:${bad}:v2`]]) {
+    for (const args of [
+      ['inspect', `oci:${bad}`],
+      ['verify', `oci:${bad}:v1`],
+      ['copy', img.location, `oci:${bad}:v2`],
+    ]) {
       expectExit(await runCli(args), 2, /oci-layout is not (valid JSON|a JSON object)$/, `${name}: ${args.join(' ')}`);
     }
     const json = await runCli(['verify', '--json', `oci:${bad}:v1`]);
@@ -45,12 +52,25 @@ test('an oci-archive entry outside the layout is invalid input (2)', async (t) =
   const img = await buildImage(root, { size: 1000 });
   await writeFile(join(img.dir, 'x'), 'outside\n');
   // GNU tar keeps `..` and a leading `/` with -P; --transform gives the extra entry its name.
-  for (const [name, entry] of [['dotdot', '../x'], ['absolute', '/x'], ['nested', 'blobs/../../x']] as const) {
+  for (const [name, entry] of [
+    ['dotdot', '../x'],
+    ['absolute', '/x'],
+    ['nested', 'blobs/../../x'],
+  ] as const) {
     const archive = join(root, `${name}.tar`);
     gnuTar(img.dir, ['-P', '--transform', `s,^x$,${entry},`, '-cf', archive, 'oci-layout', 'index.json', 'blobs', 'x']);
-    assert.match(spawnSync('tar', ['-tPf', archive], { encoding: 'utf8' }).stdout, new RegExp(`^${entry.replace(/\./g, '\\.')}$`, 'm'), 'the archive holds the entry');
+    assert.match(
+      spawnSync('tar', ['-tPf', archive], { encoding: 'utf8' }).stdout,
+      new RegExp(`^${entry.replace(/\./g, '\\.')}$`, 'm'),
+      'the archive holds the entry',
+    );
     for (const cmd of ['inspect', 'verify']) {
-      expectExit(await runCli([cmd, `oci-archive:${archive}`]), 2, new RegExp(`archive entry "${entry.replace(/\./g, '\\.')}" points outside the layout$`), `${cmd} ${name}`);
+      expectExit(
+        await runCli([cmd, `oci-archive:${archive}`]),
+        2,
+        new RegExp(`archive entry "${entry.replace(/\./g, '\\.')}" points outside the layout$`),
+        `${cmd} ${name}`,
+      );
     }
     const json = await runCli(['inspect', '--json', `oci-archive:${archive}`]);
     assert.equal(JSON.parse(json.stdout).error.code, 'INVALID_ARGUMENT', name);

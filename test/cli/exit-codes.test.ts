@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir, type CliResult } from '../helpers/cli.js';
+import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { buildImage, editConfig } from './image-helpers.js';
 
 // README's exit-code table: 2 usage (bad flags, reference, input that is not
@@ -57,7 +57,11 @@ test('a layout whose index.json is not valid is invalid input (2) for reading an
   const bad = join(root, 'bad');
   await cp(img.dir, bad, { recursive: true });
   await writeFile(join(bad, 'index.json'), '{"manifests": [');
-  for (const args of [['inspect', `oci:${bad}`], ['verify', `oci:${bad}:v1`], ['copy', img.location, `oci:${bad}:v2`]]) {
+  for (const args of [
+    ['inspect', `oci:${bad}`],
+    ['verify', `oci:${bad}:v1`],
+    ['copy', img.location, `oci:${bad}:v2`],
+  ]) {
     expectExit(await runCli(args), 2, /index\.json is not valid JSON$/, args.join(' '));
   }
   const json = await runCli(['verify', '--json', `oci:${bad}`]);
@@ -68,8 +72,20 @@ test('an OS image config that fails its checks is a verification failure (5), wh
   const root = await tempDir(t);
   const img = await buildImage(root, { size: 1000 });
   const edits: Array<[string, (c: any) => void, RegExp]> = [
-    ['format_version', (c) => { c.format_version = '2'; }, /format_version "2" is not supported/],
-    ['chunk count', (c) => { c.payloads[0].chunk_hashes_sha256.push(c.payloads[0].chunk_hashes_sha256[0]); }, /2 chunk hashes, expected 1/],
+    [
+      'format_version',
+      (c) => {
+        c.format_version = '2';
+      },
+      /format_version "2" is not supported/,
+    ],
+    [
+      'chunk count',
+      (c) => {
+        c.payloads[0].chunk_hashes_sha256.push(c.payloads[0].chunk_hashes_sha256[0]);
+      },
+      /2 chunk hashes, expected 1/,
+    ],
   ];
   for (const [what, edit, message] of edits) {
     const dir = join(root, what.replace(/ /g, '-'));

@@ -3,11 +3,12 @@
  * and the framework's usage errors reported as one line like every other
  * error (also with --json), and the --json keys the help names.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 
-test('image --help lists the topic\'s commands; image index --help shows only SRC', async () => {
+test("image --help lists the topic's commands; image index --help shows only SRC", async () => {
   for (const args of [['image', '--help'], ['image']]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
@@ -55,13 +56,16 @@ test('an unknown command is a usage error (2) in the usual format, on stdout as 
   assert.equal(JSON.parse(env.stdout).error.code, 'USAGE');
 });
 
-test('the framework\'s usage errors are one line, also in the JSON message', async () => {
+test("the framework's usage errors are one line, also in the JSON message", async () => {
   const cases: Array<[string[], string]> = [
     [['inspect'], 'missing argument SOURCE (what to inspect); see --help'],
     [['copy'], 'missing arguments SOURCE (what to copy), DESTINATION (where to copy it); see --help'],
     [['image', 'build', '--rootfs', 'app'], 'give exactly one of --output, --push; see --help'],
     [['image', 'build', '--rootfs', 'app', '-o', 'oci:x', '--push', 'r/x'], 'give only one of --output, --push; see --help'],
-    [['image', 'build', '--rootfs', 'app', '-o', 'oci:x', '--layer-compression', 'xz'], 'invalid --layer-compression "xz": use one of gzip, zstd, none; see --help'],
+    [
+      ['image', 'build', '--rootfs', 'app', '-o', 'oci:x', '--layer-compression', 'xz'],
+      'invalid --layer-compression "xz": use one of gzip, zstd, none; see --help',
+    ],
     [['build', '-p', 'a=b'], 'missing option --output; see --help'],
     [['inspect', '--bogus', 'x'], 'unknown option --bogus; see --help'],
     [['push', 'r/x', '--jobs', 'many'], '--jobs: expected an integer but received: many; see --help'],

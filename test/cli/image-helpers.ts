@@ -20,15 +20,36 @@ export interface BuiltImage {
 }
 
 /** Builds an OS image with the CLI into `oci:DIR:TAG` (payload `system` of `size` bytes, plus `kernel.efi`). */
-export async function buildImage(root: string, opts: { size?: number; compression?: 'zstd' | 'none'; chunk?: string; tag?: string; seed?: number; frame?: string } = {}): Promise<BuiltImage> {
+export async function buildImage(
+  root: string,
+  opts: { size?: number; compression?: 'zstd' | 'none'; chunk?: string; tag?: string; seed?: number; frame?: string } = {},
+): Promise<BuiltImage> {
   const sys = pseudoRandom(opts.size ?? 600 * KiB + 123, opts.seed ?? 1, true);
   const kernel = Buffer.from('MZ kernel image for tests\n'.repeat(100));
   await writeFile(join(root, 'system.img'), sys);
   await writeFile(join(root, 'kernel.efi'), kernel);
   const dir = join(root, 'img');
   const location = `oci:${dir}:${opts.tag ?? 'v1'}`;
-  const args = ['build', '-p', `system=${join(root, 'system.img')}`, '-p', `kernel.efi=${join(root, 'kernel.efi')}`,
-    '--compression', opts.compression ?? 'zstd', '--hash-chunk-size', opts.chunk ?? '64KiB', '--product-id', 'testos', '--product-version', '1.0', '--variant', 'x86_64', '-o', location, '--json'];
+  const args = [
+    'build',
+    '-p',
+    `system=${join(root, 'system.img')}`,
+    '-p',
+    `kernel.efi=${join(root, 'kernel.efi')}`,
+    '--compression',
+    opts.compression ?? 'zstd',
+    '--hash-chunk-size',
+    opts.chunk ?? '64KiB',
+    '--product-id',
+    'testos',
+    '--product-version',
+    '1.0',
+    '--variant',
+    'x86_64',
+    '-o',
+    location,
+    '--json',
+  ];
   if (opts.frame) args.push('--frame-size', opts.frame);
   const r = await runCli(args);
   if (r.code !== 0) throw new Error(`build failed: ${r.stderr}`);

@@ -1,15 +1,28 @@
 /** `inspect` shows manifest and index annotations, sorted and escaped. */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 test('inspect lists manifest and index annotations, sorted and escaped, only when there are some', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'system.img'), pseudoRandom(4096));
   const os = `oci:${join(dir, 'os')}`;
-  const built = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--annotation', 'b=2', '--annotation', 'a=1', '--annotation', 'evil=x\u001b[31my\nz', '-o', os]);
+  const built = await runCli([
+    'build',
+    '-p',
+    `system=${join(dir, 'system.img')}`,
+    '--annotation',
+    'b=2',
+    '--annotation',
+    'a=1',
+    '--annotation',
+    'evil=x\u001b[31my\nz',
+    '-o',
+    os,
+  ]);
   assert.equal(built.code, 0, built.stderr);
   const r = await runCli(['inspect', os]);
   assert.equal(r.code, 0, r.stderr);

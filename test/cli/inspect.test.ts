@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { containerImage, multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { containerImage, multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { blobPath, buildImage, KiB, runCliBinary } from './image-helpers.js';
 
 test('inspect summarizes an OS image (text, --json, --raw), also from a registry', async (t) => {
@@ -20,7 +20,13 @@ test('inspect summarizes an OS image (text, --json, --raw), also from a registry
   assert.equal(out.summary.productInfo.id, 'testos');
   const system = img.payloads[0]!;
   assert.deepEqual(out.summary.payloads[0], {
-    name: 'system', size: 200 * KiB + 1, storedSize: system.blobSize, compression: 'zstd', chunkCount: 4, hashChunkSize: 64 * KiB, digest: system.digest,
+    name: 'system',
+    size: 200 * KiB + 1,
+    storedSize: system.blobSize,
+    compression: 'zstd',
+    chunkCount: 4,
+    hashChunkSize: 64 * KiB,
+    digest: system.digest,
   });
 
   const text = await runCli(['inspect', img.location]);
@@ -54,7 +60,10 @@ test('inspect shows platform, config and layers of a container image, and the pl
   assert.equal(s.kind, 'image');
   assert.deepEqual(s.platform, { os: 'linux', architecture: 'arm64' });
   assert.equal(s.config.digest, image.blobs[0]!.desc.digest);
-  assert.deepEqual(s.layers.map((l: { digest: string }) => l.digest), [image.blobs[1]!.desc.digest, image.blobs[2]!.desc.digest]);
+  assert.deepEqual(
+    s.layers.map((l: { digest: string }) => l.digest),
+    [image.blobs[1]!.desc.digest, image.blobs[2]!.desc.digest],
+  );
   const text = await runCli(['inspect', `oci:${join(root, 'c')}:v1`]);
   assert.match(text.stdout, /^Platform: +linux\/arm64$/m);
   assert.match(text.stdout, /^LAYER +SIZE +MEDIA TYPE$/m);

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { cliPath, tempDir } from '../helpers/cli.js';
 
 /** A TCP server that takes connections and the requests on them, and never says a word. */
@@ -17,7 +17,9 @@ async function silentServer(t: TestContext): Promise<{ host: string; requests: (
   let requests = 0;
   const server = createServer((s) => {
     sockets.add(s);
-    s.on('data', (d) => { requests += (d.toString('latin1').match(/ HTTP\/1\.1\r\n/g) ?? []).length; });
+    s.on('data', (d) => {
+      requests += (d.toString('latin1').match(/ HTTP\/1\.1\r\n/g) ?? []).length;
+    });
     s.on('close', () => sockets.delete(s));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

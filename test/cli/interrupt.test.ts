@@ -15,9 +15,9 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { cliPath, runCli, tempDir } from '../helpers/cli.js';
+import { type TestContext, test } from 'node:test';
 import { canonicalJson } from '../../src/oci/json.js';
+import { cliPath, runCli, tempDir } from '../helpers/cli.js';
 
 const layerSize = 384 * 1024 * 1024;
 const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -40,12 +40,25 @@ function imageFiles(): { small: Record<string, Buffer>; layer: { name: string; d
   const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length };
   const manifest = canonicalJson({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: [layer] });
   const index = canonicalJson({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json',
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }],
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: sha256(manifest),
+        size: manifest.length,
+        annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+      },
+    ],
   });
   const blob = (d: string): string => `blobs/sha256/${d.slice('sha256:'.length)}`;
   return {
-    small: { 'oci-layout': Buffer.from('{"imageLayoutVersion":"1.0.0"}'), 'index.json': index, [blob(configDesc.digest)]: config, [blob(sha256(manifest))]: manifest },
+    small: {
+      'oci-layout': Buffer.from('{"imageLayoutVersion":"1.0.0"}'),
+      'index.json': index,
+      [blob(configDesc.digest)]: config,
+      [blob(sha256(manifest))]: manifest,
+    },
     layer: { name: blob(layer.digest), digest: layer.digest },
   };
 }
@@ -62,7 +75,9 @@ async function writeBigLayout(dir: string): Promise<void> {
 /** A ustar header for a regular file. */
 function tarHeader(name: string, size: number): Buffer {
   const h = Buffer.alloc(512);
-  const field = (offset: number, length: number, value: string): void => { h.write(value.padEnd(length, '\0').slice(0, length), offset, 'latin1'); };
+  const field = (offset: number, length: number, value: string): void => {
+    h.write(value.padEnd(length, '\0').slice(0, length), offset, 'latin1');
+  };
   const octal = (n: number, length: number): string => n.toString(8).padStart(length - 1, '0');
   field(0, 100, name);
   field(100, 8, octal(0o644, 8));
@@ -110,23 +125,35 @@ async function tree(dir: string): Promise<string[]> {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, () => false);
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * Starts `oci-os ARGS` with its own TMPDIR; once `ready()` holds, sends
  * SIGINT twice, 20 ms apart. Resolves with how it ended.
  */
-async function interrupted(t: TestContext, args: string[], tmp: string, ready: () => Promise<boolean>): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+async function interrupted(
+  t: TestContext,
+  args: string[],
+  tmp: string,
+  ready: () => Promise<boolean>,
+): Promise<{ code: number | null; signal: string | null; stderr: string }> {
   const child = spawn(process.execPath, [cliPath, ...args], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   let ended: string | undefined;
-  const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('close', (code, signal) => {
-    ended = `code ${code}, signal ${signal}`;
-    resolve({ code, signal });
-  }));
+  const closed = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.on('close', (code, signal) => {
+      ended = `code ${code}, signal ${signal}`;
+      resolve({ code, signal });
+    }),
+  );
   for (let i = 0; i < 3000 && !ended && !(await ready()); i++) await new Promise((r) => setTimeout(r, 10));
   assert.equal(ended, undefined, `${args[0]} ended before it was interrupted: ${stderr}`);
   child.kill('SIGINT');
@@ -151,9 +178,16 @@ test('Ctrl-C twice during a copy between layouts: exit code 1, nothing in the ne
   const r = await interrupted(t, ['copy', '-q', `oci:${join(root, 'src')}:v1`, `oci:${dest}:v1`], tmp, () => writingBlob(dest));
   assert.deepEqual({ code: r.code, signal: r.signal }, { code: 1, signal: null }, r.stderr);
   // The second signal may come while the copy is still cleaning up: then a notice says so first.
-  assert.match(r.stderr, /^(oci-os: interrupted; removing partial files before exiting \(once more to quit at once\)\n)?oci-os: error: copy interrupted; no tag was set\n$/);
+  assert.match(
+    r.stderr,
+    /^(oci-os: interrupted; removing partial files before exiting \(once more to quit at once\)\n)?oci-os: error: copy interrupted; no tag was set\n$/,
+  );
   const skeleton = (p: string): boolean => p === '/blobs -1' || p === '/blobs/sha256 -1' || p.startsWith('/oci-layout ');
-  assert.deepEqual((await exists(dest) ? await tree(dest) : []).filter((p) => !skeleton(p)), [], 'no blob, no temporary file, no index.json');
+  assert.deepEqual(
+    ((await exists(dest)) ? await tree(dest) : []).filter((p) => !skeleton(p)),
+    [],
+    'no blob, no temporary file, no index.json',
+  );
   assert.deepEqual(await readdir(tmp), []);
   assert.deepEqual(await tree(join(root, 'src')), srcBefore);
 });

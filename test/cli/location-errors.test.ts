@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
-import { isOciError } from '../../src/errors.js';
 import { parseLocation } from '../../src/copy/locations.js';
+import { isOciError } from '../../src/errors.js';
+import { runCli } from '../helpers/cli.js';
 
 /** The message of the error parseLocation throws for `input`. */
 function refusal(input: string): string {

@@ -24,7 +24,14 @@ test('malformed auth-file entries are ignored with a warning, never a crash, in 
   const withFiles = async (authFile: unknown, dockerConfig: unknown, args: string[], input?: string) => {
     const dir = join(root, `case${n++}`);
     await mkdir(join(dir, 'docker'), { recursive: true });
-    const env: NodeJS.ProcessEnv = { HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), REGISTRY_AUTH_FILE: '', OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '', PATH: process.env.PATH };
+    const env: NodeJS.ProcessEnv = {
+      HOME: dir,
+      DOCKER_CONFIG: join(dir, 'docker'),
+      REGISTRY_AUTH_FILE: '',
+      OCI_OS_USERNAME: '',
+      OCI_OS_PASSWORD: '',
+      PATH: process.env.PATH,
+    };
     if (authFile !== undefined) {
       env.REGISTRY_AUTH_FILE = join(dir, 'auth.json');
       await writeFile(env.REGISTRY_AUTH_FILE, typeof authFile === 'string' ? authFile : JSON.stringify(authFile));
@@ -75,7 +82,12 @@ test('malformed auth-file entries are ignored with a warning, never a crash, in 
   checkWarning(mixed, join(mixed.dir, 'docker', 'config.json'), /\.identitytoken .*is a number/, 'a numeric identitytoken');
 
   // login and logout read the same files: they store and remove, warn, and do not crash.
-  const login = await withFiles({ auths: { [host]: null }, credsStore: 5 }, undefined, ['login', host, '-u', reg.username!, '--password-stdin'], `${reg.password}\n`);
+  const login = await withFiles(
+    { auths: { [host]: null }, credsStore: 5 },
+    undefined,
+    ['login', host, '-u', reg.username!, '--password-stdin'],
+    `${reg.password}\n`,
+  );
   assert.equal(login.code, 0, login.stderr);
   checkWarning(login, join(login.dir, 'auth.json'), /"credsStore" is a number; ignored/, 'login');
   const stored = JSON.parse(await readFile(join(login.dir, 'auth.json'), 'utf8'));

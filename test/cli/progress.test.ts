@@ -1,14 +1,17 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, pseudoRandom } from '../helpers/cli.js';
+import { test } from 'node:test';
 import { startRegistryServer } from '../../src/server/index.js';
+import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 const MiB = 1 << 20;
 
 function events(stderr: string): Array<Record<string, any>> {
-  return stderr.trim().split('\n').map((l) => JSON.parse(l));
+  return stderr
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 }
 
 test('--progress json: parseable events that add up to what was uploaded', async (t) => {
@@ -17,9 +20,24 @@ test('--progress json: parseable events that add up to what was uploaded', async
   t.after(() => server.close());
   await writeFile(join(dir, 'system.img'), pseudoRandom(10 * MiB + 3, 5, true));
   await writeFile(join(dir, 'kernel.efi'), 'kernel');
-  const r = await runCli(['push', `${server.address}/os/progress:1`, '-p', `system=${join(dir, 'system.img')}`, '-p', `kernel.efi=${join(dir, 'kernel.efi')}`, '--progress', 'json', '--json', '--chunk-size', '1MiB'], {
-    env: { OCI_OS_CACHE_DIR: join(dir, 'cache') },
-  });
+  const r = await runCli(
+    [
+      'push',
+      `${server.address}/os/progress:1`,
+      '-p',
+      `system=${join(dir, 'system.img')}`,
+      '-p',
+      `kernel.efi=${join(dir, 'kernel.efi')}`,
+      '--progress',
+      'json',
+      '--json',
+      '--chunk-size',
+      '1MiB',
+    ],
+    {
+      env: { OCI_OS_CACHE_DIR: join(dir, 'cache') },
+    },
+  );
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   const ev = events(r.stderr);
@@ -27,12 +45,21 @@ test('--progress json: parseable events that add up to what was uploaded', async
   for (const start of ev.filter((e) => e.type === 'blob-start')) {
     const progress = ev.filter((e) => e.type === 'blob-progress' && e.id === start.id);
     assert.equal(progress.at(-1)?.bytes ?? 0, start.total, `${start.name}: progress reaches its total`);
-    assert.ok(progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1]!.bytes), 'progress only grows');
+    assert.ok(
+      progress.every((p, i) => i === 0 || p.bytes >= progress[i - 1]!.bytes),
+      'progress only grows',
+    );
   }
   const done = ev.filter((e) => e.type === 'blob-done');
   assert.equal(done.length, 3);
   // Every blob opens and closes once, the config included.
-  assert.deepEqual(done.map((e) => e.id).sort(), ev.filter((e) => e.type === 'blob-start').map((e) => e.id).sort());
+  assert.deepEqual(
+    done.map((e) => e.id).sort(),
+    ev
+      .filter((e) => e.type === 'blob-start')
+      .map((e) => e.id)
+      .sort(),
+  );
   for (const d of done) assert.ok(ev.indexOf(d) > ev.findIndex((e) => e.type === 'blob-start' && e.id === d.id), `${d.name}: started before done`);
   const sum = (xs: Array<Record<string, any>>) => xs.reduce((n, x) => n + (x.uploadedBytes as number), 0);
   assert.equal(sum(done), sum(report.blobs), 'events add up to the report');

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { startRegistryServer } from '../../src/server/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 import { buildImage, editConfig } from './image-helpers.js';
 
 test('pull --verify-chunks checks OS image chunks while downloading: a wrong chunk hash fails the pull and leaves no image', async (t) => {
@@ -15,7 +15,10 @@ test('pull --verify-chunks checks OS image chunks while downloading: a wrong chu
   assert.equal(good.code, 0, good.stderr);
   const pulled = await runCli(['pull', `${server.address}/os/good:1`, '-o', `oci:${join(root, 'ok')}:1`, '--json', '--verify-chunks']);
   assert.equal(pulled.code, 0, pulled.stderr);
-  assert.deepEqual(JSON.parse(pulled.stdout).verifiedPayloads.map((p: { name: string }) => p.name), ['system', 'kernel.efi']);
+  assert.deepEqual(
+    JSON.parse(pulled.stdout).verifiedPayloads.map((p: { name: string }) => p.name),
+    ['system', 'kernel.efi'],
+  );
 
   const badDigest = await editConfig(img.dir, img.digest, (c) => {
     c.payloads[0].chunk_hashes_sha256[5] = c.payloads[0].chunk_hashes_sha256[4];

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
-import { multiArchIndex, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 
 test('pull from the real registry an image skopeo pushed (Docker manifest list + schema 2) and an OS image oci-os pushed; both verify', async (t) => {
@@ -23,7 +23,10 @@ test('pull from the real registry an image skopeo pushed (Docker manifest list +
   const raw = Buffer.from((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/skopeo/app:v1`])).stdout);
   const list = JSON.parse(raw.toString());
   assert.equal(list.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
-  assert.deepEqual(list.manifests.map((m: { mediaType: string }) => m.mediaType), Array(2).fill('application/vnd.docker.distribution.manifest.v2+json'));
+  assert.deepEqual(
+    list.manifests.map((m: { mediaType: string }) => m.mediaType),
+    Array(2).fill('application/vnd.docker.distribution.manifest.v2+json'),
+  );
 
   const p = await runCli(['pull', `${reg.host}/skopeo/app:v1`, '--output', `oci:${join(root, 'pulled')}`, '--json']);
   assert.equal(p.code, 0, p.stderr);
@@ -54,7 +57,13 @@ test('pull from the real registry an image skopeo pushed (Docker manifest list +
   assert.equal(pulled.code, 0, pulled.stderr);
   const po = JSON.parse(pulled.stdout);
   assert.equal(po.digest, img.digest);
-  assert.deepEqual(po.verifiedPayloads.map((x: { name: string; chunks: number }) => [x.name, x.chunks]), [['system', 13], ['kernel.efi', 1]]);
+  assert.deepEqual(
+    po.verifiedPayloads.map((x: { name: string; chunks: number }) => [x.name, x.chunks]),
+    [
+      ['system', 13],
+      ['kernel.efi', 1],
+    ],
+  );
   const v2 = await runCli(['verify', `oci-archive:${archive}:1.0`]);
   assert.equal(v2.code, 0, v2.stderr);
   assert.match(v2.stdout, /2 payload\(s\) with 14 chunk\(s\) verified/);

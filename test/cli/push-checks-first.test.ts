@@ -4,12 +4,13 @@
  * below 1 KiB is a usage error, and --json lists every blob of the image
  * (the config too, when it was already there) in manifest order.
  */
-import { test, type TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, pseudoRandom, type CliResult } from '../helpers/cli.js';
-import { startRegistryServer, type RequestLogEntry } from '../../src/server/index.js';
+import { type TestContext, test } from 'node:test';
+import { type RequestLogEntry, startRegistryServer } from '../../src/server/index.js';
+import { type CliResult, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 interface Setup {
   dir: string;
@@ -28,7 +29,10 @@ async function setup(t: TestContext): Promise<Setup> {
   await writeFile(join(dir, 'system.img'), pseudoRandom(300_000, 3));
   await writeFile(join(dir, 'kernel.efi'), pseudoRandom(5_000, 4));
   return {
-    dir, host: reg.address, url: reg.url, log,
+    dir,
+    host: reg.address,
+    url: reg.url,
+    log,
     payloads: ['-p', `system=${join(dir, 'system.img')}`, '-p', `kernel.efi=${join(dir, 'kernel.efi')}`],
     cli: (args) => runCli(args, { env: { OCI_OS_CACHE_DIR: join(dir, 'cache'), DOCKER_CONFIG: join(dir, 'docker') } }),
   };
@@ -63,8 +67,15 @@ test('push --json lists every blob once, config first, then the layers in manife
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     const m = await manifestOf(s, repo, out.digest);
-    assert.deepEqual(out.blobs.map((b: { digest: string }) => b.digest), [m.config.digest, ...m.layers.map((l) => l.digest)]);
-    assert.deepEqual(out.blobs.map((b: { status: string }) => b.status), statuses, JSON.stringify(out.blobs));
+    assert.deepEqual(
+      out.blobs.map((b: { digest: string }) => b.digest),
+      [m.config.digest, ...m.layers.map((l) => l.digest)],
+    );
+    assert.deepEqual(
+      out.blobs.map((b: { status: string }) => b.status),
+      statuses,
+      JSON.stringify(out.blobs),
+    );
     assert.equal(out.blobs[0].mediaType, 'application/vnd.monogon.os.image.config.v1+json');
   };
   const first = await s.cli(['push', `${s.host}/os/b:1`, ...s.payloads, '--json', '-q']);

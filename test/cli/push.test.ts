@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, pseudoRandom, repoRoot, type CliResult } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
-import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
+import { test } from 'node:test';
+import { type CliResult, pseudoRandom, repoRoot, runCli, tempDir } from '../helpers/cli.js';
+import { type RegistryHandle, startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { checkOsImageLayout } from '../helpers/osimage-check.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 
 const MiB = 1 << 20;
 
@@ -23,7 +23,13 @@ async function payloads(t: Parameters<typeof tempDir>[0]): Promise<Payloads> {
   const kernel = await readFile(join(repoRoot, 'fixtures', 'payloads', 'kernel.efi'));
   await writeFile(join(dir, 'system.img'), system);
   await writeFile(join(dir, 'kernel.efi'), kernel);
-  return { dir, list: [{ name: 'system', data: system, path: join(dir, 'system.img') }, { name: 'kernel.efi', data: kernel, path: join(dir, 'kernel.efi') }] };
+  return {
+    dir,
+    list: [
+      { name: 'system', data: system, path: join(dir, 'system.img') },
+      { name: 'kernel.efi', data: kernel, path: join(dir, 'kernel.efi') },
+    ],
+  };
 }
 
 function push(p: Payloads, ref: string, extra: string[] = [], input?: string): Promise<CliResult> {
@@ -34,7 +40,12 @@ function push(p: Payloads, ref: string, extra: string[] = [], input?: string): P
 }
 
 /** Pulls with skopeo (an independent client) and checks every payload and chunk hash. */
-async function pullAndCheck(reg: { host: string; certDir?: string; username?: string; password?: string }, repoTag: string, digest: string, p: Payloads): Promise<void> {
+async function pullAndCheck(
+  reg: { host: string; certDir?: string; username?: string; password?: string },
+  repoTag: string,
+  digest: string,
+  p: Payloads,
+): Promise<void> {
   const out = join(p.dir, `pulled-${Math.random().toString(36).slice(2)}`);
   const tls = reg.certDir ? ['--src-cert-dir', reg.certDir] : ['--src-tls-verify=false'];
   const creds = reg.username ? ['--src-creds', `${reg.username}:${reg.password}`] : [];
@@ -70,8 +81,14 @@ test('push to the real registry: skopeo pulls back the exact payloads; a re-push
   assert.equal(second.digest, out.digest, 'same inputs, same manifest');
   const payloadBlobs = second.blobs.filter((b: { mediaType: string }) => b.mediaType === 'application/zstd');
   assert.equal(payloadBlobs.length, 2);
-  assert.ok(payloadBlobs.every((b: { status: string; uploadedBytes: number }) => b.status === 'exists' && b.uploadedBytes === 0), JSON.stringify(second.blobs));
-  assert.equal(second.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0), 0);
+  assert.ok(
+    payloadBlobs.every((b: { status: string; uploadedBytes: number }) => b.status === 'exists' && b.uploadedBytes === 0),
+    JSON.stringify(second.blobs),
+  );
+  assert.equal(
+    second.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0),
+    0,
+  );
 
   // The same content in another file (a reproducible rebuild, a copy, a touch): found by its content.
   const copy = join(p.dir, 'system-rebuilt.img');
@@ -82,7 +99,11 @@ test('push to the real registry: skopeo pulls back the exact payloads; a re-push
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
   const rebuiltOut = JSON.parse(rebuilt.stdout);
   assert.equal(rebuiltOut.digest, out.digest);
-  assert.equal(rebuiltOut.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0), 0, JSON.stringify(rebuiltOut.blobs));
+  assert.equal(
+    rebuiltOut.blobs.reduce((n: number, b: { uploadedBytes: number }) => n + b.uploadedBytes, 0),
+    0,
+    JSON.stringify(rebuiltOut.blobs),
+  );
 
   // Same file name, different content: the cache must not be fooled by the path.
   const changed = pseudoRandom(9 * MiB + 4321, 8, true);
@@ -170,15 +191,35 @@ test('push --from streams chunks from the layout and survives resets, 503 and an
     { method: 'PATCH', path: PATCH, nth: 4, action: { type: 'respond', status: 503, headers: { 'retry-after': '1' }, body: 'busy' } },
     { method: 'PATCH', path: PATCH, nth: 6, action: { type: 'unauthorized' } },
   );
-  const r = await runCli(['push', `${proxy.host}/os/from-faulty:1`, '--from', `oci:${join(p.dir, 'lay')}:v1`, '-u', reg.username!, '--password-stdin', '--chunk-size', '1MiB', '--jobs', '1', '--json'], {
-    env: { DOCKER_CONFIG: join(p.dir, 'docker') }, input: reg.password,
-  });
+  const r = await runCli(
+    [
+      'push',
+      `${proxy.host}/os/from-faulty:1`,
+      '--from',
+      `oci:${join(p.dir, 'lay')}:v1`,
+      '-u',
+      reg.username!,
+      '--password-stdin',
+      '--chunk-size',
+      '1MiB',
+      '--jobs',
+      '1',
+      '--json',
+    ],
+    {
+      env: { DOCKER_CONFIG: join(p.dir, 'docker') },
+      input: reg.password,
+    },
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(proxy.fired(), [1, 1, 1], 'every fault happened');
   const out = JSON.parse(r.stdout);
   assert.equal(out.digest, built.stdout.trim());
   const system = out.blobs.find((b: { size: number }) => b.size === p.list[0]!.data.length);
-  assert.ok(system.uploadedBytes - system.size <= 3 * MiB, `each of the three failures sent at most its own chunk again (${system.uploadedBytes - system.size} bytes)`);
+  assert.ok(
+    system.uploadedBytes - system.size <= 3 * MiB,
+    `each of the three failures sent at most its own chunk again (${system.uploadedBytes - system.size} bytes)`,
+  );
   await pullAndCheck({ ...reg }, 'os/from-faulty:1', out.digest, p);
 });
 
@@ -187,8 +228,31 @@ test('push adapts to registry quirks: PATCH refused (whole-blob upload), chunks 
   const p = await payloads(t);
   const reg = await registry(t);
   const cases: Array<{ repo: string; rules: Parameters<Awaited<ReturnType<typeof startFaultProxy>>['addRule']> }> = [
-    { repo: 'gar', rules: [{ method: 'PATCH', times: Infinity, action: { type: 'respond', status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'chunked uploads are not supported' }] } } }] },
-    { repo: 'ghcr', rules: [{ method: 'PATCH', times: Infinity, when: (i) => (i.contentLength ?? 0) > 512 * 1024, action: { type: 'respond', status: 416, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 0.50MiB' }] } } }] },
+    {
+      repo: 'gar',
+      rules: [
+        {
+          method: 'PATCH',
+          times: Infinity,
+          action: { type: 'respond', status: 405, body: { errors: [{ code: 'UNSUPPORTED', message: 'chunked uploads are not supported' }] } },
+        },
+      ],
+    },
+    {
+      repo: 'ghcr',
+      rules: [
+        {
+          method: 'PATCH',
+          times: Infinity,
+          when: (i) => (i.contentLength ?? 0) > 512 * 1024,
+          action: {
+            type: 'respond',
+            status: 416,
+            body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 0.50MiB' }] },
+          },
+        },
+      ],
+    },
   ];
   for (const c of cases) {
     const proxy = await startFaultProxy(reg.url);
@@ -233,7 +297,10 @@ test('Ctrl-C during a push cancels the upload session and tags nothing', async (
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
   for (let i = 0; i < 1200 && !proxy.log.some((e) => e.method === 'PATCH'); i++) await new Promise((r) => setTimeout(r, 25));
-  assert.ok(proxy.log.some((e) => e.method === 'PATCH'), 'the upload started');
+  assert.ok(
+    proxy.log.some((e) => e.method === 'PATCH'),
+    'the upload started',
+  );
   child.kill('SIGINT');
   const code = await exited;
   assert.equal(code, 1, stderr);

@@ -1,21 +1,26 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import bcrypt from 'bcryptjs';
+import { containerImage, writeLayout } from '../copy/fixtures.js';
 import { cliPath, runCli, tempDir } from '../helpers/cli.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
-import { containerImage, writeLayout } from '../copy/fixtures.js';
 import { buildImage, KiB, sha256 } from './image-helpers.js';
 
 /** Starts `oci-os registry serve` as a child on a free port; resolves with the URL it printed. */
-async function serve(t: TestContext, args: string[]): Promise<{ url: string; address: string; child: ChildProcess; exited: Promise<number | null>; stderr: () => string }> {
+async function serve(
+  t: TestContext,
+  args: string[],
+): Promise<{ url: string; address: string; child: ChildProcess; exited: Promise<number | null>; stderr: () => string }> {
   const child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--listen', '127.0.0.1:0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
@@ -79,8 +84,12 @@ test('`registry serve --htpasswd` asks for credentials, prints JSON and stops on
   const root = await tempDir(t);
   const file = join(root, 'htpasswd');
   await writeFile(file, `alice:${bcrypt.hashSync('s3cret-pass', 4)}\n`);
-  const child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--root', join(root, 'r'), '--listen', '127.0.0.1:0', '--htpasswd', file, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  const child = spawn(process.execPath, [cliPath, 'registry', 'serve', '--root', join(root, 'r'), '--listen', '127.0.0.1:0', '--htpasswd', file, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const line = await new Promise<string>((resolve) => {
     let out = '';
@@ -95,9 +104,14 @@ test('`registry serve --htpasswd` asks for credentials, prints JSON and stops on
   assert.equal(await get(`${info.url}/v2/`, { authorization: `Basic ${Buffer.from('alice:s3cret-pass').toString('base64')}` }), 200);
 
   const img = await buildImage(root, { size: 50 * KiB });
-  await assert.rejects(skopeo(['copy', '--dest-tls-verify=false', img.location, `docker://${info.address}/os/image:v1`]), /unauthorized|authentication required/i);
+  await assert.rejects(
+    skopeo(['copy', '--dest-tls-verify=false', img.location, `docker://${info.address}/os/image:v1`]),
+    /unauthorized|authentication required/i,
+  );
   await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', 'alice:s3cret-pass', img.location, `docker://${info.address}/os/image:v1`]);
-  const pulled = await runCli(['pull', `${info.address}/os/image:v1`, '-o', `oci:${join(root, 'p')}`, '--username', 'alice'], { env: { OCI_OS_PASSWORD: 's3cret-pass' } });
+  const pulled = await runCli(['pull', `${info.address}/os/image:v1`, '-o', `oci:${join(root, 'p')}`, '--username', 'alice'], {
+    env: { OCI_OS_PASSWORD: 's3cret-pass' },
+  });
   assert.equal(pulled.code, 0, pulled.stderr);
   assert.equal(pulled.stdout.trim(), img.digest);
   assert.doesNotMatch(pulled.stdout + pulled.stderr, /s3cret-pass/);

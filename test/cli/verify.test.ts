@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { cp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { containerImage, writeLayout } from '../copy/fixtures.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 import { blobPath, buildImage, editConfig, KiB } from './image-helpers.js';
 
 test('verify passes an intact OS image and catches a flipped byte, a truncated blob and a wrong chunk hash, naming the place', async (t) => {
@@ -15,7 +15,13 @@ test('verify passes an intact OS image and catches a flipped byte, a truncated b
   assert.equal(ok.code, 0, ok.stderr);
   const report = JSON.parse(ok.stdout);
   assert.equal(report.digest, img.digest);
-  assert.deepEqual(report.payloads.map((p: { name: string; chunks: number }) => [p.name, p.chunks]), [['system', 11], ['kernel.efi', 1]]);
+  assert.deepEqual(
+    report.payloads.map((p: { name: string; chunks: number }) => [p.name, p.chunks]),
+    [
+      ['system', 11],
+      ['kernel.efi', 1],
+    ],
+  );
 
   const copyOf = async (name: string): Promise<string> => {
     const dir = join(root, name);
@@ -43,7 +49,9 @@ test('verify passes an intact OS image and catches a flipped byte, a truncated b
 
   // A wrong chunk hash with config, manifest and index rewritten consistently: only the chunk check can tell.
   const wrong = await copyOf('wrong');
-  await editConfig(wrong, img.digest, (c) => { c.payloads[0].chunk_hashes_sha256[3] = c.payloads[0].chunk_hashes_sha256[2]; });
+  await editConfig(wrong, img.digest, (c) => {
+    c.payloads[0].chunk_hashes_sha256[3] = c.payloads[0].chunk_hashes_sha256[2];
+  });
   const w = await runCli(['verify', `oci:${wrong}:v1`]);
   assert.equal(w.code, 5, w.stderr);
   assert.match(w.stderr, /payload "system": chunk 3 at byte offset 196608 does not match its hash/);

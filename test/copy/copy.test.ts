@@ -3,14 +3,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { copyGraph, childrenOf, readManifestBytes } from '../../src/copy/graph.js';
-import type { OciError } from '../../src/errors.js';
+import { childrenOf, copyGraph, readManifestBytes } from '../../src/copy/graph.js';
 import { openLocationForReading, openLocationForWriting, parseLocation } from '../../src/copy/locations.js';
-import { RegistryClient } from '../../src/registry/client.js';
+import type { OciError } from '../../src/errors.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { entriesLeft, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { containerImage, copyLocations, multiArchIndex, sha, writeLayout, type Blob } from './fixtures.js';
+import { type Blob, containerImage, copyLocations, multiArchIndex, sha, writeLayout } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 
@@ -36,7 +36,12 @@ describe('copyGraph', () => {
     const order: string[] = [];
     const s = await openLocationForReading(`oci:${join(dir, 'src')}:multi`);
     const d = await openLocationForWriting(`${reg.address}/multi/arch:v1`, { client });
-    const r = await copyGraph(s.store, d.store, s.root, { tags: ['v1'], progress: (e) => { if (e.type === 'blob-done' || e.type === 'manifest') order.push(e.digest); } });
+    const r = await copyGraph(s.store, d.store, s.root, {
+      tags: ['v1'],
+      progress: (e) => {
+        if (e.type === 'blob-done' || e.type === 'manifest') order.push(e.digest);
+      },
+    });
     await s.close();
     assert.equal(r.root.digest, index.desc.digest);
     assert.deepEqual(r.tags, ['v1']);
@@ -70,14 +75,23 @@ describe('copyGraph', () => {
     await copy(`oci:${join(dir, 'src')}:v1`, `${reg.address}/a/img:v1`, client);
 
     const mounted = await copy(`${reg.address}/a/img:v1`, `${reg.address}/b/img:v1`, client);
-    assert.deepEqual(mounted.contents.filter((c) => c.kind === 'blob').map((c) => c.status), ['mounted', 'mounted', 'mounted']);
+    assert.deepEqual(
+      mounted.contents.filter((c) => c.kind === 'blob').map((c) => c.status),
+      ['mounted', 'mounted', 'mounted'],
+    );
     assert.equal(mounted.bytesTransferred, 0);
 
     const other = await tempRegistry();
     try {
       const across = await copy(`${reg.address}/a/img:v1`, `${other.address}/c/img:v2`, client, 1);
-      assert.deepEqual(across.contents.filter((c) => c.kind === 'blob').map((c) => c.status), ['uploaded', 'uploaded', 'uploaded']);
-      assert.equal(across.bytesTransferred, img.blobs.reduce((n, b) => n + b.desc.size, 0));
+      assert.deepEqual(
+        across.contents.filter((c) => c.kind === 'blob').map((c) => c.status),
+        ['uploaded', 'uploaded', 'uploaded'],
+      );
+      assert.equal(
+        across.bytesTransferred,
+        img.blobs.reduce((n, b) => n + b.desc.size, 0),
+      );
       const back = await openLocationForReading(`${other.address}/c/img:v2`, { client });
       assert.equal(back.root.digest, img.manifest.desc.digest);
       assert.ok((await readManifestBytes(back.store, back.root)).equals(img.manifest.bytes));
@@ -151,7 +165,15 @@ describe('copyGraph failures', () => {
     let finishedAfterReject = 0;
     let rejected = false;
     await assert.rejects(
-      copyGraph(s.store, d.store, s.root, { jobs: 4, tags: ['v1'], progress: (e) => { if ((e.type === 'blob-done' || e.type === 'manifest') && rejected) finishedAfterReject++; } }).finally(() => { rejected = true; }),
+      copyGraph(s.store, d.store, s.root, {
+        jobs: 4,
+        tags: ['v1'],
+        progress: (e) => {
+          if ((e.type === 'blob-done' || e.type === 'manifest') && rejected) finishedAfterReject++;
+        },
+      }).finally(() => {
+        rejected = true;
+      }),
       (e: OciError) => e.code === 'DIGEST_MISMATCH' && e.message.includes(victim.desc.digest),
     );
     await d.abort();
@@ -171,7 +193,10 @@ describe('locations', () => {
     assert.equal(r.kind, 'registry');
     assert.equal(r.reference?.registry, 'localhost:5000');
     assert.equal(r.tag, 'v2');
-    assert.throws(() => parseLocation('docker://localhost:5000/a'), (e: OciError) => e.code === 'INVALID_REFERENCE');
+    assert.throws(
+      () => parseLocation('docker://localhost:5000/a'),
+      (e: OciError) => e.code === 'INVALID_REFERENCE',
+    );
     const dir = await tempDir(t);
     await assert.rejects(openLocationForWriting(`oci:${dir}@sha256:${'a'.repeat(64)}`), (e: OciError) => e.code === 'INVALID_REFERENCE');
     const w = await openLocationForWriting(`oci:${join(dir, 'new')}`);
@@ -198,6 +223,10 @@ describe('locations', () => {
     const child = await openLocationForReading(`oci:${join(dir, 'm')}@${multi.manifests[1]!.desc.digest}`);
     assert.deepEqual(child.root, { mediaType: MediaType.ociManifest, digest: multi.manifests[1]!.desc.digest, size: multi.manifests[1]!.desc.size });
     await child.close();
-    await assert.rejects(openLocationForReading(`oci:${join(dir, 'm')}@${multi.blobs[1]!.desc.digest}`), (e: OciError) => e.code === 'NOT_FOUND', 'a layer is not a root');
+    await assert.rejects(
+      openLocationForReading(`oci:${join(dir, 'm')}@${multi.blobs[1]!.desc.digest}`),
+      (e: OciError) => e.code === 'NOT_FOUND',
+      'a layer is not a root',
+    );
   });
 });

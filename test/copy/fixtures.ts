@@ -8,14 +8,14 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../../src/content/store.js';
+import { type CopyResult, copyGraph } from '../../src/copy/graph.js';
+import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
-import { pseudoRandom } from '../helpers/cli.js';
-import { copyGraph, type CopyResult } from '../../src/copy/graph.js';
-import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import type { RegistryClient } from '../../src/registry/client.js';
+import { pseudoRandom } from '../helpers/cli.js';
 
 export const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 export const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
@@ -24,10 +24,14 @@ export const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 export async function tarOf(files: Record<string, Buffer>): Promise<Buffer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
-  pack.on('data', (c: unknown) => { parts.push(c as Buffer); });
+  pack.on('data', (c: unknown) => {
+    parts.push(c as Buffer);
+  });
   const done = new Promise<void>((r) => pack.on('end', () => r()));
   for (const [name, data] of Object.entries(files)) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())),
+    );
   }
   pack.finalize();
   await done;
@@ -45,23 +49,41 @@ function blob(mediaType: string, bytes: Buffer, extra: Partial<Descriptor> = {})
 }
 
 /** A container image: config + gzip tar layers + manifest (not stored yet). */
-export async function containerImage(arch: string, opts: { layers?: number; layerSize?: number; seed?: number } = {}): Promise<{ manifest: Blob; blobs: Blob[] }> {
+export async function containerImage(
+  arch: string,
+  opts: { layers?: number; layerSize?: number; seed?: number } = {},
+): Promise<{ manifest: Blob; blobs: Blob[] }> {
   const layers: Blob[] = [];
   const seed = opts.seed ?? 1;
   for (let i = 0; i < (opts.layers ?? 2); i++) {
-    const t = await tarOf({ [`layer${i}/data-${arch}.bin`]: pseudoRandom(opts.layerSize ?? 200_000, seed * 100 + i + arch.length, true), [`layer${i}/README`]: Buffer.from(`layer ${i} for ${arch}\n`) });
+    const t = await tarOf({
+      [`layer${i}/data-${arch}.bin`]: pseudoRandom(opts.layerSize ?? 200_000, seed * 100 + i + arch.length, true),
+      [`layer${i}/README`]: Buffer.from(`layer ${i} for ${arch}\n`),
+    });
     layers.push(blob(MediaType.ociLayerGzip, gzipSync(t)));
   }
   const diffIds: string[] = [];
   for (const l of layers) diffIds.push(sha(gunzipSync(l.bytes)));
-  const config = blob(MediaType.ociConfig, json({
-    created: '2025-01-01T00:00:00Z', architecture: arch, os: 'linux',
-    config: { Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: diffIds },
-    history: layers.map((_, i) => ({ created: '2025-01-01T00:00:00Z', created_by: `layer ${i}` })),
-  }));
-  const manifest = blob(MediaType.ociManifest, json({
-    schemaVersion: 2, mediaType: MediaType.ociManifest, config: config.desc, layers: layers.map((l) => l.desc),
-  }));
+  const config = blob(
+    MediaType.ociConfig,
+    json({
+      created: '2025-01-01T00:00:00Z',
+      architecture: arch,
+      os: 'linux',
+      config: { Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: layers.map((_, i) => ({ created: '2025-01-01T00:00:00Z', created_by: `layer ${i}` })),
+    }),
+  );
+  const manifest = blob(
+    MediaType.ociManifest,
+    json({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: config.desc,
+      layers: layers.map((l) => l.desc),
+    }),
+  );
   return { manifest, blobs: [config, ...layers] };
 }
 
@@ -74,10 +96,14 @@ export async function multiArchIndex(arches: string[], opts: { layerSize?: numbe
     manifests.push(img.manifest);
     blobs.push(...img.blobs);
   }
-  const index = blob(MediaType.ociIndex, json({
-    schemaVersion: 2, mediaType: MediaType.ociIndex,
-    manifests: manifests.map((m, i) => ({ ...m.desc, platform: { architecture: arches[i], os: 'linux' } })),
-  }));
+  const index = blob(
+    MediaType.ociIndex,
+    json({
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: manifests.map((m, i) => ({ ...m.desc, platform: { architecture: arches[i], os: 'linux' } })),
+    }),
+  );
   return { index, manifests, blobs };
 }
 

@@ -4,16 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ByteSource, PushOptions } from '../../src/content/store.js';
 import { copyGraph } from '../../src/copy/graph.js';
 import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
+import { verifyGraph } from '../../src/copy/verify.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import { tempDir } from '../helpers/cli.js';
-import { blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout, type Blob } from './fixtures.js';
+import { type Blob, blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
 
 /**
  * Also counts manifest writes in flight (each held a little, like reads),
@@ -50,9 +50,14 @@ describe('copy: jobs bounds manifest requests', () => {
     // 12 platform images, and a nested index of 4 more with an artifact manifest.
     const images = await Promise.all(Array.from({ length: 16 }, (_, i) => containerImage(`arch${i}`, { layers: 0 })));
     const sbom = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(MediaType.ociArtifactManifest, json({
-      mediaType: MediaType.ociArtifactManifest, artifactType: 'application/vnd.example.sbom', blobs: [sbom.desc],
-    }));
+    const artifact = blob(
+      MediaType.ociArtifactManifest,
+      json({
+        mediaType: MediaType.ociArtifactManifest,
+        artifactType: 'application/vnd.example.sbom',
+        blobs: [sbom.desc],
+      }),
+    );
     const nested = index([...images.slice(12).map((img) => img.manifest.desc), artifact.desc]);
     const root = index([...images.slice(0, 12).map((img) => img.manifest.desc), nested.desc]);
     const others = [...images.flatMap((img) => [...img.blobs, img.manifest]), sbom, artifact, nested];
@@ -88,7 +93,11 @@ describe('copy: jobs bounds manifest requests', () => {
     const after = (parent: Blob, children: Descriptor[]): void => {
       for (const c of children) assert.ok(order.indexOf(c.digest) < order.indexOf(parent.desc.digest), `${c.digest} before ${parent.desc.digest}`);
     };
-    for (const img of images) after(img.manifest, img.blobs.map((b) => b.desc));
+    for (const img of images)
+      after(
+        img.manifest,
+        img.blobs.map((b) => b.desc),
+      );
     after(artifact, [sbom.desc]);
     after(nested, [...images.slice(12).map((img) => img.manifest.desc), artifact.desc]);
     after(root, [...images.slice(0, 12).map((img) => img.manifest.desc), nested.desc]);

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
 import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
 import type { OciError } from '../../src/errors.js';
-import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
+import { RegistryClient } from '../../src/registry/client.js';
 import { contentRangeStart, fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { pseudoRandom } from '../helpers/cli.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { tempRegistry } from '../server/helpers.js';
 import { sha } from './fixtures.js';
 
@@ -62,7 +62,7 @@ describe('resumable blob fetch', () => {
     assert.ok(resumes[0]! > 0 && resumes[0]! <= 700_000);
   });
 
-  it('is what a repository\'s fetch() does for blobs, with no opt-in', async () => {
+  it("is what a repository's fetch() does for blobs, with no opt-in", async () => {
     seenRanges.length = 0;
     proxy.clearRules();
     proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, nth: 1, action: { type: 'resetResponse', afterBytes: 700_000 } });
@@ -97,7 +97,10 @@ describe('resumable blob fetch', () => {
     const s = await fetchBlobResumable(client.repository(`${proxy.host}/r/blob`), desc, { onResume: (i) => resumes.push(i.offset) });
     assert.ok((await drain(s)).equals(data));
     assert.equal(resumes.length, 6);
-    assert.ok(resumes.every((o, i) => i === 0 || o > resumes[i - 1]!), `each resume started further on: ${resumes.join(', ')}`);
+    assert.ok(
+      resumes.every((o, i) => i === 0 || o > resumes[i - 1]!),
+      `each resume started further on: ${resumes.join(', ')}`,
+    );
   });
 
   it('fails on a digest mismatch and on a missing blob, without resuming', async () => {

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { transfer } from '../../src/copy/transfer.js';
-import { entriesLeft, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
+import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { blobPath, editConfig } from '../cli/image-helpers.js';
+import { entriesLeft, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 /** An image with payloads "a" and "b" built from the same bytes, so one layer blob serves both. */
 async function sharedBlobImage(t: TestContext, compression: 'zstd' | 'none'): Promise<{ dir: string; src: string; digest: string }> {
@@ -18,7 +18,10 @@ async function sharedBlobImage(t: TestContext, compression: 'zstd' | 'none'): Pr
   await writeFile(join(dir, 'part.img'), pseudoRandom(300 * 1024 + 17, 4, true));
   const src = join(dir, 'src');
   const r = await buildOsImageToLocal(`oci:${src}:v1`, {
-    payloads: [{ name: 'a', path: join(dir, 'part.img') }, { name: 'b', path: join(dir, 'part.img') }],
+    payloads: [
+      { name: 'a', path: join(dir, 'part.img') },
+      { name: 'b', path: join(dir, 'part.img') },
+    ],
     encoding: { compression, hashChunkSize: 64 * 1024 },
   });
   const manifest = JSON.parse(await readFile(blobPath(src, r.descriptor.digest), 'utf8'));
@@ -28,7 +31,10 @@ async function sharedBlobImage(t: TestContext, compression: 'zstd' | 'none'): Pr
 }
 
 describe('copy of an OS image whose payloads share a blob', () => {
-  for (const [index, name] of [[0, 'a'], [1, 'b']] as const) {
+  for (const [index, name] of [
+    [0, 'a'],
+    [1, 'b'],
+  ] as const) {
     it(`fails with exit code 5 naming payload "${name}" when only its chunk hashes do not match`, async (t) => {
       const { dir, src, digest } = await sharedBlobImage(t, 'zstd');
       await editConfig(src, digest, (config) => {
@@ -47,7 +53,11 @@ describe('copy of an OS image whose payloads share a blob', () => {
       const { dir, src } = await sharedBlobImage(t, compression);
       const r = await transfer(`oci:${src}:v1`, `oci:${join(dir, 'dst')}:v1`, { verifyOsImages: true });
       const v = r.verification!;
-      assert.deepEqual(v.payloads.map((p) => p.name), ['a', 'b'], compression);
+      assert.deepEqual(
+        v.payloads.map((p) => p.name),
+        ['a', 'b'],
+        compression,
+      );
       assert.ok(v.payloads.every((p) => p.chunks === 5 && p.compression === compression));
       assert.equal(v.blobs, 1, 'one blob checked');
       assert.equal(v.bytes, v.payloads[0]!.blobSize, 'its bytes counted once');

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
@@ -22,9 +22,17 @@ import { sha } from './fixtures.js';
 /** Resolves with 'settled', or 'timeout' when `p` takes longer than `ms`. */
 async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), ms); });
+  const late = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), ms);
+  });
   try {
-    return await Promise.race([p.then(() => 'settled' as const, () => 'settled' as const), late]);
+    return await Promise.race([
+      p.then(
+        () => 'settled' as const,
+        () => 'settled' as const,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -44,7 +52,9 @@ test('a resumable download stopped by its reader while the registry stalls lets 
 
   const client = new RegistryClient();
   let closed = false;
-  t.after(async () => { if (!closed) await client.close(); });
+  t.after(async () => {
+    if (!closed) await client.close();
+  });
   const stream = await fetchBlobResumable(client.repository(`${proxy.host}/r/stall`), desc);
   let got = 0;
   for await (const c of stream) {

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { isOciError } from '../../src/errors.js';
 import { openLocationForReading } from '../../src/copy/locations.js';
+import { verifyGraph } from '../../src/copy/verify.js';
+import { isOciError } from '../../src/errors.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
 import { blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout } from './fixtures.js';
@@ -31,19 +31,28 @@ async function verify(location: string) {
   }
 }
 
-const rejectsWith = (code: string, ...patterns: RegExp[]) => (err: unknown): boolean => {
-  assert.ok(isOciError(err), String(err));
-  assert.equal(err.code, code, err.message);
-  for (const p of patterns) assert.match(err.message, p);
-  return true;
-};
+const rejectsWith =
+  (code: string, ...patterns: RegExp[]) =>
+  (err: unknown): boolean => {
+    assert.ok(isOciError(err), String(err));
+    assert.equal(err.code, code, err.message);
+    for (const p of patterns) assert.match(err.message, p);
+    return true;
+  };
 
 describe('copy: index entries are manifests', () => {
   let reg: Reg;
   let client: RegistryClient;
   const paths: string[] = [];
   before(async () => {
-    reg = await tempRegistry({ hooks: { onRequest(req) { paths.push(`${req.method} ${req.url}`); return false; } } });
+    reg = await tempRegistry({
+      hooks: {
+        onRequest(req) {
+          paths.push(`${req.method} ${req.url}`);
+          return false;
+        },
+      },
+    });
     client = new RegistryClient({ retry: { retries: 0 } });
   });
   after(async () => {
@@ -54,9 +63,14 @@ describe('copy: index entries are manifests', () => {
   it('copies an OCI artifact manifest listed in an index as a manifest, with the blobs it references', async (t) => {
     const dir = await tempDir(t);
     const payload = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(MediaType.ociArtifactManifest, json({
-      mediaType: MediaType.ociArtifactManifest, artifactType: 'application/vnd.example.sbom', blobs: [payload.desc],
-    }));
+    const artifact = blob(
+      MediaType.ociArtifactManifest,
+      json({
+        mediaType: MediaType.ociArtifactManifest,
+        artifactType: 'application/vnd.example.sbom',
+        blobs: [payload.desc],
+      }),
+    );
     const root = index([artifact.desc]);
     await writeLayout(join(dir, 'src'), root, [payload, artifact], 'v1');
     const r = await copy(`oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`);
@@ -83,8 +97,10 @@ describe('copy: index entries are manifests', () => {
       const entry = { ...img.manifest.desc, mediaType };
       const root = index([entry]);
       await writeLayout(join(dir, 'src'), root, [...img.blobs, img.manifest], 'v1');
-      await assert.rejects(copy(`oci:${join(dir, 'src')}:v1`, `${reg.address}/r/schema1:v1`, client),
-        rejectsWith('UNSUPPORTED', /schema 1/, new RegExp(entry.digest), /manifests\[0\]/));
+      await assert.rejects(
+        copy(`oci:${join(dir, 'src')}:v1`, `${reg.address}/r/schema1:v1`, client),
+        rejectsWith('UNSUPPORTED', /schema 1/, new RegExp(entry.digest), /manifests\[0\]/),
+      );
       assert.equal((await fetch(`${reg.url}/v2/r/schema1/manifests/v1`)).status, 404);
     });
   }
@@ -95,8 +111,10 @@ describe('copy: index entries are manifests', () => {
     const entry = { ...img.manifest.desc, mediaType: 'application/vnd.example.thing+json' };
     const root = index([entry]);
     await writeLayout(join(dir, 'src'), root, [...img.blobs, img.manifest], 'v1');
-    await assert.rejects(copy(`oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`),
-      rejectsWith('UNSUPPORTED', /application\/vnd\.example\.thing\+json/, new RegExp(entry.digest)));
+    await assert.rejects(
+      copy(`oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`),
+      rejectsWith('UNSUPPORTED', /application\/vnd\.example\.thing\+json/, new RegExp(entry.digest)),
+    );
   });
 
   it('still copies buildx attestation manifests (plain image manifests) to a registry', async (t) => {
@@ -104,11 +122,15 @@ describe('copy: index entries are manifests', () => {
     const img = await containerImage('amd64', { layers: 1, layerSize: 1000 });
     const statement = blob('application/vnd.in-toto+json', json({ _type: 'https://in-toto.io/Statement/v0.1' }));
     const config = blob(MediaType.ociConfig, json({ architecture: 'unknown', os: 'unknown', rootfs: { type: 'layers', diff_ids: [] } }));
-    const attestation = blob(MediaType.ociManifest, json({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: config.desc, layers: [statement.desc] }));
+    const attestation = blob(
+      MediaType.ociManifest,
+      json({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: config.desc, layers: [statement.desc] }),
+    );
     const root = index([
       { ...img.manifest.desc, platform: { architecture: 'amd64', os: 'linux' } },
       {
-        ...attestation.desc, platform: { architecture: 'unknown', os: 'unknown' },
+        ...attestation.desc,
+        platform: { architecture: 'unknown', os: 'unknown' },
         annotations: { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': img.manifest.desc.digest },
       } as Descriptor,
     ]);
@@ -125,9 +147,18 @@ describe('resumable fetch: a descriptor larger than the blob', () => {
   const ranges: string[] = [];
   const data = pseudoRandom(300_000, 9);
   before(async () => {
-    reg = await tempRegistry({ hooks: { onRequest(req) { if (req.headers.range) ranges.push(String(req.headers.range)); return false; } } });
+    reg = await tempRegistry({
+      hooks: {
+        onRequest(req) {
+          if (req.headers.range) ranges.push(String(req.headers.range));
+          return false;
+        },
+      },
+    });
     client = new RegistryClient({ retry: { retries: 3, baseDelayMs: 1 } });
-    await client.repository(`${reg.address}/r/short`).pushContent({ mediaType: MediaType.octetStream, digest: sha(data), size: data.length }, Readable.from([data]));
+    await client
+      .repository(`${reg.address}/r/short`)
+      .pushContent({ mediaType: MediaType.octetStream, digest: sha(data), size: data.length }, Readable.from([data]));
   });
   after(async () => {
     await client.close();
@@ -138,8 +169,14 @@ describe('resumable fetch: a descriptor larger than the blob', () => {
     const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length + 5 };
     const resumes: number[] = [];
     const s = await fetchBlobResumable(client.repository(`${reg.address}/r/short`), desc, { onResume: (i) => resumes.push(i.offset) });
-    await assert.rejects((async () => { for await (const _ of s) { /* drain */ } })(),
-      rejectsWith('SIZE_MISMATCH', new RegExp(`serves ${data.length} bytes, the descriptor says ${data.length + 5}`)));
+    await assert.rejects(
+      (async () => {
+        for await (const _ of s) {
+          /* drain */
+        }
+      })(),
+      rejectsWith('SIZE_MISMATCH', new RegExp(`serves ${data.length} bytes, the descriptor says ${data.length + 5}`)),
+    );
     assert.deepEqual(resumes, []);
     assert.deepEqual(ranges, []);
   });
@@ -165,7 +202,10 @@ describe('one digest referenced with two sizes', () => {
 
   it('copy refuses with INVALID_FORMAT naming both sizes', async (t) => {
     const { src, dir, digest } = await twoSizes(t, 'manifest');
-    await assert.rejects(copy(`oci:${src}:v1`, `oci:${join(dir, 'dst')}:v1`), rejectsWith('INVALID_FORMAT', new RegExp(digest), /\d+ bytes in manifest sha256:\w+ but \d+ bytes in manifest/));
+    await assert.rejects(
+      copy(`oci:${src}:v1`, `oci:${join(dir, 'dst')}:v1`),
+      rejectsWith('INVALID_FORMAT', new RegExp(digest), /\d+ bytes in manifest sha256:\w+ but \d+ bytes in manifest/),
+    );
   });
 
   it('verify refuses it too, also across manifests of an index', async (t) => {

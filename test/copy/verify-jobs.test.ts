@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openLocationForReading } from '../../src/copy/locations.js';
+import { verifyGraph } from '../../src/copy/verify.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
-import { blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout, type Blob } from './fixtures.js';
+import { type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
 
 const KiB = 1024;
 /** An OS image with one uncompressed payload: its manifest, config and payload blob. */
@@ -20,16 +20,33 @@ function osImage(seed: number): { manifest: Blob; blobs: Blob[] } {
   const chunk = 16 * KiB;
   const data = pseudoRandom(3 * chunk + 100, seed, true);
   const chunkHashes: string[] = [];
-  for (let o = 0; o < data.length; o += chunk) chunkHashes.push(encodeChunkHash(createHash('sha256').update(data.subarray(o, o + chunk)).digest()));
-  const config = blob(OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig({
-    format_version: '1',
-    product_info: { id: 't', name: 'T', version: `${seed}`, variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
-    payloads: [{ name: 'system', size: data.length, hash_chunk_size: chunk, chunk_hashes_sha256: chunkHashes }],
-  }));
+  for (let o = 0; o < data.length; o += chunk)
+    chunkHashes.push(
+      encodeChunkHash(
+        createHash('sha256')
+          .update(data.subarray(o, o + chunk))
+          .digest(),
+      ),
+    );
+  const config = blob(
+    OS_IMAGE_CONFIG_MEDIA_TYPE,
+    serializeConfig({
+      format_version: '1',
+      product_info: { id: 't', name: 'T', version: `${seed}`, variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
+      payloads: [{ name: 'system', size: data.length, hash_chunk_size: chunk, chunk_hashes_sha256: chunkHashes }],
+    }),
+  );
   const payload = blob(MediaType.octetStream, data);
-  const manifest = blob(MediaType.ociManifest, canonicalJson({
-    schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: OS_IMAGE_ARTIFACT_TYPE, config: config.desc, layers: [payload.desc],
-  }));
+  const manifest = blob(
+    MediaType.ociManifest,
+    canonicalJson({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      artifactType: OS_IMAGE_ARTIFACT_TYPE,
+      config: config.desc,
+      layers: [payload.desc],
+    }),
+  );
   return { manifest, blobs: [config, payload] };
 }
 
@@ -40,9 +57,14 @@ describe('verify: jobs bounds manifest reads', () => {
     const images = await Promise.all(Array.from({ length: 16 }, (_, i) => containerImage(`arch${i}`, { layers: 1, layerSize: 2000 })));
     const osImages = [osImage(1), osImage(2)];
     const sbom = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(MediaType.ociArtifactManifest, json({
-      mediaType: MediaType.ociArtifactManifest, artifactType: 'application/vnd.example.sbom', blobs: [sbom.desc],
-    }));
+    const artifact = blob(
+      MediaType.ociArtifactManifest,
+      json({
+        mediaType: MediaType.ociArtifactManifest,
+        artifactType: 'application/vnd.example.sbom',
+        blobs: [sbom.desc],
+      }),
+    );
     const nested = index([...images.slice(12).map((img) => img.manifest.desc), ...osImages.map((img) => img.manifest.desc), artifact.desc]);
     const root = index([...images.slice(0, 12).map((img) => img.manifest.desc), nested.desc]);
     const others = [...[...images, ...osImages].flatMap((img) => [...img.blobs, img.manifest]), sbom, artifact, nested];
@@ -64,7 +86,10 @@ describe('verify: jobs bounds manifest reads', () => {
       // Everything was still checked, each manifest read once (an OS image's twice: the walk, then its reader).
       assert.equal(r.manifests, 16 + 2 + 1 + 2);
       assert.equal(r.blobs, 16 * 2 + 2 * 2 + 1);
-      assert.deepEqual(r.payloads.map((p) => p.name), ['system', 'system']);
+      assert.deepEqual(
+        r.payloads.map((p) => p.name),
+        ['system', 'system'],
+      );
       const os = new Set(osImages.map((img) => img.manifest.desc.digest));
       assert.equal(store.readCount.size, r.manifests);
       for (const [digest, n] of store.readCount) assert.equal(n, os.has(digest) ? 2 : 1, digest);

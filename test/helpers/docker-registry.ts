@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -73,13 +73,10 @@ function installExitHook(): void {
 function probe(url: string, ca: Buffer | undefined): Promise<number> {
   return new Promise((resolve) => {
     const u = new URL('/v2/', url);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
-      u, { method: 'GET', agent: false, ca, timeout: 2000 },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', agent: false, ca, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
     req.on('error', () => resolve(0));
     req.on('timeout', () => req.destroy());
     req.end();
@@ -148,9 +145,14 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
         allowAnonymous: opts.allowAnonymous,
         compensateRegistryLeeway: opts.exactTokenExpiry,
       });
-      authLines.push('auth:', '  token:', `    realm: ${yamlString(tokenServer.realm)}`,
-        `    service: ${yamlString(tokenServer.service)}`, `    issuer: ${yamlString(tokenServer.issuer)}`,
-        `    rootcertbundle: ${yamlString(tokenServer.certFile)}`);
+      authLines.push(
+        'auth:',
+        '  token:',
+        `    realm: ${yamlString(tokenServer.realm)}`,
+        `    service: ${yamlString(tokenServer.service)}`,
+        `    issuer: ${yamlString(tokenServer.issuer)}`,
+        `    rootcertbundle: ${yamlString(tokenServer.certFile)}`,
+      );
     }
     const ca = caFile ? await readFile(caFile) : undefined;
     const deadline = opts.readyTimeoutMs ?? 10_000;
@@ -161,12 +163,23 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       const url = `${opts.tls ? 'https' : 'http'}://${host}`;
       const config = [
         'version: 0.1',
-        'log:', '  level: info', '  formatter: text',
-        'storage:', `  filesystem:`, `    rootdirectory: ${yamlString(rootDir)}`,
-        '  delete:', '    enabled: true',
-        '  maintenance:', '    uploadpurging:', '      enabled: false',
-        'http:', `  addr: ${host}`, `  secret: ${randomBytes(16).toString('hex')}`,
-        ...tlsLines, ...authLines, '',
+        'log:',
+        '  level: info',
+        '  formatter: text',
+        'storage:',
+        `  filesystem:`,
+        `    rootdirectory: ${yamlString(rootDir)}`,
+        '  delete:',
+        '    enabled: true',
+        '  maintenance:',
+        '    uploadpurging:',
+        '      enabled: false',
+        'http:',
+        `  addr: ${host}`,
+        `  secret: ${randomBytes(16).toString('hex')}`,
+        ...tlsLines,
+        ...authLines,
+        '',
       ].join('\n');
       const configFile = join(dir, 'config.yml');
       await writeFile(configFile, config, { mode: 0o600 });
@@ -179,7 +192,9 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       proc.stdout!.on('data', (c: Buffer) => out.push(c));
       proc.stderr!.on('data', (c: Buffer) => out.push(c));
       let spawnError: Error | undefined;
-      proc.once('error', (e) => { spawnError = e; });
+      proc.once('error', (e) => {
+        spawnError = e;
+      });
       proc.once('exit', () => live.delete(proc));
       const started = Date.now();
       let status = 0;
@@ -192,7 +207,14 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       if (status === 200 || status === 401) {
         let stopped = false;
         return {
-          host, url, rootDir, caFile, certDir, username, password, tokenServer,
+          host,
+          url,
+          rootDir,
+          caFile,
+          certDir,
+          username,
+          password,
+          tokenServer,
           logTail: (chars = 4000) => out.tail(chars),
           async stop() {
             if (stopped) return;

@@ -59,7 +59,10 @@ export function packagePaths(p: HostPackage): string[] {
 /** Copies `paths` (relative to /) from the machine into `root` with tar, metadata kept. */
 export function copyFromHost(root: string, paths: string[]): void {
   const unique = [...new Set(paths)].sort();
-  const r = spawnSync('sh', ['-c', `tar -C / --no-recursion --ignore-failed-read -cf - -T - 2>/dev/null | tar -C "$0" -xpf -`, root], { input: unique.join('\n') + '\n', stdio: ['pipe', 'ignore', 'pipe'] });
+  const r = spawnSync('sh', ['-c', `tar -C / --no-recursion --ignore-failed-read -cf - -T - 2>/dev/null | tar -C "$0" -xpf -`, root], {
+    input: unique.join('\n') + '\n',
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   if (r.status !== 0) throw new Error(`copying packages failed: ${r.stderr}`);
 }
 
@@ -69,7 +72,9 @@ export async function writeDpkgDatabase(root: string, packages: HostPackage[]): 
   await mkdir(info, { recursive: true });
   await writeFile(join(root, 'var/lib/dpkg/status'), packages.map((p) => p.stanza).join('\n\n') + '\n');
   const names = readdirSync(join(DPKG, 'info'));
-  const files = packages.flatMap((p) => names.filter((f) => f.startsWith(`${p.base}.`) && !f.slice(p.base.length + 1).includes('.')).map((f) => `var/lib/dpkg/info/${f}`));
+  const files = packages.flatMap((p) =>
+    names.filter((f) => f.startsWith(`${p.base}.`) && !f.slice(p.base.length + 1).includes('.')).map((f) => `var/lib/dpkg/info/${f}`),
+  );
   copyFromHost(root, files);
 }
 

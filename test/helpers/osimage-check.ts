@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -36,7 +36,12 @@ export async function checkOsImageLayout(
     const chunk = config.payloads[i].hash_chunk_size;
     const hashes: string[] = [];
     for (let off = 0; off < bytes.length; off += chunk) {
-      hashes.push(createHash('sha256').update(bytes.subarray(off, off + chunk)).digest('base64').replace(/=+$/, ''));
+      hashes.push(
+        createHash('sha256')
+          .update(bytes.subarray(off, off + chunk))
+          .digest('base64')
+          .replace(/=+$/, ''),
+      );
     }
     assert.deepEqual(config.payloads[i].chunk_hashes_sha256 ?? [], hashes, `chunk hashes of ${name}`);
     assert.equal(config.payloads[i].size, data.length);

@@ -62,7 +62,10 @@ export async function skopeo(args: string[], opts: SkopeoOptions = {}): Promise<
       });
       p.stderr.on('data', (c: Buffer) => err.push(c));
       const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-      p.on('error', (e) => { clearTimeout(timer); reject(e); });
+      p.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
       p.on('close', (code, signal) => {
         clearTimeout(timer);
         const stdout = Buffer.concat(out).toString('utf8');

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { writeFile } from 'node:fs/promises';
 
 const run = promisify(execFile);
 
@@ -38,10 +38,25 @@ export async function makeCa(dir: string): Promise<CaFiles> {
   const caCert = join(dir, 'ca.pem');
   const caKey = join(dir, 'ca-key.pem');
   await openssl(
-    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', caCert,
-      '-days', '1', '-subj', '/CN=oci-os test CA',
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      caKey,
+      '-out',
+      caCert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=oci-os test CA',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
     dir,
   );
   return { caCert, caKey };
@@ -60,16 +75,11 @@ export async function makeServerCert(ca: CaFiles, dir: string, hosts: string[]):
   const san = hosts.map((h) => (/^[0-9.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
   await writeFile(
     ext,
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n` +
-      `extendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
+    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n` + `extendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
   );
+  await openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${hosts[0] ?? 'localhost'}`], dir);
   await openssl(
-    ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${hosts[0] ?? 'localhost'}`],
-    dir,
-  );
-  await openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey, '-CAcreateserial',
-      '-out', cert, '-days', '1', '-sha256', '-extfile', ext],
+    ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey, '-CAcreateserial', '-out', cert, '-days', '1', '-sha256', '-extfile', ext],
     dir,
   );
   return { cert, key };

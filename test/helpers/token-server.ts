@@ -1,11 +1,11 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { X509Certificate, createPrivateKey, randomBytes, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { execFile } from 'node:child_process';
+import { createPrivateKey, type KeyObject, randomBytes, sign, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { AddressInfo } from 'node:net';
 
 const run = promisify(execFile);
 
@@ -88,7 +88,10 @@ export function parseScope(scope: string): TokenAccess | undefined {
   const first = scope.indexOf(':');
   const last = scope.lastIndexOf(':');
   if (first < 0 || last <= first) return undefined;
-  const actions = scope.slice(last + 1).split(',').filter(Boolean);
+  const actions = scope
+    .slice(last + 1)
+    .split(',')
+    .filter(Boolean);
   return { type: scope.slice(0, first), name: scope.slice(first + 1, last), actions };
 }
 
@@ -124,8 +127,11 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
   const keyFile = join(dir, 'token-key.pem');
   const certFile = join(dir, 'token-cert.pem');
   try {
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile,
-      '-days', '1', '-subj', '/CN=oci-os test token signer'], { timeout: 30_000 });
+    await run(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=oci-os test token signer'],
+      { timeout: 30_000 },
+    );
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
     throw new Error(`openssl could not make the token signing key: ${(e as { stderr?: string }).stderr ?? e}`);
@@ -142,9 +148,14 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     const leeway = opts.compensateRegistryLeeway ? 60 : 0;
     const header = { typ: 'JWT', alg: 'RS256', x5c: [certDer] };
     const claims = {
-      iss: issuer, sub: account, aud: service,
-      exp: now + expiresIn - leeway, nbf: now - 10, iat: now,
-      jti: randomBytes(12).toString('hex'), access,
+      iss: issuer,
+      sub: account,
+      aud: service,
+      exp: now + expiresIn - leeway,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(12).toString('hex'),
+      access,
     };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     return `${input}.${b64url(sign('sha256', Buffer.from(input), key))}`;
@@ -155,16 +166,13 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     for (const s of scopes) {
       const a = parseScope(s);
       if (!a) continue;
-      const actions = account === undefined
-        ? a.actions.filter((x) => x === 'pull')
-        : opts.grant ? opts.grant(account, a) : a.actions;
+      const actions = account === undefined ? a.actions.filter((x) => x === 'pull') : opts.grant ? opts.grant(account, a) : a.actions;
       if (actions.length > 0) out.push({ ...a, actions });
     }
     return out;
   };
 
-  const checkUser = (user: string, pass: string): boolean =>
-    Object.hasOwn(users, user) && safeEqual(users[user]!, pass);
+  const checkUser = (user: string, pass: string): boolean => Object.hasOwn(users, user) && safeEqual(users[user]!, pass);
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -172,8 +180,7 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
   };
   const deny = (res: ServerResponse, rec: TokenRequestRecord, message: string): void => {
     rec.status = 401;
-    send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message }] },
-      { 'www-authenticate': `Basic realm="${service}"` });
+    send(res, 401, { errors: [{ code: 'UNAUTHORIZED', message }] }, { 'www-authenticate': `Basic realm="${service}"` });
   };
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -181,7 +188,15 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
     if (u.pathname !== '/token') return send(res, 404, { errors: [{ code: 'NOT_FOUND', message: 'no such endpoint' }] });
     const issuedAt = new Date().toISOString();
     if (req.method === 'GET') {
-      const rec: TokenRequestRecord = { method: 'GET', scope: u.searchParams.getAll('scope').flatMap((x) => x.split(' ')).filter(Boolean), basicAuthOk: false, status: 0 };
+      const rec: TokenRequestRecord = {
+        method: 'GET',
+        scope: u.searchParams
+          .getAll('scope')
+          .flatMap((x) => x.split(' '))
+          .filter(Boolean),
+        basicAuthOk: false,
+        status: 0,
+      };
       handle.requests.push(rec);
       const auth = req.headers.authorization;
       let account: string | undefined;
@@ -227,8 +242,11 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       handle.issued++;
       rec.status = 200;
       return send(res, 200, {
-        access_token: token, refresh_token: refresh, expires_in: handle.expiresIn,
-        issued_at: issuedAt, scope: scope.join(' '),
+        access_token: token,
+        refresh_token: refresh,
+        expires_in: handle.expiresIn,
+        issued_at: issuedAt,
+        scope: scope.join(' '),
       });
     }
     send(res, 405, { errors: [{ code: 'UNSUPPORTED', message: 'method not allowed' }] });
@@ -248,8 +266,15 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
   const url = `http://127.0.0.1:${port}`;
   let stopped = false;
   const handle: TokenServerHandle = {
-    url, realm: `${url}/token`, service, issuer, certFile,
-    issued: 0, requests: [], expiresIn: opts.expiresIn ?? 300, mint,
+    url,
+    realm: `${url}/token`,
+    service,
+    issuer,
+    certFile,
+    issued: 0,
+    requests: [],
+    expiresIn: opts.expiresIn ?? 300,
+    mint,
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -1,11 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 import { makeTree, setAllMtimes, snapshot } from './helpers.js';
 
 const EPOCH = '1500000000';
@@ -29,20 +29,66 @@ test('building on a base image: layers reused by digest (mounted), config inheri
   t.after(() => reg.stop());
 
   const base = await buildJson([
-    '--rootfs', tree, '--entrypoint', '["/usr/bin/tool"]', '--cmd', '["--help"]', '--env', 'PATH=/usr/bin', '--env', 'A=1',
-    '--workdir', '/srv', '--user', '1000:1000', '--expose', '80', '--volume', '/data', '--label', 'base=yes', '--label', 'keep=1',
-    '--stop-signal', 'SIGINT', '--platform', 'linux/arm64/v8', '--push', `${reg.host}/base/img:v1`,
+    '--rootfs',
+    tree,
+    '--entrypoint',
+    '["/usr/bin/tool"]',
+    '--cmd',
+    '["--help"]',
+    '--env',
+    'PATH=/usr/bin',
+    '--env',
+    'A=1',
+    '--workdir',
+    '/srv',
+    '--user',
+    '1000:1000',
+    '--expose',
+    '80',
+    '--volume',
+    '/data',
+    '--label',
+    'base=yes',
+    '--label',
+    'keep=1',
+    '--stop-signal',
+    'SIGINT',
+    '--platform',
+    'linux/arm64/v8',
+    '--push',
+    `${reg.host}/base/img:v1`,
   ]);
   const app = await buildJson([
-    '--base', `${reg.host}/base/img:v1`, '--layer', extra, '--layer', tree, '--env', 'A=2', '--env', 'B=3', '--label', 'base=no',
-    '--cmd', 'serve --port 80', '--expose', '443/tcp', '--annotation', 'org.example=1', '--push', `${reg.host}/app/img:v1`,
+    '--base',
+    `${reg.host}/base/img:v1`,
+    '--layer',
+    extra,
+    '--layer',
+    tree,
+    '--env',
+    'A=2',
+    '--env',
+    'B=3',
+    '--label',
+    'base=no',
+    '--cmd',
+    'serve --port 80',
+    '--expose',
+    '443/tcp',
+    '--annotation',
+    'org.example=1',
+    '--push',
+    `${reg.host}/app/img:v1`,
   ]);
   assert.deepEqual(app.skipped, [tree], 'the base already has the tree layer');
   assert.equal(app.layers.length, 2);
   assert.equal(app.layers[0].digest, base.layers[0].digest);
   assert.equal(app.layers[0].source, 'base');
   assert.equal(app.base.digest, base.digest);
-  assert.deepEqual(app.base.blobs.map((b: { status: string }) => b.status), ['mounted']);
+  assert.deepEqual(
+    app.base.blobs.map((b: { status: string }) => b.status),
+    ['mounted'],
+  );
 
   const manifest = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/app/img:v1`])).stdout);
   assert.equal(manifest.annotations['org.opencontainers.image.base.digest'], base.digest);
@@ -68,18 +114,42 @@ test('building on a base image: layers reused by digest (mounted), config inheri
   // A new entrypoint drops the inherited cmd; an oci-archive base works too, and its blobs land in the layout.
   const copied = await runCli(['copy', `${reg.host}/base/img:v1`, `oci-archive:${join(dir, 'base.tar')}:v1`]);
   assert.equal(copied.code, 0, copied.stderr);
-  const local = await buildJson(['--base', `oci-archive:${join(dir, 'base.tar')}:v1`, '--entrypoint', '/bin/other', '--output', `oci:${join(dir, 'local')}:v2`]);
+  const local = await buildJson([
+    '--base',
+    `oci-archive:${join(dir, 'base.tar')}:v1`,
+    '--entrypoint',
+    '/bin/other',
+    '--output',
+    `oci:${join(dir, 'local')}:v2`,
+  ]);
   assert.equal(local.layers.length, 1);
   await access(join(dir, 'local', 'blobs', 'sha256', base.layers[0].digest.slice(7)));
   const localConfig = JSON.parse(await readFile(join(dir, 'local', 'blobs', 'sha256', local.config.digest.slice(7)), 'utf8'));
   assert.deepEqual(localConfig.config.Entrypoint, ['/bin/sh', '-c', '/bin/other']);
   assert.equal(localConfig.config.Cmd, undefined);
-  const wrongPlatform = await runCli(['image', 'build', '--base', `oci-archive:${join(dir, 'base.tar')}:v1`, '--platform', 'linux/amd64', '--output', `oci:${join(dir, 'x')}`]);
+  const wrongPlatform = await runCli([
+    'image',
+    'build',
+    '--base',
+    `oci-archive:${join(dir, 'base.tar')}:v1`,
+    '--platform',
+    'linux/amd64',
+    '--output',
+    `oci:${join(dir, 'x')}`,
+  ]);
   assert.equal(wrongPlatform.code, 2, wrongPlatform.stderr);
   assert.match(wrongPlatform.stderr, /is an image for linux\/arm64\/v8, not linux\/amd64/);
 
   // A Docker schema 2 base: its layers keep their bytes and digests and get OCI media types.
-  await skopeo(['copy', '--format', 'v2s2', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/base/img:v1`, `docker://${reg.host}/docker/base:v1`]);
+  await skopeo([
+    'copy',
+    '--format',
+    'v2s2',
+    '--src-tls-verify=false',
+    '--dest-tls-verify=false',
+    `docker://${reg.host}/base/img:v1`,
+    `docker://${reg.host}/docker/base:v1`,
+  ]);
   const docker = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/docker/base:v1`])).stdout);
   assert.equal(docker.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
   const fromDocker = await buildJson(['--base', `${reg.host}/docker/base:v1`, '--layer', extra, '--output', `oci:${join(dir, 'from-docker')}:v1`]);

@@ -1,13 +1,17 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { access, mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliPath, entriesLeft, runCli, tempDir } from '../helpers/cli.js';
+import { test } from 'node:test';
 import { OciError } from '../../src/errors.js';
 import { buildOptionsFromInputs, type ImageBuildInputs } from '../../src/image/inputs.js';
+import { cliPath, entriesLeft, runCli, tempDir } from '../helpers/cli.js';
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('every bad flag value is a one-line usage error (exit code 2) naming the flag', () => {
   const cases: Array<[ImageBuildInputs, RegExp]> = [
@@ -31,13 +35,16 @@ test('every bad flag value is a one-line usage error (exit code 2) naming the fl
     [{ layerCompression: 'gzip', compressionLevel: 12 }, /^invalid gzip level 12: use 1 to 9$/],
   ];
   for (const [inputs, message] of cases) {
-    assert.throws(() => buildOptionsFromInputs({ rootfs: '/x', ...inputs }, {}), (err: unknown) => {
-      assert.ok(err instanceof OciError, String(err));
-      assert.equal(err.exitCode, 2, err.message);
-      assert.match(err.message, message);
-      assert.ok(!err.message.includes('\n'));
-      return true;
-    });
+    assert.throws(
+      () => buildOptionsFromInputs({ rootfs: '/x', ...inputs }, {}),
+      (err: unknown) => {
+        assert.ok(err instanceof OciError, String(err));
+        assert.equal(err.exitCode, 2, err.message);
+        assert.match(err.message, message);
+        assert.ok(!err.message.includes('\n'));
+        return true;
+      },
+    );
   }
   assert.throws(() => buildOptionsFromInputs({}, {}), /nothing to build/);
   assert.throws(() => buildOptionsFromInputs({ rootfs: '/x' }, { SOURCE_DATE_EPOCH: 'soon' }), /invalid SOURCE_DATE_EPOCH "soon"/);
@@ -80,14 +87,18 @@ test('Ctrl-C during a build: exit code 1, "build aborted", nothing left in the l
   const fh = await open(join(dir, 'tree', 'disk.img'), 'w');
   await fh.truncate(8 * 2 ** 30); // sparse; far more than can be compressed before the signal (8 << 30 would be 0 in 32-bit shifts)
   await fh.close();
-  const child = spawn(process.execPath, [cliPath, 'image', 'build', '--rootfs', join(dir, 'tree'), '-o', `oci:${join(dir, 'out')}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cliPath, 'image', 'build', '--rootfs', join(dir, 'tree'), '-o', `oci:${join(dir, 'out')}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   let exited: string | undefined;
-  const closed = new Promise<number | null>((resolve) => child.on('close', (c, sig) => {
-    exited = `code ${c}, signal ${sig}`;
-    resolve(c);
-  }));
+  const closed = new Promise<number | null>((resolve) =>
+    child.on('close', (c, sig) => {
+      exited = `code ${c}, signal ${sig}`;
+      resolve(c);
+    }),
+  );
   // Signal once the layer is being written (its temporary blob exists).
   for (let i = 0; i < 600 && !exited && !(await exists(join(dir, 'out', '.oci-os-tmp'))); i++) await new Promise((r) => setTimeout(r, 50));
   assert.equal(exited, undefined, `the build ended before it was interrupted: ${stderr}`);

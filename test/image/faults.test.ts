@@ -1,14 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pseudoRandom, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { garRules, startFaultProxy } from '../helpers/fault-proxy.js';
-import { fastClient } from '../registry/helpers.js';
+import { test } from 'node:test';
 import { buildImageTo } from '../../src/image/publish.js';
 import { unpackImage } from '../../src/image/unpack.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { garRules, startFaultProxy } from '../helpers/fault-proxy.js';
+import { requireTools } from '../helpers/tools.js';
+import { fastClient } from '../registry/helpers.js';
 import { snapshot } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -32,16 +32,28 @@ test('layers pushed through a faulty connection: a reset PATCH resumes, a regist
 
   proxy.addRule({ method: 'PATCH', nth: 2, action: { type: 'reset', afterBytes: 300_000 } });
   const resumed = await buildImageTo(`${proxy.host}/faults/reset:v1`, options, { client });
-  assert.ok(proxy.log.some((e) => e.method === 'PATCH' && e.status === 0), 'a PATCH was cut');
-  assert.ok(proxy.log.some((e) => e.method === 'GET' && /\/blobs\/uploads\//.test(e.path)), 'the upload asked where to resume');
+  assert.ok(
+    proxy.log.some((e) => e.method === 'PATCH' && e.status === 0),
+    'a PATCH was cut',
+  );
+  assert.ok(
+    proxy.log.some((e) => e.method === 'GET' && /\/blobs\/uploads\//.test(e.path)),
+    'the upload asked where to resume',
+  );
   assert.equal(resumed.descriptor.digest, local.descriptor.digest, 'same image as the local build');
 
   proxy.clearRules();
   proxy.clearLog();
   proxy.addRule(...garRules());
   const whole = await buildImageTo(`${proxy.host}/faults/gar:v1`, options, { client });
-  assert.ok(proxy.log.some((e) => e.method === 'PATCH' && e.status === 405), 'PATCH was refused');
-  assert.ok(proxy.log.some((e) => e.method === 'PUT' && e.requestBodyBytes >= 5 * MiB), 'the layer went up whole in one PUT');
+  assert.ok(
+    proxy.log.some((e) => e.method === 'PATCH' && e.status === 405),
+    'PATCH was refused',
+  );
+  assert.ok(
+    proxy.log.some((e) => e.method === 'PUT' && e.requestBodyBytes >= 5 * MiB),
+    'the layer went up whole in one PUT',
+  );
   assert.equal(whole.layers[0]!.diffID, local.layers[0]!.diffID);
   assert.equal(whole.descriptor.digest, local.descriptor.digest);
 

@@ -1,14 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { test } from 'node:test';
 import { layerEntries } from '../../src/image/layer.js';
-import { readTar } from '../../src/image/tar/reader.js';
 import { tarFrames } from '../../src/image/tar/frames.js';
-import { BufferPool } from '../../src/util/buffer-pool.js';
 import type { TarEntry } from '../../src/image/tar/header.js';
+import { readTar } from '../../src/image/tar/reader.js';
+import { BufferPool } from '../../src/util/buffer-pool.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { tarOf } from './helpers.js';
 
 const SIZES = [0, 1, 511, 512, 513, 4096, (1 << 20) - 1, (1 << 20) + 1, (3 << 20) + 77];
@@ -53,7 +53,12 @@ test('tar frames: the same bytes at every frame size, each frame full but the la
   }
   // The reader agrees on names and contents.
   const seen: string[] = [];
-  for await (const e of readTar((async function* () { yield expected; })(), 'frames.tar')) {
+  for await (const e of readTar(
+    (async function* () {
+      yield expected;
+    })(),
+    'frames.tar',
+  )) {
     const chunks: Buffer[] = [];
     for await (const c of e.body) chunks.push(Buffer.from(c));
     if (e.type === 'file') assert.ok(Buffer.concat(chunks).equals(files.get(e.name)!), e.name);
@@ -73,10 +78,21 @@ test('tar frames: a file that grew or shrank since lstat fails the build', async
         yield e;
       }
     })();
-    for await (const _ of tarFrames(changed, frameSize)) { /* drain */ }
+    for await (const _ of tarFrames(changed, frameSize)) {
+      /* drain */
+    }
   };
-  await assert.rejects(drain(1 << 20, () => appendFile(join(dir, 'f'), 'x')), /f changed while it was read/);
-  await assert.rejects(drain(512, () => writeFile(join(dir, 'f'), pseudoRandom(4000, 1))), /f changed while it was read/);
+  await assert.rejects(
+    drain(1 << 20, () => appendFile(join(dir, 'f'), 'x')),
+    /f changed while it was read/,
+  );
+  await assert.rejects(
+    drain(512, () => writeFile(join(dir, 'f'), pseudoRandom(4000, 1))),
+    /f changed while it was read/,
+  );
   await writeFile(join(dir, 'f'), pseudoRandom(5120, 1)); // ends exactly at a frame's end: the probe goes into the next frame
-  await assert.rejects(drain(5632, () => appendFile(join(dir, 'f'), 'x')), /f changed while it was read/);
+  await assert.rejects(
+    drain(5632, () => appendFile(join(dir, 'f'), 'x')),
+    /f changed while it was read/,
+  );
 });

@@ -1,11 +1,11 @@
 /** Fixture trees and tree comparison for the image tests. */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { chmod, chown, link, lstat, mkdir, readFile, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pseudoRandom } from '../helpers/cli.js';
 import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from '../../src/image/tar/header.js';
+import { pseudoRandom } from '../helpers/cli.js';
 
 export const isRoot = process.getuid?.() === 0;
 
@@ -81,8 +81,19 @@ export async function snapshot(root: string, opts: { mtimes?: boolean; owners?: 
       const p = join(dir, name);
       const rel = prefix + name;
       const st = await lstat(p);
-      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : st.isFIFO() ? 'fifo'
-        : st.isCharacterDevice() ? `char ${st.rdev}` : st.isBlockDevice() ? `block ${st.rdev}` : 'other';
+      const type = st.isDirectory()
+        ? 'dir'
+        : st.isSymbolicLink()
+          ? 'symlink'
+          : st.isFile()
+            ? 'file'
+            : st.isFIFO()
+              ? 'fifo'
+              : st.isCharacterDevice()
+                ? `char ${st.rdev}`
+                : st.isBlockDevice()
+                  ? `block ${st.rdev}`
+                  : 'other';
       const s: Snap = { type, mode: st.mode & 0o7777 };
       if (type === 'symlink') s.mode = 0;
       if (opts.owners) {
@@ -90,7 +101,10 @@ export async function snapshot(root: string, opts: { mtimes?: boolean; owners?: 
         s.gid = st.gid;
       }
       if (opts.mtimes && type !== 'symlink') s.mtime = Math.floor(st.mtimeMs / 1000);
-      if (type === 'file') s.sha256 = createHash('sha256').update(await readFile(p)).digest('hex');
+      if (type === 'file')
+        s.sha256 = createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
       if (type === 'symlink') s.target = await readlink(p);
       if (type === 'file' && st.nlink > 1) {
         const key = `${st.dev}:${st.ino}`;
@@ -118,12 +132,20 @@ export function tarOf(entries: Array<{ entry: TarEntry; body?: Buffer }>): Buffe
 
 /** Names, types and link targets of a tar as Python reads them with surrogateescape, as bytes (latin1 text). */
 export function pythonList(file: string): string[][] {
-  const py = spawnSync('python3', ['-c', `
+  const py = spawnSync(
+    'python3',
+    [
+      '-c',
+      `
 import json, sys, tarfile
 b = lambda s: s.encode('utf-8', 'surrogateescape').decode('latin1')
 with tarfile.open(sys.argv[1], encoding='utf-8', errors='surrogateescape') as t:
     print(json.dumps([[b(m.name), m.type.decode(), b(m.linkname)] for m in t], ensure_ascii=True))
-`, file], { encoding: 'utf8' });
+`,
+      file,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(py.status, 0, py.stderr);
   return JSON.parse(py.stdout);
 }

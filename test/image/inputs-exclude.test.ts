@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
+import { test } from 'node:test';
 import { compileExcludes } from '../../src/image/normalize.js';
 import { readTarInput } from '../../src/image/tar/input.js';
+import { runCli, tempDir } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
 import { setAllMtimes } from './helpers.js';
 
 /** The names of a tar file's entries, as GNU tar lists them. */
@@ -34,9 +34,22 @@ test('--exclude drops an excluded directory with everything below it from a tar 
   assert.equal(made.status, 0, made.stderr);
 
   const excludes = ['--exclude', '^cache$', '--exclude', '^keep/sub$'];
-  const built = await Promise.all(['tree', 'in.tar'].map((input, i) => runCli([
-    'image', 'build', '--layer', join(dir, input), ...excludes, '--layer-compression', 'none', '--output', `oci:${join(dir, `img${i}`)}:v1`, '--json',
-  ])));
+  const built = await Promise.all(
+    ['tree', 'in.tar'].map((input, i) =>
+      runCli([
+        'image',
+        'build',
+        '--layer',
+        join(dir, input),
+        ...excludes,
+        '--layer-compression',
+        'none',
+        '--output',
+        `oci:${join(dir, `img${i}`)}:v1`,
+        '--json',
+      ]),
+    ),
+  );
   for (const b of built) assert.equal(b.code, 0, b.stderr);
   const [fromTree, fromTar] = built.map((b) => JSON.parse(b.stdout).layers[0]);
   assert.deepEqual(listTar(join(dir, 'img1', 'blobs', 'sha256', fromTar.digest.slice(7))), ['keep/', 'keep/subway', 'keep/y']);

@@ -1,17 +1,20 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
+import type { TarEntry } from '../../src/image/tar/header.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import type { TarEntry } from '../../src/image/tar/header.js';
 import { tarOf } from './helpers.js';
 
-const file = (name: string, body: string): { entry: TarEntry; body: Buffer } =>
-  ({ entry: { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1 }, body: Buffer.from(body) });
-const hardLink = (name: string, linkname: string): { entry: TarEntry } =>
-  ({ entry: { name, type: 'link', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, linkname } });
+const file = (name: string, body: string): { entry: TarEntry; body: Buffer } => ({
+  entry: { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1 },
+  body: Buffer.from(body),
+});
+const hardLink = (name: string, linkname: string): { entry: TarEntry } => ({
+  entry: { name, type: 'link', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, linkname },
+});
 
 /** The names in the one new layer of a `--json` build (uncompressed) at layout `dir`. */
 function layerNames(dir: string, stdout: string): string[] {
@@ -23,7 +26,8 @@ function layerNames(dir: string, stdout: string): string[] {
 
 test('a hard link in a tar input whose target is not in the layer fails the build, naming both', async (t) => {
   const dir = await tempDir(t);
-  const build = (tar: string, ...extra: string[]) => runCli(['image', 'build', '--layer', join(dir, tar), '--layer-compression', 'none', ...extra, '-o', `oci:${join(dir, 'img')}`]);
+  const build = (tar: string, ...extra: string[]) =>
+    runCli(['image', 'build', '--layer', join(dir, tar), '--layer-compression', 'none', ...extra, '-o', `oci:${join(dir, 'img')}`]);
 
   await writeFile(join(dir, 'missing.tar'), tarOf([hardLink('h', 'missing.txt'), file('x', 'x')]));
   const missing = await build('missing.tar');
@@ -56,8 +60,10 @@ test('a destination inside a --rootfs or directory --layer is left out of the la
   await writeFile(join(tree, 'a'), 'hi\n');
   // Real paths are compared: the tree is named through a symlink, the destination relative to it.
   await symlink('tree', join(dir, 'via'));
-  const build = (dest: string, cwd = tree) => runCli(['image', 'build', '--rootfs', join(dir, 'via'), '--layer', '.', '--source-date-epoch', '1',
-    '--layer-compression', 'none', '-o', dest, '--json'], { cwd });
+  const build = (dest: string, cwd = tree) =>
+    runCli(['image', 'build', '--rootfs', join(dir, 'via'), '--layer', '.', '--source-date-epoch', '1', '--layer-compression', 'none', '-o', dest, '--json'], {
+      cwd,
+    });
 
   const first = await build('oci:out:v1');
   assert.equal(first.code, 0, first.stderr);
@@ -71,7 +77,17 @@ test('a destination inside a --rootfs or directory --layer is left out of the la
   const other = join(dir, 'other');
   await mkdir(join(other, 'sub'), { recursive: true });
   await writeFile(join(other, 'sub', 'app.tar.keep'), 'k\n');
-  const archive = await runCli(['image', 'build', '--rootfs', other, '--layer-compression', 'none', '-o', `oci-archive:${join(other, 'sub', 'app.tar')}`, '--json']);
+  const archive = await runCli([
+    'image',
+    'build',
+    '--rootfs',
+    other,
+    '--layer-compression',
+    'none',
+    '-o',
+    `oci-archive:${join(other, 'sub', 'app.tar')}`,
+    '--json',
+  ]);
   assert.equal(archive.code, 0, archive.stderr);
   assert.deepEqual((await readdir(join(other, 'sub'))).sort(), ['app.tar', 'app.tar.keep']);
   const unpacked = join(dir, 'unpacked');

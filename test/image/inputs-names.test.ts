@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { link, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { pythonList } from './helpers.js';
@@ -28,7 +28,12 @@ test('file names that are not UTF-8 go into the layer byte for byte, and GNU tar
   const layer = join(dir, 'img', 'blobs', 'sha256', JSON.parse(r.stdout).layers[0].digest.slice(7));
   // Names and link targets as bytes (latin1 text here), as Python reads them with surrogateescape.
   assert.deepEqual(pythonList(layer), [
-    ['caf\xe9', '0', ''], ['d\xff', '5', ''], ['d\xff/inner', '0', ''], ['hard', '1', 'caf\xe9'], [long, '0', ''], ['sym', '2', 'caf\xe9'],
+    ['caf\xe9', '0', ''],
+    ['d\xff', '5', ''],
+    ['d\xff/inner', '0', ''],
+    ['hard', '1', 'caf\xe9'],
+    [long, '0', ''],
+    ['sym', '2', 'caf\xe9'],
   ]);
 
   const out = join(dir, 'out');

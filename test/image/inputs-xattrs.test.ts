@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
+import { test } from 'node:test';
 import { layerDiffId } from '../../src/image/layer.js';
 import { walkTree } from '../../src/image/tree.js';
 import { parseXattrDump } from '../../src/image/xattrs.js';
+import { tempDir } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
 import { isRoot } from './helpers.js';
 
 /** Sets an xattr through the shell, so that names that are not UTF-8 can be given with printf escapes. */
@@ -50,7 +50,10 @@ test('xattrs reach the layer through a --rootfs that is a symlink, and for names
 test('getfattr dumps: octal escapes undone, bytes kept, security.selinux dropped, capabilities, trusted.* and user.* kept', () => {
   const dump = Buffer.concat([
     Buffer.from('# file: /r/a\\134b\\012c\nsecurity.capability=0sAQAAAg==\nsecurity.selinux=0sc3lzdGVtX3U6b2JqZWN0X3I6ZXRjX3Q6czAA\n'),
-    Buffer.from('trusted.t=0sdA==\nuser.u=0sdQ==\n\n# file: /r/d\\\\e\nuser.v=0sdg==\n\n# file: /r/caf\xe9\nuser.w=0sdw==\n\n# file: /r\nuser.root=0sMQ==\n', 'latin1'),
+    Buffer.from(
+      'trusted.t=0sdA==\nuser.u=0sdQ==\n\n# file: /r/d\\\\e\nuser.v=0sdg==\n\n# file: /r/caf\xe9\nuser.w=0sdw==\n\n# file: /r\nuser.root=0sMQ==\n',
+      'latin1',
+    ),
   ]);
   const m = parseXattrDump(dump, '/r');
   assert.deepEqual([...m.keys()], ['a\\b\nc', 'd\\e', 'caf\xe9', '']);

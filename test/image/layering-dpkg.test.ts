@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFile, link, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
 import { hostPackages, makeDpkgTree } from '../helpers/dpkg-tree.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 import { assertPlanInvariants, assertUnpacksEqual, buildJson, readLayers } from './layering-helpers.js';
 
 /** Essential packages every Debian machine has, small ones first. */
@@ -44,7 +44,10 @@ test('real dpkg packages: a component each, more than --max-layers, hard links a
   const holding = (c: string) => layers.findIndex((l) => l.components.includes(c));
   assert.equal(holding('deb:sed'), holding('deb:gzip'), 'hard-linked packages share a layer');
   const docs = layers[holding('bash-docs')]!;
-  assert.ok([...docs.entries.keys()].some((n) => n.startsWith('usr/share/doc/bash/')), 'the xattr took the docs out of deb:bash');
+  assert.ok(
+    [...docs.entries.keys()].some((n) => n.startsWith('usr/share/doc/bash/')),
+    'the xattr took the docs out of deb:bash',
+  );
   assert.ok(![...layers[holding('deb:bash')]!.entries.keys()].some((n) => n.startsWith('usr/share/doc/bash/') && n !== 'usr/share/doc/bash/'));
   // The dpkg database files of a package go with it; the status file is what no package owns.
   assert.ok(layers[holding('deb:sed')]!.entries.has('var/lib/dpkg/info/sed.list'));
@@ -60,7 +63,10 @@ test('real dpkg packages: a component each, more than --max-layers, hard links a
 
   await skopeo(['copy', `oci:${layout}:v1`, `oci:${join(dir, 'copied')}:v1`]);
   const copied = await readLayers(join(dir, 'copied'), 'v1');
-  assert.deepEqual(copied.map((l) => l.digest), layers.map((l) => l.digest));
+  assert.deepEqual(
+    copied.map((l) => l.digest),
+    layers.map((l) => l.digest),
+  );
 
   const shown = await runCli(['inspect', `oci:${layout}:v1`]);
   assert.equal(shown.code, 0, shown.stderr);
@@ -96,7 +102,10 @@ test('--previous from a layout: an update that changes, adds and removes package
   }
   const kept = second.layers.filter((l) => l.reused);
   assert.ok(kept.length >= before.length - 4, `${kept.length} of ${before.length} layers kept`);
-  assert.ok(kept.every((l) => l.status === 'exists'), 'kept layers are already in the layout');
+  assert.ok(
+    kept.every((l) => l.status === 'exists'),
+    'kept layers are already in the layout',
+  );
   assert.ok(!after.flatMap((l) => l.components).includes(`deb:${v1[0]}`));
   await assertUnpacksEqual(dir, layout, 'v2', tree2, false);
 });

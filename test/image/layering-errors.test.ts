@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { entriesLeft, runCli, tempDir } from '../helpers/cli.js';
 import { hasTool } from '../helpers/tools.js';
 

@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { test } from 'node:test';
 import { contentTap, scanTree, sourceOf } from '../../src/image/layering/tree-scan.js';
 import { writeTar } from '../../src/image/tar/writer.js';
+import { pseudoRandom, tempDir } from '../helpers/cli.js';
 
-test('content digests taken from a layer\'s tar stream, in chunks cut anywhere, equal those of reading the files', async (t) => {
+test("content digests taken from a layer's tar stream, in chunks cut anywhere, equal those of reading the files", async (t) => {
   const dir = await tempDir(t);
   const root = join(dir, 'tree');
   const sizes = [0, 1, 511, 512, 513, 70_000, 1 << 20, 3];
@@ -21,12 +21,18 @@ test('content digests taken from a layer\'s tar stream, in chunks cut anywhere, 
     const streamed = await scanTree(root, {}, []);
     const tap = contentTap(streamed, entries)();
     const chunks: Buffer[] = [];
-    for await (const c of writeTar((async function* () {
-      for (const i of entries) yield { entry: streamed.entries[i]!.entry, source: sourceOf(streamed, streamed.entries[i]!) };
-    })())) chunks.push(c);
+    for await (const c of writeTar(
+      (async function* () {
+        for (const i of entries) yield { entry: streamed.entries[i]!.entry, source: sourceOf(streamed, streamed.entries[i]!) };
+      })(),
+    ))
+      chunks.push(c);
     const tar = Buffer.concat(chunks);
     for (let off = 0; off < tar.length; off += cut) tap(tar.subarray(off, off + cut));
     assert.ok(read.digests.equals(streamed.digests), `chunks of ${cut} bytes`);
   }
-  assert.ok(read.entries.some((s) => s.entry.name.length > 100), 'a long name (extended header) is among them');
+  assert.ok(
+    read.entries.some((s) => s.entry.name.length > 100),
+    'a long name (extended header) is among them',
+  );
 });

@@ -19,7 +19,10 @@ export interface LayerRead {
 }
 
 /** The manifest a layout tag names. */
-export async function layoutManifest(layout: string, tag: string): Promise<{ digest: string; layers: Array<{ digest: string; size: number; annotations?: Record<string, string> }> }> {
+export async function layoutManifest(
+  layout: string,
+  tag: string,
+): Promise<{ digest: string; layers: Array<{ digest: string; size: number; annotations?: Record<string, string> }> }> {
   const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
   const desc = index.manifests.find((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
   assert.ok(desc, `tag ${tag} in ${layout}`);
@@ -78,7 +81,9 @@ async function umociEquals(dir: string, layout: string, tag: string, want: Await
 }
 
 /** Runs `image build ... --json`, asserting success; returns the report. */
-export async function buildJson(args: string[]): Promise<{ digest: string; layers: Array<{ digest: string; size: number; components: string[]; reused: boolean; status: string }> }> {
+export async function buildJson(
+  args: string[],
+): Promise<{ digest: string; layers: Array<{ digest: string; size: number; components: string[]; reused: boolean; status: string }> }> {
   const r = await runCli(['image', 'build', ...args, '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);

@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { hostPackages, makeDpkgTree } from '../helpers/dpkg-tree.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 import { buildJson } from './layering-helpers.js';
 
 test('--previous from a registry: the pushed update finds most layers already there; skopeo copies the result', async (t) => {
@@ -27,7 +27,10 @@ test('--previous from a registry: the pushed update finds most layers already th
   const v2 = JSON.parse(r.stdout) as typeof v1;
   const exists = v2.layers.filter((l) => l.status === 'exists');
   assert.ok(exists.length >= v1.layers.length - 2, `${exists.length} of ${v2.layers.length} layers already in the registry`);
-  assert.match(r.stderr, new RegExp(`${v2.layers.length} layers from components; ${exists.length} kept from the previous image \\(${exists.length} already at the destination\\)`));
+  assert.match(
+    r.stderr,
+    new RegExp(`${v2.layers.length} layers from components; ${exists.length} kept from the previous image \\(${exists.length} already at the destination\\)`),
+  );
   const sed = v2.layers.find((l) => l.components.includes('deb:sed'))!;
   assert.equal(sed.status, 'built');
   await skopeo(['copy', '--src-tls-verify=false', `docker://${reg.host}/os:v2`, `oci:${join(dir, 'copy')}:v2`]);

@@ -1,8 +1,8 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdir, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 import { assertPlanInvariants, assertUnpacksEqual, buildJson, readLayers } from './layering-helpers.js';
@@ -17,10 +17,24 @@ async function buildRpm(dir: string, name: string, files: Record<string, string>
   const top = join(dir, 'rpmbuild');
   const spec = join(dir, `${name}.spec`);
   const install = Object.entries(files).map(([p, body]) => `mkdir -p "%{buildroot}$(dirname ${p})"\nprintf '%s' '${body}' > "%{buildroot}${p}"`);
-  await writeFile(spec, [
-    `Name: ${name}`, 'Version: 1.0', 'Release: 1', 'Summary: test package', 'License: MIT', 'BuildArch: noarch',
-    '%description', 'test package', '%install', ...install, '%files', ...Object.keys(files), '',
-  ].join('\n'));
+  await writeFile(
+    spec,
+    [
+      `Name: ${name}`,
+      'Version: 1.0',
+      'Release: 1',
+      'Summary: test package',
+      'License: MIT',
+      'BuildArch: noarch',
+      '%description',
+      'test package',
+      '%install',
+      ...install,
+      '%files',
+      ...Object.keys(files),
+      '',
+    ].join('\n'),
+  );
   run('rpmbuild', ['-bb', '--quiet', '--define', `_topdir ${top}`, spec]);
   return join(top, 'RPMS', 'noarch', `${name}-1.0-1.noarch.rpm`);
 }
@@ -53,8 +67,8 @@ test('an rpm database: each package rpm lists a component of its files, the data
   assert.deepEqual(where('usr/share/alpha/data'), ['rpm:alpha']);
   assert.deepEqual(where('usr/share/beta/data'), ['rpm:beta']);
   assert.deepEqual(where('etc/beta.conf'), ['rpm:beta']);
-  assert.ok(!where('usr/bin/unowned').some((c) => c.startsWith('rpm:')), 'a file no package lists is not a package\'s');
-  assert.ok(!where('var/lib/rpm/rpmdb.sqlite').some((c) => c.startsWith('rpm:')), 'the database is not a package\'s');
+  assert.ok(!where('usr/bin/unowned').some((c) => c.startsWith('rpm:')), "a file no package lists is not a package's");
+  assert.ok(!where('var/lib/rpm/rpmdb.sqlite').some((c) => c.startsWith('rpm:')), "the database is not a package's");
   assertPlanInvariants(layers);
   await assertUnpacksEqual(dir, layout, 'v1', tree);
 });

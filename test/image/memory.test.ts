@@ -1,4 +1,3 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createCipheriv } from 'node:crypto';
@@ -6,6 +5,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { cliPath, tempDir } from '../helpers/cli.js';
 
 const LAYER = 256 << 20;
@@ -14,7 +14,10 @@ const LAYER = 256 << 20;
 function runMeasured(args: string[], rssFile: string): Promise<{ code: number; stderr: string; peakRss: number }> {
   const reporter = `data:text/javascript,import{writeFileSync}from'node:fs';process.on('exit',()=>writeFileSync(process.env.RSS_FILE,String(process.resourceUsage().maxRSS*1024)))`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', reporter, cliPath, ...args], { env: { ...process.env, RSS_FILE: rssFile }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', reporter, cliPath, ...args], {
+      env: { ...process.env, RSS_FILE: rssFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
@@ -36,11 +39,12 @@ test(`a ${LAYER >> 20} MiB layer is built in bounded memory (gzip and zstd)`, as
   await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())));
   for (const compression of ['zstd', 'gzip']) {
     const output = join(dir, compression);
-    const r = await runMeasured([
-      'image', 'build', '--rootfs', join(dir, 'tree'), '--layer-compression', compression, '--compression-level', '1', '--output', `oci:${output}`,
-    ], join(dir, `rss-${compression}`));
+    const r = await runMeasured(
+      ['image', 'build', '--rootfs', join(dir, 'tree'), '--layer-compression', compression, '--compression-level', '1', '--output', `oci:${output}`],
+      join(dir, `rss-${compression}`),
+    );
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.peakRss > 0, "the process reported its peak RSS");
+    assert.ok(r.peakRss > 0, 'the process reported its peak RSS');
     t.diagnostic(`${compression}: peak RSS ${(r.peakRss / 2 ** 20).toFixed(0)} MiB`);
     assert.ok(r.peakRss < 200 << 20, `${compression}: peak RSS ${(r.peakRss / 2 ** 20).toFixed(0)} MiB for a ${LAYER >> 20} MiB layer`);
     await rm(output, { recursive: true }); // a layer as large as the file: one at a time on disk

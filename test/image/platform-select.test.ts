@@ -1,16 +1,20 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Descriptor, ImageIndex, Platform } from '../../src/oci/descriptor.js';
-import { MediaType } from '../../src/oci/mediatypes.js';
+import { test } from 'node:test';
 import { hostPlatform, normalizeArchitecture, parsePlatform, platformFromProductVariant } from '../../src/image/platform.js';
 import { selectFromIndex } from '../../src/image/platform-select.js';
+import type { Descriptor, ImageIndex, Platform } from '../../src/oci/descriptor.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
 
 const entry = (n: number, platform?: Platform, extra: Partial<Descriptor> = {}): Descriptor => ({
-  mediaType: MediaType.ociManifest, digest: `sha256:${String(n).repeat(64).slice(0, 64)}`, size: 100 + n, ...(platform ? { platform } : {}), ...extra,
+  mediaType: MediaType.ociManifest,
+  digest: `sha256:${String(n).repeat(64).slice(0, 64)}`,
+  size: 100 + n,
+  ...(platform ? { platform } : {}),
+  ...extra,
 });
 const index = (...manifests: Descriptor[]): ImageIndex => ({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests });
 
-test('architectures as OS vendors spell them map to the image spec\'s names', () => {
+test("architectures as OS vendors spell them map to the image spec's names", () => {
   assert.equal(normalizeArchitecture('x86_64'), 'amd64');
   assert.equal(normalizeArchitecture('aarch64'), 'arm64');
   assert.equal(normalizeArchitecture('arm64'), 'arm64');
@@ -29,7 +33,7 @@ test('architectures as OS vendors spell them map to the image spec\'s names', ()
   assert.ok(normalizeArchitecture(hostPlatform().architecture), hostPlatform().architecture);
 });
 
-test('selecting from an index: the exact platform first, the only image by default, else this machine\'s; attestations never', () => {
+test("selecting from an index: the exact platform first, the only image by default, else this machine's; attestations never", () => {
   const amd = entry(1, { os: 'linux', architecture: 'amd64', variant: 'debug' });
   const amdPlain = entry(2, { os: 'linux', architecture: 'amd64' });
   const arm = entry(3, { os: 'linux', architecture: 'arm64' });
@@ -45,7 +49,9 @@ test('selecting from an index: the exact platform first, the only image by defau
   const mine = entry(5, host);
   const other = entry(6, host.architecture === 'arm64' ? { os: 'linux', architecture: 'amd64' } : { os: 'linux', architecture: 'arm64' });
   assert.equal(selectFromIndex(index(other, mine), undefined, 'x').digest, mine.digest);
-  assert.throws(() => selectFromIndex(index(arm), { os: 'linux', architecture: 's390x' }, 'reg/os:1'),
-    /^OciError: reg\/os:1 has no image for linux\/s390x \(it has: linux\/arm64\); choose one with --platform$/);
+  assert.throws(
+    () => selectFromIndex(index(arm), { os: 'linux', architecture: 's390x' }, 'reg/os:1'),
+    /^OciError: reg\/os:1 has no image for linux\/s390x \(it has: linux\/arm64\); choose one with --platform$/,
+  );
   assert.throws(() => selectFromIndex(index(other, other), undefined, 'reg/os:1'), /this machine's platform/);
 });

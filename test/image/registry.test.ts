@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 import { isRoot, makeTree, snapshot } from './helpers.js';
 
 test('a tree pushed to the real registry comes back identical through skopeo + umoci and through image unpack', async (t) => {
@@ -59,17 +59,40 @@ test('image index pushes a two-platform index; unpack picks the platform; an OS 
   await makeTree(tree, 1_600_000_000);
   const reg = await startDockerRegistry();
   t.after(() => reg.stop());
-  for (const [arch, extra] of [['amd64', 'x86'], ['arm64', 'arm']] as const) {
-    const r = await runCli(['image', 'build', '--rootfs', tree, '--platform', `linux/${arch}`, '--label', `arch=${extra}`, '--push', `${reg.host}/multi/app:${arch}`]);
+  for (const [arch, extra] of [
+    ['amd64', 'x86'],
+    ['arm64', 'arm'],
+  ] as const) {
+    const r = await runCli([
+      'image',
+      'build',
+      '--rootfs',
+      tree,
+      '--platform',
+      `linux/${arch}`,
+      '--label',
+      `arch=${extra}`,
+      '--push',
+      `${reg.host}/multi/app:${arch}`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
   }
   const idx = await runCli(['image', 'index', '--push', `${reg.host}/multi/app:v1`, `${reg.host}/multi/app:amd64`, `${reg.host}/multi/app:arm64`, '--json']);
   assert.equal(idx.code, 0, idx.stderr);
   const report = JSON.parse(idx.stdout);
-  assert.deepEqual(report.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture), ['amd64', 'arm64']);
+  assert.deepEqual(
+    report.manifests.map((m: { platform: { architecture: string } }) => m.platform.architecture),
+    ['amd64', 'arm64'],
+  );
   const raw = JSON.parse((await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/multi/app:v1`])).stdout);
   assert.equal(raw.mediaType, 'application/vnd.oci.image.index.v1+json');
-  assert.deepEqual(raw.manifests.map((m: { platform: object }) => m.platform), [{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux' }]);
+  assert.deepEqual(
+    raw.manifests.map((m: { platform: object }) => m.platform),
+    [
+      { architecture: 'amd64', os: 'linux' },
+      { architecture: 'arm64', os: 'linux' },
+    ],
+  );
   const arm = await skopeo(['inspect', '--tls-verify=false', '--override-arch', 'arm64', `docker://${reg.host}/multi/app:v1`]);
   assert.equal(JSON.parse(arm.stdout).Labels.arch, 'arm');
 

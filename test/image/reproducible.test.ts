@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
@@ -42,20 +42,35 @@ async function tarEntries(data: Buffer): Promise<Array<tar.Header>> {
 test('same epoch, different mtimes and paths: byte-identical images; one changed file changes exactly one layer', async (t) => {
   if (!requireTools(t, 'zstd', 'tar')) return;
   const dir = await tempDir(t);
-  for (const [name, mtime] of [['a', 1_600_000_000], ['b', 1_700_000_000]] as const) {
+  for (const [name, mtime] of [
+    ['a', 1_600_000_000],
+    ['b', 1_700_000_000],
+  ] as const) {
     await makeTree(join(dir, name, 'root'), mtime);
     await mkdir(join(dir, name, 'extra', 'opt'), { recursive: true });
     await writeFile(join(dir, name, 'extra', 'opt', 'big.bin'), pseudoRandom(10 << 20, 3, true));
     await writeFile(join(dir, name, 'extra', 'opt', 'app.conf'), 'x=1\n');
     await setAllMtimes(join(dir, name, 'extra'), mtime);
   }
-  const args = (n: string, out: string, comp: string) => ['--rootfs', join(dir, n, 'root'), '--layer', join(dir, n, 'extra'), '--layer-compression', comp, '--output', `oci:${join(dir, out)}:v1`];
+  const args = (n: string, out: string, comp: string) => [
+    '--rootfs',
+    join(dir, n, 'root'),
+    '--layer',
+    join(dir, n, 'extra'),
+    '--layer-compression',
+    comp,
+    '--output',
+    `oci:${join(dir, out)}:v1`,
+  ];
 
   const a = await build([...args('a', 'out-a', 'gzip'), '--source-date-epoch', String(EPOCH)]);
   const b = await build(args('b', 'out-b', 'gzip'), { SOURCE_DATE_EPOCH: String(EPOCH) });
   assert.equal(a.digest, b.digest, 'same manifest digest');
   assert.equal(a.config.digest, b.config.digest);
-  assert.deepEqual(a.layers.map((l) => [l.digest, l.diffID, l.size]), b.layers.map((l) => [l.digest, l.diffID, l.size]));
+  assert.deepEqual(
+    a.layers.map((l) => [l.digest, l.diffID, l.size]),
+    b.layers.map((l) => [l.digest, l.diffID, l.size]),
+  );
   const blobsA = (await readdir(join(dir, 'out-a', 'blobs', 'sha256'))).sort();
   assert.deepEqual((await readdir(join(dir, 'out-b', 'blobs', 'sha256'))).sort(), blobsA);
   for (const f of blobsA) assert.ok((await blob(join(dir, 'out-a'), `sha256:${f}`)).equals(await blob(join(dir, 'out-b'), `sha256:${f}`)));
@@ -94,14 +109,21 @@ test('same epoch, different mtimes and paths: byte-identical images; one changed
 
   const config = JSON.parse((await blob(join(dir, 'out-a'), a.config.digest)).toString());
   assert.equal(config.created, '2017-07-14T02:40:00Z');
-  assert.deepEqual(config.history.map((h: { created: string }) => h.created), ['2017-07-14T02:40:00Z', '2017-07-14T02:40:00Z']);
+  assert.deepEqual(
+    config.history.map((h: { created: string }) => h.created),
+    ['2017-07-14T02:40:00Z', '2017-07-14T02:40:00Z'],
+  );
 
   // zstd: the same bytes twice; several frames; `zstd -d` gives the DiffID's tar.
   const za = await build([...args('a', 'zstd-a', 'zstd'), '--source-date-epoch', String(EPOCH)]);
   const zb = await build([...args('b', 'zstd-b', 'zstd'), '--source-date-epoch', String(EPOCH)]);
   assert.equal(za.digest, zb.digest);
   assert.equal(za.layers[1]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
-  assert.deepEqual(za.layers.map((l) => l.diffID), a.layers.map((l) => l.diffID), 'compression does not change DiffIDs');
+  assert.deepEqual(
+    za.layers.map((l) => l.diffID),
+    a.layers.map((l) => l.diffID),
+    'compression does not change DiffIDs',
+  );
   const z = spawnSync('zstd', ['-d', '-c', join(dir, 'zstd-a', 'blobs', 'sha256', za.layers[1]!.digest.slice(7))], { maxBuffer: 64 << 20 });
   assert.equal(z.status, 0, z.stderr.toString());
   assert.equal(sha256(z.stdout), za.layers[1]!.diffID);
@@ -126,8 +148,22 @@ test('tar inputs (plain, gzip, zstd) give the DiffID of the same directory; excl
   assert.equal(gnu.status, 0, gnu.stderr.toString());
   assert.equal(spawnSync('sh', ['-c', `gzip -c tree.tar > tree.tar.gz && zstd -q -c tree.tar > tree.tar.zst`], { cwd: dir }).status, 0);
   const fromDir = await build(['--rootfs', tree, '--source-date-epoch', String(EPOCH), '--output', `oci:${join(dir, 'd')}`]);
-  const fromTars = await build(['--layer', join(dir, 'tree.tar'), '--layer', join(dir, 'tree.tar.gz'), '--layer', join(dir, 'tree.tar.zst'), '--source-date-epoch', String(EPOCH), '--output', `oci:${join(dir, 't')}`]);
-  assert.deepEqual(fromTars.layers.map((l) => l.diffID), Array(3).fill(fromDir.layers[0]!.diffID));
+  const fromTars = await build([
+    '--layer',
+    join(dir, 'tree.tar'),
+    '--layer',
+    join(dir, 'tree.tar.gz'),
+    '--layer',
+    join(dir, 'tree.tar.zst'),
+    '--source-date-epoch',
+    String(EPOCH),
+    '--output',
+    `oci:${join(dir, 't')}`,
+  ]);
+  assert.deepEqual(
+    fromTars.layers.map((l) => l.diffID),
+    Array(3).fill(fromDir.layers[0]!.diffID),
+  );
 
   // No epoch: mtimes kept, no created time anywhere; --exclude drops a subtree; --owner normalizes.
   const kept = await build(['--rootfs', tree, '--exclude', '^usr/share', '--owner', '0:0', '--output', `oci:${join(dir, 'k')}`], { SOURCE_DATE_EPOCH: '' });

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { blobPath } from '../cli/image-helpers.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 test('a failed image unpack leaves nothing unchecked behind in a new or empty directory, and says so otherwise', async (t) => {
   const root = await tempDir(t);

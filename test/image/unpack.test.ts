@@ -1,15 +1,15 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { test } from 'node:test';
 import * as tar from 'tar-stream';
+import { sha256Digest } from '../../src/oci/digest.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
-import { sha256Digest } from '../../src/oci/digest.js';
 import { isRoot, snapshot } from './helpers.js';
 
 interface Item {
@@ -23,7 +23,9 @@ interface Item {
 async function craftTar(items: Item[]): Promise<Buffer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
-  const done = (async () => { for await (const c of pack) parts.push(c as Buffer); })();
+  const done = (async () => {
+    for await (const c of pack) parts.push(c as Buffer);
+  })();
   for (const i of items) {
     const type = i.type ?? 'file';
     const header = { name: i.name, type, linkname: i.linkname, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(1_600_000_000_000) };
@@ -55,7 +57,11 @@ async function craftImage(dir: string, layers: Buffer[]): Promise<string> {
   return `oci:${dir}:v1`;
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 test('unpack refuses entries that would leave the directory, naming them in one line', async (t) => {
   const dir = await tempDir(t);
@@ -74,12 +80,27 @@ test('unpack refuses entries that would leave the directory, naming them in one 
     },
     {
       name: 'symlink-chain-escape',
-      layers: [[{ name: 'a', type: 'directory' }, { name: 'a/up', type: 'symlink', linkname: '..' }, { name: 'b', type: 'symlink', linkname: 'a/up/a/up/..' }, { name: 'b/evil' }]],
+      layers: [
+        [
+          { name: 'a', type: 'directory' },
+          { name: 'a/up', type: 'symlink', linkname: '..' },
+          { name: 'b', type: 'symlink', linkname: 'a/up/a/up/..' },
+          { name: 'b/evil' },
+        ],
+      ],
       message: /layer entry "b\/evil" would be written through symlink/,
     },
-    { name: 'whiteout-dotdot', layers: [[{ name: 'a/b/' , type: 'directory' }], [{ name: 'a/b/.wh...' }]], message: /layer entry "a\/b\/\.wh\.\.\." is a whiteout of "\.\.", which would delete a directory above it/ },
+    {
+      name: 'whiteout-dotdot',
+      layers: [[{ name: 'a/b/', type: 'directory' }], [{ name: 'a/b/.wh...' }]],
+      message: /layer entry "a\/b\/\.wh\.\.\." is a whiteout of "\.\.", which would delete a directory above it/,
+    },
     { name: 'whiteout-empty', layers: [[{ name: '.wh.' }]], message: /layer entry "\.wh\." is a whiteout of ""/ },
-    { name: 'hardlink-escape', layers: [[{ name: 'hl', type: 'link', linkname: '../outside/secret' }]], message: /layer entry "hl \(hard link to \.\.\/outside\/secret\)" has a "\.\." component/ },
+    {
+      name: 'hardlink-escape',
+      layers: [[{ name: 'hl', type: 'link', linkname: '../outside/secret' }]],
+      message: /layer entry "hl \(hard link to \.\.\/outside\/secret\)" has a "\.\." component/,
+    },
   ];
   for (const c of cases) {
     const image = await craftImage(join(dir, `img-${c.name}`), await Promise.all(c.layers.map(craftTar)));
@@ -93,7 +114,12 @@ test('unpack refuses entries that would leave the directory, naming them in one 
   }
 
   // An absolute symlink is read as the container reads it: from the unpack directory, never the host root.
-  const abs = await craftImage(join(dir, 'img-abs'), [await craftTar([{ name: 'etc', type: 'symlink', linkname: '/' }, { name: `etc/${marker}`, body: 'inside' }])]);
+  const abs = await craftImage(join(dir, 'img-abs'), [
+    await craftTar([
+      { name: 'etc', type: 'symlink', linkname: '/' },
+      { name: `etc/${marker}`, body: 'inside' },
+    ]),
+  ]);
   const r = await runCli(['image', 'unpack', abs, join(dir, 'abs')]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await exists(join(dir, 'abs', marker)), true);
@@ -103,14 +129,26 @@ test('unpack refuses entries that would leave the directory, naming them in one 
 test('whiteouts and opaque directories hide lower layers, as umoci applies them', async (t) => {
   const dir = await tempDir(t);
   const lower = await craftTar([
-    { name: 'a/', type: 'directory' }, { name: 'a/keep' }, { name: 'a/gone' }, { name: 'a/gonedir/', type: 'directory' }, { name: 'a/gonedir/x' },
-    { name: 'd/', type: 'directory' }, { name: 'd/x' }, { name: 'd/sub/', type: 'directory' }, { name: 'd/sub/y' },
+    { name: 'a/', type: 'directory' },
+    { name: 'a/keep' },
+    { name: 'a/gone' },
+    { name: 'a/gonedir/', type: 'directory' },
+    { name: 'a/gonedir/x' },
+    { name: 'd/', type: 'directory' },
+    { name: 'd/x' },
+    { name: 'd/sub/', type: 'directory' },
+    { name: 'd/sub/y' },
     { name: 'f', body: 'old' },
   ]);
   const upper = await craftTar([
-    { name: 'a/.wh.gone' }, { name: 'a/.wh.gonedir' },
-    { name: 'd/', type: 'directory' }, { name: 'd/sub/', type: 'directory' }, { name: 'd/.wh..wh..opq' }, { name: 'd/z' },
-    { name: 'f', body: 'new' }, { name: 'h', type: 'link', linkname: 'a/keep' },
+    { name: 'a/.wh.gone' },
+    { name: 'a/.wh.gonedir' },
+    { name: 'd/', type: 'directory' },
+    { name: 'd/sub/', type: 'directory' },
+    { name: 'd/.wh..wh..opq' },
+    { name: 'd/z' },
+    { name: 'f', body: 'new' },
+    { name: 'h', type: 'link', linkname: 'a/keep' },
   ]);
   const image = await craftImage(join(dir, 'img'), [lower, upper]);
   const r = await runCli(['image', 'unpack', image, join(dir, 'out'), '--json']);
@@ -131,12 +169,14 @@ test('whiteouts and opaque directories hide lower layers, as umoci applies them'
 
 test('an opaque whiteout after entries of its own layer in byte order clears only what lower layers had', async (t) => {
   const dir = await tempDir(t);
-  const lower = await craftTar([
-    { name: 'dir/', type: 'directory' }, { name: 'dir/-sub/', type: 'directory' }, { name: 'dir/-sub/old' }, { name: 'dir/gone' },
-  ]);
+  const lower = await craftTar([{ name: 'dir/', type: 'directory' }, { name: 'dir/-sub/', type: 'directory' }, { name: 'dir/-sub/old' }, { name: 'dir/gone' }]);
   // '-' (0x2d) sorts before '.wh..wh..opq' (0x2e); neither dir/-sub/ nor dir/-new/ has an entry of its own in this layer.
   const upper = await craftTar([
-    { name: 'dir/', type: 'directory' }, { name: 'dir/-new/x' }, { name: 'dir/-sub/new' }, { name: 'dir/.wh..wh..opq' }, { name: 'dir/z' },
+    { name: 'dir/', type: 'directory' },
+    { name: 'dir/-new/x' },
+    { name: 'dir/-sub/new' },
+    { name: 'dir/.wh..wh..opq' },
+    { name: 'dir/z' },
   ]);
   const image = await craftImage(join(dir, 'img'), [lower, upper]);
   const r = await runCli(['image', 'unpack', image, join(dir, 'out')]);
@@ -149,7 +189,10 @@ test('directory modes and times applied at the end never go through a symlink a 
   const outside = join(dir, 'outside');
   await mkdir(join(outside, 'b'), { recursive: true, mode: 0o755 });
   // Layer 1's a/b has mtime 1600000000; applied through the symlink it would land on outside/b.
-  const layer1 = await craftTar([{ name: 'a/', type: 'directory' }, { name: 'a/b/', type: 'directory' }]);
+  const layer1 = await craftTar([
+    { name: 'a/', type: 'directory' },
+    { name: 'a/b/', type: 'directory' },
+  ]);
   const layer2 = await craftTar([{ name: 'a', type: 'symlink', linkname: outside }]);
   const image = await craftImage(join(dir, 'img'), [layer1, layer2]);
   const before = (await stat(join(outside, 'b'))).mtimeMs;

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isOciError } from '../../src/errors.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciArchiveWriter, openArchiveForReading, packLayout } from '../../src/ocilayout/archive.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
-import { MediaType } from '../../src/oci/mediatypes.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 
 function blobOf(text: string): { desc: { mediaType: string; digest: string; size: number }; bytes: Buffer } {
@@ -49,11 +49,13 @@ describe('concurrent writers of one oci-archive', () => {
     const file = join(dir, 'images.tar');
     await write(file, 'first', 't0');
     const writers = await Promise.all(Array.from({ length: 4 }, () => OciArchiveWriter.open(file)));
-    await Promise.all(writers.map(async (w, i) => {
-      const b = blobOf(`image ${i + 1}`);
-      await w.push(b.desc, Readable.from([b.bytes]));
-      await w.tag(b.desc, `t${i + 1}`);
-    }));
+    await Promise.all(
+      writers.map(async (w, i) => {
+        const b = blobOf(`image ${i + 1}`);
+        await w.push(b.desc, Readable.from([b.bytes]));
+        await w.tag(b.desc, `t${i + 1}`);
+      }),
+    );
     await Promise.all(writers.map((w) => w.commit()));
     assert.deepEqual(await archiveTags(file), { t0: true, t1: true, t2: true, t3: true, t4: true });
     assert.deepEqual(await readdir(dir), ['images.tar'], 'no lock or temporary files left');
@@ -88,7 +90,10 @@ describe('concurrent writers of one oci-archive', () => {
       const v = await runCli(['verify', `oci-archive:${file}:${tag}`]);
       assert.equal(v.code, 0, `${tag}: ${v.stderr}`);
     }
-    assert.deepEqual((await readdir(dir)).filter((n) => !n.endsWith('.bin')), ['conc.tar']);
+    assert.deepEqual(
+      (await readdir(dir)).filter((n) => !n.endsWith('.bin')),
+      ['conc.tar'],
+    );
   });
 
   it('waits for a writer holding the lock, then fails naming it and leaves the archive as it was', async (t) => {
@@ -101,7 +106,10 @@ describe('concurrent writers of one oci-archive', () => {
     await w.push(b.desc, Readable.from([b.bytes]));
     await w.tag(b.desc, 'blocked');
     await writeFile(`${file}.lock`, `${process.pid}\n`);
-    await assert.rejects(w.commit(), (e) => isOciError(e, 'OUTPUT_UNWRITABLE') && e.message.includes(`${file}.lock`) && /archive .* is locked by another writer/.test(e.message));
+    await assert.rejects(
+      w.commit(),
+      (e) => isOciError(e, 'OUTPUT_UNWRITABLE') && e.message.includes(`${file}.lock`) && /archive .* is locked by another writer/.test(e.message),
+    );
     assert.ok((await readFile(file)).equals(before), 'the archive is unchanged');
     assert.deepEqual((await readdir(dir)).sort(), ['images.tar', 'images.tar.lock'], 'a live holder keeps its lock; no temporary files');
   });

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { cp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
 import type { Readable } from 'node:stream';
-import { tempDir } from '../helpers/cli.js';
-import { blobPath, buildImage } from '../cli/image-helpers.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
+import { type TestContext, test } from 'node:test';
 import { ChunkCheckingStore } from '../../src/copy/chunk-checking-store.js';
-import { readOsImage, type OsImage } from '../../src/osimage/reader.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { type OsImage, readOsImage } from '../../src/osimage/reader.js';
+import { blobPath, buildImage } from '../cli/image-helpers.js';
+import { tempDir } from '../helpers/cli.js';
 
 /** A layout whose blob reads are counted, by digest. */
 async function countingLayout(dir: string): Promise<{ layout: OciLayout; reads: Map<string, number> }> {
@@ -39,8 +39,15 @@ test('a payload blob already at the destination is checked, digest and chunks, i
   const checking = new ChunkCheckingStore(layout, image.payloads);
   for (const p of image.payloads) assert.equal(await checking.exists(p.layer), true);
   assert.ok(checking.complete, 'every payload checked');
-  assert.deepEqual([...reads.values()], image.payloads.map(() => 1), 'each blob read once');
-  assert.deepEqual(checking.results().map((r) => r.name), ['system', 'kernel.efi']);
+  assert.deepEqual(
+    [...reads.values()],
+    image.payloads.map(() => 1),
+    'each blob read once',
+  );
+  assert.deepEqual(
+    checking.results().map((r) => r.name),
+    ['system', 'kernel.efi'],
+  );
   // A second question costs nothing.
   assert.equal(await checking.exists(image.payloads[0]!.layer), true);
   assert.equal(reads.get(image.payloads[0]!.layer.digest), 1);

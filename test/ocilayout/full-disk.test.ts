@@ -9,13 +9,13 @@ import { execFileSync, spawn } from 'node:child_process';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { cliPath, runCli, tempDir } from '../helpers/cli.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
-import { requireTools } from '../helpers/tools.js';
+import { type TestContext, test } from 'node:test';
 import { buildImage, KiB } from '../cli/image-helpers.js';
 import { containerImage, writeLayout } from '../copy/fixtures.js';
+import { cliPath, runCli, tempDir } from '../helpers/cli.js';
+import { type RegistryHandle, startDockerRegistry } from '../helpers/docker-registry.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { requireTools } from '../helpers/tools.js';
 
 /**
  * A tmpfs of `size` mounted on a new directory, unmounted after the test.
@@ -56,7 +56,10 @@ function runCliWithin(args: string[], ms: number): Promise<{ code: number; stdou
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, ms);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, ms);
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
@@ -75,7 +78,9 @@ function assertOneLineNoSpace(r: { code: number; stdout: string; stderr: string 
   assert.match(lines[0]!, /^oci-os: error: .*no space left on device/);
 }
 
-test('registry to a layout or an archive on a full disk: non-zero exit, one line (or the --json error), destination unchanged', { timeout: 120_000 }, async (t) => {
+test('registry to a layout or an archive on a full disk: non-zero exit, one line (or the --json error), destination unchanged', {
+  timeout: 120_000,
+}, async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
   const disk = await smallDisk(t, '2m');
   if (!disk) return;
@@ -88,7 +93,10 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
   for (const d of [smallRoot, bigRoot]) execFileSync('mkdir', ['-p', d]);
   const small = await buildImage(smallRoot, { size: 64 * KiB, tag: 'small' });
   const big = await buildImage(bigRoot, { size: 4 * 1024 * KiB, compression: 'none', tag: 'big', seed: 7 });
-  for (const [img, tag] of [[small, 'small'], [big, 'big']] as const) {
+  for (const [img, tag] of [
+    [small, 'small'],
+    [big, 'big'],
+  ] as const) {
     const up = await runCli(['copy', img.location, `${reg.host}/full/os:${tag}`, '-q']);
     assert.equal(up.code, 0, up.stderr);
   }
@@ -143,7 +151,7 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
     }
   });
 
-  await t.test('registry → layout while another blob\'s download hangs: the failure ends the copy at once', async () => {
+  await t.test("registry → layout while another blob's download hangs: the failure ends the copy at once", async () => {
     const proxy = await startFaultProxy(reg.url, { otherListener: false });
     try {
       const kernel = big.payloads.find((p) => p.name === 'kernel.efi')!;
@@ -154,14 +162,17 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
       const r = await runCliWithin(['pull', `${proxy.host}/full/os:big`, '-o', `oci:${layout}`, '-q'], 60_000);
       assert.equal(r.timedOut, false, `still running after ${Date.now() - started} ms: ${r.stderr}`);
       assertOneLineNoSpace(r);
-      assert.ok(proxy.log.some((e) => e.fault === 'stallResponse'), 'the hanging download was under way');
+      assert.ok(
+        proxy.log.some((e) => e.fault === 'stallResponse'),
+        'the hanging download was under way',
+      );
       assert.deepEqual(await readdir(disk), ['layout']);
     } finally {
       await proxy.stop();
     }
   });
 
-  await t.test('image build on a registry base into a full layout while another base layer\'s download hangs', async () => {
+  await t.test("image build on a registry base into a full layout while another base layer's download hangs", async () => {
     const baseImage = await containerImage('amd64', { layers: 2, layerSize: 5_000_000 });
     await writeLayout(join(root, 'base'), baseImage.manifest, baseImage.blobs, 'v1');
     const up = await runCli(['copy', `oci:${join(root, 'base')}:v1`, `${reg.host}/full/base:v1`, '-q']);
@@ -174,7 +185,10 @@ test('registry to a layout or an archive on a full disk: non-zero exit, one line
       const r = await runCliWithin(['image', 'build', '--base', `${proxy.host}/full/base:v1`, '-o', `oci:${out}`], 60_000);
       assert.equal(r.timedOut, false, `still running: ${r.stderr}`);
       assertOneLineNoSpace(r);
-      assert.ok(proxy.log.some((e) => e.fault === 'stallResponse'), 'the hanging download was under way');
+      assert.ok(
+        proxy.log.some((e) => e.fault === 'stallResponse'),
+        'the hanging download was under way',
+      );
       assert.deepEqual(await readdir(disk), ['layout']);
     } finally {
       await proxy.stop();

@@ -9,12 +9,12 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { isOciError } from '../../src/errors.js';
-import { packLayout } from '../../src/ocilayout/archive.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import { openLocationForReading } from '../../src/copy/locations.js';
+import { isOciError } from '../../src/errors.js';
 import { DigestStream } from '../../src/oci/digest.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
+import { packLayout } from '../../src/ocilayout/archive.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 const digestOf = (alg: string, b: Buffer): string => `${alg}:${createHash(alg).update(b).digest('hex')}`;
@@ -25,11 +25,14 @@ const digestOf = (alg: string, b: Buffer): string => `${alg}:${createHash(alg).u
  */
 async function layoutWithLayer(dir: string, layer: Buffer, layerDigest: string): Promise<void> {
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: MediaType.ociManifest,
-    config: { mediaType: MediaType.ociConfig, digest: digestOf('sha256', config), size: config.length },
-    layers: [{ mediaType: MediaType.ociLayerGzip, digest: layerDigest, size: layer.length }],
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: digestOf('sha256', config), size: config.length },
+      layers: [{ mediaType: MediaType.ociLayerGzip, digest: layerDigest, size: layer.length }],
+    }),
+  );
   const put = async (digest: string, bytes: Buffer): Promise<void> => {
     const [alg, hex] = digest.split(':') as [string, string];
     await mkdir(join(dir, 'blobs', alg), { recursive: true });
@@ -39,10 +42,21 @@ async function layoutWithLayer(dir: string, layer: Buffer, layerDigest: string):
   await put(layerDigest, layer);
   await put(digestOf('sha256', manifest), manifest);
   await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion": "1.0.0"}\n');
-  await writeFile(join(dir, 'index.json'), JSON.stringify({
-    schemaVersion: 2, mediaType: MediaType.ociIndex,
-    manifests: [{ mediaType: MediaType.ociManifest, digest: digestOf('sha256', manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }],
-  }));
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: [
+        {
+          mediaType: MediaType.ociManifest,
+          digest: digestOf('sha256', manifest),
+          size: manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+        },
+      ],
+    }),
+  );
 }
 
 describe('digest algorithms', () => {
@@ -142,10 +156,31 @@ describe('malformed index.json', () => {
     ['a null entry', { manifests: [null] }, /index\.json: manifests\[0\] is null, not a descriptor object$/],
     ['a string entry', { manifests: ['x'] }, /index\.json: manifests\[0\] is a string, not a descriptor object$/],
     ['an entry without mediaType', { manifests: [{ digest: manifest, size: 10 }] }, /index\.json: manifests\[0\] has no mediaType$/],
-    ['an entry without digest', { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest, size: 1 }, { mediaType: MediaType.ociManifest, size: 10 }] }, /index\.json: manifests\[1\] has no valid digest \(missing\)$/],
-    ['an entry with a bad digest', { manifests: [{ mediaType: MediaType.ociManifest, digest: 'sha256', size: 10 }] }, /index\.json: manifests\[0\] has no valid digest \("sha256"\)$/],
-    ['an entry without size', { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest }] }, /index\.json: manifests\[0\] has no valid size \(missing\)$/],
-    ['annotations that are no object', { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest, size: 3, annotations: null }] }, /index\.json: manifests\[0\] has annotations that are not an object$/],
+    [
+      'an entry without digest',
+      {
+        manifests: [
+          { mediaType: MediaType.ociManifest, digest: manifest, size: 1 },
+          { mediaType: MediaType.ociManifest, size: 10 },
+        ],
+      },
+      /index\.json: manifests\[1\] has no valid digest \(missing\)$/,
+    ],
+    [
+      'an entry with a bad digest',
+      { manifests: [{ mediaType: MediaType.ociManifest, digest: 'sha256', size: 10 }] },
+      /index\.json: manifests\[0\] has no valid digest \("sha256"\)$/,
+    ],
+    [
+      'an entry without size',
+      { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest }] },
+      /index\.json: manifests\[0\] has no valid size \(missing\)$/,
+    ],
+    [
+      'annotations that are no object',
+      { manifests: [{ mediaType: MediaType.ociManifest, digest: manifest, size: 3, annotations: null }] },
+      /index\.json: manifests\[0\] has annotations that are not an object$/,
+    ],
   ];
 
   it('fails with INVALID_ARGUMENT (an invalid layout is invalid input, exit 2) naming the file and what is wrong', async (t) => {

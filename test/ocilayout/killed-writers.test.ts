@@ -4,17 +4,17 @@
  * those whose owner is gone, and the layout stays valid.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { buildImage, KiB } from '../cli/image-helpers.js';
 import { cliPath, runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
-import { buildImage, KiB } from '../cli/image-helpers.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 
 /** Bytes of the payload blob the proxy lets through before it stalls the download. */
 const STALL_AFTER = 512 * KiB;
@@ -24,7 +24,13 @@ async function filesOf(dir: string, prefix: string, min = 0): Promise<string[]> 
   const names = await readdir(dir).catch(() => [] as string[]);
   const out: string[] = [];
   for (const n of names.filter((x) => x.startsWith(prefix)).sort()) {
-    if (await stat(join(dir, n)).then((s) => s.size >= min, () => false)) out.push(n);
+    if (
+      await stat(join(dir, n)).then(
+        (s) => s.size >= min,
+        () => false,
+      )
+    )
+      out.push(n);
   }
   return out;
 }
@@ -47,7 +53,9 @@ async function killMidWrite(args: string[], writing: () => Promise<boolean>, loo
   child.stderr!.on('data', (d) => (stderr += d));
   const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('close', (code, signal) => r({ code, signal })));
   let ended = false;
-  void closed.then(() => { ended = true; });
+  void closed.then(() => {
+    ended = true;
+  });
   try {
     for (let i = 0; i < 3000 && !ended && !(await writing()); i++) await sleep(10);
     assert.equal(ended, false, `${args[0]} ended before it was killed: ${stderr}`);
@@ -75,7 +83,10 @@ test('pulls killed with SIGKILL mid-blob leave temporaries that the next writer 
   await mkdir(bigRoot);
   const small = await buildImage(smallRoot, { size: 64 * KiB });
   const big = await buildImage(bigRoot, { size: 2 * 1024 * KiB, compression: 'none', seed: 5 });
-  for (const [img, tag] of [[small, 'small'], [big, 'big']] as const) {
+  for (const [img, tag] of [
+    [small, 'small'],
+    [big, 'big'],
+  ] as const) {
     const up = await runCli(['copy', img.location, `${reg.host}/kill/os:${tag}`, '-q']);
     assert.equal(up.code, 0, up.stderr);
   }
@@ -94,11 +105,15 @@ test('pulls killed with SIGKILL mid-blob leave temporaries that the next writer 
     const killed: string[] = [];
     for (let i = 0; i < kills; i++) {
       const seen = new Set(await filesOf(tmp, 'blob-'));
-      await killMidWrite(['pull', `${proxy.host}/kill/os:big`, '-o', `oci:${layout}:killed`, '-q'], async () => {
-        const mine = (await filesOf(tmp, 'blob-', STALL_AFTER)).find((n) => !seen.has(n));
-        if (mine) killed.push(mine);
-        return mine !== undefined;
-      }, layout);
+      await killMidWrite(
+        ['pull', `${proxy.host}/kill/os:big`, '-o', `oci:${layout}:killed`, '-q'],
+        async () => {
+          const mine = (await filesOf(tmp, 'blob-', STALL_AFTER)).find((n) => !seen.has(n));
+          if (mine) killed.push(mine);
+          return mine !== undefined;
+        },
+        layout,
+      );
     }
     // Each killed pull left its half-written blob and its registration; each that came after removed
     // those of the ones before it, so the last one's are what is left.
@@ -127,15 +142,19 @@ test('pulls killed with SIGKILL mid-blob leave temporaries that the next writer 
     const killed: string[] = [];
     for (let i = 0; i < kills; i++) {
       const seen = new Set(await beside());
-      await killMidWrite(['copy', `${proxy.host}/kill/os:big`, `oci-archive:${archive}:killed`, '-q'], async () => {
-        for (const b of await beside()) {
-          if (!seen.has(b) && (await filesOf(join(dir, b, '.oci-os-tmp'), 'blob-', STALL_AFTER)).length > 0) {
-            killed.push(b);
-            return true;
+      await killMidWrite(
+        ['copy', `${proxy.host}/kill/os:big`, `oci-archive:${archive}:killed`, '-q'],
+        async () => {
+          for (const b of await beside()) {
+            if (!seen.has(b) && (await filesOf(join(dir, b, '.oci-os-tmp'), 'blob-', STALL_AFTER)).length > 0) {
+              killed.push(b);
+              return true;
+            }
           }
-        }
-        return false;
-      }, dir);
+          return false;
+        },
+        dir,
+      );
     }
     assert.equal(new Set(killed).size, kills);
     // Each killed writer removed the temporary layouts of those killed before it.
@@ -151,14 +170,16 @@ test('pulls killed with SIGKILL mid-blob leave temporaries that the next writer 
   });
 });
 
-test('a temporary whose pid now belongs to a process that started later is removed; a live writer\'s stays', async (t) => {
+test("a temporary whose pid now belongs to a process that started later is removed; a live writer's stays", async (t) => {
   const dir = join(await tempDir(t), 'layout');
   const tmp = join(dir, '.oci-os-tmp');
   const first = await OciLayout.open(dir, { create: true });
   await first.commit();
   // A live process other than this one, and its start time as /proc tells it.
   const other = spawn('sleep', ['60'], { stdio: 'ignore' });
-  t.after(() => { other.kill('SIGKILL'); });
+  t.after(() => {
+    other.kill('SIGKILL');
+  });
   await new Promise((r) => other.once('spawn', r));
   const stat = await readFile(`/proc/${other.pid}/stat`, 'latin1');
   const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;

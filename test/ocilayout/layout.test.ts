@@ -1,11 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
+import { test } from 'node:test';
+import { isOciError } from '../../src/errors.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
 import { parseLocalLocation } from '../../src/ocilayout/location.js';
-import { isOciError } from '../../src/errors.js';
+import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 
 test('an aborted build leaves the layout exactly as it was', async (t) => {
@@ -22,7 +22,10 @@ test('an aborted build leaves the layout exactly as it was', async (t) => {
     buildOsImageToLocal(
       `oci:${lay}:new`,
       {
-        payloads: [{ name: 'a', path: join(dir, 'small') }, { name: 'b', path: join(dir, 'big') }],
+        payloads: [
+          { name: 'a', path: join(dir, 'small') },
+          { name: 'b', path: join(dir, 'big') },
+        ],
         onProgress: (name, read) => {
           if (name === 'b' && read >= 8 << 20) abort.abort();
         },
@@ -57,9 +60,12 @@ test('fetch verifies what it reads', async (t) => {
   const blob = r.payloads[0]!;
   await writeFile(layout.blobPath(blob.digest), 'payload bytez');
   const stream = await layout.fetch({ mediaType: blob.mediaType, digest: blob.digest, size: blob.blobSize });
-  await assert.rejects(async () => {
-    for await (const _ of stream) void _;
-  }, (e) => isOciError(e, 'DIGEST_MISMATCH'));
+  await assert.rejects(
+    async () => {
+      for await (const _ of stream) void _;
+    },
+    (e) => isOciError(e, 'DIGEST_MISMATCH'),
+  );
   await assert.rejects(layout.resolve('nope'), (e) => isOciError(e, 'NOT_FOUND'));
 });
 
@@ -72,5 +78,9 @@ test('local locations parse like the containers tools parse them', () => {
   const d = `sha256:${'a'.repeat(64)}`;
   assert.deepEqual(parseLocalLocation(`oci:dir@${d}`), { kind: 'oci', path: 'dir', tag: undefined, digest: d });
   for (const bad of ['dir', 'oci:', 'oci::tag', 'oci:dir:-bad', 'docker://x'])
-    assert.throws(() => parseLocalLocation(bad), (e) => isOciError(e, 'INVALID_REFERENCE'), bad);
+    assert.throws(
+      () => parseLocalLocation(bad),
+      (e) => isOciError(e, 'INVALID_REFERENCE'),
+      bad,
+    );
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
 import { parseLocalLocation } from '../../src/ocilayout/location.js';
 import { runCli, tempDir } from '../helpers/cli.js';
@@ -26,8 +26,7 @@ test('the path ends at the first colon, as containers/image splits it; the rest 
   assert.deepEqual(parseLocalLocation('oci-archive:a.tar:x/y/z'), { kind: 'oci-archive', path: 'a.tar', tag: 'x/y/z', digest: undefined });
   assert.deepEqual(parseLocalLocation('oci:/abs/dir:1.2.0'), { kind: 'oci', path: '/abs/dir', tag: '1.2.0', digest: undefined });
   // ':' '@' '+' and '--' are ref.name separators too.
-  for (const tag of ['a:b', 'v1+build.7', 'x--y', 'A_b-c.d', 'r@1', 'sha256:abc'])
-    assert.equal(parseLocalLocation(`oci:dir:${tag}`).tag, tag, tag);
+  for (const tag of ['a:b', 'v1+build.7', 'x--y', 'A_b-c.d', 'r@1', 'sha256:abc']) assert.equal(parseLocalLocation(`oci:dir:${tag}`).tag, tag, tag);
   assert.deepEqual(parseLocalLocation('oci:dir'), { kind: 'oci', path: 'dir', tag: undefined, digest: undefined });
 });
 
@@ -44,7 +43,17 @@ test('DIR@DIGEST names a manifest by digest; a malformed digest is refused, neve
 });
 
 test('a tag outside the ref.name grammar is refused in one line that says where the path ends', () => {
-  for (const bad of ['oci:dir:-bad', 'oci:dir:a b', 'oci:dir:a//b', 'oci:dir:/a', 'oci:dir:a/', 'oci:dir:a..b', 'oci:dir:_x', 'oci:dir:a---b', 'oci-archive:f.tar:x y']) {
+  for (const bad of [
+    'oci:dir:-bad',
+    'oci:dir:a b',
+    'oci:dir:a//b',
+    'oci:dir:/a',
+    'oci:dir:a/',
+    'oci:dir:a..b',
+    'oci:dir:_x',
+    'oci:dir:a---b',
+    'oci-archive:f.tar:x y',
+  ]) {
     const m = refusal(bad);
     assert.match(m, /^invalid tag ".*" in ".*": the (directory|file) ends at the first ':'/, bad);
     assert.equal(m.split('\n').length, 1);
@@ -70,7 +79,10 @@ test('CLI: oci:DIR:foo/bar reads what skopeo wrote and writes what skopeo reads'
   assert.ok((await stat(join(dir, 'badtag'))).isDirectory());
   await assert.rejects(stat(join(dir, 'badtag:foo')), /ENOENT/);
   const index = JSON.parse(await readFile(join(dir, 'badtag', 'index.json'), 'utf8'));
-  assert.deepEqual(index.manifests.map((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name']), ['foo/bar']);
+  assert.deepEqual(
+    index.manifests.map((m: { annotations?: Record<string, string> }) => m.annotations?.['org.opencontainers.image.ref.name']),
+    ['foo/bar'],
+  );
   const raw = JSON.parse((await skopeo(['inspect', '--raw', `oci:${join(dir, 'badtag')}:foo/bar`])).stdout);
   assert.equal(raw.artifactType, 'application/vnd.monogon.os.image.v1');
 

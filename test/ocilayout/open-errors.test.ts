@@ -12,12 +12,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { isOciError } from '../../src/errors.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciArchiveWriter, openArchiveForReading, unpackArchive } from '../../src/ocilayout/archive.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
-import { MediaType } from '../../src/oci/mediatypes.js';
 import { tempDir } from '../helpers/cli.js';
 
-function blobOf(text: string | Buffer, mediaType: string = MediaType.octetStream): { desc: { mediaType: string; digest: string; size: number }; bytes: Buffer } {
+function blobOf(
+  text: string | Buffer,
+  mediaType: string = MediaType.octetStream,
+): { desc: { mediaType: string; digest: string; size: number }; bytes: Buffer } {
   const bytes = Buffer.isBuffer(text) ? text : Buffer.from(text);
   return { desc: { mediaType, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: bytes.length }, bytes };
 }
@@ -28,7 +31,10 @@ describe('a local source opened for reading', () => {
     await writeFile(join(dir, 'file'), 'x');
     const missing = join(dir, 'nonexist');
     await assert.rejects(OciLayout.open(missing), (e) => isOciError(e, 'NOT_FOUND') && e.message === `cannot read ${missing}: no such file or directory`);
-    await assert.rejects(openArchiveForReading(`${missing}.tar`), (e) => isOciError(e, 'NOT_FOUND') && e.message === `cannot read ${missing}.tar: no such file or directory`);
+    await assert.rejects(
+      openArchiveForReading(`${missing}.tar`),
+      (e) => isOciError(e, 'NOT_FOUND') && e.message === `cannot read ${missing}.tar: no such file or directory`,
+    );
     const below = join(dir, 'file', 'lay');
     await assert.rejects(OciLayout.open(below), (e) => isOciError(e, 'INPUT_UNREADABLE') && e.message === `cannot read ${below}: a parent is not a directory`);
   });

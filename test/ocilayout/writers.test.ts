@@ -9,17 +9,17 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { containerImage, writeLayout } from '../copy/fixtures.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 const layoutModule = fileURLToPath(new URL('../../src/ocilayout/layout.js', import.meta.url));
 

@@ -3,18 +3,19 @@
  * pushed truncated; the config size is known exactly before hashing; JSON
  * maps are serialized with Go's key order, everything else as before.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildOsImage } from '../../src/osimage/builder.js';
-import { PayloadCache } from '../../src/osimage/payload-cache.js';
+import { test } from 'node:test';
 import type { ContentStore } from '../../src/content/store.js';
 import { isOciError } from '../../src/errors.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import { canonicalJson, jsonMap } from '../../src/oci/json.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { buildOsImage } from '../../src/osimage/builder.js';
 import { encodeChunkHash, normalizeProductInfo, predictConfigSize, serializeConfig } from '../../src/osimage/format.js';
+import { PayloadCache } from '../../src/osimage/payload-cache.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 
 test('a cached payload that grows after its stat is encoded again, not reused with its old size', async (t) => {
@@ -66,14 +67,20 @@ test('predictConfigSize is the exact size serializeConfig gives, before any hash
     [{ name: 'empty', size: 0, hashChunkSize: 1024 }],
     [{ name: 'one', size: 1, hashChunkSize: 1024 }],
     [{ name: 'exact', size: 4096, hashChunkSize: 1024 }],
-    [{ name: 'system', size: 1_000_001, hashChunkSize: 1000 }, { name: 'kernel.efi', size: 77, hashChunkSize: 16 }, { name: 'e', size: 0, hashChunkSize: 16 }],
+    [
+      { name: 'system', size: 1_000_001, hashChunkSize: 1000 },
+      { name: 'kernel.efi', size: 77, hashChunkSize: 16 },
+      { name: 'e', size: 0, hashChunkSize: 16 },
+    ],
   ];
   for (const payloads of cases) {
     const config = serializeConfig({
       format_version: '1',
       product_info: productInfo,
       payloads: payloads.map((p) => ({
-        name: p.name, size: p.size, hash_chunk_size: p.hashChunkSize,
+        name: p.name,
+        size: p.size,
+        hash_chunk_size: p.hashChunkSize,
         chunk_hashes_sha256: Array.from({ length: Math.ceil(p.size / p.hashChunkSize) }, (_, i) => hash(i)),
       })),
     });
@@ -82,7 +89,16 @@ test('predictConfigSize is the exact size serializeConfig gives, before any hash
 });
 
 test('canonicalJson: maps sorted by their bytes as Go sorts them, plain objects unchanged', () => {
-  const map = jsonMap([['b', '1'], ['10', 'x'], ['9', 'y'], ['__proto__', 'p'], ['ä', 'u'], ['Z', 'z'], ['\u{1F600}', 's'], ['\uFFFD', 'r']]);
+  const map = jsonMap([
+    ['b', '1'],
+    ['10', 'x'],
+    ['9', 'y'],
+    ['__proto__', 'p'],
+    ['ä', 'u'],
+    ['Z', 'z'],
+    ['\u{1F600}', 's'],
+    ['\uFFFD', 'r'],
+  ]);
   const text = canonicalJson({ annotations: map }).toString('utf8');
   const keys = [...text.matchAll(/^\t\t"([^"]+)": /gm)].map((m) => m[1]);
   // Go compares UTF-8 bytes: U+FFFD (EF BF BD) sorts before U+1F600 (F0 ...), unlike UTF-16 order.
@@ -92,8 +108,20 @@ test('canonicalJson: maps sorted by their bytes as Go sorts them, plain objects 
 
   // Everything else is what JSON.stringify(value, null, '\t') writes, with Go's escapes.
   const doc = {
-    schemaVersion: 2, s: 'a<b>&c\u2028', n: -1.5, t: true, f: false, nil: null, skipped: undefined, fn: () => 1,
-    empty: {}, none: [], arr: [1, undefined, 'x', { k: [] }], nested: { deep: { deeper: [[1, 2], []] } }, 2: 'integer key', buf: { toJSON: () => 'converted' },
+    schemaVersion: 2,
+    s: 'a<b>&c\u2028',
+    n: -1.5,
+    t: true,
+    f: false,
+    nil: null,
+    skipped: undefined,
+    fn: () => 1,
+    empty: {},
+    none: [],
+    arr: [1, undefined, 'x', { k: [] }],
+    nested: { deep: { deeper: [[1, 2], []] } },
+    2: 'integer key',
+    buf: { toJSON: () => 'converted' },
   };
   const expected = JSON.stringify(doc, null, '\t').replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) + '\n';
   assert.equal(canonicalJson(doc).toString('utf8'), expected);

@@ -4,13 +4,14 @@
  * cached content out before the rest is hashed. The same content in another
  * file is still found and reused.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
+import { OciLayout } from '../../src/ocilayout/layout.js';
 import { buildOsImage } from '../../src/osimage/builder.js';
 import { PayloadCache } from '../../src/osimage/payload-cache.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
 import type { ProgressEvent } from '../../src/progress/events.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 
@@ -22,7 +23,12 @@ test('a changed payload of a cached size is not hashed whole before it is encode
   t.after(() => layout.abort());
   const build = async (path: string) => {
     const events: ProgressEvent[] = [];
-    const r = await buildOsImage(layout, { payloads: [{ name: 'system', path }], cache, encoding: { compression: 'none', frameSize: 1 << 20 }, progress: (e) => events.push(e) });
+    const r = await buildOsImage(layout, {
+      payloads: [{ name: 'system', path }],
+      cache,
+      encoding: { compression: 'none', frameSize: 1 << 20 },
+      progress: (e) => events.push(e),
+    });
     const bytes = events.flatMap((e) => (e.type === 'blob-progress' && e.id === 'system' ? [e.bytes] : []));
     return { reused: r.payloads[0]!.reused, bytes };
   };
@@ -36,7 +42,10 @@ test('a changed payload of a cached size is not hashed whole before it is encode
   await writeFile(b, pseudoRandom(size, 2));
   const changed = await build(b);
   assert.equal(changed.reused, false);
-  assert.ok(changed.bytes.every((n, i) => i === 0 || n >= changed.bytes[i - 1]!), `progress only grows: ${changed.bytes.join(' ')}`);
+  assert.ok(
+    changed.bytes.every((n, i) => i === 0 || n >= changed.bytes[i - 1]!),
+    `progress only grows: ${changed.bytes.join(' ')}`,
+  );
 
   // The first content in another file: still found by content.
   const copy = join(dir, 'copy.img');

@@ -5,13 +5,14 @@
  * config. A file changed since (its ctime moved), or one recorded within
  * the racy margin of its last change, is read and hashed again.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { buildOsImage } from '../../src/osimage/builder.js';
-import { contentKey, PayloadCache, racyMarginNs, type PayloadCacheEntry } from '../../src/osimage/payload-cache.js';
+import { test } from 'node:test';
 import { OciLayout } from '../../src/ocilayout/layout.js';
+import { buildOsImage } from '../../src/osimage/builder.js';
+import { contentKey, PayloadCache, type PayloadCacheEntry, racyMarginNs } from '../../src/osimage/payload-cache.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 
 test('a payload file the cache may trust by its identity is not read whole again', async (t) => {
@@ -22,8 +23,15 @@ test('a payload file the cache may trust by its identity is not read whole again
   const path = join(dir, 'system.img');
   await writeFile(path, pseudoRandom(5 * 1024 * 1024 + 7, 3));
   const build = async () => {
-    const r = await buildOsImage(layout, { payloads: [{ name: 'system', path }], cache: new PayloadCache(cacheDir), encoding: { compression: 'none', frameSize: 1 << 20 } });
-    return { reused: r.payloads[0]!.reused, hashes: (JSON.parse(r.config.toString()) as { payloads: Array<{ chunk_hashes_sha256: string[] }> }).payloads[0]!.chunk_hashes_sha256 };
+    const r = await buildOsImage(layout, {
+      payloads: [{ name: 'system', path }],
+      cache: new PayloadCache(cacheDir),
+      encoding: { compression: 'none', frameSize: 1 << 20 },
+    });
+    return {
+      reused: r.payloads[0]!.reused,
+      hashes: (JSON.parse(r.config.toString()) as { payloads: Array<{ chunk_hashes_sha256: string[] }> }).payloads[0]!.chunk_hashes_sha256,
+    };
   };
   const first = await build();
   assert.equal(first.reused, false);

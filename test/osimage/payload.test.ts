@@ -1,14 +1,14 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodePayload, resolveEncoding } from '../../src/osimage/payload.js';
+import { test } from 'node:test';
 import { readFileFrames, recutFrames } from '../../src/codec/frames.js';
 import { decodeSeekTable, seekTableLength } from '../../src/codec/seek-table.js';
 import { zstdDecompress } from '../../src/codec/zstd.js';
 import { isOciError } from '../../src/errors.js';
+import { encodePayload, resolveEncoding } from '../../src/osimage/payload.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 
@@ -17,7 +17,12 @@ const CHUNK = 1 << 20;
 function expectedHashes(data: Buffer, chunk: number): string[] {
   const out: string[] = [];
   for (let off = 0; off < data.length; off += chunk) {
-    out.push(createHash('sha256').update(data.subarray(off, off + chunk)).digest('base64').replace(/=+$/, ''));
+    out.push(
+      createHash('sha256')
+        .update(data.subarray(off, off + chunk))
+        .digest('base64')
+        .replace(/=+$/, ''),
+    );
   }
   return out;
 }
@@ -93,8 +98,19 @@ test('compression levels change the bytes, not the payload', async () => {
 });
 
 test('invalid encodings are refused with clear errors', () => {
-  for (const bad of [{ level: 0 }, { level: 20 }, { hashChunkSize: 0 }, { hashChunkSize: (16 << 20) + 1 }, { frameSize: CHUNK + 1 }, { compression: 'gzip' as never }]) {
-    assert.throws(() => resolveEncoding(bad), (e) => isOciError(e, 'INVALID_ARGUMENT'), JSON.stringify(bad));
+  for (const bad of [
+    { level: 0 },
+    { level: 20 },
+    { hashChunkSize: 0 },
+    { hashChunkSize: (16 << 20) + 1 },
+    { frameSize: CHUNK + 1 },
+    { compression: 'gzip' as never },
+  ]) {
+    assert.throws(
+      () => resolveEncoding(bad),
+      (e) => isOciError(e, 'INVALID_ARGUMENT'),
+      JSON.stringify(bad),
+    );
   }
   assert.equal(resolveEncoding({ hashChunkSize: 16 << 20 }).frameSize, 16 << 20, 'default frame is at least one chunk');
   assert.equal(resolveEncoding({ hashChunkSize: 3 << 20 }).frameSize, 3 << 20, 'default frame rounds down to whole chunks');

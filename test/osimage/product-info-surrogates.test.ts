@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { canonicalJson, jsonMap } from '../../src/oci/json.js';
 import { normalizeProductInfo, serializeConfig } from '../../src/osimage/format.js';
 import { parseOsImageConfig, parseOsImageManifest } from '../../src/osimage/reader.js';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { blobPath } from '../cli/image-helpers.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 // Monogon's builder reads product info with Go's encoding/json, which turns
 // a lone UTF-16 surrogate escape into U+FFFD, and writes that as the bytes
@@ -17,18 +17,23 @@ import { blobPath } from '../cli/image-helpers.js';
 const FFFD = Buffer.from([0xef, 0xbf, 0xbd]);
 const loneEscape = /\\ud[89a-f][0-9a-f]{2}/i;
 
-const config = (name: string) => serializeConfig({
-  format_version: '1',
-  product_info: normalizeProductInfo({ id: 'testos', name, version: '1.0', variant: 'x86_64' }),
-  payloads: [{ name: 'system', size: 0, hash_chunk_size: 1048576, chunk_hashes_sha256: null }],
-});
+const config = (name: string) =>
+  serializeConfig({
+    format_version: '1',
+    product_info: normalizeProductInfo({ id: 'testos', name, version: '1.0', variant: 'x86_64' }),
+    payloads: [{ name: 'system', size: 0, hash_chunk_size: 1048576, chunk_hashes_sha256: null }],
+  });
 
 test('a lone surrogate in product info is written as U+FFFD, as Go writes what its decoder made of it', () => {
   for (const lone of ['\ud800', '\udfff', 'a\udc00b', '\ud800\ud800\udc00', '\udbff']) {
     const bytes = config(lone);
     assert.ok(bytes.includes(FFFD), `${JSON.stringify(lone)}: EF BF BD in ${bytes.toString('latin1')}`);
     assert.doesNotMatch(bytes.toString('utf8'), loneEscape, JSON.stringify(lone));
-    assert.deepEqual(bytes, config(lone.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')), `${JSON.stringify(lone)}: same bytes as U+FFFD in its place`);
+    assert.deepEqual(
+      bytes,
+      config(lone.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd')),
+      `${JSON.stringify(lone)}: same bytes as U+FFFD in its place`,
+    );
   }
   // A valid pair stays the character it encodes, as UTF-8.
   assert.ok(config('\ud83d\ude00').includes(Buffer.from('😀')));
@@ -39,11 +44,17 @@ test('a lone surrogate in product info is written as U+FFFD, as Go writes what i
 test('the reader decodes a lone surrogate escape to U+FFFD like Go, so reading and writing again gives the same bytes', () => {
   const written = config('\ufffd');
   const text = written.toString('utf8').replace('\ufffd', '\\ud800');
-  const manifest = parseOsImageManifest(Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.monogon.os.image.v1',
-    config: { mediaType: 'application/vnd.monogon.os.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: text.length },
-    layers: [{ mediaType: 'application/zstd', digest: `sha256:${'1'.repeat(64)}`, size: 0 }],
-  })));
+  const manifest = parseOsImageManifest(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.monogon.os.image.v1',
+        config: { mediaType: 'application/vnd.monogon.os.image.config.v1+json', digest: `sha256:${'0'.repeat(64)}`, size: text.length },
+        layers: [{ mediaType: 'application/zstd', digest: `sha256:${'1'.repeat(64)}`, size: 0 }],
+      }),
+    ),
+  );
   const { config: read } = parseOsImageConfig(Buffer.from(text), manifest);
   assert.equal(read.product_info.name, '\ufffd');
   assert.deepEqual(serializeConfig(read), written);
@@ -54,7 +65,18 @@ test('build with a --product-info file holding "\\ud800" writes the config Monog
   await writeFile(join(dir, 'system.img'), 'payload bytes\n');
   const build = async (infoText: string, out: string) => {
     await writeFile(join(dir, `${out}.json`), infoText);
-    const r = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--compression', 'none', '--product-info', join(dir, `${out}.json`), '-o', `oci:${join(dir, out)}:v1`, '--json']);
+    const r = await runCli([
+      'build',
+      '-p',
+      `system=${join(dir, 'system.img')}`,
+      '--compression',
+      'none',
+      '--product-info',
+      join(dir, `${out}.json`),
+      '-o',
+      `oci:${join(dir, out)}:v1`,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const digest = JSON.parse(r.stdout).digest as string;
     const manifest = JSON.parse(await readFile(blobPath(join(dir, out), digest), 'utf8'));
@@ -87,7 +109,18 @@ test('invalid UTF-8 in a --product-info file or a config becomes one U+FFFD per 
   await writeFile(join(dir, 'system.img'), 'payload bytes\n');
   const info = join(dir, 'info.json');
   await writeFile(info, Buffer.concat([Buffer.from('{"name": "x'), Buffer.from([0xe2, 0x82, 0x41]), Buffer.from('"}')]));
-  const r = await runCli(['build', '-p', `system=${join(dir, 'system.img')}`, '--compression', 'none', '--product-info', info, '-o', `oci:${join(dir, 'out')}:v1`, '--json']);
+  const r = await runCli([
+    'build',
+    '-p',
+    `system=${join(dir, 'system.img')}`,
+    '--compression',
+    'none',
+    '--product-info',
+    info,
+    '-o',
+    `oci:${join(dir, 'out')}:v1`,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const manifest = JSON.parse(await readFile(blobPath(join(dir, 'out'), JSON.parse(r.stdout).digest), 'utf8'));
   const configBytes = await readFile(blobPath(join(dir, 'out'), manifest.config.digest));

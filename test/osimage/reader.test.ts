@@ -4,20 +4,20 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { encodeSeekTable } from '../../src/codec/seek-table.js';
 import { zstdCompress } from '../../src/codec/zstd.js';
-import type { OciError } from '../../src/errors.js';
+import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
 import { openLocationForReading } from '../../src/copy/locations.js';
+import type { OciError } from '../../src/errors.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig, type OsImageConfig } from '../../src/osimage/format.js';
-import { parseOsImageConfig, parseOsImageManifest, readOsImage, type OsImagePayload } from '../../src/osimage/reader.js';
+import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
+import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, type OsImageConfig, serializeConfig } from '../../src/osimage/format.js';
 import { ChunkHashMismatchError, ChunkVerifier, readPayload, verifyPayload } from '../../src/osimage/payload-reader.js';
-import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
+import { type OsImagePayload, parseOsImageConfig, parseOsImageManifest, readOsImage } from '../../src/osimage/reader.js';
+import { type Blob, sha, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
-import { sha, writeLayout, type Blob } from '../copy/fixtures.js';
 
 const KiB = 1024;
 
@@ -33,20 +33,34 @@ async function* pieces(b: Buffer, size = 16 * KiB): AsyncGenerator<Buffer> {
 
 function hashes(data: Buffer, chunk: number): string[] {
   const out: string[] = [];
-  for (let o = 0; o < data.length; o += chunk) out.push(encodeChunkHash(createHash('sha256').update(data.subarray(o, o + chunk)).digest()));
+  for (let o = 0; o < data.length; o += chunk)
+    out.push(
+      encodeChunkHash(
+        createHash('sha256')
+          .update(data.subarray(o, o + chunk))
+          .digest(),
+      ),
+    );
   return out;
 }
 
 /** An OS image whose payload blob is given as is (e.g. one big frame, as other builders write it). */
 async function imageWithBlob(dir: string, data: Buffer, blobBytes: Buffer, mediaType: string, chunk = 64 * KiB): Promise<string> {
   const config: OsImageConfig = {
-    format_version: '1', product_info: { id: 't', name: 'T', version: '1', variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
+    format_version: '1',
+    product_info: { id: 't', name: 'T', version: '1', variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
     payloads: [{ name: 'system', size: data.length, hash_chunk_size: chunk, chunk_hashes_sha256: hashes(data, chunk) }],
   };
   const cfg = serializeConfig(config);
   const cfgBlob: Blob = { desc: { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha(cfg), size: cfg.length }, bytes: cfg };
   const payload: Blob = { desc: { mediaType, digest: sha(blobBytes), size: blobBytes.length }, bytes: blobBytes };
-  const m = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: OS_IMAGE_ARTIFACT_TYPE, config: cfgBlob.desc, layers: [payload.desc] });
+  const m = canonicalJson({
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    artifactType: OS_IMAGE_ARTIFACT_TYPE,
+    config: cfgBlob.desc,
+    layers: [payload.desc],
+  });
   await writeLayout(dir, { desc: { mediaType: MediaType.ociManifest, digest: sha(m), size: m.length }, bytes: m }, [cfgBlob, payload], 'v1');
   return `oci:${dir}:v1`;
 }
@@ -57,7 +71,8 @@ describe('OS image reader', () => {
     const data = pseudoRandom(1536 * KiB + 321, 5, true);
     await writeFile(join(dir, 'sys.img'), data);
     await buildOsImageToLocal(`oci:${join(dir, 'img')}:v1`, {
-      payloads: [{ name: 'system', path: join(dir, 'sys.img') }], encoding: { hashChunkSize: 64 * KiB, frameSize: 256 * KiB },
+      payloads: [{ name: 'system', path: join(dir, 'sys.img') }],
+      encoding: { hashChunkSize: 64 * KiB, frameSize: 256 * KiB },
     });
     const loc = await openLocationForReading(`oci:${join(dir, 'img')}:v1`);
     const image = await readOsImage(loc.store, loc.root);
@@ -97,7 +112,13 @@ describe('OS image reader', () => {
     assert.ok((await collect(readPayload(one.store, img, 'system'))).equals(data));
     const raw = await openLocationForReading(await imageWithBlob(join(dir, 'raw'), data, data, MediaType.octetStream));
     const rawImg = await readOsImage(raw.store, raw.root);
-    assert.deepEqual(await verifyPayload(raw.store, rawImg, 'system'), { name: 'system', size: data.length, chunks: 11, blobSize: data.length, compression: 'none' });
+    assert.deepEqual(await verifyPayload(raw.store, rawImg, 'system'), {
+      name: 'system',
+      size: data.length,
+      chunks: 11,
+      blobSize: data.length,
+      compression: 'none',
+    });
   });
 
   it('reads empty payloads, compressed and not', async (t) => {
@@ -130,31 +151,48 @@ describe('OS image reader', () => {
     const image = await readOsImage(loc.store, loc.root);
     await writeFile(join(dir, 'blobs', 'sha256', image.payloads[0]!.layer.digest.slice(7)), stored);
     const got: Buffer[] = [];
-    await assert.rejects(async () => {
-      for await (const c of readPayload(loc.store, image, 'system')) got.push(c);
-    }, (e: unknown) => {
-      assert.ok(e instanceof ChunkHashMismatchError);
-      assert.equal(e.code, 'CHUNK_HASH_MISMATCH');
-      assert.equal(e.exitCode, 5);
-      assert.equal(e.payload, 'system');
-      assert.equal(e.chunkIndex, 2);
-      assert.equal(e.offset, 2 * 64 * KiB);
-      assert.match(e.message, /payload "system": chunk 2 at byte offset 131072/);
-      return true;
-    });
+    await assert.rejects(
+      async () => {
+        for await (const c of readPayload(loc.store, image, 'system')) got.push(c);
+      },
+      (e: unknown) => {
+        assert.ok(e instanceof ChunkHashMismatchError);
+        assert.equal(e.code, 'CHUNK_HASH_MISMATCH');
+        assert.equal(e.exitCode, 5);
+        assert.equal(e.payload, 'system');
+        assert.equal(e.chunkIndex, 2);
+        assert.equal(e.offset, 2 * 64 * KiB);
+        assert.match(e.message, /payload "system": chunk 2 at byte offset 131072/);
+        return true;
+      },
+    );
     assert.equal(Buffer.concat(got).length, 2 * 64 * KiB, 'exactly the two good chunks came out');
     assert.ok(Buffer.concat(got).equals(data.subarray(0, 2 * 64 * KiB)));
   });
 
   it('fails short and long streams', () => {
     const data = pseudoRandom(150 * KiB, 2);
-    const p: OsImagePayload = { index: 0, name: 'k', size: data.length, hashChunkSize: 64 * KiB, chunkHashes: hashes(data, 64 * KiB), layer: { mediaType: MediaType.octetStream, digest: sha(data), size: data.length }, compression: 'none' };
+    const p: OsImagePayload = {
+      index: 0,
+      name: 'k',
+      size: data.length,
+      hashChunkSize: 64 * KiB,
+      chunkHashes: hashes(data, 64 * KiB),
+      layer: { mediaType: MediaType.octetStream, digest: sha(data), size: data.length },
+      compression: 'none',
+    };
     const short = new ChunkVerifier(p);
     assert.equal([...short.push(data.subarray(0, 100 * KiB))].length, 1);
-    assert.throws(() => short.end(), (e: OciError) => e.code === 'SIZE_MISMATCH' && /ended at byte 102400 of 153600 \(in chunk 1 at byte offset 65536\)/.test(e.message));
+    assert.throws(
+      () => short.end(),
+      (e: OciError) => e.code === 'SIZE_MISMATCH' && /ended at byte 102400 of 153600 \(in chunk 1 at byte offset 65536\)/.test(e.message),
+    );
     const long = new ChunkVerifier(p);
     assert.equal([...long.push(data)].length, 3);
-    assert.throws(() => [...long.push(Buffer.from('x'))], (e: OciError) => e.code === 'SIZE_MISMATCH');
+    assert.throws(
+      () => [...long.push(Buffer.from('x'))],
+      (e: OciError) => e.code === 'SIZE_MISMATCH',
+    );
     long.end();
   });
 
@@ -163,50 +201,99 @@ describe('OS image reader', () => {
     const b = pseudoRandom(80 * KiB, 2, true);
     const fa = await zstdCompress(a, 3);
     const fb = await zstdCompress(b, 3);
-    const good = Buffer.concat([fa, fb, encodeSeekTable([{ compressedSize: fa.length, decompressedSize: a.length }, { compressedSize: fb.length, decompressedSize: b.length }])]);
+    const good = Buffer.concat([
+      fa,
+      fb,
+      encodeSeekTable([
+        { compressedSize: fa.length, decompressedSize: a.length },
+        { compressedSize: fb.length, decompressedSize: b.length },
+      ]),
+    ]);
     assert.ok((await collect(decodeZstdStream(pieces(good, 1000)))).equals(Buffer.concat([a, b])));
 
-    const lying = Buffer.concat([fa, fb, encodeSeekTable([{ compressedSize: fa.length, decompressedSize: a.length }, { compressedSize: fb.length, decompressedSize: b.length + 1 }])]);
+    const lying = Buffer.concat([
+      fa,
+      fb,
+      encodeSeekTable([
+        { compressedSize: fa.length, decompressedSize: a.length },
+        { compressedSize: fb.length, decompressedSize: b.length + 1 },
+      ]),
+    ]);
     await assert.rejects(collect(decodeZstdStream(pieces(lying))), (e: OciError) => e.code === 'INVALID_FORMAT' && /seek table entry 1/.test(e.message));
 
-    await assert.rejects(collect(decodeZstdStream(pieces(Buffer.concat([fa, fb.subarray(0, fb.length - 20)])))),
-      (e: OciError) => e.code === 'INVALID_FORMAT' && new RegExp(`truncated.*compressed offset ${fa.length}`).test(e.message));
+    await assert.rejects(
+      collect(decodeZstdStream(pieces(Buffer.concat([fa, fb.subarray(0, fb.length - 20)])))),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && new RegExp(`truncated.*compressed offset ${fa.length}`).test(e.message),
+    );
 
     const corrupt = Buffer.from(good);
     corrupt[fa.length + 4]! |= 0x08; // a reserved bit of frame 1's header
-    await assert.rejects(collect(decodeZstdStream(pieces(corrupt))), (e: OciError) => e.code === 'INVALID_FORMAT' && new RegExp(`frame at compressed offset ${fa.length} has a reserved header bit`).test(e.message));
+    await assert.rejects(
+      collect(decodeZstdStream(pieces(corrupt))),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && new RegExp(`frame at compressed offset ${fa.length} has a reserved header bit`).test(e.message),
+    );
 
-    await assert.rejects(collect(decodeZstdStream(pieces(Buffer.from('not zstd at all')))), (e: OciError) => e.code === 'INVALID_FORMAT' && /no zstd frame at compressed offset 0/.test(e.message));
+    await assert.rejects(
+      collect(decodeZstdStream(pieces(Buffer.from('not zstd at all')))),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && /no zstd frame at compressed offset 0/.test(e.message),
+    );
 
     // A blob of no bytes is an empty payload only where the caller says so; a seek table alone never is.
-    await assert.rejects(collect(decodeZstdStream(pieces(Buffer.alloc(0)))), (e: OciError) => e.code === 'INVALID_FORMAT' && /zstd blob is empty/.test(e.message));
+    await assert.rejects(
+      collect(decodeZstdStream(pieces(Buffer.alloc(0)))),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && /zstd blob is empty/.test(e.message),
+    );
     assert.equal((await collect(decodeZstdStream(pieces(Buffer.alloc(0)), { allowEmptyBlob: true }))).length, 0);
-    await assert.rejects(collect(decodeZstdStream(pieces(encodeSeekTable([])), { allowEmptyBlob: true })), (e: OciError) => e.code === 'INVALID_FORMAT' && /holds no zstd frame/.test(e.message));
+    await assert.rejects(
+      collect(decodeZstdStream(pieces(encodeSeekTable([])), { allowEmptyBlob: true })),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && /holds no zstd frame/.test(e.message),
+    );
   });
 
   it('checks manifest and config the way the format reader does', () => {
     const cfgDesc = { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha(Buffer.from('x')), size: 1 };
     const layer = { mediaType: MediaType.zstd, digest: sha(Buffer.from('y')), size: 10 };
-    const manifest = (over: Record<string, unknown>) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: OS_IMAGE_ARTIFACT_TYPE, config: cfgDesc, layers: [layer], ...over }));
+    const manifest = (over: Record<string, unknown>) =>
+      Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, artifactType: OS_IMAGE_ARTIFACT_TYPE, config: cfgDesc, layers: [layer], ...over }),
+      );
     const m = parseOsImageManifest(manifest({}));
     assert.throws(() => parseOsImageManifest(manifest({ mediaType: MediaType.dockerManifest })), /media type/);
     assert.throws(() => parseOsImageManifest(manifest({ artifactType: 'application/x' })), /artifactType/);
     assert.throws(() => parseOsImageManifest(manifest({ config: { ...cfgDesc, mediaType: MediaType.ociConfig } })), /config media type/);
-    assert.throws(() => parseOsImageManifest(manifest({ config: { ...cfgDesc, size: (50 << 20) + 1 } })), (e: OciError) => e.code === 'SIZE_EXCEEDS_LIMIT');
+    assert.throws(
+      () => parseOsImageManifest(manifest({ config: { ...cfgDesc, size: (50 << 20) + 1 } })),
+      (e: OciError) => e.code === 'SIZE_EXCEEDS_LIMIT',
+    );
 
-    const payload = { name: 'system', size: 3 * 1024 * 1024 + 1, hash_chunk_size: 1 << 20, chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(43)] };
-    const cfg = (over: Record<string, unknown> = {}, p: Record<string, unknown> = {}) => Buffer.from(JSON.stringify({ format_version: '1', product_info: {}, payloads: [{ ...payload, ...p }], ...over }));
+    const payload = {
+      name: 'system',
+      size: 3 * 1024 * 1024 + 1,
+      hash_chunk_size: 1 << 20,
+      chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(43)],
+    };
+    const cfg = (over: Record<string, unknown> = {}, p: Record<string, unknown> = {}) =>
+      Buffer.from(JSON.stringify({ format_version: '1', product_info: {}, payloads: [{ ...payload, ...p }], ...over }));
     assert.equal(parseOsImageConfig(cfg(), m).payloads[0]!.compression, 'zstd');
-    assert.throws(() => parseOsImageConfig(cfg({ format_version: '2' }), m), (e: OciError) => e.code === 'INVALID_FORMAT');
+    assert.throws(
+      () => parseOsImageConfig(cfg({ format_version: '2' }), m),
+      (e: OciError) => e.code === 'INVALID_FORMAT',
+    );
     assert.throws(() => parseOsImageConfig(cfg({ payloads: [] }), m), /0 payloads but the manifest has 1 layers/);
     assert.throws(() => parseOsImageConfig(cfg({}, { size: -1 }), m), /size -1/);
     assert.throws(() => parseOsImageConfig(cfg({}, { hash_chunk_size: 0 }), m), /hash_chunk_size 0/);
     assert.throws(() => parseOsImageConfig(cfg({}, { hash_chunk_size: (16 << 20) + 1 }), m), /hash_chunk_size/);
     parseOsImageConfig(cfg({}, { hash_chunk_size: 16 << 20, chunk_hashes_sha256: ['A'.repeat(43)] }), m);
     assert.throws(() => parseOsImageConfig(cfg({}, { chunk_hashes_sha256: ['A'.repeat(43)] }), m), /1 chunk hashes, expected 4/);
-    assert.throws(() => parseOsImageConfig(cfg({}, { chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(42) + '='] }), m), /chunk hash 3/);
+    assert.throws(
+      () => parseOsImageConfig(cfg({}, { chunk_hashes_sha256: ['A'.repeat(43), 'B'.repeat(43), 'C'.repeat(43), 'D'.repeat(42) + '='] }), m),
+      /chunk hash 3/,
+    );
     parseOsImageConfig(cfg({}, { size: 0, chunk_hashes_sha256: null }), m);
     const other = parseOsImageManifest(manifest({ layers: [{ ...layer, mediaType: MediaType.ociLayerGzip }] }));
-    assert.throws(() => parseOsImageConfig(cfg(), other), (e: OciError) => e.code === 'INVALID_FORMAT');
+    assert.throws(
+      () => parseOsImageConfig(cfg(), other),
+      (e: OciError) => e.code === 'INVALID_FORMAT',
+    );
   });
 });

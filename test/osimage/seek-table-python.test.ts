@@ -4,11 +4,12 @@
  * (facebook/zstd contrib/seekable_format) and hand each frame, cut from the
  * blob by the table alone, to the zstd program.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 
@@ -45,7 +46,7 @@ if out.digest() != hashlib.sha256(payload).digest(): fail('the frames do not dec
 print(json.dumps({'frames': frames, 'checksums': bool(descriptor & 0x80), 'compressed': compressed, 'decompressed': decompressed}))
 `;
 
-test('an independent reader finds the zstd payload\'s frames through its seek table', async (t) => {
+test("an independent reader finds the zstd payload's frames through its seek table", async (t) => {
   if (!requireTools(t, 'python3', 'zstd')) return;
   const dir = await tempDir(t);
   const size = 9 * MiB + 12345; // a short last frame

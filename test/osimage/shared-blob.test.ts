@@ -9,17 +9,17 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { mock, test, type TestContext } from 'node:test';
-import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
-import { OciLayout } from '../../src/ocilayout/layout.js';
+import { mock, type TestContext, test } from 'node:test';
+import { zstdCompress } from '../../src/codec/zstd.js';
 import { ChunkCheckingStore } from '../../src/copy/chunk-checking-store.js';
 import { verifyGraph } from '../../src/copy/verify.js';
-import { zstdCompress } from '../../src/codec/zstd.js';
-import { encodeChunkHash } from '../../src/osimage/format.js';
-import { MediaType } from '../../src/oci/mediatypes.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
-import { readOsImage, type OsImagePayload } from '../../src/osimage/reader.js';
-import { checkPayloadsFrom, ChunkHashMismatchError, ChunkVerifier, payloadsByBlob } from '../../src/osimage/payload-reader.js';
+import { MediaType } from '../../src/oci/mediatypes.js';
+import { OciLayout } from '../../src/ocilayout/layout.js';
+import { encodeChunkHash } from '../../src/osimage/format.js';
+import { ChunkHashMismatchError, ChunkVerifier, checkPayloadsFrom, payloadsByBlob } from '../../src/osimage/payload-reader.js';
+import { type OsImagePayload, readOsImage } from '../../src/osimage/reader.js';
+import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 const KiB = 1024;
 
@@ -41,8 +41,28 @@ async function twinImage(t: TestContext, compression: 'zstd' | 'none'): Promise<
   await writeFile(join(root, 'part.img'), pseudoRandom(size, 7, true));
   await writeFile(join(root, 'kernel.efi'), Buffer.from('MZ kernel\n'.repeat(50)));
   const dir = join(root, 'img');
-  const r = await runCli(['build', '-p', `a=${join(root, 'part.img')}`, '-p', `kernel.efi=${join(root, 'kernel.efi')}`, '-p', `b=${join(root, 'part.img')}`,
-    '--compression', compression, '--hash-chunk-size', '64KiB', '--product-id', 'testos', '--product-version', '1.0', '--variant', 'x86_64', '-o', `oci:${dir}:v1`, '--json']);
+  const r = await runCli([
+    'build',
+    '-p',
+    `a=${join(root, 'part.img')}`,
+    '-p',
+    `kernel.efi=${join(root, 'kernel.efi')}`,
+    '-p',
+    `b=${join(root, 'part.img')}`,
+    '--compression',
+    compression,
+    '--hash-chunk-size',
+    '64KiB',
+    '--product-id',
+    'testos',
+    '--product-version',
+    '1.0',
+    '--variant',
+    'x86_64',
+    '-o',
+    `oci:${dir}:v1`,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   return { dir, size };
 }
@@ -63,7 +83,10 @@ for (const compression of ['zstd', 'none'] as const) {
     assert.equal(reads.get(kernel!.layer.digest), 1);
     assert.equal(r.blobs, 3, 'config, shared blob, kernel blob');
     assert.equal(r.bytes, image.manifest.config.size + a!.layer.size + kernel!.layer.size);
-    assert.deepEqual(r.payloads.map((p) => [p.name, p.size, p.chunks, p.manifest]), image.payloads.map((p) => [p.name, p.size, p.chunkHashes.length, root.digest]));
+    assert.deepEqual(
+      r.payloads.map((p) => [p.name, p.size, p.chunks, p.manifest]),
+      image.payloads.map((p) => [p.name, p.size, p.chunkHashes.length, root.digest]),
+    );
     assert.deepEqual(verified.sort(), ['a', 'b', 'kernel.efi']);
   });
 }
@@ -73,7 +96,10 @@ test('identical payloads of one blob are hashed once; a payload with other hashe
   const layout = await OciLayout.open(dir);
   const image = await readOsImage(layout, await layout.resolve('v1'));
   const twins = payloadsByBlob(image.payloads).get(image.payloads[0]!.layer.digest)!;
-  assert.deepEqual(twins.map((p) => p.name), ['a', 'b']);
+  assert.deepEqual(
+    twins.map((p) => p.name),
+    ['a', 'b'],
+  );
 
   let hashed = 0;
   const push = ChunkVerifier.prototype.push;
@@ -84,7 +110,11 @@ test('identical payloads of one blob are hashed once; a payload with other hashe
   t.after(() => mock.restoreAll());
 
   const results = await checkPayloadsFrom(await layout.fetch(twins[0]!.layer), twins);
-  assert.deepEqual(results.map((r) => r.name), ['a', 'b'], 'every payload reported');
+  assert.deepEqual(
+    results.map((r) => r.name),
+    ['a', 'b'],
+    'every payload reported',
+  );
   assert.equal(hashed, size, 'the decoded bytes are hashed once for both');
 
   // Same size and chunk size, one hash differs: no longer identical, so checked on its own and named.
@@ -105,12 +135,35 @@ async function bothCompressions(): Promise<{ blob: Buffer; payloads: OsImagePayl
   const chunk = 16 * KiB;
   const hashes = (b: Buffer): string[] => {
     const out: string[] = [];
-    for (let off = 0; off < b.length; off += chunk) out.push(encodeChunkHash(createHash('sha256').update(b.subarray(off, off + chunk)).digest()));
+    for (let off = 0; off < b.length; off += chunk)
+      out.push(
+        encodeChunkHash(
+          createHash('sha256')
+            .update(b.subarray(off, off + chunk))
+            .digest(),
+        ),
+      );
     return out;
   };
   const payloads: OsImagePayload[] = [
-    { index: 0, name: 'packed', size: data.length, hashChunkSize: chunk, chunkHashes: hashes(data), layer: { mediaType: MediaType.zstd, digest, size: blob.length }, compression: 'zstd' },
-    { index: 1, name: 'raw', size: blob.length, hashChunkSize: chunk, chunkHashes: hashes(blob), layer: { mediaType: MediaType.octetStream, digest, size: blob.length }, compression: 'none' },
+    {
+      index: 0,
+      name: 'packed',
+      size: data.length,
+      hashChunkSize: chunk,
+      chunkHashes: hashes(data),
+      layer: { mediaType: MediaType.zstd, digest, size: blob.length },
+      compression: 'zstd',
+    },
+    {
+      index: 1,
+      name: 'raw',
+      size: blob.length,
+      hashChunkSize: chunk,
+      chunkHashes: hashes(blob),
+      layer: { mediaType: MediaType.octetStream, digest, size: blob.length },
+      compression: 'none',
+    },
   ];
   return { blob, payloads };
 }
@@ -124,7 +177,13 @@ test('layers of one digest with different compressions are checked from one pass
   };
   const results = await checkPayloadsFrom(source(), payloads);
   assert.equal(passes, 1);
-  assert.deepEqual(results.map((r) => [r.name, r.compression]), [['packed', 'zstd'], ['raw', 'none']]);
+  assert.deepEqual(
+    results.map((r) => [r.name, r.compression]),
+    [
+      ['packed', 'zstd'],
+      ['raw', 'none'],
+    ],
+  );
 
   // A mismatch in either decoding fails the check and names its payload.
   for (const bad of [0, 1]) {
@@ -148,5 +207,8 @@ test('exists() checks a blob named with two compressions in one read', async (t)
   assert.equal(await checking.exists(payloads[1]!.layer), true);
   assert.equal(reads.get(payloads[0]!.layer.digest), 1, 'one read for both decodings');
   assert.ok(checking.complete);
-  assert.deepEqual(checking.results().map((r) => r.name), ['packed', 'raw']);
+  assert.deepEqual(
+    checking.results().map((r) => r.name),
+    ['packed', 'raw'],
+  );
 });

@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { encodeSeekTable } from '../../src/codec/seek-table.js';
 import { zstdCompress } from '../../src/codec/zstd.js';
-import type { OciError } from '../../src/errors.js';
 import { decodeZstdStream } from '../../src/codec/zstd-stream.js';
+import type { OciError } from '../../src/errors.js';
 import { pseudoRandom } from '../helpers/cli.js';
 import { requireTools } from '../helpers/tools.js';
 
@@ -46,7 +46,10 @@ describe('zstd decoding in bounded memory', () => {
     assert.ok(blob.length < 64 * KiB, `${blob.length} bytes compressed`);
     assert.equal(blob[4]! >> 6, 0, 'the frame header declares no content size');
     const { sizes } = await decode(blob, {}, false);
-    assert.equal(sizes.reduce((a, b) => a + b, 0), 300 * MiB);
+    assert.equal(
+      sizes.reduce((a, b) => a + b, 0),
+      300 * MiB,
+    );
     assert.ok(Math.max(...sizes) <= 1 * MiB, `largest decoded piece ${Math.max(...sizes)} bytes`);
   });
 
@@ -69,7 +72,14 @@ describe('zstd streaming path', () => {
     const fa = await zstdCompress(a, 3);
     const fb = await zstdCompress(b, 3);
     assert.ok(fa.length > 32 * KiB && fb.length > 32 * KiB);
-    const blob = Buffer.concat([fa, fb, encodeSeekTable([{ compressedSize: fa.length, decompressedSize: a.length }, { compressedSize: fb.length, decompressedSize: b.length }])]);
+    const blob = Buffer.concat([
+      fa,
+      fb,
+      encodeSeekTable([
+        { compressedSize: fa.length, decompressedSize: a.length },
+        { compressedSize: fb.length, decompressedSize: b.length },
+      ]),
+    ]);
     const { data, sizes } = await decode(blob, streamed);
     assert.ok(data.equals(Buffer.concat([a, b])));
     assert.ok(sizes.length > 2, 'decoded by the streaming decoder, not frame by frame');
@@ -80,10 +90,35 @@ describe('zstd streaming path', () => {
     const fb = await zstdCompress(b, 3);
     const table = (frames: Array<[number, number]>) => encodeSeekTable(frames.map(([c, d]) => ({ compressedSize: c, decompressedSize: d })));
     const bad: Array<[Buffer, RegExp]> = [
-      [Buffer.concat([fa, table([[fa.length, a.length + 1]])]), new RegExp(`^seek table entry 0 lists ${a.length + 1} decompressed bytes, the frames from compressed offset 0 decode to ${a.length}$`)],
-      [Buffer.concat([fa, fb, table([[fa.length, a.length], [fb.length + 1, b.length]])]), new RegExp(`^seek table entry 1 \\(${fb.length + 1} -> ${b.length} bytes\\) does not match frame 1 at compressed offset ${fa.length}`)],
+      [
+        Buffer.concat([fa, table([[fa.length, a.length + 1]])]),
+        new RegExp(`^seek table entry 0 lists ${a.length + 1} decompressed bytes, the frames from compressed offset 0 decode to ${a.length}$`),
+      ],
+      [
+        Buffer.concat([
+          fa,
+          fb,
+          table([
+            [fa.length, a.length],
+            [fb.length + 1, b.length],
+          ]),
+        ]),
+        new RegExp(`^seek table entry 1 \\(${fb.length + 1} -> ${b.length} bytes\\) does not match frame 1 at compressed offset ${fa.length}`),
+      ],
       [Buffer.concat([fa, fb, table([[fa.length, a.length]])]), /^seek table lists 1 frames, the blob holds 2$/],
-      [Buffer.concat([fa, fb, table([[fa.length, a.length], [fb.length, b.length - 1]])]), new RegExp(`^seek table entries 0 to 1 list ${a.length + b.length - 1} decompressed bytes, the frames from compressed offset 0 decode to ${a.length + b.length}$`)],
+      [
+        Buffer.concat([
+          fa,
+          fb,
+          table([
+            [fa.length, a.length],
+            [fb.length, b.length - 1],
+          ]),
+        ]),
+        new RegExp(
+          `^seek table entries 0 to 1 list ${a.length + b.length - 1} decompressed bytes, the frames from compressed offset 0 decode to ${a.length + b.length}$`,
+        ),
+      ],
     ];
     for (const [blob, message] of bad) {
       await assert.rejects(decode(blob, streamed), (e: OciError) => {
@@ -96,10 +131,14 @@ describe('zstd streaming path', () => {
 
   it('refuses bytes after the last frame and a truncated frame', async () => {
     const fa = await zstdCompress(a, 3);
-    await assert.rejects(decode(Buffer.concat([fa, Buffer.from('trailing garbage')]), streamed),
-      (e: OciError) => e.code === 'INVALID_FORMAT' && e.message === `no zstd frame at compressed offset ${fa.length}`);
-    await assert.rejects(decode(fa.subarray(0, fa.length - 100), streamed),
-      (e: OciError) => e.code === 'INVALID_FORMAT' && /^zstd stream is truncated: \d+ bytes of an incomplete frame at compressed offset 0$/.test(e.message));
+    await assert.rejects(
+      decode(Buffer.concat([fa, Buffer.from('trailing garbage')]), streamed),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && e.message === `no zstd frame at compressed offset ${fa.length}`,
+    );
+    await assert.rejects(
+      decode(fa.subarray(0, fa.length - 100), streamed),
+      (e: OciError) => e.code === 'INVALID_FORMAT' && /^zstd stream is truncated: \d+ bytes of an incomplete frame at compressed offset 0$/.test(e.message),
+    );
   });
 
   it('fails when the decoder finds the data corrupt after all its output was read', async (t) => {

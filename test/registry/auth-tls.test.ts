@@ -46,8 +46,10 @@ test('Basic auth (htpasswd): push with credentials, clear failures without or wi
   });
   const none = fastClient();
   t.after(() => none.client.close());
-  await assert.rejects(none.client.repository(`${reg.host}/auth/basic`).uploadStream(randomBytesStream(10, 1)),
-    (e: unknown) => isOciError(e, 'AUTH_FAILED') && /requires a username and password/.test((e as Error).message) && !!(e as { hint?: string }).hint);
+  await assert.rejects(
+    none.client.repository(`${reg.host}/auth/basic`).uploadStream(randomBytesStream(10, 1)),
+    (e: unknown) => isOciError(e, 'AUTH_FAILED') && /requires a username and password/.test((e as Error).message) && !!(e as { hint?: string }).hint,
+  );
 });
 
 test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared tokens, OAuth2 refresh tokens', async (t) => {
@@ -90,7 +92,9 @@ test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared 
     const size = MiB + 3;
     const digest = await randomDigest(size, 11);
     const repo = client.repository(`${proxy.host}/auth/mono`);
-    const r = await repo.pushContent({ mediaType: 'application/octet-stream', digest, size }, randomBytesStream(size, 11), { reopen: () => randomBytesStream(size, 11) });
+    const r = await repo.pushContent({ mediaType: 'application/octet-stream', digest, size }, randomBytesStream(size, 11), {
+      reopen: () => randomBytesStream(size, 11),
+    });
     assert.equal(r.upload!.mode, 'monolithic');
     assert.equal(r.upload!.restarts, 1);
     assert.ok(await repo.exists({ mediaType: 'application/octet-stream', digest, size }));
@@ -109,7 +113,9 @@ test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared 
 
   await t.test('tokens that expire during a slow upload are renewed', async () => {
     ts.expiresIn = 2;
-    t.after(() => { ts.expiresIn = 300; });
+    t.after(() => {
+      ts.expiresIn = 300;
+    });
     const { client } = fastClient({ credentials: creds, chunkSize: 256 * 1024 });
     t.after(() => client.close());
     const before = ts.issued;
@@ -125,7 +131,14 @@ test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared 
   });
 
   await t.test('an identity token is exchanged with an OAuth2 refresh-token POST', async () => {
-    const form = new URLSearchParams({ grant_type: 'password', username: creds.username, password: creds.password, service: ts.service, client_id: 'test', scope: 'repository:auth/oauth:pull' });
+    const form = new URLSearchParams({
+      grant_type: 'password',
+      username: creds.username,
+      password: creds.password,
+      service: ts.service,
+      client_id: 'test',
+      scope: 'repository:auth/oauth:pull',
+    });
     const res = await request(ts.realm, { method: 'POST', body: form.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     const { refresh_token } = (await res.body.json()) as { refresh_token: string };
     const { client } = fastClient({ credentials: { identityToken: refresh_token } });
@@ -139,8 +152,11 @@ test('token auth: scopes, re-authentication on a 401 mid-upload, expiry, shared 
   await t.test('wrong credentials fail at the token server without leaking them', async () => {
     const { client } = fastClient({ credentials: { username: creds.username, password: 'wrong-secret' } });
     t.after(() => client.close());
-    await assert.rejects(client.repository(`${reg.host}/auth/token`).uploadStream(randomBytesStream(10, 1)),
-      (e: unknown) => isOciError(e, 'AUTH_FAILED') && /token server .* rejected the credentials/.test((e as Error).message) && !(e as Error).message.includes('wrong-secret'));
+    await assert.rejects(
+      client.repository(`${reg.host}/auth/token`).uploadStream(randomBytesStream(10, 1)),
+      (e: unknown) =>
+        isOciError(e, 'AUTH_FAILED') && /token server .* rejected the credentials/.test((e as Error).message) && !(e as Error).message.includes('wrong-secret'),
+    );
   });
 });
 
@@ -148,7 +164,10 @@ test('TLS: trusted with --ca-file, accepted with --insecure, refused otherwise w
   if (!requireTools(t, 'docker-registry')) return;
   const reg = await startDockerRegistry({ tls: true });
   t.after(() => reg.stop());
-  for (const opts of [{ caFile: reg.caFile!, plainHttp: false }, { insecure: true, plainHttp: false }]) {
+  for (const opts of [
+    { caFile: reg.caFile!, plainHttp: false },
+    { insecure: true, plainHttp: false },
+  ]) {
     const { client } = fastClient({ ...opts, chunkSize: MiB });
     t.after(() => client.close());
     const r = await client.repository(`${reg.host}/tls/blob`).uploadStream(randomBytesStream(MiB + 5, 7));
@@ -156,13 +175,16 @@ test('TLS: trusted with --ca-file, accepted with --insecure, refused otherwise w
   }
   const strict = fastClient({ plainHttp: false });
   t.after(() => strict.client.close());
-  await assert.rejects(strict.client.repository(`${reg.host}/tls/blob`).uploadStream(randomBytesStream(10, 1)),
-    (e: unknown) => isOciError(e, 'TLS') && (e as Error).message.includes(reg.host) && /--ca-file/.test((e as { hint?: string }).hint ?? ''));
+  await assert.rejects(
+    strict.client.repository(`${reg.host}/tls/blob`).uploadStream(randomBytesStream(10, 1)),
+    (e: unknown) => isOciError(e, 'TLS') && (e as Error).message.includes(reg.host) && /--ca-file/.test((e as { hint?: string }).hint ?? ''),
+  );
   // Loopback defaults to plain HTTP: against a TLS registry that is a clear error too.
   const plain = fastClient();
   t.after(() => plain.client.close());
-  await assert.rejects(plain.client.repository(`${reg.host}/tls/blob`).exists({ mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 }),
-    (e: unknown) => isOciError(e, 'NETWORK', 'TLS', 'REGISTRY'));
+  await assert.rejects(plain.client.repository(`${reg.host}/tls/blob`).exists({ mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 }), (e: unknown) =>
+    isOciError(e, 'NETWORK', 'TLS', 'REGISTRY'),
+  );
 });
 
 test('credentials stay on the registry host: cross-host upload Locations and redirects get no Authorization', async (t) => {
@@ -178,35 +200,50 @@ test('credentials stay on the registry host: cross-host upload Locations and red
   const r = await repo.uploadStream(randomBytesStream(3 * MiB + 1, 8));
   assert.equal(r.digest, await randomDigest(3 * MiB + 1, 8));
   assert.ok(proxy.otherLog.length >= 4, 'PATCHes and PUT went to the other host');
-  assert.ok(proxy.otherLog.every((e) => !e.hadAuthorization), 'no Authorization on the other host');
-  assert.ok(proxy.log.some((e) => e.hadAuthorization), 'the registry host got credentials');
+  assert.ok(
+    proxy.otherLog.every((e) => !e.hadAuthorization),
+    'no Authorization on the other host',
+  );
+  assert.ok(
+    proxy.log.some((e) => e.hadAuthorization),
+    'the registry host got credentials',
+  );
 
   // A blob GET redirected to another host (object storage) is followed without Authorization.
   const seen: Array<{ host: string; auth: boolean }> = [];
-  const serve = (host: string) => (req: IncomingMessage, res: ServerResponse): void => {
-    seen.push({ host, auth: req.headers.authorization !== undefined });
-    if (host === 'main') {
-      if (!req.headers.authorization) {
-        res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end();
+  const serve =
+    (host: string) =>
+    (req: IncomingMessage, res: ServerResponse): void => {
+      seen.push({ host, auth: req.headers.authorization !== undefined });
+      if (host === 'main') {
+        if (!req.headers.authorization) {
+          res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end();
+          return;
+        }
+        res.writeHead(307, { location: `${storeUrl}/bucket/blob?X-Signature=secret` }).end();
         return;
       }
-      res.writeHead(307, { location: `${storeUrl}/bucket/blob?X-Signature=secret` }).end();
-      return;
-    }
-    res.writeHead(200, { 'content-length': '5' }).end('hello');
-  };
+      res.writeHead(200, { 'content-length': '5' }).end('hello');
+    };
   const main = createServer(serve('main'));
   const store = createServer(serve('store'));
   await new Promise<void>((r) => main.listen(0, '127.0.0.1', () => r()));
   await new Promise<void>((r) => store.listen(0, '127.0.0.2', () => r()));
-  t.after(() => { main.close(); store.close(); });
+  t.after(() => {
+    main.close();
+    store.close();
+  });
   const storeUrl = `http://127.0.0.2:${(store.address() as AddressInfo).port}`;
   const c2 = fastClient({ credentials: { username: 'u', password: 'p' } });
   t.after(() => c2.client.close());
   const r2 = c2.client.repository(`127.0.0.1:${(main.address() as AddressInfo).port}/redirect/me`);
   const digest = sha256Digest('hello');
   assert.equal(await drain(await r2.fetch({ mediaType: 'application/octet-stream', digest, size: 5 })), digest);
-  assert.deepEqual(seen, [{ host: 'main', auth: false }, { host: 'main', auth: true }, { host: 'store', auth: false }]);
+  assert.deepEqual(seen, [
+    { host: 'main', auth: false },
+    { host: 'main', auth: true },
+    { host: 'store', auth: false },
+  ]);
 });
 
 test('network failures name the host; warnings are surfaced once', async (t) => {
@@ -217,8 +254,10 @@ test('network failures name the host; warnings are surfaced once', async (t) => 
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   const port = (srv.address() as AddressInfo).port;
   await new Promise<void>((r) => srv.close(() => r()));
-  await assert.rejects(client.repository(`127.0.0.1:${port}/x/y`).exists({ mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 }),
-    (e: unknown) => isOciError(e, 'NETWORK') && (e as Error).message.includes(`127.0.0.1:${port}`) && /refused/.test((e as Error).message));
+  await assert.rejects(
+    client.repository(`127.0.0.1:${port}/x/y`).exists({ mediaType: 'x', digest: `sha256:${'0'.repeat(64)}`, size: 1 }),
+    (e: unknown) => isOciError(e, 'NETWORK') && (e as Error).message.includes(`127.0.0.1:${port}`) && /refused/.test((e as Error).message),
+  );
   assert.equal(sleeps.length, 5, 'connection refused was retried');
 
   const reg = await startDockerRegistry();
@@ -235,7 +274,12 @@ test('network failures name the host; warnings are surfaced once', async (t) => 
 });
 
 /** An HTTP server on 127.0.0.1 that logs each request (with its body) and answers through `handle`. */
-async function recordingServer(t: { after(fn: () => unknown): void }, name: string, log: string[], handle: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<string> {
+async function recordingServer(
+  t: { after(fn: () => unknown): void },
+  name: string,
+  log: string[],
+  handle: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<string> {
   const srv = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -254,7 +298,9 @@ async function recordingServer(t: { after(fn: () => unknown): void }, name: stri
 test('explicit credentials and OCI_OS_* go only to the registry they are bound to, not to every registry a client talks to', async (t) => {
   const log: string[] = [];
   // The source: anonymous Bearer tokens from its own token server. The destination: Basic auth.
-  const realm = await recordingServer(t, 'src-realm', log, (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"anon","expires_in":300}'));
+  const realm = await recordingServer(t, 'src-realm', log, (_q, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"anon","expires_in":300}'),
+  );
   const bearer = `Bearer realm="http://${realm}/token",service="src"`;
   const src = await recordingServer(t, 'src', log, (req, res) => {
     if (!req.headers.authorization) res.writeHead(401, { 'www-authenticate': bearer }).end();
@@ -274,7 +320,11 @@ test('explicit credentials and OCI_OS_* go only to the registry they are bound t
   const flags = fastClient({ credentials: { username: 'ci', password: 'DEST-ONLY' }, credentialsHost: dst });
   t.after(() => flags.client.close());
   await touchBoth(flags.client, 'src');
-  const env = fastClient({ explicitCredentialsOnly: false, env: { OCI_OS_USERNAME: 'ci', OCI_OS_PASSWORD: 'ENV-DEST-ONLY', HOME: '/nonexistent' }, credentialsHost: dst });
+  const env = fastClient({
+    explicitCredentialsOnly: false,
+    env: { OCI_OS_USERNAME: 'ci', OCI_OS_PASSWORD: 'ENV-DEST-ONLY', HOME: '/nonexistent' },
+    credentialsHost: dst,
+  });
   t.after(() => env.client.close());
   await touchBoth(env.client, 'src');
   // Not bound explicitly: they belong to the first registry the client is asked for.
@@ -284,8 +334,15 @@ test('explicit credentials and OCI_OS_* go only to the registry they are bound t
 
   const leaked = log.filter((l) => /ONLY/.test(l) && !l.startsWith('dst '));
   assert.deepEqual(leaked, []);
-  for (const pw of ['DEST-ONLY', 'ENV-DEST-ONLY', 'FIRST-ONLY']) assert.ok(log.some((l) => l.startsWith('dst ') && l.includes(`auth=Basic ci:${pw} `)), pw);
-  assert.ok(log.filter((l) => l.startsWith('src-realm')).every((l) => l.includes('auth=- ')), log.join('\n'));
+  for (const pw of ['DEST-ONLY', 'ENV-DEST-ONLY', 'FIRST-ONLY'])
+    assert.ok(
+      log.some((l) => l.startsWith('dst ') && l.includes(`auth=Basic ci:${pw} `)),
+      pw,
+    );
+  assert.ok(
+    log.filter((l) => l.startsWith('src-realm')).every((l) => l.includes('auth=- ')),
+    log.join('\n'),
+  );
 
   // Bound to no registry (a command with no registry target): nobody gets them.
   const none = fastClient({ credentials: { username: 'ci', password: 'NOBODY' }, credentialsHost: false });
@@ -323,13 +380,18 @@ test('a request body never follows a redirect to another origin (token requests 
   const plain = fastClient();
   t.after(() => plain.client.close());
   const put = plain.client.http(parseReference(`${reg}/x`));
-  await assert.rejects(put.send({ method: 'PUT', url: '/away', body: Buffer.from('manifest-bytes'), scopes: [] }),
-    (e: unknown) => isOciError(e, 'REGISTRY') && /redirected \(308\) to another origin/.test((e as Error).message));
+  await assert.rejects(
+    put.send({ method: 'PUT', url: '/away', body: Buffer.from('manifest-bytes'), scopes: [] }),
+    (e: unknown) => isOciError(e, 'REGISTRY') && /redirected \(308\) to another origin/.test((e as Error).message),
+  );
   const same = await put.send({ method: 'PUT', url: '/same', body: Buffer.from('manifest-bytes'), scopes: [] });
   await same.body.dump();
   assert.equal(same.status, 201);
   assert.ok(log.includes('reg PUT /here auth=- body=manifest-bytes'), log.join('\n'));
-  assert.deepEqual(log.filter((l) => l.startsWith('sink')), []);
+  assert.deepEqual(
+    log.filter((l) => l.startsWith('sink')),
+    [],
+  );
 });
 
 test('registry host names are compared without case: LOCALHOST speaks plain HTTP and gets its credentials', async (t) => {
@@ -342,5 +404,8 @@ test('registry host names are compared without case: LOCALHOST speaks plain HTTP
   t.after(() => client.close());
   const upper = host.replace('127.0.0.1', 'LocalHost');
   assert.ok(await client.repository(`${upper}/case/test`).exists({ mediaType: 'x', digest: `sha256:${'3'.repeat(64)}`, size: 1 }));
-  assert.ok(log.some((l) => l.includes('auth=Basic u:p')), log.join('\n'));
+  assert.ok(
+    log.some((l) => l.includes('auth=Basic u:p')),
+    log.join('\n'),
+  );
 });

@@ -3,18 +3,18 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
+import { blobPath, buildImage, KiB } from '../cli/image-helpers.js';
 import { runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
-import { blobPath, buildImage, KiB } from '../cli/image-helpers.js';
 
 /**
  * A registry (here: a proxy in front of a real one) that answers a request
  * for manifest A with manifest B must be refused by every command that takes
  * a reference with a digest: `attach REF@A` must never sign B.
  */
-test('a digest in a reference is held to the registry\'s answer in every command', async (t) => {
+test("a digest in a reference is held to the registry's answer in every command", async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
   const root = await tempDir(t);
   const env = { HOME: root, DOCKER_CONFIG: join(root, 'docker'), REGISTRY_AUTH_FILE: '' };
@@ -22,7 +22,10 @@ test('a digest in a reference is held to the registry\'s answer in every command
   t.after(() => reg.stop());
   const a = await buildImage(await tempDir(t), { size: 20 * KiB, seed: 1 });
   const b = await buildImage(await tempDir(t), { size: 20 * KiB, seed: 2 });
-  for (const [img, tag] of [[a, '1'], [b, '2']] as const) {
+  for (const [img, tag] of [
+    [a, '1'],
+    [b, '2'],
+  ] as const) {
     const r = await runCli(['copy', img.location, `${reg.host}/os/img:${tag}`], { env });
     assert.equal(r.code, 0, r.stderr);
   }
@@ -61,7 +64,17 @@ test('a digest in a reference is held to the registry\'s answer in every command
   const bBytes = await readFile(blobPath(b.dir, b.digest));
   proxy.addRule(
     { method: 'HEAD', path: manifestOfA, times: Infinity, action: { type: 'rewrite', removeHeaders: ['docker-content-digest'] } },
-    { method: 'GET', path: manifestOfA, times: Infinity, action: { type: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': b.digest }, body: bBytes } },
+    {
+      method: 'GET',
+      path: manifestOfA,
+      times: Infinity,
+      action: {
+        type: 'respond',
+        status: 200,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': b.digest },
+        body: bBytes,
+      },
+    },
   );
   for (const args of commands().slice(0, 3)) await refuses(args, 'GET sends B');
 
@@ -69,9 +82,14 @@ test('a digest in a reference is held to the registry\'s answer in every command
   proxy.clearRules();
   proxy.addRule(
     { method: 'HEAD', path: manifestOfA, times: Infinity, action: { type: 'rewrite', removeHeaders: ['docker-content-digest'] } },
-    { method: 'GET', path: manifestOfA, times: Infinity, action: { type: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: bBytes } },
+    {
+      method: 'GET',
+      path: manifestOfA,
+      times: Infinity,
+      action: { type: 'respond', status: 200, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: bBytes },
+    },
   );
-  for (const args of commands().slice(0, 2)) await refuses(args, 'GET sends B\'s bytes');
+  for (const args of commands().slice(0, 2)) await refuses(args, "GET sends B's bytes");
 
   // Nothing was attached to B, through the API or the fallback tag.
   const fallback = await request(`${reg.url}/v2/os/img/manifests/sha256-${b.digest.slice('sha256:'.length)}`, { method: 'HEAD' });

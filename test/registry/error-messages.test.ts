@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { startRegistryServer } from '../../src/server/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 test('a registry that stays busy past every retry exits 6 and says how often it was tried', async (t) => {
   let requests = 0;
@@ -30,7 +30,10 @@ test('TLS to a registry that speaks plain HTTP: one line that says so, and the h
   t.after(() => server.close());
   const r = await runCli(['inspect', `${server.address}/x/y:1`, '--no-plain-http', '--retries', '0']);
   assert.equal(r.code, 6, r.stderr);
-  assert.equal(r.stderr, `oci-os: error: ${server.address} does not speak TLS (wrong version number)\n  hint: the registry may speak plain HTTP: use --plain-http\n`);
+  assert.equal(
+    r.stderr,
+    `oci-os: error: ${server.address} does not speak TLS (wrong version number)\n  hint: the registry may speak plain HTTP: use --plain-http\n`,
+  );
 });
 
 test('--ca-file is checked before any connection; OCI_OS_USERNAME without a password is pointed out', async (t) => {

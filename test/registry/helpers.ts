@@ -1,9 +1,9 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { request } from 'undici';
 import type { TestContext } from 'node:test';
+import { request } from 'undici';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/index.js';
-import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { type RegistryHandle, startDockerRegistry } from '../helpers/docker-registry.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 
 export const MiB = 1024 * 1024;
 
@@ -47,7 +47,13 @@ export function fastClient(opts: RegistryClientOptions = {}): { client: Registry
   const client = new RegistryClient({
     explicitCredentialsOnly: true,
     ...opts,
-    retry: { retries: 5, sleep: async (ms) => { sleeps.push(ms); }, ...(opts.retry as object | undefined) },
+    retry: {
+      retries: 5,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+      },
+      ...(opts.retry as object | undefined),
+    },
   });
   return { client, sleeps };
 }

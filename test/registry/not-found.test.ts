@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
 import { startRegistryServer } from '../../src/server/index.js';
+import { runCli, tempDir } from '../helpers/cli.js';
 
 test('a manifest that is not there is named as the user wrote it: tag after ":", digest after "@"', async (t) => {
   const root = await tempDir(t);

@@ -4,11 +4,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import { garRules, ghcrRules } from '../helpers/fault-proxy.js';
+import { sha256Digest } from '../../src/oci/digest.js';
 import { tempDir } from '../helpers/cli.js';
+import { garRules, ghcrRules } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
 import { blobFromRegistry, fastClient, MiB, randomBytesStream, registryBehindProxy } from './helpers.js';
-import { sha256Digest } from '../../src/oci/digest.js';
 
 const UPLOAD = /\/blobs\/uploads\//;
 
@@ -16,7 +16,10 @@ test('chunks streamed from a file that can be read again, through a fault-inject
   if (!requireTools(t, 'docker-registry')) return;
   const { reg, proxy } = await registryBehindProxy(t);
   const dir = await tempDir(t);
-  const reset = (): void => { proxy.clearRules(); proxy.clearLog(); };
+  const reset = (): void => {
+    proxy.clearRules();
+    proxy.clearLog();
+  };
   const bodyBytes = (): number => proxy.log.filter((e) => e.method === 'PATCH' || e.method === 'PUT').reduce((n, e) => n + e.requestBodyBytes, 0);
 
   let seed = 500;
@@ -56,7 +59,10 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     reset();
     await upload(9 * MiB + 3, { chunkSize: MiB });
     const patches = proxy.log.filter((e) => e.method === 'PATCH');
-    assert.deepEqual(patches.slice(0, 2).map((e) => e.contentRange), ['0-1048575', '1048576-2097151']);
+    assert.deepEqual(
+      patches.slice(0, 2).map((e) => e.contentRange),
+      ['0-1048575', '1048576-2097151'],
+    );
     assert.equal(patches.length, 9);
     assert.equal(bodyBytes(), 9 * MiB + 3);
     // HEAD ends its connection (undici closes after HEAD); every other request reuses one.
@@ -103,7 +109,10 @@ test('chunks streamed from a file that can be read again, through a fault-inject
     proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 300 * 1024 } });
     const { r } = await upload(3 * MiB, { chunkSize: MiB, again: true });
     assert.equal(r.upload!.restarts, 0);
-    assert.ok(proxy.log.some((e) => e.method === 'HEAD'), 'the registry was asked whether it has the blob');
+    assert.ok(
+      proxy.log.some((e) => e.method === 'HEAD'),
+      'the registry was asked whether it has the blob',
+    );
   });
 
   await t.test('503, then a 502 on the final PUT: recovered', async () => {
@@ -138,6 +147,9 @@ test('chunks streamed from a file that can be read again, through a fault-inject
 
   await t.test('a file shorter than its descriptor says: SIZE_MISMATCH, not a network error', async () => {
     reset();
-    await assert.rejects(upload(MiB + 1, { lie: 'size', chunkSize: MiB }), (e: unknown) => isOciError(e, 'SIZE_MISMATCH') && /ended after/.test((e as Error).message));
+    await assert.rejects(
+      upload(MiB + 1, { lie: 'size', chunkSize: MiB }),
+      (e: unknown) => isOciError(e, 'SIZE_MISMATCH') && /ended after/.test((e as Error).message),
+    );
   });
 });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import { canonicalJson } from '../../src/oci/json.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { startRegistryServer } from '../../src/server/index.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
@@ -70,7 +70,10 @@ test('repository store: blobs, manifests, resolve, tag, mount, and skopeo reads 
   assert.equal(mounted.status, 'mounted');
   assert.ok(await mirror.mount(config, 'store/app'));
   assert.equal(await mirror.mount({ digest: sha256Digest('absent') }, 'store/app'), false);
-  assert.deepEqual(mirror.results.map((r) => r.status), ['mounted', 'mounted']);
+  assert.deepEqual(
+    mirror.results.map((r) => r.status),
+    ['mounted', 'mounted'],
+  );
   // A mount the registry cannot do answers 202: the blob is uploaded into that session.
   const fresh = { mediaType: MediaType.ociLayer, digest: await randomDigest(MiB + 1, 22), size: MiB + 1 };
   const viaSession = await mirror.pushContent(fresh, randomBytesStream(MiB + 1, 22), { mountFrom: 'store/nothing-here' });

@@ -8,7 +8,10 @@ const UPLOAD = /\/blobs\/uploads\//;
 test('a produced blob that can be produced again goes up in one streamed PATCH, resumably', async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
   const { reg, proxy } = await registryBehindProxy(t);
-  const reset = (): void => { proxy.clearRules(); proxy.clearLog(); };
+  const reset = (): void => {
+    proxy.clearRules();
+    proxy.clearLog();
+  };
   let seed = 500;
 
   /** Uploads `size` pseudo-random bytes (unknown digest, reopen() given, no chunk size chosen). */
@@ -28,7 +31,13 @@ test('a produced blob that can be produced again goes up in one streamed PATCH, 
         yield b;
       }
     };
-    const r = await repo.uploadStream(counted(), { reopen: () => { opened++; pulled = 0; return counted(); } });
+    const r = await repo.uploadStream(counted(), {
+      reopen: () => {
+        opened++;
+        pulled = 0;
+        return counted();
+      },
+    });
     assert.equal(r.digest, want);
     assert.equal(r.size, size);
     assert.deepEqual(await blobFromRegistry(reg.url, repo.name, want), { digest: want, size });
@@ -40,7 +49,10 @@ test('a produced blob that can be produced again goes up in one streamed PATCH, 
     reset();
     const { r, opened } = await upload(40 * MiB + 3);
     const log = requests().map((e) => [e.method, e.status, e.requestBodyBytes, e.contentLength, e.contentRange]);
-    assert.deepEqual(log, [['PATCH', 202, 40 * MiB + 3, undefined, undefined], ['PUT', 201, 0, 0, undefined]]);
+    assert.deepEqual(log, [
+      ['PATCH', 202, 40 * MiB + 3, undefined, undefined],
+      ['PUT', 201, 0, 0, undefined],
+    ]);
     assert.equal(opened, 1);
     assert.equal(r.upload!.resentBytes, 0);
     assert.equal(r.upload!.chunks, 1);

@@ -17,8 +17,14 @@ test('TLS: a CA in the system bundle ($SSL_CERT_FILE) is trusted without --ca-fi
   const empty = join(dir, 'empty.pem');
   await writeFile(empty, '');
   // NODE_EXTRA_CA_CERTS unset: only the system bundle may bring the test CA.
-  const env = (bundle: string): NodeJS.ProcessEnv => ({ SSL_CERT_FILE: bundle, NODE_EXTRA_CA_CERTS: undefined, OCI_OS_CACHE_DIR: join(dir, 'cache'), DOCKER_CONFIG: join(dir, 'docker') });
-  const push = (bundle: string) => runCli(['push', `${reg.host}/sys/ca:1`, '-p', `system=${payload}`, '--no-plain-http', '--retries', '0', '--json'], { env: env(bundle) });
+  const env = (bundle: string): NodeJS.ProcessEnv => ({
+    SSL_CERT_FILE: bundle,
+    NODE_EXTRA_CA_CERTS: undefined,
+    OCI_OS_CACHE_DIR: join(dir, 'cache'),
+    DOCKER_CONFIG: join(dir, 'docker'),
+  });
+  const push = (bundle: string) =>
+    runCli(['push', `${reg.host}/sys/ca:1`, '-p', `system=${payload}`, '--no-plain-http', '--retries', '0', '--json'], { env: env(bundle) });
 
   // A system bundle without the CA: refused, so it is the bundle that decides below.
   const refused = await push(empty);
@@ -27,7 +33,9 @@ test('TLS: a CA in the system bundle ($SSL_CERT_FILE) is trusted without --ca-fi
   const pushed = await push(reg.caFile!);
   assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
   const digest = JSON.parse(pushed.stdout).digest as string;
-  const pulled = await runCli(['pull', `${reg.host}/sys/ca:1`, '-o', `oci:${join(dir, 'pulled')}:1`, '--no-plain-http', '--retries', '0', '--json'], { env: env(reg.caFile!) });
+  const pulled = await runCli(['pull', `${reg.host}/sys/ca:1`, '-o', `oci:${join(dir, 'pulled')}:1`, '--no-plain-http', '--retries', '0', '--json'], {
+    env: env(reg.caFile!),
+  });
   assert.equal(pulled.code, 0, pulled.stdout + pulled.stderr);
   assert.equal(JSON.parse(pulled.stdout).digest, digest);
 });

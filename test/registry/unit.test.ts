@@ -6,13 +6,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
-import {
-  parseReference, formatReference, isLoopbackHost, parseWwwAuthenticate, parseRetryAfter, RetryPolicy,
-  redactUrl, redactText, resolveCredentials, TokenCache, mergeScopes, parseWarnings, parseUploadRange,
-  withDigest, parseErrorBody, RegistryError, defaultChunkSizeFor, defaultStreamedChunkSizeFor, grownStreamedChunkSize, maxStreamedChunkSize, Authenticator,
-} from '../../src/registry/index.js';
-import { tokenCacheKey } from '../../src/registry/auth/token-cache.js';
 import { parseLoginTarget } from '../../src/registry/auth/login.js';
+import { tokenCacheKey } from '../../src/registry/auth/token-cache.js';
+import {
+  Authenticator,
+  defaultChunkSizeFor,
+  defaultStreamedChunkSizeFor,
+  formatReference,
+  grownStreamedChunkSize,
+  isLoopbackHost,
+  maxStreamedChunkSize,
+  mergeScopes,
+  parseErrorBody,
+  parseReference,
+  parseRetryAfter,
+  parseUploadRange,
+  parseWarnings,
+  parseWwwAuthenticate,
+  RegistryError,
+  RetryPolicy,
+  redactText,
+  redactUrl,
+  resolveCredentials,
+  TokenCache,
+  withDigest,
+} from '../../src/registry/index.js';
 import { redactUserinfo } from '../../src/registry/redact.js';
 import { Transport } from '../../src/registry/transport.js';
 
@@ -63,7 +81,11 @@ test('invalid references name what is wrong', () => {
     [`ghcr.io/${'a'.repeat(250)}`, /longer than 255/],
   ];
   for (const [input, re] of cases) {
-    assert.throws(() => parseReference(input), (e: unknown) => isOciError(e, 'INVALID_REFERENCE') && re.test((e as Error).message), input);
+    assert.throws(
+      () => parseReference(input),
+      (e: unknown) => isOciError(e, 'INVALID_REFERENCE') && re.test((e as Error).message),
+      input,
+    );
   }
 });
 
@@ -77,20 +99,43 @@ test('loopback hosts', () => {
 });
 
 test('a password typed into a reference or a login target is not echoed', () => {
-  for (const input of ['ci:S3CRET@registry.example.com/x', 'ci:S3CRET@registry.example.com:5000/x:1', 'ci:S3/CRET@registry.example.com/x', 'ci:p@S3CRET@localhost:5000/x', 'ci:S3/CRET@ghcr.io', 'ci:S3CRET@localhost:5000']) {
-    assert.throws(() => parseReference(input), (e: unknown) => {
-      const m = (e as Error).message;
-      return isOciError(e, 'INVALID_REFERENCE') && /"ci:\*\*\*@/.test(m) && /password/.test(m) && !/S3/.test(m);
-    }, input);
+  for (const input of [
+    'ci:S3CRET@registry.example.com/x',
+    'ci:S3CRET@registry.example.com:5000/x:1',
+    'ci:S3/CRET@registry.example.com/x',
+    'ci:p@S3CRET@localhost:5000/x',
+    'ci:S3/CRET@ghcr.io',
+    'ci:S3CRET@localhost:5000',
+  ]) {
+    assert.throws(
+      () => parseReference(input),
+      (e: unknown) => {
+        const m = (e as Error).message;
+        return isOciError(e, 'INVALID_REFERENCE') && /"ci:\*\*\*@/.test(m) && /password/.test(m) && !/S3/.test(m);
+      },
+      input,
+    );
   }
   // name:tag@digest is a reference, not user-info: its errors still quote it whole.
-  assert.throws(() => parseReference('alpine:3.20@sha256:abc'), (e: unknown) => (e as Error).message.includes('"alpine:3.20@sha256:abc"'));
+  assert.throws(
+    () => parseReference('alpine:3.20@sha256:abc'),
+    (e: unknown) => (e as Error).message.includes('"alpine:3.20@sha256:abc"'),
+  );
   assert.equal(parseReference(`alpine:3.20@sha256:${'a'.repeat(64)}`).tag, '3.20');
-  for (const input of ['https://ci:S3CRET@registry.example.com', 'ci:S3CRET@registry.example.com', 'http://ci:S3/CRET@localhost:5000', 'https://S3CRET@ghcr.io/v1/']) {
-    assert.throws(() => parseLoginTarget(input), (e: unknown) => {
-      const m = (e as Error).message;
-      return isOciError(e, 'USAGE') && /\*\*\*@/.test(m) && /--password-stdin/.test(m) && !/S3/.test(m);
-    }, input);
+  for (const input of [
+    'https://ci:S3CRET@registry.example.com',
+    'ci:S3CRET@registry.example.com',
+    'http://ci:S3/CRET@localhost:5000',
+    'https://S3CRET@ghcr.io/v1/',
+  ]) {
+    assert.throws(
+      () => parseLoginTarget(input),
+      (e: unknown) => {
+        const m = (e as Error).message;
+        return isOciError(e, 'USAGE') && /\*\*\*@/.test(m) && /--password-stdin/.test(m) && !/S3/.test(m);
+      },
+      input,
+    );
   }
   assert.equal(parseLoginTarget('https://Registry.Example.com/v1/').registry, 'registry.example.com');
 });
@@ -126,7 +171,10 @@ test('Retry-After: seconds, HTTP date, garbage; backoff is capped with jitter', 
   assert.equal(parseRetryAfter('2026', now), 2_026_000);
   for (const junk of ['-1', '1e3', '1.2.3', '', '  ']) assert.equal(parseRetryAfter(junk, now), undefined, junk);
   const p = new RetryPolicy({ baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 5000, random: () => 1 });
-  assert.deepEqual([0, 1, 2, 3, 4, 10].map((a) => p.delayFor(a)), [100, 200, 400, 800, 1000, 1000]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 10].map((a) => p.delayFor(a)),
+    [100, 200, 400, 800, 1000, 1000],
+  );
   assert.equal(new RetryPolicy({ baseDelayMs: 100, random: () => 0 }).delayFor(0), 50);
   assert.equal(p.delayFor(0, 3000), 3000);
   assert.equal(p.delayFor(0, 3_600_000), 5000);
@@ -143,7 +191,10 @@ test('transport origins are spelled as URL.origin spells them, so Authorization 
 });
 
 test('redaction of URLs and text', () => {
-  assert.equal(redactUrl('https://u:p@s3.example/b/k?X-Amz-Signature=abc&digest=sha256:1'), 'https://s3.example/b/k?X-Amz-Signature=REDACTED&digest=sha256%3A1');
+  assert.equal(
+    redactUrl('https://u:p@s3.example/b/k?X-Amz-Signature=abc&digest=sha256:1'),
+    'https://s3.example/b/k?X-Amz-Signature=REDACTED&digest=sha256%3A1',
+  );
   assert.equal(redactUrl('http://r/v2/x/blobs/uploads/u?_state=SECRET'), 'http://r/v2/x/blobs/uploads/u?_state=REDACTED');
   assert.equal(redactUrl('/relative?token=abc'), '/relative?REDACTED');
   // User-info goes also from what does not parse as an http(s) URL.
@@ -242,8 +293,9 @@ test('token cache: a token is filed under the scope granted, per token server, a
     const url = new URL(req.url!, 'http://x');
     asked.push(`${url.pathname} ${url.searchParams.getAll('scope').join(' ')}`);
     const n = asked.length;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(
-      url.pathname === '/one' ? { token: `T${n}`, expires_in: 300, scope: 'repository:x:pull' } : { token: `T${n}`, expires_in: 300 }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify(url.pathname === '/one' ? { token: `T${n}`, expires_in: 300, scope: 'repository:x:pull' } : { token: `T${n}`, expires_in: 300 }));
   });
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
   t.after(() => srv.close());
@@ -270,27 +322,33 @@ test('credentials: explicit, environment, auth files, credential helpers', async
   await import('node:fs/promises').then((fs) => fs.mkdir(bin));
   // A helper that answers for two servers, one with an identity token, and says "not found" otherwise.
   const helper = join(bin, 'docker-credential-test');
-  await writeFile(helper, `#!/bin/sh
+  await writeFile(
+    helper,
+    `#!/bin/sh
 read server
 case "$server" in
   helped.example) echo '{"ServerURL":"helped.example","Username":"hu","Secret":"hs"}' ;;
   tok.example) echo '{"ServerURL":"tok.example","Username":"<token>","Secret":"refresh"}' ;;
   *) echo "credentials not found in native keychain"; exit 1 ;;
 esac
-`);
+`,
+  );
   await chmod(helper, 0o755);
   const configDir = join(dir, 'docker');
   await import('node:fs/promises').then((fs) => fs.mkdir(configDir));
-  await writeFile(join(configDir, 'config.json'), JSON.stringify({
-    auths: {
-      'https://index.docker.io/v1/': { auth: Buffer.from('hub:hubpw').toString('base64') },
-      'plain.example:5000': { username: 'pu', password: 'pp' },
-      'https://idt.example': { identitytoken: 'idtok' },
-      'store.example': {},
-    },
-    credHelpers: { 'helped.example': 'test', 'tok.example': 'test' },
-    credsStore: 'test',
-  }));
+  await writeFile(
+    join(configDir, 'config.json'),
+    JSON.stringify({
+      auths: {
+        'https://index.docker.io/v1/': { auth: Buffer.from('hub:hubpw').toString('base64') },
+        'plain.example:5000': { username: 'pu', password: 'pp' },
+        'https://idt.example': { identitytoken: 'idtok' },
+        'store.example': {},
+      },
+      credHelpers: { 'helped.example': 'test', 'tok.example': 'test' },
+      credsStore: 'test',
+    }),
+  );
   const env = { PATH: `${bin}:${process.env.PATH}`, DOCKER_CONFIG: configDir, HOME: dir };
   assert.deepEqual(await resolveCredentials('docker.io', { env }), { username: 'hub', password: 'hubpw' });
   assert.deepEqual(await resolveCredentials('plain.example:5000', { env }), { username: 'pu', password: 'pp' });
@@ -301,7 +359,11 @@ esac
   assert.equal(await resolveCredentials('unknown.example', { env }), undefined);
   assert.deepEqual(await resolveCredentials('docker.io', { env, credentials: { username: 'x', password: 'y' } }), { username: 'x', password: 'y' });
   assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' } }), { username: 'e', password: 'f' });
-  assert.notDeepEqual(await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' } }), { username: '', password: '' }, 'empty variables are not credentials');
+  assert.notDeepEqual(
+    await resolveCredentials('docker.io', { env: { ...env, OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' } }),
+    { username: '', password: '' },
+    'empty variables are not credentials',
+  );
   assert.equal(await resolveCredentials('docker.io', { env, explicitOnly: true }), undefined);
   // Explicit credentials and OCI_OS_* belong to one registry; any other gets only the auth files.
   const bound = { env: { ...env, OCI_OS_USERNAME: 'e', OCI_OS_PASSWORD: 'f' }, credentials: { username: 'x', password: 'y' }, credentialsHost: 'ghcr.io' };
@@ -319,5 +381,8 @@ esac
   assert.deepEqual(await resolveCredentials('docker.io', { env: { ...env, REGISTRY_AUTH_FILE: authFile } }), { username: 'podman', password: 'pw' });
   // A helper that is not installed is a clear AUTH_FAILED, and the message holds no secret.
   await writeFile(join(configDir, 'config.json'), JSON.stringify({ credHelpers: { 'x.example': 'missing' } }));
-  await assert.rejects(resolveCredentials('x.example', { env }), (e: unknown) => isOciError(e, 'AUTH_FAILED') && /docker-credential-missing.*not found on PATH/.test((e as Error).message));
+  await assert.rejects(
+    resolveCredentials('x.example', { env }),
+    (e: unknown) => isOciError(e, 'AUTH_FAILED') && /docker-credential-missing.*not found on PATH/.test((e as Error).message),
+  );
 });

@@ -10,7 +10,11 @@ const UPLOAD = /\/blobs\/uploads\//;
 test('chunked uploads through a fault-injecting proxy to the CNCF registry', async (t) => {
   if (!requireTools(t, 'docker-registry')) return;
   const { reg, proxy } = await registryBehindProxy(t);
-  const reset = (): void => { proxy.clearRules(); proxy.clearLog(); proxy.locationMode = 'proxy'; };
+  const reset = (): void => {
+    proxy.clearRules();
+    proxy.clearLog();
+    proxy.locationMode = 'proxy';
+  };
   let seed = 100;
 
   /** Uploads `size` pseudo-random bytes as a stream of unknown digest; checks the blob the registry serves. */
@@ -47,7 +51,11 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
         yield b;
       }
     }
-    const w = await client.repository(`${proxy.host}/faults/memory`).uploadStream(watched(), { onProgress: (n) => { acked = n; } });
+    const w = await client.repository(`${proxy.host}/faults/memory`).uploadStream(watched(), {
+      onProgress: (n) => {
+        acked = n;
+      },
+    });
     assert.equal(w.digest, await randomDigest(17 * MiB, 77));
     assert.ok(worst <= 8 * MiB + 256 * 1024, `held ${worst} unacknowledged bytes`);
     assert.ok(worst > 4 * MiB, `the next chunk was read ahead (${worst} bytes held at most)`);
@@ -55,7 +63,10 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
     const { r } = await upload(17 * MiB, { chunkSize: 4 * MiB });
     assert.equal(r.upload!.mode, 'chunked');
     const patches = proxy.log.filter((e) => e.method === 'PATCH');
-    assert.deepEqual(patches.map((e) => e.contentRange), ['0-4194303', '4194304-8388607', '8388608-12582911', '12582912-16777215']);
+    assert.deepEqual(
+      patches.map((e) => e.contentRange),
+      ['0-4194303', '4194304-8388607', '8388608-12582911', '12582912-16777215'],
+    );
     const put = proxy.log.find((e) => e.method === 'PUT')!;
     assert.equal(put.requestBodyBytes, MiB);
     assert.match(put.query, /digest=sha256%3A|digest=sha256:/);
@@ -67,7 +78,10 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
     proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 3, action: { type: 'reset', afterBytes: 0 } });
     const { r } = await upload(6 * MiB + 123);
     assert.equal(r.upload!.resumes, 1);
-    assert.ok(proxy.log.some((e) => e.method === 'GET' && UPLOAD.test(e.path)), 'upload status was asked');
+    assert.ok(
+      proxy.log.some((e) => e.method === 'GET' && UPLOAD.test(e.path)),
+      'upload status was asked',
+    );
     const extra = bodyBytes() - (6 * MiB + 123);
     assert.ok(extra <= MiB, `re-sent ${extra} bytes, more than one chunk`);
   });
@@ -82,8 +96,14 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
   await t.test('a reset in the middle of a chunk without reopen(): a clear error, not a corrupt blob', async () => {
     reset();
     proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'reset', afterBytes: 300 * 1024 } });
-    await assert.rejects(upload(3 * MiB), (e: unknown) => isOciError(e, 'REGISTRY') && /dropped the upload session.*cannot be sent again/.test((e as Error).message));
-    assert.ok(proxy.log.some((e) => e.method === 'DELETE'), 'the session was cancelled');
+    await assert.rejects(
+      upload(3 * MiB),
+      (e: unknown) => isOciError(e, 'REGISTRY') && /dropped the upload session.*cannot be sent again/.test((e as Error).message),
+    );
+    assert.ok(
+      proxy.log.some((e) => e.method === 'DELETE'),
+      'the session was cancelled',
+    );
   });
 
   await t.test('503 with Retry-After and 500 on PATCH, 429 on POST, 502 on the final PUT: all recovered', async () => {
@@ -146,7 +166,10 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
   await t.test('GAR with an unknown digest and no reopen(): UNSUPPORTED with a hint', async () => {
     reset();
     proxy.addRule(...garRules());
-    await assert.rejects(upload(2 * MiB + 1), (e: unknown) => isOciError(e, 'UNSUPPORTED') && /refuses chunked uploads/.test((e as Error).message) && !!(e as { hint?: string }).hint);
+    await assert.rejects(
+      upload(2 * MiB + 1),
+      (e: unknown) => isOciError(e, 'UNSUPPORTED') && /refuses chunked uploads/.test((e as Error).message) && !!(e as { hint?: string }).hint,
+    );
   });
 
   await t.test('GAR with a failing PUT: the streamed body is sent again from reopen()', async () => {
@@ -188,9 +211,18 @@ test('chunked uploads through a fault-injecting proxy to the CNCF registry', asy
     t.after(() => client.close());
     const repo = client.repository(`${proxy.host}/faults/abort`);
     const ac = new AbortController();
-    await assert.rejects(repo.uploadStream(randomBytesStream(4 * MiB, 9), {
-      signal: ac.signal, onProgress: (n) => { if (n >= MiB) ac.abort(); },
-    }), (e: unknown) => isOciError(e, 'ABORTED'));
-    assert.ok(proxy.log.some((e) => e.method === 'DELETE' && UPLOAD.test(e.path)), 'DELETE sent');
+    await assert.rejects(
+      repo.uploadStream(randomBytesStream(4 * MiB, 9), {
+        signal: ac.signal,
+        onProgress: (n) => {
+          if (n >= MiB) ac.abort();
+        },
+      }),
+      (e: unknown) => isOciError(e, 'ABORTED'),
+    );
+    assert.ok(
+      proxy.log.some((e) => e.method === 'DELETE' && UPLOAD.test(e.path)),
+      'DELETE sent',
+    );
   });
 });

@@ -3,10 +3,10 @@ import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { tempDir } from '../helpers/cli.js';
-import { RegistryClient } from '../../src/registry/index.js';
 import { sha256Digest } from '../../src/oci/digest.js';
+import { RegistryClient } from '../../src/registry/index.js';
 import { startRegistryServer } from '../../src/server/index.js';
+import { tempDir } from '../helpers/cli.js';
 
 test('uploads under one command signal leave no listener on it behind', async (t) => {
   const root = await tempDir(t);
@@ -16,7 +16,9 @@ test('uploads under one command signal leave no listener on it behind', async (t
   t.after(() => client.close());
   const abort = new AbortController();
   const warnings: Error[] = [];
-  const onWarning = (w: Error): void => { warnings.push(w); };
+  const onWarning = (w: Error): void => {
+    warnings.push(w);
+  };
   process.on('warning', onWarning);
   t.after(() => process.removeListener('warning', onWarning));
   // Through the repository's signal, as a command's Ctrl-C reaches every upload of a push.
@@ -27,5 +29,8 @@ test('uploads under one command signal leave no listener on it behind', async (t
   }
   assert.equal(getEventListeners(abort.signal, 'abort').length, 0);
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(warnings.map((w) => w.name), []);
+  assert.deepEqual(
+    warnings.map((w) => w.name),
+    [],
+  );
 });

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
 import { sha256Digest } from '../../src/oci/digest.js';
-import { garRules } from '../helpers/fault-proxy.js';
 import { tempDir } from '../helpers/cli.js';
+import { garRules } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
 import { blobFromRegistry, fastClient, MiB, randomBytesStream, registryBehindProxy } from './helpers.js';
 
@@ -33,7 +33,8 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
   if (!requireTools(t, 'docker-registry')) return;
   const { reg, proxy } = await registryBehindProxy(t);
   const dir = await tempDir(t);
-  const requests = (method?: string) => proxy.log.filter((e) => (method ? e.method === method : e.method === 'PATCH' || e.method === 'PUT') && /\/blobs\/uploads\//.test(e.path));
+  const requests = (method?: string) =>
+    proxy.log.filter((e) => (method ? e.method === method : e.method === 'PATCH' || e.method === 'PUT') && /\/blobs\/uploads\//.test(e.path));
 
   let seed = 900;
   const file = async (size: number) => {
@@ -62,7 +63,9 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
   await t.test('a whole blob refused by a proxy body limit: halved until it fits, the rest in chunks of that size', async () => {
     proxy.clearRules();
     proxy.addRule({
-      path: UPLOAD, times: Infinity, when: (r) => (r.method === 'PATCH' || r.method === 'PUT') && (r.contentLength ?? 0) > 65 * MiB,
+      path: UPLOAD,
+      times: Infinity,
+      when: (r) => (r.method === 'PATCH' || r.method === 'PUT') && (r.contentLength ?? 0) > 65 * MiB,
       action: { type: 'respond', status: 413, body: '<html><body>413 Request Entity Too Large</body></html>' },
     });
     const f = await file(130 * MiB + 5);
@@ -71,17 +74,30 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
     const log = requests().map((e) => `${e.method} ${e.status} ${e.requestBodyBytes}`);
     assert.deepEqual(log.slice(0, 2), [`PUT 413 ${130 * MiB + 5}`, `PATCH 413 ${half}`]);
     const rest = requests().slice(2);
-    assert.ok(rest.slice(0, -1).every((e) => e.method === 'PATCH' && e.status === 202 && e.requestBodyBytes === Math.floor(half / 2)), log.join(', '));
+    assert.ok(
+      rest.slice(0, -1).every((e) => e.method === 'PATCH' && e.status === 202 && e.requestBodyBytes === Math.floor(half / 2)),
+      log.join(', '),
+    );
     assert.equal(rest.at(-1)!.method, 'PUT');
-    assert.equal(rest.reduce((n, e) => n + e.requestBodyBytes, 0), 130 * MiB + 5);
+    assert.equal(
+      rest.reduce((n, e) => n + e.requestBodyBytes, 0),
+      130 * MiB + 5,
+    );
     assert.equal(r.upload!.chunkSize, Math.floor(half / 2));
   });
 
   await t.test('"too large" on the final PUT of a held chunk: sent again in smaller chunks', async () => {
     proxy.clearRules();
     proxy.addRule({
-      method: 'PUT', path: UPLOAD, times: Infinity, when: (r) => (r.contentLength ?? 0) > MiB,
-      action: { type: 'respond', status: 416, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 1.00MiB' }] } },
+      method: 'PUT',
+      path: UPLOAD,
+      times: Infinity,
+      when: (r) => (r.contentLength ?? 0) > MiB,
+      action: {
+        type: 'respond',
+        status: 416,
+        body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'exceeds the maximum permissible limit of 1.00MiB' }] },
+      },
     });
     const f = await file(MiB + MiB / 2);
     const r = await upload(f, { chunkSize: 2 * MiB, stream: true });
@@ -109,10 +125,19 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
     proxy.clearRules();
     proxy.addRule(
       { method: 'PATCH', path: UPLOAD, times: 50, when: (r) => (r.contentLength ?? 0) > 4 * MiB, action: { type: 'respond', status: 413, body: 'too large' } },
-      { method: 'PATCH', path: UPLOAD, times: 50, when: (r) => (r.contentLength ?? 0) < 5 * MiB, action: { type: 'respond', status: 400, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'LayerPartTooSmallException' }] } } },
+      {
+        method: 'PATCH',
+        path: UPLOAD,
+        times: 50,
+        when: (r) => (r.contentLength ?? 0) < 5 * MiB,
+        action: { type: 'respond', status: 400, body: { errors: [{ code: 'BLOB_UPLOAD_INVALID', message: 'LayerPartTooSmallException' }] } },
+      },
     );
     const f = await file(20 * MiB);
-    await assert.rejects(upload(f, { chunkSize: 8 * MiB, stream: true }), (e: unknown) => isOciError(e, 'REGISTRY') && /as too large and of \d+ bytes as too small/.test((e as Error).message));
+    await assert.rejects(
+      upload(f, { chunkSize: 8 * MiB, stream: true }),
+      (e: unknown) => isOciError(e, 'REGISTRY') && /as too large and of \d+ bytes as too small/.test((e as Error).message),
+    );
     assert.ok(requests('PATCH').length <= 12, `${requests('PATCH').length} PATCHes`);
   });
 
@@ -122,7 +147,12 @@ test('chunk sizes pushed back on, and answers without progress: every upload end
     await upload(f, { chunkSize: MiB, stream: true });
     // Second PATCH: the session is gone. The source, read from memory, has ended by then (it is read
     // ahead while the first chunks are on the wire), so what it held is hashed and known.
-    proxy.addRule({ method: 'PATCH', path: UPLOAD, nth: 2, action: { type: 'respond', status: 404, body: { errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown' }] } } });
+    proxy.addRule({
+      method: 'PATCH',
+      path: UPLOAD,
+      nth: 2,
+      action: { type: 'respond', status: 404, body: { errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown' }] } },
+    });
     const bytes = await readFile(f.path);
     async function* pieces() {
       for (let off = 0; off < bytes.length; off += MiB) yield bytes.subarray(off, off + MiB);

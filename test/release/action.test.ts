@@ -1,11 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tempDir, repoRoot } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
+import { test } from 'node:test';
+import { repoRoot, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { requireTools } from '../helpers/tools.js';
 
 function runScript(cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -19,12 +19,19 @@ function runScript(cwd: string, env: NodeJS.ProcessEnv): Promise<{ code: number;
   });
 }
 
-test('the action\'s push step: payload lines, tags, git provenance, password on stdin, digest output', async (t) => {
+test("the action's push step: payload lines, tags, git provenance, password on stdin, digest output", async (t) => {
   if (!requireTools(t, 'docker-registry', 'git', 'bash')) return;
   const reg = await startDockerRegistry({ auth: 'htpasswd' });
   t.after(() => reg.stop());
   const ws = await tempDir(t);
-  const gitEnv = { ...process.env, GIT_AUTHOR_NAME: 'T', GIT_AUTHOR_EMAIL: 't@e', GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@e', GIT_CONFIG_GLOBAL: '/dev/null' };
+  const gitEnv = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'T',
+    GIT_AUTHOR_EMAIL: 't@e',
+    GIT_COMMITTER_NAME: 'T',
+    GIT_COMMITTER_EMAIL: 't@e',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+  };
   execFileSync('git', ['init', '-q'], { cwd: ws, env: gitEnv });
   await copyFile(join(repoRoot, 'fixtures', 'payloads', 'kernel.efi'), join(ws, 'kernel.efi'));
   await writeFile(join(ws, '.gitignore'), 'out.txt\n');
@@ -36,7 +43,11 @@ test('the action\'s push step: payload lines, tags, git provenance, password on 
   const output = join(ws, 'out.txt');
   await writeFile(output, '');
   const base = {
-    HOME: home, DOCKER_CONFIG: join(home, '.docker'), OCI_OS_CACHE_DIR: join(home, '.cache'), GITHUB_OUTPUT: output, RUNNER_TEMP: home,
+    HOME: home,
+    DOCKER_CONFIG: join(home, '.docker'),
+    OCI_OS_CACHE_DIR: join(home, '.cache'),
+    GITHUB_OUTPUT: output,
+    RUNNER_TEMP: home,
     INPUT_REFERENCE: `${reg.host}/rel/action:v3`,
     INPUT_PAYLOADS: `\n  kernel.efi=kernel.efi  \n\n`,
     INPUT_TAGS: 'latest, stable',
@@ -52,18 +63,26 @@ test('the action\'s push step: payload lines, tags, git provenance, password on 
   const r = await runScript(ws, { ...base, INPUT_PASSWORD: reg.password! });
   assert.equal(r.code, 0, r.stderr);
   assert.ok(!(r.stdout + r.stderr).includes(reg.password!), 'the password is never printed');
-  const out = Object.fromEntries((await readFile(output, 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const out = Object.fromEntries(
+    (await readFile(output, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
   assert.match(out.digest!, /^sha256:[0-9a-f]{64}$/);
   assert.equal(out.reference, `${reg.host}/rel/action@${out.digest}`);
 
-  const auth = { authorization: `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}`, accept: 'application/vnd.oci.image.manifest.v1+json' };
+  const auth = {
+    authorization: `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}`,
+    accept: 'application/vnd.oci.image.manifest.v1+json',
+  };
   for (const tag of ['v3', 'latest', 'stable']) {
     const res = await fetch(`${reg.url}/v2/rel/action/manifests/${tag}`, { method: 'HEAD', headers: auth });
     assert.equal(res.headers.get('docker-content-digest'), out.digest, `tag ${tag}`);
   }
-  const manifest = await (await fetch(`${reg.url}/v2/rel/action/manifests/${out.digest}`, { headers: auth })).json() as any;
+  const manifest = (await (await fetch(`${reg.url}/v2/rel/action/manifests/${out.digest}`, { headers: auth })).json()) as any;
   assert.equal(manifest.annotations['org.opencontainers.image.revision'], head);
-  const config = await (await fetch(`${reg.url}/v2/rel/action/blobs/${manifest.config.digest}`, { headers: auth })).json() as any;
+  const config = (await (await fetch(`${reg.url}/v2/rel/action/blobs/${manifest.config.digest}`, { headers: auth })).json()) as any;
   assert.equal(config.product_info.commit_hash, head);
   assert.equal(config.product_info.build_tree_dirty, false, 'the outputs file is ignored, so the tree is clean');
   assert.equal(config.product_info.version, 'v3.0.0');

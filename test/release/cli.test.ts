@@ -1,8 +1,9 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { runCli, tempDir } from '../helpers/cli.js';
+
 /** Environment that keeps every auth file inside `dir`. */
 function isolated(dir: string): NodeJS.ProcessEnv {
   return { HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), REGISTRY_AUTH_FILE: '', OCI_OS_USERNAME: '', OCI_OS_PASSWORD: '' };
@@ -44,7 +45,11 @@ test('login, logout, attach and referrers: usage errors exit 2, as JSON with --j
   const out = await runCli(['logout', 'localhost:5999', '--json'], { env: isolated(home) });
   assert.equal(out.code, 0, out.stderr);
   assert.deepEqual(JSON.parse(out.stdout), {
-    registry: 'localhost:5999', file: join(home, 'docker', 'config.json'), key: 'localhost:5999', removed: false, stillIn: [],
+    registry: 'localhost:5999',
+    file: join(home, 'docker', 'config.json'),
+    key: 'localhost:5999',
+    removed: false,
+    stillIn: [],
   });
 });
 

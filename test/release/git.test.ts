@@ -1,17 +1,22 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { appendFile, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, repoRoot } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
+import { test } from 'node:test';
+import { rfc3339Utc, stripUrlCredentials } from '../../src/provenance/git.js';
 import { startRegistryServer } from '../../src/server/index.js';
-import { stripUrlCredentials, rfc3339Utc } from '../../src/provenance/git.js';
+import { repoRoot, runCli, tempDir } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
 
 const gitEnv = {
-  GIT_AUTHOR_NAME: 'Test', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 'Test', GIT_COMMITTER_EMAIL: 't@example.com',
-  GIT_AUTHOR_DATE: '2025-05-08T20:26:46+02:00', GIT_COMMITTER_DATE: '2025-05-08T20:26:46+02:00',
-  GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'Test',
+  GIT_AUTHOR_EMAIL: 't@example.com',
+  GIT_COMMITTER_NAME: 'Test',
+  GIT_COMMITTER_EMAIL: 't@example.com',
+  GIT_AUTHOR_DATE: '2025-05-08T20:26:46+02:00',
+  GIT_COMMITTER_DATE: '2025-05-08T20:26:46+02:00',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_CONFIG_NOSYSTEM: '1',
 };
 
 function git(cwd: string, ...args: string[]): string {
@@ -44,7 +49,14 @@ test('--git fills product_info from a clean and a dirty tree; --annotate-git and
   const head = git(repo, 'rev-parse', 'HEAD');
   await writeFile(join(repo, 'ignored.txt'), 'ignored files do not make the tree dirty');
 
-  const clean = await build(repo, join(out, 'clean'), ['--git', '--annotate-git', '--annotation', 'com.example.channel=stable', '--product-version', '{git-describe}-x']);
+  const clean = await build(repo, join(out, 'clean'), [
+    '--git',
+    '--annotate-git',
+    '--annotation',
+    'com.example.channel=stable',
+    '--product-version',
+    '{git-describe}-x',
+  ]);
   assert.equal(clean.productInfo.commit_hash, head);
   assert.match(head, /^[0-9a-f]{40}$/);
   assert.equal(clean.productInfo.commit_date, '2025-05-08T18:26:46+00:00');
@@ -74,14 +86,32 @@ test('--git fills product_info from a clean and a dirty tree; --annotate-git and
   // Push wires the same flags; an explicit --annotation wins over --annotate-git.
   const reg = await startRegistryServer({ root: join(out, 'registry'), port: 0 });
   t.after(() => reg.close());
-  const [pushed, outside, badAnnotation] = await Promise.all([runCli(['push', `${reg.address}/rel/git:1`, '-p', 'kernel.efi=kernel.efi', '--git', '--annotate-git', '--annotation', `org.opencontainers.image.source=https://example.com/os`, '--no-cache', '--json'], { cwd: repo }),
+  const [pushed, outside, badAnnotation] = await Promise.all([
+    runCli(
+      [
+        'push',
+        `${reg.address}/rel/git:1`,
+        '-p',
+        'kernel.efi=kernel.efi',
+        '--git',
+        '--annotate-git',
+        '--annotation',
+        `org.opencontainers.image.source=https://example.com/os`,
+        '--no-cache',
+        '--json',
+      ],
+      { cwd: repo },
+    ),
     // Outside a repository: a usage error that says so.
-    runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none')}`, '--git'], { cwd: out, env: { GIT_CEILING_DIRECTORIES: out } }),
+    runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none')}`, '--git'], {
+      cwd: out,
+      env: { GIT_CEILING_DIRECTORIES: out },
+    }),
     runCli(['build', '-p', `kernel.efi=${join(repo, 'kernel.efi')}`, '-o', `oci:${join(out, 'none2')}`, '--annotation', 'novalue'], { cwd: out }),
   ]);
   assert.equal(pushed.code, 0, pushed.stderr);
   const res = await fetch(`${reg.url}/v2/rel/git/manifests/1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-  const manifest = await res.json() as any;
+  const manifest = (await res.json()) as any;
   assert.equal(manifest.annotations['org.opencontainers.image.revision'], head);
   assert.equal(manifest.annotations['org.opencontainers.image.source'], 'https://example.com/os');
 

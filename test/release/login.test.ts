@@ -1,15 +1,15 @@
-import { test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, repoRoot, cliPath } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { skopeo } from '../helpers/skopeo.js';
-import { startDockerRegistry, type RegistryHandle } from '../helpers/docker-registry.js';
-import { eraseCredentials, storeCredentials } from '../../src/registry/auth/store.js';
+import { test } from 'node:test';
 import { readAuthFileCredentials } from '../../src/registry/auth/credentials.js';
 import { parseLoginTarget } from '../../src/registry/auth/login.js';
+import { eraseCredentials, storeCredentials } from '../../src/registry/auth/store.js';
+import { cliPath, repoRoot, runCli, tempDir } from '../helpers/cli.js';
+import { type RegistryHandle, startDockerRegistry } from '../helpers/docker-registry.js';
+import { skopeo } from '../helpers/skopeo.js';
+import { requireTools } from '../helpers/tools.js';
 
 async function registry(t: Parameters<typeof tempDir>[0]): Promise<RegistryHandle> {
   const reg = await startDockerRegistry({ auth: 'htpasswd' });
@@ -33,7 +33,11 @@ test('login stores credentials skopeo uses; skopeo login is used by oci-os; 0600
   const reg = await registry(t);
   const dir = await tempDir(t);
   const authFile = join(dir, 'auth.json');
-  const other = { auths: { 'other.example.com': { auth: Buffer.from('someone:secret').toString('base64') } }, credHelpers: { 'x.example.com': 'none' }, psFormat: 'table' };
+  const other = {
+    auths: { 'other.example.com': { auth: Buffer.from('someone:secret').toString('base64') } },
+    credHelpers: { 'x.example.com': 'none' },
+    psFormat: 'table',
+  };
   await writeFile(authFile, JSON.stringify(other), { mode: 0o644 });
   const env = isolated(dir, { REGISTRY_AUTH_FILE: authFile });
 
@@ -194,7 +198,9 @@ test('login on a terminal asks for the user name and reads the password without 
   const driver = join(dir, 'drive_login.py');
   await writeFile(driver, ptyDriver);
   const r = spawnSync('python3', [driver, cliPath, reg.host, reg.username!, reg.password!, process.execPath], {
-    env: { ...process.env, ...isolated(dir) }, encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, ...isolated(dir) },
+    encoding: 'utf8',
+    timeout: 60_000,
   });
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /Password: /);

@@ -1,13 +1,13 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, tempDir, repoRoot, type CliResult } from '../helpers/cli.js';
-import { requireTools } from '../helpers/tools.js';
-import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { startRegistryServer } from '../../src/server/index.js';
+import { test } from 'node:test';
 import { RegistryClient } from '../../src/registry/index.js';
 import { attach, referrersTag } from '../../src/registry/referrers.js';
+import { startRegistryServer } from '../../src/server/index.js';
+import { type CliResult, repoRoot, runCli, tempDir } from '../helpers/cli.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { requireTools } from '../helpers/tools.js';
 
 const kernel = join(repoRoot, 'fixtures', 'payloads', 'kernel.efi');
 const env = (dir: string) => ({ HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), OCI_OS_CACHE_DIR: join(dir, 'cache') });
@@ -38,8 +38,13 @@ test('attach without the referrers API: concurrent attaches both land in the fal
   await writeFile(join(dir, 'notes.md'), '# 1.0\n');
 
   const [a, b] = await Promise.all([
-    runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/spdx+json', '--file', join(dir, 'sbom.json'), '--annotation', 'k=sbom', '--json'], { env: env(dir) }),
-    runCli(['attach', `${reg.host}/rel/subject@${subject}`, '--artifact-type', 'application/vnd.example.notes', '--file', join(dir, 'notes.md'), '--json'], { env: env(dir) }),
+    runCli(
+      ['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/spdx+json', '--file', join(dir, 'sbom.json'), '--annotation', 'k=sbom', '--json'],
+      { env: env(dir) },
+    ),
+    runCli(['attach', `${reg.host}/rel/subject@${subject}`, '--artifact-type', 'application/vnd.example.notes', '--file', join(dir, 'notes.md'), '--json'], {
+      env: env(dir),
+    }),
   ]);
   const ra = json(a);
   const rb = json(b);
@@ -56,7 +61,9 @@ test('attach without the referrers API: concurrent attaches both land in the fal
   assert.deepEqual(sbomEntry.annotations, { k: 'sbom' });
 
   // The artifact itself: empty config, titled layer, subject.
-  const art = await (await fetch(`${reg.url}/v2/rel/subject/manifests/${ra.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).json() as any;
+  const art = (await (
+    await fetch(`${reg.url}/v2/rel/subject/manifests/${ra.digest}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+  ).json()) as any;
   assert.equal(art.artifactType, 'application/spdx+json');
   assert.equal(art.config.mediaType, 'application/vnd.oci.empty.v1+json');
   assert.equal(art.layers[0].annotations['org.opencontainers.image.title'], 'sbom.json');
@@ -70,15 +77,30 @@ test('attach without the referrers API: concurrent attaches both land in the fal
   assert.equal(listed.source, 'tag');
   assert.deepEqual(listed.referrers.map((m: any) => m.digest).sort(), [ra.digest, rb.digest].sort());
   const filtered = json(filteredR);
-  assert.deepEqual(filtered.referrers.map((m: any) => m.digest), [rb.digest]);
+  assert.deepEqual(
+    filtered.referrers.map((m: any) => m.digest),
+    [rb.digest],
+  );
 
   // Many writers at once, in process: nobody's entry is lost, and the same artifact again is not listed twice.
   const client = new RegistryClient({ env: env(dir) });
   t.after(() => client.close());
-  const many = await Promise.all(Array.from({ length: 6 }, (_, i) => attach(client.repository(`${reg.host}/rel/subject:1`), {
-    artifactType: 'application/vnd.example.n', files: [], annotations: { n: String(i) }, settleMs: 200,
-  })));
-  const again = await attach(client.repository(`${reg.host}/rel/subject:1`), { artifactType: 'application/vnd.example.n', files: [], annotations: { n: '0' }, settleMs: 50 });
+  const many = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      attach(client.repository(`${reg.host}/rel/subject:1`), {
+        artifactType: 'application/vnd.example.n',
+        files: [],
+        annotations: { n: String(i) },
+        settleMs: 200,
+      }),
+    ),
+  );
+  const again = await attach(client.repository(`${reg.host}/rel/subject:1`), {
+    artifactType: 'application/vnd.example.n',
+    files: [],
+    annotations: { n: '0' },
+    settleMs: 50,
+  });
   assert.equal(again.digest, many[0]!.digest);
   const after = await getIndex(reg.url, referrersTag(subject));
   const digests = after.body.manifests.map((m: any) => m.digest);
@@ -92,7 +114,11 @@ test('attach with the referrers API (built-in registry): no fallback tag, referr
   t.after(() => reg.close());
   const subject = await pushSubject(reg.address, dir);
   await writeFile(join(dir, 'sig.bin'), 'signature');
-  const r = json(await runCli(['attach', `${reg.address}/rel/subject:1`, '--artifact-type', 'application/vnd.example.sig', '-f', join(dir, 'sig.bin'), '--json'], { env: env(dir) }));
+  const r = json(
+    await runCli(['attach', `${reg.address}/rel/subject:1`, '--artifact-type', 'application/vnd.example.sig', '-f', join(dir, 'sig.bin'), '--json'], {
+      env: env(dir),
+    }),
+  );
   assert.equal(r.referrersSource, 'api');
   assert.equal(r.fallbackTag, undefined);
   assert.equal((await getIndex(reg.url, referrersTag(subject))).status, 404, 'no fallback tag was written');
@@ -104,7 +130,10 @@ test('attach with the referrers API (built-in registry): no fallback tag, referr
   ]);
   const listed = json(listedR);
   assert.equal(listed.source, 'api');
-  assert.deepEqual(listed.referrers.map((m: any) => [m.digest, m.artifactType]), [[r.digest, 'application/vnd.example.sig']]);
+  assert.deepEqual(
+    listed.referrers.map((m: any) => [m.digest, m.artifactType]),
+    [[r.digest, 'application/vnd.example.sig']],
+  );
   assert.deepEqual(json(noneR).referrers, []);
   assert.equal(bad.code, 2, bad.stderr);
   assert.equal(missing.code, 4, missing.stderr);
@@ -118,12 +147,24 @@ test('attach without the referrers API after a referrer was deleted: the fallbac
   const subject = await pushSubject(reg.host, dir);
   await writeFile(join(dir, 'a.txt'), 'a');
   await writeFile(join(dir, 'b.txt'), 'b');
-  const first = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.a', '--file', join(dir, 'a.txt'), '--json'], { env: env(dir) }));
-  const second = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.b', '--file', join(dir, 'a.txt'), '--json'], { env: env(dir) }));
+  const first = json(
+    await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.a', '--file', join(dir, 'a.txt'), '--json'], {
+      env: env(dir),
+    }),
+  );
+  const second = json(
+    await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.b', '--file', join(dir, 'a.txt'), '--json'], {
+      env: env(dir),
+    }),
+  );
   const del = await fetch(`${reg.url}/v2/rel/subject/manifests/${first.digest}`, { method: 'DELETE' });
   assert.equal(del.status, 202);
 
-  const third = json(await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.c', '--file', join(dir, 'b.txt'), '--json'], { env: env(dir) }));
+  const third = json(
+    await runCli(['attach', `${reg.host}/rel/subject:1`, '--artifact-type', 'application/vnd.example.c', '--file', join(dir, 'b.txt'), '--json'], {
+      env: env(dir),
+    }),
+  );
   const index = await getIndex(reg.url, referrersTag(subject));
   assert.deepEqual(index.body.manifests.map((m: any) => m.digest).sort(), [second.digest, third.digest].sort());
 });

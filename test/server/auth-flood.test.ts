@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
 import { Agent, request } from 'undici';
-import { TailBuffer, sleep } from '../helpers/net.js';
+import { sleep, TailBuffer } from '../helpers/net.js';
 import { call, errorCode, tempRegistry } from './helpers.js';
 
 /**
@@ -41,10 +41,12 @@ async function floodRound(url: string, client: Agent, address: string, prefix: s
     const out = new TailBuffer();
     attacker.stdout!.on('data', (d: Buffer) => out.push(d));
     let running = true;
-    const exited = new Promise<number | null>((resolve) => attacker.once('exit', (code) => {
-      running = false;
-      resolve(code);
-    }));
+    const exited = new Promise<number | null>((resolve) =>
+      attacker.once('exit', (code) => {
+        running = false;
+        resolve(code);
+      }),
+    );
     while (running && !out.tail().includes('sent')) await sleep(5);
     const latencies: number[] = [];
     for (let i = 0; i < 20 && (running || i < 5); i++) {
@@ -54,7 +56,12 @@ async function floodRound(url: string, client: Agent, address: string, prefix: s
       await sleep(20);
     }
     assert.equal(await exited, 0, out.tail());
-    const statuses = JSON.parse(out.tail().split('\n').find((l) => l.startsWith('['))!) as number[];
+    const statuses = JSON.parse(
+      out
+        .tail()
+        .split('\n')
+        .find((l) => l.startsWith('['))!,
+    ) as number[];
     return { latencies, statuses };
   } finally {
     attacker.kill();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import bcrypt from 'bcryptjs';
-import { parseListenAddress, startRegistryServer, type RequestLogEntry } from '../../src/server/index.js';
+import { parseListenAddress, type RequestLogEntry, startRegistryServer } from '../../src/server/index.js';
 import { call, errorCode, pushBlob, sha, tempRegistry } from './helpers.js';
 
 function basic(user: string, pass: string): { authorization: string } {
@@ -17,7 +17,12 @@ async function interruptedPatch(port: number, path: string, total: number, sent:
   await new Promise<void>((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => {
       s.write(`PATCH ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`);
-      s.write(Buffer.alloc(sent, 7), () => setTimeout(() => { s.destroy(); resolve(); }, 50));
+      s.write(Buffer.alloc(sent, 7), () =>
+        setTimeout(() => {
+          s.destroy();
+          resolve();
+        }, 50),
+      );
     });
     s.on('error', reject);
   });
@@ -200,7 +205,13 @@ describe('registry server: auth, hooks, logging, resume', () => {
     assert.deepEqual(parseListenAddress('127.0.0.1:5000'), { host: '127.0.0.1', port: 5000 });
     assert.deepEqual(parseListenAddress('[::1]:5001'), { host: '::1', port: 5001 });
     assert.deepEqual(parseListenAddress(':5002'), { host: '127.0.0.1', port: 5002 });
-    assert.throws(() => parseListenAddress('localhost'), (e: any) => e.code === 'INVALID_ARGUMENT');
-    assert.throws(() => parseListenAddress('h:70000'), (e: any) => e.code === 'INVALID_ARGUMENT');
+    assert.throws(
+      () => parseListenAddress('localhost'),
+      (e: any) => e.code === 'INVALID_ARGUMENT',
+    );
+    assert.throws(
+      () => parseListenAddress('h:70000'),
+      (e: any) => e.code === 'INVALID_ARGUMENT',
+    );
   });
 });

@@ -16,9 +16,11 @@ test('a tag write with If-Match succeeds only while the tag holds that ETag; If-
   const reg = await tempRegistry();
   t.after(() => reg.stop());
   const config = { digest: await pushBlob(reg, 'cond', '{}'), size: 2 };
-  const put = (n: number, headers: Record<string, string>) => call(reg, 'PUT', '/v2/cond/manifests/v1', {
-    body: JSON.stringify(imageManifest(config, [], { annotations: { n: String(n) } })), headers: { 'content-type': manifestType, ...headers },
-  });
+  const put = (n: number, headers: Record<string, string>) =>
+    call(reg, 'PUT', '/v2/cond/manifests/v1', {
+      body: JSON.stringify(imageManifest(config, [], { annotations: { n: String(n) } })),
+      headers: { 'content-type': manifestType, ...headers },
+    });
 
   assert.equal((await put(1, { 'if-none-match': '*' })).status, 201, 'a new tag');
   const refused = await put(2, { 'if-none-match': '*' });
@@ -46,8 +48,28 @@ test('parallel push --index-tag to the built-in registry merges through If-Match
     await mkdir(join(root, v));
     await writeFile(join(root, v, 'system.img'), pseudoRandom(30_000, i + 1));
   }
-  const results = await Promise.all(variants.map((v) => runCli(['push', `${host}/os/cond:1.0-${v}`, '-p', `system=${join(root, v, 'system.img')}`,
-    '--variant', v, '--product-id', 'myos', '--product-version', '1.0', '--index-tag', '1.0', '--json'], { env: { OCI_OS_CACHE_DIR: join(root, 'cache') } })));
+  const results = await Promise.all(
+    variants.map((v) =>
+      runCli(
+        [
+          'push',
+          `${host}/os/cond:1.0-${v}`,
+          '-p',
+          `system=${join(root, v, 'system.img')}`,
+          '--variant',
+          v,
+          '--product-id',
+          'myos',
+          '--product-version',
+          '1.0',
+          '--index-tag',
+          '1.0',
+          '--json',
+        ],
+        { env: { OCI_OS_CACHE_DIR: join(root, 'cache') } },
+      ),
+    ),
+  );
   const reports = results.map((r) => {
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as { digest: string; index: { conditional: boolean } };
@@ -57,5 +79,10 @@ test('parallel push --index-tag to the built-in registry merges through If-Match
   const digests = reports.map((j) => j.digest);
   const index = await call(reg, 'GET', '/v2/os/cond/manifests/1.0', { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
   assert.equal(index.status, 200);
-  assert.deepEqual(JSON.parse(index.text).manifests.map((m: { digest: string }) => m.digest).sort(), [...digests].sort());
+  assert.deepEqual(
+    JSON.parse(index.text)
+      .manifests.map((m: { digest: string }) => m.digest)
+      .sort(),
+    [...digests].sort(),
+  );
 });

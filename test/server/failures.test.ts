@@ -30,10 +30,10 @@ describe('registry server: failures are answered and leave nothing behind', () =
     try {
       const config = await pushBlob(reg, 'deep', '{}');
       const nested = '['.repeat(5000) + ']'.repeat(5000);
-      const text = JSON.stringify(imageManifest({ digest: config, size: 2 }, [], { annotations: { a: 'PLACEHOLDER' } }))
-        .replace('"PLACEHOLDER"', nested);
+      const text = JSON.stringify(imageManifest({ digest: config, size: 2 }, [], { annotations: { a: 'PLACEHOLDER' } })).replace('"PLACEHOLDER"', nested);
       const put = await call(reg, 'PUT', '/v2/deep/manifests/v1', {
-        body: text, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: text,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(put.status, 400, put.text);
       assert.equal(errorCode(put), 'MANIFEST_INVALID');
@@ -44,7 +44,8 @@ describe('registry server: failures are answered and leave nothing behind', () =
       // Brackets inside strings do not count, and ordinary nesting passes.
       const fine = imageManifest({ digest: config, size: 2 }, [], { annotations: { a: '[[[['.repeat(100) } });
       const ok = await call(reg, 'PUT', '/v2/deep/manifests/v2', {
-        body: JSON.stringify(fine), headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: JSON.stringify(fine),
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(ok.status, 201, ok.text);
     } finally {
@@ -63,7 +64,8 @@ describe('registry server: failures are answered and leave nothing behind', () =
       });
       const bytes = JSON.stringify(manifest);
       const put = await call(reg, 'PUT', '/v2/broken/manifests/v1', {
-        body: bytes, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: bytes,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(put.status, 500, put.text);
       assert.equal(errorCode(put), 'UNKNOWN');
@@ -77,7 +79,8 @@ describe('registry server: failures are answered and leave nothing behind', () =
       // Another tag of the same manifest keeps working, and the server still answers.
       await rm(join(reg.root, 'repositories', 'broken', '_tags', 'v1'), { recursive: true });
       const again = await call(reg, 'PUT', '/v2/broken/manifests/v1', {
-        body: bytes, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: bytes,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(again.status, 201, again.text);
     } finally {
@@ -90,12 +93,16 @@ describe('registry server: failures are answered and leave nothing behind', () =
     try {
       const config = await pushBlob(reg, 'tags', '{}');
       const first = JSON.stringify(imageManifest({ digest: config, size: 2 }, [], { annotations: { n: '1' } }));
-      const firstPut = await call(reg, 'PUT', '/v2/tags/manifests/a', { body: first, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } });
+      const firstPut = await call(reg, 'PUT', '/v2/tags/manifests/a', {
+        body: first,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      });
       assert.equal(firstPut.status, 201);
       await mkdir(join(reg.root, 'repositories', 'tags', '_tags', 'b', 'x'), { recursive: true });
       const second = JSON.stringify(imageManifest({ digest: config, size: 2 }, [], { annotations: { n: '2' } }));
       const put = await call(reg, 'PUT', `/v2/tags/manifests/${sha(second)}?tag=a&tag=b`, {
-        body: second, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: second,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(put.status, 500, put.text);
       assert.equal((await call(reg, 'GET', '/v2/tags/manifests/a')).header('docker-content-digest'), sha(first));
@@ -109,16 +116,18 @@ describe('registry server: failures are answered and leave nothing behind', () =
     try {
       // Large enough to be still in flight when the server refuses it.
       const big = Buffer.alloc(8 * 1024 * 1024, 0x20);
-      const manifest = await raw(reg.port,
+      const manifest = await raw(
+        reg.port,
         'PUT /v2/big/manifests/v1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n' +
-        'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n', chunked(big));
+          'Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+        chunked(big),
+      );
       assert.match(manifest, /^HTTP\/1\.1 413 /);
       assert.match(manifest, /"code":"SIZE_INVALID"/);
 
       const loc = (await call(reg, 'POST', '/v2/big/blobs/uploads/')).header('location')!;
       assert.equal((await call(reg, 'PATCH', loc, { body: 'abc', headers: { 'content-range': '0-2' } })).status, 202);
-      const patch = await raw(reg.port,
-        `PATCH ${loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, chunked(big));
+      const patch = await raw(reg.port, `PATCH ${loc} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`, chunked(big));
       assert.match(patch, /^HTTP\/1\.1 413 /);
       assert.equal((await call(reg, 'GET', loc)).header('range'), '0-2', 'the refused chunk was rolled back');
     } finally {
@@ -172,7 +181,8 @@ describe('registry server: requests waiting for an upload session', () => {
       assert.equal(status.header('range'), '0-9');
       const rest = Buffer.alloc(5, 2);
       const put = await call(reg, 'PUT', `${loc}?digest=${sha(Buffer.concat([Buffer.alloc(10, 1), rest]))}`, {
-        body: rest, headers: { 'content-range': '10-14' },
+        body: rest,
+        headers: { 'content-range': '10-14' },
       });
       assert.equal(put.status, 201, put.text);
     } finally {

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { startRegistryServer, type RegistryServerOptions, type RunningRegistry } from '../../src/server/index.js';
+import { type RegistryServerOptions, type RunningRegistry, startRegistryServer } from '../../src/server/index.js';
 
 /** sha256 digest of bytes. */
 export function sha(data: Uint8Array | string): string {

@@ -112,7 +112,14 @@ describe('registry server: manifests, tags and referrers', () => {
     const list = {
       schemaVersion: 2,
       mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
-      manifests: [{ mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: child.digest, size: child.bytes.length, platform: { architecture: 'amd64', os: 'linux' } }],
+      manifests: [
+        {
+          mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+          digest: child.digest,
+          size: child.bytes.length,
+          platform: { architecture: 'amd64', os: 'linux' },
+        },
+      ],
     };
     const l = await pushManifest(reg, 'docker', 'multi', list, 'application/vnd.docker.distribution.manifest.list.v2+json');
     assert.equal(l.answer.status, 201, l.answer.text);
@@ -178,10 +185,24 @@ describe('registry server: manifests, tags and referrers', () => {
     const empty = '{}';
     await pushBlob(reg, 'refs', empty);
     const emptyDesc = { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha(empty), size: 2 };
-    const sig = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.signature', config: emptyDesc, layers: [emptyDesc], subject: subjectDesc, annotations: { 'org.example.kind': 'sig' } };
+    const sig = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: 'application/vnd.example.signature',
+      config: emptyDesc,
+      layers: [emptyDesc],
+      subject: subjectDesc,
+      annotations: { 'org.example.kind': 'sig' },
+    };
     const sbomConfig = '{"sbom":true}';
     await pushBlob(reg, 'refs', sbomConfig);
-    const sbom = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.example.sbom', digest: sha(sbomConfig), size: sbomConfig.length }, layers: [emptyDesc], subject: subjectDesc };
+    const sbom = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.example.sbom', digest: sha(sbomConfig), size: sbomConfig.length },
+      layers: [emptyDesc],
+      subject: subjectDesc,
+    };
     const s1 = await pushManifest(reg, 'refs', undefined, sig);
     assert.equal(s1.answer.status, 201, s1.answer.text);
     assert.equal(s1.answer.header('oci-subject'), subject.digest);
@@ -195,14 +216,20 @@ describe('registry server: manifests, tags and referrers', () => {
     const byDigest = new Map<string, any>(all.json.manifests.map((d: any) => [d.digest, d]));
     assert.equal(byDigest.size, 2);
     assert.deepEqual(byDigest.get(s1.digest), {
-      mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: s1.digest, size: s1.bytes.length,
-      artifactType: 'application/vnd.example.signature', annotations: { 'org.example.kind': 'sig' },
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: s1.digest,
+      size: s1.bytes.length,
+      artifactType: 'application/vnd.example.signature',
+      annotations: { 'org.example.kind': 'sig' },
     });
     assert.equal(byDigest.get(s2.digest).artifactType, 'application/vnd.example.sbom');
 
     const filtered = await call(reg, 'GET', `/v2/refs/referrers/${subject.digest}?artifactType=application/vnd.example.sbom`);
     assert.equal(filtered.header('oci-filters-applied'), 'artifactType');
-    assert.deepEqual(filtered.json.manifests.map((d: any) => d.digest), [s2.digest]);
+    assert.deepEqual(
+      filtered.json.manifests.map((d: any) => d.digest),
+      [s2.digest],
+    );
 
     const none = await call(reg, 'GET', `/v2/refs/referrers/${sha('nothing refers to me')}`);
     assert.equal(none.status, 200);
@@ -210,7 +237,10 @@ describe('registry server: manifests, tags and referrers', () => {
 
     assert.equal((await call(reg, 'DELETE', `/v2/refs/manifests/${s1.digest}`)).status, 202);
     const afterDelete = await call(reg, 'GET', `/v2/refs/referrers/${subject.digest}`);
-    assert.deepEqual(afterDelete.json.manifests.map((d: any) => d.digest), [s2.digest]);
+    assert.deepEqual(
+      afterDelete.json.manifests.map((d: any) => d.digest),
+      [s2.digest],
+    );
   });
 
   it('refuses manifests over the size limit with 413', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseRoute } from '../../src/server/routes.js';
 import { parseRange } from '../../src/server/blobs.js';
+import { parseRoute } from '../../src/server/routes.js';
 
 const d = `sha256:${'a'.repeat(64)}`;
 

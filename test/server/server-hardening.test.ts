@@ -53,7 +53,10 @@ describe('registry server: hardening', () => {
         ...Array.from({ length: 8 }, (_, i) => call(reg, 'GET', '/v2/', { headers: basic(i % 2 ? 'alice' : 'bob', `wrong${i}`) })),
         ...Array.from({ length: 3 }, () => call(reg, 'GET', '/v2/', { headers: basic('alice', 's3cret') })),
       ]);
-      assert.deepEqual(answers.map((a) => a.status), [...Array(8).fill(401), 200, 200, 200]);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [...Array(8).fill(401), 200, 200, 200],
+      );
     } finally {
       await reg.stop();
       await rm(dir, { recursive: true, force: true });
@@ -116,14 +119,23 @@ describe('registry server: hardening', () => {
       // An entry filed under this subject by an older version for an md5 subject is not listed.
       const legacy = await pushManifest(reg, 'a', 'legacy', imageManifest({ digest: config, size: 2 }, [], { annotations: { n: 'legacy' } }));
       const legacyHex = legacy.digest.slice('sha256:'.length);
-      await writeFile(join(reg.root, 'repositories', 'a', '_manifests', 'sha256', legacyHex), JSON.stringify({
-        digest: legacy.digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: legacy.bytes.length, subject: `md5:${hex}`,
-      }));
+      await writeFile(
+        join(reg.root, 'repositories', 'a', '_manifests', 'sha256', legacyHex),
+        JSON.stringify({
+          digest: legacy.digest,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          size: legacy.bytes.length,
+          subject: `md5:${hex}`,
+        }),
+      );
       await writeFile(join(reg.root, 'repositories', 'a', '_referrers', 'sha256', hex, legacyHex), '');
 
       const listed = await call(reg, 'GET', `/v2/a/referrers/${target.digest}`);
       assert.equal(listed.status, 200);
-      assert.deepEqual(listed.json.manifests.map((m: { digest: string }) => m.digest), [good.digest]);
+      assert.deepEqual(
+        listed.json.manifests.map((m: { digest: string }) => m.digest),
+        [good.digest],
+      );
       assert.equal((await call(reg, 'GET', `/v2/a/referrers/sha512:${hex}${hex}`)).status, 400);
     } finally {
       await reg.stop();

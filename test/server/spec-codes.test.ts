@@ -4,9 +4,20 @@ import { call, errorCode, pushBlob, tempRegistry } from './helpers.js';
 
 /** Every error code the distribution-spec v1.1 error table lists. */
 const specCodes = new Set([
-  'BLOB_UNKNOWN', 'BLOB_UPLOAD_INVALID', 'BLOB_UPLOAD_UNKNOWN', 'DIGEST_INVALID', 'MANIFEST_BLOB_UNKNOWN',
-  'MANIFEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID', 'NAME_UNKNOWN', 'SIZE_INVALID', 'UNAUTHORIZED',
-  'DENIED', 'UNSUPPORTED', 'TOOMANYREQUESTS',
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
 ]);
 
 describe('registry server: answers as the distribution-spec conformance suite expects', () => {
@@ -21,7 +32,8 @@ describe('registry server: answers as the distribution-spec conformance suite ex
         assert.equal((await call(reg, 'HEAD', `/v2/conf/manifests/${ref}`)).status, 404);
         assert.equal((await call(reg, 'DELETE', `/v2/conf/manifests/${ref}`)).status, 404);
         const put = await call(reg, 'PUT', `/v2/conf/manifests/${ref}`, {
-          body: '{}', headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+          body: '{}',
+          headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
         });
         assert.equal(put.status, 400);
         assert.equal(errorCode(put), 'MANIFEST_INVALID');

@@ -4,7 +4,7 @@ import { mkdtemp, open, readdir, readFile, rm, stat, statfs } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { startRegistryServer, type RunningRegistry } from '../../src/server/index.js';
+import { type RunningRegistry, startRegistryServer } from '../../src/server/index.js';
 import { call, errorCode, imageManifest, pushBlob, sha } from './helpers.js';
 
 /**
@@ -21,7 +21,14 @@ function requireRoot(t: TestContext): boolean {
 }
 
 /** A registry whose root is on a fresh 4 MiB tmpfs, and a way to fill that file system up. */
-async function registryOnSmallDisk(): Promise<{ reg: RunningRegistry; mnt: string; root: string; fill(leave: number): Promise<void>; free(): Promise<void>; stop(): Promise<void> }> {
+async function registryOnSmallDisk(): Promise<{
+  reg: RunningRegistry;
+  mnt: string;
+  root: string;
+  fill(leave: number): Promise<void>;
+  free(): Promise<void>;
+  stop(): Promise<void>;
+}> {
   const mnt = await mkdtemp(join(tmpdir(), 'oci-os-full-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
   let reg: RunningRegistry | undefined;
@@ -100,7 +107,8 @@ describe('registry server: a full disk', () => {
 
       // Still full: the closing PUT of the rest is refused too, and the offset stays.
       const stillFull = await call(reg, 'PUT', `${loc}?digest=${digest}`, {
-        body: data.subarray(onDisk), headers: { 'content-range': `${onDisk}-${data.length - 1}` },
+        body: data.subarray(onDisk),
+        headers: { 'content-range': `${onDisk}-${data.length - 1}` },
       });
       assert.equal(stillFull.status, 507, stillFull.text);
       const after = Number(/^0-(\d+)$/.exec(stillFull.header('range') ?? '')![1]) + 1;
@@ -108,7 +116,8 @@ describe('registry server: a full disk', () => {
 
       await disk.free();
       const put = await call(reg, 'PUT', `${loc}?digest=${digest}`, {
-        body: data.subarray(after), headers: { 'content-range': `${after}-${data.length - 1}` },
+        body: data.subarray(after),
+        headers: { 'content-range': `${after}-${data.length - 1}` },
       });
       assert.equal(put.status, 201, put.text);
       const got = await call(reg, 'GET', `/v2/full/blobs/${digest}`);
@@ -139,7 +148,8 @@ describe('registry server: a full disk', () => {
       assert.deepEqual(await readdir(join(disk.root, 'uploads')), []);
 
       const put = await call(reg, 'PUT', '/v2/full/manifests/v1', {
-        body: bytes, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: bytes,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(put.status, 507, put.text);
       assert.equal(errorCode(put), 'UNKNOWN');
@@ -151,7 +161,8 @@ describe('registry server: a full disk', () => {
 
       await disk.free();
       const again = await call(reg, 'PUT', '/v2/full/manifests/v1', {
-        body: bytes, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: bytes,
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       });
       assert.equal(again.status, 201, again.text);
       assert.deepEqual((await call(reg, 'GET', '/v2/full/manifests/v1')).bytes, bytes);

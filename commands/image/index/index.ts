@@ -1,15 +1,15 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, writtenSummary } from '../../../cli/base.js';
+import { withInterrupt } from '../../../cli/interrupt.js';
+import { prose } from '../../../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
 import { jobsFlag } from '../../../cli/transfer.js';
-import { withInterrupt } from '../../../cli/interrupt.js';
 import { OciError } from '../../../src/errors.js';
 import { buildIndexTo } from '../../../src/image/index-image.js';
 import { keyValues } from '../../../src/image/inputs.js';
-import { jsonMap } from '../../../src/oci/json.js';
-import type { Platform } from '../../../src/oci/descriptor.js';
 import { parsePlatform } from '../../../src/image/platform.js';
-import { prose } from '../../../cli/prose.js';
+import type { Platform } from '../../../src/oci/descriptor.js';
+import { jsonMap } from '../../../src/oci/json.js';
 
 /** `--platform SRC=OS/ARCH[/VARIANT]` values by SRC (split at the last "=": a platform has none). */
 function sourcePlatforms(values: string[] | undefined): Map<string, Platform> {
@@ -52,13 +52,11 @@ export default class ImageIndex extends BaseCommand {
     '<%= config.bin %> image index --push registry.example.com/app:v1 registry.example.com/app:v1-amd64 registry.example.com/app:v1-arm64',
     {
       description: 'OS images whose product variants are x86_64, aarch64 and x86_64-debug, under one tag:',
-      command: '<%= config.bin %> index --push registry.example.com/myos:1.2.0 oci:out/x86_64:1.2.0'
-        + ' oci:out/aarch64:1.2.0 oci:out/x86_64-debug:1.2.0',
+      command: '<%= config.bin %> index --push registry.example.com/myos:1.2.0 oci:out/x86_64:1.2.0' + ' oci:out/aarch64:1.2.0 oci:out/x86_64-debug:1.2.0',
     },
     {
       description: 'An OS image whose product variant names no architecture gets its platform on the command line:',
-      command: '<%= config.bin %> index -o oci:out/myos:1.2.0 oci:out/generic:1.2.0 oci:out/arm:1.2.0'
-        + ' --platform oci:out/generic:1.2.0=linux/amd64',
+      command: '<%= config.bin %> index -o oci:out/myos:1.2.0 oci:out/generic:1.2.0 oci:out/arm:1.2.0' + ' --platform oci:out/generic:1.2.0=linux/amd64',
     },
   ];
   static override strict = false;
@@ -97,7 +95,11 @@ export default class ImageIndex extends BaseCommand {
       return {
         ...writtenSummary(r.descriptor, r.output, !!flags.push),
         manifests: r.manifests.map((m) => ({
-          digest: m.digest, size: m.size, platform: m.platform, ...(m.artifactType ? { artifactType: m.artifactType } : {}), source: m.source,
+          digest: m.digest,
+          size: m.size,
+          platform: m.platform,
+          ...(m.artifactType ? { artifactType: m.artifactType } : {}),
+          source: m.source,
         })),
       };
     } finally {

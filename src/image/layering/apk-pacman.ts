@@ -10,7 +10,7 @@
  * directories ending with `/`); the directory itself belongs to the package.
  */
 import { OciError } from '../../errors.js';
-import { checkedDbPath, readDbFile, treeHasFile, type PackageDb, type PackageRecord } from './db-path.js';
+import { checkedDbPath, type PackageDb, type PackageRecord, readDbFile, treeHasFile } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
 
 const APK = 'lib/apk/db/installed';

@@ -12,23 +12,23 @@
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
-import { OciError } from '../../errors.js';
 import type { ContentStore } from '../../content/store.js';
-import type { BlobStatus } from '../../progress/events.js';
 import { copyBlobs } from '../../copy/blob.js';
+import { OciError } from '../../errors.js';
+import type { BlobStatus } from '../../progress/events.js';
 import { layerMediaType, resolveCompression } from '../compress.js';
-import { pushEntries, type BuiltLayer, type LayerBuildOptions } from '../layer.js';
-import type { EntryWithContent } from '../tar/writer.js';
+import { type BuiltLayer, type LayerBuildOptions, pushEntries } from '../layer.js';
 import type { ImageSource } from '../source.js';
+import type { EntryWithContent } from '../tar/writer.js';
 import { layerAnnotations, previousLayers } from './annotations.js';
-import { assignComponents, LARGE_FILE } from './assign.js';
-import { readDpkg } from './dpkg.js';
 import { readApk, readPacman } from './apk-pacman.js';
-import { readNixStore, readRpm } from './rpm-nix.js';
-import { FrameBudget } from './frame-budget.js';
-import { planLayers, type LayerPlan } from './plan.js';
-import { contentTap, scanTree, sourceOf, type ScannedTree } from './tree-scan.js';
+import { assignComponents, LARGE_FILE } from './assign.js';
 import type { PackageDb } from './db-path.js';
+import { readDpkg } from './dpkg.js';
+import { FrameBudget } from './frame-budget.js';
+import { type LayerPlan, planLayers } from './plan.js';
+import { readNixStore, readRpm } from './rpm-nix.js';
+import { contentTap, type ScannedTree, scanTree, sourceOf } from './tree-scan.js';
 
 /** Default and largest --max-layers. */
 export const DEFAULT_MAX_LAYERS = 64;
@@ -69,13 +69,19 @@ export async function readDatabases(tree: ScannedTree, warnings: string[]): Prom
 }
 
 /** Scans and plans the layers of `root` (nothing is written). */
-export async function planTree(root: string, layering: ComponentLayering, options: LayerBuildOptions & { warnings: string[] }): Promise<{ tree: ScannedTree; plan: LayerPlan; names: string[] }> {
+export async function planTree(
+  root: string,
+  layering: ComponentLayering,
+  options: LayerBuildOptions & { warnings: string[] },
+): Promise<{ tree: ScannedTree; plan: LayerPlan; names: string[] }> {
   const maxLayers = checkMaxLayers(layering.maxLayers);
   const tree = await scanTree(root, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings, options.signal, layering.previous !== undefined);
   const assignment = assignComponents(tree, await readDatabases(tree, options.warnings), layering.largeFile ?? LARGE_FILE);
   let previous = layering.previous ? previousLayers(layering.previous.manifest.layers, layering.previous.config.rootfs.diff_ids) : [];
   if (layering.previous && previous.length === 0) {
-    options.warnings.push(`${layering.previous.location.location}: no layer records its components (not built with --layering components); layers are packed afresh`);
+    options.warnings.push(
+      `${layering.previous.location.location}: no layer records its components (not built with --layering components); layers are packed afresh`,
+    );
   }
   // A kept layer keeps its bytes, so only one of the same compression is kept.
   const mediaType = layerMediaType(resolveCompression(options).compression);
@@ -93,7 +99,12 @@ async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGene
 }
 
 /** Builds (or takes from the previous image) every layer of the tree at `root` into `store`. */
-export async function pushComponentLayers(store: ContentStore, root: string, layering: ComponentLayering, options: LayerBuildOptions & { warnings: string[] }): Promise<ComponentLayer[]> {
+export async function pushComponentLayers(
+  store: ContentStore,
+  root: string,
+  layering: ComponentLayering,
+  options: LayerBuildOptions & { warnings: string[] },
+): Promise<ComponentLayer[]> {
   const { tree, plan, names } = await planTree(root, layering, options);
   const limit = pLimit(Math.max(1, layering.jobs ?? Math.min(2, availableParallelism())));
   const stop = new AbortController();
@@ -101,18 +112,29 @@ export async function pushComponentLayers(store: ContentStore, root: string, lay
   const zstd = resolveCompression(options).compression === 'zstd' ? new FrameBudget() : undefined;
   // Without --previous the tree was not hashed: each layer hashes its files' content as it writes them.
   const hashed = layering.previous !== undefined;
-  const jobs = plan.layers.map((layer, n) => limit(async (): Promise<Omit<ComponentLayer, 'annotations' | 'components'>> => {
-    signal.throwIfAborted();
-    const prev = layer.previous;
-    if (prev && layering.previous) {
-      const [copied] = await copyBlobs(layering.previous.store, store, [prev.descriptor], { jobs: 1, signal });
-      const d = prev.descriptor;
-      return { digest: d.digest, size: d.size, diffID: prev.diffID, mediaType: d.mediaType, tarSize: layer.bytes, source: `${root} (layer ${n + 1}, kept)`, reused: true, status: copied!.status };
-    }
-    const observe = hashed ? undefined : contentTap(tree, layer.entries);
-    const built = await pushEntries(store, () => layerEntries(tree, layer.entries), `${root} (layer ${n + 1})`, { ...options, signal }, { zstd, observe });
-    return { ...built, reused: false, status: 'built' };
-  }));
+  const jobs = plan.layers.map((layer, n) =>
+    limit(async (): Promise<Omit<ComponentLayer, 'annotations' | 'components'>> => {
+      signal.throwIfAborted();
+      const prev = layer.previous;
+      if (prev && layering.previous) {
+        const [copied] = await copyBlobs(layering.previous.store, store, [prev.descriptor], { jobs: 1, signal });
+        const d = prev.descriptor;
+        return {
+          digest: d.digest,
+          size: d.size,
+          diffID: prev.diffID,
+          mediaType: d.mediaType,
+          tarSize: layer.bytes,
+          source: `${root} (layer ${n + 1}, kept)`,
+          reused: true,
+          status: copied!.status,
+        };
+      }
+      const observe = hashed ? undefined : contentTap(tree, layer.entries);
+      const built = await pushEntries(store, () => layerEntries(tree, layer.entries), `${root} (layer ${n + 1})`, { ...options, signal }, { zstd, observe });
+      return { ...built, reused: false, status: 'built' };
+    }),
+  );
   const annotate = (layers: Array<Omit<ComponentLayer, 'annotations' | 'components'>>): ComponentLayer[] => {
     const digests = plan.digests();
     return layers.map((l, n) => {

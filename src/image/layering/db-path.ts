@@ -8,10 +8,10 @@
  * `..` components is an error in the database; a path the tree does not
  * hold (a removed or diverted file) is not.
  */
-import { OciError } from '../../errors.js';
+
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsError } from '../../errors.js';
+import { fsError, OciError } from '../../errors.js';
 import type { ScannedTree } from './tree-scan.js';
 
 /**

@@ -7,7 +7,7 @@
  * to it too, so an update of the package changes only its component.
  */
 import { OciError } from '../../errors.js';
-import { checkedDbPath, readDbFile, treeHasFile, type PackageDb, type PackageRecord } from './db-path.js';
+import { checkedDbPath, type PackageDb, type PackageRecord, readDbFile, treeHasFile } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
 
 const STATUS = 'var/lib/dpkg/status';
@@ -57,8 +57,10 @@ export async function readDpkg(tree: ScannedTree): Promise<PackageDb | undefined
   for (const s of stanzas) {
     const name = s.fields.get('package');
     const status = s.fields.get('status');
-    if (!name || !/^[a-z0-9][a-z0-9+.-]*$/.test(name)) throw new OciError('INVALID_FORMAT', `${STATUS}: the stanza at line ${s.line} has no valid Package field; the status file is corrupt`);
-    if (status?.split(/\s+/).length !== 3) throw new OciError('INVALID_FORMAT', `${STATUS}: package ${name} (line ${s.line}) has no valid Status field; the status file is corrupt`);
+    if (!name || !/^[a-z0-9][a-z0-9+.-]*$/.test(name))
+      throw new OciError('INVALID_FORMAT', `${STATUS}: the stanza at line ${s.line} has no valid Package field; the status file is corrupt`);
+    if (status?.split(/\s+/).length !== 3)
+      throw new OciError('INVALID_FORMAT', `${STATUS}: package ${name} (line ${s.line}) has no valid Status field; the status file is corrupt`);
     if (!onDisk.has(status.split(/\s+/)[2]!)) continue;
     const arch = s.fields.get('architecture');
     const base = infoNames.has(`${name}:${arch}.list`) ? `${name}:${arch}` : name;

@@ -15,8 +15,8 @@
  * smaller than a frame never compresses in parallel at all.
  */
 import { defaultZstdFramesInFlight, zstdCompress } from '../../codec/zstd.js';
-import { GcPacer } from '../../util/gc.js';
 import { BufferPool } from '../../util/buffer-pool.js';
+import { GcPacer } from '../../util/gc.js';
 import { ZSTD_FRAME } from '../compress.js';
 import type { ZstdShare } from '../layer.js';
 
@@ -26,7 +26,10 @@ export class FrameBudget implements ZstdShare {
   private free: number;
   private readonly waiting: Array<() => void> = [];
 
-  constructor(readonly slots = defaultZstdFramesInFlight, frameSize = ZSTD_FRAME) {
+  constructor(
+    readonly slots = defaultZstdFramesInFlight,
+    frameSize = ZSTD_FRAME,
+  ) {
     this.free = slots;
     this.pool = new BufferPool(frameSize, slots + 1);
   }

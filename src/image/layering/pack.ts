@@ -78,11 +78,13 @@ export interface PackUnit {
   volatile: boolean;
 }
 
-const byName = (units: PackUnit[]) => (a: number, b: number): number => {
-  const x = units[a]!.name;
-  const y = units[b]!.name;
-  return x < y ? -1 : x > y ? 1 : 0;
-};
+const byName =
+  (units: PackUnit[]) =>
+  (a: number, b: number): number => {
+    const x = units[a]!.name;
+    const y = units[b]!.name;
+    return x < y ? -1 : x > y ? 1 : 0;
+  };
 
 /** Size class: factors of 4 from 4 KiB. */
 export function sizeClass(bytes: number): number {

@@ -9,9 +9,9 @@
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path/posix';
 import { encodeTarHeader } from '../tar/header.js';
-import type { Assignment } from './assign.js';
 import { groupDigest, type PreviousLayer } from './annotations.js';
-import { packUnits, type PackUnit } from './pack.js';
+import type { Assignment } from './assign.js';
+import { type PackUnit, packUnits } from './pack.js';
 import { contentDigest, entryPath, hasContent, type ScannedTree } from './tree-scan.js';
 
 /** One layer to write (or to take from the previous image). */
@@ -157,8 +157,15 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
     ...kept.map((k) => ({ comps: k.comps, prev: k.prev as PreviousLayer | undefined })),
     ...bins.map((b) => ({ comps: b.flatMap((u) => units[u]!.comps), prev: undefined })),
   ];
-  const layers = entriesOf(tree, a, parent, groups.map((g) => g.comps)).map((l, i) => ({
-    ...l, components: [...groups[i]!.comps].sort((x, y) => x - y), previous: groups[i]!.prev,
+  const layers = entriesOf(
+    tree,
+    a,
+    parent,
+    groups.map((g) => g.comps),
+  ).map((l, i) => ({
+    ...l,
+    components: [...groups[i]!.comps].sort((x, y) => x - y),
+    previous: groups[i]!.prev,
   }));
   return { layers, digests, kept: kept.length, previousLayers: previous.length };
 }

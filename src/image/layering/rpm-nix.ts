@@ -3,8 +3,8 @@
  * ndb or SQLite file no one else should parse), and Nix store paths.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { realpath } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { OciError } from '../../errors.js';
 import { checkedDbPath, type PackageDb, type PackageRecord } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
@@ -24,11 +24,17 @@ function rpmOnPath(): boolean {
 export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<PackageDb | undefined> {
   const dir = RPMDB_DIRS.find((d) => {
     const i = tree.index.get(d);
-    return i !== undefined && tree.entries[i]!.entry.type === 'directory' && [...['Packages', 'rpmdb.sqlite', 'Packages.db']].some((f) => tree.index.has(`${d}/${f}`));
+    return (
+      i !== undefined &&
+      tree.entries[i]!.entry.type === 'directory' &&
+      [...['Packages', 'rpmdb.sqlite', 'Packages.db']].some((f) => tree.index.has(`${d}/${f}`))
+    );
   });
   if (!dir) return undefined;
   if (!rpmOnPath()) {
-    warnings.push(`${dir}: an rpm database, but rpm is not on PATH; the files of rpm packages are grouped by directory instead (install rpm to layer by package)`);
+    warnings.push(
+      `${dir}: an rpm database, but rpm is not on PATH; the files of rpm packages are grouped by directory instead (install rpm to layer by package)`,
+    );
     return undefined;
   }
   const root = await realpath(tree.root);
@@ -55,7 +61,8 @@ export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<Pa
     if (path !== '') p.paths.push(path);
   }
   const code = await exited;
-  if (code !== 0) throw new OciError('INPUT_UNREADABLE', `cannot read the rpm database of ${tree.root}: ${stderr.trim().split('\n')[0] || `rpm exited with ${code}`}`);
+  if (code !== 0)
+    throw new OciError('INPUT_UNREADABLE', `cannot read the rpm database of ${tree.root}: ${stderr.trim().split('\n')[0] || `rpm exited with ${code}`}`);
   return { kind: 'rpm', file: dir, packages: [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 

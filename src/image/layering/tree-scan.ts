@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { OciError } from '../../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
 import { encodeTarHeader, paddingFor, type TarEntry } from '../tar/header.js';
-import { walkTree, type TreeOptions } from '../tree.js';
+import { type TreeOptions, walkTree } from '../tree.js';
 
 /** An entry of the scanned tree. */
 export interface ScannedEntry {
@@ -62,7 +62,7 @@ function hashFile(source: string | Buffer, size: number, buf: Buffer, out: Buffe
   const path = String(source);
   const fd = openSyncForRead(source);
   try {
-    for (let pos = 0; pos < size;) {
+    for (let pos = 0; pos < size; ) {
       const n = readSyncAt(fd, path, buf, 0, Math.min(READ, size - pos), pos);
       if (n === 0) throw changed(path);
       h.update(buf.subarray(0, n));

@@ -23,7 +23,10 @@ class FrameCursor {
   filled = 0;
   readonly ready: Buffer[] = [];
 
-  constructor(private readonly size: number, private readonly take: TakeFrame) {}
+  constructor(
+    private readonly size: number,
+    private readonly take: TakeFrame,
+  ) {}
 
   /** The frame being filled. */
   get buf(): Buffer {
@@ -47,7 +50,7 @@ class FrameCursor {
 
   /** Copies bytes in, completing frames as they fill. */
   put(bytes: Uint8Array): void {
-    for (let off = 0; off < bytes.length;) {
+    for (let off = 0; off < bytes.length; ) {
       const n = Math.min(this.space, bytes.length - off);
       this.buf.set(bytes.subarray(off, off + n), this.filled);
       off += n;
@@ -102,7 +105,7 @@ export async function* tarFrames(
         const fd = openSyncForRead(source);
         const path = String(source);
         try {
-          for (let pos = 0; pos < entry.size;) {
+          for (let pos = 0; pos < entry.size; ) {
             while (out.ready.length > 0) yield out.ready.shift()!;
             const n = readSyncAt(fd, path, out.buf, out.filled, Math.min(out.space, entry.size - pos), pos);
             if (n === 0) throw changed(path);

@@ -54,7 +54,13 @@ export const BLOCK = 512;
 export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
 const typeFlag: Record<TarEntryType, string> = {
-  file: '0', link: '1', symlink: '2', 'character-device': '3', 'block-device': '4', directory: '5', fifo: '6',
+  file: '0',
+  link: '1',
+  symlink: '2',
+  'character-device': '3',
+  'block-device': '4',
+  directory: '5',
+  fifo: '6',
 };
 
 /** Bytes of zero padding that follow `size` content bytes. */
@@ -155,10 +161,15 @@ export function encodeTarHeader(e: TarEntry): Buffer {
   const records = new Map<string, Buffer>();
   const split = e.rawName ? splitUstarName(e.rawName.toString('latin1'), true) : splitUstarName(e.name);
   if (!split) records.set('path', e.rawName ?? Buffer.from(e.name));
-  const linkname = e.rawLinkname ? e.rawLinkname.toString('latin1') : e.linkname ?? '';
+  const linkname = e.rawLinkname ? e.rawLinkname.toString('latin1') : (e.linkname ?? '');
   if ((!e.rawLinkname && !isAscii(linkname)) || linkname.length > 100) records.set('linkpath', e.rawLinkname ?? Buffer.from(linkname));
   if ((e.rawName && !split) || (e.rawLinkname && records.has('linkpath'))) records.set('hdrcharset', Buffer.from('BINARY'));
-  for (const [key, value, width] of [['uid', e.uid, 8], ['gid', e.gid, 8], ['size', e.size, 12], ['mtime', e.mtime, 12]] as const) {
+  for (const [key, value, width] of [
+    ['uid', e.uid, 8],
+    ['gid', e.gid, 8],
+    ['size', e.size, 12],
+    ['mtime', e.mtime, 12],
+  ] as const) {
     if (!fitsOctal(value, width)) records.set(key, Buffer.from(String(value)));
   }
   for (const [k, v] of e.xattrs ?? []) records.set(`SCHILY.xattr.${k}`, v);
@@ -166,18 +177,31 @@ export function encodeTarHeader(e: TarEntry): Buffer {
     name: split ? split.name : truncatedAscii(e.name, 100),
     prefix: split ? split.prefix : '',
     mode: e.mode & 0o7777,
-    uid: e.uid, gid: e.gid, size: e.size, mtime: e.mtime,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.size,
+    mtime: e.mtime,
     flag: typeFlag[e.type],
     linkname: records.has('linkpath') ? truncatedAscii(linkname, 100) : linkname,
-    devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0,
+    devmajor: e.devmajor ?? 0,
+    devminor: e.devminor ?? 0,
   });
   if (records.size === 0) return header;
   const keys = [...records.keys()].sort();
   const data = Buffer.concat(keys.map((k) => paxRecord(k, records.get(k)!)));
   const base = e.name.replace(/\/$/, '').split('/').pop() ?? '';
   const pax = ustarBlock({
-    name: truncatedAscii(`PaxHeaders/${base}`, 100), prefix: '', mode: 0o644, uid: 0, gid: 0,
-    size: data.length, mtime: fitsOctal(e.mtime, 12) ? e.mtime : 0, flag: 'x', linkname: '', devmajor: 0, devminor: 0,
+    name: truncatedAscii(`PaxHeaders/${base}`, 100),
+    prefix: '',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: data.length,
+    mtime: fitsOctal(e.mtime, 12) ? e.mtime : 0,
+    flag: 'x',
+    linkname: '',
+    devmajor: 0,
+    devminor: 0,
   });
   return Buffer.concat([pax, data, Buffer.alloc(paddingFor(data.length)), header]);
 }

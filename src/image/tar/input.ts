@@ -16,9 +16,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { OciError, fsError } from '../../errors.js';
+import { fsError, OciError } from '../../errors.js';
 import { decompress } from '../decompress.js';
-import { isExcluded, normalizeMtime, type NormalizeOptions } from '../normalize.js';
+import { isExcluded, type NormalizeOptions, normalizeMtime } from '../normalize.js';
 import type { TarEntry } from './header.js';
 import { nameKey, nameParts, readTar, shownName } from './reader.js';
 import type { EntryWithContent } from './writer.js';
@@ -71,7 +71,10 @@ function excludedWithParents(exclude: RegExp[] | undefined): (rel: string) => bo
 function danglingLink(file: string, rel: string, target: string | Buffer | undefined, excluded: (rel: string) => boolean): OciError {
   const shown = target === undefined ? '.' : shownName(target);
   if (target !== undefined && excluded(shown)) {
-    return new OciError('INVALID_ARGUMENT', `${file}: hard link "${rel}" to "${shown}": --exclude drops its target, whose content cannot be kept under the other name from a tar; exclude both names or neither`);
+    return new OciError(
+      'INVALID_ARGUMENT',
+      `${file}: hard link "${rel}" to "${shown}": --exclude drops its target, whose content cannot be kept under the other name from a tar; exclude both names or neither`,
+    );
   }
   return new OciError('INVALID_ARGUMENT', `${file}: hard link "${rel}" to "${shown}": its target is not in the tar before it`);
 }

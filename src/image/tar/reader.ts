@@ -69,7 +69,7 @@ export function namePart(bytes: Buffer): NamePart {
 export function nameParts(name: string | Buffer): NamePart[] {
   if (typeof name === 'string') return name.split('/').filter((p) => p !== '' && p !== '.');
   const parts: NamePart[] = [];
-  for (let start = 0; start <= name.length;) {
+  for (let start = 0; start <= name.length; ) {
     let end = name.indexOf(0x2f, start);
     if (end < 0) end = name.length;
     if (end > start) parts.push(namePart(name.subarray(start, end)));
@@ -99,7 +99,15 @@ function nameOf(bytes: Buffer): { text: string; raw?: Buffer } {
 }
 
 const flagType: Record<string, TarEntryType> = {
-  '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink', '3': 'character-device', '4': 'block-device', '5': 'directory', '6': 'fifo',
+  '0': 'file',
+  '\0': 'file',
+  '7': 'file',
+  '1': 'link',
+  '2': 'symlink',
+  '3': 'character-device',
+  '4': 'block-device',
+  '5': 'directory',
+  '6': 'fifo',
 };
 
 function cString(b: Buffer, off: number, len: number): Buffer {
@@ -196,7 +204,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
   let first = true;
   try {
     for (;;) {
-      for await (const _ of reader.pieces(unread, what, short)) { /* skip */ }
+      for await (const _ of reader.pieces(unread, what, short)) {
+        /* skip */
+      }
       unread = 0;
       if (first && !(await reader.fill(BLOCK))) throw new OciError('INVALID_FORMAT', `${what} is not a tar archive (shorter than one header)`);
       if (await reader.atEnd()) throw new OciError('INVALID_FORMAT', `${what}: truncated: the archive ends without an end-of-archive marker`);
@@ -208,7 +218,12 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
         return;
       }
       if (!checksumOk(h)) {
-        throw new OciError('INVALID_FORMAT', first ? `${what} is not a tar archive (its first header's checksum does not match)` : `${what}: damaged tar archive (a header checksum does not match)`);
+        throw new OciError(
+          'INVALID_FORMAT',
+          first
+            ? `${what} is not a tar archive (its first header's checksum does not match)`
+            : `${what}: damaged tar archive (a header checksum does not match)`,
+        );
       }
       first = false;
       const flag = String.fromCharCode(h[156]!);
@@ -224,7 +239,10 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
       let size = field(124, 12, 'size');
       if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
         if (flag === 'g' ? size > MAX_GLOBAL : pending + size > MAX_PENDING) {
-          throw new OciError('INVALID_FORMAT', `${what}: ${flag === 'g' ? 'global pax headers' : 'the extended headers of one entry'} add up to more than ${flag === 'g' ? '1' : '16'} MiB`);
+          throw new OciError(
+            'INVALID_FORMAT',
+            `${what}: ${flag === 'g' ? 'global pax headers' : 'the extended headers of one entry'} add up to more than ${flag === 'g' ? '1' : '16'} MiB`,
+          );
         }
         const data = await take(size);
         await reader.take(paddingFor(size), what, short);
@@ -293,8 +311,21 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, what: string):
         },
       };
       yield {
-        name, ...(rawName && { rawName }), type, typeflag: flag, mode, uid, gid, size: contentSize, mtime,
-        linkname, ...(rawLinkname && { rawLinkname }), devmajor, devminor, xattrs, body,
+        name,
+        ...(rawName && { rawName }),
+        type,
+        typeflag: flag,
+        mode,
+        uid,
+        gid,
+        size: contentSize,
+        mtime,
+        linkname,
+        ...(rawLinkname && { rawLinkname }),
+        devmajor,
+        devminor,
+        xattrs,
+        body,
       };
     }
   } finally {

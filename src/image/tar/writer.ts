@@ -4,8 +4,9 @@
  * and padding are written in place into each buffer (frames.ts).
  * Nothing else is held.
  */
-import type { TarEntry } from './header.js';
+
 import { tarFrames } from './frames.js';
+import type { TarEntry } from './header.js';
 
 /** An entry to write, with its content: a file to read (its path as bytes when not UTF-8), or bytes from a stream (files only). */
 export interface EntryWithContent {

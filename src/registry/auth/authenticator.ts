@@ -6,12 +6,12 @@
  * host, shared by every concurrent request to it.
  */
 import { OciError } from '../../errors.js';
-import { RegistryError, parseErrorBody, readCapped } from '../errors.js';
+import { parseErrorBody, RegistryError, readCapped } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import type { Transport } from '../transport.js';
-import { parseWwwAuthenticate, preferredChallenge, type Challenge } from './challenge.js';
+import { type Challenge, parseWwwAuthenticate, preferredChallenge } from './challenge.js';
 import type { Credentials } from './credentials.js';
-import { mergeScopes, TokenCache, tokenCacheKey, type IssuedToken, type Scope } from './token-cache.js';
+import { type IssuedToken, mergeScopes, type Scope, TokenCache, tokenCacheKey } from './token-cache.js';
 
 /** Options of {@link Authenticator}. */
 export interface AuthenticatorOptions {
@@ -151,7 +151,9 @@ export class Authenticator {
       if (bearer.service) form.set('service', bearer.service);
       if (scopes.length) form.set('scope', scopes.join(' '));
       const res = await transport.request({
-        method: 'POST', url: realm, signal,
+        method: 'POST',
+        url: realm,
+        signal,
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: Buffer.from(form.toString()),
       });
@@ -169,13 +171,21 @@ export class Authenticator {
   private async readToken(res: Awaited<ReturnType<Transport['request']>>, method: string, url: URL, hadCreds: boolean): Promise<IssuedToken> {
     if (res.status === 401 || res.status === 403) {
       await res.body.dump().catch(() => undefined);
-      throw new OciError('AUTH_FAILED', hadCreds
-        ? `the token server of ${this.host} rejected the credentials (${res.status})`
-        : `${this.host} requires authentication`, { hint: loginHint });
+      throw new OciError(
+        'AUTH_FAILED',
+        hadCreds ? `the token server of ${this.host} rejected the credentials (${res.status})` : `${this.host} requires authentication`,
+        { hint: loginHint },
+      );
     }
     if (res.status !== 200) {
       const body = parseErrorBody(await readCapped(res.body));
-      throw new RegistryError({ status: res.status, method, url, body, message: `token server ${redactUrl(url.origin)} of ${this.host} answered ${res.status}` });
+      throw new RegistryError({
+        status: res.status,
+        method,
+        url,
+        body,
+        message: `token server ${redactUrl(url.origin)} of ${this.host} answered ${res.status}`,
+      });
     }
     let json: TokenResponse;
     try {

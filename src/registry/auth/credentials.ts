@@ -71,7 +71,10 @@ function isCredentialsHost(registry: string, credentialsHost: string | false | u
  * auth files other tools wrote may not.
  */
 export function keyHost(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '').toLowerCase();
+  return key
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/.*$/, '')
+    .toLowerCase();
 }
 
 interface AuthEntry {
@@ -104,7 +107,12 @@ function jsonKind(v: unknown): string {
  * files; a lookup that crashed on them would fail every command, even ones
  * the entry does not matter to.
  */
-export function authConfigView(cfg: unknown, path: string, registry: string, warn: (message: string) => void): {
+export function authConfigView(
+  cfg: unknown,
+  path: string,
+  registry: string,
+  warn: (message: string) => void,
+): {
   helper?: [string, string];
   entry?: [string, AuthEntry];
   credsStore?: string;
@@ -229,12 +237,16 @@ export function spawnCredentialHelper(
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => { if (stderr.length < 4096) stderr += c.toString(); });
+    child.stderr.on('data', (c: Buffer) => {
+      if (stderr.length < 4096) stderr += c.toString();
+    });
     child.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new OciError('AUTH_FAILED', `credential helper ${program} could not be run: ${err.code === 'ENOENT' ? 'not found on PATH' : err.message}`, {
-        hint: 'install it, or remove it from the credHelpers/credsStore of your auth file',
-      }));
+      reject(
+        new OciError('AUTH_FAILED', `credential helper ${program} could not be run: ${err.code === 'ENOENT' ? 'not found on PATH' : err.message}`, {
+          hint: 'install it, or remove it from the credHelpers/credsStore of your auth file',
+        }),
+      );
     });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -255,7 +267,11 @@ export function helperHasNothing(a: CredentialHelperAnswer): boolean {
  * undefined when the helper has nothing for that server; throws AUTH_FAILED
  * when it is missing or fails otherwise (the message never holds its output).
  */
-export async function runCredentialHelper(name: string, serverUrl: string, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Credentials | undefined> {
+export async function runCredentialHelper(
+  name: string,
+  serverUrl: string,
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Credentials | undefined> {
   const program = `docker-credential-${name}`;
   const a = await spawnCredentialHelper(name, 'get', serverUrl, options);
   if (a.code !== 0) {

@@ -6,12 +6,20 @@
  * (store.ts). Nothing here prints or logs a credential.
  */
 import { OciError } from '../../errors.js';
-import { looksLikeHost, redactUserinfo } from '../redact.js';
 import { RegistryHttp } from '../http.js';
+import { looksLikeHost, redactUserinfo } from '../redact.js';
 import { parseReference } from '../reference.js';
-import { RetryPolicy, type RetryOptions } from '../retry.js';
+import { type RetryOptions, RetryPolicy } from '../retry.js';
 import type { TransportOptions } from '../transport.js';
-import { eraseCredentials, otherFilesWithEntry, storeCredentials, type AuthStoreOptions, type EraseResult, type LoginCredentials, type StoredLocation } from './store.js';
+import {
+  type AuthStoreOptions,
+  type EraseResult,
+  eraseCredentials,
+  type LoginCredentials,
+  otherFilesWithEntry,
+  type StoredLocation,
+  storeCredentials,
+} from './store.js';
 
 /** A registry named on a login command line, normalized. */
 export interface LoginTarget {
@@ -34,7 +42,10 @@ export function parseLoginTarget(input: string | undefined): LoginTarget {
   const at = raw.lastIndexOf('@');
   if (at >= 0) {
     // A registry never holds "@": all before the last one is user-info, which may hold a password (even one with "/").
-    throw new OciError('USAGE', `"${redactUserinfo(raw, { always: true })}" holds credentials: give the registry as HOST[:PORT], the user with --username and the password on --password-stdin`);
+    throw new OciError(
+      'USAGE',
+      `"${redactUserinfo(raw, { always: true })}" holds credentials: give the registry as HOST[:PORT], the user with --username and the password on --password-stdin`,
+    );
   }
   const scheme = m?.[1]?.toLowerCase();
   if (scheme && scheme !== 'http' && scheme !== 'https') {
@@ -91,13 +102,18 @@ export async function verifyCredentials(target: LoginTarget, creds: LoginCredent
       res = await http.send({ method: 'GET', url: '/v2/', scopes: [] });
     } catch (err) {
       if (err instanceof OciError && err.code === 'AUTH_FAILED') {
-        throw new OciError('AUTH_FAILED', `${target.registry} rejected the credentials of "${creds.username}"; nothing was stored`, { hint: checkHint, cause: err });
+        throw new OciError('AUTH_FAILED', `${target.registry} rejected the credentials of "${creds.username}"; nothing was stored`, {
+          hint: checkHint,
+          cause: err,
+        });
       }
       throw err;
     }
     if (res.status === 401 || res.status === 403) {
       await res.body.dump().catch(() => undefined);
-      throw new OciError('AUTH_FAILED', `${target.registry} rejected the credentials of "${creds.username}" (${res.status}); nothing was stored`, { hint: checkHint });
+      throw new OciError('AUTH_FAILED', `${target.registry} rejected the credentials of "${creds.username}" (${res.status}); nothing was stored`, {
+        hint: checkHint,
+      });
     }
     if (res.status !== 200) throw await http.error(res, 'GET', { message: `${target.registry} answered ${res.status} to GET /v2/; is it a registry?` });
     await res.body.dump().catch(() => undefined);

@@ -13,7 +13,7 @@
  */
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { OciError, fsError } from '../../errors.js';
+import { fsError, OciError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/fs.js';
 import { authConfigView, authFilePaths, configKeysFor, helperHasNothing, keyHost, spawnCredentialHelper } from './credentials.js';
 
@@ -74,7 +74,9 @@ async function readJsonObject(path: string): Promise<Json | undefined> {
   try {
     v = JSON.parse(text);
   } catch {
-    throw new OciError('INPUT_UNREADABLE', `cannot parse the auth file ${path}: it is not JSON`, { hint: 'fix or remove the file; oci-os does not overwrite a file it cannot read' });
+    throw new OciError('INPUT_UNREADABLE', `cannot parse the auth file ${path}: it is not JSON`, {
+      hint: 'fix or remove the file; oci-os does not overwrite a file it cannot read',
+    });
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OciError('INPUT_UNREADABLE', `the auth file ${path} is not a JSON object`);
   return v as Json;
@@ -204,7 +206,10 @@ export async function otherFilesWithEntry(registry: string, env: NodeJS.ProcessE
     if (path === authFileForWriting(env)) continue;
     const cfg = await readJsonObject(path).catch(() => undefined);
     if (!cfg) continue;
-    if (aliasKeys(stringMap(cfg, 'auths'), registry).length > 0 || Object.keys(stringMap(cfg, 'credHelpers')).some((k) => configKeysFor(registry).map(keyHost).includes(keyHost(k)))) {
+    if (
+      aliasKeys(stringMap(cfg, 'auths'), registry).length > 0 ||
+      Object.keys(stringMap(cfg, 'credHelpers')).some((k) => configKeysFor(registry).map(keyHost).includes(keyHost(k)))
+    ) {
       out.push(path);
     }
   }

@@ -28,7 +28,13 @@ export function parseScopes(scopes: readonly Scope[]): Map<string, Set<string>> 
     for (const one of s.split(' ').filter(Boolean)) {
       const i = one.lastIndexOf(':');
       const resource = i > 0 ? one.slice(0, i) : one;
-      const actions = i > 0 ? one.slice(i + 1).split(',').filter(Boolean) : [];
+      const actions =
+        i > 0
+          ? one
+              .slice(i + 1)
+              .split(',')
+              .filter(Boolean)
+          : [];
       const set = out.get(resource) ?? new Set<string>();
       for (const a of actions) set.add(a);
       out.set(resource, set);
