@@ -1,4 +1,4 @@
-/** `build` and `image build --digest-file`: the digest written, the path checked first. */
+/** `build`, `image build` and `image index --digest-file`: the digest written, the path checked first. */
 
 import assert from 'node:assert/strict';
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +12,7 @@ const exists = (p: string) =>
     () => false,
   );
 
-test('build and image build --digest-file: the manifest digest, the path checked before anything is written', async (t) => {
+test('build, image build and image index --digest-file: the manifest or index digest, the path checked before anything is written', async (t) => {
   const dir = await tempDir(t);
   await writeFile(join(dir, 'system.img'), pseudoRandom(4096));
   await mkdir(join(dir, 'tree'));
@@ -20,6 +20,8 @@ test('build and image build --digest-file: the manifest digest, the path checked
   const commands: Array<[string, string[]]> = [
     ['build', ['build', '-p', `system=${join(dir, 'system.img')}`]],
     ['image', ['image', 'build', '--rootfs', join(dir, 'tree')]],
+    // An index of the image the line above built.
+    ['index', ['image', 'index', `oci:${join(dir, 'image')}`]],
   ];
   for (const [name, args] of commands) {
     for (const file of [join(dir, 'missing', 'digest.txt'), join(dir, 'tree')]) {

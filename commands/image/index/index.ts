@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, writtenSummary } from '../../../cli/base.js';
 import { withInterrupt } from '../../../cli/interrupt.js';
+import { checkWritableFile, writeOutputFile } from '../../../cli/output-file.js';
 import { prose } from '../../../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
 import { jobsFlag } from '../../../cli/transfer.js';
@@ -43,7 +44,7 @@ export default class ImageIndex extends BaseCommand {
     Readers that take one manifest only (Monogon's) pin the per-platform digest: "oci-os inspect REF --platform
     linux/arm64 --format '{{digest}}'" prints it.
 
-    Also available as "oci-os index". Prints the index digest; --json prints digest, media type, size, output (or
+    Also available as "oci-os index". Prints the index digest (--digest-file also writes it to a file); --json prints digest, media type, size, output (or
     reference with --push) and the entries with their platforms.
   `;
   static override aliases = ['index'];
@@ -75,6 +76,7 @@ export default class ImageIndex extends BaseCommand {
       helpValue: 'SRC=OS/ARCH[/VARIANT]',
     }),
     annotation: Flags.string({ multiple: true, multipleNonGreedy: true, description: 'Index annotation K=V (repeatable).', helpValue: 'K=V' }),
+    'digest-file': Flags.string({ description: 'Write the index digest to this file.', helpValue: 'FILE' }),
     ...jobsFlag,
     ...registryFlags,
     ...uploadFlags,
@@ -88,9 +90,12 @@ export default class ImageIndex extends BaseCommand {
     const dest = (flags.output ?? flags.push)!;
     const annotations = jsonMap(keyValues(flags.annotation, '--annotation'));
     const platforms = sourcePlatforms(flags.platform);
+    // Checked before anything is written, as build and image build do: a release job must not publish and then fail.
+    if (flags['digest-file']) await checkWritableFile(flags['digest-file']);
     const client = await registryClientFromFlags(flags, { writes: dest, reads: sources }, { onWarning: printRegistryWarning });
     try {
       const r = await withInterrupt((signal) => buildIndexTo(dest, sources, { annotations, platforms, jobs: flags.jobs, signal }, { client }));
+      if (flags['digest-file']) await writeOutputFile(flags['digest-file'], `${r.descriptor.digest}\n`);
       if (!this.jsonEnabled()) this.log(r.descriptor.digest);
       return {
         ...writtenSummary(r.descriptor, r.output, !!flags.push),
