@@ -32,7 +32,6 @@ import { isIndexMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 import { isOsImageManifest } from '../osimage/reader.js';
 import type { ProgressSink } from '../progress/events.js';
-import { pushScope } from '../registry/auth/token-cache.js';
 import { formatReference } from '../registry/reference.js';
 import { manifestAccept, type RegistryRepository } from '../registry/repository.js';
 import { sleep } from '../util/sleep.js';
@@ -161,26 +160,12 @@ export async function addToIndexTag(
         manifests: byPlatform([...others, entry]),
         ...(current?.index.annotations ? { annotations: current.index.annotations } : {}),
       };
-      const bytes = canonicalJson(index);
-      const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
-      if (current?.etag) headers['if-match'] = current.etag;
-      else if (!current) headers['if-none-match'] = '*'; // only if still new, where the registry checks it
-      const res = await repo.http.send({
-        method: 'PUT',
-        url: `/v2/${repo.name}/manifests/${tag}`,
-        body: bytes,
-        scopes: [pushScope(repo.name)],
-        headers,
-        signal: options.signal,
-      });
-      if (res.status === 412) {
+      // If-None-Match: * when the tag is new, for registries that check it.
+      if (!(await repo.putTagged(tag, canonicalJson(index), MediaType.ociIndex, { etag: current?.etag, ifNew: !current }, options.signal))) {
         // Another writer got in between our read and our write: merge again with what it wrote.
-        await res.body.dump().catch(() => undefined);
         await sleep(20 + Math.random() * 80 * round, options.signal);
         continue;
       }
-      if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await repo.http.error(res, 'PUT');
-      await res.body.dump().catch(() => undefined);
     }
     // A writer that read before our PUT may overwrite it: look again now and once it has had time to finish.
     if (!listed(checkRival(await readIndex(repo, tag, options.signal)), entry)) continue;

@@ -23,7 +23,7 @@ import { canonicalJson, jsonMap } from '../oci/json.js';
 import { Annotation, MediaType } from '../oci/mediatypes.js';
 import { sleep } from '../util/sleep.js';
 import { pullScope, pushScope } from './auth/token-cache.js';
-import { readCapped } from './errors.js';
+import { RegistryError, readCapped } from './errors.js';
 import { formatReference, manifestReference } from './reference.js';
 import { maxManifestBytes, type RegistryRepository } from './repository.js';
 
@@ -243,24 +243,11 @@ export async function addToFallbackIndex(
       const manifests = (current?.index.manifests ?? []).filter((m) => !gone.has(m.digest) && !seen.has(m.digest) && seen.add(m.digest));
       manifests.push(entry);
       const bytes = canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests });
-      const headers: Record<string, string> = { 'content-type': MediaType.ociIndex };
-      if (current?.etag) headers['if-match'] = current.etag;
-      const res = await repo.http.send({
-        method: 'PUT',
-        url: `/v2/${repo.name}/manifests/${tag}`,
-        body: bytes,
-        scopes: [pushScope(repo.name)],
-        headers,
-        signal: options.signal,
-      });
-      if (res.status === 412) {
-        // Someone wrote the index since we read it: read again.
-        await res.body.dump().catch(() => undefined);
-        await sleep(20 + Math.random() * 80 * round, options.signal);
-        continue;
-      }
-      if (res.status === 400 && !pruned) {
-        const err = await repo.http.error(res, 'PUT');
+      let written: boolean;
+      try {
+        written = await repo.putTagged(tag, bytes, MediaType.ociIndex, { etag: current?.etag }, options.signal);
+      } catch (err) {
+        if (pruned || !(err instanceof RegistryError) || err.status !== 400) throw err;
         if (!err.errors.some((e) => e.code === 'MANIFEST_BLOB_UNKNOWN' || e.code === 'MANIFEST_UNKNOWN')) throw err;
         // Once: find the listed referrers that no longer exist and write the index without them.
         pruned = true;
@@ -270,8 +257,11 @@ export async function addToFallbackIndex(
         if (gone.size === 0) throw err;
         continue;
       }
-      if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await repo.http.error(res, 'PUT');
-      await res.body.dump().catch(() => undefined);
+      if (!written) {
+        // Someone wrote the index since we read it: read again.
+        await sleep(20 + Math.random() * 80 * round, options.signal);
+        continue;
+      }
     }
     // A writer that read before our PUT may overwrite it: look again now and once it has had time to finish.
     if (!hasEntry((await readFallbackIndex(repo, tag, options.signal))?.index, entry.digest)) continue;

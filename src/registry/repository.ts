@@ -388,6 +388,27 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
     return { bytes, ...(contentType ? { contentType } : {}), ...(etag ? { etag } : {}) };
   }
 
+  /**
+   * Writes `bytes` under `tag` only if the tag still holds what was read:
+   * `If-Match` with the ETag {@link fetchTagged} gave, or `If-None-Match: *`
+   * for a tag that did not exist (`ifNew`). False when the registry answers
+   * 412 (another writer came between); registries that ignore the condition
+   * write anyway, so callers read the tag back.
+   */
+  async putTagged(tag: string, bytes: Buffer, mediaType: string, condition: { etag?: string; ifNew?: boolean }, signal?: AbortSignal): Promise<boolean> {
+    const headers: Record<string, string> = { 'content-type': mediaType };
+    if (condition.etag) headers['if-match'] = condition.etag;
+    else if (condition.ifNew) headers['if-none-match'] = '*';
+    const res = await this.http.send({ method: 'PUT', url: `/v2/${this.name}/manifests/${tag}`, body: bytes, scopes: this.push_, headers, signal });
+    if (res.status === 412) {
+      await res.body.dump().catch(() => undefined);
+      return false;
+    }
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.http.error(res, 'PUT');
+    await res.body.dump().catch(() => undefined);
+    return true;
+  }
+
   /** Points a tag at a manifest: PUTs its bytes (kept from this session, or fetched by digest) under the tag. */
   async tag(desc: Descriptor, tag: string): Promise<void> {
     const bytes = await this.fetchManifestBytes(desc);
