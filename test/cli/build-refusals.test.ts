@@ -11,28 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { type CliResult, cliPath, entriesLeft, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
-
-/** Runs the CLI, killed after `ms` (a build that never ends fails the test instead of hanging it). */
-function runCliWithin(args: string[], ms: number): Promise<CliResult & { killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, ms);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, killed });
-    });
-  });
-}
+import { cliPath, entriesLeft, pseudoRandom, runCli, runCliWithin, tempDir } from '../helpers/cli.js';
 
 test('a config over the 50MiB readers accept is refused before anything is written, with a --hash-chunk-size that fits', async (t) => {
   const dir = await tempDir(t);
@@ -76,7 +55,7 @@ test('payloads must be regular files: pipes and devices are refused up front, a 
     [fifo, 'a pipe'],
   ] as const) {
     const r = await runCliWithin(['build', '-p', `system=${path}`, '-o', `oci:${out}`], 20_000);
-    assert.equal(r.killed, false, `${path}: the build never ended`);
+    assert.equal(r.timedOut, false, `${path}: the build never ended`);
     assert.equal(r.code, 2, `${path}: ${r.stderr}`);
     assert.ok(r.stderr.includes(`payload "system": ${path} is not a regular file but ${kind}`), r.stderr);
     assert.deepEqual(await entriesLeft(out), []);

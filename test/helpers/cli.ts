@@ -34,6 +34,27 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   });
 }
 
+/** Runs `oci-os ARGS`, killed after `ms`: a command that never ends fails its test instead of hanging the suite. */
+export function runCliWithin(args: string[], ms: number): Promise<CliResult & { timedOut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, ms);
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr, timedOut });
+    });
+  });
+}
+
 /** A temporary directory removed after the test. */
 export async function tempDir(t: TestContext, prefix = 'oci-os-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));

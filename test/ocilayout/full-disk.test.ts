@@ -5,14 +5,14 @@
  * destination is left exactly as it was.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { buildImage, KiB } from '../cli/image-helpers.js';
 import { containerImage, writeLayout } from '../copy/fixtures.js';
-import { cliPath, runCli, tempDir } from '../helpers/cli.js';
+import { runCli, runCliWithin, tempDir } from '../helpers/cli.js';
 import { type RegistryHandle, startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { requireTools } from '../helpers/tools.js';
@@ -47,27 +47,6 @@ async function tree(dir: string, prefix = ''): Promise<string[]> {
     else out.push(`${rel} ${(await stat(join(dir, rel))).size}`);
   }
   return out;
-}
-
-/** Runs `oci-os ARGS`, killing it when it runs longer than `ms`. */
-function runCliWithin(args: string[], ms: number): Promise<{ code: number; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, ms);
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr, timedOut });
-    });
-  });
 }
 
 /** One line on stderr, naming the lack of space. */
