@@ -15,6 +15,7 @@ import type { ByteSource } from '../content/store.js';
 import { OciError } from '../errors.js';
 import { type Digest, Sha256Counter } from '../oci/digest.js';
 import { BufferPool } from '../util/buffer-pool.js';
+import { ByteQueue } from '../util/byte-queue.js';
 import { GcPacer } from '../util/gc.js';
 import type { ChunkBody } from './replay-source.js';
 
@@ -25,8 +26,8 @@ const SLAB = 1 << 20;
 export class ChunkSource {
   private readonly iterator: AsyncIterator<Uint8Array>;
   private readonly hasher = new Sha256Counter();
-  private parts: Buffer[] = [];
-  private length = 0;
+  /** Pulled, unacknowledged bytes, as views into the slabs. */
+  private readonly queue = new ByteQueue();
   private done = false;
   private closed = false;
   private finalDigest?: Digest;
@@ -54,7 +55,7 @@ export class ChunkSource {
 
   /** Bytes pulled but not yet acknowledged. */
   get pending(): number {
-    return this.length;
+    return this.queue.length;
   }
 
   /** Whether the source has ended. */
@@ -70,7 +71,7 @@ export class ChunkSource {
   /** Pulls until at least `n` bytes are pending or the source ends. */
   async fill(n: number): Promise<void> {
     while (this.filling) await this.filling;
-    if (this.done || this.length >= n) return;
+    if (this.done || this.queue.length >= n) return;
     const p = this.pull(n).finally(() => {
       if (this.filling === p) this.filling = undefined;
     });
@@ -88,7 +89,7 @@ export class ChunkSource {
 
   private async pull(n: number): Promise<void> {
     if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
-    while (!this.done && this.length < n) {
+    while (!this.done && this.queue.length < n) {
       const r = await this.iterator.next();
       if (r.done) {
         this.done = true;
@@ -109,7 +110,7 @@ export class ChunkSource {
     return b;
   }
 
-  /** Copies pulled bytes into slabs; consecutive bytes of one slab stay one part. */
+  /** Copies pulled bytes into slabs; consecutive bytes of one slab stay one piece of the queue. */
   private keep(b: Buffer): void {
     for (let off = 0; off < b.length; ) {
       if (!this.slab || this.slabUsed === SLAB) {
@@ -117,14 +118,8 @@ export class ChunkSource {
         this.slabUsed = 0;
       }
       const n = b.copy(this.slab, this.slabUsed, off);
-      const last = this.parts[this.parts.length - 1];
-      if (last && last.buffer === this.slab.buffer && last.byteOffset + last.length === this.slabUsed) {
-        this.parts[this.parts.length - 1] = this.slab.subarray(last.byteOffset, this.slabUsed + n);
-      } else {
-        this.parts.push(this.slab.subarray(this.slabUsed, this.slabUsed + n));
-      }
+      this.queue.append(this.slab.subarray(this.slabUsed, this.slabUsed + n));
       this.slabUsed += n;
-      this.length += n;
       off += n;
     }
   }
@@ -153,15 +148,7 @@ export class ChunkSource {
 
   /** The first `n` pending bytes (fewer when fewer are pending), as the pieces that hold them, not joined. */
   peek(n: number): ChunkBody {
-    const length = Math.min(n, this.length);
-    let want = length;
-    const out: Buffer[] = [];
-    for (let i = 0; want > 0; i++) {
-      const b = this.parts[i]!;
-      out.push(b.length <= want ? b : b.subarray(0, want));
-      want -= Math.min(b.length, want);
-    }
-    return { body: out, length };
+    return { body: this.queue.pieces(n), length: Math.min(n, this.queue.length) };
   }
 
   /**
@@ -170,21 +157,13 @@ export class ChunkSource {
    * slabs can be filled again; after a failed request they are dropped instead.
    */
   ack(n: number, reuse = true): void {
-    if (n < 0 || n > this.length) throw new OciError('INTERNAL', `cannot acknowledge ${n} of ${this.length} pending bytes`);
+    const pending = this.queue.length;
+    if (n < 0 || n > pending) throw new OciError('INTERNAL', `cannot acknowledge ${n} of ${pending} pending bytes`);
     this.pacer.add(n);
     this.offset += n;
-    this.length -= n;
-    while (n > 0) {
-      const first = this.parts[0]!;
-      if (first.length <= n) {
-        this.parts.shift();
-        n -= first.length;
-        // A part that ends its slab is the slab's last: give the slab back for reuse.
-        if (reuse && first.byteOffset + first.length === SLAB) this.slabs.give(first);
-      } else {
-        this.parts[0] = first.subarray(n);
-        n = 0;
-      }
+    for (const piece of this.queue.shift(n)) {
+      // A piece that ends its slab is the slab's last: give the slab back for reuse.
+      if (reuse && piece.byteOffset + piece.length === SLAB) this.slabs.give(piece);
     }
   }
 
@@ -206,12 +185,9 @@ export class ChunkSource {
    */
   async *drain(): AsyncGenerator<Buffer> {
     while (this.filling) await this.filling;
-    if (this.length > 0) {
-      const parts = this.parts;
-      this.offset += this.length;
-      this.parts = [];
-      this.length = 0;
-      yield* parts;
+    if (this.queue.length > 0) {
+      this.offset += this.queue.length;
+      yield* this.queue.drain();
     }
     // The rest goes out as the source gives it: nothing is held, so nothing is copied into slabs.
     while (!this.done) {

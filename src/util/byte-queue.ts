@@ -23,6 +23,20 @@ export class ByteQueue {
     this.queued += b.length;
   }
 
+  /**
+   * Appends a piece; when it continues the last piece in the same memory
+   * (the next bytes of one reused slab), the two become one piece, so a
+   * queue filled in small writes to one slab stays a few pieces long.
+   */
+  append(b: Buffer): void {
+    if (b.length === 0) return;
+    const last = this.parts[this.parts.length - 1];
+    if (last && last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
+      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length);
+      this.queued += b.length;
+    } else this.push(b);
+  }
+
   /** The byte at index `i` from the front. */
   byteAt(i: number): number {
     for (const p of this.parts) {
@@ -88,6 +102,18 @@ export class ByteQueue {
     while (bytes < want) bytes += this.parts[count++]!.length;
     if (count > 1) this.parts.splice(0, count, Buffer.concat(this.parts.slice(0, count), bytes));
     return count === 0 ? Buffer.alloc(0) : this.parts[0]!.subarray(0, want);
+  }
+
+  /** The first `n` bytes (fewer when fewer are queued) as the pieces that hold them, left queued and not joined. */
+  pieces(n: number): Buffer[] {
+    let want = Math.min(n, this.queued);
+    const out: Buffer[] = [];
+    for (let i = 0; want > 0; i++) {
+      const p = this.parts[i]!;
+      out.push(p.length <= want ? p : p.subarray(0, want));
+      want -= Math.min(p.length, want);
+    }
+    return out;
   }
 
   /** Removes every queued piece. */
