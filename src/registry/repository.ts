@@ -19,7 +19,8 @@ import { mergeScopes, pullScope, pushScope, type Scope } from './auth/token-cach
 import { fetchBlobResumable } from './fetch-resume.js';
 import type { RegistryHttp } from './http.js';
 import { formatReference, type Reference } from './reference.js';
-import { ChunkedUpload, type ChunkedUploadOptions, type UploadResult } from './upload.js';
+import { ChunkedUpload } from './upload.js';
+import type { ChunkedUploadOptions, UploadResult } from './upload-parts.js';
 
 /** Largest manifest read or pushed (oci/limits.ts). */
 export const maxManifestBytes = MAX_MANIFEST_BYTES;

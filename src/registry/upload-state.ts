@@ -127,6 +127,20 @@ export abstract class UploadState {
     if (loc) this.location = loc;
   }
 
+  /**
+   * A PATCH answered as taken (202, or 201/204 from lenient registries):
+   * follows a moved Location and returns the offset the registry reports
+   * holding (undefined when it sends no Range). More than the `end` that was
+   * sent is a registry fault, not something to resume from.
+   */
+  protected async takenUpTo(res: TransportResponse, start: number, end: number): Promise<number | undefined> {
+    this.newLocation(res);
+    const held = parseUploadRange(res.header('range'), start);
+    await res.body.dump().catch(() => undefined);
+    if (held !== undefined && held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
+    return held;
+  }
+
   /** `reuse`: see ChunkSource.ack (false when the request that carried the bytes failed). */
   protected progress(n: number, reuse = true): void {
     this.src.ack(n, reuse);

@@ -37,29 +37,18 @@ import { Readable } from 'node:stream';
 import type { ByteSource } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
+import { isGhcr, tooLargeText } from './chunk-sizing.js';
 import { ChunkSource } from './chunk-source.js';
 import { TransportError } from './errors.js';
-import { ReplaySource } from './replay-source.js';
-
-export {
-  defaultChunkSize,
-  defaultChunkSizeFor,
-  defaultStreamedChunkSizeFor,
-  grownStreamedChunkSize,
-  maxStreamedChunkSize,
-  minAdaptiveChunkSize,
-} from './chunk-sizing.js';
-export { withDigest } from './monolithic.js';
-
-import { isGhcr, tooLargeText } from './chunk-sizing.js';
 import type { RegistryHttp } from './http.js';
 import { monolithicPut, withDigest } from './monolithic.js';
+import { ReplaySource } from './replay-source.js';
+import type { TransportResponse } from './transport.js';
 import { type ChunkedUploadOptions, parseUploadRange, SessionLost, type UploadResult } from './upload-parts.js';
 import { UploadState } from './upload-state.js';
 
-export { type ChunkedUploadOptions, parseUploadRange, type UploadResult, type UploadSession } from './upload-parts.js';
-
-import type { TransportResponse } from './transport.js';
+/** A PATCH answered as taken: 202 as the spec says, 201 or 204 from lenient registries. */
+const isTaken = (status: number): boolean => status === 202 || status === 201 || status === 204;
 
 /** One blob upload; call {@link run} once. */
 export class ChunkedUpload extends UploadState {
@@ -138,18 +127,15 @@ export class ChunkedUpload extends UploadState {
       throw err;
     }
     const status = res.status;
-    if (status === 202 || status === 201 || status === 204) {
-      this.newLocation(res);
-      const held = parseUploadRange(res.header('range'), start);
-      await res.body.dump().catch(() => undefined);
+    if (isTaken(status)) {
       const end = start + length;
+      const held = await this.takenUpTo(res, start, end);
       this.patched++;
       this.chunks++;
       if (held === undefined || held === end) {
         this.size.taken(length, (performance.now() - began) / 1000);
         return this.progress(length);
       }
-      if (held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
       // Range lags (ECR): ask for the status before trusting either side.
       const now = await this.status();
       if (now === undefined || now >= end) {
@@ -238,13 +224,10 @@ export class ChunkedUpload extends UploadState {
       throw err;
     }
     const status = res.status;
-    if (status === 202 || status === 201 || status === 204) {
-      this.newLocation(res);
-      const held = parseUploadRange(res.header('range'), start);
-      await res.body.dump().catch(() => undefined);
-      if (!src.ended) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} answered the PATCH of ${this.what} before its end`), start);
+    if (isTaken(status)) {
       const end = src.offset;
-      if (held !== undefined && held > end) throw new OciError('REGISTRY', `${this.http.host} reports ${held} bytes of ${this.what} after ${end} were sent`);
+      const held = await this.takenUpTo(res, start, end);
+      if (!src.ended) return this.resumeStream(new OciError('REGISTRY', `${this.http.host} answered the PATCH of ${this.what} before its end`), start);
       if (held !== undefined && held < end)
         return this.resumeStream(new OciError('REGISTRY', `${this.http.host} holds ${held} of the ${end} bytes of ${this.what} sent`), start);
       this.patched++;
