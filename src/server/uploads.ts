@@ -120,19 +120,7 @@ export class UploadSessions {
         await rm(dir, { recursive: true, force: true }).catch(() => undefined);
         throw err;
       }
-      const session: UploadSession = {
-        id,
-        name,
-        dataPath: join(dir, 'data'),
-        size: 0,
-        hash: createHash('sha256'),
-        shortChunkSeen: false,
-        tail: Promise.resolve(),
-        lastActive: Date.now(),
-        pending: 0,
-      };
-      this.sessions.set(id, session);
-      return session;
+      return this.register(id, name, 0, createHash('sha256'));
     } finally {
       this.creating--;
     }
@@ -228,10 +216,15 @@ export class UploadSessions {
     }
     const existing = this.sessions.get(id);
     if (existing) return existing;
+    return this.register(id, name, size, hash);
+  }
+
+  /** A session of `size` bytes already in its data file, hashed by `hash`, from now on served. */
+  private register(id: string, name: string, size: number, hash: Hash): UploadSession {
     const session: UploadSession = {
       id,
       name,
-      dataPath: join(dir, 'data'),
+      dataPath: join(this.storage.uploadsDir, id, 'data'),
       size,
       hash,
       shortChunkSeen: false,
