@@ -104,6 +104,9 @@ export async function buildIndexTo(
     const seen = new Map<string, string>();
     for (const src of sources) {
       const loc = await openLocationForReading(src, locations);
+      // An entry's graph, copied as the descriptor names it (its platform and annotations stay in the index).
+      const copyEntry = ({ mediaType, digest, size }: Descriptor) =>
+        copyGraph(loc.store, out.store, { mediaType, digest, size }, { jobs: options.jobs, signal: options.signal });
       try {
         const children: Descriptor[] = [];
         // Carried over verbatim after the images: not read as images, not counted as platforms.
@@ -129,24 +132,14 @@ export async function buildIndexTo(
           const other = seen.get(key);
           if (other) throw new OciError('INVALID_ARGUMENT', `${src} and ${other} are both images for ${key}; an index holds one image per platform`);
           seen.set(key, src);
-          await copyGraph(
-            loc.store,
-            out.store,
-            { mediaType: child.mediaType, digest: child.digest, size: child.size },
-            { jobs: options.jobs, signal: options.signal },
-          );
+          await copyEntry(child);
           entries.push({ ...child, source: src });
         }
         for (const att of attestations) {
           // The same source named twice; one attestation listed for two images stays listed twice.
           const about = att.annotations?.['vnd.docker.reference.digest'];
           if (entries.some((e) => e.digest === att.digest && e.annotations?.['vnd.docker.reference.digest'] === about)) continue;
-          await copyGraph(
-            loc.store,
-            out.store,
-            { mediaType: att.mediaType, digest: att.digest, size: att.size },
-            { jobs: options.jobs, signal: options.signal },
-          );
+          await copyEntry(att);
           entries.push({ ...att, source: src });
         }
       } finally {
