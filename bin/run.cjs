@@ -14,6 +14,15 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = String(Math.min(4, Math.max(2, availableParallelism())));
 }
 
+// undici parses HTTP with llhttp compiled to WebAssembly. Node.js 20's V8
+// recompiles the hot parser with its optimizing compiler on a background
+// thread, which briefly takes 20-35 MiB: most of what a push or pull peaks at
+// beyond its own buffers (one request to a registry: 98 instead of 64 MiB), and CPU
+// time a short command never earns back. The baseline code is enough for a
+// parser that only frames bodies: a pull took less CPU without the recompile.
+// Set before undici is loaded; newer V8s tier up lazily and gain nothing.
+require('node:v8').setFlagsFromString('--liftoff-only');
+
 // Node.js 22.1 and newer keep compiled code between runs: a faster start for
 // every command. The cache goes with the user's other caches, not into TMPDIR,
 // which scripts (and our tests) expect a command to leave as it found it.
