@@ -8,11 +8,12 @@ import { prose } from '../cli/prose.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
 import { addToIndexTag, type IndexTagReport, indexEntryFor } from '../src/copy/index-tag.js';
 import { pushFromLocal } from '../src/copy/push-local.js';
+import { type PushReport, pushTags } from '../src/copy/push-report.js';
 import { OciError } from '../src/errors.js';
 import { parsePlatform, platformFromProductVariant } from '../src/image/platform.js';
 import { tagRe } from '../src/oci/reference-grammar.js';
 import { PayloadCache } from '../src/osimage/payload-cache.js';
-import { type PushReport, pushOsImage, pushTags } from '../src/osimage/push.js';
+import { pushOsImage } from '../src/osimage/push.js';
 import { parseReference } from '../src/registry/reference.js';
 
 export default class Push extends BaseCommand {

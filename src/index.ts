@@ -7,6 +7,7 @@ export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, copy
 export { type Inspection, type InspectSummary, inspect, renderSummary } from './copy/inspect.js';
 export * from './copy/locations.js';
 export { pushFromLocal } from './copy/push-local.js';
+export type { PushedBlob, PushReport } from './copy/push-report.js';
 export { type TransferOptions, type TransferResult, transfer } from './copy/transfer.js';
 export { type VerifyOptions, type VerifyResult, verifyGraph } from './copy/verify.js';
 export * from './errors.js';
@@ -33,7 +34,7 @@ export {
   verifyPayload,
 } from './osimage/payload-reader.js';
 export { readProductInfoFile } from './osimage/product-file.js';
-export { type PushedBlob, type PushReport, pushOsImage } from './osimage/push.js';
+export { pushOsImage } from './osimage/push.js';
 export { findPayload, isOsImageManifest, type OsImage, type OsImagePayload, parseOsImageConfig, parseOsImageManifest, readOsImage } from './osimage/reader.js';
 export type { ProgressEvent, ProgressSink } from './progress/events.js';
 export { expandGitDescribe, type GitOptions, type GitProvenance, gitAnnotations, gitDescribe, readGitProvenance } from './provenance/git.js';

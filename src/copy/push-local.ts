@@ -4,12 +4,12 @@
  */
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from '../osimage/push.js';
 import type { ProgressSink } from '../progress/events.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
 import { childrenOf, copyGraph } from './graph.js';
 import { openLocationForReading, parseLocation } from './locations.js';
+import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from './push-report.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its
