@@ -4,12 +4,8 @@ export { decodeSeekTable, encodeSeekTable, type SeekFrame } from './codec/seek-t
 export { decodeZstdStream } from './codec/zstd-stream.js';
 export type { ByteSource, CommittableStore, ContentStore, PushStreamOptions, StoredBlob } from './content/store.js';
 export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, copyGraph, readManifestBytes } from './copy/graph.js';
-export { type Inspection, type InspectSummary, inspect, renderSummary } from './copy/inspect.js';
 export * from './copy/locations.js';
-export { pushFromLocal } from './copy/push-local.js';
 export type { PushedBlob, PushReport } from './copy/push-report.js';
-export { type TransferOptions, type TransferResult, transfer } from './copy/transfer.js';
-export { type VerifyOptions, type VerifyResult, verifyGraph } from './copy/verify.js';
 export * from './errors.js';
 export * as image from './image/index.js';
 export * from './oci/descriptor.js';
@@ -63,4 +59,8 @@ export {
   referrersTag,
 } from './registry/referrers.js';
 export { createRegistryHandler, defaultListenAddress, parseListenAddress, startRegistryServer } from './server/index.js';
+export { type Inspection, type InspectSummary, inspect, renderSummary } from './tasks/inspect.js';
+export { pushFromLocal } from './tasks/push-local.js';
+export { type TransferOptions, type TransferResult, transfer } from './tasks/transfer.js';
+export { type VerifyOptions, type VerifyResult, verifyGraph } from './tasks/verify.js';
 export { formatSize, parseSize } from './util/size.js';
