@@ -3,7 +3,7 @@
 export { decodeSeekTable, encodeSeekTable, type SeekFrame } from './codec/seek-table.js';
 export { decodeZstdStream } from './codec/zstd-stream.js';
 export type { ByteSource, CommittableStore, ContentStore, PushStreamOptions, StoredBlob } from './content/store.js';
-export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, copyGraph, readManifestBytes } from './copy/graph.js';
+export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, readManifestBytes } from './copy/graph.js';
 export * from './copy/locations.js';
 export type { PushedBlob, PushReport } from './copy/push-report.js';
 export * from './errors.js';
@@ -59,6 +59,7 @@ export {
   referrersTag,
 } from './registry/referrers.js';
 export { createRegistryHandler, defaultListenAddress, parseListenAddress, startRegistryServer } from './server/index.js';
+export { copyGraph } from './tasks/copy-graph.js';
 export { type Inspection, type InspectSummary, inspect, renderSummary } from './tasks/inspect.js';
 export { pushFromLocal } from './tasks/push-local.js';
 export { type TransferOptions, type TransferResult, transfer } from './tasks/transfer.js';

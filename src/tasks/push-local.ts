@@ -3,7 +3,7 @@
  * artifact) copied verbatim to a registry, tags last.
  */
 
-import { childrenOf, copyGraph } from '../copy/graph.js';
+import { childrenOf } from '../copy/graph.js';
 import { openLocationForReading, parseLocation } from '../copy/locations.js';
 import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from '../copy/push-report.js';
 import { OciError } from '../errors.js';
@@ -11,6 +11,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { ProgressSink } from '../progress/events.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
+import { copyGraph } from './copy-graph.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its
