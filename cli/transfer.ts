@@ -2,7 +2,7 @@
 
 import type { Command } from '@oclif/core';
 import { Flags } from '@oclif/core';
-import { type TransferOptions, type TransferResult, transfer } from '../src/copy/transfer.js';
+import { type TransferOptions, type TransferResult, transfer } from '../src/tasks/transfer.js';
 import { formatSize } from '../src/util/size.js';
 import type { FlagValues } from './base.js';
 import { withInterrupt } from './interrupt.js';

@@ -5,9 +5,9 @@ import { withReadableLocation } from '../cli/interrupt.js';
 import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 import { prose } from '../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
-import { inspect, renderSummary } from '../src/copy/inspect.js';
 import { OciError } from '../src/errors.js';
 import { selectRoot } from '../src/image/platform-select.js';
+import { inspect, renderSummary } from '../src/tasks/inspect.js';
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what an image, index or OS image holds.';

@@ -6,14 +6,15 @@ import { osImageFlags, osImageOptionsFromFlags } from '../cli/payload-flags.js';
 import { ProgressRenderer, progressFlags } from '../cli/progress.js';
 import { prose } from '../cli/prose.js';
 import { registryClientFromFlags, registryFlags, uploadFlags } from '../cli/registry-flags.js';
-import { addToIndexTag, type IndexTagReport, indexEntryFor } from '../src/copy/index-tag.js';
-import { pushFromLocal } from '../src/copy/push-local.js';
+import { type PushReport, pushTags } from '../src/copy/push-report.js';
 import { OciError } from '../src/errors.js';
 import { parsePlatform, platformFromProductVariant } from '../src/image/platform.js';
 import { tagRe } from '../src/oci/reference-grammar.js';
 import { PayloadCache } from '../src/osimage/payload-cache.js';
-import { type PushReport, pushOsImage, pushTags } from '../src/osimage/push.js';
+import { pushOsImage } from '../src/osimage/push.js';
 import { parseReference } from '../src/registry/reference.js';
+import { addToIndexTag, type IndexTagReport, indexEntryFor } from '../src/tasks/index-tag.js';
+import { pushFromLocal } from '../src/tasks/push-local.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Build an OS image and push it to a registry in one pass, or push an existing layout.';

@@ -3,12 +3,9 @@
 export { decodeSeekTable, encodeSeekTable, type SeekFrame } from './codec/seek-table.js';
 export { decodeZstdStream } from './codec/zstd-stream.js';
 export type { ByteSource, CommittableStore, ContentStore, PushStreamOptions, StoredBlob } from './content/store.js';
-export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, copyGraph, readManifestBytes } from './copy/graph.js';
-export { type Inspection, type InspectSummary, inspect, renderSummary } from './copy/inspect.js';
+export { type CopiedContent, type CopyOptions, type CopyResult, childrenOf, readManifestBytes } from './copy/graph.js';
 export * from './copy/locations.js';
-export { pushFromLocal } from './copy/push-local.js';
-export { type TransferOptions, type TransferResult, transfer } from './copy/transfer.js';
-export { type VerifyOptions, type VerifyResult, verifyGraph } from './copy/verify.js';
+export type { PushedBlob, PushReport } from './copy/push-report.js';
 export * from './errors.js';
 export * as image from './image/index.js';
 export * from './oci/descriptor.js';
@@ -33,7 +30,7 @@ export {
   verifyPayload,
 } from './osimage/payload-reader.js';
 export { readProductInfoFile } from './osimage/product-file.js';
-export { type PushedBlob, type PushReport, pushOsImage } from './osimage/push.js';
+export { pushOsImage } from './osimage/push.js';
 export { findPayload, isOsImageManifest, type OsImage, type OsImagePayload, parseOsImageConfig, parseOsImageManifest, readOsImage } from './osimage/reader.js';
 export type { ProgressEvent, ProgressSink } from './progress/events.js';
 export { expandGitDescribe, type GitOptions, type GitProvenance, gitAnnotations, gitDescribe, readGitProvenance } from './provenance/git.js';
@@ -62,4 +59,9 @@ export {
   referrersTag,
 } from './registry/referrers.js';
 export { createRegistryHandler, defaultListenAddress, parseListenAddress, startRegistryServer } from './server/index.js';
+export { copyGraph } from './tasks/copy-graph.js';
+export { type Inspection, type InspectSummary, inspect, renderSummary } from './tasks/inspect.js';
+export { pushFromLocal } from './tasks/push-local.js';
+export { type TransferOptions, type TransferResult, transfer } from './tasks/transfer.js';
+export { type VerifyOptions, type VerifyResult, verifyGraph } from './tasks/verify.js';
 export { formatSize, parseSize } from './util/size.js';

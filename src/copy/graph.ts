@@ -21,10 +21,10 @@ import type { Descriptor } from '../oci/descriptor.js';
 import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import type { ProgressSink } from '../progress/events.js';
 import { BlobCopier, type CopiedContent } from './blob.js';
-import { childrenOf, DescriptorSizes, defaultMaxManifestBytes, indexArtifactType, readManifestBytes } from './manifest.js';
+import { childrenOf, DescriptorSizes, defaultMaxManifestBytes, manifestArtifactType, readManifestBytes } from './manifest.js';
 
 export type { CopiedContent } from './blob.js';
-export { childrenOf, DescriptorSizes, defaultMaxManifestBytes, readManifestBytes } from './manifest.js';
+export { childrenOf, DescriptorSizes, defaultMaxManifestBytes, manifestArtifactType, readManifestBytes } from './manifest.js';
 
 /** Options of {@link copyGraph}. Zero values mean the defaults. */
 export interface CopyOptions {
@@ -43,6 +43,13 @@ export interface CopyOptions {
   progress?: ProgressSink;
   /** Called with a manifest's bytes after they were read and verified (e.g. to check an OS image). */
   onManifest?: (desc: Descriptor, bytes: Buffer) => void | Promise<void>;
+  /**
+   * The `artifactType` the tags give the root (a layout lists it in
+   * index.json), from the root's bytes, where a format has its own rule
+   * (tasks/copy-graph.ts passes the formats' rules). By default the one the
+   * manifest names.
+   */
+  indexArtifactType?: (bytes: Buffer) => string | undefined;
 }
 
 /** What {@link copyGraph} did. */
@@ -156,7 +163,7 @@ class GraphCopy {
     });
     await this.options.onManifest?.(desc, bytes);
     if (desc.digest === this.root.digest) {
-      const artifactType = indexArtifactType(bytes);
+      const artifactType = (this.options.indexArtifactType ?? manifestArtifactType)(bytes);
       if (artifactType) this.rootTagged = { ...this.rootTagged, artifactType };
     }
     const { manifests, blobs } = childrenOf(desc, bytes);

@@ -1,8 +1,8 @@
 /**
  * Reading the documents of a graph: a manifest's verified bytes, the
  * descriptors a manifest or index references, the check that one digest is
- * always referenced with one size, and the artifactType an index gives a
- * manifest. Shared by the graph copy and the graph verifier.
+ * always referenced with one size, and the artifactType a manifest names.
+ * Shared by the graph copy and the graph verifier.
  */
 
 import { fetchAll } from '../content/fetch-all.js';
@@ -11,7 +11,6 @@ import { OciError } from '../errors.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../oci/descriptor.js';
 import { MAX_MANIFEST_BYTES } from '../oci/limits.js';
 import { isGraphManifestMediaType, isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
-import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 
 /** Largest manifest or index copied (oci/limits.ts). */
 export const defaultMaxManifestBytes = MAX_MANIFEST_BYTES;
@@ -110,14 +109,13 @@ export class DescriptorSizes {
 }
 
 /**
- * The `artifactType` a layout's index.json gives a manifest: for OS images
- * the config media type, as the format's builder writes it
- * (osimage-format.md, "OCI image layout"); else the manifest's artifactType.
+ * The `artifactType` a manifest names for itself, which a layout's
+ * index.json lists for it unless a format has its own rule (the copy's
+ * `indexArtifactType` hook).
  */
-export function indexArtifactType(bytes: Buffer): string | undefined {
+export function manifestArtifactType(bytes: Buffer): string | undefined {
   try {
     const m = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest>;
-    if (m.artifactType === OS_IMAGE_ARTIFACT_TYPE) return m.config?.mediaType;
     return typeof m.artifactType === 'string' ? m.artifactType : undefined;
   } catch {
     return undefined;

@@ -60,8 +60,6 @@ export interface OsImageBuildOptions {
   onPayloadDone?: (p: BuiltPayload) => void;
   /** Stops the build between two frames with an ABORTED error. */
   signal?: AbortSignal;
-  /** Called with the number of uncompressed bytes read so far for a payload. */
-  onProgress?: (name: string, bytesRead: number, totalBytes: number) => void;
   /** Receives blob and manifest events (blob-progress counts uncompressed payload bytes read). */
   progress?: ProgressSink;
 }
@@ -156,7 +154,6 @@ async function* payloadFrames(input: PayloadInput, frameSize: number, total: num
   for await (const f of readFileFrames(input.path, frameSize, pool)) {
     if (options.signal?.aborted) throw new InterruptedError('build interrupted; nothing was tagged');
     read += f.length;
-    options.onProgress?.(input.name, read, total);
     options.progress?.({ type: 'blob-progress', id: input.name, bytes: read, total });
     yield f;
   }
@@ -187,7 +184,6 @@ async function hashOnly(
     throw fsError(err, input.path, 'read');
   }
   if (now.size !== st.size || now.mtimeMs !== st.mtimeMs || now.ctimeMs !== st.ctimeMs || now.ino !== st.ino || now.dev !== st.dev) return undefined;
-  options.onProgress?.(input.name, total, total);
   options.progress?.({ type: 'blob-progress', id: input.name, bytes: total, total });
   return { size: total, hashChunkSize: encoding.hashChunkSize, chunkHashes, mediaType: MediaType.octetStream, frames: 0 };
 }
@@ -310,7 +306,6 @@ async function trustedEntry(
     if (hashes[0] !== (await firstChunkHash(input.path, Math.min(st.size, size)))) return undefined;
     if (last > 0 && hashes[last] !== (await firstChunkHash(input.path, st.size - last * size, last * size))) return undefined;
   }
-  options.onProgress?.(input.name, st.size, st.size);
   options.progress?.({ type: 'blob-progress', id: input.name, bytes: st.size, total: st.size });
   return { size: st.size, hashChunkSize: size, chunkHashes: hashes, mediaType: MediaType.octetStream, frames: 0 };
 }

@@ -9,6 +9,7 @@
 
 import { fetchAll } from '../content/fetch-all.js';
 import type { ContentStore } from '../content/store.js';
+import { manifestArtifactType } from '../copy/graph.js';
 import { OciError } from '../errors.js';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
@@ -62,6 +63,21 @@ export function isOsImageManifest(manifest: Buffer | Partial<ImageManifest>): bo
   } catch {
     return false;
   }
+}
+
+/**
+ * The `artifactType` a layout's index.json gives a manifest: for OS images
+ * the config media type, as the format's builder writes it
+ * (osimage-format.md, "OCI image layout"); else the one the manifest names.
+ */
+export function indexArtifactType(bytes: Buffer): string | undefined {
+  try {
+    const m = JSON.parse(bytes.toString('utf8')) as Partial<ImageManifest>;
+    if (m.artifactType === OS_IMAGE_ARTIFACT_TYPE) return m.config?.mediaType;
+  } catch {
+    return undefined;
+  }
+  return manifestArtifactType(bytes);
 }
 
 /**

@@ -9,9 +9,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ByteSource, PushOptions } from '../../src/content/store.js';
 import { copyGraph } from '../../src/copy/graph.js';
 import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
+import { verifyGraph } from '../../src/tasks/verify.js';
 import { tempDir } from '../helpers/cli.js';
 import { type Blob, blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
 

@@ -26,8 +26,8 @@ test('an aborted build leaves the layout exactly as it was', async (t) => {
           { name: 'a', path: join(dir, 'small') },
           { name: 'b', path: join(dir, 'big') },
         ],
-        onProgress: (name, read) => {
-          if (name === 'b' && read >= 8 << 20) abort.abort();
+        progress: (e) => {
+          if (e.type === 'blob-progress' && e.id === 'b' && e.bytes >= 8 << 20) abort.abort();
         },
       },
       abort.signal,

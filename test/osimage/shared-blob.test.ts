@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { mock, type TestContext, test } from 'node:test';
 import { zstdCompress } from '../../src/codec/zstd.js';
-import { ChunkCheckingStore } from '../../src/copy/chunk-checking-store.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
+import { ChunkCheckingStore } from '../../src/osimage/chunk-checking-store.js';
 import { encodeChunkHash } from '../../src/osimage/format.js';
 import { ChunkHashMismatchError, ChunkVerifier, checkPayloadsFrom, payloadsByBlob } from '../../src/osimage/payload-reader.js';
 import { type OsImagePayload, readOsImage } from '../../src/osimage/reader.js';
+import { verifyGraph } from '../../src/tasks/verify.js';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 
 const KiB = 1024;

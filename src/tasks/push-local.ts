@@ -2,14 +2,16 @@
  * `push --from`: an existing OCI layout or archive (any manifest, index or
  * artifact) copied verbatim to a registry, tags last.
  */
+
+import { childrenOf } from '../copy/graph.js';
+import { openLocationForReading, parseLocation } from '../copy/locations.js';
+import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from '../copy/push-report.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { orderedBlobReport, type PushReport, pushedBlob, pushInterrupted, pushTags } from '../osimage/push.js';
 import type { ProgressSink } from '../progress/events.js';
 import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { childrenOf, copyGraph } from './graph.js';
-import { openLocationForReading, parseLocation } from './locations.js';
+import { copyGraph } from './copy-graph.js';
 
 /**
  * Every blob under `root` in document order: a manifest's config, then its

@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openLocationForReading } from '../../src/copy/locations.js';
-import { verifyGraph } from '../../src/copy/verify.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
+import { verifyGraph } from '../../src/tasks/verify.js';
+import { type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
-import { type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
 
 const KiB = 1024;
 /** An OS image with one uncompressed payload: its manifest, config and payload blob. */

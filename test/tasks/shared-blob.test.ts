@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { transfer } from '../../src/copy/transfer.js';
 import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
+import { transfer } from '../../src/tasks/transfer.js';
 import { blobPath, editConfig } from '../cli/image-helpers.js';
 import { entriesLeft, pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
 

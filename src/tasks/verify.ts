@@ -6,11 +6,11 @@
  */
 import pLimit from 'p-limit';
 import type { ContentStore } from '../content/store.js';
+import { childrenOf, DescriptorSizes, readManifestBytes } from '../copy/graph.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isGraphManifestMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from '../osimage/payload-reader.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import { childrenOf, DescriptorSizes, readManifestBytes } from './graph.js';
 
 /** Options of {@link verifyGraph}. Zero values mean the defaults. */
 export interface VerifyOptions {

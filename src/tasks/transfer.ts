@@ -1,21 +1,23 @@
 /**
  * Copying between two location strings (`copy`, `pull`): open both ends
- * (locations.ts), copy the graph (copy.ts), check OS images' manifest and
- * config (and, when asked, every chunk) before a local destination is
- * committed (verify.ts), set the tag last.
+ * (copy/locations.ts), copy the graph (copy/graph.ts), check OS images'
+ * manifest and config (and, when asked, every chunk) before a local
+ * destination is committed (osimage/chunk-checking-store.ts, verify.ts),
+ * set the tag last.
  * On any failure a local destination is left as it was.
  */
 
 import type { ContentStore } from '../content/store.js';
+import { type CopyOptions, type CopyResult, readManifestBytes } from '../copy/graph.js';
+import { type LocationKind, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
 import { InterruptedError, OciError } from '../errors.js';
 import { selectRoot } from '../image/platform-select.js';
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
+import { ChunkCheckingStore } from '../osimage/chunk-checking-store.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import type { RegistryClient } from '../registry/client.js';
-import { ChunkCheckingStore } from './chunk-checking-store.js';
-import { type CopyOptions, type CopyResult, copyGraph, readManifestBytes } from './graph.js';
-import { type LocationKind, openLocationForReading, openLocationForWriting, parseLocation } from './locations.js';
+import { copyGraph } from './copy-graph.js';
 import { type VerifyResult, verifyGraph } from './verify.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */

@@ -10,8 +10,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../content/store.js';
 import { isOciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from '../osimage/payload-reader.js';
-import type { OsImagePayload } from '../osimage/reader.js';
+import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from './payload-reader.js';
+import type { OsImagePayload } from './reader.js';
 
 export class ChunkCheckingStore implements ContentStore {
   /** Blobs whose every payload was checked on the way in. */

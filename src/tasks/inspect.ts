@@ -8,6 +8,7 @@
 
 import { fetchAll } from '../content/fetch-all.js';
 import type { ContentStore } from '../content/store.js';
+import { readManifestBytes } from '../copy/graph.js';
 import { OciError } from '../errors.js';
 import { readComponents } from '../image/layering/annotations.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../oci/descriptor.js';
@@ -18,7 +19,6 @@ import { type IndexEntryProduct, indexEntryProducts } from '../osimage/index-ent
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import { printable } from '../util/printable.js';
 import { formatSize } from '../util/size.js';
-import { readManifestBytes } from './graph.js';
 
 /** Largest config read for a summary (container configs are small; 4 MiB is generous). */
 
