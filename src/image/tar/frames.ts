@@ -11,8 +11,14 @@
  */
 import { OciError } from '../../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
-import { END_OF_ARCHIVE, encodeTarHeader, paddingFor } from './header.js';
-import type { EntryWithContent } from './writer.js';
+import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './header.js';
+
+/** An entry to write, with its content: a file to read (its path as bytes when not UTF-8), or bytes from a stream (files only). */
+export interface EntryWithContent {
+  entry: TarEntry;
+  source?: string | Buffer;
+  content?: AsyncIterable<Uint8Array>;
+}
 
 /** Gives a buffer of at least the frame size to fill (a fresh one, or one from a pool). */
 export type TakeFrame = () => Buffer;

@@ -5,15 +5,9 @@
  * Nothing else is held.
  */
 
-import { tarFrames } from './frames.js';
-import type { TarEntry } from './header.js';
+import { type EntryWithContent, tarFrames } from './frames.js';
 
-/** An entry to write, with its content: a file to read (its path as bytes when not UTF-8), or bytes from a stream (files only). */
-export interface EntryWithContent {
-  entry: TarEntry;
-  source?: string | Buffer;
-  content?: AsyncIterable<Uint8Array>;
-}
+export type { EntryWithContent } from './frames.js';
 
 const PIECE = 1 << 20;
 
