@@ -7,7 +7,7 @@ import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { fsError, OciError } from '../errors.js';
 import { formatSize } from '../util/size.js';
-import type { OsImageBuildOptions, PayloadInput } from './builder.js';
+import type { OsImageBuildOptions, PayloadInput } from './build-options.js';
 import {
   chunkCount,
   MAX_HASH_CHUNK_SIZE,
