@@ -9,7 +9,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { ExitCode, OciError } from '../src/errors.js';
-import { redactCredentials, redactValue } from '../src/registry/redact.js';
+import { redactCredentials, redactValue } from '../src/secrets/redact.js';
 
 /**
  * The values `this.parse` gives for a set of flag definitions, inferred from

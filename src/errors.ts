@@ -5,7 +5,7 @@
  * Messages and hints never hold credentials: they pass through
  * {@link redactCredentials} when the error is made, whatever made it.
  */
-import { redactCredentials } from './registry/redact.js';
+import { redactCredentials } from './secrets/redact.js';
 
 /** Process exit codes used by the CLI; one table for every command. */
 export const ExitCode = {

@@ -20,9 +20,9 @@ import { OciLayout } from '../ocilayout/layout.js';
 import { formatLocalLocation, isLocalLocation, type LocalLocation, parseLocalLocation } from '../ocilayout/location.js';
 import { openLocalForWriting } from '../ocilayout/open.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
-import { redactUrl, redactUserinfo } from '../registry/redact.js';
 import { formatReference, manifestReference, parseReference, type Reference } from '../registry/reference.js';
 import { maxManifestBytes, type RegistryRepository } from '../registry/repository.js';
+import { redactUrl, redactUserinfo } from '../secrets/redact.js';
 
 /** Which kind of place a location names. */
 export type LocationKind = 'registry' | 'oci' | 'oci-archive';

@@ -4,10 +4,11 @@
  * by every concurrent request, and `client.repository(ref)` to get a
  * {@link RegistryRepository}. Parallelism is the caller's (p-limit).
  */
+
+import { redactCredentials } from '../secrets/redact.js';
 import { type CredentialOptions, type Credentials, resolveCredentials } from './auth/credentials.js';
 import { TokenCache } from './auth/token-cache.js';
 import { RegistryHttp } from './http.js';
-import { redactCredentials } from './redact.js';
 import { parseReference, type Reference } from './reference.js';
 import { RegistryRepository, type RepositoryDefaults } from './repository.js';
 import { type RetryOptions, RetryPolicy } from './retry.js';

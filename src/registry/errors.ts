@@ -4,7 +4,7 @@
  * redacted URL, so users see what the registry said without leaking tokens.
  */
 import { type ErrorCode, OciError } from '../errors.js';
-import { redactCredentials, redactUrl, redactValue } from './redact.js';
+import { redactCredentials, redactUrl, redactValue } from '../secrets/redact.js';
 
 /** One entry of a registry's `{"errors": [...]}` body. */
 export interface RegistryErrorEntry {

@@ -5,6 +5,7 @@
  */
 
 export { repositoryNameRe as repositoryRe, tagRe } from '../oci/reference-grammar.js';
+export { redactText, redactUrl } from '../secrets/redact.js';
 export { Authenticator, type AuthenticatorOptions } from './auth/authenticator.js';
 export { type Challenge, parseWwwAuthenticate, preferredChallenge } from './auth/challenge.js';
 export {
@@ -23,7 +24,6 @@ export { RegistryClient, type RegistryClientOptions } from './client.js';
 export { type ErrorBody, mapTransportError, parseErrorBody, RegistryError, type RegistryErrorEntry, readCapped, TransportError } from './errors.js';
 export { parseWarnings, RegistryHttp, type RegistryHttpOptions, type SendRequest } from './http.js';
 export { withDigest } from './monolithic.js';
-export { redactText, redactUrl } from './redact.js';
 export { dockerHubApiHost, dockerHubRegistry, formatReference, isLoopbackHost, manifestReference, parseReference, type Reference } from './reference.js';
 export { type BlobPushOptions, type BlobPushResult, manifestAccept, maxManifestBytes, RegistryRepository, type RepositoryDefaults } from './repository.js';
 export { parseRetryAfter, type RetryEvent, type RetryOptions, RetryPolicy, retryableStatuses } from './retry.js';

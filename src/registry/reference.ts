@@ -6,7 +6,7 @@
 import { OciError } from '../errors.js';
 import { checkedAlgorithms, isDigest } from '../oci/digest.js';
 import { repositoryNameRe, tagRe } from '../oci/reference-grammar.js';
-import { hasUserinfo, looksLikeHost, redactCredentials, redactUserinfo, registryHostRe } from './redact.js';
+import { hasUserinfo, looksLikeHost, redactCredentials, redactUserinfo, registryHostRe } from '../secrets/redact.js';
 
 /** Registry name used when a reference has no host (Docker Hub). */
 export const dockerHubRegistry = 'docker.io';

@@ -4,6 +4,8 @@
  * their query string; credentials can sit in a URL's user-info. Nothing in
  * the registry client prints a URL without passing it through here
  * (distribution-spec, "Pushing blobs": Locations are opaque).
+ *
+ * It imports nothing, so that every layer, errors.ts included, can use it.
  */
 
 /** Query parameters that never hold secrets and help when reading an error. */

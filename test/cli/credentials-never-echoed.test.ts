@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { OciError } from '../../src/errors.js';
 import { parseErrorBody, RegistryError } from '../../src/registry/errors.js';
-import { redactCredentials, redactValue } from '../../src/registry/redact.js';
+import { redactCredentials, redactValue } from '../../src/secrets/redact.js';
 import { type CliResult, runCli, tempDir } from '../helpers/cli.js';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';

@@ -31,8 +31,8 @@ import {
   TokenCache,
   withDigest,
 } from '../../src/registry/index.js';
-import { redactUserinfo } from '../../src/registry/redact.js';
 import { Transport } from '../../src/registry/transport.js';
+import { redactUserinfo } from '../../src/secrets/redact.js';
 
 test('references are normalized like Docker', () => {
   assert.deepEqual(parseReference('alpine'), { registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/alpine' });

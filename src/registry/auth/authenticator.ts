@@ -6,8 +6,8 @@
  * host, shared by every concurrent request to it.
  */
 import { OciError } from '../../errors.js';
+import { redactUrl } from '../../secrets/redact.js';
 import { parseErrorBody, RegistryError, readCapped } from '../errors.js';
-import { redactUrl } from '../redact.js';
 import type { Transport } from '../transport.js';
 import { type Challenge, parseWwwAuthenticate, preferredChallenge } from './challenge.js';
 import type { Credentials } from './credentials.js';

@@ -6,8 +6,8 @@
  * (store.ts). Nothing here prints or logs a credential.
  */
 import { OciError } from '../../errors.js';
+import { looksLikeHost, redactUserinfo } from '../../secrets/redact.js';
 import { RegistryHttp } from '../http.js';
-import { looksLikeHost, redactUserinfo } from '../redact.js';
 import { parseReference } from '../reference.js';
 import { type RetryOptions, RetryPolicy } from '../retry.js';
 import type { TransportOptions } from '../transport.js';
