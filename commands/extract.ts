@@ -5,8 +5,8 @@ import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 import { prose } from '../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
-import { selectRoot } from '../src/image/platform-select.js';
 import { extractPayloadTo, extractPayloadToFile } from '../src/osimage/extract.js';
+import { selectRoot } from '../src/tasks/select-root.js';
 
 export default class Extract extends BaseCommand {
   static override summary = 'Write one payload of an OS image to a file or to standard output.';

@@ -6,8 +6,8 @@ import { platformFlag, platformFromFlags } from '../cli/platform-flags.js';
 import { prose } from '../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
-import { selectRoot } from '../src/image/platform-select.js';
 import { inspect, renderSummary } from '../src/tasks/inspect.js';
+import { selectRoot } from '../src/tasks/select-root.js';
 
 export default class Inspect extends BaseCommand {
   static override summary = 'Show what an image, index or OS image holds.';

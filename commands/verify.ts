@@ -5,7 +5,7 @@ import { allFlag, platformFlag, platformFromFlags } from '../cli/platform-flags.
 import { prose } from '../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags } from '../cli/registry-flags.js';
 import { verifyJobsFlag } from '../cli/transfer.js';
-import { selectRoot } from '../src/image/platform-select.js';
+import { selectRoot } from '../src/tasks/select-root.js';
 import { verifyGraph } from '../src/tasks/verify.js';
 import { formatSize } from '../src/util/size.js';
 

@@ -60,8 +60,10 @@ export {
 } from './registry/referrers.js';
 export { createRegistryHandler, defaultListenAddress, parseListenAddress, startRegistryServer } from './server/index.js';
 export { copyGraph } from './tasks/copy-graph.js';
+export { buildIndexTo, type IndexBuildOptions, type IndexBuildReport } from './tasks/index-image.js';
 export { type Inspection, type InspectSummary, inspect, renderSummary } from './tasks/inspect.js';
 export { pushFromLocal } from './tasks/push-local.js';
+export { platformOfManifest, type SelectedRoot, selectRoot } from './tasks/select-root.js';
 export { type TransferOptions, type TransferResult, transfer } from './tasks/transfer.js';
 export { type VerifyOptions, type VerifyResult, verifyGraph } from './tasks/verify.js';
 export { formatSize, parseSize } from './util/size.js';

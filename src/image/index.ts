@@ -1,6 +1,6 @@
 /**
- * Container images from OS trees: reproducible layers, config, base images,
- * multi-platform indexes and a confined unpack. `src/index.ts` can re-export
+ * Container images from OS trees: reproducible layers, config, base images
+ * and a confined unpack. `src/index.ts` can re-export
  * this module as a whole.
  */
 
@@ -24,7 +24,6 @@ export {
   serializeConfig,
 } from './config.js';
 export { decompress } from './decompress.js';
-export { buildIndexTo, type IndexBuildOptions, type IndexBuildReport } from './index-image.js';
 export { buildOptionsFromInputs, type ImageBuildInputs, keyValues } from './inputs.js';
 export { type BuiltLayer, checkLayerPath, type LayerBuildOptions, layerDiffId, layerEntries, layerTar, pushLayer } from './layer.js';
 export { compileExcludes, isExcluded, type NormalizeOptions, normalizeMtime, parseOwner, parseSourceDateEpoch } from './normalize.js';
@@ -41,10 +40,10 @@ export {
   platformMatches,
   samePlatform,
 } from './platform.js';
-export { isAttestation, platformOfManifest, type SelectedRoot, selectRoot } from './platform-select.js';
+export { isAttestation, selectFromIndex } from './platform-select.js';
 export { buildImageTo, type ImageBuildReport, type ImageBuildToOptions } from './publish.js';
 export { entryComponents, resolveDirectory } from './secure-path.js';
-export { type ImageSource, imageConfigMediaTypes, openImage, readImage, selectFromIndex, tarLayerMediaTypes } from './source.js';
+export { type ImageSource, imageConfigMediaTypes, openImage, readImage, tarLayerMediaTypes } from './source.js';
 export { BLOCK, END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry, type TarEntryType } from './tar/header.js';
 export { openTarFile, readTarInput, relativeEntryName } from './tar/input.js';
 export { parsePaxRecords, readTar, type TarReadEntry } from './tar/reader.js';

@@ -17,8 +17,6 @@ import { type ImageConfig, parseBaseConfig } from './config.js';
 import { formatPlatform, platformMatches } from './platform.js';
 import { selectFromIndex } from './platform-select.js';
 
-export { selectFromIndex };
-
 /** Config media types of container images. */
 export const imageConfigMediaTypes: readonly string[] = [MediaType.ociConfig, MediaType.dockerConfig];
 

@@ -24,7 +24,6 @@
  */
 import { OciError } from '../errors.js';
 import { formatPlatform, samePlatform } from '../image/platform.js';
-import { platformOfManifest } from '../image/platform-select.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson } from '../oci/json.js';
@@ -35,6 +34,7 @@ import type { ProgressSink } from '../progress/events.js';
 import { formatReference } from '../registry/reference.js';
 import { manifestAccept, type RegistryRepository } from '../registry/repository.js';
 import { sleep } from '../util/sleep.js';
+import { platformOfManifest } from './select-root.js';
 
 /** Options of {@link addToIndexTag}. */
 export interface IndexTagOptions {

@@ -11,13 +11,13 @@ import type { ContentStore } from '../content/store.js';
 import { type CopyOptions, type CopyResult, readManifestBytes } from '../copy/graph.js';
 import { type LocationKind, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
 import { InterruptedError, OciError } from '../errors.js';
-import { selectRoot } from '../image/platform-select.js';
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { ChunkCheckingStore } from '../osimage/chunk-checking-store.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 import type { RegistryClient } from '../registry/client.js';
 import { copyGraph } from './copy-graph.js';
+import { selectRoot } from './select-root.js';
 import { type VerifyResult, verifyGraph } from './verify.js';
 
 /** Options of {@link transfer}. Zero values mean the defaults. */

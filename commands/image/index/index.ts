@@ -6,11 +6,11 @@ import { prose } from '../../../cli/prose.js';
 import { printRegistryWarning, registryClientFromFlags, registryFlags, uploadFlags } from '../../../cli/registry-flags.js';
 import { jobsFlag } from '../../../cli/transfer.js';
 import { OciError } from '../../../src/errors.js';
-import { buildIndexTo } from '../../../src/image/index-image.js';
 import { keyValues } from '../../../src/image/inputs.js';
 import { parsePlatform } from '../../../src/image/platform.js';
 import type { Platform } from '../../../src/oci/descriptor.js';
 import { jsonMap } from '../../../src/oci/json.js';
+import { buildIndexTo } from '../../../src/tasks/index-image.js';
 
 /** `--platform SRC=OS/ARCH[/VARIANT]` values by SRC (split at the last "=": a platform has none). */
 function sourcePlatforms(values: string[] | undefined): Map<string, Platform> {

@@ -18,16 +18,16 @@ import type { ContentStore } from '../content/store.js';
 import { copyGraph, readManifestBytes } from '../copy/graph.js';
 import { type LocationOptions, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
 import { InterruptedError, OciError } from '../errors.js';
+import { configPlatform } from '../image/config.js';
+import { formatPlatform, platformFromProductVariant, platformMatches } from '../image/platform.js';
+import { isAttestation } from '../image/platform-select.js';
+import { readImage } from '../image/source.js';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.js';
 import { sha256Digest } from '../oci/digest.js';
 import { canonicalJson, jsonMap } from '../oci/json.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from '../oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE } from '../osimage/format.js';
 import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
-import { configPlatform } from './config.js';
-import { formatPlatform, platformFromProductVariant, platformMatches } from './platform.js';
-import { isAttestation } from './platform-select.js';
-import { readImage } from './source.js';
 
 /** Options of {@link buildIndexTo}. */
 export interface IndexBuildOptions {
