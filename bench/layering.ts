@@ -82,9 +82,7 @@ async function reshuffle(root: string, budgets: number[]): Promise<Record<string
   const tree = await scanTree(root, {}, warnings);
   const a = assignComponents(tree, await readDatabases(tree, warnings), LARGE_FILE);
   const bytes = new Float64Array(a.components.length);
-  tree.entries.forEach((s, i) => {
-    bytes[a.of[i]!]! += 512 + Math.ceil(s.entry.size / 512) * 512;
-  });
+  for (let i = 0; i < tree.count; i++) bytes[a.of[i]!]! += 512 + Math.ceil(tree.size(i) / 512) * 512;
   const units: PackUnit[] = a.components.map((c, i) => ({ name: c.name, bytes: bytes[i]!, volatile: c.volatile }));
   const key = (us: PackUnit[], bins: number[][]) =>
     new Set(
