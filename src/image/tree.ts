@@ -105,8 +105,15 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
   const firstPathOf = new Map<string, { name: string; raw?: Buffer }>();
   const epoch = options.sourceDateEpoch;
 
-  /** `rawPrefix` is set below a name that is not UTF-8; `dir` is then bytes too. */
-  async function* visit(dir: string | Buffer, prefix: string, rawPrefix?: Buffer): AsyncGenerator<TreeEntry> {
+  /** A directory being walked: its sorted names and the next to look at. `rawPrefix` is set below a name that is not UTF-8; `dir` is then bytes too. */
+  interface Level {
+    dir: string | Buffer;
+    prefix: string;
+    rawPrefix?: Buffer;
+    names: Buffer[];
+    next: number;
+  }
+  const list = async (dir: string | Buffer, prefix: string, rawPrefix?: Buffer): Promise<Level> => {
     let names: Buffer[];
     try {
       names = await readdir(dir, { encoding: 'buffer' });
@@ -114,30 +121,47 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
       throw fsError(err, shownName(dir), 'read');
     }
     names.sort(Buffer.compare);
+    return { dir, prefix, rawPrefix, names, next: 0 };
+  };
+
+  // One loop over a stack of directories rather than a generator per directory: an entry
+  // passed up through one `yield*` per level above it cost a promise and a result at each,
+  // most of what a walk allocated.
+  const stack = [await list(root, '')];
+  while (stack.length > 0) {
+    const level = stack[stack.length - 1]!;
+    if (level.next === level.names.length) {
+      stack.pop();
+      continue;
+    }
+    const bytes = level.names[level.next++]!;
+    const name = bytes.toString('utf8');
+    const rel = level.prefix + name;
+    // The destination inside the tree: packing it would pack its temporary files, a new layer each time.
+    if (isExcluded(rel, options.exclude) || leftOut?.(rel)) continue;
+    const raw = level.rawPrefix || !isUtf8(bytes) ? Buffer.concat([level.rawPrefix ?? Buffer.from(level.prefix), bytes]) : undefined;
+    // Below the root, a directory's path is already normal (joinHost made it), and a name has no `/`.
+    const path = stack.length > 1 && typeof level.dir === 'string' && !raw ? `${level.dir}/${name}` : joinHost(level.dir, raw ? bytes : name);
     // lstat synchronously, as the content is read (tar/frames.ts): on the main thread a call costs
     // microseconds, far less than a round trip through the thread pool per entry.
-    for (const bytes of names) {
-      const name = bytes.toString('utf8');
-      const rel = prefix + name;
-      // The destination inside the tree: packing it would pack its temporary files, a new layer each time.
-      if (isExcluded(rel, options.exclude) || leftOut?.(rel)) continue;
-      const raw = rawPrefix || !isUtf8(bytes) ? Buffer.concat([rawPrefix ?? Buffer.from(prefix), bytes]) : undefined;
-      const path = joinHost(dir, raw ? bytes : name);
-      let st: BigIntStats;
-      try {
-        st = lstatSync(path, { bigint: true });
-      } catch (err) {
-        throw fsError(err, shownName(path), 'read');
-      }
-      yield* emit(path, rel, raw, st);
+    let st: BigIntStats;
+    try {
+      st = lstatSync(path, { bigint: true });
+    } catch (err) {
+      throw fsError(err, shownName(path), 'read');
     }
+    const out = await entryOf(path, rel, raw, st);
+    if (!out) continue;
+    yield out;
+    if (out.entry.type === 'directory') stack.push(await list(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')])));
   }
 
-  async function* emit(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): AsyncGenerator<TreeEntry> {
+  /** The entry of one path; undefined for a socket (with a warning). */
+  async function entryOf(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): Promise<TreeEntry | undefined> {
     const type = typeOf(st);
     if (!type) {
       warnings.push(`${shownName(path)}: skipped, tar cannot hold a socket`);
-      return;
+      return undefined;
     }
     const entry: TarEntry = {
       name: type === 'directory' ? `${rel}/` : rel,
@@ -155,29 +179,21 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
       const key = `${st.dev}:${st.ino}`;
       const first = firstPathOf.get(key);
       if (first !== undefined) {
-        yield { entry: { ...entry, type: 'link', linkname: first.name, ...(first.raw && { rawLinkname: first.raw }), xattrs: undefined } };
-        return;
+        return { entry: { ...entry, type: 'link', linkname: first.name, ...(first.raw && { rawLinkname: first.raw }), xattrs: undefined } };
       }
       firstPathOf.set(key, { name: rel, raw });
     }
-    if (type === 'file') {
-      yield { entry: { ...entry, size: Number(st.size) }, source: path };
-    } else if (type === 'symlink') {
+    if (type === 'file') return { entry: { ...entry, size: Number(st.size) }, source: path };
+    if (type === 'symlink') {
       let target: Buffer;
       try {
         target = await readlink(path, { encoding: 'buffer' });
       } catch (err) {
         throw fsError(err, shownName(path), 'read');
       }
-      yield { entry: { ...entry, linkname: target.toString('utf8'), ...(!isUtf8(target) && { rawLinkname: target }) } };
-    } else if (type === 'character-device' || type === 'block-device') {
-      yield { entry: { ...entry, ...deviceNumbers(st.rdev) } };
-    } else if (type === 'directory') {
-      yield { entry };
-      yield* visit(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')]));
-    } else {
-      yield { entry };
+      return { entry: { ...entry, linkname: target.toString('utf8'), ...(!isUtf8(target) && { rawLinkname: target }) } };
     }
+    if (type === 'character-device' || type === 'block-device') return { entry: { ...entry, ...deviceNumbers(st.rdev) } };
+    return { entry };
   }
-  yield* visit(root, '');
 }

@@ -109,3 +109,32 @@ test('--previous from a layout: an update that changes, adds and removes package
   assert.ok(!after.flatMap((l) => l.components).includes(`deb:${v1[0]}`));
   await assertUnpacksEqual(dir, layout, 'v2', tree2, false);
 });
+
+test('--previous with shared layers: a change to one package rewrites only the layer it shares, and every other layer stays byte for byte', async (t) => {
+  if (!requireTools(t, 'dpkg')) return;
+  const dir = await tempDir(t);
+  const names = packagesOrFail();
+  const tree = join(dir, 'tree');
+  await makeDpkgTree(tree, names);
+  const layout = join(dir, 'out');
+  // Fewer layers than packages: some packages share a layer.
+  const args = ['--layering', 'components', '--max-layers', '4', '--source-date-epoch', '1700000000', '--layer-compression', 'zstd'];
+  await buildJson(['--rootfs', tree, ...args, '-o', `oci:${layout}:v1`]);
+  const before = await readLayers(layout, 'v1');
+  const shared = before.find((l) => l.components.includes('deb:gzip'));
+  assert.ok(shared && shared.components.length > 1, `gzip shares a layer: ${before.map((l) => l.components.join(' ')).join(' | ')}`);
+
+  await appendFile(join(tree, 'usr/share/doc/gzip/copyright'), 'patched\n');
+  const second = await buildJson(['--rootfs', tree, ...args, '--previous', `oci:${layout}:v1`, '-o', `oci:${layout}:v2`]);
+  const after = await readLayers(layout, 'v2');
+  assertPlanInvariants(after);
+  for (const l of before) {
+    const same = after.some((a) => a.digest === l.digest);
+    if (l === shared) assert.ok(!same, 'the layer holding the changed package is rewritten');
+    else assert.ok(same, `layer ${l.components.join(' ')} is kept byte for byte`);
+  }
+  assert.equal(after.filter((a) => !before.some((l) => l.digest === a.digest)).length, 1, 'one new layer');
+  assert.ok(second.layers.some((l) => l.reused));
+  assert.deepEqual(after.flatMap((l) => l.components).sort(), before.flatMap((l) => l.components).sort());
+  await assertUnpacksEqual(dir, layout, 'v2', tree, false);
+});

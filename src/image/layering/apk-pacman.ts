@@ -10,7 +10,7 @@
  * directories ending with `/`); the directory itself belongs to the package.
  */
 import { OciError } from '../../errors.js';
-import { checkedDbPath, type PackageDb, type PackageRecord, readDbFile, treeHasFile } from './db-path.js';
+import { checkedDbPath, entriesAt, type PackageDb, type PackageRecord, pathsIn, readDbFile, treeHasFile } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
 
 const APK = 'lib/apk/db/installed';
@@ -21,11 +21,12 @@ export async function readApk(tree: ScannedTree): Promise<PackageDb | undefined>
   if (!treeHasFile(tree, APK)) return undefined;
   const lines = (await readDbFile(tree, APK)).split('\n');
   const packages: PackageRecord[] = [];
-  let cur: PackageRecord | undefined;
+  let cur: { name: string; version?: string; paths: string[] } | undefined;
   let dir: string | undefined;
   let start = 0;
   const end = () => {
     if (cur && !cur.name) throw new OciError('INVALID_FORMAT', `${APK}: the package at line ${start} has no P: line; the database is corrupt`);
+    if (cur) packages.push({ name: cur.name, version: cur.version, entries: entriesAt(tree, cur.paths) });
     cur = undefined;
     dir = undefined;
   };
@@ -37,7 +38,7 @@ export async function readApk(tree: ScannedTree): Promise<PackageDb | undefined>
     }
     if (!/^[A-Za-z]:/.test(line)) throw new OciError('INVALID_FORMAT', `${APK}: line ${i + 1} is not a "K:value" line; the database is corrupt`);
     if (!cur) {
-      packages.push((cur = { name: '', paths: [] }));
+      cur = { name: '', paths: [] };
       start = i + 1;
     }
     const key = line[0]!;
@@ -76,7 +77,7 @@ function sections(text: string): Map<string, string[]> {
 /** The packages of the tree's pacman database; undefined when it has none. */
 export async function readPacman(tree: ScannedTree): Promise<PackageDb | undefined> {
   const prefix = `${PACMAN}/`;
-  const dirs = [...tree.index.keys()].filter((p) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/')).sort();
+  const dirs = pathsIn(tree, PACMAN).sort();
   const packages: PackageRecord[] = [];
   for (const d of dirs) {
     if (!treeHasFile(tree, `${d}/files`)) continue;
@@ -90,8 +91,8 @@ export async function readPacman(tree: ScannedTree): Promise<PackageDb | undefin
     const paths = listed.map((p, i) => checkedDbPath(p, filesName, i + 2, false)).filter((p) => p !== '');
     // The package's own database entry changes with it.
     paths.push(d);
-    for (const f of ['desc', 'files', 'mtree', 'install', 'changelog']) if (tree.index.has(`${d}/${f}`)) paths.push(`${d}/${f}`);
-    packages.push({ name, version: desc.get('VERSION')?.[0], paths });
+    for (const f of ['desc', 'files', 'mtree', 'install', 'changelog']) if (tree.find(`${d}/${f}`) !== undefined) paths.push(`${d}/${f}`);
+    packages.push({ name, version: desc.get('VERSION')?.[0], entries: entriesAt(tree, paths) });
   }
   return packages.length > 0 ? { kind: 'pacman', file: PACMAN, packages } : undefined;
 }

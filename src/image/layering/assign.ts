@@ -19,8 +19,7 @@
  *    databases, the package database itself) changes with every update.
  */
 import type { PackageDb } from './db-path.js';
-import { findInTree } from './db-path.js';
-import { entryPath, type ScannedTree } from './tree-scan.js';
+import type { ScannedTree } from './tree-scan.js';
 
 /** Default size from which an unclaimed file is a component of its own. */
 export const LARGE_FILE = 16 << 20;
@@ -65,16 +64,14 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
     }
     return id;
   };
-  const n = tree.entries.length;
+  const n = tree.count;
   const owner = new Int32Array(n).fill(-1);
   const subtree = new Map<number, number>();
   for (const db of dbs) {
     const packages = [...db.packages].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const p of packages) {
       const id = comp(db.kind === 'nix' ? `nix:${p.name}` : `${db.kind}:${p.name}`, db.kind === 'nix' ? 'nix' : 'package');
-      for (const path of p.paths) {
-        const i = findInTree(tree, path);
-        if (i === undefined) continue;
+      for (const i of p.entries) {
         if (db.kind === 'nix') subtree.set(i, id);
         if (owner[i] === -1) owner[i] = id;
       }
@@ -85,12 +82,11 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
   // Directories above the current entry, with what they pass down (an xattr's or a store path's component).
   const stack: Array<{ prefix: string; xattr?: number; nix?: number }> = [];
   for (let i = 0; i < n; i++) {
-    const e = tree.entries[i]!.entry;
-    const path = entryPath(e);
+    const path = tree.path(i);
     while (stack.length > 0 && !path.startsWith(stack[stack.length - 1]!.prefix)) stack.pop();
     const above = stack[stack.length - 1];
-    const own = e.xattrs?.get(COMPONENT_XATTR);
-    const isDir = e.type === 'directory';
+    const own = tree.xattr(i, COMPONENT_XATTR);
+    const isDir = tree.isDirectory(i);
     let id: number;
     let xattr = above?.xattr;
     const nix = subtree.get(i) ?? above?.nix;
@@ -98,7 +94,7 @@ export function assignComponents(tree: ScannedTree, dbs: PackageDb[], largeFile 
     else if (xattr !== undefined) id = xattr;
     else if (owner[i]! >= 0 && !isDir) id = owner[i]!;
     else if (nix !== undefined) id = nix;
-    else if (e.type === 'file' && e.size >= largeFile) id = comp(`file:${path}`, 'file');
+    else if (tree.type(i) === 'file' && tree.size(i) >= largeFile) id = comp(`file:${path}`, 'file');
     else id = comp(`dir:${directoryGroup(path, isDir)}`, 'directory');
     of[i] = id;
     if (isDir && (xattr !== undefined || nix !== undefined)) stack.push({ prefix: `${path}/`, xattr, nix });

@@ -28,7 +28,7 @@ import { readDpkg } from './dpkg.js';
 import { FrameBudget } from './frame-budget.js';
 import { type LayerPlan, planLayers } from './plan.js';
 import { readNixStore, readRpm } from './rpm-nix.js';
-import { contentTap, type ScannedTree, scanTree, sourceOf } from './tree-scan.js';
+import { contentTap, type ScannedTree, scanTree } from './tree-scan.js';
 
 /** Default and largest --max-layers. */
 export const DEFAULT_MAX_LAYERS = 64;
@@ -92,10 +92,7 @@ export async function planTree(
 
 /** The entries of one planned layer, with their files to read. */
 async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGenerator<EntryWithContent> {
-  for (const i of entries) {
-    const s = tree.entries[i]!;
-    yield { entry: s.entry, source: sourceOf(tree, s) };
-  }
+  for (const i of entries) yield { entry: tree.entry(i), source: tree.source(i) };
 }
 
 /** Builds (or takes from the previous image) every layer of the tree at `root` into `store`. */

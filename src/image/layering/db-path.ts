@@ -33,7 +33,7 @@ const MAX_LINKS = 40;
 
 /** The index of the entry a normalized path names, following symlinks inside the tree; undefined when the tree does not hold it. */
 export function findInTree(tree: ScannedTree, path: string): number | undefined {
-  const direct = tree.index.get(path);
+  const direct = tree.find(path);
   if (direct !== undefined || path === '') return direct;
   let todo = path.split('/');
   let done: string[] = [];
@@ -46,27 +46,41 @@ export function findInTree(tree: ScannedTree, path: string): number | undefined 
       continue;
     }
     const candidate = [...done, part].join('/');
-    const i = tree.index.get(candidate);
+    const i = tree.find(candidate);
     if (i === undefined) return undefined;
-    const e = tree.entries[i]!.entry;
     // The last component is the entry itself (a symlink a package ships is not followed).
-    if (e.type === 'symlink' && todo.length > 0) {
+    if (tree.type(i) === 'symlink' && todo.length > 0) {
       if (++links > MAX_LINKS) return undefined;
-      const target = e.linkname ?? '';
+      const target = tree.linkname(i) ?? '';
       todo = [...target.split('/'), ...todo];
       if (target.startsWith('/')) done = [];
       continue;
     }
     done.push(part);
   }
-  return tree.index.get(done.join('/'));
+  return tree.find(done.join('/'));
 }
 
-/** One installed package and the paths (normalized, relative) it owns. */
+/** One installed package and the entries of the tree it owns. */
 export interface PackageRecord {
   name: string;
   version?: string;
-  paths: string[];
+  /** Indices of the entries at the paths it lists (found by {@link findInTree}; paths the tree does not hold are left out). */
+  entries: Uint32Array;
+}
+
+/**
+ * The entries of the tree at `paths` (normalized, relative): a package's
+ * paths are looked up as soon as they are read, so that only 4 bytes a path
+ * outlive the reading of its database, not the path strings.
+ */
+export function entriesAt(tree: ScannedTree, paths: Iterable<string>): Uint32Array {
+  const out: number[] = [];
+  for (const p of paths) {
+    const i = findInTree(tree, p);
+    if (i !== undefined) out.push(i);
+  }
+  return Uint32Array.from(out);
 }
 
 /** What one package database says. */
@@ -78,10 +92,16 @@ export interface PackageDb {
   packages: PackageRecord[];
 }
 
+/** The paths directly in directory `dir` of the tree, in walk order; none when it has no such directory. */
+export function pathsIn(tree: ScannedTree, dir: string): string[] {
+  const d = tree.find(dir);
+  return d === undefined || !tree.isDirectory(d) ? [] : tree.children(d).map((i) => `${dir}/${tree.base(i)}`);
+}
+
 /** Whether the tree holds a regular file at `rel` (reached through real directories: the walk follows no symlink). */
 export function treeHasFile(tree: ScannedTree, rel: string): boolean {
-  const i = tree.index.get(rel);
-  return i !== undefined && tree.entries[i]!.entry.type === 'file';
+  const i = tree.find(rel);
+  return i !== undefined && tree.type(i) === 'file';
 }
 
 /** Reads a database file of the tree as text. */

@@ -7,7 +7,7 @@
  * to it too, so an update of the package changes only its component.
  */
 import { OciError } from '../../errors.js';
-import { checkedDbPath, type PackageDb, type PackageRecord, readDbFile, treeHasFile } from './db-path.js';
+import { checkedDbPath, entriesAt, type PackageDb, type PackageRecord, pathsIn, readDbFile, treeHasFile } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
 
 const STATUS = 'var/lib/dpkg/status';
@@ -50,9 +50,8 @@ export function parseControl(text: string, file: string): Stanza[] {
 export async function readDpkg(tree: ScannedTree): Promise<PackageDb | undefined> {
   if (!treeHasFile(tree, STATUS)) return undefined;
   const stanzas = parseControl(await readDbFile(tree, STATUS), STATUS);
-  const infoNames = new Set<string>();
   const infoPrefix = `${INFO}/`;
-  for (const p of tree.index.keys()) if (p.startsWith(infoPrefix) && !p.slice(infoPrefix.length).includes('/')) infoNames.add(p.slice(infoPrefix.length));
+  const infoNames = new Set(pathsIn(tree, INFO).map((p) => p.slice(infoPrefix.length)));
   const packages: PackageRecord[] = [];
   for (const s of stanzas) {
     const name = s.fields.get('package');
@@ -77,7 +76,7 @@ export async function readDpkg(tree: ScannedTree): Promise<PackageDb | undefined
     for (const f of infoNames) if (f.startsWith(`${base}.`) && !f.slice(base.length + 1).includes('.')) paths.push(`${INFO}/${f}`);
     // A multi-arch package installed for two architectures is two components.
     const component = base === name ? name : base;
-    packages.push({ name: component, version: s.fields.get('version'), paths });
+    packages.push({ name: component, version: s.fields.get('version'), entries: entriesAt(tree, paths) });
   }
   return { kind: 'deb', file: STATUS, packages };
 }

@@ -62,11 +62,24 @@
  * from 1.2 to 1.6 MiB, so the expected cost of an update went up. Splitting
  * with spare layers only (at the T found without a cap) changed nothing
  * there: the runs at that T already took 63 of the 64 layers. On the 1 GiB
- * tree (470 components in 64 layers) runs are several times larger: the
- * same update measured there uploaded 29 MiB with --previous, most of it
- * the run of one changed package. More layers are the remedy there: at
- * --max-layers 128 a small package of the issue-shaped tree sits in a run
- * of 0.4 MiB on average, 1.35 MiB at most.
+ * tree (405 packages, 470 components in 64 layers) the compressed layer
+ * holding a small package is 0.5 MiB at the median, 1.1 MiB at the 90th
+ * percentile, 2.0 MiB at most (241 such packages), and the bench's routine
+ * update there adds 3.6 MiB with --previous (6 of 64 layers, 0.9 % of the
+ * image; bound 5.7 MiB), 7.2 MiB without. (A figure of 29 MiB once noted
+ * here was not a bench figure and did not come back on this tree.) More
+ * layers still shrink the drag: at --max-layers 128 a small package of the
+ * issue-shaped tree sits in a run of 0.4 MiB on average, 1.35 MiB at most.
+ *
+ * Recording each component's digest in the annotations, so that a changed
+ * component could leave a shared layer while its siblings keep theirs, was
+ * weighed and not done: a layer's blob is its bytes, and a kept layer
+ * still holds the old files of the component that left, so the new layer
+ * would have to shadow them (and whiteout what went), which breaks "each
+ * path in exactly one layer" and lets the old bytes ship forever. Without
+ * shadowing, the siblings are rewritten anyway, so the first update costs
+ * the run either way; what such digests could buy is a later update of
+ * the same component, by having moved it to a small layer of its own.
  */
 import { createHash } from 'node:crypto';
 

@@ -7,12 +7,11 @@
  * metadata in every layer that needs them.
  */
 import { createHash } from 'node:crypto';
-import { dirname } from 'node:path/posix';
 import { encodeTarHeader } from '../tar/header.js';
 import { groupDigest, type PreviousLayer } from './annotations.js';
 import type { Assignment } from './assign.js';
 import { type PackUnit, packUnits } from './pack.js';
-import { contentDigest, entryPath, hasContent, type ScannedTree } from './tree-scan.js';
+import { contentDigest, hasContent, type ScannedTree } from './tree-scan.js';
 
 /** One layer to write (or to take from the previous image). */
 export interface PlannedLayer {
@@ -36,16 +35,6 @@ export interface LayerPlan {
   previousLayers: number;
 }
 
-/** Parent directory index of each entry (-1 at the top). */
-function parents(tree: ScannedTree): Int32Array {
-  const out = new Int32Array(tree.entries.length).fill(-1);
-  tree.entries.forEach((s, i) => {
-    const d = dirname(entryPath(s.entry));
-    if (d !== '.') out[i] = tree.index.get(d) ?? -1;
-  });
-  return out;
-}
-
 const tarBytes = (size: number) => 512 + Math.ceil(size / 512) * 512;
 
 /**
@@ -54,22 +43,36 @@ const tarBytes = (size: number) => 512 + Math.ceil(size / 512) * 512;
  * it not yet counted, so that equal digests mean equal bytes in any layer.
  */
 function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array): Buffer[] {
-  const hashes = a.components.map(() => createHash('sha256'));
-  const seen = a.components.map(() => new Set<number>());
-  tree.entries.forEach((s, i) => {
-    const c = a.of[i]!;
-    const h = hashes[c]!;
-    const above: number[] = [];
-    for (let p = parent[i]!; p >= 0 && !seen[c]!.has(p); p = parent[p]!) above.push(p);
-    for (const p of above.reverse()) {
-      seen[c]!.add(p);
-      h.update('A').update(encodeTarHeader(tree.entries[p]!.entry));
+  // Component by component (its entries in walk order, by a counting sort), one hash at a time, the
+  // directories counted marked in one array: a few bytes an entry, where a set of entries per
+  // component cost tens of bytes each at the end of the build.
+  const n = tree.count;
+  const k = a.components.length;
+  const start = new Uint32Array(k + 1);
+  for (let i = 0; i < n; i++) start[a.of[i]! + 1]!++;
+  for (let c = 0; c < k; c++) start[c + 1]! += start[c]!;
+  const order = new Uint32Array(n);
+  const fill = start.slice(0, k);
+  for (let i = 0; i < n; i++) order[fill[a.of[i]!]!++] = i;
+  const seen = new Int32Array(n).fill(-1);
+  const out: Buffer[] = [];
+  for (let c = 0; c < k; c++) {
+    const h = createHash('sha256');
+    for (let j = start[c]!; j < start[c + 1]!; j++) {
+      const i = order[j]!;
+      const above: number[] = [];
+      for (let p = parent[i]!; p >= 0 && seen[p] !== c; p = parent[p]!) above.push(p);
+      for (const p of above.reverse()) {
+        seen[p] = c;
+        h.update('A').update(encodeTarHeader(tree.entry(p)));
+      }
+      seen[i] = c;
+      h.update('E').update(encodeTarHeader(tree.entry(i)));
+      if (hasContent(tree, i)) h.update(contentDigest(tree, i));
     }
-    seen[c]!.add(i);
-    h.update('E').update(encodeTarHeader(s.entry));
-    if (hasContent(s)) h.update(contentDigest(tree, i));
-  });
-  return hashes.map((h) => h.digest());
+    out.push(h.digest());
+  }
+  return out;
 }
 
 /** Union-find over components: a hard link and its target are one unit. */
@@ -79,14 +82,14 @@ function unitsOf(tree: ScannedTree, a: Assignment): Int32Array {
     while (up[x] !== x) x = up[x] = up[up[x]!]!;
     return x;
   };
-  tree.entries.forEach((s, i) => {
-    if (s.entry.type !== 'link' || s.entry.linkname === undefined) return;
-    const t = tree.index.get(s.entry.linkname);
-    if (t === undefined) return;
+  for (let i = 0; i < tree.count; i++) {
+    const target = tree.type(i) === 'link' ? tree.linkname(i) : undefined;
+    const t = target === undefined ? undefined : tree.find(target);
+    if (t === undefined) continue;
     const x = find(a.of[i]!);
     const y = find(a.of[t]!);
     if (x !== y) up[Math.max(x, y)] = Math.min(x, y);
-  });
+  }
   return up.map((_, i) => find(i));
 }
 
@@ -97,14 +100,12 @@ function unitsOf(tree: ScannedTree, a: Assignment): Int32Array {
  * once the layers are written.
  */
 export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, previous: PreviousLayer[] = []): LayerPlan {
-  const parent = parents(tree);
+  const parent = tree.parent;
   let known: Buffer[] | undefined;
   const digests = () => (known ??= componentDigests(tree, a, parent));
   const unitOf = unitsOf(tree, a);
   const compBytes = new Float64Array(a.components.length);
-  tree.entries.forEach((s, i) => {
-    compBytes[a.of[i]!]! += tarBytes(s.entry.size);
-  });
+  for (let i = 0; i < tree.count; i++) compBytes[a.of[i]!]! += tarBytes(tree.size(i));
   const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests()[c]! })));
 
   // Previous layers kept: every component still here, the same content, and no unit reaching outside.
@@ -177,12 +178,10 @@ function entriesOf(tree: ScannedTree, a: Assignment, parent: Int32Array, groups:
     for (const c of g) layerOf[c] = l;
   });
   const lists: number[][] = groups.map(() => []);
-  const stamp = new Int32Array(tree.entries.length).fill(-1);
+  const stamp = new Int32Array(tree.count).fill(-1);
   // A directory may be wanted by several layers: stamp per layer while filling, walking each layer's entries.
   const own: number[][] = groups.map(() => []);
-  tree.entries.forEach((_, i) => {
-    own[layerOf[a.of[i]!]!]!.push(i);
-  });
+  for (let i = 0; i < tree.count; i++) own[layerOf[a.of[i]!]!]!.push(i);
   return own.map((mine, l) => {
     const out = lists[l]!;
     for (const i of mine) {
@@ -197,7 +196,7 @@ function entriesOf(tree: ScannedTree, a: Assignment, parent: Int32Array, groups:
     }
     const entries = Uint32Array.from(out).sort();
     let bytes = 1024;
-    for (const i of entries) bytes += tarBytes(tree.entries[i]!.entry.size);
+    for (const i of entries) bytes += tarBytes(tree.size(i));
     return { entries, bytes };
   });
 }

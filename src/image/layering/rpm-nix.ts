@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { OciError } from '../../errors.js';
-import { checkedDbPath, type PackageDb, type PackageRecord } from './db-path.js';
+import { checkedDbPath, findInTree, type PackageDb, type PackageRecord, pathsIn } from './db-path.js';
 import type { ScannedTree } from './tree-scan.js';
 
 /** Where rpm keeps its database (older and newer layouts). */
@@ -23,12 +23,8 @@ function rpmOnPath(): boolean {
  */
 export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<PackageDb | undefined> {
   const dir = RPMDB_DIRS.find((d) => {
-    const i = tree.index.get(d);
-    return (
-      i !== undefined &&
-      tree.entries[i]!.entry.type === 'directory' &&
-      [...['Packages', 'rpmdb.sqlite', 'Packages.db']].some((f) => tree.index.has(`${d}/${f}`))
-    );
+    const i = tree.find(d);
+    return i !== undefined && tree.isDirectory(i) && ['Packages', 'rpmdb.sqlite', 'Packages.db'].some((f) => tree.find(`${d}/${f}`) !== undefined);
   });
   if (!dir) return undefined;
   if (!rpmOnPath()) {
@@ -48,7 +44,7 @@ export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<Pa
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const byName = new Map<string, PackageRecord>();
+  const byName = new Map<string, number[]>();
   let n = 0;
   for await (const line of createInterface({ input: child.stdout })) {
     n++;
@@ -57,22 +53,24 @@ export async function readRpm(tree: ScannedTree, warnings: string[]): Promise<Pa
     const name = line.slice(0, tab);
     const path = checkedDbPath(line.slice(tab + 1), `rpm --root ${root} -qa`, n, true);
     let p = byName.get(name);
-    if (!p) byName.set(name, (p = { name, paths: [] }));
-    if (path !== '') p.paths.push(path);
+    if (!p) byName.set(name, (p = []));
+    const i = path === '' ? undefined : findInTree(tree, path);
+    if (i !== undefined) p.push(i);
   }
   const code = await exited;
   if (code !== 0)
     throw new OciError('INPUT_UNREADABLE', `cannot read the rpm database of ${tree.root}: ${stderr.trim().split('\n')[0] || `rpm exited with ${code}`}`);
-  return { kind: 'rpm', file: dir, packages: [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
+  const packages: PackageRecord[] = [...byName].map(([name, entries]) => ({ name, entries: Uint32Array.from(entries) }));
+  return { kind: 'rpm', file: dir, packages: packages.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)) };
 }
 
 /** Each entry directly in `nix/store` (`HASH-NAME`): one component with everything below it. */
 export function readNixStore(tree: ScannedTree): PackageDb | undefined {
   const prefix = `${NIX_STORE}/`;
   const packages: PackageRecord[] = [];
-  for (const p of tree.index.keys()) {
-    const rest = p.startsWith(prefix) ? p.slice(prefix.length) : undefined;
-    if (rest && !rest.includes('/') && /^[0-9a-z]{32}-/.test(rest)) packages.push({ name: rest, paths: [p] });
+  for (const p of pathsIn(tree, NIX_STORE)) {
+    const rest = p.slice(prefix.length);
+    if (/^[0-9a-z]{32}-/.test(rest)) packages.push({ name: rest, entries: Uint32Array.of(tree.find(p)!) });
   }
   return packages.length > 0 ? { kind: 'nix', file: NIX_STORE, packages } : undefined;
 }

@@ -12,44 +12,275 @@
  * again, and its blob is copied rather than written), and learning it by
  * writing a layer would cost the compression the keeping saves. Those
  * reads are synchronous into one reused buffer; the layers then read the
- * files again, from the page cache mostly. Memory: the entries and 32
- * bytes each, never a file's content.
+ * files again, from the page cache mostly. Memory: about 45 bytes an entry
+ * in typed arrays (ScannedTree) and 32 for its digest, never a file's
+ * content; no object per entry.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { OciError } from '../../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
-import { encodeTarHeader, paddingFor, type TarEntry } from '../tar/header.js';
+import { encodeTarHeader, paddingFor, type TarEntry, type TarEntryType } from '../tar/header.js';
 import { type TreeOptions, walkTree } from '../tree.js';
 
-/** An entry of the scanned tree. */
-export interface ScannedEntry {
-  entry: TarEntry;
-  /**
-   * The file to read content from, when it is not `root/NAME` (a name that
-   * is not UTF-8); see {@link sourceOf}. Leaving out the usual one saves a
-   * path string per file, a fifth of what the tree holds.
-   */
+const TYPES: TarEntryType[] = ['file', 'link', 'symlink', 'character-device', 'block-device', 'directory', 'fifo'];
+const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
+const DIRECTORY = TYPE_CODE.get('directory')!;
+
+/** What few entries have: kept aside, by entry index. */
+interface Rare {
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: Map<string, Buffer>;
+  rawName?: Buffer;
+  rawLinkname?: Buffer;
+  /** The file to read content from, when it is not `root/NAME` (a name that is not UTF-8). */
   source?: string | Buffer;
 }
 
-/** A tree's entries in walk order, and each path (no trailing `/`) → its index. */
-export interface ScannedTree {
-  root: string;
-  entries: ScannedEntry[];
-  index: Map<string, number>;
-  /** `root/` as the walk joins paths: the source of most files is this and their name. */
-  prefix: string;
-  /** SHA-256 of each regular file's content at 32 × its index, once hashed (here or by a ContentTap). */
-  digests: Buffer;
+/** FNV-1a of a string's UTF-16 code units. */
+function hashPath(s: string): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < s.length; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+  return h >>> 0;
 }
 
-/** Whether an entry has content to hash (a regular file read from the tree). */
-export const hasContent = (s: ScannedEntry): boolean => s.entry.type === 'file';
+const utf8 = new TextEncoder();
 
-/** The file an entry's content is read from. */
-export const sourceOf = (tree: ScannedTree, s: ScannedEntry): string | Buffer | undefined =>
-  s.source ?? (s.entry.type === 'file' ? `${tree.prefix}${s.entry.name}` : undefined);
+/**
+ * A tree's entries in walk order, column by column: a few typed arrays of
+ * metadata (type, mode, owner, size, mtime, parent directory), each entry's
+ * last name component as UTF-8 in one buffer, an open-addressing table from
+ * path to index, and a map of what few entries have (link targets, device
+ * numbers, xattrs, names that are not UTF-8). About 45 bytes an entry, most
+ * of them outside the JavaScript heap; a TarEntry is made only when asked
+ * for ({@link entry}), to be written and dropped.
+ */
+export class ScannedTree {
+  /** `root/` as the walk joins paths: the source of most files is this and their name. */
+  readonly prefix: string;
+  /** SHA-256 of each regular file's content at 32 × its index, once hashed (here or by a ContentTap). */
+  readonly digests: Buffer;
+  /** Directory index of each entry (-1 at the top). */
+  readonly parent: Int32Array;
+  private readonly types: Uint8Array;
+  private readonly modes: Uint16Array;
+  private readonly uids: Uint32Array;
+  private readonly gids: Uint32Array;
+  private readonly sizes: Float64Array;
+  private readonly mtimes: Float64Array;
+  /** Entry i's name component is `names[nameEnd[i-1] .. nameEnd[i]]`. */
+  private readonly nameEnd: Uint32Array;
+  private readonly names: Buffer;
+  private readonly rare: Map<number, Rare>;
+  /** {@link hashPath} of each entry's path. */
+  private readonly hashes: Uint32Array;
+  /** Path → index + 1 (0: empty), open addressing by {@link hashPath}. */
+  private readonly table: Int32Array;
+  /** Paths of directories already asked for. */
+  private readonly dirPaths = new Map<number, string>();
+
+  constructor(
+    readonly root: string,
+    b: TreeBuilder,
+  ) {
+    const n = b.count;
+    this.prefix = join(root, '/');
+    this.parent = b.parent.slice(0, n);
+    this.types = b.types.slice(0, n);
+    this.modes = b.modes.slice(0, n);
+    this.uids = b.uids.slice(0, n);
+    this.gids = b.gids.slice(0, n);
+    this.sizes = b.sizes.slice(0, n);
+    this.mtimes = b.mtimes.slice(0, n);
+    this.nameEnd = b.nameEnd.slice(0, n);
+    this.names = Buffer.from(b.names.subarray(0, n === 0 ? 0 : b.nameEnd[n - 1]!));
+    this.rare = b.rare;
+    this.hashes = b.hashes.slice(0, n);
+    this.digests = Buffer.alloc(32 * n);
+    let size = 16;
+    while (size < 2 * n) size *= 2;
+    this.table = new Int32Array(size);
+    for (let i = 0; i < n; i++) {
+      // A later entry of the same path (two names that are not UTF-8, shown alike) replaces the earlier.
+      const slot = this.slot(this.hashes[i]!, (j) => this.hashes[j] === this.hashes[i] && this.path(j) === this.path(i));
+      this.table[slot] = i + 1;
+    }
+  }
+
+  /** Number of entries. */
+  get count(): number {
+    return this.types.length;
+  }
+
+  /** The slot of the table holding an entry for which `same` holds, or the empty slot where it would go. */
+  private slot(hash: number, same: (j: number) => boolean): number {
+    const mask = this.table.length - 1;
+    for (let s = hash & mask; ; s = (s + 1) & mask) {
+      const j = this.table[s]! - 1;
+      if (j < 0 || same(j)) return s;
+    }
+  }
+
+  /** Index of the entry at `path` (no trailing `/`), as the walk named it; undefined when the tree has none. */
+  find(path: string): number | undefined {
+    const hash = hashPath(path);
+    const j = this.table[this.slot(hash, (j) => this.hashes[j] === hash && this.path(j) === path)]! - 1;
+    return j < 0 ? undefined : j;
+  }
+
+  type(i: number): TarEntryType {
+    return TYPES[this.types[i]!]!;
+  }
+
+  isDirectory(i: number): boolean {
+    return this.types[i] === DIRECTORY;
+  }
+
+  /** Content bytes (files only). */
+  size(i: number): number {
+    return this.sizes[i]!;
+  }
+
+  linkname(i: number): string | undefined {
+    return this.rare.get(i)?.linkname;
+  }
+
+  xattr(i: number, name: string): Buffer | undefined {
+    return this.rare.get(i)?.xattrs?.get(name);
+  }
+
+  /** The last component of the entry's path. */
+  base(i: number): string {
+    return this.names.toString('utf8', i === 0 ? 0 : this.nameEnd[i - 1]!, this.nameEnd[i]!);
+  }
+
+  /** The entry's path, without the trailing `/` of a directory. */
+  path(i: number): string {
+    const p = this.parent[i]!;
+    return p < 0 ? this.base(i) : `${this.dirPath(p)}/${this.base(i)}`;
+  }
+
+  private dirPath(d: number): string {
+    let s = this.dirPaths.get(d);
+    if (s === undefined) this.dirPaths.set(d, (s = this.path(d)));
+    return s;
+  }
+
+  /** The entries directly in directory `d` (-1: the top), in walk order. */
+  children(d: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.parent.length; i++) if (this.parent[i] === d) out.push(i);
+    return out;
+  }
+
+  /** Entry `i` as the walk gave it (made anew each time). */
+  entry(i: number): TarEntry {
+    const type = this.type(i);
+    const r = this.rare.get(i);
+    const e: TarEntry = {
+      name: type === 'directory' ? `${this.path(i)}/` : this.path(i),
+      type,
+      mode: this.modes[i]!,
+      uid: this.uids[i]!,
+      gid: this.gids[i]!,
+      size: this.sizes[i]!,
+      mtime: this.mtimes[i]!,
+    };
+    if (r) {
+      if (r.linkname !== undefined) e.linkname = r.linkname;
+      if (r.devmajor !== undefined) e.devmajor = r.devmajor;
+      if (r.devminor !== undefined) e.devminor = r.devminor;
+      if (r.xattrs) e.xattrs = r.xattrs;
+      if (r.rawName) e.rawName = r.rawName;
+      if (r.rawLinkname) e.rawLinkname = r.rawLinkname;
+    }
+    return e;
+  }
+
+  /** The file an entry's content is read from. */
+  source(i: number): string | Buffer | undefined {
+    const r = this.rare.get(i)?.source;
+    return r ?? (this.types[i] === 0 ? `${this.prefix}${this.path(i)}` : undefined);
+  }
+}
+
+/** The columns of a tree being walked, grown by doubling. */
+class TreeBuilder {
+  count = 0;
+  parent = new Int32Array(1024);
+  types = new Uint8Array(1024);
+  modes = new Uint16Array(1024);
+  uids = new Uint32Array(1024);
+  gids = new Uint32Array(1024);
+  sizes = new Float64Array(1024);
+  mtimes = new Float64Array(1024);
+  nameEnd = new Uint32Array(1024);
+  hashes = new Uint32Array(1024);
+  names = Buffer.alloc(16 << 10);
+  rare = new Map<number, Rare>();
+  /** Directories above the entry being added: path and index. */
+  private readonly stack: Array<{ path: string; index: number }> = [];
+
+  private grow(): void {
+    const cap = this.types.length * 2;
+    const more = <T extends { length: number; set(a: ArrayLike<number>): void }>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a as unknown as ArrayLike<number>);
+      return b;
+    };
+    this.parent = more(this.parent, (n) => new Int32Array(n));
+    this.types = more(this.types, (n) => new Uint8Array(n));
+    this.modes = more(this.modes, (n) => new Uint16Array(n));
+    this.uids = more(this.uids, (n) => new Uint32Array(n));
+    this.gids = more(this.gids, (n) => new Uint32Array(n));
+    this.sizes = more(this.sizes, (n) => new Float64Array(n));
+    this.mtimes = more(this.mtimes, (n) => new Float64Array(n));
+    this.nameEnd = more(this.nameEnd, (n) => new Uint32Array(n));
+    this.hashes = more(this.hashes, (n) => new Uint32Array(n));
+  }
+
+  add(e: TarEntry, source: string | Buffer | undefined): void {
+    if (this.count === this.types.length) this.grow();
+    const i = this.count++;
+    const path = entryPath(e);
+    const slash = path.lastIndexOf('/');
+    const dir = slash < 0 ? '' : path.slice(0, slash);
+    while (this.stack.length > 0 && this.stack[this.stack.length - 1]!.path !== dir) this.stack.pop();
+    if (slash >= 0 && this.stack.length === 0) throw new OciError('INTERNAL', `${e.name}: walked before its directory`);
+    this.parent[i] = slash < 0 ? -1 : this.stack[this.stack.length - 1]!.index;
+    this.types[i] = TYPE_CODE.get(e.type)!;
+    this.modes[i] = e.mode;
+    this.uids[i] = e.uid;
+    this.gids[i] = e.gid;
+    this.sizes[i] = e.size;
+    this.mtimes[i] = e.mtime;
+    this.hashes[i] = hashPath(path);
+    const base = path.slice(slash + 1);
+    const start = i === 0 ? 0 : this.nameEnd[i - 1]!;
+    const need = start + 3 * base.length;
+    if (need > this.names.length) {
+      const names = Buffer.alloc(Math.max(2 * this.names.length, need));
+      this.names.copy(names);
+      this.names = names;
+    }
+    this.nameEnd[i] = start + utf8.encodeInto(base, this.names.subarray(start)).written;
+    const r: Rare = {};
+    if (e.linkname !== undefined) r.linkname = e.linkname;
+    if (e.devmajor !== undefined) r.devmajor = e.devmajor;
+    if (e.devminor !== undefined) r.devminor = e.devminor;
+    if (e.xattrs) r.xattrs = e.xattrs;
+    if (e.rawName) r.rawName = e.rawName;
+    if (e.rawLinkname) r.rawLinkname = e.rawLinkname;
+    if (source !== undefined) r.source = source;
+    if (Object.keys(r).length > 0) this.rare.set(i, r);
+    if (e.type === 'directory') this.stack.push({ path, index: i });
+  }
+}
+
+/** Whether entry `i` has content to hash (a regular file read from the tree). */
+export const hasContent = (tree: ScannedTree, i: number): boolean => tree.type(i) === 'file';
 
 /** The content digest of entry `i` (a view into `tree.digests`). */
 export const contentDigest = (tree: ScannedTree, i: number): Buffer => tree.digests.subarray(32 * i, 32 * i + 32);
@@ -82,23 +313,21 @@ export function entryPath(e: TarEntry): string {
 
 /** Walks `root` once; with `hash`, hashes every file's content too. `warnings` as walkTree. */
 export async function scanTree(root: string, options: TreeOptions, warnings: string[], signal?: AbortSignal, hash = false): Promise<ScannedTree> {
-  const entries: ScannedEntry[] = [];
-  const index = new Map<string, number>();
+  const b = new TreeBuilder();
   const prefix = join(root, '/');
   for await (const { entry, source } of walkTree(root, options, warnings)) {
     signal?.throwIfAborted();
     if (entry.type === 'file' && source === undefined) throw new OciError('INTERNAL', `${entry.name}: a file without a source`);
-    index.set(entryPath(entry), entries.length);
     const usual = typeof source === 'string' && source.length === prefix.length + entry.name.length && source.startsWith(prefix) && source.endsWith(entry.name);
-    entries.push(usual ? { entry } : { entry, source });
+    b.add(entry, usual ? undefined : source);
   }
-  const tree: ScannedTree = { root, prefix, entries, index, digests: Buffer.alloc(32 * entries.length) };
+  const tree = new ScannedTree(root, b);
   if (hash) {
     const buf = Buffer.allocUnsafe(READ);
-    entries.forEach((s, i) => {
+    for (let i = 0; i < tree.count; i++) {
       if (i % 256 === 0) signal?.throwIfAborted();
-      if (hasContent(s)) hashFile(sourceOf(tree, s)!, s.entry.size, buf, contentDigest(tree, i));
-    });
+      if (hasContent(tree, i)) hashFile(tree.source(i)!, tree.size(i), buf, contentDigest(tree, i));
+    }
   }
   return tree;
 }
@@ -124,16 +353,16 @@ export function contentTap(tree: ScannedTree, layerEntries: Uint32Array): () => 
       file = -1;
       while (k < layerEntries.length) {
         const i = layerEntries[k++]!;
-        const s = tree.entries[i]!;
-        const contentStart = start + encodeTarHeader(s.entry).length;
-        start = contentStart + (s.entry.type === 'file' ? s.entry.size + paddingFor(s.entry.size) : 0);
-        if (!hasContent(s)) continue;
-        if (s.entry.size === 0) {
+        const size = tree.size(i);
+        const contentStart = start + encodeTarHeader(tree.entry(i)).length;
+        start = contentStart + (tree.type(i) === 'file' ? size + paddingFor(size) : 0);
+        if (!hasContent(tree, i)) continue;
+        if (size === 0) {
           createHash('sha256').digest().copy(contentDigest(tree, i));
           continue;
         }
         file = i;
-        end = contentStart + s.entry.size;
+        end = contentStart + size;
         h = createHash('sha256');
         fileStart = contentStart;
         return;

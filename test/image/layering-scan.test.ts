@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { link, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { scanTree } from '../../src/image/layering/tree-scan.js';
+import { walkTree } from '../../src/image/tree.js';
+import { tempDir } from '../helpers/cli.js';
+
+test('the scanned tree gives back every entry of the walk, finds each by path, and reads each file from where the walk did', async (t) => {
+  const dir = await tempDir(t);
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'usr/lib/deep/er'), { recursive: true });
+  await mkdir(join(root, 'usr/lib-x'), { recursive: true });
+  await mkdir(join(root, 'etc'), { recursive: true });
+  await writeFile(join(root, 'usr/lib/deep/er/f'), 'content');
+  await writeFile(join(root, 'usr/lib-x/g'), 'more content');
+  await writeFile(join(root, 'etc/é ü.conf'), 'x');
+  await link(join(root, 'usr/lib-x/g'), join(root, 'usr/lib/hard'));
+  await symlink('../lib/deep', join(root, 'usr/lib-x/s'));
+  await writeFile(Buffer.from(`${root}/etc/bad-\xff-name`, 'latin1'), 'not utf-8');
+  // More entries than the columns start with, so that they grow.
+  for (let i = 0; i < 1100; i++) await writeFile(join(root, 'usr/lib/deep', `n${i}`), '');
+  const walked = [];
+  for await (const e of walkTree(root, {}, [])) walked.push(e);
+  const tree = await scanTree(root, {}, []);
+  assert.equal(tree.count, walked.length);
+  walked.forEach((w, i) => {
+    const fields = Object.entries(w.entry).filter(([, v]) => v !== undefined);
+    assert.deepEqual(tree.entry(i), Object.fromEntries(fields));
+    assert.deepEqual(tree.source(i), w.source);
+    const path = w.entry.name.replace(/\/$/, '');
+    assert.equal(tree.path(i), path);
+    assert.equal(tree.find(path), i);
+    const slash = path.lastIndexOf('/');
+    assert.equal(tree.parent[i], slash < 0 ? -1 : tree.find(path.slice(0, slash)));
+  });
+  assert.equal(tree.find('usr/lib/nothing'), undefined);
+  assert.equal(tree.find('usr/lib/'), undefined);
+  assert.equal(tree.linkname(tree.find('usr/lib-x/s')!), '../lib/deep');
+  assert.equal(tree.type(tree.find('usr/lib-x/g')!), 'link', 'the later path of a hard-linked file is the link');
+  assert.ok(tree.entry(tree.find('etc')!).name === 'etc/');
+  assert.ok(
+    walked.some((w) => w.entry.rawName !== undefined && Buffer.isBuffer(w.source)),
+    'a name that is not UTF-8 is among them',
+  );
+});
