@@ -105,6 +105,9 @@ const options = {
   target: 'node20',
   // Class and function names stay as written: errors and logs show them.
   keepNames: true,
+  // A third less text for Node to read and V8 to parse; the source maps still lead --debug to the sources.
+  minifyWhitespace: true,
+  minifySyntax: true,
   sourcemap: 'linked',
   sourcesContent: false,
   external: ['@mongodb-js/zstd', 'undici', '@oclif/plugin-autocomplete', './oci-os.cjs', './oci-os-commands.cjs'],
