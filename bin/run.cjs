@@ -23,20 +23,23 @@ if (process.env.UV_THREADPOOL_SIZE === undefined) {
 // Set before undici is loaded; newer V8s tier up lazily and gain nothing.
 require('node:v8').setFlagsFromString('--liftoff-only');
 
-// Node.js 22.1 and newer keep compiled code between runs: a faster start for
-// every command. The cache goes with the user's other caches, not into TMPDIR,
+// Compiled code is kept between runs (a faster start for every command):
+// Node.js 22.1 and newer do it themselves, on 20 code-cache.cjs does it for
+// the bundles. The cache goes with the user's other caches, not into TMPDIR,
 // which scripts (and our tests) expect a command to leave as it found it.
-if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) {
-  const { homedir } = require('node:os');
-  const { join } = require('node:path');
-  const cacheHome = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  module_.enableCompileCache(join(cacheHome, 'oci-os', 'node-compile-cache'));
-}
-
+const { homedir } = require('node:os');
+const { join } = require('node:path');
+const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'oci-os');
 // Stack traces (--debug, DEBUG=oci-os) name the source files and lines,
 // not places in the bundle; the maps are read only then.
-if (process.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG || '')) {
-  process.setSourceMapsEnabled(true);
+const sourceMaps = process.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG || '');
+if (sourceMaps) process.setSourceMapsEnabled(true);
+if (module_.enableCompileCache) {
+  if (!process.env.NODE_COMPILE_CACHE) module_.enableCompileCache(join(cacheDir, 'node-compile-cache'));
+} else if (!sourceMaps) {
+  // Source maps are applied to what Node.js compiles itself, so with them the bundles are compiled as usual.
+  const bundles = ['oci-os.cjs', 'oci-os-commands.cjs'].map((f) => join(__dirname, '..', 'dist', f));
+  require('./code-cache.cjs').cacheCompiledCode(join(cacheDir, 'v8-code-cache'), bundles);
 }
 
 // The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file

@@ -1,0 +1,77 @@
+'use strict';
+// Compiled code of the CLI's bundles, kept between runs on Node.js 20, which
+// has no module.enableCompileCache() (22.1 and newer: run.cjs uses that
+// instead). Without it every start parses and compiles the bundles again:
+// about a third of the CPU time of `oci-os --version` (see
+// `npm run bench -- startup`). This is what Node's own compile cache does,
+// with V8's code cache through node:vm: the first run compiles as usual and,
+// as it exits, saves the code of every function it ran; later runs hand that
+// to V8 instead of compiling.
+//
+// One cache file per bundle and Node.js version, which starts with what
+// identifies the bundle's file as it was read (device, inode, size, length
+// of its text, and modification and change times in nanoseconds; hashing
+// the text would load node:crypto, a cost of its own): a rebuilt or
+// reinstalled bundle never runs code compiled from an older one (V8 itself
+// checks only the text's length), and its new code replaces the old file. So does code V8 rejects (a corrupt file). Written
+// atomically, so commands running at the same time read a whole file or
+// none; any error reading or writing one only means a slower start.
+
+const { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
+const Module = require('node:module');
+const { basename, dirname, join } = require('node:path');
+const { constants, Script } = require('node:vm');
+
+/** A short name for a path (FNV-1a), which keeps bundles of several installations apart. */
+function hashOf(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
+/** Compiles `files` (absolute paths of CommonJS modules) with V8 code cached in `dir`, from now on. */
+function cacheCompiledCode(dir, files) {
+  const compile = Module.prototype._compile;
+  const unsaved = [];
+  Module.prototype._compile = function (content, filename) {
+    if (!files.includes(filename)) return compile.call(this, content, filename);
+    const cacheFile = join(dir, `${basename(filename)}-${process.version}-${process.arch}-${hashOf(filename)}`);
+    let cachedData;
+    let hash;
+    try {
+      const s = statSync(filename, { bigint: true });
+      // Fixed length, so the code that follows starts at a known offset.
+      hash = Buffer.from(`${[s.dev, s.ino, s.size, content.length, s.mtimeNs, s.ctimeNs].join(' ')}\n`.padStart(128));
+      const data = readFileSync(cacheFile);
+      if (data.subarray(0, hash.length).equals(hash)) cachedData = data.subarray(hash.length);
+    } catch {}
+    // The function Node.js wraps every CommonJS module in, on a line of its
+    // own so that lines and columns in stack traces are the file's.
+    const script = new Script(`(function (exports, require, module, __filename, __dirname) {\n${content}\n})`, {
+      filename,
+      lineOffset: -1,
+      cachedData,
+      importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    });
+    if (hash && (cachedData === undefined || script.cachedDataRejected)) unsaved.push({ script, cacheFile, hash });
+    const fn = script.runInThisContext({ displayErrors: true });
+    return fn.call(this.exports, this.exports, Module.createRequire(filename), this, filename, dirname(filename));
+  };
+  // At exit, so the cache holds every function this run compiled, not only the top level.
+  process.once('exit', () => {
+    for (const { script, cacheFile, hash } of unsaved) {
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      try {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(tmp, Buffer.concat([hash, script.createCachedData()]));
+        renameSync(tmp, cacheFile);
+      } catch {
+        try {
+          unlinkSync(tmp);
+        } catch {}
+      }
+    }
+  });
+}
+
+module.exports = { cacheCompiledCode };
