@@ -1,5 +1,4 @@
 /** Reading a secret from standard input or from the terminal, without echo. */
-import { createInterface } from 'node:readline';
 import { OciError } from '../src/errors.js';
 
 /** All of standard input, without one trailing newline (what `echo "$TOKEN" |` adds). */
@@ -18,6 +17,8 @@ export function canPrompt(): boolean {
 
 /** Asks a question on stderr and reads one line from the terminal (echoed). */
 export async function promptLine(question: string): Promise<string> {
+  // Loaded here: every registry command imports this file, few of them prompt.
+  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   try {
     return await new Promise<string>((resolve) => rl.question(question, resolve));

@@ -8,13 +8,19 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import * as tls from 'node:tls';
+import type * as Tls from 'node:tls';
 import type { Dispatcher, Pool as UndiciPool } from 'undici';
 import { fsError, OciError } from '../errors.js';
 import { mapTransportError } from './errors.js';
 import { isLoopbackHost } from './reference.js';
 import { undiciPool } from './undici-pool.js';
+
+const require = createRequire(import.meta.url);
+let tlsModule: typeof Tls | undefined;
+/** node:tls, loaded at the first connection: commands that open only local locations never need it. */
+const tls = (): typeof Tls => (tlsModule ??= require('node:tls') as typeof Tls);
 
 /** Connection options of a registry; every field has a default. */
 export interface TransportOptions {
@@ -123,7 +129,7 @@ function defaultCaList(): string[] {
   if (defaultCas) return defaultCas;
   const list: string[] = [];
   // Node 22.15+ and 23.10+ can read the OS store itself (the keychain on macOS, the certificate store on Windows).
-  const getCACertificates = (tls as unknown as { getCACertificates?: (type: string) => string[] }).getCACertificates;
+  const getCACertificates = (tls() as unknown as { getCACertificates?: (type: string) => string[] }).getCACertificates;
   if (getCACertificates && !process.env.SSL_CERT_FILE) {
     try {
       list.push(...getCACertificates('system'));
@@ -134,7 +140,7 @@ function defaultCaList(): string[] {
   if (list.length === 0) {
     const sys = systemBundle();
     if (sys) list.push(sys);
-    else list.push(...tls.rootCertificates);
+    else list.push(...tls().rootCertificates);
   }
   const extra = process.env.NODE_EXTRA_CA_CERTS;
   if (extra && existsSync(extra)) list.push(readFileSync(extra, 'utf8'));
@@ -142,7 +148,7 @@ function defaultCaList(): string[] {
   return list;
 }
 
-let defaultContext: tls.SecureContext | undefined;
+let defaultContext: Tls.SecureContext | undefined;
 
 /**
  * The TLS context of every connection: {@link defaultCaList}, plus the
@@ -150,9 +156,9 @@ let defaultContext: tls.SecureContext | undefined;
  * transport with a `caFile`) so the few hundred certificates are parsed
  * once, not on every TLS handshake as a `ca` option would.
  */
-function trustContext(caFile: string | undefined): tls.SecureContext {
-  if (!caFile) return (defaultContext ??= tls.createSecureContext({ ca: defaultCaList() }));
-  return tls.createSecureContext({ ca: [...defaultCaList(), readCaFile(caFile)] });
+function trustContext(caFile: string | undefined): Tls.SecureContext {
+  if (!caFile) return (defaultContext ??= tls().createSecureContext({ ca: defaultCaList() }));
+  return tls().createSecureContext({ ca: [...defaultCaList(), readCaFile(caFile)] });
 }
 
 /**
@@ -213,7 +219,7 @@ export class Transport {
   private readonly userAgent: string;
   private readonly maxRedirects: number;
   private readonly caFile?: string;
-  private trust?: tls.SecureContext;
+  private trust?: Tls.SecureContext;
 
   constructor(host: string, options: TransportOptions = {}) {
     this.host = host;

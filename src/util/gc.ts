@@ -15,8 +15,10 @@
  * either let a payload's buffers pile up on one or run full collections
  * back to back on the other.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
+import { createRequire } from 'node:module';
+
+// Loaded with the first collection: most commands never move enough data for one.
+const require = createRequire(import.meta.url);
 
 type GcFunction = (options?: { type?: 'minor' | 'major' }) => void;
 
@@ -24,8 +26,8 @@ function loadGc(): GcFunction | undefined {
   const existing = (globalThis as { gc?: GcFunction }).gc;
   if (typeof existing === 'function') return existing;
   try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+    const gc = (require('node:vm') as typeof import('node:vm')).runInNewContext('gc') as unknown;
     return typeof gc === 'function' ? (gc as GcFunction) : undefined;
   } catch {
     return undefined;
