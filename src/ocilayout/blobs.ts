@@ -216,17 +216,23 @@ const FLUSH_BYTES = 32 << 20;
 /** Background flushes under way in this process: at most one, so that they never hold every thread of libuv's pool. */
 let flushing = 0;
 
+/** Writes under way at once for one file: one per thread of libuv's pool (2 on 2 cores), so that neither waits for the other to be scheduled. */
+const WRITES_AT_ONCE = 2;
+
 /**
  * One blob file being written behind its source: chunks gathered into
- * writes (see {@link MIN_WRITE}), one write under way at a time, flushed to
- * disk in the background as it grows, and fsynced by close().
+ * writes (see {@link MIN_WRITE}), up to {@link WRITES_AT_ONCE} under way
+ * (each at its own offset), flushed to disk in the background as the file
+ * grows, and fsynced by close().
  */
 class BlobFile {
   private parts: Uint8Array[] = [];
   private gathered = 0;
   private position = 0;
-  /** The write under way, if any; it starts the next one itself when enough was gathered meanwhile. */
-  private writing?: Promise<void>;
+  /** Writes under way; each starts the next one itself when enough was gathered meanwhile. */
+  private writes = 0;
+  /** Settles when a write under way ends (rejects when it failed); made when someone waits. */
+  private ended?: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void };
   /** Why a write failed: every later step throws it. */
   private failure?: { error: unknown };
   private quiet?: NodeJS.Timeout;
@@ -251,10 +257,10 @@ class BlobFile {
       for (;;) {
         if (this.failure) throw this.failure.error;
         const next = it.next();
-        if (this.writing) {
-          // Both settle soon, so nothing piles up on either; a failed write rejects at once.
+        if (this.writes > 0) {
+          // Both settle soon (the next write to end), so nothing piles up on either; a failed write rejects at once.
           next.catch(() => undefined);
-          await Promise.race([next, this.writing]);
+          await Promise.race([next, this.writeEnded()]);
         }
         const r = await next;
         if (r.done) break;
@@ -263,15 +269,15 @@ class BlobFile {
         if (chunk.length === 0) continue;
         this.parts.push(chunk);
         this.gathered += chunk.length;
-        if (this.gathered >= MAX_GATHERED) await this.writing;
-        if (!this.writing) {
-          if (this.gathered >= MIN_WRITE) this.startWrite();
-          else this.whenQuiet();
-        }
+        if (this.gathered >= MIN_WRITE) this.startWrite();
+        else if (this.writes === 0) this.whenQuiet();
+        // Bounded memory: at most MAX_GATHERED waiting, besides the writes under way.
+        while (this.gathered >= MAX_GATHERED) await this.writeEnded();
       }
       done = true;
+      this.startWrite(true);
       await this.settle();
-      this.startWrite();
+      this.startWrite(true);
       await this.settle();
     } finally {
       if (this.quiet) clearTimeout(this.quiet);
@@ -279,9 +285,25 @@ class BlobFile {
     }
   }
 
+  /** Settles when the next write under way ends (at once when none is); rejects when a write failed. */
+  private writeEnded(): Promise<void> {
+    if (this.writes === 0) return this.failure ? Promise.reject(this.failure.error) : Promise.resolve();
+    if (!this.ended) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => undefined);
+      this.ended = { promise, resolve, reject };
+    }
+    return this.ended.promise;
+  }
+
   /** Waits until no write is under way; throws what made one fail. */
   private async settle(): Promise<void> {
-    while (this.writing) await this.writing;
+    while (this.writes > 0) await this.writeEnded();
     if (this.failure) throw this.failure.error;
   }
 
@@ -289,37 +311,39 @@ class BlobFile {
   private whenQuiet(): void {
     if (this.quiet) this.quiet.refresh();
     else {
-      this.quiet = setTimeout(() => {
-        if (!this.writing && !this.failure) this.startWrite();
-      }, QUIET_MS);
+      this.quiet = setTimeout(() => this.startWrite(true), QUIET_MS);
       this.quiet.unref();
     }
   }
 
-  /** Hands what was gathered to a write (none may be under way). */
-  private startWrite(): void {
-    if (this.gathered === 0 || this.failure) return;
+  /** Hands what was gathered to a write, if a write may start: {@link MIN_WRITE} or more, or anything with `any`. */
+  private startWrite(any = false): void {
+    if (this.gathered === 0 || this.failure || this.writes >= WRITES_AT_ONCE) return;
+    if (!any && this.gathered < MIN_WRITE) return;
     const parts = this.parts;
     const length = this.gathered;
     const position = this.position;
     this.parts = [];
     this.gathered = 0;
     this.position += length;
-    const writing = this.writeParts(parts, length, position).then(
+    this.writes++;
+    this.writeParts(parts, length, position).then(
       () => {
-        this.writing = undefined;
+        this.writes--;
+        const ended = this.ended;
+        this.ended = undefined;
+        ended?.resolve();
         if (this.gathered >= MIN_WRITE) this.startWrite();
-        else if (this.gathered > 0) this.whenQuiet();
+        else if (this.gathered > 0 && this.writes === 0) this.whenQuiet();
       },
       (error: unknown) => {
+        this.writes--;
         this.failure ??= { error };
-        this.writing = undefined;
-        throw error;
+        const ended = this.ended;
+        this.ended = undefined;
+        ended?.reject(error);
       },
     );
-    // Awaited or raced by writeAll(), or by close(); never left unhandled.
-    writing.catch(() => undefined);
-    this.writing = writing;
   }
 
   private async writeParts(parts: Uint8Array[], length: number, position: number): Promise<void> {
@@ -356,7 +380,7 @@ class BlobFile {
       try {
         if (this.quiet) clearTimeout(this.quiet);
         // A write that starts the next one is awaited until none is under way.
-        while (this.writing) await this.writing.catch(() => undefined);
+        while (this.writes > 0) await this.writeEnded().catch(() => undefined);
         await this.flush;
         if (sync && !this.failure) await this.fh.sync();
       } finally {
