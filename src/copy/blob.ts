@@ -118,20 +118,6 @@ export class BlobCopier {
     return stream;
   }
 
-  private async openSource(desc: Descriptor): Promise<Readable> {
-    const stream = this.stopOnAbort(await this.src.fetch(desc, { signal: this.options.signal }));
-    const counter = new ByteCounter((n) => this.progressed(desc, n));
-    counter.on('end', () => {
-      this.bytesTransferred += counter.bytes;
-    });
-    // Joined both ways: a destination that stops reading (a failed write) destroys the counter, and
-    // with it the source. A registry response left open and unread would never end, and closing the
-    // client waits for every response to end: the copy would never settle and the process would
-    // exit with the error unreported.
-    pipeline(stream, counter, () => undefined);
-    return counter;
-  }
-
   /**
    * Reading a local blob from any offset, so an upload streams its chunks
    * straight from the file and reads again from where a registry stands
@@ -148,14 +134,27 @@ export class BlobCopier {
     };
   }
 
-  /** A source opened only when the destination reads it (a mount never opens it). */
+  /**
+   * A source opened only when the destination reads it (a mount never
+   * opens it), counted for progress as it is read. The fetched stream is
+   * destroyed however the reading ends: a destination that stops reading
+   * (a failed write) lets go of it, since a registry response left open and
+   * unread would never end, closing the client waits for every response to
+   * end, and the copy would never settle.
+   */
   private lazySource(desc: Descriptor): AsyncIterable<Uint8Array> {
-    const open = (): Promise<Readable> => this.openSource(desc);
+    const copier = this;
     return {
       async *[Symbol.asyncIterator]() {
-        const stream = await open();
+        const stream = copier.stopOnAbort(await copier.src.fetch(desc, { signal: copier.options.signal }));
+        let bytes = 0;
         try {
-          for await (const c of stream) yield c as Buffer;
+          for await (const c of stream) {
+            bytes += (c as Buffer).length;
+            copier.progressed(desc, bytes);
+            yield c as Buffer;
+          }
+          copier.bytesTransferred += bytes;
         } finally {
           stream.destroy();
         }

@@ -10,10 +10,11 @@
  * than the descriptor is a wrong descriptor, not a broken connection, and
  * fails at once with SIZE_MISMATCH.
  */
-import { pipeline, Readable } from 'node:stream';
+import { createHash, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
-import { DigestStream } from '../oci/digest.js';
+import { digestAlgorithm } from '../oci/digest.js';
 import { pullScope } from './auth/token-cache.js';
 import type { RegistryRepository } from './repository.js';
 import type { TransportResponse } from './transport.js';
@@ -91,13 +92,28 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
   /** Set once the returned stream is closed: the reader stopped (or the blob is done), nothing more is fetched. */
   let stopped = false;
 
+  /**
+   * The blob's bytes, hashed as they pass (no stream of its own for it: one
+   * per chunk less on the main thread) and checked at the end.
+   */
   async function* body(): AsyncGenerator<Buffer> {
     let offset = 0;
     // Resumes in a row without a byte gained: a link that breaks often but keeps moving never runs out.
     let resumes = 0;
     let total = 0;
     let stalledAt = -1;
+    let algorithm = '';
+    let hash: Hash | undefined;
+    /** The end of the blob: its size and digest must be the descriptor's. */
+    const check = (): void => {
+      if (size !== undefined && offset !== size) throw new OciError('SIZE_MISMATCH', `${what}: got ${offset} bytes, expected ${size}`);
+      const digest = `${algorithm}:${hash!.digest('hex')}`;
+      if (digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${what}: content has digest ${digest}, expected ${desc.digest}`);
+    };
     try {
+      // An algorithm that cannot be checked fails the stream at its first read (the response is closed with it).
+      algorithm = digestAlgorithm(desc.digest, what);
+      hash = createHash(algorithm);
       for (;;) {
         try {
           let skip = 0;
@@ -122,9 +138,14 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
               skip = 0;
             }
             offset += chunk.length;
+            if (size !== undefined && offset > size) throw new OciError('SIZE_MISMATCH', `${what}: more than the expected ${size} bytes`);
+            hash.update(chunk);
             yield chunk;
           }
-          if (size === undefined || offset >= size) return;
+          if (size === undefined || offset >= size) {
+            check();
+            return;
+          }
           const served = completeTotal(res, requested, received);
           if (served !== undefined && served < size) {
             throw new OciError('SIZE_MISMATCH', `${what}: the registry serves ${served} bytes, the descriptor says ${size}`);
@@ -154,15 +175,65 @@ export async function fetchBlobResumable(repo: RegistryRepository, desc: Descrip
     }
   }
 
-  const verify = new DigestStream({ digest: desc.digest, size, what });
-  pipeline(Readable.from(body(), { objectMode: false }), verify, () => undefined);
-  // A reader that stops early destroys verify, and pipeline() then asks the generator to return: it
-  // only can once the body it waits on gives a byte, which a stalled registry never does. The
-  // response is destroyed here at once, so the connection is let go and closing the client does not
-  // wait for it.
-  verify.once('close', () => {
+  // A reader that stops early destroys the stream. The generator can only return once the body it
+  // waits on gives a byte, which a stalled registry never does: the response is destroyed at once,
+  // so the connection is let go and closing the client does not wait for it.
+  const verify = new GeneratorReadable(body(), () => {
     stopped = true;
     res.body.destroy();
   });
   return verify;
+}
+
+/**
+ * A byte stream over an async generator, like Readable.from, except that
+ * destroying it does not wait for the generator to return (which it can
+ * only do once the read it waits on settles): `onDestroy` runs at once,
+ * and should make that read fail.
+ */
+class GeneratorReadable extends Readable {
+  private pumping = false;
+  /** A read asked for while the pump ran: it goes on even if the last push said to stop. */
+  private again = false;
+
+  constructor(
+    private readonly it: AsyncGenerator<Buffer>,
+    private readonly onDestroy: () => void,
+  ) {
+    super();
+  }
+
+  override _read(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        this.again = false;
+        const r = await this.it.next();
+        if (this.destroyed) return;
+        if (r.done) {
+          this.push(null);
+          return;
+        }
+        if (!this.push(r.value) && !this.again) return;
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.onDestroy();
+    this.it.return(undefined).catch(() => undefined);
+    cb(err);
+  }
 }

@@ -187,8 +187,13 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
   async fetchManifestBytes(desc: { digest: string; mediaType?: string; size?: number }): Promise<Buffer> {
     const cached = this.manifests.get(desc.digest);
     if (cached) return cached.bytes;
-    const stream = await this.fetch({ mediaType: desc.mediaType ?? MediaType.ociManifest, digest: desc.digest, size: desc.size ?? -1 } as Descriptor);
-    return readAll(stream, maxManifestBytes, this.what(desc));
+    const mediaType = desc.mediaType ?? MediaType.ociManifest;
+    const stream = await this.fetch({ mediaType, digest: desc.digest, size: desc.size ?? -1 } as Descriptor);
+    const bytes = await readAll(stream, maxManifestBytes, this.what(desc));
+    // Verified by fetch() as read: kept, so that a pull that checks an OS image's manifest before
+    // copying it, then copies it, then tags it, asks the registry once rather than three times.
+    this.manifests.set(desc.digest, { bytes, mediaType });
+    return bytes;
   }
 
   /** ContentStore push: manifests by their digest, blobs by upload (skipped when present). */
