@@ -16,7 +16,8 @@ import { isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestAlgorithm } from '../oci/digest.js';
 import { pullScope } from './auth/token-cache.js';
-import type { RegistryRepository } from './repository.js';
+import type { RegistryHttp } from './http.js';
+import type { Reference } from './reference.js';
 import type { TransportResponse } from './transport.js';
 
 /** Options of {@link fetchBlobResumable}. Zero values mean the defaults. */
@@ -59,6 +60,13 @@ function completeTotal(res: TransportResponse, requested: number, received: numb
   return length !== undefined && received === length ? length : undefined;
 }
 
+/** What a resumable download needs of a repository (RegistryRepository has it). */
+export interface BlobEndpoint {
+  readonly reference: Pick<Reference, 'registry'>;
+  readonly name: string;
+  readonly http: RegistryHttp;
+}
+
 /**
  * Streams a blob from a repository, resuming with `Range` after a broken
  * connection. The returned stream verifies digest and size and fails with
@@ -66,7 +74,7 @@ function completeTotal(res: TransportResponse, requested: number, received: numb
  * the resumes are used up: `maxResumes` in a row that gain no byte (a
  * resume that moves the download on starts the count again).
  */
-export async function fetchBlobResumable(repo: RegistryRepository, desc: Descriptor, options: ResumableFetchOptions = {}): Promise<Readable> {
+export async function fetchBlobResumable(repo: BlobEndpoint, desc: Descriptor, options: ResumableFetchOptions = {}): Promise<Readable> {
   const what = `${repo.reference.registry}/${repo.name}@${desc.digest}`;
   const size = Number.isInteger(desc.size) && desc.size >= 0 ? desc.size : undefined;
   const maxResumes = options.maxResumes ?? repo.http.retry.retries;
