@@ -27,16 +27,21 @@ const TYPES: TarEntryType[] = ['file', 'link', 'symlink', 'character-device', 'b
 const TYPE_CODE = new Map(TYPES.map((t, i) => [t, i]));
 const DIRECTORY = TYPE_CODE.get('directory')!;
 
+/** The fields of a tar entry that few entries have. */
+type RareFields = Pick<TarEntry, 'linkname' | 'devmajor' | 'devminor' | 'xattrs' | 'rawName' | 'rawLinkname'>;
+const rareKeys = ['linkname', 'devmajor', 'devminor', 'xattrs', 'rawName', 'rawLinkname'] as const satisfies readonly (keyof RareFields)[];
+
 /** What few entries have: kept aside, by entry index. */
-interface Rare {
-  linkname?: string;
-  devmajor?: number;
-  devminor?: number;
-  xattrs?: Map<string, Buffer>;
-  rawName?: Buffer;
-  rawLinkname?: Buffer;
+interface Rare extends RareFields {
   /** The file to read content from, when it is not `root/NAME` (a name that is not UTF-8). */
   source?: string | Buffer;
+}
+
+/** The rare fields `from` has set, to keep aside or to put back on an entry. */
+function rareOf(from: RareFields): RareFields {
+  const out: Record<string, unknown> = {};
+  for (const k of rareKeys) if (from[k] !== undefined) out[k] = from[k];
+  return out as RareFields;
 }
 
 /** FNV-1a of a string's UTF-16 code units. */
@@ -188,14 +193,7 @@ export class ScannedTree {
       size: this.sizes[i]!,
       mtime: this.mtimes[i]!,
     };
-    if (r) {
-      if (r.linkname !== undefined) e.linkname = r.linkname;
-      if (r.devmajor !== undefined) e.devmajor = r.devmajor;
-      if (r.devminor !== undefined) e.devminor = r.devminor;
-      if (r.xattrs) e.xattrs = r.xattrs;
-      if (r.rawName) e.rawName = r.rawName;
-      if (r.rawLinkname) e.rawLinkname = r.rawLinkname;
-    }
+    if (r) Object.assign(e, rareOf(r));
     return e;
   }
 
@@ -266,13 +264,7 @@ class TreeBuilder {
       this.names = names;
     }
     this.nameEnd[i] = start + utf8.encodeInto(base, this.names.subarray(start)).written;
-    const r: Rare = {};
-    if (e.linkname !== undefined) r.linkname = e.linkname;
-    if (e.devmajor !== undefined) r.devmajor = e.devmajor;
-    if (e.devminor !== undefined) r.devminor = e.devminor;
-    if (e.xattrs) r.xattrs = e.xattrs;
-    if (e.rawName) r.rawName = e.rawName;
-    if (e.rawLinkname) r.rawLinkname = e.rawLinkname;
+    const r: Rare = rareOf(e);
     if (source !== undefined) r.source = source;
     if (Object.keys(r).length > 0) this.rare.set(i, r);
     if (e.type === 'directory') this.stack.push({ path, index: i });
