@@ -100,8 +100,6 @@ export class ChunkVerifier {
 /** Options of {@link readPayload}. */
 export interface ReadPayloadOptions {
   signal?: AbortSignal;
-  /** Called after each verified chunk with the uncompressed bytes verified so far. */
-  onProgress?: (verifiedBytes: number) => void;
 }
 
 /**
@@ -220,10 +218,7 @@ async function* checkedChunks(blob: AsyncIterable<Buffer>, payloads: readonly Os
     const decoded: AsyncIterable<Buffer> = lead.compression === 'zstd' ? decodeZstdStream(blob, { allowEmptyBlob: payloads.every((p) => p.size === 0) }) : blob;
     for await (const data of decoded) {
       if (options.signal?.aborted) throw new OciError('ABORTED', `reading ${label} was interrupted`);
-      for (const chunk of leadVerifier.push(data)) {
-        options.onProgress?.(leadVerifier.verified);
-        yield chunk;
-      }
+      yield* leadVerifier.push(data);
       for (const v of others) {
         for (const _ of v.push(data)) void _;
       }
