@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { encodeChunkHash } from '../../src/osimage/format.js';
 
 /**
  * Checks an OS image in an OCI layout with tools independent of oci-os:
@@ -47,4 +48,18 @@ export async function checkOsImageLayout(
     assert.equal(config.payloads[i].size, data.length);
   }
   return { manifest, config };
+}
+
+/** The config's chunk hashes of `data`: the SHA-256 of each `chunk` bytes, computed here rather than by the builder. */
+export function chunkHashesOf(data: Buffer, chunk: number): string[] {
+  const out: string[] = [];
+  for (let off = 0; off < data.length; off += chunk)
+    out.push(
+      encodeChunkHash(
+        createHash('sha256')
+          .update(data.subarray(off, off + chunk))
+          .digest(),
+      ),
+    );
+  return out;
 }

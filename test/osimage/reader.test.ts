@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,11 +11,12 @@ import type { OciError } from '../../src/errors.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
-import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, type OsImageConfig, serializeConfig } from '../../src/osimage/format.js';
+import { OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, type OsImageConfig, serializeConfig } from '../../src/osimage/format.js';
 import { ChunkHashMismatchError, ChunkVerifier, readPayload, verifyPayload } from '../../src/osimage/payload-reader.js';
 import { type OsImagePayload, parseOsImageConfig, parseOsImageManifest, readOsImage } from '../../src/osimage/reader.js';
 import { type Blob, sha, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { chunkHashesOf } from '../helpers/osimage-check.js';
 import { requireTools } from '../helpers/tools.js';
 
 const KiB = 1024;
@@ -31,25 +31,12 @@ async function* pieces(b: Buffer, size = 16 * KiB): AsyncGenerator<Buffer> {
   for (let o = 0; o < b.length; o += size) yield b.subarray(o, o + size);
 }
 
-function hashes(data: Buffer, chunk: number): string[] {
-  const out: string[] = [];
-  for (let o = 0; o < data.length; o += chunk)
-    out.push(
-      encodeChunkHash(
-        createHash('sha256')
-          .update(data.subarray(o, o + chunk))
-          .digest(),
-      ),
-    );
-  return out;
-}
-
 /** An OS image whose payload blob is given as is (e.g. one big frame, as other builders write it). */
 async function imageWithBlob(dir: string, data: Buffer, blobBytes: Buffer, mediaType: string, chunk = 64 * KiB): Promise<string> {
   const config: OsImageConfig = {
     format_version: '1',
     product_info: { id: 't', name: 'T', version: '1', variant: 'x86_64', commit_hash: '', commit_date: '', build_tree_dirty: false },
-    payloads: [{ name: 'system', size: data.length, hash_chunk_size: chunk, chunk_hashes_sha256: hashes(data, chunk) }],
+    payloads: [{ name: 'system', size: data.length, hash_chunk_size: chunk, chunk_hashes_sha256: chunkHashesOf(data, chunk) }],
   };
   const cfg = serializeConfig(config);
   const cfgBlob: Blob = { desc: { mediaType: OS_IMAGE_CONFIG_MEDIA_TYPE, digest: sha(cfg), size: cfg.length }, bytes: cfg };
@@ -177,7 +164,7 @@ describe('OS image reader', () => {
       name: 'k',
       size: data.length,
       hashChunkSize: 64 * KiB,
-      chunkHashes: hashes(data, 64 * KiB),
+      chunkHashes: chunkHashesOf(data, 64 * KiB),
       layer: { mediaType: MediaType.octetStream, digest: sha(data), size: data.length },
       compression: 'none',
     };

@@ -15,11 +15,11 @@ import type { Descriptor } from '../../src/oci/descriptor.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
 import { ChunkCheckingStore } from '../../src/osimage/chunk-checking-store.js';
-import { encodeChunkHash } from '../../src/osimage/format.js';
 import { ChunkHashMismatchError, ChunkVerifier, checkPayloadsFrom, payloadsByBlob } from '../../src/osimage/payload-reader.js';
 import { type OsImagePayload, readOsImage } from '../../src/osimage/reader.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
 import { pseudoRandom, runCli, tempDir } from '../helpers/cli.js';
+import { chunkHashesOf } from '../helpers/osimage-check.js';
 
 const KiB = 1024;
 
@@ -133,25 +133,13 @@ async function bothCompressions(): Promise<{ blob: Buffer; payloads: OsImagePayl
   const blob = await zstdCompress(data, 3);
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
   const chunk = 16 * KiB;
-  const hashes = (b: Buffer): string[] => {
-    const out: string[] = [];
-    for (let off = 0; off < b.length; off += chunk)
-      out.push(
-        encodeChunkHash(
-          createHash('sha256')
-            .update(b.subarray(off, off + chunk))
-            .digest(),
-        ),
-      );
-    return out;
-  };
   const payloads: OsImagePayload[] = [
     {
       index: 0,
       name: 'packed',
       size: data.length,
       hashChunkSize: chunk,
-      chunkHashes: hashes(data),
+      chunkHashes: chunkHashesOf(data, chunk),
       layer: { mediaType: MediaType.zstd, digest, size: blob.length },
       compression: 'zstd',
     },
@@ -160,7 +148,7 @@ async function bothCompressions(): Promise<{ blob: Buffer; payloads: OsImagePayl
       name: 'raw',
       size: blob.length,
       hashChunkSize: chunk,
-      chunkHashes: hashes(blob),
+      chunkHashes: chunkHashesOf(blob, chunk),
       layer: { mediaType: MediaType.octetStream, digest, size: blob.length },
       compression: 'none',
     },

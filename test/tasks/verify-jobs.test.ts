@@ -3,31 +3,23 @@
  * verifying a large index must not read every child manifest at once.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openLocationForReading } from '../../src/copy/locations.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
-import { encodeChunkHash, OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
+import { OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
 import { type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { chunkHashesOf } from '../helpers/osimage-check.js';
 
 const KiB = 1024;
 /** An OS image with one uncompressed payload: its manifest, config and payload blob. */
 function osImage(seed: number): { manifest: Blob; blobs: Blob[] } {
   const chunk = 16 * KiB;
   const data = pseudoRandom(3 * chunk + 100, seed, true);
-  const chunkHashes: string[] = [];
-  for (let o = 0; o < data.length; o += chunk)
-    chunkHashes.push(
-      encodeChunkHash(
-        createHash('sha256')
-          .update(data.subarray(o, o + chunk))
-          .digest(),
-      ),
-    );
+  const chunkHashes = chunkHashesOf(data, chunk);
   const config = blob(
     OS_IMAGE_CONFIG_MEDIA_TYPE,
     serializeConfig({
