@@ -6,14 +6,15 @@
  * write; the caller then aborts the destination.
  */
 import { once } from 'node:events';
-import { PassThrough, type Readable } from 'node:stream';
-import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../content/store.js';
+import { PassThrough } from 'node:stream';
+import { ForwardingStore } from '../content/forwarding-store.js';
+import type { ByteSource, ContentStore, PushOptions } from '../content/store.js';
 import { isOciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from './payload-reader.js';
 import type { OsImagePayload } from './reader.js';
 
-export class ChunkCheckingStore implements ContentStore {
+export class ChunkCheckingStore extends ForwardingStore {
   /** Blobs whose every payload was checked on the way in. */
   readonly verified = new Set<string>();
   /**
@@ -23,10 +24,11 @@ export class ChunkCheckingStore implements ContentStore {
   private readonly byBlob: Map<string, OsImagePayload[]>;
 
   constructor(
-    private readonly inner: ContentStore,
+    inner: ContentStore,
     /** The payloads to check, in image order. */
     private readonly payloads: readonly OsImagePayload[],
   ) {
+    super(inner);
     this.byBlob = payloadsByBlob(payloads);
   }
 
@@ -50,7 +52,7 @@ export class ChunkCheckingStore implements ContentStore {
    * chunks in one read, rather than hashed by the store's exists() and then
    * read again by the check after the copy.
    */
-  async exists(desc: Descriptor): Promise<boolean> {
+  override async exists(desc: Descriptor): Promise<boolean> {
     const payloads = this.byBlob.get(desc.digest);
     if (!payloads) return this.inner.exists(desc);
     if (this.verified.has(desc.digest)) return true;
@@ -86,20 +88,8 @@ export class ChunkCheckingStore implements ContentStore {
     this.verified.add(desc.digest);
     return true;
   }
-  fetch(desc: Descriptor): Promise<Readable> {
-    return this.inner.fetch(desc);
-  }
-  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
-    return this.inner.pushStream(content, options);
-  }
-  resolve(reference: string): Promise<Descriptor> {
-    return this.inner.resolve(reference);
-  }
-  tag(desc: Descriptor, tag: string): Promise<void> {
-    return this.inner.tag(desc, tag);
-  }
 
-  async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
+  override async push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
     const payloads = this.byBlob.get(desc.digest);
     if (!payloads || (await this.inner.exists(desc))) return this.inner.push(desc, content, options);
     const feed = new PassThrough({ highWaterMark: 1 << 20 });

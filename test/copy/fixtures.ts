@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import * as tar from 'tar-stream';
-import type { ByteSource, ContentStore, PushOptions, PushStreamOptions, StoredBlob } from '../../src/content/store.js';
+import { ForwardingStore } from '../../src/content/forwarding-store.js';
 import { type CopyResult, copyGraph } from '../../src/copy/graph.js';
 import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
@@ -130,38 +130,6 @@ export class Gauge {
   }
   leave(): void {
     this.now--;
-  }
-}
-
-/**
- * A store that hands every call to `inner`: a test store extends it and
- * overrides only the calls it watches or changes.
- */
-export class ForwardingStore implements ContentStore {
-  constructor(protected readonly inner: ContentStore) {}
-
-  exists(desc: Descriptor): Promise<boolean> {
-    return this.inner.exists(desc);
-  }
-
-  fetch(desc: Descriptor): Promise<Readable> {
-    return this.inner.fetch(desc);
-  }
-
-  push(desc: Descriptor, content: ByteSource, options?: PushOptions): Promise<void> {
-    return this.inner.push(desc, content, options);
-  }
-
-  pushStream(content: ByteSource, options: PushStreamOptions): Promise<StoredBlob> {
-    return this.inner.pushStream(content, options);
-  }
-
-  resolve(reference: string): Promise<Descriptor> {
-    return this.inner.resolve(reference);
-  }
-
-  tag(desc: Descriptor, tag: string): Promise<void> {
-    return this.inner.tag(desc, tag);
   }
 }
 
