@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCli, tempDir } from '../helpers/cli.js';
+import { repoRoot, runCli, tempDir } from '../helpers/cli.js';
 
 /** Environment that keeps every auth file inside `dir`. */
 function isolated(dir: string): NodeJS.ProcessEnv {
@@ -59,4 +59,16 @@ test('shell completion is generated and knows the commands', async (t) => {
   assert.equal(r.code, 0, r.stderr);
   const bash = await readFile(join(home, '.cache', 'oci-os', 'autocomplete', 'functions', 'bash', 'oci-os.bash'), 'utf8');
   for (const c of ['push', 'login', 'attach', 'referrers']) assert.match(bash, new RegExp(`\\b${c}\\b`), c);
+});
+
+test('--version prints the line oclif prints for it, without starting the CLI', async () => {
+  const { Config } = await import('@oclif/core');
+  const config = await Config.load(repoRoot);
+  const r = await runCli(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, `${config.userAgent}\n`);
+  // Anything more on the command line goes to oclif, which prints the same line.
+  const viaOclif = await runCli(['--version', '--debug']);
+  assert.equal(viaOclif.code, 0, viaOclif.stderr);
+  assert.equal(viaOclif.stdout, r.stdout);
 });
