@@ -37,7 +37,7 @@ export interface TransferOptions extends Pick<CopyOptions, 'jobs' | 'signal' | '
    * Registry destinations are not read back.
    */
   verifyOsImages?: boolean;
-  /** Copy only the image for this platform when the source is an index (image/platform-select.ts); a single image must match it. */
+  /** Copy only the image for this platform when the source is an index (select-root.ts); a single image must match it. */
   platform?: Platform;
 }
 
