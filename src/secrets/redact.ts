@@ -134,7 +134,8 @@ function findUserinfo(token: string): { head: string; rest: string; at: number; 
     if (user.includes('/')) return false;
     return !portAndPath(user, before.slice(colon + 1)) || (strong && !looksLikeHost(user));
   };
-  // First choice: the last "@" followed by a host. With a password or a scheme that is enough; a lone name needs a path after the host (a reference, not an e-mail address).
+  // First choice: the last "@" followed by a host. With a password or a scheme that is enough; a lone
+  // name needs a path after the host (a reference, not an e-mail address).
   for (let k = ats.length - 1; k >= 0; k--) {
     const at = ats[k]!;
     const before = rest.slice(0, at);
