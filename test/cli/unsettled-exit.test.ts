@@ -4,23 +4,14 @@
  * succeeded. These run the guard in a real process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { repoRoot } from '../helpers/cli.js';
+import { type CliResult, repoRoot, runNode } from '../helpers/cli.js';
 
 /** Runs `node -e SCRIPT ARGS` with the guard at hand as `guard`. */
-function runGuarded(script: string, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+function runGuarded(script: string, args: string[] = []): Promise<CliResult> {
   const prelude = `const guard = require(${JSON.stringify(join(repoRoot, 'bin', 'unsettled.cjs'))}).exitIfUnsettled;`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', `${prelude}\n${script}`, '--', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return runNode(['-e', `${prelude}\n${script}`, '--', ...args]);
 }
 
 test('a command left waiting on a promise that can never settle fails with one line', async () => {

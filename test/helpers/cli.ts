@@ -18,8 +18,13 @@ export interface CliResult {
 
 /** Runs `oci-os ARGS` as a user would, in its own process. */
 export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+  return runNode([cliPath, ...args], opts);
+}
+
+/** Runs `node ARGV` (this test's Node.js) to its end, with `input` on stdin; collects its output and exit code. */
+export function runNode(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(process.execPath, argv, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -34,7 +39,6 @@ export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   });
 }
 
-/** Runs `oci-os ARGS`, killed after `ms`: a command that never ends fails its test instead of hanging the suite. */
 export function runCliWithin(args: string[], ms: number): Promise<CliResult & { timedOut: boolean }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
