@@ -33,9 +33,9 @@
  * against skopeo on loopback with a payload that fits a few minutes.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { dockerRegistryConfig, dockerRegistryEnv } from '../test/helpers/docker-registry.js';
 import { makeMixedFile, mib, type Timed, timed } from './util.js';
 
 const RATE = process.env.BENCH_LINK_RATE ?? '400mbit';
@@ -79,28 +79,8 @@ async function dirSize(dir: string): Promise<number> {
 async function startRegistry(ns: string, dir: string): Promise<ChildProcess> {
   const config = join(dir, 'registry.yml');
   await mkdir(join(dir, 'storage'), { recursive: true });
-  await writeFile(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
-      '  delete:',
-      '    enabled: true',
-      '  maintenance:',
-      '    uploadpurging:',
-      '      enabled: false',
-      'http:',
-      `  addr: 127.0.0.1:${PORT}`,
-      `  secret: ${randomBytes(16).toString('hex')}`,
-      '',
-    ].join('\n'),
-  );
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: process.env.TMPDIR ?? '/tmp' };
-  const proc = spawn('ip', ['netns', 'exec', ns, 'docker-registry', 'serve', config], { env, stdio: 'ignore' });
+  await writeFile(config, dockerRegistryConfig({ rootDir: join(dir, 'storage'), addr: `127.0.0.1:${PORT}`, logLevel: 'error' }));
+  const proc = spawn('ip', ['netns', 'exec', ns, 'docker-registry', 'serve', config], { env: dockerRegistryEnv(), stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     const probe = spawnSync('ip', [
       'netns',

@@ -97,6 +97,42 @@ async function killHard(p: ChildProcess): Promise<void> {
 }
 
 /**
+ * The configuration file of a `docker-registry serve`: filesystem storage
+ * under `rootDir` with deletes enabled and upload purging off, listening on
+ * `addr`, then `lines` (tls:, auth: sections) as given.
+ */
+export function dockerRegistryConfig(opts: { rootDir: string; addr: string; logLevel?: string; lines?: string[] }): string {
+  return [
+    'version: 0.1',
+    'log:',
+    `  level: ${opts.logLevel ?? 'info'}`,
+    '  formatter: text',
+    'storage:',
+    '  filesystem:',
+    `    rootdirectory: ${yamlString(opts.rootDir)}`,
+    '  delete:',
+    '    enabled: true',
+    '  maintenance:',
+    '    uploadpurging:',
+    '      enabled: false',
+    'http:',
+    `  addr: ${opts.addr}`,
+    `  secret: ${randomBytes(16).toString('hex')}`,
+    ...(opts.lines ?? []),
+    '',
+  ].join('\n');
+}
+
+/**
+ * The environment of a `docker-registry` process: only what it needs.
+ * distribution reads every REGISTRY_* variable as configuration, so a
+ * user's REGISTRY_AUTH_FILE would change the server.
+ */
+export function dockerRegistryEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: process.env.TMPDIR ?? '/tmp' };
+}
+
+/**
  * Starts the real CNCF distribution registry (`docker-registry serve`) on a
  * free loopback port, with filesystem storage in a temp dir and deletes
  * enabled, and waits until `GET /v2/` answers 200 or 401. Call `stop()`
@@ -161,33 +197,11 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       const port = await freePort();
       const host = `127.0.0.1:${port}`;
       const url = `${opts.tls ? 'https' : 'http'}://${host}`;
-      const config = [
-        'version: 0.1',
-        'log:',
-        '  level: info',
-        '  formatter: text',
-        'storage:',
-        `  filesystem:`,
-        `    rootdirectory: ${yamlString(rootDir)}`,
-        '  delete:',
-        '    enabled: true',
-        '  maintenance:',
-        '    uploadpurging:',
-        '      enabled: false',
-        'http:',
-        `  addr: ${host}`,
-        `  secret: ${randomBytes(16).toString('hex')}`,
-        ...tlsLines,
-        ...authLines,
-        '',
-      ].join('\n');
+      const config = dockerRegistryConfig({ rootDir, addr: host, lines: [...tlsLines, ...authLines] });
       const configFile = join(dir, 'config.yml');
       await writeFile(configFile, config, { mode: 0o600 });
       const out = new TailBuffer(32 * 1024);
-      // Only what it needs: distribution reads every REGISTRY_* variable as
-      // configuration, so a user's REGISTRY_AUTH_FILE would change the server.
-      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: process.env.TMPDIR ?? '/tmp' };
-      const proc = spawn('docker-registry', ['serve', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const proc = spawn('docker-registry', ['serve', configFile], { env: dockerRegistryEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
       live.add(proc);
       proc.stdout!.on('data', (c: Buffer) => out.push(c));
       proc.stderr!.on('data', (c: Buffer) => out.push(c));
