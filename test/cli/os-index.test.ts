@@ -289,11 +289,11 @@ test('parallel push --index-tag of several architectures to the CNCF registry en
     await mkdir(join(root, v));
     await writeFile(join(root, v, 'system.img'), pseudoRandom(40_000, variants.indexOf(v) + 1));
   }
-  const push = (v: string, extra: string[] = []) =>
+  const push = (v: string, extra: string[] = [], tag = '1.2.0') =>
     runCli(
       [
         'push',
-        `${repo}:1.2.0-${v}`,
+        `${repo}:${tag}-${v}`,
         '-p',
         `system=${join(root, v, 'system.img')}`,
         '--variant',
@@ -301,9 +301,9 @@ test('parallel push --index-tag of several architectures to the CNCF registry en
         '--product-id',
         'myos',
         '--product-version',
-        '1.2.0',
+        tag,
         '--index-tag',
-        '1.2.0',
+        tag,
         '--json',
         ...extra,
       ],
@@ -311,28 +311,7 @@ test('parallel push --index-tag of several architectures to the CNCF registry en
     );
   for (const round of [1, 2]) {
     const tag = round === 1 ? '1.2.0' : '1.2.1';
-    const results = await Promise.all(
-      variants.map((v) =>
-        runCli(
-          [
-            'push',
-            `${repo}:${tag}-${v}`,
-            '-p',
-            `system=${join(root, v, 'system.img')}`,
-            '--variant',
-            v,
-            '--product-id',
-            'myos',
-            '--product-version',
-            tag,
-            '--index-tag',
-            tag,
-            '--json',
-          ],
-          { env },
-        ),
-      ),
-    );
+    const results = await Promise.all(variants.map((v) => push(v, [], tag)));
     const digests: Record<string, string> = {};
     for (const [i, r] of results.entries()) {
       assert.equal(r.code, 0, r.stderr);
