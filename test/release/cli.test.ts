@@ -72,3 +72,14 @@ test('--version prints the line oclif prints for it, without starting the CLI', 
   assert.equal(viaOclif.code, 0, viaOclif.stderr);
   assert.equal(viaOclif.stdout, r.stdout);
 });
+
+test('the CLI bundles are ASCII, so Node.js reads them as one-byte text', async () => {
+  for (const name of ['oci-os.cjs', 'oci-os-commands.cjs']) {
+    const text = await readFile(join(repoRoot, 'dist', name), 'utf8');
+    const at = text.search(/[^\0-\x7f]/);
+    assert.equal(at, -1, `${name}: ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}`);
+  }
+  // The escaped help text still reads as written.
+  const r = await runCli(['copy', '--help']);
+  assert.match(r.stdout, /copied verbatim \u2014 manifests/);
+});
