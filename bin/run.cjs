@@ -75,7 +75,25 @@ function runCli() {
   // The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
   // instead of some 190 files to find, read and compile; the commands in a
   // second one, read only when a command runs, each command evaluated only when
-  // it runs. execute() reports a command's errors and sets the exit code itself;
+  // it runs. launch() reports a command's errors and sets the exit code itself;
   // a command that can never end is reported here rather than passing for a success.
-  require('./unsettled.cjs').exitIfUnsettled(require('../dist/oci-os.cjs').execute({ dir: __filename }), process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  require('./unsettled.cjs').exitIfUnsettled(loadCli().launch(join(__dirname, '..'), require('../package.json'), argv), argv);
+}
+
+/**
+ * The start-up bundle. As it loads, oclif checks the Node.js version against
+ * its own package's engines (>=18) with semver, a package it otherwise does
+ * not need to load; ours (package.json engines) ask for more, and npm checks
+ * them when installing. So that check is turned off while the bundle loads.
+ */
+function loadCli() {
+  const variable = 'OCLIF_DISABLE_ENGINE_WARNING';
+  if (process.env[variable] !== undefined) return require('../dist/oci-os.cjs');
+  process.env[variable] = '1';
+  try {
+    return require('../dist/oci-os.cjs');
+  } finally {
+    delete process.env[variable];
+  }
 }

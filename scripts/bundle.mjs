@@ -50,7 +50,7 @@ const commands = commandFiles().map((file) => {
 if (commands.length === 0) throw new Error('no compiled commands in dist/commands: run tsc first');
 
 const req = (file) => JSON.stringify('./' + relative(dist, file).split(sep).join('/'));
-// The start-up bundle: oclif and the command_not_found hook. Its commands are
+// The start-up bundle: oclif, what starts it and the command_not_found hook. Its commands are
 // getters that load the commands bundle, parsed only when a command runs
 // (`--version` and `--help` never compile the commands' code).
 const entry = `'use strict';
@@ -63,7 +63,7 @@ exports.commandNotFound = function (options) {
   return require(${req(join(dist, 'cli', 'not-found.js'))}).default.call(this, options);
 };
 exports.oclif = require('@oclif/core');
-exports.execute = exports.oclif.execute;
+exports.launch = (root, pjson, argv) => require(${req(join(dist, 'cli', 'launch.js'))}).launch(root, pjson, Object.keys(COMMANDS), argv);
 `;
 // The commands bundle: each command a getter too, evaluated (with the library
 // code only it uses) when oclif asks for it. It shares the start-up bundle's oclif.

@@ -59,6 +59,9 @@ test('shell completion is generated and knows the commands', async (t) => {
   assert.equal(r.code, 0, r.stderr);
   const bash = await readFile(join(home, '.cache', 'oci-os', 'autocomplete', 'functions', 'bash', 'oci-os.bash'), 'utf8');
   for (const c of ['push', 'login', 'attach', 'referrers']) assert.match(bash, new RegExp(`\\b${c}\\b`), c);
+  // Our commands start without the plugin; the tool's help still lists its command.
+  const help = await runCli(['--help']);
+  assert.match(help.stdout, /^ {2}autocomplete {2}/m);
 });
 
 test('--version prints the line oclif prints for it, without starting the CLI', async () => {
