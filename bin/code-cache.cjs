@@ -29,12 +29,12 @@ function hashOf(text) {
   return h.toString(16).padStart(8, '0');
 }
 
-/** Compiles `files` (absolute paths of CommonJS modules) with V8 code cached in `dir`, from now on. */
-function cacheCompiledCode(dir, files) {
+/** Compiles the CommonJS modules `isBundle` picks (by absolute path) with V8 code cached in `dir`, from now on. */
+function cacheCompiledCode(dir, isBundle) {
   const compile = Module.prototype._compile;
   const unsaved = [];
   Module.prototype._compile = function (content, filename) {
-    if (!files.includes(filename)) return compile.call(this, content, filename);
+    if (!isBundle(filename)) return compile.call(this, content, filename);
     const cacheFile = join(dir, `${basename(filename)}-${process.version}-${process.arch}-${hashOf(filename)}`);
     let cachedData;
     let hash;

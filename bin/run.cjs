@@ -58,7 +58,7 @@ function runCli() {
   // the bundles. The cache goes with the user's other caches, not into TMPDIR,
   // which scripts (and our tests) expect a command to leave as it found it.
   const { homedir } = require('node:os');
-  const { join } = require('node:path');
+  const { join, sep } = require('node:path');
   const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'oci-os');
   // Stack traces (--debug, DEBUG=oci-os) name the source files and lines,
   // not places in the bundle; the maps are read only then.
@@ -68,14 +68,14 @@ function runCli() {
     if (!process.env.NODE_COMPILE_CACHE) module_.enableCompileCache(join(cacheDir, 'node-compile-cache'));
   } else if (!sourceMaps) {
     // Source maps are applied to what Node.js compiles itself, so with them the bundles are compiled as usual.
-    const bundles = ['oci-os.cjs', 'oci-os-commands.cjs'].map((f) => join(__dirname, '..', 'dist', f));
-    require('./code-cache.cjs').cacheCompiledCode(join(cacheDir, 'v8-code-cache'), bundles);
+    const dist = join(__dirname, '..', 'dist');
+    const isBundle = (file) => file.endsWith('.cjs') && (file === join(dist, 'oci-os.cjs') || file.startsWith(join(dist, 'bundles') + sep));
+    require('./code-cache.cjs').cacheCompiledCode(join(cacheDir, 'v8-code-cache'), isBundle);
   }
 
   // The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
-  // instead of some 190 files to find, read and compile; the commands in a
-  // second one, read only when a command runs, each command evaluated only when
-  // it runs. launch() reports a command's errors and sets the exit code itself;
+  // instead of some 190 files to find, read and compile; each command in one
+  // of its own, read only when that command runs. launch() reports a command's errors and sets the exit code itself;
   // a command that can never end is reported here rather than passing for a success.
   const argv = process.argv.slice(2);
   require('./unsettled.cjs').exitIfUnsettled(loadCli().launch(join(__dirname, '..'), require('../package.json'), argv), argv);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, runCli, tempDir } from '../helpers/cli.js';
@@ -77,7 +77,9 @@ test('--version prints the line oclif prints for it, without starting the CLI', 
 });
 
 test('the CLI bundles are ASCII, so Node.js reads them as one-byte text', async () => {
-  for (const name of ['oci-os.cjs', 'oci-os-commands.cjs']) {
+  const bundles = (await readdir(join(repoRoot, 'dist', 'bundles'))).filter((f) => f.endsWith('.cjs')).map((f) => join('bundles', f));
+  assert.ok(bundles.includes(join('bundles', 'image-build.cjs')), bundles.join());
+  for (const name of ['oci-os.cjs', ...bundles]) {
     const text = await readFile(join(repoRoot, 'dist', name), 'utf8');
     const at = text.search(/[^\0-\x7f]/);
     assert.equal(at, -1, `${name}: ${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}`);
