@@ -88,3 +88,11 @@ test('the CLI bundles are ASCII, so Node.js reads them as one-byte text', async 
   const r = await runCli(['copy', '--help']);
   assert.match(r.stdout, /copied verbatim \u2014 manifests/);
 });
+
+test("DEBUG still turns on oclif's own log, which starts without its package", async () => {
+  const quiet = await runCli(['logout', '--help'], { env: { DEBUG: '' } });
+  assert.doesNotMatch(quiet.stderr, /oclif/);
+  const r = await runCli(['logout', '--help'], { env: { DEBUG: 'oclif:*' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /oclif:main process\.argv/);
+});
