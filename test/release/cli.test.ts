@@ -96,3 +96,22 @@ test("DEBUG still turns on oclif's own log, which starts without its package", a
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /oclif:main process\.argv/);
 });
+
+test('a command named on the command line starts from a manifest of its own, the same as in the whole one', async () => {
+  const whole = JSON.parse(await readFile(join(repoRoot, 'oclif.manifest.json'), 'utf8'));
+  const ids = Object.keys(whole.commands);
+  assert.ok(ids.includes('image:build') && ids.length > 10, ids.join());
+  for (const id of ids) {
+    const own = JSON.parse(await readFile(join(repoRoot, 'dist', 'launch', id.replaceAll(':', '-'), 'oclif.manifest.json'), 'utf8'));
+    assert.deepEqual(own, { ...whole, commands: { [id]: whole.commands[id] } }, id);
+    const r = await runCli([...id.split(':'), '--help']);
+    assert.equal(r.code, 0, `${id}: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`\\$ oci-os ${id.replaceAll(':', ' ')} `), id);
+  }
+  // A topic still knows all its commands; an unknown one in it is reported by our hook.
+  const topic = await runCli(['image', '--help']);
+  for (const c of ['build', 'index', 'unpack']) assert.match(topic.stdout, new RegExp(`image ${c}`), c);
+  const bogus = await runCli(['image', 'bogus']);
+  assert.equal(bogus.code, 2);
+  assert.equal(bogus.stderr, 'oci-os: error: unknown command "image bogus"; see oci-os image --help\n');
+});
