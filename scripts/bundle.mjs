@@ -75,23 +75,27 @@ const sharedOclif = {
 };
 
 /**
- * Two packages oclif loads as it starts, each in a stand-in that loads the
- * package only when it is used (about 10 ms of every start):
+ * Modules oclif loads as it starts, each bundled behind a stand-in that loads
+ * it only when it is used (about 10 ms of every start):
  * - tinyglobby, with which oclif finds command files by pattern; ours are
  *   listed (the explicit strategy), so no command of ours uses it;
  * - debug, through which oclif's log prints when DEBUG names it: without
- *   DEBUG every debug() it makes is a no-op, and the package (with tty and
- *   supports-color) is not loaded.
+ *   DEBUG every debug() it makes is a no-op;
+ * - supports-color (and with it tty), read when oclif colors its output;
+ *   readline, with which it reads a flag's value from standard input; and
+ *   perf_hooks, for its own timings, on only when asked for.
+ * A stand-in by property (`later`) serves modules whose users read their
+ * properties only when they use them, as oclif's compiled code does.
  */
+const later = (name) => `let loaded; module.exports = new Proxy({}, { get: (_, key) => (loaded ??= require(${JSON.stringify(name)}))[key] });`;
 const lazyPackages = {
-  tinyglobby: `
-    const load = () => require('tinyglobby');
-    module.exports = Object.fromEntries(
-      ['glob', 'globSync', 'convertPathToPattern', 'escapePath', 'isDynamicPattern'].map((name) => [name, (...args) => load()[name](...args)]),
-    );`,
+  tinyglobby: later('tinyglobby'),
   debug: `
     const quiet = () => Object.assign(() => {}, { enabled: false });
     module.exports = process.env.DEBUG ? require('debug') : Object.assign(quiet, { enable() {}, disable: () => '', enabled: () => false });`,
+  'supports-color': later('supports-color'),
+  'node:readline': later('node:readline'),
+  'node:perf_hooks': later('node:perf_hooks'),
 };
 const lazy = {
   name: 'lazy-packages',
