@@ -62,11 +62,10 @@ export async function* layerEntries(path: string, options: LayerBuildOptions = {
   else yield* readTarInput(path, options.normalize, options.warnings);
 }
 
-async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, signal?: AbortSignal, tap?: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+async function* hashed(source: AsyncIterable<Buffer>, counter: Sha256Counter, signal?: AbortSignal): AsyncGenerator<Buffer> {
   for await (const chunk of source) {
     if (signal?.aborted) throw new InterruptedError('build aborted');
     counter.update(chunk);
-    tap?.(chunk);
     yield chunk;
   }
 }
@@ -110,8 +109,6 @@ export interface ZstdShare {
 export interface EntriesStreamOptions {
   /** With zstd: frames from, and compressed within, this share. */
   zstd?: ZstdShare;
-  /** Called at each opening of the layer; what it returns sees every chunk of that opening's tar, in order. */
-  observe?: () => (chunk: Buffer) => void;
 }
 
 /**
@@ -132,19 +129,18 @@ export async function pushEntries(
   let counter = new Sha256Counter();
   const open = () => {
     counter = new Sha256Counter();
-    const tap = stream.observe?.();
     const share = stream.zstd;
     if (compression === 'zstd' && share) {
-      return paced(share.compress(hashed(tarFrames(entries(), ZSTD_FRAME, share.pool.take), counter, options.signal, tap), level), share.pacer);
+      return paced(share.compress(hashed(tarFrames(entries(), ZSTD_FRAME, share.pool.take), counter, options.signal), level), share.pacer);
     }
     if (compression === 'zstd') {
       // The tar is written straight into zstd-frame-sized buffers that are reused once compressed.
       // The compressed frames come back as native buffers that V8 barely weighs; pacing on them keeps
       // dead ones from piling up (about 20 MiB of peak RSS on a 1 GiB layer).
       const pool = new BufferPool(ZSTD_FRAME);
-      return paced(zstdFrames(hashed(tarFrames(entries(), ZSTD_FRAME, pool.take), counter, options.signal, tap), level, pool.give), new GcPacer());
+      return paced(zstdFrames(hashed(tarFrames(entries(), ZSTD_FRAME, pool.take), counter, options.signal), level, pool.give), new GcPacer());
     }
-    return compressLayer(hashed(writeTar(entries()), counter, options.signal, tap), { compression, level });
+    return compressLayer(hashed(writeTar(entries()), counter, options.signal), { compression, level });
   };
   const stored = await store.pushStream(open(), { mediaType, reopen: open, signal: options.signal });
   if (counter.size === 0) throw new OciError('INTERNAL', `layer ${source}: the store finished without reading the layer`);

@@ -19,7 +19,6 @@ import type { BlobStatus } from '../../progress/events.js';
 import { layerMediaType, resolveCompression } from '../compress.js';
 import { type BuiltLayer, type LayerBuildOptions, pushEntries } from '../layer.js';
 import type { ImageSource } from '../source.js';
-import type { EntryWithContent } from '../tar/writer.js';
 import { layerAnnotations, previousLayers } from './annotations.js';
 import { readApk, readPacman } from './apk-pacman.js';
 import { assignComponents, LARGE_FILE } from './assign.js';
@@ -28,7 +27,7 @@ import { readDpkg } from './dpkg.js';
 import { FrameBudget } from './frame-budget.js';
 import { type LayerPlan, planLayers } from './plan.js';
 import { readNixStore, readRpm } from './rpm-nix.js';
-import { contentTap, type ScannedTree, scanTree } from './tree-scan.js';
+import { layerEntries, type ScannedTree, scanTree } from './tree-scan.js';
 
 /** Default and largest --max-layers. */
 export const DEFAULT_MAX_LAYERS = 64;
@@ -90,11 +89,6 @@ export async function planTree(
   return { tree, plan, names: assignment.components.map((c) => c.name) };
 }
 
-/** The entries of one planned layer, with their files to read. */
-async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGenerator<EntryWithContent> {
-  for (const i of entries) yield { entry: tree.entry(i), source: tree.source(i) };
-}
-
 /** Builds (or takes from the previous image) every layer of the tree at `root` into `store`. */
 export async function pushComponentLayers(
   store: ContentStore,
@@ -127,8 +121,8 @@ export async function pushComponentLayers(
           status: copied!.status,
         };
       }
-      const observe = hashed ? undefined : contentTap(tree, layer.entries);
-      const built = await pushEntries(store, () => layerEntries(tree, layer.entries), `${root} (layer ${n + 1})`, { ...options, signal }, { zstd, observe });
+      const entries = () => layerEntries(tree, layer.entries, !hashed);
+      const built = await pushEntries(store, entries, `${root} (layer ${n + 1})`, { ...options, signal }, { zstd });
       return { ...built, reused: false, status: 'built' };
     }),
   );

@@ -16,11 +16,12 @@
  * in typed arrays (ScannedTree) and 32 for its digest, never a file's
  * content; no object per entry.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { OciError } from '../../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
-import { encodeTarHeader, paddingFor, type TarEntry, type TarEntryType } from '../tar/header.js';
+import type { EntryWithContent } from '../tar/frames.js';
+import type { TarEntry, TarEntryType } from '../tar/header.js';
 import { type TreeOptions, walkTree } from '../tree.js';
 
 const TYPES: TarEntryType[] = ['file', 'link', 'symlink', 'character-device', 'block-device', 'directory', 'fifo'];
@@ -325,54 +326,21 @@ export async function scanTree(root: string, options: TreeOptions, warnings: str
 }
 
 /**
- * Hashes the content of the files of one layer from its tar stream, into
- * `tree.digests`: given the layer's entries (in the order it writes them),
- * it knows where each file's content lies in the stream (after its header,
- * as encodeTarHeader writes it) and hashes those bytes as the chunks pass.
- * Each opening of the layer gets a fresh tap (the store may read a layer
- * twice); a digest is written only once its file's last byte has passed.
+ * The entries of one layer to write, with their files to read. With `hash`,
+ * each file's content is hashed into `tree.digests` as the archive takes it
+ * in: the digest is written when the next entry is asked for, so only once
+ * every byte of the file has passed (the tar writer asks for an entry after
+ * it has written the one before). Each writing of a layer iterates afresh.
  */
-export function contentTap(tree: ScannedTree, layerEntries: Uint32Array): () => (chunk: Buffer) => void {
-  return () => {
-    let k = 0; // next entry of the layer
-    let pos = 0; // stream offset of the chunk being looked at
-    let start = 0; // stream offset of the next entry's header
-    let file = -1; // entry whose content is being hashed
-    let end = 0; // stream offset where its content ends
-    let h: Hash | undefined;
-    /** Moves to the next entry with content, finishing the ones without. */
-    const nextFile = (): void => {
-      file = -1;
-      while (k < layerEntries.length) {
-        const i = layerEntries[k++]!;
-        const size = tree.size(i);
-        const contentStart = start + encodeTarHeader(tree.entry(i)).length;
-        start = contentStart + (tree.type(i) === 'file' ? size + paddingFor(size) : 0);
-        if (!hasContent(tree, i)) continue;
-        if (size === 0) {
-          createHash('sha256').digest().copy(contentDigest(tree, i));
-          continue;
-        }
-        file = i;
-        end = contentStart + size;
-        h = createHash('sha256');
-        fileStart = contentStart;
-        return;
-      }
-    };
-    let fileStart = 0;
-    nextFile();
-    return (chunk: Buffer) => {
-      const chunkEnd = pos + chunk.length;
-      while (file >= 0 && fileStart < chunkEnd) {
-        const from = Math.max(fileStart, pos);
-        const to = Math.min(end, chunkEnd);
-        if (to > from) h!.update(chunk.subarray(from - pos, to - pos));
-        if (to < end) break;
-        h!.digest().copy(contentDigest(tree, file));
-        nextFile();
-      }
-      pos = chunkEnd;
-    };
-  };
+export async function* layerEntries(tree: ScannedTree, entries: Uint32Array, hash: boolean): AsyncGenerator<EntryWithContent> {
+  for (const i of entries) {
+    const item: EntryWithContent = { entry: tree.entry(i), source: tree.source(i) };
+    if (!hash || !hasContent(tree, i)) {
+      yield item;
+      continue;
+    }
+    const h = createHash('sha256');
+    yield { ...item, onContent: (bytes) => h.update(bytes) };
+    h.digest().copy(contentDigest(tree, i));
+  }
 }
