@@ -75,9 +75,13 @@ function fitsOctal(n: number, width: number): boolean {
   return Number.isSafeInteger(n) && n >= 0 && n < 8 ** (width - 1);
 }
 
+/** Writes `n` (0 when it does not fit) as width-1 octal digits and a NUL, digit by digit: no string per field. */
 function writeOctal(buf: Buffer, off: number, width: number, n: number): void {
-  const v = fitsOctal(n, width) ? n : 0;
-  buf.write(v.toString(8).padStart(width - 1, '0'), off, width - 1, 'ascii');
+  let v = fitsOctal(n, width) ? n : 0;
+  for (let i = off + width - 2; i >= off; i--) {
+    buf[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
   buf[off + width - 1] = 0;
 }
 
@@ -131,7 +135,7 @@ function ustarBlock(f: UstarFields): Buffer {
   writeOctal(b, 116, 8, f.gid);
   writeOctal(b, 124, 12, f.size);
   writeOctal(b, 136, 12, f.mtime);
-  b.write(f.flag, 156, 1, 'ascii');
+  b[156] = f.flag.charCodeAt(0);
   b.write(f.linkname, 157, 100, 'latin1');
   b.write('ustar\u000000', 257, 8, 'ascii');
   writeOctal(b, 329, 8, f.devmajor);
@@ -139,9 +143,9 @@ function ustarBlock(f: UstarFields): Buffer {
   b.write(f.prefix, 345, 155, 'latin1');
   b.fill(0x20, 148, 156);
   let sum = 0;
-  for (const byte of b) sum += byte;
-  b.write(sum.toString(8).padStart(6, '0'), 148, 6, 'ascii');
-  b[154] = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  // Six digits, a NUL and a space: the form GNU tar writes.
+  writeOctal(b, 148, 7, sum);
   b[155] = 0x20;
   return b;
 }
