@@ -15,8 +15,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { BigIntStats } from 'node:fs';
-import { lstatSync } from 'node:fs';
-import { readdir, readlink, realpath, stat } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
 import { fsError, OciError } from '../errors.js';
 import { isExcluded, type NormalizeOptions, normalizeMtime } from './normalize.js';
 import { joinHost } from './secure-path.js';
@@ -113,10 +113,11 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
     names: Buffer[];
     next: number;
   }
-  const list = async (dir: string | Buffer, prefix: string, rawPrefix?: Buffer): Promise<Level> => {
+  // Directories and links are read synchronously too, for the reason entries are lstat'ed so (below).
+  const list = (dir: string | Buffer, prefix: string, rawPrefix?: Buffer): Level => {
     let names: Buffer[];
     try {
-      names = await readdir(dir, { encoding: 'buffer' });
+      names = readdirSync(dir, { encoding: 'buffer' });
     } catch (err) {
       throw fsError(err, shownName(dir), 'read');
     }
@@ -127,7 +128,7 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
   // One loop over a stack of directories rather than a generator per directory: an entry
   // passed up through one `yield*` per level above it cost a promise and a result at each,
   // most of what a walk allocated.
-  const stack = [await list(root, '')];
+  const stack = [list(root, '')];
   while (stack.length > 0) {
     const level = stack[stack.length - 1]!;
     if (level.next === level.names.length) {
@@ -150,14 +151,14 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
     } catch (err) {
       throw fsError(err, shownName(path), 'read');
     }
-    const out = await entryOf(path, rel, raw, st);
+    const out = entryOf(path, rel, raw, st);
     if (!out) continue;
     yield out;
-    if (out.entry.type === 'directory') stack.push(await list(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')])));
+    if (out.entry.type === 'directory') stack.push(list(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')])));
   }
 
   /** The entry of one path; undefined for a socket (with a warning). */
-  async function entryOf(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): Promise<TreeEntry | undefined> {
+  function entryOf(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): TreeEntry | undefined {
     const type = typeOf(st);
     if (!type) {
       warnings.push(`${shownName(path)}: skipped, tar cannot hold a socket`);
@@ -187,7 +188,7 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
     if (type === 'symlink') {
       let target: Buffer;
       try {
-        target = await readlink(path, { encoding: 'buffer' });
+        target = readlinkSync(path, { encoding: 'buffer' });
       } catch (err) {
         throw fsError(err, shownName(path), 'read');
       }
