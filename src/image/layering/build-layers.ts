@@ -123,6 +123,8 @@ export async function pushComponentLayers(
       }
       const entries = () => layerEntries(tree, layer.entries, !hashed);
       const built = await pushEntries(store, entries, `${root} (layer ${n + 1})`, { ...options, signal }, { zstd });
+      // Its components' digests now, while other layers are still being written, not all at the end.
+      plan.digests(layer.components);
       return { ...built, reused: false, status: 'built' };
     }),
   );

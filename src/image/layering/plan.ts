@@ -28,8 +28,11 @@ export interface PlannedLayer {
 /** The plan, with what it was made from. */
 export interface LayerPlan {
   layers: PlannedLayer[];
-  /** Content digest of each component, once every file of the tree is hashed (scanTree or the layers' ContentTaps). */
-  digests: () => Buffer[];
+  /**
+   * Content digests of the components given (by default all), once their
+   * files are hashed: by scanTree, or by writing the layer that holds them.
+   */
+  digests: (components?: readonly number[]) => Buffer[];
   /** Previous layers kept, and previous layers with a plan. */
   kept: number;
   previousLayers: number;
@@ -41,11 +44,13 @@ const tarBytes = (size: number) => 512 + Math.ceil(size / 512) * 512;
  * Each component's content digest: its entries' tar headers and content
  * digests in walk order, each preceded by the headers of directories above
  * it not yet counted, so that equal digests mean equal bytes in any layer.
+ * Taken when first asked for, one component at a time: a component's files
+ * are all in one layer, so its digest can be taken as soon as that layer is
+ * written, while others are still being written.
  */
-function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array): Buffer[] {
-  // Component by component (its entries in walk order, by a counting sort), one hash at a time, the
-  // directories counted marked in one array: a few bytes an entry, where a set of entries per
-  // component cost tens of bytes each at the end of the build.
+function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array): (c: number) => Buffer {
+  // Each component's entries in walk order (a counting sort), and the directories counted marked in
+  // one array: a few bytes an entry, where a set of entries per component cost tens of bytes each.
   const n = tree.count;
   const k = a.components.length;
   const start = new Uint32Array(k + 1);
@@ -55,8 +60,8 @@ function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array):
   const fill = start.slice(0, k);
   for (let i = 0; i < n; i++) order[fill[a.of[i]!]!++] = i;
   const seen = new Int32Array(n).fill(-1);
-  const out: Buffer[] = [];
-  for (let c = 0; c < k; c++) {
+  const known: Array<Buffer | undefined> = new Array(k);
+  const digestOf = (c: number): Buffer => {
     const h = createHash('sha256');
     for (let j = start[c]!; j < start[c + 1]!; j++) {
       const i = order[j]!;
@@ -70,9 +75,9 @@ function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array):
       h.update('E').update(encodeTarHeader(tree.entry(i)));
       if (hasContent(tree, i)) h.update(contentDigest(tree, i));
     }
-    out.push(h.digest());
-  }
-  return out;
+    return h.digest();
+  };
+  return (c) => (known[c] ??= digestOf(c));
 }
 
 /** Union-find over components: a hard link and its target are one unit. */
@@ -101,12 +106,12 @@ function unitsOf(tree: ScannedTree, a: Assignment): Int32Array {
  */
 export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, previous: PreviousLayer[] = []): LayerPlan {
   const parent = tree.parent;
-  let known: Buffer[] | undefined;
-  const digests = () => (known ??= componentDigests(tree, a, parent));
+  const digestOf = componentDigests(tree, a, parent);
+  const digests = (comps: readonly number[] = a.components.map((_, c) => c)) => comps.map(digestOf);
   const unitOf = unitsOf(tree, a);
   const compBytes = new Float64Array(a.components.length);
   for (let i = 0; i < tree.count; i++) compBytes[a.of[i]!]! += tarBytes(tree.size(i));
-  const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digests()[c]! })));
+  const content = (comps: number[]) => groupDigest(comps.map((c) => ({ name: a.components[c]!.name, digest: digestOf(c) })));
 
   // Previous layers kept: every component still here, the same content, and no unit reaching outside.
   const byName = new Map(a.components.map((c, i) => [c.name, i]));

@@ -4,8 +4,8 @@
  * is the order every layer writes them in, and room for the SHA-256 of
  * each regular file's content (32 bytes an entry, in one buffer).
  *
- * The content digests come from the layers' own tar streams as they are
- * written (ContentTap), when nothing needs them sooner. Only a build with
+ * The content digests are taken as the layers are written (layerEntries
+ * hashes each file as the tar writer reads it), when nothing needs them sooner. Only a build with
  * --previous hashes here, reading every file once before any layer is
  * written: whether a previous layer is kept must be known before the
  * layers are packed and written (a kept layer's components are not packed
@@ -66,7 +66,7 @@ const utf8 = new TextEncoder();
 export class ScannedTree {
   /** `root/` as the walk joins paths: the source of most files is this and their name. */
   readonly prefix: string;
-  /** SHA-256 of each regular file's content at 32 × its index, once hashed (here or by a ContentTap). */
+  /** SHA-256 of each regular file's content at 32 × its index, once hashed (here or by layerEntries). */
   readonly digests: Buffer;
   /** Directory index of each entry (-1 at the top). */
   readonly parent: Int32Array;
