@@ -7,7 +7,7 @@
  * metadata in every layer that needs them.
  */
 import { createHash } from 'node:crypto';
-import { encodeTarHeader } from '../tar/header.js';
+import { BLOCK, encodeTarHeader } from '../tar/header.js';
 import { groupDigest, type PreviousLayer } from './annotations.js';
 import type { Assignment } from './assign.js';
 import { type PackUnit, packUnits } from './pack.js';
@@ -61,6 +61,8 @@ function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array):
   for (let i = 0; i < n; i++) order[fill[a.of[i]!]!++] = i;
   const seen = new Int32Array(n).fill(-1);
   const known: Array<Buffer | undefined> = new Array(k);
+  // Each header is hashed at once: one buffer serves them all.
+  const scratch = Buffer.alloc(BLOCK);
   const digestOf = (c: number): Buffer => {
     const h = createHash('sha256');
     for (let j = start[c]!; j < start[c + 1]!; j++) {
@@ -69,10 +71,10 @@ function componentDigests(tree: ScannedTree, a: Assignment, parent: Int32Array):
       for (let p = parent[i]!; p >= 0 && seen[p] !== c; p = parent[p]!) above.push(p);
       for (const p of above.reverse()) {
         seen[p] = c;
-        h.update('A').update(encodeTarHeader(tree.entry(p)));
+        h.update('A').update(encodeTarHeader(tree.entry(p), scratch));
       }
       seen[i] = c;
-      h.update('E').update(encodeTarHeader(tree.entry(i)));
+      h.update('E').update(encodeTarHeader(tree.entry(i), scratch));
       if (hasContent(tree, i)) h.update(contentDigest(tree, i));
     }
     return h.digest();

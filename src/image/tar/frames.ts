@@ -11,7 +11,7 @@
  */
 import { OciError } from '../../errors.js';
 import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
-import { END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './header.js';
+import { BLOCK, END_OF_ARCHIVE, encodeTarHeader, paddingFor, type TarEntry } from './header.js';
 
 /** An entry to write, with its content: a file to read (its path as bytes when not UTF-8), or bytes from a stream (files only). */
 export interface EntryWithContent {
@@ -97,8 +97,10 @@ export async function* tarFrames(
 ): AsyncGenerator<Buffer> {
   if (!Number.isSafeInteger(frameSize) || frameSize < 1) throw new OciError('INTERNAL', `invalid tar frame size ${frameSize}`);
   const out = new FrameCursor(frameSize, take);
+  // Headers are copied into the frame at once: one buffer serves them all.
+  const scratch = Buffer.alloc(BLOCK);
   for await (const { entry, source, content, onContent } of entries) {
-    out.put(encodeTarHeader(entry));
+    out.put(encodeTarHeader(entry, scratch));
     if (entry.type === 'file' && entry.size > 0) {
       if (content) {
         let n = 0;

@@ -72,8 +72,10 @@ const isAscii = (s: string) => /^[\x01-\x7f]*$/.test(s);
 
 /** Whether `n` fits an octal field of `width` bytes (width-1 digits and a NUL). */
 function fitsOctal(n: number, width: number): boolean {
-  return Number.isSafeInteger(n) && n >= 0 && n < 8 ** (width - 1);
+  return Number.isSafeInteger(n) && n >= 0 && n < octalLimit[width]!;
 }
+/** 8 ** (width - 1) for the widths of ustar's number fields, not computed each time (a pow call per field). */
+const octalLimit: Record<number, number> = { 7: 8 ** 6, 8: 8 ** 7, 12: 8 ** 11 };
 
 /** Writes `n` (0 when it does not fit) as width-1 octal digits and a NUL, digit by digit: no string per field. */
 function writeOctal(buf: Buffer, off: number, width: number, n: number): void {
@@ -126,8 +128,9 @@ interface UstarFields {
   devminor: number;
 }
 
-function ustarBlock(f: UstarFields): Buffer {
-  const b = Buffer.alloc(BLOCK);
+/** The ustar block of `f`, written into `into` (its first 512 bytes) when given, else into a new buffer. */
+function ustarBlock(f: UstarFields, into?: Buffer): Buffer {
+  const b = into ? into.fill(0, 0, BLOCK).subarray(0, BLOCK) : Buffer.alloc(BLOCK);
   // Every text field is ASCII or raw bytes as latin1 (see splitUstarName).
   b.write(f.name, 0, 100, 'latin1');
   writeOctal(b, 100, 8, f.mode);
@@ -158,9 +161,11 @@ function truncatedAscii(s: string, max: number): string {
 /**
  * The header bytes of an entry: an optional pax extended header (with its
  * data, padded) followed by the ustar header. Content and its padding are
- * the caller's.
+ * the caller's. With `scratch` (512 bytes or more), a header that needs no
+ * extended header, most of them, is written into it rather than into a new
+ * buffer: the bytes returned are then valid until the next use of `scratch`.
  */
-export function encodeTarHeader(e: TarEntry): Buffer {
+export function encodeTarHeader(e: TarEntry, scratch?: Buffer): Buffer {
   if (e.type !== 'file' && e.size !== 0) throw new OciError('INTERNAL', `tar entry ${e.name}: only files have content`);
   const records = new Map<string, Buffer>();
   const split = e.rawName ? splitUstarName(e.rawName.toString('latin1'), true) : splitUstarName(e.name);
@@ -177,19 +182,22 @@ export function encodeTarHeader(e: TarEntry): Buffer {
     if (!fitsOctal(value, width)) records.set(key, Buffer.from(String(value)));
   }
   for (const [k, v] of e.xattrs ?? []) records.set(`SCHILY.xattr.${k}`, v);
-  const header = ustarBlock({
-    name: split ? split.name : truncatedAscii(e.name, 100),
-    prefix: split ? split.prefix : '',
-    mode: e.mode & 0o7777,
-    uid: e.uid,
-    gid: e.gid,
-    size: e.size,
-    mtime: e.mtime,
-    flag: typeFlag[e.type],
-    linkname: records.has('linkpath') ? truncatedAscii(linkname, 100) : linkname,
-    devmajor: e.devmajor ?? 0,
-    devminor: e.devminor ?? 0,
-  });
+  const header = ustarBlock(
+    {
+      name: split ? split.name : truncatedAscii(e.name, 100),
+      prefix: split ? split.prefix : '',
+      mode: e.mode & 0o7777,
+      uid: e.uid,
+      gid: e.gid,
+      size: e.size,
+      mtime: e.mtime,
+      flag: typeFlag[e.type],
+      linkname: records.has('linkpath') ? truncatedAscii(linkname, 100) : linkname,
+      devmajor: e.devmajor ?? 0,
+      devminor: e.devminor ?? 0,
+    },
+    records.size === 0 ? scratch : undefined,
+  );
   if (records.size === 0) return header;
   const keys = [...records.keys()].sort();
   const data = Buffer.concat(keys.map((k) => paxRecord(k, records.get(k)!)));
