@@ -75,8 +75,9 @@ function runCli() {
 
   // The CLI is bundled (scripts/bundle.mjs): @oclif/core in one CommonJS file
   // instead of some 190 files to find, read and compile; each command in one
-  // of its own, read only when that command runs. launch() reports a command's errors and sets the exit code itself;
-  // a command that can never end is reported here rather than passing for a success.
+  // of its own, read only when that command runs. launch() reports a
+  // command's errors and sets the exit code itself; a command that can never
+  // end is reported here rather than passing for a success.
   const argv = process.argv.slice(2);
   require('./unsettled.cjs').exitIfUnsettled(loadCli().launch(join(__dirname, '..'), require('../package.json'), argv), argv);
 }

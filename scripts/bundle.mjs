@@ -1,8 +1,9 @@
 // Bundles the CLI into CommonJS files: dist/oci-os.cjs, what every start
 // needs (@oclif/core and its dependencies, the command_not_found hook), and
-// one per command in dist/bundles/, the command with the cli/ and library code
-// it uses, read only when that command runs (not for --version or --help). Run after tsc,
-// from its output (dist/), so the bundles hold exactly the code the tests check.
+// one per command in dist/bundles/, the command with the cli/ and library
+// code it uses, read only when that command runs (not for --version or
+// --help). Run after tsc, from its output (dist/), so the bundles hold
+// exactly the code the tests check.
 //
 // Why bundle: on Node 20 (no compile cache) start-up time went to finding,
 // reading and compiling files, not to running them. @oclif/core alone is
