@@ -17,6 +17,7 @@ import { isUtf8 } from 'node:buffer';
 import type { BigIntStats } from 'node:fs';
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
+import { setImmediate } from 'node:timers/promises';
 import { fsError, OciError } from '../errors.js';
 import { isExcluded, type NormalizeOptions, normalizeMtime } from './normalize.js';
 import { joinHost } from './secure-path.js';
@@ -129,7 +130,12 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
   // passed up through one `yield*` per level above it cost a promise and a result at each,
   // most of what a walk allocated.
   const stack = [list(root, '')];
+  let walked = 0;
   while (stack.length > 0) {
+    // Every call below is synchronous: without a turn of the event loop now and then, a walk
+    // nothing else awaits (layering scans the whole tree first) would hold off Ctrl-C, timers
+    // and progress until its end.
+    if (++walked % 1024 === 0) await setImmediate();
     const level = stack[stack.length - 1]!;
     if (level.next === level.names.length) {
       stack.pop();

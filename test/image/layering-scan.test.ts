@@ -44,3 +44,29 @@ test('the scanned tree gives back every entry of the walk, finds each by path, a
     'a name that is not UTF-8 is among them',
   );
 });
+
+test('a walk lets the event loop run as it goes (Ctrl-C, timers and progress are not held off to its end)', async (t) => {
+  const dir = await tempDir(t);
+  const root = join(dir, 'tree');
+  for (let d = 0; d < 30; d++) {
+    await mkdir(join(root, `d${d}`), { recursive: true });
+    for (let i = 0; i < 100; i++) await writeFile(join(root, `d${d}`, `f${i}`), '');
+  }
+  // Turns of the event loop, each running one immediate that queues the next; counted from the
+  // first entry on (what runs before the walk, the root's checks, does not count).
+  let turns = 0;
+  let entries = 0;
+  let stop = false;
+  const turn = () => {
+    turns++;
+    if (!stop) setImmediate(turn);
+  };
+  setImmediate(turn);
+  try {
+    for await (const _ of walkTree(root, {}, [])) if (entries++ === 0) turns = 0;
+  } finally {
+    stop = true;
+  }
+  assert.equal(entries, 30 * 101);
+  assert.ok(turns >= 2, `the event loop turned ${turns} times during the walk`);
+});
