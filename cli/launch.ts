@@ -21,11 +21,9 @@ export function launch(root: string, pjson: Interfaces.PJSON, commandIds: readon
   const id = commandOf(argv, commandIds);
   if (id !== undefined) {
     const alone = join(root, 'dist', 'launch', launchFolder(id));
-    return execute({ args: argv, loadOptions: { root: alone, pjson: withoutPlugins(rebased(pjson, root, alone)), userPlugins: false, devPlugins: false } });
+    return execute({ args: argv, loadOptions: { root: alone, pjson: withoutPlugins(rebased(pjson, root, alone)) } });
   }
-  if (commandIds.some((c) => c.split(':')[0] === argv[0])) {
-    return execute({ args: argv, loadOptions: { root, pjson: withoutPlugins(pjson), userPlugins: false, devPlugins: false } });
-  }
+  if (commandIds.some((c) => c.split(':')[0] === argv[0])) return execute({ args: argv, loadOptions: { root, pjson: withoutPlugins(pjson) } });
   return execute({ args: argv, dir: root });
 }
 
@@ -40,6 +38,7 @@ function commandOf(argv: string[], commandIds: readonly string[]): string | unde
   return found;
 }
 
+/** `pjson` without the plugins it names (package.json oclif.plugins); plugins a user installed still load, as oclif loads them. */
 function withoutPlugins(pjson: Interfaces.PJSON): Interfaces.PJSON {
   return { ...pjson, oclif: { ...pjson.oclif, plugins: [] } };
 }
