@@ -189,9 +189,10 @@ if (results.some((r) => r.errors.length)) process.exit(1);
 // a slower read and a slower parse (about 10 ms of every start, see
 // `npm run bench -- startup`). A \u escape means the same character in a
 // string, a template's cooked text (all prose`` reads) and a regular
-// expression; only a template's raw text would differ (String.raw, checked
-// below). Source map columns after an escape on its line shift by a few
-// places; only --debug reads them.
+// expression; only a template's raw text would differ (String.raw), and a
+// character that follows a backslash (both checked below). Source map
+// columns after an escape on its line shift by a few places; only --debug
+// reads them.
 for (const file of [
   bundlePath,
   ...readdirSync(bundles)
@@ -200,6 +201,8 @@ for (const file of [
 ]) {
   const text = readFileSync(file, 'utf8');
   if ((text.match(/String\.raw`[^`]*`/g) ?? []).some((t) => /[^\0-\x7f]/.test(t))) throw new Error(`${file}: escaping would change a String.raw text`);
+  // After a backslash the escape would be read as an escaped backslash and text.
+  if (/\\[^\0-\x7f]/.test(text)) throw new Error(`${file}: a non-ASCII character follows a backslash; escaping would change it`);
   writeFileSync(
     file,
     text.replace(/[^\0-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
