@@ -119,6 +119,9 @@ export async function writeLayout(dir: string, root: Blob, others: Blob[], tag: 
 export const blobOf = (mediaType: string, bytes: Buffer): Blob => ({ desc: { mediaType, digest: sha(bytes), size: bytes.length }, bytes });
 /** An OCI image index of `manifests`. */
 export const indexOf = (manifests: Descriptor[]): Blob => blobOf(MediaType.ociIndex, json({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests }));
+/** An OCI artifact manifest of `artifactType` referencing `blobs`. */
+export const artifactManifestOf = (artifactType: string, blobs: Descriptor[]): Blob =>
+  blobOf(MediaType.ociArtifactManifest, json({ mediaType: MediaType.ociArtifactManifest, artifactType, blobs }));
 
 /** How many calls are running, and the most that ever ran at once. */
 export class Gauge {

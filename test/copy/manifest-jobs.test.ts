@@ -10,10 +10,10 @@ import type { ByteSource, PushOptions } from '../../src/content/store.js';
 import { copyGraph } from '../../src/copy/graph.js';
 import { openLocationForReading, openLocationForWriting } from '../../src/copy/locations.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
-import { isGraphManifestMediaType, MediaType } from '../../src/oci/mediatypes.js';
+import { isGraphManifestMediaType } from '../../src/oci/mediatypes.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
 import { tempDir } from '../helpers/cli.js';
-import { type Blob, blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
+import { artifactManifestOf, type Blob, blobOf as blob, containerImage, Gauge, indexOf as index, json, ManifestReadCounter, writeLayout } from './fixtures.js';
 
 /**
  * Also counts manifest writes in flight (each held a little, like reads),
@@ -50,14 +50,7 @@ describe('copy: jobs bounds manifest requests', () => {
     // 12 platform images, and a nested index of 4 more with an artifact manifest.
     const images = await Promise.all(Array.from({ length: 16 }, (_, i) => containerImage(`arch${i}`, { layers: 0 })));
     const sbom = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(
-      MediaType.ociArtifactManifest,
-      json({
-        mediaType: MediaType.ociArtifactManifest,
-        artifactType: 'application/vnd.example.sbom',
-        blobs: [sbom.desc],
-      }),
-    );
+    const artifact = artifactManifestOf('application/vnd.example.sbom', [sbom.desc]);
     const nested = index([...images.slice(12).map((img) => img.manifest.desc), artifact.desc]);
     const root = index([...images.slice(0, 12).map((img) => img.manifest.desc), nested.desc]);
     const others = [...images.flatMap((img) => [...img.blobs, img.manifest]), sbom, artifact, nested];

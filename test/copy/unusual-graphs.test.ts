@@ -16,7 +16,7 @@ import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { tempRegistry } from '../server/helpers.js';
-import { blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout } from './fixtures.js';
+import { artifactManifestOf, blobOf as blob, containerImage, copyLocations, indexOf as index, json, sha, writeLayout } from './fixtures.js';
 
 type Reg = Awaited<ReturnType<typeof tempRegistry>>;
 
@@ -63,14 +63,7 @@ describe('copy: index entries are manifests', () => {
   it('copies an OCI artifact manifest listed in an index as a manifest, with the blobs it references', async (t) => {
     const dir = await tempDir(t);
     const payload = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(
-      MediaType.ociArtifactManifest,
-      json({
-        mediaType: MediaType.ociArtifactManifest,
-        artifactType: 'application/vnd.example.sbom',
-        blobs: [payload.desc],
-      }),
-    );
+    const artifact = artifactManifestOf('application/vnd.example.sbom', [payload.desc]);
     const root = index([artifact.desc]);
     await writeLayout(join(dir, 'src'), root, [payload, artifact], 'v1');
     const r = await copy(`oci:${join(dir, 'src')}:v1`, `oci:${join(dir, 'dst')}:v1`);

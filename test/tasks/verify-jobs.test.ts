@@ -10,7 +10,7 @@ import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
-import { type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from '../copy/fixtures.js';
+import { artifactManifestOf, type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { chunkHashesOf } from '../helpers/osimage-check.js';
 
@@ -49,14 +49,7 @@ describe('verify: jobs bounds manifest reads', () => {
     const images = await Promise.all(Array.from({ length: 16 }, (_, i) => containerImage(`arch${i}`, { layers: 1, layerSize: 2000 })));
     const osImages = [osImage(1), osImage(2)];
     const sbom = blob('application/vnd.example.sbom+json', json({ sbom: true }));
-    const artifact = blob(
-      MediaType.ociArtifactManifest,
-      json({
-        mediaType: MediaType.ociArtifactManifest,
-        artifactType: 'application/vnd.example.sbom',
-        blobs: [sbom.desc],
-      }),
-    );
+    const artifact = artifactManifestOf('application/vnd.example.sbom', [sbom.desc]);
     const nested = index([...images.slice(12).map((img) => img.manifest.desc), ...osImages.map((img) => img.manifest.desc), artifact.desc]);
     const root = index([...images.slice(0, 12).map((img) => img.manifest.desc), nested.desc]);
     const others = [...[...images, ...osImages].flatMap((img) => [...img.blobs, img.manifest]), sbom, artifact, nested];
