@@ -21,6 +21,7 @@
 // (package.json oclif.commands: target dist/oci-os.cjs, identifier COMMANDS),
 // whose getters load a command's bundle when oclif asks for that command.
 
+import * as childProcess from 'node:child_process';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,7 +85,10 @@ const sharedOclif = {
  *   DEBUG every debug() it makes is a no-op;
  * - supports-color (and with it tty), read when oclif colors its output;
  *   readline, with which it reads a flag's value from standard input; and
- *   perf_hooks, for its own timings, on only when asked for.
+ *   perf_hooks, for its own timings, on only when asked for;
+ * - child_process, which oclif runs only to find the shell on Windows, and
+ *   wsl-utils, from which it needs isWsl at every start (is-wsl's answer,
+ *   kept) but which loads child_process twice over as it starts.
  * A stand-in by property (`later`) serves modules whose users read their
  * properties only when they use them, as oclif's compiled code does.
  */
@@ -97,19 +101,40 @@ const lazyPackages = {
   'supports-color': later('supports-color'),
   'node:readline': later('node:readline'),
   'node:perf_hooks': later('node:perf_hooks'),
+  'node:child_process': later('node:child_process'),
+  'wsl-utils': `
+    export { default as isWsl } from 'is-wsl';
+    export const powerShellPath = (...args) => require('wsl-utils').powerShellPath(...args);`,
 };
-const lazy = {
-  name: 'lazy-packages',
+/** Bundles packages behind the stand-ins given (name → the stand-in's source). */
+const standIns = (packages) => ({
+  name: 'stand-ins',
   setup(b) {
-    const filter = new RegExp(`^(${Object.keys(lazyPackages).join('|')})$`);
+    const filter = new RegExp(`^(${Object.keys(packages).join('|')})$`);
     b.onResolve({ filter }, (args) => (args.pluginData === 'stand-in' ? undefined : { path: args.path, namespace: 'lazy', pluginData: args.resolveDir }));
     b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({
-      contents: lazyPackages[args.path],
+      contents: packages[args.path],
       resolveDir: args.pluginData,
       loader: 'js',
       pluginData: 'stand-in',
     }));
   },
+});
+
+/**
+ * Every command may spawn a program (a credential helper, getfattr, zstd,
+ * git), most of them only sometimes, and child_process takes 5-7 ms to load
+ * (with dgram and net). Its functions stand in for it in the commands'
+ * bundles, as ES module exports that our sources import by name; a class
+ * (ChildProcess) is not among them, and importing one fails the build.
+ */
+const childProcessFunctions = Object.entries(childProcess)
+  .filter(([key, value]) => /^[a-z]/.test(key) && typeof value === 'function')
+  .map(([key]) => key);
+const commandStandIns = {
+  'node:child_process': childProcessFunctions
+    .map((key) => `export function ${key}(...args) { return require('node:child_process').${key}(...args); }`)
+    .join('\n'),
 };
 
 /**
@@ -158,7 +183,7 @@ const results = await Promise.all([
     stdin: { contents: entry, resolveDir: dist, sourcefile: 'oci-os-entry.cjs', loader: 'js' },
     outfile: bundlePath,
     banner: importMetaUrlOf('.'),
-    plugins: [lazy, importMetaUrl],
+    plugins: [standIns(lazyPackages), importMetaUrl],
   }),
   // One per command, so that a command reads and compiles only its own code
   // (inspect: 240 of the 590 KB all commands take). Code they share is in
@@ -169,7 +194,7 @@ const results = await Promise.all([
     outdir: bundles,
     outExtension: { '.js': '.cjs' },
     banner: importMetaUrlOf('..'),
-    plugins: [sharedOclif, importMetaUrl],
+    plugins: [sharedOclif, standIns(commandStandIns), importMetaUrl],
   }),
 ]);
 // BUNDLE_META=FILE: what went into the bundles, for esbuild's analyzer.
