@@ -386,3 +386,17 @@ esac
     (e: unknown) => isOciError(e, 'AUTH_FAILED') && /docker-credential-missing.*not found on PATH/.test((e as Error).message),
   );
 });
+
+test("the transport's Pool is undici's, loaded from where undici defines it", async () => {
+  const { createRequire } = await import('node:module');
+  const { poolModules, undiciPool } = await import('../../src/registry/undici-pool.js');
+  const require = createRequire(import.meta.url);
+  // The modules are still where they are looked for: were they moved, every push and pull would quietly load the whole entry again.
+  for (const path of Object.values(poolModules)) assert.ok(require.resolve(path));
+  const Pool = undiciPool();
+  const entry = require('undici') as typeof import('undici');
+  assert.equal(Pool, entry.Pool);
+  for (const method of ['request', 'stream', 'pipeline', 'upgrade', 'connect'] as const) {
+    assert.equal(Pool.prototype[method], entry.Dispatcher.prototype[method], method);
+  }
+});
