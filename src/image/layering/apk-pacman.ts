@@ -19,7 +19,7 @@ const PACMAN = 'var/lib/pacman/local';
 /** The packages of the tree's apk database; undefined when it has none. */
 export async function readApk(tree: ScannedTree): Promise<PackageDb | undefined> {
   if (!treeHasFile(tree, APK)) return undefined;
-  const lines = (await readDbFile(tree, APK)).split('\n');
+  const lines = readDbFile(tree, APK).split('\n');
   const packages: PackageRecord[] = [];
   let cur: { name: string; version?: string; paths: string[] } | undefined;
   let dir: string | undefined;
@@ -82,8 +82,8 @@ export async function readPacman(tree: ScannedTree): Promise<PackageDb | undefin
   for (const d of dirs) {
     if (!treeHasFile(tree, `${d}/files`)) continue;
     const filesName = `${d}/files`;
-    const files = sections(await readDbFile(tree, filesName));
-    const desc = treeHasFile(tree, `${d}/desc`) ? sections(await readDbFile(tree, `${d}/desc`)) : new Map<string, string[]>();
+    const files = sections(readDbFile(tree, filesName));
+    const desc = treeHasFile(tree, `${d}/desc`) ? sections(readDbFile(tree, `${d}/desc`)) : new Map<string, string[]>();
     const base = d.slice(prefix.length);
     const name = desc.get('NAME')?.[0] ?? base.replace(/-[^-]+-[^-]+$/, '');
     if (!name) throw new OciError('INVALID_FORMAT', `${d}: no package name in desc or in the directory name`);

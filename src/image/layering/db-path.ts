@@ -9,7 +9,7 @@
  * hold (a removed or diverted file) is not.
  */
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsError, OciError } from '../../errors.js';
 import type { ScannedTree } from './tree-scan.js';
@@ -104,10 +104,16 @@ export function treeHasFile(tree: ScannedTree, rel: string): boolean {
   return i !== undefined && tree.type(i) === 'file';
 }
 
-/** Reads a database file of the tree as text. */
-export async function readDbFile(tree: ScannedTree, rel: string): Promise<string> {
+/**
+ * Reads a database file of the tree as text. At once: a database is one
+ * small file a package (dpkg's .list, pacman's files), hundreds to
+ * thousands of them read one after the other while nothing else runs, and
+ * each asynchronous read is four trips through the thread pool (on a
+ * 2-core machine, reading dpkg's took a fifth of a second longer so).
+ */
+export function readDbFile(tree: ScannedTree, rel: string): string {
   try {
-    return await readFile(join(tree.root, rel), 'utf8');
+    return readFileSync(join(tree.root, rel), 'utf8');
   } catch (err) {
     throw fsError(err, join(tree.root, rel), 'read');
   }
