@@ -105,17 +105,99 @@ export async function checkTreeRoot(root: string): Promise<void> {
  */
 const WALK_AHEAD = 16384;
 
+/** Extended attributes of a tree's paths, by nameKey (tar/reader.ts) of the path relative to the root. */
+export type TreeXattrs = Map<string, Map<string, Buffer>>;
+
+/** An entry as walked: its relative name, and its bytes when that is not UTF-8 (what {@link xattrKey} files it under). */
+export interface WalkedEntry extends TreeEntry {
+  rel: string;
+  raw?: Buffer;
+}
+
+/** The key of an entry's extended attributes in {@link TreeXattrs}. */
+export const xattrKey = (w: { rel: string; raw?: Buffer }): string => nameKey(w.raw ?? w.rel);
+
+/** The extended attributes an entry of `type` has under `key`, in name order; a hard link has none of its own. */
+export function xattrsOf(xattrs: TreeXattrs, type: TarEntryType, key: string): Map<string, Buffer> | undefined {
+  if (type === 'link' || xattrs.size === 0) return undefined;
+  const attrs = xattrs.get(key);
+  return attrs && attrs.size > 0 ? new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : undefined;
+}
+
+/** Yielded by the walk every 1024 entries, where an asynchronous reader gives the event loop a turn. */
+const PAUSE = Symbol('pause');
+
+/** Checks the root, starts reading its extended attributes and returns the walk, ready to go. */
+async function startWalk(
+  root: string,
+  options: TreeOptions,
+  warnings: string[],
+): Promise<{ walk: Generator<WalkedEntry | typeof PAUSE>; xattrs: Promise<TreeXattrs> }> {
+  await checkTreeRoot(root);
+  // getfattr reads every extended attribute of the tree in a process of its own, on another core,
+  // while the walk goes on. Its failure is thrown where the attributes are first awaited.
+  const xattrs = readTreeXattrs(root);
+  xattrs.catch(() => {});
+  const leftOut = await leftOutTest(root, options.leaveOut);
+  return { walk: walkEntries(root, leftOut, options, warnings), xattrs };
+}
+
 /** Yields the normalized entries of the tree at `root`; `warnings` receives a line per skipped socket. */
 export async function* walkTree(root: string, options: TreeOptions = {}, warnings: string[] = []): AsyncGenerator<TreeEntry> {
-  await checkTreeRoot(root);
-  // getfattr reads every extended attribute of the tree in a process of its own, on another
-  // core, while the walk goes ahead without them (up to WALK_AHEAD entries, until they are
-  // known); they are added as entries are yielded. Its failure is thrown at the first yield.
-  let xattrs: Map<string, Map<string, Buffer>> | undefined;
-  const xattrsRead = readTreeXattrs(root).then((x) => (xattrs = x));
-  xattrsRead.catch(() => {});
-  const waiting: Array<{ out: TreeEntry; rel: string; raw?: Buffer }> = [];
-  const leftOut = await leftOutTest(root, options.leaveOut);
+  const { walk, xattrs: xattrsRead } = await startWalk(root, options, warnings);
+  // The walk goes ahead without the extended attributes (up to WALK_AHEAD entries, until they
+  // are known); they are added as entries are yielded.
+  let xattrs: TreeXattrs | undefined;
+  xattrsRead.then((x) => (xattrs = x)).catch(() => {});
+  const waiting: WalkedEntry[] = [];
+  const withXattrs = (w: WalkedEntry): TreeEntry => {
+    const attrs = xattrsOf(xattrs!, w.entry.type, xattrKey(w));
+    if (attrs) w.entry.xattrs = attrs;
+    return w;
+  };
+  for (const w of walk) {
+    // Every call of the walk is synchronous: without a turn of the event loop now and then, a
+    // walk nothing else awaits would hold off Ctrl-C, timers and progress until its end.
+    if (w === PAUSE) await setImmediate();
+    else if (xattrs === undefined && waiting.length < WALK_AHEAD) waiting.push(w);
+    else {
+      xattrs ??= await xattrsRead;
+      for (const v of waiting.splice(0)) yield withXattrs(v);
+      yield withXattrs(w);
+    }
+  }
+  xattrs ??= await xattrsRead;
+  for (const v of waiting.splice(0)) yield withXattrs(v);
+}
+
+/**
+ * The walk of {@link walkTree} with the extended attributes apart, for a
+ * caller that keeps every entry anyway (layering's scan): it takes the
+ * entries as they are walked, without waiting for getfattr, and adds the
+ * attributes ({@link xattrsOf}) once they are read.
+ */
+export async function walkTreeApart(
+  root: string,
+  options: TreeOptions,
+  warnings: string[],
+): Promise<{ entries: AsyncGenerator<WalkedEntry>; xattrs: Promise<TreeXattrs> }> {
+  const { walk, xattrs } = await startWalk(root, options, warnings);
+  async function* paced(): AsyncGenerator<WalkedEntry> {
+    for (const w of walk) {
+      if (w === PAUSE) await setImmediate();
+      else yield w;
+    }
+  }
+  return { entries: paced(), xattrs };
+}
+
+/** The walk itself: entries without their extended attributes, and a {@link PAUSE} every 1024 of them. */
+function* walkEntries(
+  root: string,
+  leftOut: ((rel: string) => boolean) | undefined,
+  options: TreeOptions,
+  warnings: string[],
+): Generator<WalkedEntry | typeof PAUSE> {
   const firstPathOf = new Map<string, { name: string; raw?: Buffer }>();
   const epoch = options.sourceDateEpoch;
 
@@ -145,10 +227,7 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
   const stack = [list(root, '')];
   let walked = 0;
   while (stack.length > 0) {
-    // Every call below is synchronous: without a turn of the event loop now and then, a walk
-    // nothing else awaits (layering scans the whole tree first) would hold off Ctrl-C, timers
-    // and progress until its end.
-    if (++walked % 1024 === 0) await setImmediate();
+    if (++walked % 1024 === 0) yield PAUSE;
     const level = stack[stack.length - 1]!;
     if (level.next === level.names.length) {
       stack.pop();
@@ -172,24 +251,8 @@ export async function* walkTree(root: string, options: TreeOptions = {}, warning
     }
     const out = entryOf(path, rel, raw, st);
     if (!out) continue;
-    if (xattrs === undefined && waiting.length < WALK_AHEAD) {
-      waiting.push({ out, rel, raw });
-    } else {
-      xattrs ??= await xattrsRead;
-      for (const w of waiting.splice(0)) yield withXattrs(w.out, w.rel, w.raw);
-      yield withXattrs(out, rel, raw);
-    }
+    yield { ...out, rel, raw };
     if (out.entry.type === 'directory') stack.push(list(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')])));
-  }
-  xattrs ??= await xattrsRead;
-  for (const w of waiting.splice(0)) yield withXattrs(w.out, w.rel, w.raw);
-
-  /** `out` with the extended attributes of its path (in name order); a hard link has none of its own. */
-  function withXattrs(out: TreeEntry, rel: string, raw: Buffer | undefined): TreeEntry {
-    if (out.entry.type === 'link' || xattrs!.size === 0) return out;
-    const attrs = xattrs!.get(nameKey(raw ?? rel));
-    if (attrs && attrs.size > 0) out.entry.xattrs = new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    return out;
   }
 
   /** The entry of one path; undefined for a socket (with a warning). */

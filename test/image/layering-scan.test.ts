@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { scanTree } from '../../src/image/layering/tree-scan.js';
 import { walkTree } from '../../src/image/tree.js';
 import { tempDir } from '../helpers/cli.js';
+import { requireTools } from '../helpers/tools.js';
 
 test('the scanned tree gives back every entry of the walk, finds each by path, and reads each file from where the walk did', async (t) => {
   const dir = await tempDir(t);
@@ -44,6 +45,40 @@ test('the scanned tree gives back every entry of the walk, finds each by path, a
     walked.some((w) => w.entry.rawName !== undefined && Buffer.isBuffer(w.source)),
     'a name that is not UTF-8 is among them',
   );
+});
+
+test('the scan puts extended attributes where the walk does: on files, directories, names that are not UTF-8, never on a hard link', async (t) => {
+  if (!requireTools(t, 'getfattr', 'setfattr')) return;
+  const dir = await tempDir(t);
+  const root = join(dir, 'tree');
+  await mkdir(join(root, 'usr/lib'), { recursive: true });
+  await mkdir(join(root, 'usr/lib-x'), { recursive: true });
+  await writeFile(join(root, 'usr/lib/hard'), 'linked');
+  await link(join(root, 'usr/lib/hard'), join(root, 'usr/lib-x/g'));
+  await writeFile(join(root, 'usr/é.conf'), 'x');
+  await writeFile(Buffer.from(`${root}/usr/bad-\xff-name`, 'latin1'), 'not utf-8');
+  for (const [name, attr] of [
+    ['usr/lib', 'user.component'],
+    ['usr/lib/hard', 'user.b'],
+    ['usr/lib/hard', 'user.a'],
+    ['usr/\\303\\251.conf', 'user.component'],
+    ['usr/bad-\\377-name', 'user.component'],
+  ]) {
+    const r = spawnSync('sh', ['-c', `setfattr -h -n "$1" -v v "$(printf '${name}')"`, 'sh', attr!], { cwd: root, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const walked = [];
+  for await (const e of walkTree(root, {}, [])) walked.push(e);
+  const tree = await scanTree(root, {}, []);
+  assert.equal(tree.count, walked.length);
+  walked.forEach((w, i) => assert.deepEqual(tree.entry(i).xattrs, w.entry.xattrs, w.entry.name));
+  const names = (i: number) => [...(tree.entry(i).xattrs?.keys() ?? [])];
+  assert.deepEqual(names(tree.find('usr/lib')!), ['user.component']);
+  assert.deepEqual(names(tree.find('usr/lib/hard')!), ['user.a', 'user.b']);
+  assert.deepEqual(names(tree.find('usr/lib-x/g')!), [], 'the hard link');
+  assert.deepEqual(names(tree.find('usr/é.conf')!), ['user.component']);
+  const raw = walked.findIndex((w) => w.entry.rawName !== undefined);
+  assert.deepEqual(names(raw), ['user.component'], 'the name that is not UTF-8');
 });
 
 test('a walk lets the event loop run as it goes (Ctrl-C, timers and progress are not held off to its end)', async (t) => {
