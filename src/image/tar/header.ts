@@ -158,6 +158,11 @@ function truncatedAscii(s: string, max: number): string {
   return s.replace(/[^\x20-\x7e]/g, '_').slice(0, max);
 }
 
+/** `records` with one more (a new map for the first). */
+function withRecord(records: Map<string, Buffer> | undefined, key: string, value: Buffer): Map<string, Buffer> {
+  return (records ?? new Map<string, Buffer>()).set(key, value);
+}
+
 /**
  * The header bytes of an entry: an optional pax extended header (with its
  * data, padded) followed by the ustar header. Content and its padding are
@@ -167,21 +172,19 @@ function truncatedAscii(s: string, max: number): string {
  */
 export function encodeTarHeader(e: TarEntry, scratch?: Buffer): Buffer {
   if (e.type !== 'file' && e.size !== 0) throw new OciError('INTERNAL', `tar entry ${e.name}: only files have content`);
-  const records = new Map<string, Buffer>();
+  // Most entries need no extended header: its records are gathered only when one does (the
+  // writer and layering's digests encode a header per entry, hundreds of thousands a build).
+  let records: Map<string, Buffer> | undefined;
   const split = e.rawName ? splitUstarName(e.rawName.toString('latin1'), true) : splitUstarName(e.name);
-  if (!split) records.set('path', e.rawName ?? Buffer.from(e.name));
+  if (!split) records = withRecord(records, 'path', e.rawName ?? Buffer.from(e.name));
   const linkname = e.rawLinkname ? e.rawLinkname.toString('latin1') : (e.linkname ?? '');
-  if ((!e.rawLinkname && !isAscii(linkname)) || linkname.length > 100) records.set('linkpath', e.rawLinkname ?? Buffer.from(linkname));
-  if ((e.rawName && !split) || (e.rawLinkname && records.has('linkpath'))) records.set('hdrcharset', Buffer.from('BINARY'));
-  for (const [key, value, width] of [
-    ['uid', e.uid, 8],
-    ['gid', e.gid, 8],
-    ['size', e.size, 12],
-    ['mtime', e.mtime, 12],
-  ] as const) {
-    if (!fitsOctal(value, width)) records.set(key, Buffer.from(String(value)));
-  }
-  for (const [k, v] of e.xattrs ?? []) records.set(`SCHILY.xattr.${k}`, v);
+  if ((!e.rawLinkname && !isAscii(linkname)) || linkname.length > 100) records = withRecord(records, 'linkpath', e.rawLinkname ?? Buffer.from(linkname));
+  if ((e.rawName && !split) || (e.rawLinkname && records?.has('linkpath'))) records = withRecord(records, 'hdrcharset', Buffer.from('BINARY'));
+  if (!fitsOctal(e.uid, 8)) records = withRecord(records, 'uid', Buffer.from(String(e.uid)));
+  if (!fitsOctal(e.gid, 8)) records = withRecord(records, 'gid', Buffer.from(String(e.gid)));
+  if (!fitsOctal(e.size, 12)) records = withRecord(records, 'size', Buffer.from(String(e.size)));
+  if (!fitsOctal(e.mtime, 12)) records = withRecord(records, 'mtime', Buffer.from(String(e.mtime)));
+  for (const [k, v] of e.xattrs ?? []) records = withRecord(records, `SCHILY.xattr.${k}`, v);
   const header = ustarBlock(
     {
       name: split ? split.name : truncatedAscii(e.name, 100),
@@ -192,13 +195,13 @@ export function encodeTarHeader(e: TarEntry, scratch?: Buffer): Buffer {
       size: e.size,
       mtime: e.mtime,
       flag: typeFlag[e.type],
-      linkname: records.has('linkpath') ? truncatedAscii(linkname, 100) : linkname,
+      linkname: records?.has('linkpath') ? truncatedAscii(linkname, 100) : linkname,
       devmajor: e.devmajor ?? 0,
       devminor: e.devminor ?? 0,
     },
-    records.size === 0 ? scratch : undefined,
+    records ? undefined : scratch,
   );
-  if (records.size === 0) return header;
+  if (!records) return header;
   const keys = [...records.keys()].sort();
   const data = Buffer.concat(keys.map((k) => paxRecord(k, records.get(k)!)));
   const base = e.name.replace(/\/$/, '').split('/').pop() ?? '';
