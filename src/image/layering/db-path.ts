@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { fsError, OciError } from '../../errors.js';
 import type { ScannedTree } from './tree-scan.js';
 
+/** An empty, `.` or `..` component, or a trailing `/`. */
+const notNormal = /\/\/|(^|\/)\.\.?(\/|$)|\/$/;
+
 /**
  * The path a database line names, relative to the root and normalized
  * (no `.`, no empty components, no trailing `/`); '' for the root itself.
@@ -24,6 +27,8 @@ export function checkedDbPath(text: string, file: string, line: number, absolute
   if (text.includes('\0') || (absolute && !text.startsWith('/'))) {
     throw new OciError('INVALID_FORMAT', `${file}: line ${line} names "${text}", which is not an absolute path in the tree`);
   }
+  // Most lines are normal already (`/usr/bin/ls`): no parts to split and join again.
+  if (text !== '' && !notNormal.test(text)) return text.startsWith('/') ? text.slice(1) : text;
   const parts = text.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new OciError('INVALID_FORMAT', `${file}: line ${line} names "${text}", a path outside the tree`);
   return parts.join('/');
@@ -36,16 +41,17 @@ export function findInTree(tree: ScannedTree, path: string): number | undefined 
   const direct = tree.find(path);
   if (direct !== undefined || path === '') return direct;
   let todo = path.split('/');
-  let done: string[] = [];
+  // The part resolved so far, as a path: each step looks up one more component.
+  let done = '';
   let links = 0;
   while (todo.length > 0) {
     const part = todo.shift()!;
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      done.pop();
+      done = done.slice(0, Math.max(0, done.lastIndexOf('/')));
       continue;
     }
-    const candidate = [...done, part].join('/');
+    const candidate = done === '' ? part : `${done}/${part}`;
     const i = tree.find(candidate);
     if (i === undefined) return undefined;
     // The last component is the entry itself (a symlink a package ships is not followed).
@@ -53,12 +59,12 @@ export function findInTree(tree: ScannedTree, path: string): number | undefined 
       if (++links > MAX_LINKS) return undefined;
       const target = tree.linkname(i) ?? '';
       todo = [...target.split('/'), ...todo];
-      if (target.startsWith('/')) done = [];
+      if (target.startsWith('/')) done = '';
       continue;
     }
-    done.push(part);
+    done = candidate;
   }
-  return tree.find(done.join('/'));
+  return tree.find(done);
 }
 
 /** One installed package and the entries of the tree it owns. */
