@@ -71,7 +71,7 @@ test('the scan puts extended attributes where the walk does: on files, directori
   for await (const e of walkTree(root, {}, [])) walked.push(e);
   const tree = await scanTree(root, {}, []);
   assert.equal(tree.count, walked.length);
-  walked.forEach((w, i) => assert.deepEqual(tree.entry(i).xattrs, w.entry.xattrs, w.entry.name));
+  for (const [i, w] of walked.entries()) assert.deepEqual(tree.entry(i).xattrs, w.entry.xattrs, w.entry.name);
   const names = (i: number) => [...(tree.entry(i).xattrs?.keys() ?? [])];
   assert.deepEqual(names(tree.find('usr/lib')!), ['user.component']);
   assert.deepEqual(names(tree.find('usr/lib/hard')!), ['user.a', 'user.b']);
