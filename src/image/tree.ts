@@ -251,24 +251,25 @@ function* walkEntries(
     }
     const out = entryOf(path, rel, raw, st);
     if (!out) continue;
-    yield { ...out, rel, raw };
+    yield out;
     if (out.entry.type === 'directory') stack.push(list(path, `${rel}/`, raw && Buffer.concat([raw, Buffer.from('/')])));
   }
 
   /** The entry of one path; undefined for a socket (with a warning). */
-  function entryOf(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): TreeEntry | undefined {
+  function entryOf(path: string | Buffer, rel: string, raw: Buffer | undefined, st: BigIntStats): WalkedEntry | undefined {
     const type = typeOf(st);
     if (!type) {
       warnings.push(`${shownName(path)}: skipped, tar cannot hold a socket`);
       return undefined;
     }
+    // One object an entry, filled in place: a walk makes one for every file of the tree.
     const entry: TarEntry = {
       name: type === 'directory' ? `${rel}/` : rel,
       type,
       mode: Number(st.mode) & 0o7777,
       uid: options.owner?.uid ?? Number(st.uid),
       gid: options.owner?.gid ?? Number(st.gid),
-      size: 0,
+      size: type === 'file' ? Number(st.size) : 0,
       mtime: normalizeMtime(Number(st.mtimeMs / 1000n), epoch),
     };
     if (raw) entry.rawName = type === 'directory' ? Buffer.concat([raw, Buffer.from('/')]) : raw;
@@ -276,11 +277,12 @@ function* walkEntries(
       const key = `${st.dev}:${st.ino}`;
       const first = firstPathOf.get(key);
       if (first !== undefined) {
-        return { entry: { ...entry, type: 'link', linkname: first.name, ...(first.raw && { rawLinkname: first.raw }), xattrs: undefined } };
+        const link: TarEntry = { ...entry, type: 'link', size: 0, linkname: first.name, ...(first.raw && { rawLinkname: first.raw }), xattrs: undefined };
+        return { entry: link, rel, raw };
       }
       firstPathOf.set(key, { name: rel, raw });
     }
-    if (type === 'file') return { entry: { ...entry, size: Number(st.size) }, source: path };
+    if (type === 'file') return { entry, source: path, rel, raw };
     if (type === 'symlink') {
       let target: Buffer;
       try {
@@ -288,9 +290,10 @@ function* walkEntries(
       } catch (err) {
         throw fsError(err, shownName(path), 'read');
       }
-      return { entry: { ...entry, linkname: target.toString('utf8'), ...(!isUtf8(target) && { rawLinkname: target }) } };
+      entry.linkname = target.toString('utf8');
+      if (!isUtf8(target)) entry.rawLinkname = target;
     }
-    if (type === 'character-device' || type === 'block-device') return { entry: { ...entry, ...deviceNumbers(st.rdev) } };
-    return { entry };
+    if (type === 'character-device' || type === 'block-device') Object.assign(entry, deviceNumbers(st.rdev));
+    return { entry, rel, raw };
   }
 }

@@ -206,10 +206,10 @@ export class ScannedTree {
     else this.rare.set(i, { xattrs });
   }
 
-  /** The file an entry's content is read from. */
-  source(i: number): string | Buffer | undefined {
+  /** The file an entry's content is read from (`entry`: the entry as {@link entry} made it, whose name is its path). */
+  source(i: number, entry?: TarEntry): string | Buffer | undefined {
     const r = this.rare.get(i)?.source;
-    return r ?? (this.types[i] === 0 ? `${this.prefix}${this.path(i)}` : undefined);
+    return r ?? (this.types[i] === 0 ? `${this.prefix}${entry?.name ?? this.path(i)}` : undefined);
   }
 }
 
@@ -364,13 +364,15 @@ export async function scanTree(root: string, options: TreeOptions, warnings: str
  */
 export async function* layerEntries(tree: ScannedTree, entries: Uint32Array, hash: boolean): AsyncGenerator<EntryWithContent> {
   for (const i of entries) {
-    const item: EntryWithContent = { entry: tree.entry(i), source: tree.source(i) };
+    const entry = tree.entry(i);
+    const item: EntryWithContent = { entry, source: tree.source(i, entry) };
     if (!hash || !hasContent(tree, i)) {
       yield item;
       continue;
     }
     const h = createHash('sha256');
-    yield { ...item, onContent: (bytes) => h.update(bytes) };
+    item.onContent = (bytes) => h.update(bytes);
+    yield item;
     h.digest().copy(contentDigest(tree, i));
   }
 }
