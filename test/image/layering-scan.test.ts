@@ -57,12 +57,17 @@ test('the scan puts extended attributes where the walk does: on files, directori
   await link(join(root, 'usr/lib/hard'), join(root, 'usr/lib-x/g'));
   await writeFile(join(root, 'usr/é.conf'), 'x');
   await writeFile(Buffer.from(`${root}/usr/bad-\xff-name`, 'latin1'), 'not utf-8');
+  // A real U+FFFD and a byte that is not UTF-8 (shown as U+FFFD): one path, two entries.
+  await writeFile(join(root, 'usr/a\ufffd'), 'real U+FFFD');
+  await writeFile(Buffer.from(`${root}/usr/a\xff`, 'latin1'), 'not utf-8');
   for (const [name, attr] of [
     ['usr/lib', 'user.component'],
     ['usr/lib/hard', 'user.b'],
     ['usr/lib/hard', 'user.a'],
     ['usr/\\303\\251.conf', 'user.component'],
     ['usr/bad-\\377-name', 'user.component'],
+    ['usr/a\\357\\277\\275', 'user.real'],
+    ['usr/a\\377', 'user.raw'],
   ]) {
     const r = spawnSync('sh', ['-c', `setfattr -h -n "$1" -v v "$(printf '${name}')"`, 'sh', attr!], { cwd: root, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
@@ -77,8 +82,17 @@ test('the scan puts extended attributes where the walk does: on files, directori
   assert.deepEqual(names(tree.find('usr/lib/hard')!), ['user.a', 'user.b']);
   assert.deepEqual(names(tree.find('usr/lib-x/g')!), [], 'the hard link');
   assert.deepEqual(names(tree.find('usr/é.conf')!), ['user.component']);
-  const raw = walked.findIndex((w) => w.entry.rawName !== undefined);
+  const raw = walked.findIndex((w) => w.entry.name === 'usr/bad-\ufffd-name');
   assert.deepEqual(names(raw), ['user.component'], 'the name that is not UTF-8');
+  const twins = walked.flatMap((w, i) => (w.entry.name === 'usr/a\ufffd' ? [[w.entry.rawName ? 'raw' : 'real', names(i)]] : []));
+  assert.deepEqual(
+    twins,
+    [
+      ['real', ['user.real']],
+      ['raw', ['user.raw']],
+    ],
+    'two entries of one path each keep their own',
+  );
 });
 
 test('a walk lets the event loop run as it goes (Ctrl-C, timers and progress are not held off to its end)', async (t) => {

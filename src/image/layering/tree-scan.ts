@@ -307,11 +307,11 @@ function hashFile(source: string | Buffer, size: number, buf: Buffer, out: Buffe
   h.digest().copy(out);
 }
 
-/** Puts each entry's extended attributes (by path, or `rawKeys`) on it. */
-function addXattrs(tree: ScannedTree, xattrs: TreeXattrs, rawKeys: Map<string, number>): void {
+/** Puts each entry's extended attributes (found by `keyed`, else by path) on it. */
+function addXattrs(tree: ScannedTree, xattrs: TreeXattrs, keyed: Map<string, number>): void {
   for (const key of xattrs.keys()) {
     const bytes = Buffer.from(key, 'latin1');
-    const i = rawKeys.get(key) ?? (isUtf8(bytes) ? tree.find(bytes.toString('utf8')) : undefined);
+    const i = keyed.get(key) ?? (isUtf8(bytes) ? tree.find(bytes.toString('utf8')) : undefined);
     if (i === undefined) continue;
     const attrs = xattrsOf(xattrs, tree.type(i), key);
     if (attrs) tree.setXattrs(i, attrs);
@@ -333,18 +333,20 @@ export async function scanTree(root: string, options: TreeOptions, warnings: str
   const b = new TreeBuilder();
   const prefix = join(root, '/');
   const { entries, xattrs } = await walkTreeApart(root, options, warnings);
-  // Entries with a name that is not UTF-8, by the key of their attributes: the others are found by path.
-  const rawKeys = new Map<string, number>();
+  // Entries whose path may name another entry too, by the key of their attributes: those whose
+  // name (or a directory's above them) is not UTF-8, shown with U+FFFD, and those with a real
+  // U+FFFD in their path, which such a one can share. The others are found by path.
+  const keyed = new Map<string, number>();
   for await (const w of entries) {
     signal?.throwIfAborted();
     const { entry, source } = w;
     if (entry.type === 'file' && source === undefined) throw new OciError('INTERNAL', `${entry.name}: a file without a source`);
     const usual = typeof source === 'string' && source.length === prefix.length + entry.name.length && source.startsWith(prefix) && source.endsWith(entry.name);
-    if (w.raw) rawKeys.set(xattrKey(w), b.count);
+    if (w.raw || w.rel.includes('\ufffd')) keyed.set(xattrKey(w), b.count);
     b.add(entry, usual ? undefined : source);
   }
   const tree = new ScannedTree(root, b);
-  addXattrs(tree, await xattrs, rawKeys);
+  addXattrs(tree, await xattrs, keyed);
   if (hash) {
     const buf = Buffer.allocUnsafe(READ);
     for (let i = 0; i < tree.count; i++) {
