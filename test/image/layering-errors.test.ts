@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,7 +21,7 @@ async function fails(dir: string, tree: string, extra: string[], code: number, p
   assert.deepEqual(await entriesLeft(out), [], 'no image is written');
 }
 
-test('bad input gets one clear line and no image: a corrupt status file, a .list naming a path outside the tree, an unreadable --previous', async (t) => {
+test('bad input gets one clear line and no image: a corrupt status file, a .list naming a path outside the tree or that is a FIFO, an unreadable --previous', async (t) => {
   const dir = await tempDir(t);
   const corrupt = join(dir, 'corrupt');
   await put(corrupt, 'var/lib/dpkg/status', 'Package: sed\nStatus: install ok installed\nthis is not a field\n');
@@ -30,6 +31,14 @@ test('bad input gets one clear line and no image: a corrupt status file, a .list
   await put(outside, 'var/lib/dpkg/status', 'Package: sed\nStatus: install ok installed\nArchitecture: amd64\n');
   await put(outside, 'var/lib/dpkg/info/sed.list', '/.\n/bin\n/bin/../../etc/passwd\n');
   await fails(dir, outside, [], 5, /var\/lib\/dpkg\/info\/sed.list: line 3 names "\/bin\/..\/..\/etc\/passwd", a path outside the tree/);
+
+  // A .list that is a FIFO: read as it was, the build would wait for a writer forever.
+  const fifo = join(dir, 'fifo');
+  await put(fifo, 'var/lib/dpkg/status', 'Package: sed\nStatus: install ok installed\nArchitecture: amd64\n');
+  await mkdir(join(fifo, 'var/lib/dpkg/info'), { recursive: true });
+  const made = spawnSync('mkfifo', [join(fifo, 'var/lib/dpkg/info/sed.list')]);
+  assert.equal(made.status, 0, String(made.stderr));
+  await fails(dir, fifo, [], 5, /var\/lib\/dpkg\/info\/sed.list: the package database names it, but it is not a regular file in the tree/);
 
   const apk = join(dir, 'apk');
   await put(apk, 'lib/apk/db/installed', 'P:musl\nF:../x\n');

@@ -12,6 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsError, OciError } from '../../errors.js';
+import { closeSyncQuietly, openSyncForRead } from '../file-read.js';
 import type { ScannedTree } from './tree-scan.js';
 
 /** An empty, `.` or `..` component, or a trailing `/`. */
@@ -111,16 +112,24 @@ export function treeHasFile(tree: ScannedTree, rel: string): boolean {
 }
 
 /**
- * Reads a database file of the tree as text. At once: a database is one
- * small file a package (dpkg's .list, pacman's files), hundreds to
- * thousands of them read one after the other while nothing else runs, and
- * each asynchronous read is four trips through the thread pool (on a
- * 2-core machine, reading dpkg's took a fifth of a second longer so).
+ * Reads a database file of the tree as text, synchronously: dpkg and pacman
+ * keep one small file a package, hundreds to thousands of them read one
+ * after the other while nothing else runs, and each asynchronous read was
+ * four trips through the thread pool (on a 2-core machine, reading dpkg's
+ * took a fifth of a second longer so). Opened non-blocking, as the layers'
+ * files are: one swapped for a FIFO since the walk fails instead of
+ * stalling the build.
  */
 export function readDbFile(tree: ScannedTree, rel: string): string {
+  // Only what the walk found as a regular file: a symlink could lead out of the tree, a FIFO stall.
+  if (!treeHasFile(tree, rel)) throw new OciError('INVALID_FORMAT', `${rel}: the package database names it, but it is not a regular file in the tree`);
+  const path = join(tree.root, rel);
+  const fd = openSyncForRead(path);
   try {
-    return readFileSync(join(tree.root, rel), 'utf8');
+    return readFileSync(fd, 'utf8');
   } catch (err) {
-    throw fsError(err, join(tree.root, rel), 'read');
+    throw fsError(err, path, 'read');
+  } finally {
+    closeSyncQuietly(fd);
   }
 }
