@@ -124,7 +124,7 @@ export function xattrsOf(xattrs: TreeXattrs, type: TarEntryType, key: string): M
   return attrs && attrs.size > 0 ? new Map([...attrs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : undefined;
 }
 
-/** Yielded by the walk every 1024 entries, where an asynchronous reader gives the event loop a turn. */
+/** Yielded by the walk every 1024 steps (names looked at, directories left), where an asynchronous reader gives the event loop a turn. */
 const PAUSE = Symbol('pause');
 
 /** Checks the root, starts reading its extended attributes and returns the walk, ready to go. */
@@ -191,7 +191,7 @@ export async function walkTreeApart(
   return { entries: paced(), xattrs };
 }
 
-/** The walk itself: entries without their extended attributes, and a {@link PAUSE} every 1024 of them. */
+/** The walk itself: entries without their extended attributes, and a {@link PAUSE} every 1024 steps. */
 function* walkEntries(
   root: string,
   leftOut: ((rel: string) => boolean) | undefined,
