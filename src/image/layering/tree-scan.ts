@@ -5,9 +5,9 @@
  * each regular file's content (32 bytes an entry, in one buffer).
  *
  * The content digests are taken as the layers are written (layerEntries
- * hashes each file as the tar writer reads it), when nothing needs them sooner. Only a build with
- * --previous hashes here, reading every file once before any layer is
- * written: whether a previous layer is kept must be known before the
+ * hashes each file as the tar writer reads it), when nothing needs them
+ * sooner. Only a build with --previous hashes here, reading every file once
+ * before any layer is written: whether a previous layer is kept must be known before the
  * layers are packed and written (a kept layer's components are not packed
  * again, and its blob is copied rather than written), and learning it by
  * writing a layer would cost the compression the keeping saves. Those
