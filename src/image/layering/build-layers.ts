@@ -1,14 +1,16 @@
 /**
  * `--layering components`: one directory tree as many layers. The tree is
- * walked once (metadata and content digests, tree-scan.ts), its package
- * databases read, every path assigned to a component and the components
- * packed into layers (plan.ts); then each layer is written by reading its
+ * walked once (metadata only, tree-scan.ts), its package databases read,
+ * every path assigned to a component, the previous image's unchanged layers
+ * found (keep.ts) and the other components packed into layers (plan.ts);
+ * then each layer is written by reading its
  * files again in walk order, streamed through the tar writer, hashing and
  * compression into the store like any other layer (layer.ts), two
  * layers at once sharing one budget of zstd frames (frame-budget.ts), so
- * the build holds no more than a single-layer build does. A layer the previous image already has with the same
- * content is not written at all: its blob is copied, mounted or found at
- * the destination, as the base image's are.
+ * the build holds no more than a single-layer build does. A layer the
+ * previous image already has with the same content is not written at all:
+ * its blob is copied, mounted or found at the destination, as the base
+ * image's are.
  */
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
@@ -25,6 +27,7 @@ import { assignComponents, LARGE_FILE } from './assign.js';
 import type { PackageDb } from './db-path.js';
 import { readDpkg } from './dpkg.js';
 import { FrameBudget } from './frame-budget.js';
+import { unchangedLayers } from './keep.js';
 import { type LayerPlan, planLayers } from './plan.js';
 import { readNixStore, readRpm } from './rpm-nix.js';
 import { layerEntries, type ScannedTree, scanTree } from './tree-scan.js';
@@ -54,6 +57,9 @@ export interface ComponentLayer extends BuiltLayer {
   status: 'built' | BlobStatus;
 }
 
+/** Layers written (or checked) at once. */
+const jobsOf = (layering: ComponentLayering): number => Math.max(1, layering.jobs ?? Math.min(2, availableParallelism()));
+
 /** Checks --max-layers. */
 export function checkMaxLayers(n: number | undefined): number {
   const v = n ?? DEFAULT_MAX_LAYERS;
@@ -74,7 +80,7 @@ export async function planTree(
   options: LayerBuildOptions & { warnings: string[] },
 ): Promise<{ tree: ScannedTree; plan: LayerPlan; names: string[] }> {
   const maxLayers = checkMaxLayers(layering.maxLayers);
-  const tree = await scanTree(root, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings, options.signal, layering.previous !== undefined);
+  const tree = await scanTree(root, { ...options.normalize, leaveOut: options.leaveOut }, options.warnings, options.signal);
   const assignment = assignComponents(tree, await readDatabases(tree, options.warnings), layering.largeFile ?? LARGE_FILE);
   let previous = layering.previous ? previousLayers(layering.previous.manifest.layers, layering.previous.config.rootfs.diff_ids) : [];
   if (layering.previous && previous.length === 0) {
@@ -85,7 +91,8 @@ export async function planTree(
   // A kept layer keeps its bytes, so only one of the same compression is kept.
   const mediaType = layerMediaType(resolveCompression(options).compression);
   previous = previous.filter((p) => p.descriptor.mediaType === mediaType);
-  const plan = planLayers(tree, assignment, maxLayers, previous);
+  const kept = previous.length > 0 ? await unchangedLayers(tree, assignment, previous, jobsOf(layering), options.signal) : [];
+  const plan = planLayers(tree, assignment, maxLayers, kept);
   return { tree, plan, names: assignment.components.map((c) => c.name) };
 }
 
@@ -97,12 +104,10 @@ export async function pushComponentLayers(
   options: LayerBuildOptions & { warnings: string[] },
 ): Promise<ComponentLayer[]> {
   const { tree, plan, names } = await planTree(root, layering, options);
-  const limit = pLimit(Math.max(1, layering.jobs ?? Math.min(2, availableParallelism())));
+  const limit = pLimit(jobsOf(layering));
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const zstd = resolveCompression(options).compression === 'zstd' ? new FrameBudget() : undefined;
-  // Without --previous the tree was not hashed: each layer hashes its files' content as it writes them.
-  const hashed = layering.previous !== undefined;
   const jobs = plan.layers.map((layer, n) =>
     limit(async (): Promise<Omit<ComponentLayer, 'annotations' | 'components'>> => {
       signal.throwIfAborted();
@@ -121,20 +126,16 @@ export async function pushComponentLayers(
           status: copied!.status,
         };
       }
-      const entries = () => layerEntries(tree, layer.entries, !hashed);
+      const entries = () => layerEntries(tree, layer.entries);
       const built = await pushEntries(store, entries, `${root} (layer ${n + 1})`, { ...options, signal }, { zstd });
-      // Its components' digests now, while other layers are still being written, not all at the end.
-      plan.digests(layer.components);
       return { ...built, reused: false, status: 'built' };
     }),
   );
-  const annotate = (layers: Array<Omit<ComponentLayer, 'annotations' | 'components'>>): ComponentLayer[] => {
-    const digests = plan.digests();
-    return layers.map((l, n) => {
-      const members = plan.layers[n]!.components.map((c) => ({ name: names[c]!, digest: digests[c]! }));
-      return { ...l, annotations: layerAnnotations(members), components: members.map((m) => m.name) };
+  const annotate = (layers: Array<Omit<ComponentLayer, 'annotations' | 'components'>>): ComponentLayer[] =>
+    layers.map((l, n) => {
+      const components = plan.layers[n]!.components.map((c) => names[c]!);
+      return { ...l, annotations: layerAnnotations(components), components };
     });
-  };
   try {
     return annotate(await Promise.all(jobs));
   } catch (err) {

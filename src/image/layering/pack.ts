@@ -44,9 +44,8 @@
  *
  * With --previous, an update uploads the layers whose components changed
  * or went, whole: a changed unit drags the rest of its run along (plan.ts
- * repacks those siblings with what is new; the annotations record a
- * layer's content digest, not each component's, so which sibling changed
- * is not known). That drag is the bytes of the run, and (4) keeps it small
+ * repacks those siblings with what is new; a layer is kept or not as a
+ * whole, by its DiffID (keep.ts), so which sibling changed is not known). That drag is the bytes of the run, and (4) keeps it small
  * for small units: a run of n units of about s bytes each holds about
  * √(T·s) bytes, so small units share small runs. On a tree like the
  * issue's (239 Debian packages, 254 MiB of files, 64 layers) a small
@@ -71,9 +70,9 @@
  * layers still shrink the drag: at --max-layers 128 a small package of the
  * issue-shaped tree sits in a run of 0.4 MiB on average, 1.35 MiB at most.
  *
- * Recording each component's digest in the annotations, so that a changed
- * component could leave a shared layer while its siblings keep theirs, was
- * weighed and not done: a layer's blob is its bytes, and a kept layer
+ * Recording a digest of each component in the annotations, so that a
+ * changed component could leave a shared layer while its siblings keep
+ * theirs, was weighed and not done: a layer's blob is its bytes, and a kept layer
  * still holds the old files of the component that left, so the new layer
  * would have to shadow them (and whiteout what went), which breaks "each
  * path in exactly one layer" and lets the old bytes ship forever. Without

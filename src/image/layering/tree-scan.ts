@@ -1,26 +1,14 @@
 /**
  * The one walk of a tree that layering makes before any layer is written:
  * every entry's metadata (as walkTree normalizes it) in walk order, which
- * is the order every layer writes them in, and room for the SHA-256 of
- * each regular file's content (32 bytes an entry, in one buffer).
- *
- * The content digests are taken as the layers are written (layerEntries
- * hashes each file as the tar writer reads it), when nothing needs them
- * sooner. Only a build with --previous hashes here, reading every file once
- * before any layer is written: whether a previous layer is kept must be known before the
- * layers are packed and written (a kept layer's components are not packed
- * again, and its blob is copied rather than written), and learning it by
- * writing a layer would cost the compression the keeping saves. Those
- * reads are synchronous into one reused buffer; the layers then read the
- * files again, from the page cache mostly. Memory: about 45 bytes an entry
- * in typed arrays (ScannedTree) and 32 for its digest, never a file's
- * content; no object per entry.
+ * is the order every layer writes them in. No file's content is read here;
+ * each layer reads its files as it is written (and, with --previous, as a
+ * previous layer is checked, keep.ts). Memory: about 45 bytes an entry in
+ * typed arrays (ScannedTree), never a file's content; no object per entry.
  */
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { OciError } from '../../errors.js';
-import { changed, closeSyncQuietly, openSyncForRead, readSyncAt } from '../file-read.js';
 import type { EntryWithContent } from '../tar/frames.js';
 import type { TarEntry, TarEntryType } from '../tar/header.js';
 import { type TreeOptions, type TreeXattrs, walkTreeApart, xattrKey, xattrsOf } from '../tree.js';
@@ -67,8 +55,6 @@ const utf8 = new TextEncoder();
 export class ScannedTree {
   /** `root/` as the walk joins paths: the source of most files is this and their name. */
   readonly prefix: string;
-  /** SHA-256 of each regular file's content at 32 × its index, once hashed (here or by layerEntries). */
-  readonly digests: Buffer;
   /** Directory index of each entry (-1 at the top). */
   readonly parent: Int32Array;
   private readonly types: Uint8Array;
@@ -105,7 +91,6 @@ export class ScannedTree {
     this.names = Buffer.from(b.names.subarray(0, n === 0 ? 0 : b.nameEnd[n - 1]!));
     this.rare = b.rare;
     this.hashes = b.hashes.slice(0, n);
-    this.digests = Buffer.alloc(32 * n);
     let size = 16;
     while (size < 2 * n) size *= 2;
     this.table = new Int32Array(size);
@@ -280,33 +265,6 @@ class TreeBuilder {
   }
 }
 
-/** Whether entry `i` has content to hash (a regular file read from the tree). */
-export const hasContent = (tree: ScannedTree, i: number): boolean => tree.type(i) === 'file';
-
-/** The content digest of entry `i` (a view into `tree.digests`). */
-export const contentDigest = (tree: ScannedTree, i: number): Buffer => tree.digests.subarray(32 * i, 32 * i + 32);
-
-const READ = 1 << 20;
-
-/** SHA-256 of a file of known size, written to `out`; fails when the file is not that size any more. */
-function hashFile(source: string | Buffer, size: number, buf: Buffer, out: Buffer): void {
-  const h = createHash('sha256');
-  const path = String(source);
-  const fd = openSyncForRead(source);
-  try {
-    for (let pos = 0; pos < size; ) {
-      const n = readSyncAt(fd, path, buf, 0, Math.min(READ, size - pos), pos);
-      if (n === 0) throw changed(path);
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-    if (readSyncAt(fd, path, buf, 0, 1, size) !== 0) throw changed(path);
-  } finally {
-    closeSyncQuietly(fd);
-  }
-  h.digest().copy(out);
-}
-
 /** Puts each entry's extended attributes (found by `keyed`, else by path) on it. */
 function addXattrs(tree: ScannedTree, xattrs: TreeXattrs, keyed: Map<string, number>): void {
   for (const key of xattrs.keys()) {
@@ -324,12 +282,12 @@ export function entryPath(e: TarEntry): string {
 }
 
 /**
- * Walks `root` once; with `hash`, hashes every file's content too. `warnings`
- * as walkTree. The extended attributes are added after the walk, which so
- * never waits for getfattr (on a 1 GiB tree it otherwise stood idle for a
- * sixth of the walk, or would hold 300 bytes an entry until they came).
+ * Walks `root` once (`warnings` as walkTree). The extended attributes are
+ * added after the walk, which so never waits for getfattr (on a 1 GiB tree
+ * it otherwise stood idle for a sixth of the walk, or would hold 300 bytes
+ * an entry until they came).
  */
-export async function scanTree(root: string, options: TreeOptions, warnings: string[], signal?: AbortSignal, hash = false): Promise<ScannedTree> {
+export async function scanTree(root: string, options: TreeOptions, warnings: string[], signal?: AbortSignal): Promise<ScannedTree> {
   const b = new TreeBuilder();
   const prefix = join(root, '/');
   const { entries, xattrs } = await walkTreeApart(root, options, warnings);
@@ -347,34 +305,13 @@ export async function scanTree(root: string, options: TreeOptions, warnings: str
   }
   const tree = new ScannedTree(root, b);
   addXattrs(tree, await xattrs, keyed);
-  if (hash) {
-    const buf = Buffer.allocUnsafe(READ);
-    for (let i = 0; i < tree.count; i++) {
-      if (i % 256 === 0) signal?.throwIfAborted();
-      if (hasContent(tree, i)) hashFile(tree.source(i)!, tree.size(i), buf, contentDigest(tree, i));
-    }
-  }
   return tree;
 }
 
-/**
- * The entries of one layer to write, with their files to read. With `hash`,
- * each file's content is hashed into `tree.digests` as the archive takes it
- * in: the digest is written when the next entry is asked for, so only once
- * every byte of the file has passed (the tar writer asks for an entry after
- * it has written the one before). Each writing of a layer iterates afresh.
- */
-export async function* layerEntries(tree: ScannedTree, entries: Uint32Array, hash: boolean): AsyncGenerator<EntryWithContent> {
+/** The entries of one layer to write, with their files to read. Each writing of a layer iterates afresh. */
+export async function* layerEntries(tree: ScannedTree, entries: Uint32Array): AsyncGenerator<EntryWithContent> {
   for (const i of entries) {
     const entry = tree.entry(i);
-    const item: EntryWithContent = { entry, source: tree.source(i, entry) };
-    if (!hash || !hasContent(tree, i)) {
-      yield item;
-      continue;
-    }
-    const h = createHash('sha256');
-    item.onContent = (bytes) => h.update(bytes);
-    yield item;
-    h.digest().copy(contentDigest(tree, i));
+    yield { entry, source: tree.source(i, entry) };
   }
 }

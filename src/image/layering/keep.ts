@@ -1,0 +1,83 @@
+/**
+ * Which layers of the previous image (`--previous`) a build keeps.
+ *
+ * A previous layer is a candidate when every component it lists is in the
+ * tree, none is claimed by an earlier candidate, and no hard link ties one
+ * of them to a component outside it. A candidate is kept when its tar,
+ * written from the tree as it is now (hashed, not compressed), has the
+ * previous layer's DiffID: the same bytes, so the previous blob is the
+ * layer, and is copied, mounted or found at the destination instead of
+ * written. The DiffID is the image's own record of the bytes, so images
+ * from any earlier version can be checked, and a build that has no previous
+ * image reads no file's content beyond writing its layers.
+ *
+ * This must be known before the rest is packed (a kept layer's components
+ * are not packed again), so a build with --previous reads the candidates'
+ * files once more than one without; what that costs is reading and
+ * hashing, never compressing.
+ */
+import pLimit from 'p-limit';
+import { Sha256Counter } from '../../oci/digest.js';
+import { BufferPool } from '../../util/buffer-pool.js';
+import { tarFrames } from '../tar/frames.js';
+import type { PreviousLayer } from './annotations.js';
+import type { Assignment } from './assign.js';
+import { entriesOf, type KeptLayer, unitsOf } from './plan.js';
+import { layerEntries, type ScannedTree } from './tree-scan.js';
+
+/** Tar is hashed in pieces of this size, from a few reused buffers. */
+const PIECE = 1 << 20;
+
+/** The previous layers that could be kept: all their components here, and whole. */
+export function keepCandidates(tree: ScannedTree, a: Assignment, previous: PreviousLayer[]): KeptLayer[] {
+  const unitOf = unitsOf(tree, a);
+  const byName = new Map(a.components.map((c, i) => [c.name, i]));
+  const taken = new Uint8Array(a.components.length);
+  const out: KeptLayer[] = [];
+  for (const prev of previous) {
+    const comps = prev.components?.map((n) => byName.get(n));
+    if (!comps || comps.length === 0 || comps.some((c) => c === undefined || taken[c])) continue;
+    const ids = comps as number[];
+    const units = new Set(ids.map((c) => unitOf[c]!));
+    const members = new Set(ids);
+    if (!a.components.every((_, c) => !units.has(unitOf[c]!) || members.has(c))) continue;
+    for (const c of ids) taken[c] = 1;
+    out.push({ components: ids, previous: prev });
+  }
+  return out;
+}
+
+/** The DiffID the tar of `entries` would have, written from the tree now. */
+export async function treeDiffId(tree: ScannedTree, entries: Uint32Array, signal?: AbortSignal): Promise<string> {
+  const counter = new Sha256Counter();
+  const pool = new BufferPool(PIECE, 2);
+  for await (const piece of tarFrames(layerEntries(tree, entries), PIECE, pool.take)) {
+    signal?.throwIfAborted();
+    counter.update(piece);
+    pool.give(piece);
+  }
+  return counter.digest();
+}
+
+/** The candidates whose tar, written from the tree now, has the previous layer's DiffID; `jobs` checked at once. */
+export async function unchangedLayers(tree: ScannedTree, a: Assignment, previous: PreviousLayer[], jobs: number, signal?: AbortSignal): Promise<KeptLayer[]> {
+  const candidates = keepCandidates(tree, a, previous);
+  const lists = entriesOf(
+    tree,
+    a,
+    candidates.map((k) => k.components),
+  );
+  // The first failure stops the others at their next piece.
+  const stop = new AbortController();
+  const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const limit = pLimit(jobs);
+  const checks = candidates.map((k, n) => limit(async () => (await treeDiffId(tree, lists[n]!.entries, stopped)) === k.previous.diffID));
+  try {
+    const same = await Promise.all(checks);
+    return candidates.filter((_, n) => same[n]);
+  } catch (err) {
+    stop.abort();
+    await Promise.allSettled(checks);
+    throw err;
+  }
+}
