@@ -63,7 +63,12 @@ export class ChunkedUpload extends UploadState {
   /** Uploads the whole source and commits the blob. */
   async run(): Promise<UploadResult> {
     try {
-      if (!this.location) await this.open();
+      if (!this.location) {
+        // The source's first piece is made while the registry opens the session: for a payload
+        // built as it is pushed, its first frame read and compressed, for a file its first read.
+        if (this.src instanceof ChunkSource) this.src.readAhead(1);
+        await this.open();
+      }
       for (;;) {
         this.checkAborted();
         try {
