@@ -60,7 +60,9 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
   options.progress?.({ type: 'blob-start', id: 'config', name: 'config', total: config.length });
   const configExists = await store.exists(configDescriptor);
   // The store says whether the bytes went over the network (uploaded) or were written locally.
-  const configStored = configExists ? { status: 'exists' as const, uploadedBytes: 0 } : await pushReported(store, configDescriptor, Readable.from([config]));
+  const configStored = configExists
+    ? { status: 'exists' as const, uploadedBytes: 0 }
+    : await pushReported(store, configDescriptor, Readable.from([config]), { skipExistsCheck: true });
   options.progress?.({ type: 'blob-progress', id: 'config', bytes: config.length, total: config.length });
   options.progress?.({
     type: 'blob-done',
