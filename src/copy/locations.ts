@@ -145,8 +145,9 @@ export async function openLocationForReading(input: string, options: LocationOpt
     });
     try {
       const repository = client.repository(ref, { signal: options.signal });
-      // resolve holds a digest in the reference to the registry's answer.
-      const root = await repository.resolve(manifestReference(ref));
+      // resolve holds a digest in the reference to the registry's answer. What is read is read
+      // from the root down, so the root manifest is fetched (and kept) as it is resolved.
+      const root = await repository.resolve(manifestReference(ref), { read: true });
       return {
         kind: 'registry',
         location: formatReference(ref),

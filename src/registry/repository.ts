@@ -339,8 +339,13 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
    * `Docker-Content-Digest`, or content that hashes to another digest, is
    * refused with DIGEST_MISMATCH, so no caller ever acts on (pulls, signs,
    * lists referrers of) a manifest other than the one the user named.
+   *
+   * `read`: the caller reads the manifest next (a pull, a copy, inspect),
+   * so it is fetched at once and kept, one round trip instead of a HEAD and
+   * then a GET. Without it a HEAD answers, which registries that count pulls
+   * (Docker Hub) do not count.
    */
-  async resolve(reference: string): Promise<Descriptor> {
+  async resolve(reference: string, options: { read?: boolean } = {}): Promise<Descriptor> {
     const url = `/v2/${this.name}/manifests/${reference}`;
     const wanted = isDigest(reference) ? reference : undefined;
     const named = formatReference({ ...this.reference, ...(wanted ? { tag: undefined, digest: wanted } : { tag: reference, digest: undefined }) });
@@ -348,15 +353,21 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
       new OciError('DIGEST_MISMATCH', `${named}: the registry ${how} ${answered}, not the digest the reference names`, {
         hint: 'the registry, or something between it and oci-os, is answering for other content',
       });
-    const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
-    await head.body.dump().catch(() => undefined);
-    if (head.status === 404) throw new OciError('NOT_FOUND', `${named} not found`);
-    const digest = head.header('docker-content-digest');
-    if (head.status === 200 && wanted && digest && digest !== wanted) throw mismatch(digest, 'answered with manifest');
-    const mediaType = head.header('content-type')?.split(';')[0]?.trim();
-    const size = Number(head.header('content-length'));
-    if (head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0) return { mediaType, digest, size };
+    if (!options.read) {
+      const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
+      await head.body.dump().catch(() => undefined);
+      if (head.status === 404) throw new OciError('NOT_FOUND', `${named} not found`);
+      const digest = head.header('docker-content-digest');
+      if (head.status === 200 && wanted && digest && digest !== wanted) throw mismatch(digest, 'answered with manifest');
+      const mediaType = head.header('content-type')?.split(';')[0]?.trim();
+      const size = Number(head.header('content-length'));
+      if (head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0) return { mediaType, digest, size };
+    }
     const res = await this.http.send({ method: 'GET', url, scopes: this.pull, headers: { accept: manifestAccept } });
+    if (res.status === 404) {
+      await res.body.dump().catch(() => undefined);
+      throw new OciError('NOT_FOUND', `${named} not found`);
+    }
     if (res.status !== 200) throw await this.http.error(res, 'GET');
     const echoed = res.header('docker-content-digest');
     if (wanted && echoed && echoed !== wanted) {

@@ -99,6 +99,9 @@ test('pull resumes a blob download the connection cut mid-way, with a Range requ
   const p = await runCli(['pull', `${proxy.host}/resume/os:v1`, '-o', `oci:${join(root, 'pulled')}`, '--json']);
   assert.equal(p.code, 0, p.stderr);
   assert.equal(JSON.parse(p.stdout).digest, img.digest);
+  // The root manifest is fetched as the tag is resolved, and kept: one request, no HEAD before it.
+  const manifestRequests = proxy.log.filter((e) => e.path.includes('/manifests/')).map((e) => `${e.method} ${e.path}`);
+  assert.deepEqual(manifestRequests, ['GET /v2/resume/os/manifests/v1']);
   const gets = proxy.log.filter((e) => e.method === 'GET' && blobPath.test(e.path));
   assert.equal(gets.length, 2, JSON.stringify(gets));
   assert.equal(gets[0]!.fault, 'resetResponse');
