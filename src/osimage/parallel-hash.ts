@@ -4,14 +4,17 @@
  * to confirm that a payload is unchanged (a re-push), where hashing is the
  * only work left and one core would make it the bottleneck.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { fsError, OciError } from '../errors.js';
 
 /** The SHA-256 of every `chunkSize` bytes of the first `size` bytes of `path`, base64 without padding. */
 export async function hashFileChunks(path: string, size: number, chunkSize: number, threads = Math.min(availableParallelism(), 8)): Promise<string[]> {
   const chunks = Math.ceil(size / chunkSize);
   if (chunks === 0) return [];
+  // Loaded here, not with the module: push and build carry this file, and only a re-push hashes.
+  // (require, not import(): a bundle keeps import() of a built-in, which its compiled script cannot run.)
+  const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
   const parts = Math.max(1, Math.min(threads, chunks));
   const perPart = Math.ceil(chunks / parts);
   const jobs: Array<Promise<string[]>> = [];
