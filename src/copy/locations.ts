@@ -13,7 +13,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import type { ContentStore } from '../content/store.js';
-import { isOciError, OciError } from '../errors.js';
+import { InterruptedError, isOciError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { isIndexMediaType, isManifestMediaType } from '../oci/mediatypes.js';
 import { OciLayout } from '../ocilayout/layout.js';
@@ -87,6 +87,27 @@ export interface WritableLocation extends OpenedLocation {
   commit(): Promise<void>;
   /** Local locations: drops whatever was written. Registries: no-op (unreferenced blobs are the registry's to collect). */
   abort(): Promise<void>;
+}
+
+/**
+ * Runs `write` on a destination just opened, then settles it: committed
+ * when `write` succeeds, aborted when anything fails (a local destination
+ * then shows nothing of it), closed either way. With `interrupted`, a
+ * failure after its signal fired is reported as that interruption,
+ * whichever step noticed it.
+ */
+export async function writeAndSettle<T>(out: WritableLocation, write: () => Promise<T>, interrupted?: { signal?: AbortSignal; message: string }): Promise<T> {
+  try {
+    const result = await write();
+    await out.commit();
+    return result;
+  } catch (err) {
+    await out.abort();
+    if (interrupted?.signal?.aborted) throw new InterruptedError(interrupted.message, { cause: err });
+    throw err;
+  } finally {
+    await out.close();
+  }
 }
 
 /** True when `s` names a local location (`oci:` or `oci-archive:`). */

@@ -7,8 +7,8 @@
  */
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type LocationOptions, openLocationForWriting, parseLocation, type WritableLocation } from '../copy/locations.js';
-import { InterruptedError, OciError } from '../errors.js';
+import { type LocationOptions, openLocationForWriting, parseLocation, type WritableLocation, writeAndSettle } from '../copy/locations.js';
+import { OciError } from '../errors.js';
 import { archiveLockFile, besideArchivePrefix } from '../ocilayout/archive.js';
 import { type BuiltImage, buildImage, type ImageBuildOptions } from './build.js';
 import { checkLayerPath } from './layer.js';
@@ -64,22 +64,18 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
     if (options.layering?.previous) previous = await openImage(options.layering.previous, { ...locations, platform: options.platform });
     const layering = options.layering && { ...options.layering, previous };
     const out = await openLocationForWriting(dest, locations);
-    try {
-      // A destination inside a directory input would be packed, temporary files and all.
-      const leaveOut = [...(options.leaveOut ?? []), ...(await destinationPaths(out))];
-      const built = await buildImage(out.store, { ...options, base, leaveOut, layering });
-      options.signal?.throwIfAborted();
-      if (out.tag) await out.store.tag(built.descriptor, out.tag);
-      await out.commit();
-      return { ...built, output: out.location, tag: out.tag, baseDigest: base?.descriptor.digest };
-    } catch (err) {
-      await out.abort();
-      // Whichever step noticed the signal, the user sees one message.
-      if (options.signal?.aborted) throw new InterruptedError('build aborted', { cause: err });
-      throw err;
-    } finally {
-      await out.close();
-    }
+    return await writeAndSettle(
+      out,
+      async () => {
+        // A destination inside a directory input would be packed, temporary files and all.
+        const leaveOut = [...(options.leaveOut ?? []), ...(await destinationPaths(out))];
+        const built = await buildImage(out.store, { ...options, base, leaveOut, layering });
+        options.signal?.throwIfAborted();
+        if (out.tag) await out.store.tag(built.descriptor, out.tag);
+        return { ...built, output: out.location, tag: out.tag, baseDigest: base?.descriptor.digest };
+      },
+      { signal: options.signal, message: 'build aborted' },
+    );
   } finally {
     await previous?.location.close();
     await base?.location.close();

@@ -16,8 +16,15 @@
 import { Readable } from 'node:stream';
 import type { ContentStore } from '../content/store.js';
 import { copyGraph, readManifestBytes } from '../copy/graph.js';
-import { type LocationOptions, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
-import { InterruptedError, OciError } from '../errors.js';
+import {
+  type LocationOptions,
+  openLocationForReading,
+  openLocationForWriting,
+  parseLocation,
+  type WritableLocation,
+  writeAndSettle,
+} from '../copy/locations.js';
+import { OciError } from '../errors.js';
 import { configPlatform } from '../image/config.js';
 import { formatPlatform, platformFromProductVariant, platformMatches } from '../image/platform.js';
 import { isAttestation } from '../image/platform-select.js';
@@ -40,12 +47,15 @@ export interface IndexBuildOptions {
   signal?: AbortSignal;
 }
 
+/** An entry of the index being built, with the SRC it came from. */
+type IndexEntry = Descriptor & { source: string };
+
 /** What {@link buildIndexTo} wrote. */
 export interface IndexBuildReport {
   index: Buffer;
   descriptor: Descriptor;
   /** The index's entries, each with the source it came from. */
-  manifests: Array<Descriptor & { source: string }>;
+  manifests: IndexEntry[];
   output: string;
   tag?: string;
 }
@@ -99,71 +109,75 @@ export async function buildIndexTo(
     throw new OciError('INVALID_REFERENCE', `${dest}: an index has no digest before it is built; push to a tag (REPO:TAG)`);
   }
   const out = await openLocationForWriting(dest, locations);
-  try {
-    const entries: Array<Descriptor & { source: string }> = [];
-    const seen = new Map<string, string>();
-    for (const src of sources) {
-      const loc = await openLocationForReading(src, locations);
-      // An entry's graph, copied as the descriptor names it (its platform and annotations stay in the index).
-      const copyEntry = ({ mediaType, digest, size }: Descriptor) =>
-        copyGraph(loc.store, out.store, { mediaType, digest, size }, { jobs: options.jobs, signal: options.signal });
-      try {
-        const children: Descriptor[] = [];
-        // Carried over verbatim after the images: not read as images, not counted as platforms.
-        const attestations: Descriptor[] = [];
-        const given = options.platforms?.get(src);
-        if (isIndexMediaType(loc.root.mediaType)) {
-          if (given) throw new OciError('USAGE', `--platform ${src}=…: ${src} is an index, whose entries keep the platforms it lists`);
-          const index = JSON.parse((await readManifestBytes(loc.store, loc.root)).toString('utf8')) as ImageIndex;
-          for (const m of index.manifests ?? []) {
-            if (!isManifestMediaType(m.mediaType)) continue;
-            if (isAttestation(m)) {
-              attestations.push(m);
-              continue;
-            }
-            children.push(await imageEntry(loc.store, m, `${src} (${m.digest})`, undefined, m.platform));
+  return writeAndSettle(out, async () => writeIndex(out, await copyEntries(out, sources, options, locations), options), {
+    signal: options.signal,
+    message: 'index aborted',
+  });
+}
+
+/** Copies the images at `sources` (an index's entries, each) to `out`; the index entries they make, in order. */
+async function copyEntries(out: WritableLocation, sources: string[], options: IndexBuildOptions, locations: LocationOptions): Promise<IndexEntry[]> {
+  const entries: IndexEntry[] = [];
+  const seen = new Map<string, string>();
+  for (const src of sources) {
+    const loc = await openLocationForReading(src, locations);
+    // An entry's graph, copied as the descriptor names it (its platform and annotations stay in the index).
+    const copyEntry = ({ mediaType, digest, size }: Descriptor) =>
+      copyGraph(loc.store, out.store, { mediaType, digest, size }, { jobs: options.jobs, signal: options.signal });
+    try {
+      const children: Descriptor[] = [];
+      // Carried over verbatim after the images: not read as images, not counted as platforms.
+      const attestations: Descriptor[] = [];
+      const given = options.platforms?.get(src);
+      if (isIndexMediaType(loc.root.mediaType)) {
+        if (given) throw new OciError('USAGE', `--platform ${src}=…: ${src} is an index, whose entries keep the platforms it lists`);
+        const index = JSON.parse((await readManifestBytes(loc.store, loc.root)).toString('utf8')) as ImageIndex;
+        for (const m of index.manifests ?? []) {
+          if (!isManifestMediaType(m.mediaType)) continue;
+          if (isAttestation(m)) {
+            attestations.push(m);
+            continue;
           }
-        } else {
-          children.push(await imageEntry(loc.store, loc.root, src, given, undefined));
+          children.push(await imageEntry(loc.store, m, `${src} (${m.digest})`, undefined, m.platform));
         }
-        for (const child of children) {
-          if (entries.some((e) => e.digest === child.digest)) continue;
-          const key = formatPlatform(child.platform!);
-          const other = seen.get(key);
-          if (other) throw new OciError('INVALID_ARGUMENT', `${src} and ${other} are both images for ${key}; an index holds one image per platform`);
-          seen.set(key, src);
-          await copyEntry(child);
-          entries.push({ ...child, source: src });
-        }
-        for (const att of attestations) {
-          // The same source named twice; one attestation listed for two images stays listed twice.
-          const about = att.annotations?.['vnd.docker.reference.digest'];
-          if (entries.some((e) => e.digest === att.digest && e.annotations?.['vnd.docker.reference.digest'] === about)) continue;
-          await copyEntry(att);
-          entries.push({ ...att, source: src });
-        }
-      } finally {
-        await loc.close();
+      } else {
+        children.push(await imageEntry(loc.store, loc.root, src, given, undefined));
       }
+      for (const child of children) {
+        if (entries.some((e) => e.digest === child.digest)) continue;
+        const key = formatPlatform(child.platform!);
+        const other = seen.get(key);
+        if (other) throw new OciError('INVALID_ARGUMENT', `${src} and ${other} are both images for ${key}; an index holds one image per platform`);
+        seen.set(key, src);
+        await copyEntry(child);
+        entries.push({ ...child, source: src });
+      }
+      for (const att of attestations) {
+        // The same source named twice; one attestation listed for two images stays listed twice.
+        const about = att.annotations?.['vnd.docker.reference.digest'];
+        if (entries.some((e) => e.digest === att.digest && e.annotations?.['vnd.docker.reference.digest'] === about)) continue;
+        await copyEntry(att);
+        entries.push({ ...att, source: src });
+      }
+    } finally {
+      await loc.close();
     }
-    const index: ImageIndex = {
-      schemaVersion: 2,
-      mediaType: MediaType.ociIndex,
-      manifests: entries.map(({ source: _, ...d }) => d),
-    };
-    if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = jsonMap(options.annotations);
-    const bytes = canonicalJson(index);
-    const descriptor: Descriptor = { mediaType: MediaType.ociIndex, digest: sha256Digest(bytes), size: bytes.length };
-    options.signal?.throwIfAborted();
-    await out.store.push(descriptor, Readable.from([bytes]));
-    if (out.tag) await out.store.tag(descriptor, out.tag);
-    await out.commit();
-    return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
-  } catch (err) {
-    await out.abort();
-    if (options.signal?.aborted) throw new InterruptedError('index aborted', { cause: err });
-    throw err;
-  } finally {
-    await out.close();
   }
+  return entries;
+}
+
+/** Writes the index of `entries` to `out`, and its tag. */
+async function writeIndex(out: WritableLocation, entries: IndexEntry[], options: IndexBuildOptions): Promise<IndexBuildReport> {
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: entries.map(({ source: _, ...d }) => d),
+  };
+  if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = jsonMap(options.annotations);
+  const bytes = canonicalJson(index);
+  const descriptor: Descriptor = { mediaType: MediaType.ociIndex, digest: sha256Digest(bytes), size: bytes.length };
+  options.signal?.throwIfAborted();
+  await out.store.push(descriptor, Readable.from([bytes]));
+  if (out.tag) await out.store.tag(descriptor, out.tag);
+  return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
 }

@@ -9,7 +9,15 @@
 
 import type { ContentStore } from '../content/store.js';
 import { type CopyOptions, type CopyResult, readManifestBytes } from '../copy/graph.js';
-import { type LocationKind, openLocationForReading, openLocationForWriting, parseLocation } from '../copy/locations.js';
+import {
+  type LocationKind,
+  openLocationForReading,
+  openLocationForWriting,
+  parseLocation,
+  type ReadableLocation,
+  type WritableLocation,
+  writeAndSettle,
+} from '../copy/locations.js';
 import { InterruptedError, OciError } from '../errors.js';
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
@@ -73,47 +81,47 @@ export async function transfer(source: string, destination: string, options: Tra
     // One platform of an index is copied as a plain manifest: the index itself stays behind.
     const root = options.platform ? (await selectRoot(src.store, src.root, options.platform, src.location)).root : src.root;
     const dst = await openLocationForWriting(destination, { client: options.client, signal: options.signal });
-    try {
-      if (dst.digest && dst.digest !== root.digest) {
-        throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${root.digest}`);
-      }
-      const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
-      const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : await checkOsImage(src.store, root);
-      const result = await copyGraph(src.store, checking ?? dst.store, root, {
-        jobs: options.jobs,
-        signal: options.signal,
-        progress: options.progress,
-        // Layout tags only become visible on commit(), after the chunk checks below.
-        tags: dst.tag ? [dst.tag] : [],
-      });
-      let verification: VerifyResult | undefined;
-      if (dst.kind !== 'registry') {
-        if (checking?.complete) {
-          verification = {
-            // A blob shared by identical payloads was read once.
-            root,
-            manifests: 1,
-            blobs: checking.verified.size,
-            bytes: checking.checkedBytes,
-            payloads: checking.results().map((v) => ({ ...v, manifest: root.digest })),
-          };
-        } else if (verify) {
-          verification = await verifyGraph(dst.store, root, { jobs: options.jobs, blobs: false, signal: options.signal });
-        }
-        // An interrupt that came after the last blob still leaves the destination as it was.
-        if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
-        await dst.commit();
-      }
-      return { ...result, source: src.location, destination: dst.location, verification };
-    } catch (err) {
-      await dst.abort();
-      throw err;
-    } finally {
-      await dst.close();
-    }
+    return await writeAndSettle(dst, () => copyTo(src, root, dst, options));
   } finally {
     await src.close();
   }
+}
+
+/**
+ * Copies `root` of `src` to `dst`; a local destination is checked then,
+ * before the caller commits it.
+ */
+async function copyTo(src: ReadableLocation, root: Descriptor, dst: WritableLocation, options: TransferOptions): Promise<TransferResult> {
+  if (dst.digest && dst.digest !== root.digest) {
+    throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${root.digest}`);
+  }
+  const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
+  const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : await checkOsImage(src.store, root);
+  const result = await copyGraph(src.store, checking ?? dst.store, root, {
+    jobs: options.jobs,
+    signal: options.signal,
+    progress: options.progress,
+    // Layout tags only become visible on commit(), after the chunk checks below.
+    tags: dst.tag ? [dst.tag] : [],
+  });
+  let verification: VerifyResult | undefined;
+  if (dst.kind !== 'registry') {
+    if (checking?.complete) {
+      verification = {
+        // A blob shared by identical payloads was read once.
+        root,
+        manifests: 1,
+        blobs: checking.verified.size,
+        bytes: checking.checkedBytes,
+        payloads: checking.results().map((v) => ({ ...v, manifest: root.digest })),
+      };
+    } else if (verify) {
+      verification = await verifyGraph(dst.store, root, { jobs: options.jobs, blobs: false, signal: options.signal });
+    }
+    // An interrupt that came after the last blob still leaves the destination as it was.
+    if (options.signal?.aborted) throw new InterruptedError('copy interrupted; no tag was set');
+  }
+  return { ...result, source: src.location, destination: dst.location, verification };
 }
 
 /** An OS image root's manifest and config, checked as its reader checks them (no payload is read). */
