@@ -34,6 +34,13 @@ export class ChunkSource {
   private readonly pacer = new GcPacer();
   /** The pull under way (a read-ahead), which every other read waits for. */
   private filling?: Promise<void>;
+  /**
+   * Why a pull failed. A source that threw has ended as far as its iterator
+   * is concerned (next() answers done), so every later read must fail with
+   * this, not take the source for complete: a read-ahead's failure is
+   * noticed by no one when it happens.
+   */
+  private failure?: { error: unknown };
   private readonly slabs = new BufferPool(SLAB, 64);
   private slab?: Buffer;
   private slabUsed = 0;
@@ -71,26 +78,48 @@ export class ChunkSource {
   /** Pulls until at least `n` bytes are pending or the source ends. */
   async fill(n: number): Promise<void> {
     while (this.filling) await this.filling;
+    this.throwIfFailed();
     if (this.done || this.queue.length >= n) return;
-    const p = this.pull(n).finally(() => {
-      if (this.filling === p) this.filling = undefined;
-    });
+    const p = this.pull(n)
+      .catch((err: unknown) => {
+        // Too many bytes (hashed()) as well as the source's own failure.
+        this.failure ??= { error: err };
+        throw err;
+      })
+      .finally(() => {
+        if (this.filling === p) this.filling = undefined;
+      });
     this.filling = p;
     return p;
   }
 
   /**
    * Starts pulling until `n` bytes are pending, without waiting: the next
-   * read waits for it, and a failure surfaces there.
+   * read waits for it, and a failure surfaces there (kept, see {@link failure}).
    */
   readAhead(n: number): void {
     this.fill(n).catch(() => undefined);
   }
 
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+
+  /** The next piece of the source; a failure is kept for every later read. */
+  private async next(): Promise<IteratorResult<Uint8Array>> {
+    this.throwIfFailed();
+    try {
+      return await this.iterator.next();
+    } catch (err) {
+      this.failure = { error: err };
+      throw err;
+    }
+  }
+
   private async pull(n: number): Promise<void> {
     if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
     while (!this.done && this.queue.length < n) {
-      const r = await this.iterator.next();
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         break;
@@ -132,7 +161,7 @@ export class ChunkSource {
   async skip(n: number): Promise<boolean> {
     if (this.hasher.size > 0) throw new OciError('INTERNAL', `${this.what}: skip after bytes were read`);
     while (this.hasher.size < n) {
-      const r = await this.iterator.next();
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         return false;
@@ -185,6 +214,7 @@ export class ChunkSource {
    */
   async *drain(): AsyncGenerator<Buffer> {
     while (this.filling) await this.filling;
+    this.throwIfFailed();
     if (this.queue.length > 0) {
       this.offset += this.queue.length;
       yield* this.queue.drain();
@@ -192,7 +222,7 @@ export class ChunkSource {
     // The rest goes out as the source gives it: nothing is held, so nothing is copied into slabs.
     while (!this.done) {
       if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
-      const r = await this.iterator.next();
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         return;
