@@ -2,12 +2,13 @@
  * Which layers of the previous image (`--previous`) a build keeps.
  *
  * A previous layer is a candidate when every component it lists is in the
- * tree, none is claimed by an earlier candidate, and no hard link ties one
- * of them to a component outside it. A candidate is kept when its tar,
- * written from the tree as it is now (hashed, not compressed), has the
- * previous layer's DiffID: the same bytes, so the previous blob is the
- * layer, and is copied, mounted or found at the destination instead of
- * written. The DiffID is the image's own record of the bytes, so images
+ * tree and no hard link ties one of them to a component outside it. A
+ * candidate is kept when its tar, written from the tree as it is now
+ * (hashed, not compressed), has the previous layer's DiffID, and none of
+ * its components is in a layer kept before it (an image whose base was
+ * layered too may list a component twice): the same bytes, so the previous
+ * blob is the layer, and is copied, mounted or found at the destination
+ * instead of written. The DiffID is the image's own record of the bytes, so images
  * from any earlier version can be checked, and a build that has no previous
  * image reads no file's content beyond writing its layers.
  *
@@ -32,16 +33,14 @@ const PIECE = 1 << 20;
 export function keepCandidates(tree: ScannedTree, a: Assignment, previous: PreviousLayer[]): KeptLayer[] {
   const unitOf = unitsOf(tree, a);
   const byName = new Map(a.components.map((c, i) => [c.name, i]));
-  const taken = new Uint8Array(a.components.length);
   const out: KeptLayer[] = [];
   for (const prev of previous) {
     const comps = prev.components?.map((n) => byName.get(n));
-    if (!comps || comps.length === 0 || comps.some((c) => c === undefined || taken[c])) continue;
+    if (!comps || comps.length === 0 || comps.some((c) => c === undefined)) continue;
     const ids = comps as number[];
     const units = new Set(ids.map((c) => unitOf[c]!));
     const members = new Set(ids);
     if (!a.components.every((_, c) => !units.has(unitOf[c]!) || members.has(c))) continue;
-    for (const c of ids) taken[c] = 1;
     out.push({ components: ids, previous: prev });
   }
   return out;
@@ -49,6 +48,7 @@ export function keepCandidates(tree: ScannedTree, a: Assignment, previous: Previ
 
 /** The DiffID the tar of `entries` would have, written from the tree now. */
 export async function treeDiffId(tree: ScannedTree, entries: Uint32Array, signal?: AbortSignal): Promise<string> {
+  signal?.throwIfAborted();
   const counter = new Sha256Counter();
   const pool = new BufferPool(PIECE, 2);
   for await (const piece of tarFrames(layerEntries(tree, entries), PIECE, pool.take)) {
@@ -74,7 +74,13 @@ export async function unchangedLayers(tree: ScannedTree, a: Assignment, previous
   const checks = candidates.map((k, n) => limit(async () => (await treeDiffId(tree, lists[n]!.entries, stopped)) === k.previous.diffID));
   try {
     const same = await Promise.all(checks);
-    return candidates.filter((_, n) => same[n]);
+    // In order: a component is kept in the first unchanged layer that lists it.
+    const taken = new Uint8Array(a.components.length);
+    return candidates.filter((k, n) => {
+      if (!same[n] || k.components.some((c) => taken[c])) return false;
+      for (const c of k.components) taken[c] = 1;
+      return true;
+    });
   } catch (err) {
     stop.abort();
     await Promise.allSettled(checks);
