@@ -4,7 +4,8 @@
  * - build+push in one pass vs. build to a layout then `skopeo copy`;
  * - `push --from` a layout vs. `skopeo copy` of the same layout (each best of
  *   two, run in turn);
- * - re-push of an unchanged payload vs. the first push;
+ * - re-push of an unchanged payload vs. the first push: right after it
+ *   (the file is hashed) and once its identity is trusted (payload-cache.ts);
  * - peak RSS pushing 256 MiB and 2 GiB payloads.
  * skopeo runs with a fresh HOME and its blob-info cache removed, into fresh
  * repositories, so it cannot turn uploads into mounts.
@@ -32,7 +33,11 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
     await makeMixedFile(p1, 1024, 3);
     const size = 1 << 30;
     const first = await timed('oci-os', ['push', `${reg.host}/bench/onepass:1`, '-p', `system=${p1}`], { node: true, env });
+    // The second push hashes the file (written just before the first push, inside the payload cache's
+    // racy-clean margin: its identity cannot be trusted yet); the third trusts its identity, as a
+    // release run does with a payload built earlier.
     const again = await timed('oci-os', ['push', `${reg.host}/bench/onepass:1`, '-p', `system=${p1}`], { node: true, env });
+    const trusted = await timed('oci-os', ['push', `${reg.host}/bench/onepass:1`, '-p', `system=${p1}`], { node: true, env });
     const layout = join(dir, 'layout');
     const build = await timed('oci-os', ['build', '-p', `system=${p1}`, '-o', `oci:${layout}:1`], { node: true });
     const skopeoPush = await skopeoCopy(`oci:${layout}:1`, `docker://${reg.host}/bench/skopeo:1`, home);
@@ -56,9 +61,11 @@ export async function benchPush(dir: string): Promise<Record<string, unknown>> {
       'ratio (want <= 1)': +(fromLayout.seconds / skopeoBest).toFixed(2),
     };
     out['re-push unchanged 1 GiB'] = {
-      seconds: +again.seconds.toFixed(2),
       'first push (s)': +first.seconds.toFixed(2),
-      'ratio (want < 0.1)': +(again.seconds / first.seconds).toFixed(3),
+      'second push, file hashed (s)': +again.seconds.toFixed(2),
+      'ratio, file hashed': +(again.seconds / first.seconds).toFixed(3),
+      'third push, identity trusted (s)': +trusted.seconds.toFixed(2),
+      'ratio, identity trusted (want < 0.1)': +(trusted.seconds / first.seconds).toFixed(3),
     };
     await rm(layout, { recursive: true, force: true });
     await rm(p1, { force: true });
