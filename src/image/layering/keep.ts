@@ -46,6 +46,38 @@ export function keepCandidates(tree: ScannedTree, a: Assignment, previous: Previ
   return out;
 }
 
+/**
+ * Each candidate's entries. entriesOf() gives each component one layer, so
+ * candidates that share a component (listed twice by the previous image)
+ * are listed in separate passes; usually there is one.
+ */
+function candidateEntries(tree: ScannedTree, a: Assignment, candidates: KeptLayer[]): Uint32Array[] {
+  const out: Uint32Array[] = new Array(candidates.length);
+  let left = candidates.map((_, n) => n);
+  while (left.length > 0) {
+    const used = new Uint8Array(a.components.length);
+    const pass: number[] = [];
+    const later: number[] = [];
+    for (const n of left) {
+      const comps = candidates[n]!.components;
+      if (comps.some((c) => used[c])) later.push(n);
+      else {
+        for (const c of comps) used[c] = 1;
+        pass.push(n);
+      }
+    }
+    entriesOf(
+      tree,
+      a,
+      pass.map((n) => candidates[n]!.components),
+    ).forEach((l, i) => {
+      out[pass[i]!] = l.entries;
+    });
+    left = later;
+  }
+  return out;
+}
+
 /** The DiffID the tar of `entries` would have, written from the tree now. */
 export async function treeDiffId(tree: ScannedTree, entries: Uint32Array, signal?: AbortSignal): Promise<string> {
   signal?.throwIfAborted();
@@ -62,16 +94,12 @@ export async function treeDiffId(tree: ScannedTree, entries: Uint32Array, signal
 /** The candidates whose tar, written from the tree now, has the previous layer's DiffID; `jobs` checked at once. */
 export async function unchangedLayers(tree: ScannedTree, a: Assignment, previous: PreviousLayer[], jobs: number, signal?: AbortSignal): Promise<KeptLayer[]> {
   const candidates = keepCandidates(tree, a, previous);
-  const lists = entriesOf(
-    tree,
-    a,
-    candidates.map((k) => k.components),
-  );
+  const lists = candidateEntries(tree, a, candidates);
   // The first failure stops the others at their next piece.
   const stop = new AbortController();
   const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   const limit = pLimit(jobs);
-  const checks = candidates.map((k, n) => limit(async () => (await treeDiffId(tree, lists[n]!.entries, stopped)) === k.previous.diffID));
+  const checks = candidates.map((k, n) => limit(async () => (await treeDiffId(tree, lists[n]!, stopped)) === k.previous.diffID));
   try {
     const same = await Promise.all(checks);
     // In order: a component is kept in the first unchanged layer that lists it.
