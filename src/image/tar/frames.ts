@@ -18,8 +18,6 @@ export interface EntryWithContent {
   entry: TarEntry;
   source?: string | Buffer;
   content?: AsyncIterable<Uint8Array>;
-  /** Sees the content as it goes into the archive, in order, in pieces; every byte of it before the next entry is asked for. */
-  onContent?: (bytes: Uint8Array) => void;
 }
 
 /** Gives a buffer of at least the frame size to fill (a fresh one, or one from a pool). */
@@ -99,7 +97,7 @@ export async function* tarFrames(
   const out = new FrameCursor(frameSize, take);
   // Headers are copied into the frame at once: one buffer serves them all.
   const scratch = Buffer.alloc(BLOCK);
-  for await (const { entry, source, content, onContent } of entries) {
+  for await (const { entry, source, content } of entries) {
     out.put(encodeTarHeader(entry, scratch));
     if (entry.type === 'file' && entry.size > 0) {
       if (content) {
@@ -107,7 +105,6 @@ export async function* tarFrames(
         for await (const c of content) {
           n += c.length;
           if (n > entry.size) throw new OciError('INVALID_FORMAT', `tar entry ${entry.name}: more content than its header's ${entry.size} bytes`);
-          onContent?.(c);
           out.put(c);
           while (out.ready.length > 0) yield out.ready.shift()!;
         }
@@ -120,7 +117,6 @@ export async function* tarFrames(
             while (out.ready.length > 0) yield out.ready.shift()!;
             const n = readSyncAt(fd, path, out.buf, out.filled, Math.min(out.space, entry.size - pos), pos);
             if (n === 0) throw changed(path);
-            onContent?.(out.buf.subarray(out.filled, out.filled + n));
             pos += n;
             out.advance(n);
           }
