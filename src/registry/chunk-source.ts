@@ -82,8 +82,8 @@ export class ChunkSource {
     if (this.done || this.queue.length >= n) return;
     const p = this.pull(n)
       .catch((err: unknown) => {
-        // Too many bytes (hashed()) as well as the source's own failure.
-        this.failure ??= { error: err };
+        // The source's own failure, or too many bytes (hashed()).
+        this.failure = { error: err };
         throw err;
       })
       .finally(() => {
@@ -105,21 +105,10 @@ export class ChunkSource {
     if (this.failure) throw this.failure.error;
   }
 
-  /** The next piece of the source; a failure is kept for every later read. */
-  private async next(): Promise<IteratorResult<Uint8Array>> {
-    this.throwIfFailed();
-    try {
-      return await this.iterator.next();
-    } catch (err) {
-      this.failure = { error: err };
-      throw err;
-    }
-  }
-
   private async pull(n: number): Promise<void> {
     if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
     while (!this.done && this.queue.length < n) {
-      const r = await this.next();
+      const r = await this.iterator.next();
       if (r.done) {
         this.done = true;
         break;
@@ -161,7 +150,7 @@ export class ChunkSource {
   async skip(n: number): Promise<boolean> {
     if (this.hasher.size > 0) throw new OciError('INTERNAL', `${this.what}: skip after bytes were read`);
     while (this.hasher.size < n) {
-      const r = await this.next();
+      const r = await this.iterator.next();
       if (r.done) {
         this.done = true;
         return false;
@@ -222,7 +211,7 @@ export class ChunkSource {
     // The rest goes out as the source gives it: nothing is held, so nothing is copied into slabs.
     while (!this.done) {
       if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
-      const r = await this.next();
+      const r = await this.iterator.next();
       if (r.done) {
         this.done = true;
         return;
