@@ -3,11 +3,11 @@
  * walked once (metadata only, tree-scan.ts), its package databases read,
  * every path assigned to a component, the previous image's unchanged layers
  * found (keep.ts) and the other components packed into layers (plan.ts);
- * then each layer is written by reading its
- * files again in walk order, streamed through the tar writer, hashing and
- * compression into the store like any other layer (layer.ts), two
- * layers at once sharing one budget of zstd frames (frame-budget.ts), so
- * the build holds no more than a single-layer build does. A layer the
+ * then each layer is written by reading its files in walk order, streamed
+ * through the tar writer, hashing and compression into the store like any
+ * other layer (layer.ts), two layers at once sharing one budget of zstd
+ * frames (frame-budget.ts), so the build holds no more than a single-layer
+ * build does. A layer the
  * previous image already has with the same content is not written at all:
  * its blob is copied, mounted or found at the destination, as the base
  * image's are.

@@ -173,7 +173,7 @@ function withRecord(records: Map<string, Buffer> | undefined, key: string, value
 export function encodeTarHeader(e: TarEntry, scratch?: Buffer): Buffer {
   if (e.type !== 'file' && e.size !== 0) throw new OciError('INTERNAL', `tar entry ${e.name}: only files have content`);
   // Most entries need no extended header: its records are gathered only when one does (the
-  // writer and layering's digests encode a header per entry, hundreds of thousands a build).
+  // writer encodes a header per entry, hundreds of thousands a build).
   let records: Map<string, Buffer> | undefined;
   const split = e.rawName ? splitUstarName(e.rawName.toString('latin1'), true) : splitUstarName(e.name);
   if (!split) records = withRecord(records, 'path', e.rawName ?? Buffer.from(e.name));
