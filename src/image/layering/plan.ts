@@ -22,11 +22,9 @@ export interface PlannedLayer {
   previous?: PreviousLayer;
 }
 
-/** The plan, with what it was made from. */
+/** The plan: its layers, kept ones (with `previous`) first. */
 export interface LayerPlan {
   layers: PlannedLayer[];
-  /** Previous layers kept. */
-  kept: number;
 }
 
 /** A previous layer found unchanged: its components (indices) and the layer. */
@@ -108,7 +106,7 @@ export function planLayers(tree: ScannedTree, a: Assignment, maxLayers: number, 
     components: [...groups[i]!.comps].sort((x, y) => x - y),
     previous: groups[i]!.prev,
   }));
-  return { layers, kept: kept.length };
+  return { layers };
 }
 
 /**
