@@ -93,6 +93,17 @@ async function readAll(content: ByteSource, cap: number, what: string): Promise<
   return Buffer.concat(parts, n);
 }
 
+/** A manifest resolve() asks for (see RegistryRepository.askedManifest). */
+interface AskedManifest {
+  reference: string;
+  url: string;
+  /** The digest the reference names, if it names one. */
+  wanted?: string;
+  /** The reference as the user wrote it, for messages. */
+  named: string;
+  mismatch: (answered: string, how: string) => OciError;
+}
+
 /** Whether a descriptor names a manifest (kept under `/manifests/`) rather than a blob. */
 function isManifestDescriptor(desc: { mediaType?: string }): boolean {
   return isRegistryManifestMediaType(desc.mediaType);
@@ -346,23 +357,40 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
    * (Docker Hub) do not count.
    */
   async resolve(reference: string, options: { read?: boolean } = {}): Promise<Descriptor> {
-    const url = `/v2/${this.name}/manifests/${reference}`;
+    const asked = this.askedManifest(reference);
+    return (!options.read && (await this.headManifest(asked))) || this.getManifest(asked);
+  }
+
+  /** What resolve() asks for: the URL, the digest the reference names (if it does), and how to refuse another. */
+  private askedManifest(reference: string): AskedManifest {
     const wanted = isDigest(reference) ? reference : undefined;
     const named = formatReference({ ...this.reference, ...(wanted ? { tag: undefined, digest: wanted } : { tag: reference, digest: undefined }) });
-    const mismatch = (answered: string, how: string): OciError =>
-      new OciError('DIGEST_MISMATCH', `${named}: the registry ${how} ${answered}, not the digest the reference names`, {
-        hint: 'the registry, or something between it and oci-os, is answering for other content',
-      });
-    if (!options.read) {
-      const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
-      await head.body.dump().catch(() => undefined);
-      if (head.status === 404) throw new OciError('NOT_FOUND', `${named} not found`);
-      const digest = head.header('docker-content-digest');
-      if (head.status === 200 && wanted && digest && digest !== wanted) throw mismatch(digest, 'answered with manifest');
-      const mediaType = head.header('content-type')?.split(';')[0]?.trim();
-      const size = Number(head.header('content-length'));
-      if (head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0) return { mediaType, digest, size };
-    }
+    return {
+      reference,
+      url: `/v2/${this.name}/manifests/${reference}`,
+      wanted,
+      named,
+      mismatch: (answered, how) =>
+        new OciError('DIGEST_MISMATCH', `${named}: the registry ${how} ${answered}, not the digest the reference names`, {
+          hint: 'the registry, or something between it and oci-os, is answering for other content',
+        }),
+    };
+  }
+
+  /** The descriptor a HEAD answers with; undefined when its headers do not make one (then a GET must). */
+  private async headManifest({ url, named, wanted, mismatch }: AskedManifest): Promise<Descriptor | undefined> {
+    const head = await this.http.send({ method: 'HEAD', url, scopes: this.pull, headers: { accept: manifestAccept } });
+    await head.body.dump().catch(() => undefined);
+    if (head.status === 404) throw new OciError('NOT_FOUND', `${named} not found`);
+    const digest = head.header('docker-content-digest');
+    if (head.status === 200 && wanted && digest && digest !== wanted) throw mismatch(digest, 'answered with manifest');
+    const mediaType = head.header('content-type')?.split(';')[0]?.trim();
+    const size = Number(head.header('content-length'));
+    return head.status === 200 && digest && mediaType && Number.isFinite(size) && size > 0 ? { mediaType, digest, size } : undefined;
+  }
+
+  /** The manifest, fetched, held to the digest asked for, and kept for the reads that follow. */
+  private async getManifest({ reference, url, named, wanted, mismatch }: AskedManifest): Promise<Descriptor> {
     const res = await this.http.send({ method: 'GET', url, scopes: this.pull, headers: { accept: manifestAccept } });
     if (res.status === 404) {
       await res.body.dump().catch(() => undefined);
