@@ -4,7 +4,8 @@
  * lists (recursively), artifacts of any type — all copied verbatim, so every
  * digest stays the same. `subject` is not followed (a referrer is copied on
  * its own). Children are stored before their parents and the tags last, so
- * a tag never points at something incomplete.
+ * a tag never points at something incomplete; a registry stores the root by
+ * its first tag's PUT.
  *
  * Blobs already at the destination are skipped; between two repositories
  * of the same registry blobs are mounted (distribution-spec "Mounting a
@@ -14,7 +15,7 @@
  */
 import { Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
-import { pushReported } from '../content/capabilities.js';
+import { isTaggingPusher, pushManifestTagged, pushReported } from '../content/capabilities.js';
 import type { ContentStore } from '../content/store.js';
 import { InterruptedError, OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -95,6 +96,11 @@ class GraphCopy {
   private firstError: unknown;
   /** The descriptor tags point at (with the artifactType an index gives it). */
   private rootTagged: Descriptor;
+  /**
+   * The root's bytes, when its first tag stores it (a destination that is a
+   * TaggingPusher: one request instead of a HEAD and two PUTs).
+   */
+  private rootByTag: Buffer | undefined;
 
   constructor(
     private readonly src: ContentStore,
@@ -170,7 +176,8 @@ class GraphCopy {
     const from = `manifest ${desc.digest}`;
     const settled = await Promise.allSettled([...manifests.map((m) => this.visit(m, false, from)), ...blobs.map((b) => this.visit(b, true, from))]);
     if (settled.some((r) => r.status === 'rejected')) throw this.firstError;
-    await this.limit(() => this.storeManifest(desc, bytes));
+    if (desc.digest === this.root.digest && this.options.tags?.length && isTaggingPusher(this.dst)) this.rootByTag = bytes;
+    else await this.limit(() => this.storeManifest(desc, bytes));
   }
 
   private async storeManifest(desc: Descriptor, bytes: Buffer): Promise<void> {
@@ -185,12 +192,18 @@ class GraphCopy {
     this.done({ ...report, status: 'uploaded', uploadedBytes: r.status === 'written' ? undefined : r.uploadedBytes });
   }
 
-  /** Sets the tags, one after the other, once everything is stored. */
+  /** Sets the tags, one after the other, once everything is stored (the root too, by the first where it was left to it). */
   private async tagRoot(): Promise<string[]> {
     const tags: string[] = [];
     for (const tag of this.options.tags ?? []) {
       this.checkNotStopped();
-      await this.dst.tag(this.rootTagged, tag);
+      const bytes = this.rootByTag;
+      if (bytes) {
+        await pushManifestTagged(this.dst, this.rootTagged, bytes, [tag]);
+        this.rootByTag = undefined;
+        const { digest, size, mediaType } = this.root;
+        this.done({ digest, size, mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: bytes.length });
+      } else await this.dst.tag(this.rootTagged, tag);
       tags.push(tag);
     }
     return tags;

@@ -2,10 +2,11 @@
  * Building a container image (image-spec manifest.md, config.md) into any
  * ContentStore: the base's layers are reused by digest (copied, mounted or
  * found present) while new layers stream from directories and tar files;
- * then the config and the manifest. Tagging (and committing a layout) is
- * the caller's, so a tag only ever points at a complete image.
+ * then the config, and the manifest with the tags asked for, last, so a tag
+ * only ever points at a complete image. Committing a layout is the caller's.
  */
 import { Readable } from 'node:stream';
+import { pushManifestTagged } from '../content/capabilities.js';
 import type { ContentStore } from '../content/store.js';
 import { type CopiedBlob, copyBlobs } from '../copy/blob.js';
 import { OciError } from '../errors.js';
@@ -42,6 +43,8 @@ export interface ImageBuildOptions extends CompressionOptions {
   layering?: ComponentLayering & { mode: 'components' };
   /** Base blobs copied at once (default 4). */
   jobs?: number;
+  /** Tags to point at the manifest, set last, once everything it lists is stored. */
+  tags?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -185,7 +188,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   const manifestBytes = canonicalJson(manifest);
   const descriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length };
   options.signal?.throwIfAborted();
-  await store.push(descriptor, Readable.from([manifestBytes]));
+  await pushManifestTagged(store, descriptor, manifestBytes, options.tags ?? []);
 
   const diffIds = config.rootfs.diff_ids;
   const layers: ImageLayer[] = manifest.layers.map((l, i) => ({

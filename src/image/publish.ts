@@ -69,9 +69,7 @@ export async function buildImageTo(dest: string, options: ImageBuildToOptions, l
       async () => {
         // A destination inside a directory input would be packed, temporary files and all.
         const leaveOut = [...(options.leaveOut ?? []), ...(await destinationPaths(out))];
-        const built = await buildImage(out.store, { ...options, base, leaveOut, layering });
-        options.signal?.throwIfAborted();
-        if (out.tag) await out.store.tag(built.descriptor, out.tag);
+        const built = await buildImage(out.store, { ...options, base, leaveOut, layering, tags: out.tag ? [out.tag] : [] });
         return { ...built, output: out.location, tag: out.tag, baseDigest: base?.descriptor.digest };
       },
       { signal: options.signal, message: 'build aborted' },

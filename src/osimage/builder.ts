@@ -42,6 +42,19 @@ export type { BuiltOsImage, BuiltPayload, OsImageBuildOptions, PayloadInput } fr
 
 /** Streams the payloads into `store`, then stores the config and the manifest; `checked`: what checkOsImageBuild found, if it ran already. */
 export async function buildOsImage(store: ContentStore, options: OsImageBuildOptions, checked?: CheckedOsImageBuild): Promise<BuiltOsImage> {
+  const image = await buildOsImageBlobs(store, options, checked);
+  const { digest, size, mediaType } = image.descriptor;
+  await store.push({ mediaType, digest, size }, Readable.from([image.manifest]));
+  options.progress?.({ type: 'manifest', digest, mediaType, size });
+  return image;
+}
+
+/**
+ * Streams the payloads into `store` and stores the config; the manifest is
+ * made, not stored, for a caller that stores it its own way (a registry push
+ * PUTs it under its tags, which stores it as well).
+ */
+export async function buildOsImageBlobs(store: ContentStore, options: OsImageBuildOptions, checked?: CheckedOsImageBuild): Promise<BuiltOsImage> {
   const { encoding, productInfo, stats } = checked ?? (await checkOsImageBuild(options));
   const titles = options.layerTitles ?? true;
   const limit = pLimit(options.jobs ?? 1);
@@ -96,8 +109,6 @@ export async function buildOsImage(store: ContentStore, options: OsImageBuildOpt
     size: manifest.length,
     artifactType: OS_IMAGE_CONFIG_MEDIA_TYPE,
   };
-  await store.push({ mediaType: MediaType.ociManifest, digest: descriptor.digest, size: descriptor.size }, Readable.from([manifest]));
-  options.progress?.({ type: 'manifest', digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size });
   return { manifest, descriptor, config, configDescriptor, payloads: built.map((b) => b.payload) };
 }
 

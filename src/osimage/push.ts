@@ -1,25 +1,17 @@
 /**
  * Build-and-push in one pass: each payload streams file → chunk hashes →
  * zstd frames → chunked upload, never written to disk and never whole in
- * memory; then the config, the manifest by digest, and the tags last, so an
+ * memory; then the config, and last the manifest under its tags, so an
  * interrupted push leaves nothing tagged.
  */
 
+import { pushManifestTagged } from '../content/capabilities.js';
 import { childrenOf } from '../copy/graph.js';
 import { blobReport, orderedBlobReport, type PushReport, pushInterrupted, pushTags } from '../copy/push-report.js';
 import { OciError } from '../errors.js';
-import type { ProgressSink } from '../progress/events.js';
-import type { RegistryClient, RegistryRepository } from '../registry/index.js';
+import type { RegistryClient } from '../registry/index.js';
 import { formatReference, parseReference } from '../registry/reference.js';
-import { type BuiltOsImage, buildOsImage, type OsImageBuildOptions } from './builder.js';
-
-/** Tags a manifest that is already in the repository, one tag after the other. */
-export async function tagAll(repo: RegistryRepository, manifest: Buffer, mediaType: string, tags: string[], progress?: ProgressSink): Promise<void> {
-  for (const tag of tags) {
-    await repo.putManifest(manifest, mediaType, tag);
-    progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
-  }
-}
+import { type BuiltOsImage, buildOsImageBlobs, type OsImageBuildOptions } from './builder.js';
 
 /** Builds an OS image straight into a registry repository. */
 export async function pushOsImage(
@@ -35,12 +27,17 @@ export async function pushOsImage(
   const repo = client.repository(ref, { signal: options.signal });
   let image: BuiltOsImage;
   try {
-    image = await buildOsImage(repo, options);
+    image = await buildOsImageBlobs(repo, options);
     if (ref.digest && ref.digest !== image.descriptor.digest) {
       throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
     }
     options.signal?.throwIfAborted();
-    await tagAll(repo, image.manifest, image.descriptor.mediaType, tags, options.progress);
+    // The first tag's PUT stores the manifest too (a round trip fewer than a PUT by digest first, as skopeo and crane push).
+    const { digest, mediaType, size } = image.descriptor;
+    await pushManifestTagged(repo, image.descriptor, image.manifest, tags, (tag) => {
+      if (tag === tags[0]) options.progress?.({ type: 'manifest', digest, mediaType, size });
+      options.progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
+    });
   } catch (err) {
     throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
   }

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
-import type { BlobMounter, ManifestReader, ReportingPusher } from '../content/capabilities.js';
+import type { BlobMounter, ManifestReader, ReportingPusher, TaggingPusher } from '../content/capabilities.js';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -115,7 +115,7 @@ function isManifestDescriptor(desc: { mediaType?: string }): boolean {
  * blobs mount between repositories of one registry, manifests are read
  * (and kept) whole.
  */
-export class RegistryRepository implements ContentStore, ReportingPusher, BlobMounter, ManifestReader {
+export class RegistryRepository implements ContentStore, ReportingPusher, BlobMounter, ManifestReader, TaggingPusher {
   /** Repository path, e.g. `library/alpine`. */
   readonly name: string;
   /** Every blob pushed through this object, in completion order. */
@@ -218,12 +218,9 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
    */
   async pushContent(desc: Descriptor, content: ByteSource, options: BlobPushOptions = {}): Promise<BlobPushResult> {
     if (isManifestDescriptor(desc)) {
-      const bytes = await readAll(content, maxManifestBytes, this.what(desc));
-      const digest = sha256Digest(bytes);
-      if (bytes.length !== desc.size) throw new OciError('SIZE_MISMATCH', `${this.what(desc)}: got ${bytes.length} bytes, expected ${desc.size}`);
-      if (digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${this.what(desc)}: content has digest ${digest}`);
+      const bytes = this.checkManifest(desc, await readAll(content, maxManifestBytes, this.what(desc)));
       await this.putManifest(bytes, desc.mediaType, desc.digest);
-      return { digest, size: bytes.length, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: bytes.length };
+      return { digest: desc.digest, size: bytes.length, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: bytes.length };
     }
     if (!options.skipExistsCheck && (await this.exists(desc))) {
       await discard(content);
@@ -458,5 +455,18 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
   async tag(desc: Descriptor, tag: string): Promise<void> {
     const bytes = await this.fetchManifestBytes(desc);
     await this.putManifest(bytes, desc.mediaType, tag);
+  }
+
+  /** TaggingPusher: the manifest and its tag in one PUT, the registry storing it by digest too. */
+  async pushTagged(desc: Descriptor, bytes: Buffer, tag: string): Promise<void> {
+    await this.putManifest(this.checkManifest(desc, bytes), desc.mediaType, tag);
+  }
+
+  /** `bytes`, once they are the manifest `desc` names. */
+  private checkManifest(desc: Descriptor, bytes: Buffer): Buffer {
+    if (bytes.length !== desc.size) throw new OciError('SIZE_MISMATCH', `${this.what(desc)}: got ${bytes.length} bytes, expected ${desc.size}`);
+    const digest = sha256Digest(bytes);
+    if (digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${this.what(desc)}: content has digest ${digest}`);
+    return bytes;
   }
 }

@@ -13,7 +13,7 @@
  * platform. The index is stored last, then tagged; a local destination is
  * committed at the end.
  */
-import { Readable } from 'node:stream';
+import { pushManifestTagged } from '../content/capabilities.js';
 import type { ContentStore } from '../content/store.js';
 import { copyGraph, readManifestBytes } from '../copy/graph.js';
 import {
@@ -177,7 +177,6 @@ async function writeIndex(out: WritableLocation, entries: IndexEntry[], options:
   const bytes = canonicalJson(index);
   const descriptor: Descriptor = { mediaType: MediaType.ociIndex, digest: sha256Digest(bytes), size: bytes.length };
   options.signal?.throwIfAborted();
-  await out.store.push(descriptor, Readable.from([bytes]));
-  if (out.tag) await out.store.tag(descriptor, out.tag);
+  await pushManifestTagged(out.store, descriptor, bytes, out.tag ? [out.tag] : []);
   return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
 }

@@ -8,6 +8,7 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { checkOsImageLayout } from '../helpers/osimage-check.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { requireTools } from '../helpers/tools.js';
+import { sha256 } from './image-helpers.js';
 
 const MiB = 1 << 20;
 
@@ -127,6 +128,26 @@ test('push --from a layout copies it verbatim', async (t) => {
   const out = JSON.parse(r.stdout);
   assert.equal(out.digest, built.stdout.trim(), 'digest unchanged');
   await pullAndCheck(reg, 'os/copied:v1', out.digest, p);
+
+  // The manifest goes up once, under its first tag (which stores it by digest too), as skopeo and
+  // crane send it: no HEAD for it and no PUT by digest before the tag; a second tag is a PUT of its own.
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  const tagged = await runCli(['push', `${proxy.host}/os/tagged:v1`, '--from', `oci:${join(p.dir, 'lay')}:v1`, '--tag', 'stable', '--json']);
+  assert.equal(tagged.code, 0, tagged.stderr);
+  const manifestRequests = proxy.log.filter((e) => e.path.includes('/manifests/')).map((e) => `${e.method} ${e.path} ${e.status}`);
+  assert.deepEqual(manifestRequests, ['PUT /v2/os/tagged/manifests/v1 201', 'PUT /v2/os/tagged/manifests/stable 201']);
+  assert.deepEqual(JSON.parse(tagged.stdout).tags, ['v1', 'stable']);
+  proxy.clearLog();
+  const onePass = await push(p, `${proxy.host}/os/onepass:v1`);
+  assert.equal(onePass.code, 0, onePass.stderr);
+  assert.deepEqual(
+    proxy.log.filter((e) => e.path.includes('/manifests/')).map((e) => `${e.method} ${e.path} ${e.status}`),
+    ['PUT /v2/os/onepass/manifests/v1 201'],
+  );
+  await pullAndCheck(reg, `os/onepass@${JSON.parse(onePass.stdout).digest}`, JSON.parse(onePass.stdout).digest, p);
+  const byDigest = await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/os/tagged@${out.digest}`]);
+  assert.equal(sha256(Buffer.from(byDigest.stdout)), out.digest, 'stored by digest as well');
 });
 
 test('push with Basic auth, TLS from a test CA, and token auth', async (t) => {
