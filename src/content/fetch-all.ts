@@ -22,11 +22,16 @@ export interface FetchAllOptions {
   signal?: AbortSignal;
 }
 
+/** SIZE_EXCEEDS_LIMIT when a descriptor says its content is larger than `cap`. */
+export function checkCap(desc: Descriptor, cap: number, what: string): void {
+  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is ${desc.size} bytes, more than the ${cap} accepted`);
+}
+
 /** The verified bytes `desc` names in `store`; SIZE_EXCEEDS_LIMIT over the cap, SIZE_MISMATCH / DIGEST_MISMATCH when they are not the descriptor's. */
 export async function fetchAll(store: ContentStore, desc: Descriptor, options: FetchAllOptions): Promise<Buffer> {
   const { cap } = options;
   const what = options.what ?? `content ${desc.digest}`;
-  if (desc.size > cap) throw new OciError('SIZE_EXCEEDS_LIMIT', `${what} is ${desc.size} bytes, more than the ${cap} accepted`);
+  checkCap(desc, cap, what);
   let bytes: Buffer;
   // A store that reads manifests whole (and keeps those it has seen) is asked for them directly.
   if (isManifestReader(store) && isRegistryManifestMediaType(desc.mediaType)) bytes = await store.fetchManifestBytes(desc);

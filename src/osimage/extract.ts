@@ -35,7 +35,7 @@ async function openImage(store: ContentStore, root: Descriptor): Promise<Awaited
   if (!isOsImageManifest(bytes)) {
     throw new OciError('UNSUPPORTED', `${root.digest} (${root.mediaType}) is not an OS image; extract reads OS image payloads`);
   }
-  return readOsImage(store, root);
+  return readOsImage(store, root, bytes);
 }
 
 /** Streams payload `name` of the image `root` into `out` (e.g. stdout); the caller ends `out`. */

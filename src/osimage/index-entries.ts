@@ -39,8 +39,9 @@ export async function indexEntryProducts(store: ContentStore, entries: readonly 
       if (!maybe) return undefined;
       return limit(async () => {
         const desc = { mediaType: e.mediaType, digest: e.digest, size: e.size };
-        if (!isOsImageEntry(e) && !isOsImageManifest(await readManifestBytes(store, desc))) return undefined;
-        const p = (await readOsImage(store, desc)).productInfo;
+        const bytes = isOsImageEntry(e) ? undefined : await readManifestBytes(store, desc);
+        if (bytes && !isOsImageManifest(bytes)) return undefined;
+        const p = (await readOsImage(store, desc, bytes)).productInfo;
         return { id: p.id, name: p.name, version: p.version, variant: p.variant };
       });
     }),

@@ -7,7 +7,7 @@
  * its hash chunk matched.
  */
 
-import { fetchAll } from '../content/fetch-all.js';
+import { checkCap, fetchAll } from '../content/fetch-all.js';
 import type { ContentStore } from '../content/store.js';
 import { manifestArtifactType } from '../copy/graph.js';
 import { OciError } from '../errors.js';
@@ -201,13 +201,17 @@ const configType: GoStruct = {
   },
 };
 
-/** Reads and checks an OS image's manifest and config from a store. */
-export async function readOsImage(store: ContentStore, desc: Descriptor): Promise<OsImage> {
-  if (desc.mediaType !== MediaType.ociManifest) {
-    throw invalid(`manifest ${desc.digest}`, `media type ${desc.mediaType}, an OS image is an ${MediaType.ociManifest}`);
-  }
-  const manifestBytes = await fetchAll(store, desc, { cap: MAX_METADATA_SIZE, what: `manifest ${desc.digest}` });
-  const manifest = parseOsImageManifest(manifestBytes, `manifest ${desc.digest}`);
+/**
+ * Reads and checks an OS image's manifest and config from a store.
+ * `manifestBytes`: the manifest, when the caller has read (and verified) it
+ * already; it is then not read a second time.
+ */
+export async function readOsImage(store: ContentStore, desc: Descriptor, manifestBytes?: Buffer): Promise<OsImage> {
+  const what = `manifest ${desc.digest}`;
+  if (desc.mediaType !== MediaType.ociManifest) throw invalid(what, `media type ${desc.mediaType}, an OS image is an ${MediaType.ociManifest}`);
+  if (manifestBytes) checkCap(desc, MAX_METADATA_SIZE, what);
+  else manifestBytes = await fetchAll(store, desc, { cap: MAX_METADATA_SIZE, what });
+  const manifest = parseOsImageManifest(manifestBytes, what);
   const configBytes = await fetchAll(store, manifest.config, { cap: MAX_METADATA_SIZE, what: `config ${manifest.config.digest}` });
   const { config, payloads } = parseOsImageConfig(configBytes, manifest, `config ${manifest.config.digest}`);
   return { descriptor: desc, manifestBytes, manifest, configBytes, config, productInfo: config.product_info, payloads };

@@ -70,8 +70,9 @@ function platformEntry(desc: Descriptor, platform: NonNullable<Descriptor['platf
  * container image (platform from its config, which a given one must match).
  */
 async function imageEntry(store: ContentStore, desc: Descriptor, what: string, given: Platform | undefined, listed: Platform | undefined): Promise<Descriptor> {
-  if (isOsImageManifest(await readManifestBytes(store, desc))) {
-    const image = await readOsImage(store, desc);
+  const bytes = await readManifestBytes(store, desc);
+  if (isOsImageManifest(bytes)) {
+    const image = await readOsImage(store, desc, bytes);
     const variant = image.productInfo.variant;
     const platform = given ?? listed ?? platformFromProductVariant(variant);
     if (!platform) {

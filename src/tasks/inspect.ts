@@ -121,7 +121,7 @@ export async function inspect(store: ContentStore, root: Descriptor, reference: 
     };
   }
   if (isOsImageManifest(manifestBytes)) {
-    const image = await readOsImage(store, root);
+    const image = await readOsImage(store, root, manifestBytes);
     return {
       manifestBytes,
       manifest: image.manifest,

@@ -25,7 +25,7 @@ import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
 export async function platformOfManifest(store: ContentStore, desc: Descriptor, bytes?: Buffer): Promise<Platform | undefined> {
   const manifestBytes = bytes ?? (await readManifestBytes(store, desc));
   if (isOsImageManifest(manifestBytes)) {
-    return platformFromProductVariant((await readOsImage(store, desc)).productInfo.variant);
+    return platformFromProductVariant((await readOsImage(store, desc, manifestBytes)).productInfo.variant);
   }
   let manifest: Partial<ImageManifest>;
   try {

@@ -126,7 +126,9 @@ async function copyTo(src: ReadableLocation, root: Descriptor, dst: WritableLoca
 
 /** An OS image root's manifest and config, checked as its reader checks them (no payload is read). */
 async function checkOsImage(src: ContentStore, root: Descriptor): Promise<undefined> {
-  if (root.mediaType === MediaType.ociManifest && isOsImageManifest(await readManifestBytes(src, root))) await readOsImage(src, root);
+  if (root.mediaType !== MediaType.ociManifest) return undefined;
+  const bytes = await readManifestBytes(src, root);
+  if (isOsImageManifest(bytes)) await readOsImage(src, root, bytes);
   return undefined;
 }
 
@@ -137,7 +139,8 @@ async function checkOsImage(src: ContentStore, root: Descriptor): Promise<undefi
  */
 async function checkingStoreFor(src: ContentStore, root: Descriptor, dst: ContentStore): Promise<ChunkCheckingStore | undefined> {
   if (root.mediaType !== MediaType.ociManifest) return undefined;
-  if (!isOsImageManifest(await readManifestBytes(src, root))) return undefined;
-  const image = await readOsImage(src, root);
+  const bytes = await readManifestBytes(src, root);
+  if (!isOsImageManifest(bytes)) return undefined;
+  const image = await readOsImage(src, root, bytes);
   return new ChunkCheckingStore(dst, image.payloads);
 }

@@ -68,7 +68,7 @@ export async function verifyGraph(store: ContentStore, root: Descriptor, options
     const { bytes, image } = await limit(async () => {
       const bytes = await readManifestBytes(store, desc);
       // An OS image's manifest and config are read (and checked) by its reader, in the same slot.
-      const image = isManifestMediaType(desc.mediaType) && isOsImageManifest(bytes) ? await readOsImage(store, desc) : undefined;
+      const image = isManifestMediaType(desc.mediaType) && isOsImageManifest(bytes) ? await readOsImage(store, desc, bytes) : undefined;
       return { bytes, image };
     });
     result.manifests++;

@@ -9,6 +9,7 @@ import { openLocationForReading } from '../../src/copy/locations.js';
 import { canonicalJson } from '../../src/oci/json.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OS_IMAGE_ARTIFACT_TYPE, OS_IMAGE_CONFIG_MEDIA_TYPE, serializeConfig } from '../../src/osimage/format.js';
+import { inspect } from '../../src/tasks/inspect.js';
 import { verifyGraph } from '../../src/tasks/verify.js';
 import { artifactManifestOf, type Blob, blobOf as blob, containerImage, indexOf as index, json, ManifestReadCounter, writeLayout } from '../copy/fixtures.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
@@ -68,16 +69,31 @@ describe('verify: jobs bounds manifest reads', () => {
       assert.equal(store.reads.peak, jobs, `manifest reads in flight at most (and, here, exactly) jobs=${jobs}`);
       assert.equal(store.reads.now, 0);
 
-      // Everything was still checked, each manifest read once (an OS image's twice: the walk, then its reader).
+      // Everything was still checked, each manifest read once (an OS image's reader takes the walk's bytes).
       assert.equal(r.manifests, 16 + 2 + 1 + 2);
       assert.equal(r.blobs, 16 * 2 + 2 * 2 + 1);
       assert.deepEqual(
         r.payloads.map((p) => p.name),
         ['system', 'system'],
       );
-      const os = new Set(osImages.map((img) => img.manifest.desc.digest));
       assert.equal(store.readCount.size, r.manifests);
-      for (const [digest, n] of store.readCount) assert.equal(n, os.has(digest) ? 2 : 1, digest);
+      for (const [digest, n] of store.readCount) assert.equal(n, 1, digest);
+      const os = osImages.map((img) => img.manifest.desc.digest);
+      assert.deepEqual(
+        os.map((d) => store.readCount.get(d)),
+        [1, 1],
+      );
+
+      // inspect reads an OS image's manifest once too, and its config.
+      const one = await openLocationForReading(`oci:${join(dir, 'src')}:v1`);
+      try {
+        const counted = new ManifestReadCounter(one.store);
+        const seen = await inspect(counted, osImages[0]!.manifest.desc, 'os');
+        assert.equal(seen.summary.kind, 'os-image');
+        assert.deepEqual([...counted.readCount], [[os[0], 1]]);
+      } finally {
+        await one.close();
+      }
     }
   });
 });
