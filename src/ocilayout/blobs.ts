@@ -8,8 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { createReadStream } from 'node:fs';
-import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { type FileHandle, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { ByteSource, StoredBlob } from '../content/store.js';
@@ -79,16 +78,10 @@ export class LayoutBlobs {
   /** The blob's bytes, checked against its digest and size as they are read. */
   async fetch(desc: Descriptor): Promise<Readable> {
     const path = this.path(desc.digest);
-    try {
-      await stat(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
-      }
-      throw fsError(err, path, 'read');
-    }
+    const file = await this.openBlob(desc, path);
     const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
-    const src = createReadStream(path, { highWaterMark: 1 << 20 });
+    // A small blob (a manifest, a config) in one read of its size, not of 1 MiB.
+    const src = file.createReadStream({ highWaterMark: Math.min(1 << 20, desc.size + 1) });
     src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
     // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
     verify.once('close', () => src.destroy());
@@ -97,17 +90,18 @@ export class LayoutBlobs {
 
   /** The blob's bytes from `offset` on, unchecked (the caller checks the whole). */
   async readFrom(desc: Descriptor, offset: number): Promise<Readable> {
-    const path = this.path(desc.digest);
-    const src = createReadStream(path, { start: offset, highWaterMark: 1 << 20 });
-    await new Promise<void>((resolve, reject) => {
-      src.once('open', () => resolve());
-      src.once('error', (err) => reject(err));
-    }).catch((err: unknown) => {
-      throw (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`)
-        : fsError(err, path, 'read');
-    });
-    return src;
+    const file = await this.openBlob(desc, this.path(desc.digest));
+    return file.createReadStream({ start: offset, highWaterMark: 1 << 20 });
+  }
+
+  /** The blob's file, open for reading; NOT_FOUND when the layout lacks it. */
+  private async openBlob(desc: Descriptor, path: string): Promise<FileHandle> {
+    try {
+      return await open(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
+      throw fsError(err, path, 'read');
+    }
   }
 
   /**

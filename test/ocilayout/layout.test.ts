@@ -67,6 +67,22 @@ test('fetch verifies what it reads', async (t) => {
     (e) => isOciError(e, 'DIGEST_MISMATCH'),
   );
   await assert.rejects(layout.resolve('nope'), (e) => isOciError(e, 'NOT_FOUND'));
+
+  // A file longer than its descriptor says is read past that size, and refused.
+  await writeFile(layout.blobPath(blob.digest), 'payload bytes and more');
+  const longer = await layout.fetch({ mediaType: blob.mediaType, digest: blob.digest, size: blob.blobSize });
+  await assert.rejects(
+    async () => {
+      for await (const _ of longer) void _;
+    },
+    (e) => isOciError(e, 'SIZE_MISMATCH') || isOciError(e, 'DIGEST_MISMATCH'),
+  );
+  // A blob that is not there: NOT_FOUND, naming it, before any stream exists.
+  const missing = `sha256:${'1'.repeat(64)}`;
+  await assert.rejects(
+    layout.fetch({ mediaType: blob.mediaType, digest: missing, size: 5 }),
+    (e) => isOciError(e, 'NOT_FOUND') && e.message === `blob ${missing} is not in layout ${join(dir, 'lay')}`,
+  );
 });
 
 test('local locations parse like the containers tools parse them', () => {
