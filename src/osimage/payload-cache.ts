@@ -113,17 +113,22 @@ export function contentKey(size: number, chunkHashSize: number, hashes: readonly
     .digest('hex');
 }
 
-const zstdVersion = (() => {
-  try {
-    return (createRequire(import.meta.url)('@mongodb-js/zstd/package.json') as { version: string }).version;
-  } catch {
-    return 'unknown';
+let zstdVersionRead: string | undefined;
+/** The zstd binding's version, read when an encoding first needs it (not as every command that bundles this starts). */
+function zstdVersion(): string {
+  if (zstdVersionRead === undefined) {
+    try {
+      zstdVersionRead = (createRequire(import.meta.url)('@mongodb-js/zstd/package.json') as { version: string }).version;
+    } catch {
+      zstdVersionRead = 'unknown';
+    }
   }
-})();
+  return zstdVersionRead;
+}
 
 /** Settings string that must match for an encoding to be reused. */
 export function encodingSettings(e: { compression: string; level: number; hashChunkSize: number; frameSize: number }): string {
-  return e.compression === 'none' ? `none/${e.hashChunkSize}` : `zstd-${zstdVersion}/${e.level}/${e.hashChunkSize}/${e.frameSize}`;
+  return e.compression === 'none' ? `none/${e.hashChunkSize}` : `zstd-${zstdVersion()}/${e.level}/${e.hashChunkSize}/${e.frameSize}`;
 }
 
 /** A small JSON file of entries, written atomically; losing it only costs time. */
