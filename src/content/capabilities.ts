@@ -100,27 +100,44 @@ export async function pushReported(
   return { status: 'written', uploadedBytes: 0 };
 }
 
+/** Options of {@link pushManifestTagged}. */
+export interface ManifestTagOptions {
+  /** Checked before each tag: an interrupted push sets no further tag. */
+  signal?: AbortSignal;
+  /** Called once the manifest is stored (before its first tag is reported). */
+  onStored?: () => void;
+  /** Called after each tag is set. */
+  onTag?: (tag: string) => void;
+}
+
 /**
  * Stores a manifest whose children are all stored, then points `tags` at it,
- * one after the other (`onTag` after each). A {@link TaggingPusher} stores it
- * by the first tag's request; any other store stores it first by itself.
+ * one after the other. A {@link TaggingPusher} stores it by the first tag's
+ * request; any other store stores it first by itself.
  */
 export async function pushManifestTagged(
   store: ContentStore,
   desc: Descriptor,
   bytes: Buffer,
   tags: readonly string[],
-  onTag?: (tag: string) => void,
+  options: ManifestTagOptions = {},
 ): Promise<void> {
   const [first, ...rest] = tags;
-  if (first === undefined) return store.push(desc, Readable.from([bytes]));
-  if (isTaggingPusher(store)) await store.pushTagged(desc, bytes, first);
+  const { signal, onStored, onTag } = options;
+  signal?.throwIfAborted();
+  if (first !== undefined && isTaggingPusher(store)) await store.pushTagged(desc, bytes, first);
   else {
     await store.push(desc, Readable.from([bytes]));
-    await store.tag(desc, first);
+    if (first !== undefined) {
+      signal?.throwIfAborted();
+      await store.tag(desc, first);
+    }
   }
+  onStored?.();
+  if (first === undefined) return;
   onTag?.(first);
   for (const tag of rest) {
+    signal?.throwIfAborted();
     await store.tag(desc, tag);
     onTag?.(tag);
   }

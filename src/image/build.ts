@@ -187,8 +187,7 @@ export async function buildImage(store: ContentStore, options: ImageBuildOptions
   if (Object.keys(annotations).length > 0) manifest.annotations = annotations;
   const manifestBytes = canonicalJson(manifest);
   const descriptor: Descriptor = { mediaType: MediaType.ociManifest, digest: sha256Digest(manifestBytes), size: manifestBytes.length };
-  options.signal?.throwIfAborted();
-  await pushManifestTagged(store, descriptor, manifestBytes, options.tags ?? []);
+  await pushManifestTagged(store, descriptor, manifestBytes, options.tags ?? [], { signal: options.signal });
 
   const diffIds = config.rootfs.diff_ids;
   const layers: ImageLayer[] = manifest.layers.map((l, i) => ({

@@ -16,7 +16,7 @@ import { type ImageSource, openImage } from './source.js';
 import type { LeftOutPath } from './tree.js';
 
 /** Options of {@link buildImageTo}. */
-export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base' | 'layering'> {
+export interface ImageBuildToOptions extends Omit<ImageBuildOptions, 'base' | 'layering' | 'tags'> {
   /** Location of the base image (registry reference, `oci:` or `oci-archive:`). */
   base?: string;
   /** As in ImageBuildOptions, with the previous image named by its location. */

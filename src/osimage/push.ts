@@ -31,12 +31,12 @@ export async function pushOsImage(
     if (ref.digest && ref.digest !== image.descriptor.digest) {
       throw new OciError('DIGEST_MISMATCH', `${reference}: the built manifest is ${image.descriptor.digest}`);
     }
-    options.signal?.throwIfAborted();
     // The first tag's PUT stores the manifest too (a round trip fewer than a PUT by digest first, as skopeo and crane push).
     const { digest, mediaType, size } = image.descriptor;
-    await pushManifestTagged(repo, image.descriptor, image.manifest, tags, (tag) => {
-      if (tag === tags[0]) options.progress?.({ type: 'manifest', digest, mediaType, size });
-      options.progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
+    await pushManifestTagged(repo, image.descriptor, image.manifest, tags, {
+      signal: options.signal,
+      onStored: () => options.progress?.({ type: 'manifest', digest, mediaType, size }),
+      onTag: (tag) => options.progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) }),
     });
   } catch (err) {
     throw options.signal?.aborted ? pushInterrupted(repo, err) : err;

@@ -177,7 +177,6 @@ async function writeIndex(out: WritableLocation, entries: IndexEntry[], options:
   if (options.annotations && Object.keys(options.annotations).length > 0) index.annotations = jsonMap(options.annotations);
   const bytes = canonicalJson(index);
   const descriptor: Descriptor = { mediaType: MediaType.ociIndex, digest: sha256Digest(bytes), size: bytes.length };
-  options.signal?.throwIfAborted();
-  await pushManifestTagged(out.store, descriptor, bytes, out.tag ? [out.tag] : []);
+  await pushManifestTagged(out.store, descriptor, bytes, out.tag ? [out.tag] : [], { signal: options.signal });
   return { index: bytes, descriptor, manifests: entries, output: out.location, tag: out.tag };
 }
