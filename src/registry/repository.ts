@@ -321,6 +321,12 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
    */
   async putManifest(bytes: Buffer, mediaType: string, reference: string): Promise<Descriptor> {
     const digest = sha256Digest(bytes);
+    await this.sendManifest(bytes, digest, mediaType, reference);
+    return { mediaType, digest, size: bytes.length };
+  }
+
+  /** The PUT of {@link putManifest}; returns the `Docker-Content-Digest` the registry answered, if any. */
+  private async sendManifest(bytes: Buffer, digest: string, mediaType: string, reference: string): Promise<string | undefined> {
     const res = await this.http.send({
       method: 'PUT',
       url: `/v2/${this.name}/manifests/${reference}`,
@@ -338,7 +344,7 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
       );
     }
     this.manifests.set(digest, { bytes, mediaType });
-    return { mediaType, digest, size: bytes.length };
+    return echoed;
   }
 
   /**
@@ -459,7 +465,12 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
 
   /** TaggingPusher: the manifest and its tag in one PUT, the registry storing it by digest too. */
   async pushTagged(desc: Descriptor, bytes: Buffer, tag: string): Promise<void> {
-    await this.putManifest(this.checkManifest(desc, bytes), desc.mediaType, tag);
+    const echoed = await this.sendManifest(this.checkManifest(desc, bytes), desc.digest, desc.mediaType, tag);
+    // A PUT by digest stores that digest or fails. One by tag is held to it by the Docker-Content-Digest
+    // the registry answers; one that answers none is asked for the digest, which the push reports.
+    if (!echoed && !(await this.exists(desc))) {
+      throw new OciError('DIGEST_MISMATCH', `${this.reference.registry}/${this.name}:${tag}: the registry took the manifest but has no ${desc.digest}`);
+    }
   }
 
   /** `bytes`, once they are the manifest `desc` names. */
