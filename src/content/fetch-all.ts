@@ -50,6 +50,11 @@ export async function fetchAll(store: ContentStore, desc: Descriptor, options: F
     }
     bytes = Buffer.concat(parts, n);
   }
+  return checkBytes(desc, bytes, what);
+}
+
+/** `bytes`, once they are the content `desc` names: SIZE_MISMATCH / DIGEST_MISMATCH otherwise. */
+export function checkBytes(desc: Descriptor, bytes: Buffer, what: string): Buffer {
   if (bytes.length !== desc.size) throw new OciError('SIZE_MISMATCH', `${what}: got ${bytes.length} bytes, the descriptor says ${desc.size}`);
   const actual = `${digestAlgorithm(desc.digest, what)}:${createHash(digestAlgorithm(desc.digest, what)).update(bytes).digest('hex')}`;
   if (actual !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${what}: content has digest ${actual}`);

@@ -7,7 +7,7 @@
  * its hash chunk matched.
  */
 
-import { checkCap, fetchAll } from '../content/fetch-all.js';
+import { checkBytes, checkCap, fetchAll } from '../content/fetch-all.js';
 import type { ContentStore } from '../content/store.js';
 import { manifestArtifactType } from '../copy/graph.js';
 import { OciError } from '../errors.js';
@@ -203,14 +203,16 @@ const configType: GoStruct = {
 
 /**
  * Reads and checks an OS image's manifest and config from a store.
- * `manifestBytes`: the manifest, when the caller has read (and verified) it
- * already; it is then not read a second time.
+ * `manifestBytes`: the manifest, when the caller has read it already; it is
+ * then not read a second time (only held to `desc` again).
  */
 export async function readOsImage(store: ContentStore, desc: Descriptor, manifestBytes?: Buffer): Promise<OsImage> {
   const what = `manifest ${desc.digest}`;
   if (desc.mediaType !== MediaType.ociManifest) throw invalid(what, `media type ${desc.mediaType}, an OS image is an ${MediaType.ociManifest}`);
-  if (manifestBytes) checkCap(desc, MAX_METADATA_SIZE, what);
-  else manifestBytes = await fetchAll(store, desc, { cap: MAX_METADATA_SIZE, what });
+  if (manifestBytes) {
+    checkCap(desc, MAX_METADATA_SIZE, what);
+    checkBytes(desc, manifestBytes, what);
+  } else manifestBytes = await fetchAll(store, desc, { cap: MAX_METADATA_SIZE, what });
   const manifest = parseOsImageManifest(manifestBytes, what);
   const configBytes = await fetchAll(store, manifest.config, { cap: MAX_METADATA_SIZE, what: `config ${manifest.config.digest}` });
   const { config, payloads } = parseOsImageConfig(configBytes, manifest, `config ${manifest.config.digest}`);

@@ -108,6 +108,20 @@ describe('OS image reader', () => {
     });
   });
 
+  it('holds manifest bytes its caller hands it to the descriptor, and reads no manifest then', async (t) => {
+    const dir = await tempDir(t);
+    const data = pseudoRandom(100 * KiB, 4, true);
+    const loc = await openLocationForReading(await imageWithBlob(join(dir, 'img'), data, data, MediaType.octetStream));
+    const bytes = await readFile(join(dir, 'img', 'blobs', 'sha256', loc.root.digest.slice('sha256:'.length)));
+    const img = await readOsImage(loc.store, loc.root, bytes);
+    assert.equal(img.manifestBytes, bytes);
+    assert.equal(img.payloads[0]!.name, 'system');
+    const other = Buffer.from(bytes);
+    other[other.length >> 1]! ^= 1;
+    await assert.rejects(readOsImage(loc.store, loc.root, other), (e: OciError) => e.code === 'DIGEST_MISMATCH');
+    await assert.rejects(readOsImage(loc.store, loc.root, bytes.subarray(1)), (e: OciError) => e.code === 'SIZE_MISMATCH');
+  });
+
   it('reads empty payloads, compressed and not', async (t) => {
     const dir = await tempDir(t);
     await writeFile(join(dir, 'empty'), Buffer.alloc(0));
