@@ -7,7 +7,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import type { ReadStream, Stats } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -78,10 +78,10 @@ export class LayoutBlobs {
   /** The blob's bytes, checked against its digest and size as they are read. */
   async fetch(desc: Descriptor): Promise<Readable> {
     const path = this.path(desc.digest);
-    const file = await this.openBlob(desc, path);
     const verify = new DigestStream({ digest: desc.digest, size: desc.size, what: `blob ${desc.digest}` });
     // A small blob (a manifest, a config) in one read of its size, not of 1 MiB.
-    const src = file.createReadStream({ highWaterMark: Math.min(1 << 20, desc.size + 1) });
+    const small = Number.isSafeInteger(desc.size) && desc.size >= 0 && desc.size < 1 << 20;
+    const src = await this.readStream(desc, path, { highWaterMark: small ? desc.size + 1 : 1 << 20 });
     src.on('error', (err) => verify.destroy(fsError(err, path, 'read')));
     // A reader that stops early (a check that failed, a destination that did) destroys verify: the file closes with it.
     verify.once('close', () => src.destroy());
@@ -90,18 +90,21 @@ export class LayoutBlobs {
 
   /** The blob's bytes from `offset` on, unchecked (the caller checks the whole). */
   async readFrom(desc: Descriptor, offset: number): Promise<Readable> {
-    const file = await this.openBlob(desc, this.path(desc.digest));
-    return file.createReadStream({ start: offset, highWaterMark: 1 << 20 });
+    // Refused before the file is opened: a read stream that refuses its options leaves its file handle unclosable.
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new OciError('INTERNAL', `blob ${desc.digest}: ${offset} is not an offset to read from`);
+    return this.readStream(desc, this.path(desc.digest), { start: offset, highWaterMark: 1 << 20 });
   }
 
-  /** The blob's file, open for reading; NOT_FOUND when the layout lacks it. */
-  private async openBlob(desc: Descriptor, path: string): Promise<FileHandle> {
+  /** A stream of the blob's file, which closes the file as it ends; NOT_FOUND when the layout lacks it. */
+  private async readStream(desc: Descriptor, path: string, options: { start?: number; highWaterMark: number }): Promise<ReadStream> {
+    let file: FileHandle;
     try {
-      return await open(path);
+      file = await open(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
       throw fsError(err, path, 'read');
     }
+    return file.createReadStream(options);
   }
 
   /**
