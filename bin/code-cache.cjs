@@ -16,8 +16,13 @@
 // checks only the text's length), and its new code replaces the old file. So does code V8 rejects (a corrupt file). Written
 // atomically, so commands running at the same time read a whole file or
 // none; any error reading or writing one only means a slower start.
+//
+// Every installation (an npx run, a CI checkout) leaves files of its own, so
+// whenever one is written the folder is swept of cache files no command has
+// read for a month (a file still in use is only written again) and of
+// temporary files a killed process left.
 
-const { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
+const { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { basename, dirname, join } = require('node:path');
 const { constants, Script } = require('node:vm');
@@ -59,6 +64,7 @@ function cacheCompiledCode(dir, isBundle) {
   };
   // At exit, so the cache holds every function this run compiled, not only the top level.
   process.once('exit', () => {
+    if (unsaved.length > 0) sweep(dir, Date.now());
     for (const { script, cacheFile, hash } of unsaved) {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       try {
@@ -74,4 +80,33 @@ function cacheCompiledCode(dir, isBundle) {
   });
 }
 
-module.exports = { cacheCompiledCode };
+/** Names of the files this cache writes: BUNDLE-vNODE-ARCH-PATHHASH, and their temporaries. */
+const cacheName = /^[\w.-]+\.cjs-v\d+\.\d+\.\d+-\w+-[0-9a-f]{8}(\.\d+\.tmp)?$/;
+const DAY = 24 * 3600 * 1000;
+
+/**
+ * Removes the cache's files unread for 30 days (by access time, which Linux
+ * updates at least daily on a file read, or its write time where access
+ * times are off) and temporaries older than an hour. Files of other names
+ * are left alone.
+ */
+function sweep(dir, now) {
+  let names;
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = cacheName.exec(name);
+    if (!m) continue;
+    const path = join(dir, name);
+    try {
+      const s = statSync(path);
+      const stale = m[1] ? now - s.mtimeMs > DAY / 24 : now - Math.max(s.atimeMs, s.mtimeMs) > 30 * DAY;
+      if (stale) unlinkSync(path);
+    } catch {}
+  }
+}
+
+module.exports = { cacheCompiledCode, sweep };

@@ -1,0 +1,68 @@
+/**
+ * The compiled-code cache the CLI keeps between runs (bin/code-cache.cjs on
+ * Node.js 20; Node.js's own compile cache from 22.1): cache files no command
+ * has read for a month, and temporaries a killed process left, are swept
+ * whenever a new file is written; other files in the folder are not touched.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { repoRoot, runCli, tempDir } from '../helpers/cli.js';
+
+const { sweep } = createRequire(join(repoRoot, 'package.json'))('./bin/code-cache.cjs') as { sweep(dir: string, now: number): void };
+const DAY = 24 * 3600 * 1000;
+
+/** A folder with cache files and temporaries of several ages, and one file of another name. */
+async function agedFolder(dir: string, now: number): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const files: Array<[string, number]> = [
+    ['inspect.cjs-v20.20.2-x64-0805475b', 40 * DAY],
+    ['image-build.cjs-v20.19.0-x64-c1cad689', 29 * DAY],
+    ['oci-os.cjs-v20.20.2-x64-f21d7b88.4242.tmp', 2 * 3600 * 1000],
+    ['oci-os.cjs-v20.20.2-x64-f21d7b88.4243.tmp', 60 * 1000],
+    ['notes.txt', 400 * DAY],
+  ];
+  for (const [name, age] of files) {
+    await writeFile(join(dir, name), 'x');
+    const t = new Date(now - age);
+    await utimes(join(dir, name), t, t);
+  }
+}
+
+test('sweep removes cache files unread for 30 days and temporaries older than an hour, nothing else', async (t) => {
+  const dir = join(await tempDir(t), 'v8-code-cache');
+  const now = Date.now();
+  await agedFolder(dir, now);
+  sweep(dir, now);
+  assert.deepEqual((await readdir(dir)).sort(), ['image-build.cjs-v20.19.0-x64-c1cad689', 'notes.txt', 'oci-os.cjs-v20.20.2-x64-f21d7b88.4243.tmp']);
+  // A file read recently counts as in use, however old its contents.
+  await utimes(join(dir, 'image-build.cjs-v20.19.0-x64-c1cad689'), new Date(now - DAY), new Date(now - 90 * DAY));
+  sweep(dir, now);
+  assert.ok((await readdir(dir)).includes('image-build.cjs-v20.19.0-x64-c1cad689'));
+  sweep(join(dir, 'missing'), now);
+});
+
+test('a command that writes the code cache sweeps its folder (Node.js 20), or Node.js keeps its own cache', async (t) => {
+  const home = await tempDir(t);
+  const dir = join(home, 'oci-os', 'v8-code-cache');
+  const now = Date.now();
+  await agedFolder(dir, now);
+  const r = await runCli(['--help'], { env: { XDG_CACHE_HOME: home } });
+  assert.equal(r.code, 0, r.stderr);
+  const names = await readdir(dir);
+  const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
+  if (major > 22 || (major === 22 && minor >= 1)) {
+    assert.equal(names.length, 5, 'Node.js compiles through its own cache; this folder is not written');
+    assert.ok((await readdir(join(home, 'oci-os'))).includes('node-compile-cache'));
+    return;
+  }
+  assert.ok(!names.includes('inspect.cjs-v20.20.2-x64-0805475b'), names.join());
+  assert.ok(!names.includes('oci-os.cjs-v20.20.2-x64-f21d7b88.4242.tmp'), names.join());
+  assert.ok(names.includes('notes.txt') && names.includes('image-build.cjs-v20.19.0-x64-c1cad689'), names.join());
+  assert.ok(
+    names.some((n) => n.startsWith(`oci-os.cjs-${process.version}-`)),
+    `the start-up bundle's code was written: ${names.join()}`,
+  );
+});
