@@ -42,6 +42,8 @@ export interface CopyOptions {
    * `manifest` event for each manifest or index at the destination.
    */
   progress?: ProgressSink;
+  /** Called after each tag is set. */
+  onTag?: (tag: string) => void;
   /** Called with a manifest's bytes after they were read and verified (e.g. to check an OS image). */
   onManifest?: (desc: Descriptor, bytes: Buffer) => void | Promise<void>;
   /**
@@ -196,6 +198,7 @@ class GraphCopy {
   private async tagRoot(): Promise<string[]> {
     const tags: string[] = [];
     for (const tag of this.options.tags ?? []) {
+      if (tags.length > 0 && this.options.signal?.aborted) throw new InterruptedError(`copy interrupted; only ${tags.join(', ')} was tagged`);
       this.checkNotStopped();
       const bytes = this.rootByTag;
       if (bytes) {
@@ -205,6 +208,7 @@ class GraphCopy {
         this.done({ digest, size, mediaType, kind: 'manifest', status: 'uploaded', uploadedBytes: bytes.length });
       } else await this.dst.tag(this.rootTagged, tag);
       tags.push(tag);
+      this.options.onTag?.(tag);
     }
     return tags;
   }

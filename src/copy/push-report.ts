@@ -12,14 +12,16 @@ import type { BlobPushResult, RegistryRepository } from '../registry/index.js';
 import type { Reference } from '../registry/reference.js';
 
 /**
- * The error of a push stopped by its signal: nothing was tagged (tags come
- * last), and the upload sessions were cancelled, or, for any the registry
+ * The error of a push stopped by its signal: what was tagged (`tagged`;
+ * nothing unless the interrupt came between two tags, as tags come last),
+ * and that the upload sessions were cancelled, or, for any the registry
  * would not let go (its DELETE refused), that it keeps them for a while.
  */
-export function pushInterrupted(repo: RegistryRepository, cause: unknown): OciError {
+export function pushInterrupted(repo: RegistryRepository, cause: unknown, tagged: readonly string[] = []): OciError {
   const n = repo.uncancelledUploads;
   const sessions = n === 0 ? 'upload sessions were cancelled' : `${n} upload session(s) could not be cancelled (the registry removes them when they expire)`;
-  return new InterruptedError(`push interrupted; nothing was tagged; ${sessions}`, { cause });
+  const tags = tagged.length === 0 ? 'nothing was tagged' : `only ${tagged.join(', ')} was tagged`;
+  return new InterruptedError(`push interrupted; ${tags}; ${sessions}`, { cause });
 }
 
 /** One blob of a push, for reports (`--json`). */

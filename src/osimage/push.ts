@@ -26,6 +26,7 @@ export async function pushOsImage(
   const tags = pushTags(ref, options.tags);
   const repo = client.repository(ref, { signal: options.signal });
   let image: BuiltOsImage;
+  const tagged: string[] = [];
   try {
     image = await buildOsImageBlobs(repo, options);
     if (ref.digest && ref.digest !== image.descriptor.digest) {
@@ -36,10 +37,13 @@ export async function pushOsImage(
     await pushManifestTagged(repo, image.descriptor, image.manifest, tags, {
       signal: options.signal,
       onStored: () => options.progress?.({ type: 'manifest', digest, mediaType, size }),
-      onTag: (tag) => options.progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) }),
+      onTag: (tag) => {
+        tagged.push(tag);
+        options.progress?.({ type: 'tag', tag, reference: formatReference({ ...repo.reference, tag, digest: undefined }) });
+      },
     });
   } catch (err) {
-    throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
+    throw options.signal?.aborted ? pushInterrupted(repo, err, tagged) : err;
   }
   const reused = image.payloads
     .filter((p) => p.reused)

@@ -56,12 +56,16 @@ export async function pushFromLocal(
     const onManifest = (desc: Descriptor, bytes: Buffer): void => {
       manifests.set(desc.digest, bytes);
     };
-    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, progress }).catch(
+    const tagged: string[] = [];
+    const onTag = (tag: string): void => {
+      tagged.push(tag);
+      progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
+    };
+    const result = await copyGraph(src.store, repo, src.root, { jobs: options.jobs, tags, signal: options.signal, onManifest, onTag, progress }).catch(
       (err: unknown) => {
-        throw options.signal?.aborted ? pushInterrupted(repo, err) : err;
+        throw options.signal?.aborted ? pushInterrupted(repo, err, tagged) : err;
       },
     );
-    for (const tag of result.tags) progress?.({ type: 'tag', tag, reference: formatReference({ ...ref, tag, digest: undefined }) });
     return {
       reference: `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${result.root.digest}`,
       digest: result.root.digest,

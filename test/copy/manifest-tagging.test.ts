@@ -10,6 +10,8 @@ import { describe, it } from 'node:test';
 import { isTaggingPusher, pushManifestTagged } from '../../src/content/capabilities.js';
 import { ForwardingStore } from '../../src/content/forwarding-store.js';
 import type { ByteSource, ContentStore, PushOptions } from '../../src/content/store.js';
+import { copyGraph } from '../../src/copy/graph.js';
+import { pushInterrupted } from '../../src/copy/push-report.js';
 import { isOciError } from '../../src/errors.js';
 import type { Descriptor } from '../../src/oci/descriptor.js';
 import { sha256Digest } from '../../src/oci/digest.js';
@@ -75,6 +77,42 @@ describe('pushManifestTagged', () => {
     // Bytes that are not the manifest the descriptor names are refused before any request.
     await assert.rejects(repo.pushTagged(m.desc, Buffer.from(m.bytes.toString().replace('2', '3')), 'c'), (e) => isOciError(e, 'DIGEST_MISMATCH'));
     await assert.rejects(repo.resolve('c'), (e) => isOciError(e, 'NOT_FOUND'));
+  });
+
+  it('a copy and a push interrupted between two tags say which tag was set', async (t) => {
+    const root = await tempDir(t);
+    const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
+    t.after(() => server.close());
+    const client = new RegistryClient({ plainHttp: true });
+    t.after(() => client.close());
+    const m = smallManifest();
+    const layout = await OciLayout.open(join(root, 'lay'), { create: true });
+    await layout.push(m.configDesc, Readable.from([m.config]));
+    await layout.push(m.desc, Readable.from([m.bytes]));
+    const repo = client.repository(`${server.address}/tagging/copy`);
+    const abort = new AbortController();
+    const events: string[] = [];
+    await assert.rejects(
+      copyGraph(layout, repo, m.desc, {
+        tags: ['a', 'b'],
+        signal: abort.signal,
+        progress: (e) => events.push(e.type),
+        onTag: (tag) => {
+          events.push(`tag ${tag}`);
+          abort.abort();
+        },
+      }),
+      (e) => isOciError(e, 'ABORTED') && e.message === 'copy interrupted; only a was tagged',
+    );
+    assert.deepEqual(
+      events,
+      ['blob-start', 'blob-progress', 'blob-done', 'manifest', 'tag a'],
+      'the config uploaded, the manifest stored by the first tag, then the interrupt',
+    );
+    assert.equal((await repo.resolve('a')).digest, m.desc.digest);
+    await assert.rejects(repo.resolve('b'), (e) => isOciError(e, 'NOT_FOUND'));
+    assert.equal(pushInterrupted(repo, new Error('stop'), ['a']).message, 'push interrupted; only a was tagged; upload sessions were cancelled');
+    assert.equal(pushInterrupted(repo, new Error('stop')).message, 'push interrupted; nothing was tagged; upload sessions were cancelled');
   });
 
   it('pushes then tags a manifest in a layout, and sets no tag when interrupted while it is pushed', async (t) => {
