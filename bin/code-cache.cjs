@@ -1,6 +1,6 @@
 'use strict';
 // Compiled code of the CLI's bundles, kept between runs on Node.js 20, which
-// has no module.enableCompileCache() (22.1 and newer: run.cjs uses that
+// has no module.enableCompileCache() (22.8 and newer: run.cjs uses that
 // instead). Without it every start parses and compiles the bundles again:
 // about a third of the CPU time of `oci-os --version` (see
 // `npm run bench -- startup`). This is what Node's own compile cache does,

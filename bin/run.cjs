@@ -54,7 +54,7 @@ function runCli() {
   require('node:v8').setFlagsFromString('--liftoff-only');
 
   // Compiled code is kept between runs (a faster start for every command):
-  // Node.js 22.1 and newer do it themselves, on 20 code-cache.cjs does it for
+  // Node.js 22.8 and newer do it themselves, on 20 code-cache.cjs does it for
   // the bundles. The cache goes with the user's other caches, not into TMPDIR,
   // which scripts (and our tests) expect a command to leave as it found it.
   const { homedir } = require('node:os');

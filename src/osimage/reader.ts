@@ -204,7 +204,8 @@ const configType: GoStruct = {
 /**
  * Reads and checks an OS image's manifest and config from a store.
  * `manifestBytes`: the manifest, when the caller has read it already; it is
- * then not read a second time (only held to `desc` again).
+ * then not read a second time, only held to `desc` again (SIZE_MISMATCH,
+ * DIGEST_MISMATCH).
  */
 export async function readOsImage(store: ContentStore, desc: Descriptor, manifestBytes?: Buffer): Promise<OsImage> {
   const what = `manifest ${desc.digest}`;
