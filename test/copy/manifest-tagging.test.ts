@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { isTaggingPusher, pushManifestTagged } from '../../src/content/capabilities.js';
 import { ForwardingStore } from '../../src/content/forwarding-store.js';
 import type { ByteSource, ContentStore, PushOptions } from '../../src/content/store.js';
@@ -45,13 +45,19 @@ class OnManifestPush extends ForwardingStore {
   }
 }
 
+/** The built-in registry over a test folder, and a client of it; both closed after the test. */
+async function builtInRegistry(t: TestContext): Promise<{ root: string; server: Awaited<ReturnType<typeof startRegistryServer>>; client: RegistryClient }> {
+  const root = await tempDir(t);
+  const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
+  t.after(() => server.close());
+  const client = new RegistryClient({ plainHttp: true });
+  t.after(() => client.close());
+  return { root, server, client };
+}
+
 describe('pushManifestTagged', () => {
   it('stores a manifest at a registry by its tags alone, and stops tagging once interrupted', async (t) => {
-    const root = await tempDir(t);
-    const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
-    t.after(() => server.close());
-    const client = new RegistryClient({ plainHttp: true });
-    t.after(() => client.close());
+    const { server, client } = await builtInRegistry(t);
     const repo = client.repository(`${server.address}/tagging/m`);
     assert.ok(isTaggingPusher(repo));
     const m = smallManifest();
@@ -80,11 +86,7 @@ describe('pushManifestTagged', () => {
   });
 
   it('a copy and a push interrupted between two tags say which tag was set', async (t) => {
-    const root = await tempDir(t);
-    const server = await startRegistryServer({ root: join(root, 'registry'), port: 0 });
-    t.after(() => server.close());
-    const client = new RegistryClient({ plainHttp: true });
-    t.after(() => client.close());
+    const { root, server, client } = await builtInRegistry(t);
     const m = smallManifest();
     const layout = await OciLayout.open(join(root, 'lay'), { create: true });
     await layout.push(m.configDesc, Readable.from([m.config]));

@@ -5,7 +5,6 @@
  * waits for a response nobody reads, and the command never ends.
  */
 import assert from 'node:assert/strict';
-import { readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -16,6 +15,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { openFilesOn } from '../helpers/open-files.js';
 import { tempRegistry } from '../server/helpers.js';
 import { sha } from './fixtures.js';
 
@@ -79,13 +79,7 @@ test('a layout blob stream stopped by its reader closes its file', async (t) => 
   await w.push(desc, Readable.from([data]));
   await w.commit();
   const path = w.blobPath(desc.digest);
-  const openOnBlob = async (): Promise<number> => {
-    let n = 0;
-    for (const fd of await readdir('/proc/self/fd')) {
-      if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === path) n++;
-    }
-    return n;
-  };
+  const openOnBlob = (): Promise<number> => openFilesOn(path);
 
   const layout = await OciLayout.open(dir);
   for (let i = 0; i < 3; i++) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isOciError } from '../../src/errors.js';
@@ -7,6 +7,7 @@ import { OciLayout } from '../../src/ocilayout/layout.js';
 import { parseLocalLocation } from '../../src/ocilayout/location.js';
 import { buildOsImageToLocal } from '../../src/osimage/build-local.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
+import { openFilesOn } from '../helpers/open-files.js';
 
 test('an aborted build leaves the layout exactly as it was', async (t) => {
   const dir = await tempDir(t);
@@ -97,13 +98,7 @@ test('a blob stream closes its file however it ends, and a refused offset leaves
   const blob = r.payloads[0]!;
   const desc = { mediaType: blob.mediaType, digest: blob.digest, size: blob.blobSize };
   const path = layout.blobPath(blob.digest);
-  const openOnBlob = async (): Promise<number> => {
-    let n = 0;
-    for (const fd of await readdir('/proc/self/fd')) {
-      if ((await readlink(join('/proc/self/fd', fd)).catch(() => '')) === path) n++;
-    }
-    return n;
-  };
+  const openOnBlob = (): Promise<number> => openFilesOn(path);
   /** Files open on the blob once closes under way have finished (a file handle closes after its stream ends). */
   const settled = async (): Promise<number> => {
     for (let i = 0; i < 100 && (await openOnBlob()) > 0; i++) await new Promise((res) => setTimeout(res, 10));
