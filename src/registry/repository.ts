@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
 import type { BlobMounter, ManifestReader, ReportingPusher, TaggingPusher } from '../content/capabilities.js';
+import { checkBytes } from '../content/fetch-all.js';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
@@ -218,7 +219,7 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
    */
   async pushContent(desc: Descriptor, content: ByteSource, options: BlobPushOptions = {}): Promise<BlobPushResult> {
     if (isManifestDescriptor(desc)) {
-      const bytes = this.checkManifest(desc, await readAll(content, maxManifestBytes, this.what(desc)));
+      const bytes = checkBytes(desc, await readAll(content, maxManifestBytes, this.what(desc)), this.what(desc));
       await this.putManifest(bytes, desc.mediaType, desc.digest);
       return { digest: desc.digest, size: bytes.length, mediaType: desc.mediaType, status: 'uploaded', uploadedBytes: bytes.length };
     }
@@ -465,18 +466,10 @@ export class RegistryRepository implements ContentStore, ReportingPusher, BlobMo
 
   /** TaggingPusher: the manifest and its tag in one PUT, the registry storing it by digest too. */
   async pushTagged(desc: Descriptor, bytes: Buffer, tag: string): Promise<void> {
-    const echoed = await this.sendManifest(this.checkManifest(desc, bytes), desc.digest, desc.mediaType, tag);
+    const echoed = await this.sendManifest(checkBytes(desc, bytes, this.what(desc)), desc.digest, desc.mediaType, tag);
     // A PUT by tag is held to the digest by the Docker-Content-Digest the registry answers. Where it
     // answers none, the manifest also goes to /manifests/<digest>, which stores that digest or fails,
     // as every push did before: the digest a push reports is there either way.
     if (!echoed) await this.sendManifest(bytes, desc.digest, desc.mediaType, desc.digest);
-  }
-
-  /** `bytes`, once they are the manifest `desc` names. */
-  private checkManifest(desc: Descriptor, bytes: Buffer): Buffer {
-    if (bytes.length !== desc.size) throw new OciError('SIZE_MISMATCH', `${this.what(desc)}: got ${bytes.length} bytes, expected ${desc.size}`);
-    const digest = sha256Digest(bytes);
-    if (digest !== desc.digest) throw new OciError('DIGEST_MISMATCH', `${this.what(desc)}: content has digest ${digest}`);
-    return bytes;
   }
 }
