@@ -34,6 +34,9 @@ function hashOf(text) {
   return h.toString(16).padStart(8, '0');
 }
 
+/** The line that ends a bundle's function, and calls it with what Node.js passes a CommonJS module. */
+const CALL = '}).call(this, exports, require, module, __filename, __dirname);';
+
 /** Compiles the CommonJS modules `isBundle` picks (by absolute path) with V8 code cached in `dir`, from now on. */
 function cacheCompiledCode(dir, isBundle) {
   const compile = Module.prototype._compile;
@@ -50,11 +53,13 @@ function cacheCompiledCode(dir, isBundle) {
       const data = readFileSync(cacheFile);
       if (data.subarray(0, hash.length).equals(hash)) cachedData = data.subarray(hash.length);
     } catch {}
-    // The function Node.js wraps every CommonJS module in, on a line of its
-    // own so that lines and columns in stack traces are the file's.
-    const script = new Script(`(function (exports, require, module, __filename, __dirname) {\n${content}\n})`, {
+    // A bundle's text is a function expression that it calls at its end
+    // (scripts/bundle.mjs): the function is compiled from the text itself,
+    // without a copy. A file of another shape compiles as usual, uncached.
+    const call = content.lastIndexOf(CALL);
+    if (call < 0) return compile.call(this, content, filename);
+    const script = new Script(content.slice(0, call + 2), {
       filename,
-      lineOffset: -1,
       cachedData,
       importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     });

@@ -5,7 +5,7 @@
  * whenever a new file is written; other files in the folder are not touched.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -66,4 +66,25 @@ test('a command that writes the code cache sweeps its folder (Node.js 20), or No
     names.some((n) => n.startsWith(`oci-os.cjs-${process.version}-`)),
     `the start-up bundle's code was written: ${names.join()}`,
   );
+});
+
+test('code a run cached is taken by the next run (Node.js 20), for the start-up bundle and a command', async (t) => {
+  if (typeof (createRequire(import.meta.url)('node:module') as { enableCompileCache?: unknown }).enableCompileCache === 'function') return;
+  const home = await tempDir(t);
+  const dir = join(home, 'oci-os', 'v8-code-cache');
+  const env = { XDG_CACHE_HOME: home, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, DEBUG: undefined };
+  // A command that fails after its bundle loaded (no such layout) still compiles both bundles.
+  const args = ['inspect', `oci:${join(home, 'missing')}`];
+  await runCli(args, { env });
+  const written = async () => Object.fromEntries(await Promise.all((await readdir(dir)).map(async (n) => [n, (await stat(join(dir, n))).mtimeMs] as const)));
+  const first = await written();
+  assert.deepEqual(
+    Object.keys(first)
+      .map((n) => n.split('-v')[0])
+      .sort(),
+    ['inspect.cjs', 'oci-os.cjs'],
+  );
+  // Code V8 rejects (or a bundle compiled without the cache) would be written again.
+  await runCli(args, { env });
+  assert.deepEqual(await written(), first);
 });
