@@ -11,6 +11,7 @@
  * garbage.
  */
 
+import { Readable } from 'node:stream';
 import type { ByteSource } from '../content/store.js';
 import { OciError } from '../errors.js';
 import { type Digest, Sha256Counter } from '../oci/digest.js';
@@ -34,6 +35,8 @@ export class ChunkSource {
   private readonly pacer = new GcPacer();
   /** The pull under way (a read-ahead), which every other read waits for. */
   private filling?: Promise<void>;
+  /** The read of the source under way (by a pull, a skip or a drain), until it settles. */
+  private reading?: Promise<IteratorResult<Uint8Array>>;
   /**
    * Why a pull failed. A source that threw has ended as far as its iterator
    * is concerned (next() answers done), so every later read must fail with
@@ -48,7 +51,7 @@ export class ChunkSource {
   offset = 0;
 
   constructor(
-    source: ByteSource,
+    private readonly source: ByteSource,
     private readonly maxSize?: number,
     private readonly what = 'blob',
   ) {
@@ -107,8 +110,8 @@ export class ChunkSource {
 
   private async pull(n: number): Promise<void> {
     if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
-    while (!this.done && this.queue.length < n) {
-      const r = await this.iterator.next();
+    while (!this.done && !this.closed && this.queue.length < n) {
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         break;
@@ -150,7 +153,7 @@ export class ChunkSource {
   async skip(n: number): Promise<boolean> {
     if (this.hasher.size > 0) throw new OciError('INTERNAL', `${this.what}: skip after bytes were read`);
     while (this.hasher.size < n) {
-      const r = await this.iterator.next();
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         return false;
@@ -211,7 +214,7 @@ export class ChunkSource {
     // The rest goes out as the source gives it: nothing is held, so nothing is copied into slabs.
     while (!this.done) {
       if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
-      const r = await this.iterator.next();
+      const r = await this.next();
       if (r.done) {
         this.done = true;
         return;
@@ -223,12 +226,36 @@ export class ChunkSource {
     }
   }
 
-  /** Stops reading the source (releases a file handle or a pipeline). */
-  async close(): Promise<void> {
-    await this.filling?.catch(() => undefined);
-    if (!this.done && !this.closed) {
-      this.closed = true;
-      await this.iterator.return?.().catch(() => undefined);
+  /** The source's next piece. */
+  private async next(): Promise<IteratorResult<Uint8Array>> {
+    const read = this.iterator.next();
+    this.reading = read;
+    try {
+      return await read;
+    } finally {
+      if (this.reading === read) this.reading = undefined;
     }
+  }
+
+  /**
+   * Stops reading the source (releases a file handle or a pipeline). A read
+   * under way is not waited for: it may wait on a source that hangs (a
+   * registry that stalls), and the failure that closes an upload must reach
+   * its caller, not wait with it. A stream is destroyed, which ends such a
+   * read at once; any other source is asked to stop once its read is over
+   * (an async generator would only queue the request behind it).
+   */
+  async close(): Promise<void> {
+    if (this.closed || this.done) return;
+    this.closed = true;
+    if (this.source instanceof Readable) {
+      this.source.destroy();
+      return;
+    }
+    const stop = async (): Promise<void> => {
+      await this.iterator.return?.();
+    };
+    if (this.reading) void this.reading.then(stop, stop).catch(() => undefined);
+    else await stop().catch(() => undefined);
   }
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { copyBlobs } from '../../src/copy/blob.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
 import { RegistryClient } from '../../src/registry/client.js';
@@ -88,4 +89,30 @@ test('a layout blob stream stopped by its reader closes its file', async (t) => 
   }
   for (let i = 0; i < 50 && (await openOnBlob()) > 0; i++) await sleep(10);
   assert.equal(await openOnBlob(), 0, 'no file left open');
+});
+
+test('a blob copy whose upload is refused while its registry source stalls fails at once, not when the source times out', async (t) => {
+  const reg = await tempRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url, { otherListener: false });
+  t.after(() => proxy.stop());
+  const data = pseudoRandom(2 << 20, 13);
+  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
+  const setup = new RegistryClient();
+  await setup.repository(`${reg.address}/r/src`).pushContent(desc, Readable.from([data]));
+  await setup.close();
+  // The source sends headers and nothing more; the destination refuses the upload session.
+  proxy.addRule({ method: 'GET', path: /^\/v2\/r\/src\/blobs\//, times: Infinity, action: { type: 'stallResponse', afterBytes: 0 } });
+  proxy.addRule({
+    method: 'POST',
+    path: /^\/v2\/r\/dst\/blobs\/uploads\//,
+    times: Infinity,
+    action: { type: 'respond', status: 403, body: { errors: [{ code: 'DENIED', message: 'no pushing here' }] } },
+  });
+
+  const client = new RegistryClient();
+  t.after(() => client.close());
+  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), client.repository(`${proxy.host}/r/dst`), [desc]);
+  assert.equal(await within(copy, 5000), 'settled', 'the refusal is reported while the source still stalls');
+  await assert.rejects(copy, /no pushing here|denied/i);
 });
