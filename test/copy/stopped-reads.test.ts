@@ -2,7 +2,9 @@
  * A blob stream whose reader stops early (the destination failed, a check
  * failed) lets go of what is under it at once: the registry response and
  * its connection, the layout file. Otherwise closing the registry client
- * waits for a response nobody reads, and the command never ends.
+ * waits for a response nobody reads, and the command never ends. Nor does
+ * an upload that fails, or starts its source over, wait on a read of its
+ * source that hangs.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -115,4 +117,34 @@ test('a blob copy whose upload is refused while its registry source stalls fails
   const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), client.repository(`${proxy.host}/r/dst`), [desc]);
   assert.equal(await within(copy, 5000), 'settled', 'the refusal is reported while the source still stalls');
   await assert.rejects(copy, /no pushing here|denied/i);
+});
+
+test('a streamed upload the registry cuts short while its source stalls starts a new read of the source at once', async (t) => {
+  // Two registries: within one the blob would be mounted, not uploaded.
+  const reg = await tempRegistry();
+  t.after(() => reg.stop());
+  const proxy = await startFaultProxy(reg.url, { otherListener: false });
+  t.after(() => proxy.stop());
+  const dstReg = await tempRegistry();
+  t.after(() => dstReg.stop());
+  const dstProxy = await startFaultProxy(dstReg.url, { otherListener: false });
+  t.after(() => dstProxy.stop());
+  const data = pseudoRandom(2 << 20, 14);
+  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
+  const setup = new RegistryClient();
+  await setup.repository(`${reg.address}/r/src`).pushContent(desc, Readable.from([data]));
+  await setup.close();
+  // The first read of the source stalls mid-blob, while its first bytes are in the upload's one
+  // streamed PATCH; the registry answers that PATCH with a 500 at once.
+  proxy.addRule({ method: 'GET', path: /^\/v2\/r\/src\/blobs\//, action: { type: 'stallResponse', afterBytes: 256 * 1024 } });
+  dstProxy.addRule({ method: 'PATCH', path: /^\/v2\/r\/dst\/blobs\/uploads\//, action: { type: 'respond', status: 500, early: true } });
+
+  const client = new RegistryClient();
+  t.after(() => client.close());
+  const dst = client.repository(`${dstProxy.host}/r/dst`);
+  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), dst, [desc]);
+  assert.equal(await within(copy, 10_000), 'settled', 'the upload goes on from a new read, not after the stalled one times out');
+  await copy;
+  assert.ok(await dst.exists(desc));
+  assert.ok(proxy.log.filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).length >= 2, 'the source was read again');
 });
