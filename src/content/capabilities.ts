@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 import type { BlobStatus } from '../progress/events.js';
-import type { ByteSource, ContentStore } from './store.js';
+import type { ByteSource, ContentStore, StoppableSource } from './store.js';
 
 /** The stored bytes of a blob from an offset, for an upload that starts again from where its destination stands. */
 export type ReadBlobAt = (offset: number) => ByteSource | Promise<ByteSource>;
@@ -59,6 +59,12 @@ export interface ManifestReader {
 export interface TaggingPusher {
   /** Stores `bytes`, the manifest `desc` names (checked against it), under `tag`. */
   pushTagged(desc: Descriptor, bytes: Buffer, tag: string): Promise<void>;
+}
+
+/** Destroys a source that can be destroyed (a stream, a {@link StoppableSource}): a read of it under way ends at once. */
+export function destroySource(source: ByteSource): void {
+  const stoppable = source as Partial<StoppableSource>;
+  if (typeof stoppable.destroy === 'function') stoppable.destroy();
 }
 
 export function isReportingPusher(store: ContentStore): store is ContentStore & ReportingPusher {

@@ -1,8 +1,20 @@
 import type { Readable } from 'node:stream';
 import type { Descriptor } from '../oci/descriptor.js';
 
-/** Bytes as they flow between stores: a Node.js stream or any async iterable of byte chunks. */
-export type ByteSource = Readable | AsyncIterable<Uint8Array>;
+/**
+ * Bytes as they flow between stores: a Node.js stream or any async iterable
+ * of byte chunks. A source that has a `destroy()` (a stream has one) is
+ * destroyed by a store that stops reading it early, which ends a read of it
+ * under way: an async generator cannot be stopped while it waits, so one
+ * that reads a network response should come with a `destroy()` that
+ * destroys the response.
+ */
+export type ByteSource = Readable | AsyncIterable<Uint8Array> | StoppableSource;
+
+/** An async iterable that can be stopped while a read of it is under way (see {@link ByteSource}). */
+export interface StoppableSource extends AsyncIterable<Uint8Array> {
+  destroy(): void;
+}
 
 /** What a store learned about a blob it stored from a stream of unknown digest. */
 export interface StoredBlob {

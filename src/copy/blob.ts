@@ -11,7 +11,7 @@
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import pLimit from 'p-limit';
 import { isReportingPusher, mountSource } from '../content/capabilities.js';
-import type { ContentStore } from '../content/store.js';
+import type { ContentStore, StoppableSource } from '../content/store.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { Annotation } from '../oci/mediatypes.js';
 import type { BlobStatus, ProgressSink } from '../progress/events.js';
@@ -140,13 +140,21 @@ export class BlobCopier {
    * destroyed however the reading ends: a destination that stops reading
    * (a failed write) lets go of it, since a registry response left open and
    * unread would never end, closing the client waits for every response to
-   * end, and the copy would never settle.
+   * end, and the copy would never settle. A destination that stops while a
+   * read waits (a stalled response) destroys it through `destroy()`.
    */
-  private lazySource(desc: Descriptor): AsyncIterable<Uint8Array> {
+  private lazySource(desc: Descriptor): StoppableSource {
     const copier = this;
+    let stream: Readable | undefined;
+    let destroyed = false;
     return {
+      destroy() {
+        destroyed = true;
+        stream?.destroy();
+      },
       async *[Symbol.asyncIterator]() {
-        const stream = copier.stopOnAbort(await copier.src.fetch(desc, { signal: copier.options.signal }));
+        stream = copier.stopOnAbort(await copier.src.fetch(desc, { signal: copier.options.signal }));
+        if (destroyed) stream.destroy();
         let bytes = 0;
         try {
           for await (const c of stream) {

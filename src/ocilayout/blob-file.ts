@@ -4,6 +4,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { destroySource } from '../content/capabilities.js';
 import type { ByteSource } from '../content/store.js';
 import { OciError } from '../errors.js';
 
@@ -95,7 +96,12 @@ export class BlobFile {
       await this.settle();
     } finally {
       if (this.quiet) clearTimeout(this.quiet);
-      if (!done) it.return?.()?.catch(() => undefined);
+      if (!done) {
+        // A read of the source may be under way (and wait on a response that stalls): destroying the
+        // source ends it, where return() would queue behind it.
+        destroySource(content);
+        it.return?.()?.catch(() => undefined);
+      }
     }
   }
 

@@ -11,7 +11,7 @@
  * garbage.
  */
 
-import { Readable } from 'node:stream';
+import { destroySource } from '../content/capabilities.js';
 import type { ByteSource } from '../content/store.js';
 import { OciError } from '../errors.js';
 import { type Digest, Sha256Counter } from '../oci/digest.js';
@@ -241,17 +241,15 @@ export class ChunkSource {
    * Stops reading the source (releases a file handle or a pipeline). A read
    * under way is not waited for: it may wait on a source that hangs (a
    * registry that stalls), and the failure that closes an upload must reach
-   * its caller, not wait with it. A stream is destroyed, which ends such a
-   * read at once; any other source is asked to stop once its read is over
-   * (an async generator would only queue the request behind it).
+   * its caller, not wait with it. A source with a `destroy()` (a stream,
+   * see {@link ByteSource}) is destroyed, which ends such a read at once;
+   * the source is then asked to stop once no read is under way (an async
+   * generator would only queue the request behind it).
    */
   async close(): Promise<void> {
     if (this.closed || this.done) return;
     this.closed = true;
-    if (this.source instanceof Readable) {
-      this.source.destroy();
-      return;
-    }
+    destroySource(this.source);
     const stop = async (): Promise<void> => {
       await this.iterator.return?.();
     };
