@@ -5,8 +5,8 @@
 // about a third of the CPU time of `oci-os --version` (see
 // `npm run bench -- startup`). This is what Node's own compile cache does,
 // with V8's code cache through node:vm: the first run compiles as usual and,
-// as it exits, saves the code of every function it ran; later runs hand that
-// to V8 instead of compiling.
+// as it exits (or two seconds in), saves the code of every function it ran;
+// later runs hand that to V8 instead of compiling.
 //
 // One cache file per bundle and Node.js version, which starts with what
 // identifies the bundle's file as it was read (device, inode, size, length
@@ -25,6 +25,7 @@
 const { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { basename, dirname, join } = require('node:path');
+const { cachedDataVersionTag } = require('node:v8');
 const { constants, Script } = require('node:vm');
 
 /** A short name for a path (FNV-1a), which keeps bundles of several installations apart. */
@@ -33,6 +34,9 @@ function hashOf(text) {
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
   return h.toString(16).padStart(8, '0');
 }
+
+/** How long into a run its compiled code is saved, if it has not ended by then. */
+const SAVE_AFTER_MS = 2000;
 
 /** The line that ends a bundle's function, and calls it with what Node.js passes a CommonJS module. */
 const CALL = '}).call(this, exports, require, module, __filename, __dirname);';
@@ -67,9 +71,18 @@ function cacheCompiledCode(dir, isBundle) {
     const fn = script.runInThisContext({ displayErrors: true });
     return fn.call(this.exports, this.exports, Module.createRequire(filename), this, filename, dirname(filename));
   };
-  // At exit, so the cache holds every function this run compiled, not only the top level.
-  process.once('exit', () => {
-    if (unsaved.length > 0) sweep(dir, Date.now());
+  // Saved once, at exit or SAVE_AFTER_MS into a run that lasts longer, so that the cache holds the
+  // functions the run compiled, not only the top level: V8 drops the compiled code of functions
+  // a long run has not used for a while, and a 22 s push wrote half the code a short command
+  // does, which every later start took (and lacked). Not saved when V8's flags have changed
+  // since the start (a command that moves data turns on --expose-gc): a start would reject it.
+  const flags = cachedDataVersionTag();
+  let saved = false;
+  const save = () => {
+    if (saved) return;
+    saved = true;
+    if (unsaved.length === 0 || cachedDataVersionTag() !== flags) return;
+    sweep(dir, Date.now());
     for (const { script, cacheFile, hash } of unsaved) {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
       try {
@@ -82,7 +95,9 @@ function cacheCompiledCode(dir, isBundle) {
         } catch {}
       }
     }
-  });
+  };
+  process.once('exit', save);
+  setTimeout(save, SAVE_AFTER_MS).unref();
 }
 
 /** Names of the files this cache writes: BUNDLE-vNODE-ARCH-PATHHASH, and their temporaries. */
