@@ -5,8 +5,8 @@
 // about a third of the CPU time of `oci-os --version` (see
 // `npm run bench -- startup`). This is what Node's own compile cache does,
 // with V8's code cache through node:vm: the first run compiles as usual and,
-// as it exits (or two seconds in), saves the code of every function it ran;
-// later runs hand that to V8 instead of compiling.
+// as it exits, saves the code of every function it ran; later runs hand that
+// to V8 instead of compiling.
 //
 // One cache file per bundle and Node.js version, which starts with what
 // identifies the bundle's file as it was read (device, inode, size, length
@@ -35,10 +35,7 @@ function hashOf(text) {
   return h.toString(16).padStart(8, '0');
 }
 
-/** How long into a run its compiled code is saved, if it has not ended by then. */
-const SAVE_AFTER_MS = 2000;
-
-/** The line that ends a bundle's function, and calls it with what Node.js passes a CommonJS module. */
+/** The line that ends a bundle's function, and calls it with what Node.js passes a CommonJS module (scripts/bundle.mjs writes it). */
 const CALL = '}).call(this, exports, require, module, __filename, __dirname);';
 
 /** Compiles the CommonJS modules `isBundle` picks (by absolute path) with V8 code cached in `dir`, from now on. */
@@ -71,16 +68,11 @@ function cacheCompiledCode(dir, isBundle) {
     const fn = script.runInThisContext({ displayErrors: true });
     return fn.call(this.exports, this.exports, Module.createRequire(filename), this, filename, dirname(filename));
   };
-  // Saved once, at exit or SAVE_AFTER_MS into a run that lasts longer, so that the cache holds the
-  // functions the run compiled, not only the top level: V8 drops the compiled code of functions
-  // a long run has not used for a while, and a 22 s push wrote half the code a short command
-  // does, which every later start took (and lacked). Not saved when V8's flags have changed
+  // At exit, so the cache holds every function this run compiled, not only the top level (run.cjs
+  // keeps V8 from dropping what a long run stopped using). Not saved when V8's flags have changed
   // since the start (a command that moves data turns on --expose-gc): a start would reject it.
   const flags = cachedDataVersionTag();
-  let saved = false;
-  const save = () => {
-    if (saved) return;
-    saved = true;
+  process.once('exit', () => {
     if (unsaved.length === 0 || cachedDataVersionTag() !== flags) return;
     sweep(dir, Date.now());
     for (const { script, cacheFile, hash } of unsaved) {
@@ -95,9 +87,7 @@ function cacheCompiledCode(dir, isBundle) {
         } catch {}
       }
     }
-  };
-  process.once('exit', save);
-  setTimeout(save, SAVE_AFTER_MS).unref();
+  });
 }
 
 /** Names of the files this cache writes: BUNDLE-vNODE-ARCH-PATHHASH, and their temporaries. */
@@ -129,4 +119,4 @@ function sweep(dir, now) {
   }
 }
 
-module.exports = { cacheCompiledCode, sweep };
+module.exports = { cacheCompiledCode, sweep, CALL };
