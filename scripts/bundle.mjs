@@ -175,11 +175,11 @@ const importMetaUrl = {
  * slice, which V8 reads where it lies) instead of a joined copy that V8 first
  * flattens: a copy of each bundle less, some 115 fresh pages of memory per
  * start. Node.js itself runs the file as any other module. The closing line
- * is what code-cache.cjs looks for.
+ * is code-cache.cjs's, which looks for it.
  */
 const wrapper = {
   head: '(function (exports, require, module, __filename, __dirname) {',
-  tail: '}).call(this, exports, require, module, __filename, __dirname);',
+  tail: createRequire(import.meta.url)('../bin/code-cache.cjs').CALL,
 };
 /** import.meta.url's helper, defined before any module, where `require` is still Node's (a module may declare its own); `up` leads from the bundle's folder to dist/. */
 const bannerOf = (up) => ({
