@@ -145,16 +145,18 @@ export class BlobCopier {
    */
   private lazySource(desc: Descriptor): StoppableSource {
     const copier = this;
+    // Aborts a fetch still waiting for its response, which destroying a stream not yet there cannot.
+    const stopped = new AbortController();
     let stream: Readable | undefined;
-    let destroyed = false;
     return {
       destroy() {
-        destroyed = true;
+        stopped.abort();
         stream?.destroy();
       },
       async *[Symbol.asyncIterator]() {
-        stream = copier.stopOnAbort(await copier.src.fetch(desc, { signal: copier.options.signal }));
-        if (destroyed) stream.destroy();
+        const signal = AbortSignal.any([copier.options.signal, stopped.signal]);
+        stream = copier.stopOnAbort(await copier.src.fetch(desc, { signal }));
+        if (stopped.signal.aborted) stream.destroy();
         let bytes = 0;
         try {
           for await (const c of stream) {

@@ -7,8 +7,9 @@
  */
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
+import { destroySource } from '../content/capabilities.js';
 import { ForwardingStore } from '../content/forwarding-store.js';
-import type { ByteSource, ContentStore, PushOptions } from '../content/store.js';
+import type { ByteSource, ContentStore, PushOptions, StoppableSource } from '../content/store.js';
 import { isOciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { checkPayloadsFrom, type PayloadVerification, payloadsByBlob, verificationOf } from './payload-reader.js';
@@ -114,7 +115,9 @@ export class ChunkCheckingStore extends ForwardingStore {
       }
     }
     try {
-      await this.inner.push(desc, tee(), options);
+      // The wrapped source's destroy() stays reachable: a store that stops reading ends a read that waits.
+      const teed: StoppableSource = { [Symbol.asyncIterator]: tee, destroy: () => destroySource(content) };
+      await this.inner.push(desc, teed, options);
     } catch (err) {
       feed.destroy();
       // A failed check is the cause; a check cut short by the failed write is not.

@@ -152,6 +152,7 @@ export class ChunkSource {
    */
   async skip(n: number): Promise<boolean> {
     if (this.hasher.size > 0) throw new OciError('INTERNAL', `${this.what}: skip after bytes were read`);
+    if (this.closed) throw new OciError('INTERNAL', `${this.what}: source read after it was closed`);
     while (this.hasher.size < n) {
       const r = await this.next();
       if (r.done) {
@@ -244,7 +245,9 @@ export class ChunkSource {
    * its caller, not wait with it. A source with a `destroy()` (a stream,
    * see {@link ByteSource}) is destroyed, which ends such a read at once;
    * the source is then asked to stop once no read is under way (an async
-   * generator would only queue the request behind it).
+   * generator would only queue the request behind it). What such a source
+   * does as it stops (a `finally` that closes a file) may then happen after
+   * this has returned.
    */
   async close(): Promise<void> {
     if (this.closed || this.done) return;
