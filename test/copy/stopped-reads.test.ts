@@ -113,8 +113,13 @@ test('a blob copy whose upload is refused while its registry source stalls fails
   });
 
   const client = new RegistryClient();
-  t.after(() => client.close());
-  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), client.repository(`${proxy.host}/r/dst`), [desc]);
+  // A copy that never settled would keep the client's close waiting: it is stopped first.
+  const stop = new AbortController();
+  t.after(async () => {
+    stop.abort();
+    await client.close();
+  });
+  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), client.repository(`${proxy.host}/r/dst`), [desc], { signal: stop.signal });
   assert.equal(await within(copy, 5000), 'settled', 'the refusal is reported while the source still stalls');
   await assert.rejects(copy, /no pushing here|denied/i);
 });
@@ -141,11 +146,14 @@ test('a streamed upload the registry cuts short while its source stalls starts a
 
   const client = new RegistryClient();
   let closed = false;
+  // A copy that never settled would keep the client's close waiting: it is stopped first.
+  const stop = new AbortController();
   t.after(async () => {
+    stop.abort();
     if (!closed) await client.close();
   });
   const dst = client.repository(`${dstProxy.host}/r/dst`);
-  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), dst, [desc]);
+  const copy = copyBlobs(client.repository(`${proxy.host}/r/src`), dst, [desc], { signal: stop.signal });
   assert.equal(await within(copy, 10_000), 'settled', 'the upload goes on from a new read, not after the stalled one times out');
   await copy;
   assert.ok(await dst.exists(desc));
