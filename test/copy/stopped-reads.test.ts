@@ -9,15 +9,16 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { copyBlobs } from '../../src/copy/blob.js';
+import type { Descriptor } from '../../src/oci/descriptor.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { fetchBlobResumable } from '../../src/registry/fetch-resume.js';
 import { pseudoRandom, tempDir } from '../helpers/cli.js';
-import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { openFilesOn } from '../helpers/open-files.js';
 import { tempRegistry } from '../server/helpers.js';
 import { sha } from './fixtures.js';
@@ -41,16 +42,28 @@ async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'tim
   }
 }
 
-test('a resumable download stopped by its reader while the registry stalls lets the connection go', async (t) => {
+/** A test registry behind a fault-injecting proxy, stopped after the test. */
+async function proxiedRegistry(t: TestContext): Promise<{ reg: Awaited<ReturnType<typeof tempRegistry>>; proxy: FaultProxy }> {
   const reg = await tempRegistry();
   t.after(() => reg.stop());
   const proxy = await startFaultProxy(reg.url, { otherListener: false });
   t.after(() => proxy.stop());
-  const data = pseudoRandom(2 << 20, 11);
+  return { reg, proxy };
+}
+
+/** A blob of 2 MiB of pseudo-random bytes (from `seed`), pushed to `repo` of `reg` directly. */
+async function pushedBlob(reg: { address: string }, repo: string, seed: number): Promise<Descriptor> {
+  const data = pseudoRandom(2 << 20, seed);
   const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
   const setup = new RegistryClient();
-  await setup.repository(`${reg.address}/r/stall`).pushContent(desc, Readable.from([data]));
+  await setup.repository(`${reg.address}/${repo}`).pushContent(desc, Readable.from([data]));
   await setup.close();
+  return desc;
+}
+
+test('a resumable download stopped by its reader while the registry stalls lets the connection go', async (t) => {
+  const { reg, proxy } = await proxiedRegistry(t);
+  const desc = await pushedBlob(reg, 'r/stall', 11);
   proxy.addRule({ method: 'GET', path: /\/blobs\/sha256:/, times: Infinity, action: { type: 'stallResponse', afterBytes: 256 * 1024 } });
 
   const client = new RegistryClient();
@@ -94,15 +107,8 @@ test('a layout blob stream stopped by its reader closes its file', async (t) => 
 });
 
 test('a blob copy whose upload is refused while its registry source stalls fails at once, not when the source times out', async (t) => {
-  const reg = await tempRegistry();
-  t.after(() => reg.stop());
-  const proxy = await startFaultProxy(reg.url, { otherListener: false });
-  t.after(() => proxy.stop());
-  const data = pseudoRandom(2 << 20, 13);
-  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
-  const setup = new RegistryClient();
-  await setup.repository(`${reg.address}/r/src`).pushContent(desc, Readable.from([data]));
-  await setup.close();
+  const { reg, proxy } = await proxiedRegistry(t);
+  const desc = await pushedBlob(reg, 'r/src', 13);
   // The source sends headers and nothing more; the destination refuses the upload session.
   proxy.addRule({ method: 'GET', path: /^\/v2\/r\/src\/blobs\//, times: Infinity, action: { type: 'stallResponse', afterBytes: 0 } });
   proxy.addRule({
@@ -126,19 +132,9 @@ test('a blob copy whose upload is refused while its registry source stalls fails
 
 test('a streamed upload the registry cuts short while its source stalls starts a new read of the source at once', async (t) => {
   // Two registries: within one the blob would be mounted, not uploaded.
-  const reg = await tempRegistry();
-  t.after(() => reg.stop());
-  const proxy = await startFaultProxy(reg.url, { otherListener: false });
-  t.after(() => proxy.stop());
-  const dstReg = await tempRegistry();
-  t.after(() => dstReg.stop());
-  const dstProxy = await startFaultProxy(dstReg.url, { otherListener: false });
-  t.after(() => dstProxy.stop());
-  const data = pseudoRandom(2 << 20, 14);
-  const desc = { mediaType: MediaType.octetStream, digest: sha(data), size: data.length };
-  const setup = new RegistryClient();
-  await setup.repository(`${reg.address}/r/src`).pushContent(desc, Readable.from([data]));
-  await setup.close();
+  const { reg, proxy } = await proxiedRegistry(t);
+  const { proxy: dstProxy } = await proxiedRegistry(t);
+  const desc = await pushedBlob(reg, 'r/src', 14);
   // The first read of the source stalls mid-blob, while its first bytes are in the upload's one
   // streamed PATCH; the registry answers that PATCH with a 500 at once.
   proxy.addRule({ method: 'GET', path: /^\/v2\/r\/src\/blobs\//, action: { type: 'stallResponse', afterBytes: 256 * 1024 } });
