@@ -22,7 +22,7 @@ import { InterruptedError, OciError } from '../errors.js';
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { MediaType } from '../oci/mediatypes.js';
 import { ChunkCheckingStore } from '../osimage/chunk-checking-store.js';
-import { isOsImageManifest, readOsImage } from '../osimage/reader.js';
+import { isOsImageManifest, type OsImage, readOsImage } from '../osimage/reader.js';
 import type { RegistryClient } from '../registry/client.js';
 import { copyGraph } from './copy-graph.js';
 import { selectRoot } from './select-root.js';
@@ -96,7 +96,10 @@ async function copyTo(src: ReadableLocation, root: Descriptor, dst: WritableLoca
     throw new OciError('DIGEST_MISMATCH', `destination names ${dst.digest}, but the source is ${root.digest}`);
   }
   const verify = dst.kind !== 'registry' && (options.verifyOsImages ?? false);
-  const checking = verify ? await checkingStoreFor(src.store, root, dst.store) : await checkOsImage(src.store, root);
+  const image = await osImageRoot(src.store, root);
+  // Verifying, an OS image's payloads are checked chunk by chunk as they are written (no second
+  // read); anything else is checked after the copy.
+  const checking = verify && image ? new ChunkCheckingStore(dst.store, image.payloads) : undefined;
   const result = await copyGraph(src.store, checking ?? dst.store, root, {
     jobs: options.jobs,
     signal: options.signal,
@@ -124,23 +127,9 @@ async function copyTo(src: ReadableLocation, root: Descriptor, dst: WritableLoca
   return { ...result, source: src.location, destination: dst.location, verification };
 }
 
-/** An OS image root's manifest and config, checked as its reader checks them (no payload is read). */
-async function checkOsImage(src: ContentStore, root: Descriptor): Promise<undefined> {
+/** An OS image root, its manifest and config checked as its reader checks them (no payload is read); undefined for any other root. */
+async function osImageRoot(src: ContentStore, root: Descriptor): Promise<OsImage | undefined> {
   if (root.mediaType !== MediaType.ociManifest) return undefined;
   const bytes = await readManifestBytes(src, root);
-  if (isOsImageManifest(bytes)) await readOsImage(src, root, bytes);
-  return undefined;
-}
-
-/**
- * For an OS image root, a destination wrapper that checks every payload's
- * chunks as it is written (no second read); undefined for anything else,
- * which is then checked after the copy.
- */
-async function checkingStoreFor(src: ContentStore, root: Descriptor, dst: ContentStore): Promise<ChunkCheckingStore | undefined> {
-  if (root.mediaType !== MediaType.ociManifest) return undefined;
-  const bytes = await readManifestBytes(src, root);
-  if (!isOsImageManifest(bytes)) return undefined;
-  const image = await readOsImage(src, root, bytes);
-  return new ChunkCheckingStore(dst, image.payloads);
+  return isOsImageManifest(bytes) ? readOsImage(src, root, bytes) : undefined;
 }
