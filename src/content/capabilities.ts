@@ -51,6 +51,16 @@ export interface ManifestReader {
 }
 
 /**
+ * A store that reads small content (a manifest, a config) whole, in one
+ * read, unchecked: for a file that is one read call instead of a stream to
+ * set up, and fetchAll hashes the bytes once. Bytes past the descriptor's
+ * size are read as far as one more, so that a longer file is told apart.
+ */
+export interface WholeReader {
+  readWhole(desc: Descriptor): Promise<Buffer>;
+}
+
+/**
  * A store that stores a manifest and points a tag at it in one request: a
  * registry's `PUT /manifests/<tag>` stores the manifest as well, so a
  * manifest about to be tagged need not go to `/manifests/<digest>` first
@@ -73,6 +83,10 @@ export function isReportingPusher(store: ContentStore): store is ContentStore & 
 
 export function isMounter(store: ContentStore): store is ContentStore & BlobMounter {
   return typeof (store as Partial<BlobMounter>).mountSourceFor === 'function';
+}
+
+export function isWholeReader(store: ContentStore): store is ContentStore & WholeReader {
+  return typeof (store as Partial<WholeReader>).readWhole === 'function';
 }
 
 export function isManifestReader(store: ContentStore): store is ContentStore & ManifestReader {

@@ -10,7 +10,7 @@ import { OciError } from '../errors.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { digestAlgorithm } from '../oci/digest.js';
 import { isRegistryManifestMediaType } from '../oci/mediatypes.js';
-import { isManifestReader } from './capabilities.js';
+import { isManifestReader, isWholeReader } from './capabilities.js';
 import type { ContentStore } from './store.js';
 
 /** Options of {@link fetchAll}. */
@@ -35,6 +35,7 @@ export async function fetchAll(store: ContentStore, desc: Descriptor, options: F
   let bytes: Buffer;
   // A store that reads manifests whole (and keeps those it has seen) is asked for them directly.
   if (isManifestReader(store) && isRegistryManifestMediaType(desc.mediaType)) bytes = await store.fetchManifestBytes(desc);
+  else if (isWholeReader(store)) bytes = await store.readWhole(desc);
   else {
     const parts: Buffer[] = [];
     let n = 0;

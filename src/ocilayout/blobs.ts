@@ -88,6 +88,25 @@ export class LayoutBlobs {
     return src.pipe(verify);
   }
 
+  /** The bytes of a small blob, unchecked, in one read of its size and one more byte (see WholeReader). */
+  async readWhole(desc: Descriptor): Promise<Buffer> {
+    if (!Number.isSafeInteger(desc.size) || desc.size < 0) throw new OciError('SIZE_MISMATCH', `blob ${desc.digest}: ${desc.size} is not a size`);
+    const path = this.path(desc.digest);
+    const file = await this.openBlob(desc, path);
+    try {
+      const bytes = Buffer.allocUnsafe(desc.size + 1);
+      let n = 0;
+      for (let got = -1; got !== 0 && n < bytes.length; n += got) {
+        ({ bytesRead: got } = await file.read(bytes, n, bytes.length - n, n));
+      }
+      return bytes.subarray(0, n);
+    } catch (err) {
+      throw fsError(err, path, 'read');
+    } finally {
+      await file.close().catch(() => {});
+    }
+  }
+
   /** The blob's bytes from `offset` on, unchecked (the caller checks the whole). */
   async readFrom(desc: Descriptor, offset: number): Promise<Readable> {
     // Refused before the file is opened: a read stream that refuses its options leaves its file handle unclosable.
@@ -97,14 +116,17 @@ export class LayoutBlobs {
 
   /** A stream of the blob's file, which closes the file as it ends; NOT_FOUND when the layout lacks it. */
   private async readStream(desc: Descriptor, path: string, options: { start?: number; highWaterMark: number }): Promise<ReadStream> {
-    let file: FileHandle;
+    return (await this.openBlob(desc, path)).createReadStream(options);
+  }
+
+  /** The blob's file, open for reading; NOT_FOUND when the layout lacks it. */
+  private async openBlob(desc: Descriptor, path: string): Promise<FileHandle> {
     try {
-      file = await open(path);
+      return await open(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new OciError('NOT_FOUND', `blob ${desc.digest} is not in layout ${this.dir}`);
       throw fsError(err, path, 'read');
     }
-    return file.createReadStream(options);
   }
 
   /**

@@ -166,6 +166,11 @@ export class OciLayout implements CommittableStore {
     return this.blobs.fetch(desc);
   }
 
+  /** A small blob's bytes in one read, unchecked: for fetchAll, which checks them (WholeReader). */
+  async readWhole(desc: Descriptor): Promise<Buffer> {
+    return this.blobs.readWhole(desc);
+  }
+
   async readBlobFrom(desc: Descriptor, offset: number): Promise<Readable> {
     return this.blobs.readFrom(desc, offset);
   }

@@ -5,13 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { isWholeReader } from '../../src/content/capabilities.js';
+import { fetchAll } from '../../src/content/fetch-all.js';
 import { openLocationForReading } from '../../src/copy/locations.js';
-import { isOciError } from '../../src/errors.js';
+import { type ErrorCode, isOciError } from '../../src/errors.js';
 import { DigestStream } from '../../src/oci/digest.js';
+import { MAX_MANIFEST_BYTES } from '../../src/oci/limits.js';
 import { MediaType } from '../../src/oci/mediatypes.js';
 import { packLayout } from '../../src/ocilayout/archive.js';
 import { OciLayout } from '../../src/ocilayout/layout.js';
@@ -144,6 +147,34 @@ describe('digest algorithms', () => {
     assert.deepEqual(await readdir(join(dir, 'lay', 'blobs', 'sha256')), [], 'not stored under its sha256 name');
     await layout.abort();
     assert.deepEqual(await readdir(join(dir, 'lay', 'blobs')), ['sha256'], 'abort removes the blob and the directory it needed');
+  });
+});
+
+describe('small content read whole', () => {
+  it('gives fetchAll the bytes of a manifest in one read, and a changed, longer, shorter or missing file fails', async (t) => {
+    const dir = await tempDir(t);
+    await layoutWithLayer(dir, pseudoRandom(1000, 10), digestOf('sha256', pseudoRandom(1000, 10)));
+    const layout = await OciLayout.open(dir);
+    assert.ok(isWholeReader(layout), 'a layout reads small content whole');
+    const desc = (await layout.readIndex()).manifests[0]!;
+    const file = layout.blobPath(desc.digest);
+    const manifest = await readFile(file);
+    const read = () => fetchAll(layout, desc, { cap: MAX_MANIFEST_BYTES });
+    assert.ok((await read()).equals(manifest));
+
+    const changed = Buffer.from(manifest);
+    changed[5]! ^= 0x01;
+    const cases: Array<[string, Buffer | undefined, ErrorCode]> = [
+      ['a byte changed', changed, 'DIGEST_MISMATCH'],
+      ['a byte more', Buffer.concat([manifest, Buffer.from('\n')]), 'SIZE_MISMATCH'],
+      ['a byte fewer', manifest.subarray(1), 'SIZE_MISMATCH'],
+      ['removed', undefined, 'NOT_FOUND'],
+    ];
+    for (const [what, bytes, code] of cases) {
+      if (bytes) await writeFile(file, bytes);
+      else await rm(file);
+      await assert.rejects(read(), (e) => isOciError(e, code), what);
+    }
   });
 });
 
