@@ -27,6 +27,7 @@ const Module = require('node:module');
 const { basename, dirname, join } = require('node:path');
 const { cachedDataVersionTag } = require('node:v8');
 const { constants, Script } = require('node:vm');
+const { restoreDefaults, setUntilExit } = require('./v8-flags.cjs');
 
 /** A short name for a path (FNV-1a), which keeps bundles of several installations apart. */
 function hashOf(text) {
@@ -64,15 +65,24 @@ function cacheCompiledCode(dir, isBundle) {
       cachedData,
       importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     });
-    if (hash && (cachedData === undefined || script.cachedDataRejected)) unsaved.push({ script, cacheFile, hash });
+    if (hash && (cachedData === undefined || script.cachedDataRejected)) {
+      unsaved.push({ script, cacheFile, hash });
+      // V8 drops the compiled code of functions a run has not used for a few
+      // full collections, and a command that moves data runs many. A 22 s push
+      // saved half the start-up code a short command does, and every later start
+      // took that cache and compiled the rest again (30 ms more for inspect).
+      // Only a run that saves a cache keeps all its code.
+      setUntilExit('--no-flush-bytecode', '--flush-bytecode');
+    }
     const fn = script.runInThisContext({ displayErrors: true });
     return fn.call(this.exports, this.exports, Module.createRequire(filename), this, filename, dirname(filename));
   };
-  // At exit, so the cache holds every function this run compiled, not only the top level (run.cjs
-  // keeps V8 from dropping what a long run stopped using). Not saved when V8's flags have changed
-  // since the start (a command that moves data turns on --expose-gc): a start would reject it.
+  // At exit, so the cache holds every function this run compiled, not only the top level. With
+  // V8's flags as they were at the start (v8-flags.cjs), which a later start compares; not saved
+  // when something else changed them for good: a start would reject it.
   const flags = cachedDataVersionTag();
   process.once('exit', () => {
+    restoreDefaults();
     if (unsaved.length === 0 || cachedDataVersionTag() !== flags) return;
     sweep(dir, Date.now());
     for (const { script, cacheFile, hash } of unsaved) {

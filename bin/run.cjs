@@ -50,14 +50,15 @@ function runCli() {
   // beyond its own buffers (one request to a registry: 98 instead of 64 MiB), and CPU
   // time a short command never earns back. The baseline code is enough for a
   // parser that only frames bodies: a pull took less CPU without the recompile.
-  // Set before undici is loaded; newer V8s tier up lazily and gain nothing.
-  require('node:v8').setFlagsFromString('--liftoff-only');
-  // V8 drops the compiled code of functions a run has not used for a few
-  // collections. The code cache below is saved as a run exits, so a long run
-  // (a 22 s push) saved half the start-up code a short one does, and every
-  // later start took that cache and compiled the rest again (30 ms more for
-  // inspect). The code of a start is a few hundred KB; it is kept.
-  require('node:v8').setFlagsFromString('--no-flush-bytecode');
+  // The parser is compiled as undici opens its first connection, which it
+  // announces first: the flag is set then, once undici's modules have loaded
+  // (v8-flags.cjs says why not sooner). Newer V8s tier up lazily and gain nothing.
+  const channels = require('node:diagnostics_channel');
+  const beforeConnect = 'undici:client:beforeConnect';
+  channels.subscribe(beforeConnect, function liftoffOnly() {
+    channels.unsubscribe(beforeConnect, liftoffOnly);
+    require('./v8-flags.cjs').setUntilExit('--liftoff-only', '--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
+  });
 
   // Compiled code is kept between runs (a faster start for every command):
   // Node.js 22.8 and newer do it themselves, on 20 code-cache.cjs does it for

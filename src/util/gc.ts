@@ -25,17 +25,23 @@ type GcFunction = (options?: { type?: 'minor' | 'major' }) => void;
 function loadGc(): GcFunction | undefined {
   const existing = (globalThis as { gc?: GcFunction }).gc;
   if (typeof existing === 'function') return existing;
+  const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
   try {
-    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--expose-gc');
+    setFlagsFromString('--expose-gc');
     const gc = (require('node:vm') as typeof import('node:vm')).runInNewContext('gc') as unknown;
     return typeof gc === 'function' ? (gc as GcFunction) : undefined;
   } catch {
     return undefined;
+  } finally {
+    // The context made above keeps its gc(). With the flag back, code compiled from here on can
+    // still come from a cache: V8 takes cached code only under flags like those it was made with.
+    setFlagsFromString('--no-expose-gc');
   }
 }
 
-// Found on the first collection, not at import: turning on --expose-gc is a
-// process-wide change that only a command moving payload data should make.
+// Found on the first collection, not at import: turning on --expose-gc, even
+// for a moment, is a process-wide change that only a command moving payload
+// data should make.
 let gc: GcFunction | undefined | null = null;
 
 /** Resident bytes when the first pacer was made: the runtime and the code, before any payload data. */

@@ -4,11 +4,14 @@
  * has read for a month, and temporaries a killed process left, are swept
  * whenever a new file is written; other files in the folder are not touched.
  * The code a run saved is taken by the next run; a run whose V8 flags
- * changed saves none.
+ * changed for good saves none. The CLI sets a V8 flag only once start-up has
+ * loaded its code, and sets it back at exit (bin/v8-flags.cjs).
  */
 import assert from 'node:assert/strict';
-import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cliPath, repoRoot, runCli, runNode, tempDir } from '../helpers/cli.js';
@@ -94,7 +97,7 @@ test('code a run cached is taken by the next run (Node.js 20), for the start-up 
 test('a run whose V8 flags changed as it ran saves no compiled code, which a start would reject (Node.js 20)', async (t) => {
   if (typeof (createRequire(import.meta.url)('node:module') as { enableCompileCache?: unknown }).enableCompileCache === 'function') return;
   const home = await tempDir(t);
-  // As a command that moves data turns on --expose-gc; this exit handler runs before the cache's.
+  // A flag changed for good, by code other than the CLI's own (which sets its flags back); this exit handler runs before the cache's.
   const preload = join(home, 'flags.cjs');
   await writeFile(preload, "process.once('exit', () => require('node:v8').setFlagsFromString('--expose-gc'));\n");
   const r = await runNode(['--require', preload, cliPath, 'inspect', `oci:${join(home, 'missing')}`], { env: { XDG_CACHE_HOME: home, DEBUG: undefined } });
@@ -103,4 +106,68 @@ test('a run whose V8 flags changed as it ran saves no compiled code, which a sta
   // The same run without the change saves both bundles' code.
   await runCli(['inspect', `oci:${join(home, 'missing')}`], { env: { XDG_CACHE_HOME: home, DEBUG: undefined } });
   assert.equal((await readdir(join(home, 'oci-os', 'v8-code-cache'))).length, 2);
+});
+
+/**
+ * A preload that records, in `out`, every V8 flag set (with whether undici's
+ * modules had loaded), each WebAssembly module compiled, and whether V8's
+ * flags hashed at exit as at the start.
+ */
+async function flagRecorder(dir: string): Promise<{ preload: string; events: () => Promise<string[]> }> {
+  const preload = join(dir, 'record-flags.cjs');
+  const out = join(dir, 'flags.json');
+  await writeFile(
+    preload,
+    `const v8 = require('node:v8');
+const { writeFileSync } = require('node:fs');
+const start = v8.cachedDataVersionTag();
+const events = [];
+const setFlags = v8.setFlagsFromString;
+let dumping = false;
+v8.setFlagsFromString = (flags) => {
+  events.push(\`flag \${flags}\${process.moduleLoadList.includes('NativeModule http2') ? ' (undici loaded)' : ''}\`);
+  // Registered now, it runs after the CLI's own exit handlers, which set flags back.
+  if (!dumping) process.on('exit', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify([...events, \`same flags at exit: \${v8.cachedDataVersionTag() === start}\`])));
+  dumping = true;
+  return setFlags(flags);
+};
+WebAssembly.Module = new Proxy(WebAssembly.Module, { construct: (target, args) => (events.push('WebAssembly compiled'), new target(...args)) });
+`,
+  );
+  return { preload, events: async () => JSON.parse(await readFile(out, 'utf8').catch(() => '[]')) as string[] };
+}
+
+test('a command whose code is cached sets no V8 flag: the built-in modules it loads take their cached code', async (t) => {
+  const home = await tempDir(t);
+  const { preload, events } = await flagRecorder(home);
+  const args = ['--require', preload, cliPath, 'inspect', `oci:${join(home, 'missing')}`];
+  const env = { XDG_CACHE_HOME: home, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, DEBUG: undefined };
+  // The first run writes the cache (Node.js 20: keeping all the code it compiled until then).
+  assert.equal((await runNode(args, { env })).code, 4);
+  const first = await events();
+  assert.ok(first.length === 0 || first.at(-1) === 'same flags at exit: true', first.join('; '));
+  await rm(join(home, 'flags.json'), { force: true });
+  assert.equal((await runNode(args, { env })).code, 4);
+  assert.deepEqual(await events(), []);
+});
+
+test("--liftoff-only is set once undici's modules have loaded, before it compiles its parser, and set back at exit", async (t) => {
+  const home = await tempDir(t);
+  const { preload, events } = await flagRecorder(home);
+  // A registry that has nothing: the command connects, and fails.
+  const server = createServer((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[]}'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const r = await runNode(['--require', preload, cliPath, 'inspect', `127.0.0.1:${port}/none:v1`], {
+    env: { XDG_CACHE_HOME: home, DEBUG: undefined },
+  });
+  assert.equal(r.code, 4, r.stderr);
+  const seen = (await events()).filter((e) => !/flush-bytecode/.test(e));
+  assert.deepEqual(seen, [
+    'flag --liftoff-only (undici loaded)',
+    'WebAssembly compiled',
+    'flag --no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering (undici loaded)',
+    'same flags at exit: true',
+  ]);
 });
