@@ -25,7 +25,6 @@
 const { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { basename, dirname, join } = require('node:path');
-const { cachedDataVersionTag } = require('node:v8');
 const { constants, Script } = require('node:vm');
 const { restoreDefaults, setUntilExit } = require('./v8-flags.cjs');
 
@@ -43,6 +42,7 @@ const CALL = '}).call(this, exports, require, module, __filename, __dirname);';
 function cacheCompiledCode(dir, isBundle) {
   const compile = Module.prototype._compile;
   const unsaved = [];
+  let flags;
   Module.prototype._compile = function (content, filename) {
     if (!isBundle(filename)) return compile.call(this, content, filename);
     const cacheFile = join(dir, `${basename(filename)}-${process.version}-${process.arch}-${hashOf(filename)}`);
@@ -66,6 +66,9 @@ function cacheCompiledCode(dir, isBundle) {
       importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     });
     if (hash && (cachedData === undefined || script.cachedDataRejected)) {
+      // The flags the code was compiled under, which the code saved must match (node:v8 is loaded
+      // only by a run that saves: a millisecond of every start).
+      flags ??= require('node:v8').cachedDataVersionTag();
       unsaved.push({ script, cacheFile, hash });
       // V8 drops the compiled code of functions a run has not used for a few
       // full collections, and a command that moves data runs many. A 22 s push
@@ -78,12 +81,11 @@ function cacheCompiledCode(dir, isBundle) {
     return fn.call(this.exports, this.exports, Module.createRequire(filename), this, filename, dirname(filename));
   };
   // At exit, so the cache holds every function this run compiled, not only the top level. With
-  // V8's flags as they were at the start (v8-flags.cjs), which a later start compares; not saved
+  // V8's flags set back as they were (v8-flags.cjs), which a later start compares; not saved
   // when something else changed them for good: a start would reject it.
-  const flags = cachedDataVersionTag();
   process.once('exit', () => {
     restoreDefaults();
-    if (unsaved.length === 0 || cachedDataVersionTag() !== flags) return;
+    if (unsaved.length === 0 || require('node:v8').cachedDataVersionTag() !== flags) return;
     sweep(dir, Date.now());
     for (const { script, cacheFile, hash } of unsaved) {
       const tmp = `${cacheFile}.${process.pid}.tmp`;
