@@ -71,10 +71,14 @@ export interface TaggingPusher {
   pushTagged(desc: Descriptor, bytes: Buffer, tag: string): Promise<void>;
 }
 
-/** Destroys a source that can be destroyed (a stream, a {@link StoppableSource}): a read of it under way ends at once. */
+/** Whether a source can be destroyed (a stream, a {@link StoppableSource}). */
+export function isStoppable(source: ByteSource): source is ByteSource & StoppableSource {
+  return typeof (source as Partial<StoppableSource>).destroy === 'function';
+}
+
+/** Destroys a source that can be destroyed (see {@link isStoppable}): a read of it under way ends at once. */
 export function destroySource(source: ByteSource): void {
-  const stoppable = source as Partial<StoppableSource>;
-  if (typeof stoppable.destroy === 'function') stoppable.destroy();
+  if (isStoppable(source)) source.destroy();
 }
 
 export function isReportingPusher(store: ContentStore): store is ContentStore & ReportingPusher {

@@ -6,8 +6,8 @@
  * checked against ours. Every blob push is recorded for reporting.
  */
 import { createHash } from 'node:crypto';
-import { pipeline, Readable } from 'node:stream';
-import type { BlobMounter, ManifestReader, ReportingPusher, TaggingPusher } from '../content/capabilities.js';
+import { pipeline, type Readable } from 'node:stream';
+import { type BlobMounter, isStoppable, type ManifestReader, type ReportingPusher, type TaggingPusher } from '../content/capabilities.js';
 import { checkBytes } from '../content/fetch-all.js';
 import type { ByteSource, ContentStore, StoredBlob } from '../content/store.js';
 import { OciError } from '../errors.js';
@@ -69,9 +69,9 @@ export interface RepositoryOptions extends RepositoryDefaults {
   signal?: AbortSignal;
 }
 
-/** Consumes nothing more of a source and releases it. */
+/** Consumes nothing more of a source and releases it: destroyed where it can be (a stream, a StoppableSource), else returned. */
 async function discard(content: ByteSource): Promise<void> {
-  if (content instanceof Readable) {
+  if (isStoppable(content)) {
     content.destroy();
     return;
   }

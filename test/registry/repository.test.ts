@@ -148,3 +148,28 @@ test('chunk sizes follow OCI-Chunk-Min-Length and shrink on 413 (embedded regist
     }
   }
 });
+
+test('a blob the registry has already is not read: its source is destroyed, a StoppableSource too (embedded registry)', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'oci-os-embedded-'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  const reg = await startRegistryServer({ root, host: '127.0.0.1', port: 0 });
+  t.after(() => reg.close());
+  const { client } = fastClient({});
+  t.after(() => client.close());
+  const repo = client.repository(`${new URL(reg.url).host}/embedded/exists`);
+  const bytes = Buffer.from('a blob pushed before');
+  const desc = { mediaType: MediaType.octetStream, digest: sha256Digest(bytes), size: bytes.length };
+  await repo.push(desc, Readable.from([bytes]));
+
+  // A source that would hang if read (a copy's registry source that stalled), and says when it is destroyed.
+  let destroyed = false;
+  const hanging = {
+    [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<Uint8Array>>(() => {}) }),
+    destroy: () => {
+      destroyed = true;
+    },
+  };
+  const r = await repo.pushContent(desc, hanging);
+  assert.equal(r.status, 'exists');
+  assert.ok(destroyed, 'the source was destroyed, not left to its own end');
+});
