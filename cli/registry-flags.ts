@@ -36,6 +36,16 @@ export const registryFlags = {
     description: 'Retries per request after connection errors, 408, 429 and 5xx (with backoff and Retry-After).',
     helpGroup: 'REGISTRY',
   }),
+  timeout: Flags.integer({
+    min: 1,
+    max: 86_400,
+    default: 300,
+    description: prose`Seconds a registry may send nothing before a request fails (and is retried, see --retries):
+      while it is yet to answer, or between two parts of its answer. Connecting gives up after 30 s, or this when
+      shorter. The default leaves a registry time to commit a large blob after its last byte.`,
+    helpValue: 'SECONDS',
+    helpGroup: 'REGISTRY',
+  }),
 };
 
 /** Flags of commands that upload (push, copy, attach, image build/index --push), beside {@link registryFlags}. */
@@ -148,6 +158,10 @@ export async function registryClientFromFlags(
   }
   if (flags.insecure) options.insecure = true;
   if (flags['plain-http'] !== undefined) options.plainHttp = flags['plain-http'];
+  if (flags.timeout !== undefined) {
+    const ms = flags.timeout * 1000;
+    Object.assign(options, { headersTimeoutMs: ms, bodyTimeoutMs: ms, connectTimeoutMs: Math.min(30_000, ms) });
+  }
   if (flags.retries !== undefined) {
     const given = extra.retry && !('wait' in extra.retry) ? extra.retry : {};
     options.retry = { ...given, retries: flags.retries };

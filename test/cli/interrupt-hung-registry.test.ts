@@ -1,7 +1,7 @@
 /**
  * Ctrl-C reaches requests waiting on a registry that accepted the
  * connection and never answers: the command ends in moments, not when the
- * five-minute answer timeout runs out.
+ * five-minute answer timeout runs out; --timeout makes that timeout shorter.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { cliPath, tempDir } from '../helpers/cli.js';
+import { cliPath, runCli, tempDir } from '../helpers/cli.js';
 
 /** A TCP server that takes connections and the requests on them, and never says a word. */
 async function silentServer(t: TestContext): Promise<{ host: string; requests: () => number }> {
@@ -64,4 +64,15 @@ test('Ctrl-C while inspect, pull and push wait on a registry that never answers 
     assert.ok(r.seconds < 5, `${a[0]} ended ${r.seconds}s after Ctrl-C`);
     assert.match(r.stderr, /interrupted/, a[0]);
   }
+});
+
+test('--timeout bounds how long a request waits on a registry that never answers, each retry too', async (t) => {
+  const server = await silentServer(t);
+  const start = Date.now();
+  const r = await runCli(['inspect', `${server.host}/x/y:1`, '--timeout', '1', '--retries', '1']);
+  const seconds = (Date.now() - start) / 1000;
+  assert.equal(r.code, 6, r.stderr);
+  assert.match(r.stderr, new RegExp(`${server.host.replaceAll('.', '\\.')} did not answer in time`));
+  assert.equal(server.requests(), 2, 'the request and its one retry');
+  assert.ok(seconds < 10, `ended after ${seconds}s`);
 });
