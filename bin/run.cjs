@@ -61,9 +61,10 @@ function runCli() {
   });
 
   // Compiled code is kept between runs (a faster start for every command):
-  // Node.js 22.8 and newer do it themselves, on 20 code-cache.cjs does it for
-  // the bundles. The cache goes with the user's other caches, not into TMPDIR,
-  // which scripts (and our tests) expect a command to leave as it found it.
+  // code-cache.cjs keeps the bundles', and Node.js 22.8 and newer keep that of
+  // the other modules (undici). The cache goes with the user's other caches, not
+  // into TMPDIR, which scripts (and our tests) expect a command to leave as it
+  // found it.
   const { homedir } = require('node:os');
   const { join, sep } = require('node:path');
   const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'oci-os');
@@ -71,9 +72,8 @@ function runCli() {
   // not places in the bundle; the maps are read only then.
   const sourceMaps = process.argv.includes('--debug') || /(^|,)oci-os/.test(process.env.DEBUG || '');
   if (sourceMaps) process.setSourceMapsEnabled(true);
-  if (module_.enableCompileCache) {
-    if (!process.env.NODE_COMPILE_CACHE) module_.enableCompileCache(join(cacheDir, 'node-compile-cache'));
-  } else if (!sourceMaps) {
+  if (module_.enableCompileCache && !process.env.NODE_COMPILE_CACHE) module_.enableCompileCache(join(cacheDir, 'node-compile-cache'));
+  if (!sourceMaps) {
     // Source maps are applied to what Node.js compiles itself, so with them the bundles are compiled as usual.
     const dist = join(__dirname, '..', 'dist');
     const isBundle = (file) => file.endsWith('.cjs') && (file === join(dist, 'oci-os.cjs') || file.startsWith(join(dist, 'bundles') + sep));
