@@ -28,7 +28,7 @@ const { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, 
 const Module = require('node:module');
 const { basename, dirname, join } = require('node:path');
 const { constants, Script } = require('node:vm');
-const { restoreDefaults, setUntilExit } = require('./v8-flags.cjs');
+const { restoreDefaults, setUntilExit, withDefaults } = require('./v8-flags.cjs');
 
 /** A short name for a path (FNV-1a), which keeps bundles of several installations apart. */
 function hashOf(text) {
@@ -62,15 +62,18 @@ function cacheCompiledCode(dir, isBundle) {
     // without a copy. A file of another shape compiles as usual, uncached.
     const call = content.lastIndexOf(CALL);
     if (call < 0) return compile.call(this, content, filename);
-    const script = new Script(content.slice(0, call + 2), {
-      filename,
-      cachedData,
-      importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-    });
+    const script = withDefaults(
+      () =>
+        new Script(content.slice(0, call + 2), {
+          filename,
+          cachedData,
+          importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+        }),
+    );
     if (hash && (cachedData === undefined || script.cachedDataRejected)) {
-      // The flags the code was compiled under, which the code saved must match (node:v8 is loaded
-      // only by a run that saves: a millisecond of every start).
-      flags ??= require('node:v8').cachedDataVersionTag();
+      // The hash of V8's default flags, which the code saved must match (node:v8 is loaded only
+      // by a run that saves: a millisecond of every start).
+      flags ??= withDefaults(() => require('node:v8').cachedDataVersionTag());
       unsaved.push({ script, cacheFile, hash });
       // V8 drops the compiled code of functions a run has not used for a few
       // full collections, and a command that moves data runs many. A 22 s push

@@ -50,15 +50,20 @@ function runCli() {
   // beyond its own buffers (one request to a registry: 98 instead of 64 MiB), and CPU
   // time a short command never earns back. The baseline code is enough for a
   // parser that only frames bodies: a pull took less CPU without the recompile.
-  // The parser is compiled as undici opens its first connection, which it
-  // announces first: the flag is set then, once undici's modules have loaded
-  // (v8-flags.cjs says why not sooner). Newer V8s tier up lazily and gain nothing.
-  const channels = require('node:diagnostics_channel');
-  const beforeConnect = 'undici:client:beforeConnect';
-  channels.subscribe(beforeConnect, function liftoffOnly() {
-    channels.unsubscribe(beforeConnect, liftoffOnly);
-    require('./v8-flags.cjs').setUntilExit('--liftoff-only', '--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
-  });
+  // undici compiles the parser on its first connection, after its first request
+  // is made, which it announces: the flag is set then, once undici's modules
+  // have loaded (v8-flags.cjs says why not sooner). The channel is one undici's
+  // own NODE_DEBUG logging does not look at (it stays quiet when the connection
+  // channels have listeners). V8 12 (Node.js 22) and newer tier up lazily and
+  // gain nothing.
+  if (Number.parseInt(process.versions.v8, 10) < 12) {
+    const channels = require('node:diagnostics_channel');
+    const requestCreated = 'undici:request:create';
+    channels.subscribe(requestCreated, function liftoffOnly() {
+      channels.unsubscribe(requestCreated, liftoffOnly);
+      require('./v8-flags.cjs').setUntilExit('--liftoff-only', '--no-liftoff-only --wasm-tier-up --wasm-dynamic-tiering');
+    });
+  }
 
   // Compiled code is kept between runs (a faster start for every command):
   // code-cache.cjs keeps the bundles', and Node.js 22.8 and newer keep that of

@@ -26,9 +26,11 @@ function loadGc(): GcFunction | undefined {
   const existing = (globalThis as { gc?: GcFunction }).gc;
   if (typeof existing === 'function') return existing;
   const { setFlagsFromString } = require('node:v8') as typeof import('node:v8');
+  // Loaded before the flag changes, so that it compiles from Node's cache (see the finally block).
+  const { runInNewContext } = require('node:vm') as typeof import('node:vm');
   try {
     setFlagsFromString('--expose-gc');
-    const gc = (require('node:vm') as typeof import('node:vm')).runInNewContext('gc') as unknown;
+    const gc = runInNewContext('gc') as unknown;
     return typeof gc === 'function' ? (gc as GcFunction) : undefined;
   } catch {
     return undefined;
