@@ -42,7 +42,8 @@ export const registryFlags = {
     default: 300,
     description: prose`Seconds a registry may send nothing before a request fails (and is retried, see --retries):
       while it is yet to answer, or between two parts of its answer. Connecting gives up after 30 s, or this when
-      shorter. The default leaves a registry time to commit a large blob after its last byte.`,
+      shorter. The request that completes a blob upload waits for its answer at least 300 s, however short this
+      is: a registry may check and move the whole blob first.`,
     helpValue: 'SECONDS',
     helpGroup: 'REGISTRY',
   }),
@@ -60,6 +61,12 @@ export const uploadFlags = {
 
 /** The values of {@link registryFlags}, and of {@link uploadFlags} for the commands that have them. */
 export type RegistryFlagValues = FlagValues<typeof registryFlags> & Partial<FlagValues<typeof uploadFlags>>;
+
+/** The transport's timeouts for --timeout SECONDS (see its description). */
+export function timeoutOptions(seconds: number): Pick<RegistryClientOptions, 'headersTimeoutMs' | 'bodyTimeoutMs' | 'connectTimeoutMs'> {
+  const ms = seconds * 1000;
+  return { headersTimeoutMs: ms, bodyTimeoutMs: ms, connectTimeoutMs: Math.min(30_000, ms) };
+}
 
 /** Prints a warning a registry sent (a Warning header), naming the registry. */
 export function printRegistryWarning(message: string, registry: string): void {
@@ -158,10 +165,7 @@ export async function registryClientFromFlags(
   }
   if (flags.insecure) options.insecure = true;
   if (flags['plain-http'] !== undefined) options.plainHttp = flags['plain-http'];
-  if (flags.timeout !== undefined) {
-    const ms = flags.timeout * 1000;
-    Object.assign(options, { headersTimeoutMs: ms, bodyTimeoutMs: ms, connectTimeoutMs: Math.min(30_000, ms) });
-  }
+  if (flags.timeout !== undefined) Object.assign(options, timeoutOptions(flags.timeout));
   if (flags.retries !== undefined) {
     const given = extra.retry && !('wait' in extra.retry) ? extra.retry : {};
     options.retry = { ...given, retries: flags.retries };

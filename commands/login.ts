@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { BaseCommand, stderrLine } from '../cli/base.js';
 import { canPrompt, promptHidden, promptLine, readStdinSecret } from '../cli/prompt.js';
 import { prose } from '../cli/prose.js';
-import { registryFlags } from '../cli/registry-flags.js';
+import { registryFlags, timeoutOptions } from '../cli/registry-flags.js';
 import { OciError } from '../src/errors.js';
 import { login, parseLoginTarget } from '../src/registry/auth/login.js';
 
@@ -36,6 +36,7 @@ export default class Login extends BaseCommand {
     insecure: registryFlags.insecure,
     'plain-http': registryFlags['plain-http'],
     retries: registryFlags.retries,
+    timeout: registryFlags.timeout,
   };
 
   async run(): Promise<unknown> {
@@ -66,6 +67,7 @@ export default class Login extends BaseCommand {
         insecure: flags.insecure || undefined,
         plainHttp: flags['plain-http'],
         retry: { retries: flags.retries },
+        ...timeoutOptions(flags.timeout),
         onWarning: (m) => stderrLine(`oci-os: warning: ${m}`),
       },
     );

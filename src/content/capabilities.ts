@@ -51,10 +51,10 @@ export interface ManifestReader {
 }
 
 /**
- * A store that reads small content (a manifest, a config) whole, in one
- * read, unchecked: for a file that is one read call instead of a stream to
- * set up, and fetchAll hashes the bytes once. Bytes past the descriptor's
- * size are read as far as one more, so that a longer file is told apart.
+ * A store that reads small content (a manifest, a config) whole, at once,
+ * unchecked: for a file, reads into one buffer instead of a stream to set
+ * up, and fetchAll hashes the bytes once. Bytes past the descriptor's size
+ * are read as far as one more, so that a longer file is told apart.
  */
 export interface WholeReader {
   readWhole(desc: Descriptor): Promise<Buffer>;

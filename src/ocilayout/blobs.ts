@@ -88,7 +88,7 @@ export class LayoutBlobs {
     return src.pipe(verify);
   }
 
-  /** The bytes of a small blob, unchecked, in one read of its size and one more byte (see WholeReader). */
+  /** The bytes of a small blob, unchecked, read at once: its size and one more byte asked for (see WholeReader). */
   async readWhole(desc: Descriptor): Promise<Buffer> {
     if (!Number.isSafeInteger(desc.size) || desc.size < 0) throw new OciError('SIZE_MISMATCH', `blob ${desc.digest}: ${desc.size} is not a size`);
     const path = this.path(desc.digest);

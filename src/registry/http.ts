@@ -38,6 +38,8 @@ export interface SendRequest {
   retry?: boolean;
   signal?: AbortSignal;
   followRedirects?: boolean;
+  /** See TransportRequest.completesBlob. */
+  completesBlob?: boolean;
 }
 
 /** Parses `Warning` header values, returning the texts of code-299 warnings. */
@@ -125,6 +127,7 @@ export class RegistryHttp {
           authorization,
           signal: req.signal,
           followRedirects: req.followRedirects,
+          completesBlob: req.completesBlob,
         });
       } catch (err) {
         if (canRetry && err instanceof TransportError && err.transient && attempt < this.retry.retries) {

@@ -79,6 +79,7 @@ export async function monolithicPut(o: MonolithicPutOptions): Promise<Monolithic
           headers,
           scopes: o.scopes,
           retry: false,
+          completesBlob: true,
           signal: o.signal,
         });
       } catch (err) {

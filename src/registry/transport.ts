@@ -23,6 +23,9 @@ let tlsModule: typeof Tls | undefined;
 const tls = (): typeof Tls => (tlsModule ??= require('node:tls') as typeof Tls);
 
 /** Connection options of a registry; every field has a default. */
+/** Default wait for an answer, and between two parts of one, in ms. */
+const DEFAULT_TIMEOUT_MS = 300_000;
+
 export interface TransportOptions {
   /** Skip TLS certificate verification (`--insecure`). */
   insecure?: boolean;
@@ -38,7 +41,7 @@ export interface TransportOptions {
   userAgent?: string;
   /** Connect timeout in ms. Default 30000. */
   connectTimeoutMs?: number;
-  /** Time to wait for response headers, in ms. Default 300000 (large final PUTs may take long to commit). */
+  /** Time to wait for response headers, in ms. Default 300000; never less for a request that completes a blob (TransportRequest.completesBlob). */
   headersTimeoutMs?: number;
   /** Longest pause between response body bytes, in ms. Default 300000. */
   bodyTimeoutMs?: number;
@@ -74,6 +77,12 @@ export interface TransportRequest {
   signal?: AbortSignal;
   /** Follow 3xx answers (default true). Stream bodies are never re-sent: their 3xx comes back as is. */
   followRedirects?: boolean;
+  /**
+   * The request completes a blob upload (`PUT ?digest=`): a registry may
+   * check and move the whole blob before it answers, so the answer is
+   * awaited at least the default 300 s, whatever headersTimeoutMs says.
+   */
+  completesBlob?: boolean;
 }
 
 /** One response; `body` must be consumed or dumped by the caller. */
@@ -233,8 +242,8 @@ export class Transport {
         timeout: options.connectTimeoutMs ?? 30_000,
         rejectUnauthorized: !options.insecure,
       },
-      headersTimeout: options.headersTimeoutMs ?? 300_000,
-      bodyTimeout: options.bodyTimeoutMs ?? 300_000,
+      headersTimeout: options.headersTimeoutMs ?? DEFAULT_TIMEOUT_MS,
+      bodyTimeout: options.bodyTimeoutMs ?? DEFAULT_TIMEOUT_MS,
       keepAliveTimeout: 30_000,
     };
   }
@@ -282,6 +291,7 @@ export class Transport {
           headers,
           body: (body ?? null) as Dispatcher.RequestOptions['body'],
           signal: req.signal,
+          ...(req.completesBlob ? { headersTimeout: Math.max(this.poolOptions.headersTimeout ?? 0, DEFAULT_TIMEOUT_MS) } : {}),
         });
       } catch (err) {
         throw mapTransportError(err, url.host, url.protocol === 'http:');

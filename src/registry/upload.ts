@@ -294,6 +294,7 @@ export class ChunkedUpload extends UploadState {
         headers,
         scopes: this.scopes,
         retry: false,
+        completesBlob: true,
         signal: this.wire.signal,
       });
     } catch (err) {

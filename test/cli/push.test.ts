@@ -355,3 +355,22 @@ test('Ctrl-C during a push cancels the upload session and tags nothing', async (
   const tag = await fetch(`${reg.url}/v2/os/interrupted/manifests/1`, { method: 'HEAD' });
   assert.equal(tag.status, 404, 'nothing was tagged');
 });
+
+test('--timeout does not cut short a registry completing a blob: the PUT that ends an upload waits longer', async (t) => {
+  if (!requireTools(t, 'docker-registry', 'zstd')) return;
+  const p = await payloads(t);
+  const reg = await registry(t);
+  const proxy = await startFaultProxy(reg.url);
+  t.after(() => proxy.stop());
+  // Every blob's completing PUT answered 2.5 s late, as a registry checking a large blob would.
+  proxy.addRule({ method: 'PUT', path: /\/blobs\/uploads\//, times: Infinity, action: { type: 'delay', ms: 2500 } });
+  const r = await push(p, `${proxy.host}/os/slow-commit:1`, ['--timeout', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const completing = proxy.log.filter((e) => e.method === 'PUT' && e.path.includes('/blobs/uploads/'));
+  assert.ok(completing.length >= 3, `payloads and config completed: ${completing.length}`);
+  assert.ok(
+    completing.every((e) => e.fault === 'delay' && e.status === 201),
+    'each answered once, late',
+  );
+  assert.equal(new Set(completing.map((e) => e.path)).size, completing.length, 'no upload was completed twice');
+});

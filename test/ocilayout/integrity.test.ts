@@ -160,7 +160,9 @@ describe('small content read whole', () => {
     const file = layout.blobPath(desc.digest);
     const manifest = await readFile(file);
     const read = () => fetchAll(layout, desc, { cap: MAX_MANIFEST_BYTES });
+    const wholeReads = t.mock.method(layout, 'readWhole');
     assert.ok((await read()).equals(manifest));
+    assert.equal(wholeReads.mock.callCount(), 1, 'fetchAll read the file whole, not as a stream');
 
     const changed = Buffer.from(manifest);
     changed[5]! ^= 0x01;
