@@ -71,8 +71,8 @@ function cacheCompiledCode(dir, isBundle) {
         }),
     );
     if (hash && (cachedData === undefined || script.cachedDataRejected)) {
-      // The hash of V8's default flags, which the code saved must match (node:v8 is loaded only
-      // by a run that saves: a millisecond of every start).
+      // The hash of the flags the bundles compile under (without the CLI's own), which the code
+      // saved must match (node:v8 is loaded only by a run that saves: a millisecond of every start).
       flags ??= withDefaults(() => require('node:v8').cachedDataVersionTag());
       unsaved.push({ script, cacheFile, hash });
       // V8 drops the compiled code of functions a run has not used for a few
